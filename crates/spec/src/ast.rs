@@ -1,0 +1,232 @@
+//! The typed spec: what `parse` produces and every later stage consumes.
+//!
+//! Every value a user wrote carries the span of the token it came from, so the
+//! planner and the builder can point back at the spec when they find a problem
+//! the parser could not see (a missing input file, a `from` cycle, a `delete` of
+//! a path no lower layer has).
+
+use std::collections::BTreeMap;
+
+use miette::SourceSpan;
+
+/// A value with the span of the spec text it was written as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: SourceSpan,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: SourceSpan) -> Self {
+        Spanned { value, span }
+    }
+}
+
+/// A whole spec file.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The name the spec was read under (a path as the user gave it), used in diagnostics.
+    pub name: String,
+    /// The spec text, kept for rendering diagnostics found by later stages.
+    pub source: String,
+    /// `epoch N`: the time (seconds since 1970) written into every mtime and
+    /// `created`; `SOURCE_DATE_EPOCH` overrides it, the default is 0.
+    pub epoch: Option<Spanned<u64>>,
+    /// `compression "gzip"|"zstd"|"none"` for every layer; default gzip.
+    pub compression: Option<Spanned<Compression>>,
+    /// The `image` nodes, in spec order.
+    pub images: Vec<Image>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Compression {
+    Gzip,
+    Zstd,
+    None,
+}
+
+/// One `image NAME { ... }` node.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub name: Spanned<String>,
+    /// Span of the whole node, for errors about the image as a whole.
+    pub span: SourceSpan,
+    /// `from NAME`: another image of the same spec whose layers and config this image builds on.
+    pub from: Option<Spanned<String>>,
+    /// `rootfs "path"`: a tarball unpacked at `/` as this image's first layer
+    /// (`FROM scratch` + `ADD rootfs.tar /`). Path relative to the spec file.
+    pub rootfs: Option<Spanned<String>>,
+    /// `tag "v1"`: the tag used for `NAME:TAG` in a docker-archive; default `latest`.
+    pub tag: Option<Spanned<String>>,
+    /// The `layer` nodes, in spec order (after the rootfs layer, if any).
+    pub layers: Vec<Layer>,
+    pub config: ImageConfig,
+}
+
+/// The image configuration nodes of one image. Values are as written: `env`
+/// values are expanded by the planner, which knows the inherited environment.
+#[derive(Debug, Clone, Default)]
+pub struct ImageConfig {
+    /// `env K=V ...`, in spec order (later entries may refer to earlier ones as `$K` / `${K}`).
+    pub env: Vec<(Spanned<String>, Spanned<String>)>,
+    /// `cmd "arg" ...`
+    pub cmd: Option<Spanned<Vec<String>>>,
+    /// `entrypoint "arg" ...`
+    pub entrypoint: Option<Spanned<Vec<String>>>,
+    /// `workdir "/path"`
+    pub workdir: Option<Spanned<String>>,
+    /// `user "name"` or `user "uid:gid"`
+    pub user: Option<Spanned<String>>,
+    /// `expose 8080 "53/udp"`: normalised to `PORT/PROTO` (`8080/tcp`).
+    pub expose: Vec<Spanned<String>>,
+    /// `volume "/data" ...`
+    pub volumes: Vec<Spanned<String>>,
+    /// `label k=v ...`
+    pub labels: BTreeMap<String, Spanned<String>>,
+    /// `annotation k=v ...` (written on the manifest)
+    pub annotations: BTreeMap<String, Spanned<String>>,
+    /// `stop-signal "SIGTERM"`
+    pub stop_signal: Option<Spanned<String>>,
+    /// `author "name <mail>"`
+    pub author: Option<Spanned<String>>,
+    /// `platform "linux/amd64"` (`os/arch[/variant]`); default linux/amd64.
+    pub platform: Option<Spanned<Platform>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+/// One `layer NAME { ... }` node.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub name: Spanned<String>,
+    pub span: SourceSpan,
+    pub ops: Vec<Spanned<Op>>,
+}
+
+/// Numeric owner of an entry: `owner="1000:1000"` or `owner=1000` (gid = uid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// One operation inside a layer. Paths inside the image are absolute
+/// (`/usr/local/`); a trailing `/` on a destination means "into this directory".
+/// Source paths are relative to the spec file, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// `add "src" to="/dst/"`: a tarball (gzip, xz, zstd, bzip2 or plain) is
+    /// unpacked into the destination; any other file or directory is copied.
+    Add {
+        src: Spanned<String>,
+        to: Spanned<String>,
+        mode: Option<Spanned<u32>>,
+        owner: Option<Spanned<Owner>>,
+    },
+    /// `copy "src" to="/dst/"`: a file or directory, copied, never unpacked.
+    Copy {
+        src: Spanned<String>,
+        to: Spanned<String>,
+        mode: Option<Spanned<u32>>,
+        owner: Option<Spanned<Owner>>,
+    },
+    /// `file "/path" "content"`: a file with inline content.
+    File {
+        path: Spanned<String>,
+        content: Spanned<String>,
+        mode: Option<Spanned<u32>>,
+        owner: Option<Spanned<Owner>>,
+    },
+    /// `mkdir "/path"`: a directory (and its parents).
+    Mkdir {
+        path: Spanned<String>,
+        mode: Option<Spanned<u32>>,
+        owner: Option<Spanned<Owner>>,
+    },
+    /// `symlink "/path" target="..."`.
+    Symlink {
+        path: Spanned<String>,
+        target: Spanned<String>,
+        owner: Option<Spanned<Owner>>,
+    },
+    /// `delete "/path"`: a whiteout for a path some lower layer has.
+    Delete { path: Spanned<String> },
+}
+
+impl Spec {
+    /// The image named `name`.
+    pub fn image(&self, name: &str) -> Option<&Image> {
+        self.images.iter().find(|i| i.name.value == name)
+    }
+
+    /// Problems a later stage found in this spec, ready to render against its source.
+    pub fn diagnostics(&self, items: Vec<crate::SpecDiagnostic>) -> crate::Diagnostics {
+        crate::Diagnostics::new(&self.name, &self.source, items)
+    }
+
+    /// One problem a later stage found in this spec.
+    pub fn diagnostic(&self, item: crate::SpecDiagnostic) -> crate::Diagnostics {
+        crate::Diagnostics::single(&self.name, &self.source, item)
+    }
+}
+
+impl Image {
+    /// The layer named `name` (the `rootfs` layer is not a `Layer`).
+    pub fn layer(&self, name: &str) -> Option<&Layer> {
+        self.layers.iter().find(|l| l.name.value == name)
+    }
+}
+
+impl Op {
+    /// The node name of this operation (`add`, `copy`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Add { .. } => "add",
+            Op::Copy { .. } => "copy",
+            Op::File { .. } => "file",
+            Op::Mkdir { .. } => "mkdir",
+            Op::Symlink { .. } => "symlink",
+            Op::Delete { .. } => "delete",
+        }
+    }
+
+    /// The path inside the image the operation writes or deletes: `to` for
+    /// `add` and `copy`, the path argument for the others.
+    pub fn dest(&self) -> &Spanned<String> {
+        match self {
+            Op::Add { to, .. } | Op::Copy { to, .. } => to,
+            Op::File { path, .. }
+            | Op::Mkdir { path, .. }
+            | Op::Symlink { path, .. }
+            | Op::Delete { path } => path,
+        }
+    }
+
+    /// The explicit `mode=`, if the operation has one.
+    pub fn mode(&self) -> Option<&Spanned<u32>> {
+        match self {
+            Op::Add { mode, .. }
+            | Op::Copy { mode, .. }
+            | Op::File { mode, .. }
+            | Op::Mkdir { mode, .. } => mode.as_ref(),
+            Op::Symlink { .. } | Op::Delete { .. } => None,
+        }
+    }
+
+    /// The explicit `owner=`, if the operation has one.
+    pub fn owner(&self) -> Option<&Spanned<Owner>> {
+        match self {
+            Op::Add { owner, .. }
+            | Op::Copy { owner, .. }
+            | Op::File { owner, .. }
+            | Op::Mkdir { owner, .. }
+            | Op::Symlink { owner, .. } => owner.as_ref(),
+            Op::Delete { .. } => None,
+        }
+    }
+}

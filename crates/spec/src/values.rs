@@ -1,0 +1,523 @@
+//! The rules for single values (paths, modes, owners, ports, names, signals):
+//! each check takes the value as written and says what is wrong with it,
+//! without spans; the parser puts the span on.
+
+use crate::{Owner, Platform};
+
+/// What is wrong with one value: the parts of a `SpecDiagnostic` but the span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub message: String,
+    pub label: String,
+    pub help: Option<String>,
+}
+
+impl Problem {
+    pub fn new(message: impl Into<String>, label: impl Into<String>) -> Self {
+        Problem {
+            message: message.into(),
+            label: label.into(),
+            help: None,
+        }
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+type Check<T = ()> = Result<T, Problem>;
+
+/// A path inside the image: absolute, no `..`, no NUL.
+pub(crate) fn image_path(s: &str) -> Check {
+    if s.is_empty() {
+        return Err(Problem::new("path must not be empty", "empty path")
+            .help("paths in the image are absolute, like \"/app\""));
+    }
+    if s.contains('\0') {
+        return Err(Problem::new(
+            "path contains a NUL character",
+            "NUL character",
+        ));
+    }
+    if !s.starts_with('/') {
+        let rest = s.trim_start_matches("./");
+        return Err(Problem::new("path must be absolute", "relative path")
+            .help(format!("paths in the image start at its root: \"/{rest}\"")));
+    }
+    if s.split('/').any(|c| c == "..") {
+        return Err(Problem::new("path must not contain `..`", "`..` component")
+            .help("write the path from the image root, without `..`"));
+    }
+    Ok(())
+}
+
+/// A source path on the host (`add`/`copy` sources, `rootfs`): kept as written,
+/// the planner resolves it relative to the spec file.
+pub(crate) fn source_path(s: &str) -> Check {
+    if s.is_empty() {
+        return Err(Problem::new("source path must not be empty", "empty path")
+            .help("source paths are relative to the spec file, like \"inputs/app.tar.gz\""));
+    }
+    if s.contains('\0') {
+        return Err(Problem::new(
+            "path contains a NUL character",
+            "NUL character",
+        ));
+    }
+    Ok(())
+}
+
+/// The help every mode problem ends with. `digits` are the user's digits when
+/// they look like an octal mode written without its `0o`.
+fn mode_help(digits: Option<&str>) -> String {
+    format!(
+        "write modes as octal numbers: mode=0o{}",
+        digits.unwrap_or("644")
+    )
+}
+
+/// `digits` as a plausible octal mode (`"644"`, `"0755"`), without leading zeros.
+fn octal_digits(s: &str) -> Option<&str> {
+    let trimmed = s.trim_start_matches("0o").trim_start_matches('0');
+    let digits = if trimmed.is_empty() && !s.is_empty() {
+        "0"
+    } else {
+        trimmed
+    };
+    let fits = u32::from_str_radix(digits, 8).is_ok_and(|m| m <= 0o7777);
+    (fits && !digits.is_empty()).then_some(digits)
+}
+
+/// `mode=0o644`: an integer written in octal, 0 to 0o7777. `repr` is the
+/// integer as written; a mode in decimal is refused because `mode=644` would
+/// silently mean 0o1204.
+pub(crate) fn mode(value: i128, repr: &str) -> Check<u32> {
+    let repr = repr.trim_start_matches('+');
+    let out_of_range = || {
+        Problem::new("mode out of range", "not within 0o0..=0o7777")
+            .help("a mode holds permission bits only, e.g. mode=0o644 or mode=0o4755")
+    };
+    if value < 0 {
+        return Err(out_of_range());
+    }
+    if !repr.starts_with("0o") {
+        // 420 and 493 are 0o644 and 0o755 in decimal, as JSON and Go write
+        // them; any other number is more likely octal digits without `0o`.
+        let common = [
+            0o644, 0o755, 0o600, 0o700, 0o640, 0o750, 0o664, 0o775, 0o444, 0o555, 0o777,
+        ];
+        let help = match u32::try_from(value) {
+            Ok(v) if common.contains(&v) => {
+                format!("write modes as octal numbers: mode=0o{v:o} (decimal {v})")
+            }
+            Ok(v) => match octal_digits(repr) {
+                Some(d) => mode_help(Some(d)),
+                None if v <= 0o7777 => format!("write modes as octal numbers: mode=0o{v:o}"),
+                None => mode_help(None),
+            },
+            Err(_) => mode_help(None),
+        };
+        return Err(Problem::new(
+            "mode must be written in octal",
+            format!("`{repr}` is not octal"),
+        )
+        .help(help));
+    }
+    match u32::try_from(value) {
+        Ok(m) if m <= 0o7777 => Ok(m),
+        _ => Err(out_of_range()),
+    }
+}
+
+/// A mode written as a string (`mode="644"`).
+pub(crate) fn mode_from_string(s: &str) -> Problem {
+    Problem::new("mode must be a number", "a string").help(mode_help(octal_digits(s)))
+}
+
+const OWNER_FORM: &str = "owner takes numeric ids: owner=\"1000:1000\" or owner=1000";
+
+/// One numeric id of an owner.
+fn id(s: &str, which: &str) -> Check<u32> {
+    if s.is_empty() {
+        return Err(
+            Problem::new("owner must be `UID:GID` or `UID`", format!("empty {which}"))
+                .help(OWNER_FORM),
+        );
+    }
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Problem::new(
+            "owner names are not supported",
+            format!("`{s}` is not a numeric {which}"),
+        )
+        .help(format!(
+            "{OWNER_FORM}; a name would need the image's passwd file, which strata does not read"
+        )));
+    }
+    s.parse::<u32>().map_err(|_| {
+        Problem::new(format!("{which} out of range"), "not a 32-bit id")
+            .help("ids go from 0 to 4294967295")
+    })
+}
+
+/// `owner="UID:GID"` or `owner="UID"` (then GID = UID).
+pub(crate) fn owner(s: &str) -> Check<Owner> {
+    let mut parts = s.split(':');
+    let uid = id(parts.next().unwrap_or_default(), "uid")?;
+    let gid = match parts.next() {
+        Some(g) => id(g, "gid")?,
+        None => uid,
+    };
+    if parts.next().is_some() {
+        return Err(
+            Problem::new("owner must be `UID:GID` or `UID`", "too many `:`").help(OWNER_FORM),
+        );
+    }
+    Ok(Owner { uid, gid })
+}
+
+/// `owner=1000`.
+pub(crate) fn owner_int(value: i128) -> Check<Owner> {
+    match u32::try_from(value) {
+        Ok(uid) => Ok(Owner { uid, gid: uid }),
+        Err(_) => {
+            Err(Problem::new("uid out of range", "not a 32-bit id")
+                .help("ids go from 0 to 4294967295"))
+        }
+    }
+}
+
+const PORT_HELP: &str =
+    "ports are 1 to 65535, optionally with /tcp, /udp or /sctp: 8080, \"53/udp\"";
+
+/// A port number from 1 to 65535.
+pub(crate) fn port_number(value: i128) -> Check<u16> {
+    match u16::try_from(value) {
+        Ok(p) if p >= 1 => Ok(p),
+        _ => Err(Problem::new("port out of range", "not within 1..=65535").help(PORT_HELP)),
+    }
+}
+
+/// `expose "53/udp"`, normalised to `PORT/PROTO` with a lowercase protocol.
+pub(crate) fn port(s: &str) -> Check<String> {
+    let (num, proto) = match s.split_once('/') {
+        Some((n, p)) => (n, p.to_ascii_lowercase()),
+        None => (s, "tcp".to_owned()),
+    };
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(Problem::new(
+            format!("unknown protocol `{proto}`"),
+            "not tcp, udp or sctp",
+        )
+        .help(PORT_HELP));
+    }
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        let label = if num.contains('-') {
+            "port ranges are not supported"
+        } else {
+            "not a port number"
+        };
+        return Err(Problem::new("invalid port", label).help(PORT_HELP));
+    }
+    let n = num.parse::<i128>().unwrap_or(i128::MAX);
+    let p = port_number(n)?;
+    Ok(format!("{p}/{proto}"))
+}
+
+/// An image name: it names an output directory and the repository of a
+/// docker-archive tag, so it follows docker's rules for a name component.
+pub(crate) fn image_name(s: &str) -> Check {
+    let ok_chars = s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    let ends_ok = s
+        .bytes()
+        .next()
+        .zip(s.bytes().last())
+        .is_some_and(|(a, z)| a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric());
+    if s.is_empty() {
+        return Err(Problem::new("image name must not be empty", "empty name")
+            .help("image names are lowercase, like `tomcat`"));
+    }
+    if s.len() > 128 || !ok_chars || !ends_ok || s.contains("..") {
+        let lower = s.to_ascii_lowercase();
+        let mut p = Problem::new(format!("invalid image name `{s}`"), "not a valid image name").help(
+            "image names are lowercase letters and digits, with `.`, `_` or `-` between them (at most 128)",
+        );
+        if lower != s && image_name(&lower).is_ok() {
+            p = p.help(format!("image names are lowercase: `{lower}`"));
+        }
+        return Err(p);
+    }
+    Ok(())
+}
+
+/// A layer name: letters, digits, `_`, `.`, `-`, not starting with `.` or `-`.
+pub(crate) fn layer_name(s: &str) -> Check {
+    let ok_chars = s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let first_ok = s
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if s.is_empty() {
+        return Err(Problem::new("layer name must not be empty", "empty name")
+            .help("name layers after what they hold, like `jdk`"));
+    }
+    if s.len() > 128 || !ok_chars || !first_ok {
+        return Err(
+            Problem::new(format!("invalid layer name `{s}`"), "not a valid layer name").help(
+                "layer names are letters, digits, `_`, `.` and `-`, starting with a letter, digit or `_` (at most 128)",
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// A docker tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub(crate) fn tag(s: &str) -> Check {
+    let first_ok = s
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let rest_ok = s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if s.is_empty() {
+        return Err(Problem::new("tag must not be empty", "empty tag")
+            .help("leave `tag` out for the default, `latest`"));
+    }
+    if !first_ok || !rest_ok || s.len() > 128 {
+        return Err(Problem::new(format!("invalid tag `{s}`"), "not a valid docker tag").help(
+            "a tag is letters, digits, `_`, `.` and `-`, not starting with `.` or `-` (at most 128)",
+        ));
+    }
+    Ok(())
+}
+
+/// `user "name"`, `user "uid"`, `user "uid:gid"` (names are the image's own,
+/// resolved by the runtime).
+pub(crate) fn user(s: &str) -> Check {
+    let help = "write a user, optionally with a group: user \"nobody\" or user \"1000:1000\"";
+    if s.is_empty() {
+        return Err(Problem::new("user must not be empty", "empty user").help(help));
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(
+            Problem::new("invalid user", "contains a space or control character").help(help),
+        );
+    }
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() > 2 || parts.iter().any(|p| p.is_empty()) {
+        return Err(Problem::new("invalid user", "not `USER` or `USER:GROUP`").help(help));
+    }
+    Ok(())
+}
+
+/// The Linux signal names, without `SIG`.
+const SIGNALS: &[&str] = &[
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+    "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
+    "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS", "RTMIN", "RTMAX",
+];
+
+/// `SIGRTMIN+3` / `SIGRTMAX-2`: real-time signals by offset.
+fn realtime(name: &str) -> bool {
+    let offset = name
+        .strip_prefix("RTMIN+")
+        .or_else(|| name.strip_prefix("RTMAX-"));
+    offset.is_some_and(|n| n.parse::<u8>().is_ok_and(|n| n <= 30))
+}
+
+/// `stop-signal "SIGTERM"` or `stop-signal "15"`: a Linux signal name, as
+/// runtimes parse it, or a number.
+pub(crate) fn signal(s: &str) -> Check {
+    if let Some(name) = s.strip_prefix("SIG") {
+        if SIGNALS.contains(&name) || realtime(name) {
+            return Ok(());
+        }
+    } else if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return signal_number(s.parse::<i128>().unwrap_or(i128::MAX)).map(|_| ());
+    }
+    let upper = s.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let p = Problem::new(format!("invalid stop signal `{s}`"), "not a signal");
+    match crate::suggest::did_you_mean(bare, SIGNALS) {
+        Some(name) => Err(p.help(format!("did you mean \"SIG{name}\"?"))),
+        None => Err(p.help("write a signal name like \"SIGTERM\" or a number like \"15\"")),
+    }
+}
+
+/// A signal number, 1 to 64 (the Linux range, real-time signals included).
+pub(crate) fn signal_number(n: i128) -> Check<u8> {
+    match u8::try_from(n) {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err(Problem::new("signal out of range", "not within 1..=64")
+            .help("write a signal name like \"SIGTERM\" or a number like \"15\"")),
+    }
+}
+
+/// `platform "linux/amd64"` or `"linux/arm64/v8"`.
+pub(crate) fn platform(s: &str) -> Check<Platform> {
+    let parts: Vec<&str> = s.split('/').collect();
+    let part_ok = |p: &&str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+    };
+    match parts.as_slice() {
+        [os, arch] | [os, arch, _] if parts.iter().all(part_ok) => Ok(Platform {
+            os: (*os).to_owned(),
+            architecture: (*arch).to_owned(),
+            variant: parts.get(2).map(|v| (*v).to_owned()),
+        }),
+        _ => Err(
+            Problem::new(format!("invalid platform `{s}`"), "not `os/arch[/variant]`").help(
+                "write `os/arch` or `os/arch/variant` in lowercase, like \"linux/amd64\" or \"linux/arm64/v8\"",
+            ),
+        ),
+    }
+}
+
+/// A key of `env`: non-empty, no `=` (it would split wrongly in `KEY=VALUE`), no NUL.
+pub(crate) fn env_key(s: &str) -> Check {
+    if s.is_empty() || s.contains('=') || s.contains('\0') {
+        return Err(Problem::new(
+            format!("invalid environment variable name `{s}`"),
+            "invalid name",
+        )
+        .help("names are non-empty and contain no `=`, like JAVA_HOME"));
+    }
+    Ok(())
+}
+
+/// A key of `label` or `annotation`: non-empty.
+pub(crate) fn map_key(s: &str, node: &str) -> Check {
+    if s.is_empty() {
+        return Err(
+            Problem::new(format!("empty {node} key"), "empty key").help(format!(
+                "write {node} keys in reverse domain notation, like org.opencontainers.image.title"
+            )),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert!(image_path("/usr/local/").is_ok());
+        assert!(image_path("/").is_ok());
+        assert!(image_path("usr").is_err());
+        assert!(image_path("/a/../b").is_err());
+        assert!(image_path("/a/..").is_err());
+        assert!(image_path("/a/..b").is_ok());
+        assert!(image_path("/a\0").is_err());
+        assert!(image_path("").is_err());
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(mode(0o644, "0o644"), Ok(0o644));
+        assert_eq!(mode(0o7777, "0o7777"), Ok(0o7777));
+        assert!(mode(0o10000, "0o10000").is_err());
+        assert!(mode(-1, "-0o1").is_err());
+        let e = mode(644, "644").unwrap_err();
+        assert_eq!(
+            e.help.as_deref(),
+            Some("write modes as octal numbers: mode=0o644")
+        );
+        let e = mode(420, "0x1a4").unwrap_err();
+        assert_eq!(
+            e.help.as_deref(),
+            Some("write modes as octal numbers: mode=0o644 (decimal 420)")
+        );
+        let e = mode(1777, "1777").unwrap_err();
+        assert_eq!(
+            e.help.as_deref(),
+            Some("write modes as octal numbers: mode=0o1777")
+        );
+        assert_eq!(
+            mode(-0o644, "-0o644").unwrap_err().message,
+            "mode out of range"
+        );
+        let e = mode_from_string("0755");
+        assert_eq!(
+            e.help.as_deref(),
+            Some("write modes as octal numbers: mode=0o755")
+        );
+        let e = mode_from_string("rwx");
+        assert_eq!(
+            e.help.as_deref(),
+            Some("write modes as octal numbers: mode=0o644")
+        );
+    }
+
+    #[test]
+    fn owners() {
+        assert_eq!(
+            owner("1000:100"),
+            Ok(Owner {
+                uid: 1000,
+                gid: 100
+            })
+        );
+        assert_eq!(owner("7"), Ok(Owner { uid: 7, gid: 7 }));
+        assert!(owner("root").is_err());
+        assert!(owner("1:2:3").is_err());
+        assert!(owner(":1").is_err());
+        assert!(owner("4294967296").is_err());
+        assert!(owner_int(-1).is_err());
+        assert_eq!(owner_int(0), Ok(Owner { uid: 0, gid: 0 }));
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(port("53/UDP"), Ok("53/udp".to_owned()));
+        assert_eq!(port("80"), Ok("80/tcp".to_owned()));
+        assert!(port("0").is_err());
+        assert!(port("65536").is_err());
+        assert!(port("99999999999999999999999999999999999999999999").is_err());
+        assert!(port("80/http").is_err());
+        assert!(port("8000-8010").is_err());
+        assert!(port("/tcp").is_err());
+    }
+
+    #[test]
+    fn names_tags_signals_platforms() {
+        assert!(image_name("hello-world").is_ok());
+        assert!(image_name("a.b_c").is_ok());
+        assert!(image_name("CentOS").is_err());
+        assert!(image_name("-a").is_err());
+        assert!(image_name("a..b").is_err());
+        assert!(layer_name("JDK_8").is_ok());
+        assert!(layer_name("..").is_err());
+        assert!(layer_name("").is_err());
+        assert!(tag("8.5").is_ok());
+        assert!(tag(".x").is_err());
+        assert!(tag(&"a".repeat(129)).is_err());
+        assert!(signal("SIGRTMIN+3").is_ok());
+        assert!(signal("9").is_ok());
+        assert!(signal("0").is_err());
+        assert!(signal("SIGKILL9").is_err());
+        assert!(signal("SIGRTMAX-2").is_ok());
+        assert_eq!(
+            signal("SIGTREM").unwrap_err().help.as_deref(),
+            Some("did you mean \"SIGTERM\"?")
+        );
+        assert_eq!(
+            signal("term").unwrap_err().help.as_deref(),
+            Some("did you mean \"SIGTERM\"?")
+        );
+        assert!(platform("linux/arm64/v8").is_ok());
+        assert!(platform("linux").is_err());
+        assert!(platform("linux//x").is_err());
+        assert!(user("1000:1000").is_ok());
+        assert!(user("a:b:c").is_err());
+    }
+}
