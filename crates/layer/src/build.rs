@@ -1,0 +1,516 @@
+//! [`build`]: a layer job through the tree to the tar stream, its hashes, the
+//! compressor and the caller's writer.
+//!
+//! The stream is `tar -> sha256 (diff_id) -> compressor -> sha256 (blob) ->
+//! out`, each stage bounded in memory. File contents are read once, while
+//! they are written, and hashed on the way for the listing.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::HashingWriter;
+use crate::listing::{Entry, EntryKind, Listing, LowerView};
+use crate::tree::{Content, Item, Kind, Node, Spool, Tree, What, is_reserved};
+use crate::ustar::{self, Header};
+use crate::{Compression, Digest, Error, ImagePath, JobOp, LayerJob, MediaType, host, ingest};
+
+/// Called with the number of uncompressed tar bytes written since the last
+/// call (about every MiB, and after each entry).
+pub type Progress<'a> = &'a dyn Fn(u64);
+
+/// What [`build`] made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOutput {
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// sha256 of the bytes written to `out`.
+    pub blob: Digest,
+    /// Number of bytes written to `out` (the compressed size).
+    pub size: u64,
+    pub media_type: MediaType,
+    pub listing: Listing,
+}
+
+/// Builds the layer described by `job` and writes its blob to `out`.
+///
+/// `lower` is the union view of the layers below this one; only `Delete`
+/// reads it (to refuse deleting what does not exist, and to choose between a
+/// whiteout and an opaque directory). Other operations never depend on it, so
+/// a layer without deletions is the same whatever lies below.
+///
+/// Operations apply in order and later ones win. Parent directories of every
+/// entry are emitted (0755, 0:0, unless an operation described them); every
+/// entry has mtime `job.epoch`; entries are sorted by their tar name.
+///
+/// On error, `out` holds a partial blob that the caller must discard.
+pub fn build(
+    job: &LayerJob,
+    lower: &LowerView,
+    out: &mut dyn Write,
+    progress: Progress<'_>,
+) -> Result<BuildOutput, Error> {
+    check_compression(job.compression)?;
+    let mut tree = Tree::new(lower);
+    for (op, job_op) in job.ops.iter().enumerate() {
+        apply(&mut tree, op, job_op)?;
+    }
+    write_tree(tree, job.epoch, job.compression, out, progress)
+}
+
+/// The tar stream of `tree`, compressed into `out`.
+pub(crate) fn write_tree(
+    tree: Tree<'_>,
+    epoch: u64,
+    compression: Compression,
+    out: &mut dyn Write,
+    progress: Progress<'_>,
+) -> Result<BuildOutput, Error> {
+    let (items, spools) = tree.into_items();
+
+    let blob = HashingWriter::new(BufWriter::with_capacity(1 << 16, out));
+    let encoder = Encoder::new(compression, blob).map_err(Error::Write)?;
+    let mut tar = TarOut {
+        w: BufWriter::with_capacity(1 << 16, HashingWriter::new(encoder)),
+        pending: 0,
+        progress,
+    };
+    let mut entries = Vec::with_capacity(items.len());
+    // The first path of each hardlink group (in tar order) carries the content.
+    let mut carriers: BTreeMap<u64, ImagePath> = BTreeMap::new();
+    let mut buf = vec![0u8; 1 << 16];
+    for item in items {
+        let entry = write_item(&mut tar, item, epoch, &spools, &mut carriers, &mut buf)?;
+        entries.push(entry);
+    }
+    tar.write(&[0u8; 2 * ustar::BLOCK as usize])?;
+    tar.report();
+
+    let diff = tar
+        .w
+        .into_inner()
+        .map_err(|e| Error::Write(e.into_error()))?;
+    let (diff_id, _, encoder) = diff.finish();
+    let blob = encoder.finish().map_err(Error::Write)?;
+    let (blob, size, mut out) = blob.finish();
+    out.flush().map_err(Error::Write)?;
+    Ok(BuildOutput {
+        diff_id,
+        blob,
+        size,
+        media_type: compression.media_type(),
+        listing: Listing { entries },
+    })
+}
+
+fn check_compression(c: Compression) -> Result<(), Error> {
+    match c {
+        Compression::Gzip { level } if level > 9 => Err(Error::BadCompression(format!(
+            "gzip level {level} is out of range 0-9"
+        ))),
+        Compression::Zstd { level } if !zstd::compression_level_range().contains(&level) => {
+            let r = zstd::compression_level_range();
+            Err(Error::BadCompression(format!(
+                "zstd level {level} is out of range {}-{}",
+                r.start(),
+                r.end()
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn apply<'a>(tree: &mut Tree<'a>, op: usize, job_op: &'a JobOp) -> Result<(), Error> {
+    match job_op {
+        JobOp::Unpack {
+            archive,
+            to,
+            owner,
+            mode,
+        } => {
+            check_names(op, to)?;
+            ingest::unpack(tree, archive, to, *owner, *mode)
+        }
+        JobOp::Copy {
+            src,
+            to,
+            into_dir,
+            mode,
+            owner,
+        } => {
+            check_names(op, to)?;
+            host::copy(tree, op, src, to, *into_dir, *mode, *owner)
+        }
+        JobOp::File {
+            path,
+            content,
+            mode,
+            owner,
+        } => {
+            check_leaf(op, path)?;
+            let kind = Kind::File {
+                content: Content::Inline(content),
+                size: content.len() as u64,
+                group: None,
+            };
+            tree.put(
+                path.clone(),
+                Node::new(kind, mode.unwrap_or(0o644), *owner),
+                true,
+            );
+            Ok(())
+        }
+        JobOp::Mkdir { path, mode, owner } => {
+            check_names(op, path)?;
+            let node = Node::new(Kind::Dir { opaque: false }, mode.unwrap_or(0o755), *owner);
+            tree.put(path.clone(), node, true);
+            Ok(())
+        }
+        JobOp::Symlink {
+            path,
+            target,
+            owner,
+        } => {
+            check_leaf(op, path)?;
+            let reason = if target.is_empty() {
+                "the symlink target is empty"
+            } else if target.contains(&0) {
+                "the symlink target contains a NUL byte"
+            } else {
+                let node = Node::new(Kind::Symlink(target.clone()), 0o777, *owner);
+                tree.put(path.clone(), node, true);
+                return Ok(());
+            };
+            Err(Error::BadPath {
+                op,
+                path: path.display(),
+                reason: reason.to_owned(),
+            })
+        }
+        JobOp::Delete { path } => tree.delete(op, path),
+    }
+}
+
+/// Refuses a path with a component reserved for whiteouts.
+fn check_names(op: usize, path: &ImagePath) -> Result<(), Error> {
+    if path.components().any(is_reserved) {
+        return Err(Error::BadPath {
+            op,
+            path: path.display(),
+            reason: host::RESERVED.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a path that cannot hold a non-directory.
+fn check_leaf(op: usize, path: &ImagePath) -> Result<(), Error> {
+    if path.is_root() {
+        return Err(Error::BadPath {
+            op,
+            path: path.display(),
+            reason: "only a directory can be at the root".to_owned(),
+        });
+    }
+    check_names(op, path)
+}
+
+/// The tar stream on its way to the diff_id hash, counting for progress.
+struct TarOut<'p, W: Write> {
+    w: BufWriter<W>,
+    pending: u64,
+    progress: Progress<'p>,
+}
+
+impl<W: Write> TarOut<'_, W> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.w.write_all(bytes).map_err(Error::Write)?;
+        self.pending += bytes.len() as u64;
+        if self.pending >= 1 << 20 {
+            self.report();
+        }
+        Ok(())
+    }
+
+    fn header(&mut self, h: &Header<'_>) -> Result<(), Error> {
+        let n = ustar::write_header(&mut self.w, h).map_err(Error::Write)?;
+        self.pending += n;
+        Ok(())
+    }
+
+    fn pad(&mut self, len: u64) -> Result<(), Error> {
+        let n = ustar::pad(&mut self.w, len).map_err(Error::Write)?;
+        self.pending += n;
+        Ok(())
+    }
+
+    fn report(&mut self) {
+        if self.pending > 0 {
+            (self.progress)(self.pending);
+            self.pending = 0;
+        }
+    }
+}
+
+/// Writes one tar entry (and its content) and returns its listing entry.
+fn write_item<W: Write>(
+    tar: &mut TarOut<'_, W>,
+    item: Item<'_>,
+    epoch: u64,
+    spools: &[Spool],
+    carriers: &mut BTreeMap<u64, ImagePath>,
+    buf: &mut [u8],
+) -> Result<Entry, Error> {
+    let mut header = Header {
+        name: &item.name,
+        typeflag: ustar::kind::FILE,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        mtime: epoch,
+        link: b"",
+        device: None,
+        xattrs: &[],
+    };
+    let mut entry = Entry {
+        path: item.path.clone(),
+        kind: EntryKind::Whiteout,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        digest: None,
+        link: None,
+        device: None,
+        xattrs: Vec::new(),
+    };
+    let node = match item.what {
+        What::Whiteout => {
+            tar.header(&header)?;
+            return Ok(entry);
+        }
+        What::Opaque => {
+            tar.header(&header)?;
+            entry.kind = EntryKind::Opaque;
+            return Ok(entry);
+        }
+        What::Node(node) => node,
+    };
+    header.mode = node.mode;
+    header.uid = node.uid;
+    header.gid = node.gid;
+    header.xattrs = &node.xattrs;
+    entry.mode = node.mode;
+    entry.uid = node.uid;
+    entry.gid = node.gid;
+    entry.xattrs = node.xattrs.clone();
+    match &node.kind {
+        Kind::Dir { .. } => {
+            header.typeflag = ustar::kind::DIR;
+            entry.kind = EntryKind::Dir;
+        }
+        Kind::Symlink(target) => {
+            header.typeflag = ustar::kind::SYMLINK;
+            header.link = target;
+            entry.kind = EntryKind::Symlink;
+            entry.link = Some(target.clone());
+        }
+        Kind::Char(major, minor) | Kind::Block(major, minor) => {
+            let char = matches!(node.kind, Kind::Char(..));
+            header.typeflag = if char {
+                ustar::kind::CHAR
+            } else {
+                ustar::kind::BLOCK
+            };
+            header.device = Some((*major, *minor));
+            entry.kind = if char {
+                EntryKind::Char
+            } else {
+                EntryKind::Block
+            };
+            entry.device = Some((*major, *minor));
+        }
+        Kind::Fifo => {
+            header.typeflag = ustar::kind::FIFO;
+            entry.kind = EntryKind::Fifo;
+        }
+        Kind::File {
+            content,
+            size,
+            group,
+        } => {
+            if let Some(carrier) = group.and_then(|g| carriers.get(&g)).cloned() {
+                header.typeflag = ustar::kind::HARDLINK;
+                header.link = &carrier.0;
+                tar.header(&header)?;
+                entry.kind = EntryKind::Hardlink;
+                entry.link = Some(carrier.0);
+                return Ok(entry);
+            }
+            if let Some(g) = group {
+                carriers.insert(*g, item.path.clone());
+            }
+            header.size = *size;
+            tar.header(&header)?;
+            let digest = write_content(tar, content, *size, spools, buf)?;
+            tar.pad(*size)?;
+            entry.kind = EntryKind::File;
+            entry.size = *size;
+            entry.digest = Some(digest);
+            return Ok(entry);
+        }
+    }
+    tar.header(&header)?;
+    Ok(entry)
+}
+
+/// Streams exactly `size` bytes of `content` into the tar and returns their
+/// sha256. A source that yields fewer bytes, or more (a host file that changed
+/// since it was listed), is an error: the header already promised `size`.
+fn write_content<W: Write>(
+    tar: &mut TarOut<'_, W>,
+    content: &Content<'_>,
+    size: u64,
+    spools: &[Spool],
+    buf: &mut [u8],
+) -> Result<Digest, Error> {
+    match content {
+        Content::Inline(bytes) => {
+            tar.write(bytes)?;
+            Ok(Digest::of(bytes))
+        }
+        Content::Host(path) => {
+            let io_err = |source| Error::Io {
+                path: path.clone(),
+                source,
+            };
+            let mut f = File::open(path).map_err(io_err)?;
+            let digest = copy_exact(tar, &mut f, size, path, buf)?;
+            let mut probe = [0u8; 1];
+            if f.read(&mut probe).map_err(io_err)? > 0 {
+                return Err(changed(path, size, "more"));
+            }
+            Ok(digest)
+        }
+        Content::Spool { spool, offset } => {
+            let spool = &spools[*spool];
+            let mut f = &spool.file;
+            f.seek(SeekFrom::Start(*offset))
+                .map_err(|source| Error::Io {
+                    path: spool.archive.clone(),
+                    source,
+                })?;
+            copy_exact(tar, &mut f, size, &spool.archive, buf)
+        }
+    }
+}
+
+fn copy_exact<W: Write>(
+    tar: &mut TarOut<'_, W>,
+    r: &mut dyn Read,
+    size: u64,
+    path: &Path,
+    buf: &mut [u8],
+) -> Result<Digest, Error> {
+    let mut hasher = Sha256::new();
+    let mut left = size;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = match r.read(&mut buf[..want]) {
+            Ok(0) => return Err(changed(path, size, "fewer")),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(Error::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        hasher.update(&buf[..n]);
+        tar.write(&buf[..n])?;
+        left -= n as u64;
+    }
+    Ok(Digest(hasher.finalize().into()))
+}
+
+fn changed(path: &Path, size: u64, how: &str) -> Error {
+    Error::Io {
+        path: path.to_owned(),
+        source: io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "the file changed while the layer was written: it has {how} than the {size} bytes it had when listed"
+            ),
+        ),
+    }
+}
+
+/// The compressor between the diff_id hash and the blob hash.
+enum Encoder<W: Write> {
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    None(W),
+}
+
+impl<W: Write> Encoder<W> {
+    fn new(c: Compression, w: W) -> io::Result<Encoder<W>> {
+        Ok(match c {
+            // No name, mtime 0 and OS byte 255 ("unknown", as Go's
+            // compress/gzip writes): nothing about the machine.
+            Compression::Gzip { level } => Encoder::Gzip(
+                flate2::GzBuilder::new()
+                    .mtime(0)
+                    .operating_system(255)
+                    .write(w, flate2::Compression::new(level)),
+            ),
+            Compression::Zstd { level } => {
+                let mut e = zstd::stream::write::Encoder::new(w, level)?;
+                // The multi-threaded mode writes the same bytes whatever the
+                // number of workers (tested), unlike the single-threaded one.
+                e.multithread(zstd_workers())?;
+                e.include_checksum(false)?;
+                Encoder::Zstd(e)
+            }
+            Compression::None => Encoder::None(w),
+        })
+    }
+
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Gzip(e) => e.finish(),
+            Encoder::Zstd(e) => e.finish(),
+            Encoder::None(w) => Ok(w),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Gzip(e) => e.write(buf),
+            Encoder::Zstd(e) => e.write(buf),
+            Encoder::None(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Gzip(e) => e.flush(),
+            Encoder::Zstd(e) => e.flush(),
+            Encoder::None(w) => w.flush(),
+        }
+    }
+}
+
+/// zstd workers: the cores, up to 4. Does not change the bytes.
+pub(crate) fn zstd_workers() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4) as u32
+}

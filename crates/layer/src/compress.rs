@@ -1,0 +1,68 @@
+//! Layer compression: the codec, its settings, and the OCI media type it gives.
+
+/// How a layer's tar stream is compressed. The codec, its implementation and
+/// its level are part of the output contract: they decide the blob bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Compression {
+    /// gzip via flate2's zlib-rs backend; no file name, mtime 0.
+    Gzip {
+        level: u32,
+    },
+    /// zstd, always in multi-threaded mode (its single-threaded mode writes other bytes).
+    Zstd {
+        level: i32,
+    },
+    None,
+}
+
+impl Compression {
+    pub const DEFAULT_GZIP: Compression = Compression::Gzip { level: 6 };
+    pub const DEFAULT_ZSTD: Compression = Compression::Zstd { level: 3 };
+
+    pub fn media_type(&self) -> MediaType {
+        match self {
+            Compression::Gzip { .. } => MediaType::TarGzip,
+            Compression::Zstd { .. } => MediaType::TarZstd,
+            Compression::None => MediaType::Tar,
+        }
+    }
+
+    /// A stable identity of the codec, its implementation and settings, for
+    /// cache keys and lock files. Bump the implementation part when a
+    /// dependency upgrade changes the compressed bytes.
+    pub fn identity(&self) -> String {
+        match self {
+            Compression::Gzip { level } => format!("gzip/flate2-zlib-rs/{level}"),
+            Compression::Zstd { level } => format!("zstd/zstd-mt/{level}"),
+            Compression::None => "none".to_owned(),
+        }
+    }
+}
+
+/// The OCI media type of a layer blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MediaType {
+    Tar,
+    TarGzip,
+    TarZstd,
+}
+
+impl MediaType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MediaType::Tar => "application/vnd.oci.image.layer.v1.tar",
+            MediaType::TarGzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            MediaType::TarZstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MediaType> {
+        match s {
+            "application/vnd.oci.image.layer.v1.tar" => Some(MediaType::Tar),
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Some(MediaType::TarGzip),
+            "application/vnd.oci.image.layer.v1.tar+zstd" => Some(MediaType::TarZstd),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Host files and directories copied into the layer (`copy`, and `add` of
+//! something that is not a tarball), with their metadata normalised.
+//!
+//! Only the exec bit survives from the host: files become 0755 or 0644,
+//! directories 0755, symlinks 0777, all owned by 0:0 unless the operation
+//! says otherwise, so that umask, checkout tool and file owner never reach
+//! the layer. Contents are not read here: a file node records its host path
+//! and the size seen now, and the tar writer checks that it still reads
+//! exactly that many bytes.
+
+use std::fs::{self, FileType, Metadata};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::tree::{Content, Kind, Node, Tree, is_reserved};
+use crate::{Error, ImagePath, Owner};
+
+/// The `copy` operation (index `op`). A file goes to `to`, or into it when
+/// `into_dir`; a directory's contents go into `to`, recursively, as Docker's
+/// COPY does. A symlink given as `src` is followed; symlinks inside a copied
+/// directory are copied as symlinks.
+pub(crate) fn copy(
+    tree: &mut Tree<'_>,
+    op: usize,
+    src: &Path,
+    to: &ImagePath,
+    into_dir: bool,
+    mode: Option<u32>,
+    owner: Option<Owner>,
+) -> Result<(), Error> {
+    let meta = fs::metadata(src).map_err(|source| Error::Io {
+        path: src.to_owned(),
+        source,
+    })?;
+    if meta.is_dir() {
+        tree.put(
+            to.clone(),
+            Node::new(Kind::Dir { opaque: false }, 0o755, owner),
+            false,
+        );
+        return copy_dir(tree, src, to, mode, owner);
+    }
+    if !meta.is_file() {
+        return Err(special(src, meta.file_type()));
+    }
+    let dest = if into_dir {
+        let name = src.file_name().ok_or_else(|| Error::Host {
+            path: src.to_owned(),
+            reason: "the path has no file name".to_owned(),
+        })?;
+        to.join(name.as_bytes())
+    } else {
+        to.clone()
+    };
+    if dest.is_root() {
+        return Err(Error::BadPath {
+            op,
+            path: dest.display(),
+            reason: "a file cannot replace the root directory".to_owned(),
+        });
+    }
+    if dest.file_name().is_some_and(is_reserved) {
+        return Err(Error::BadPath {
+            op,
+            path: dest.display(),
+            reason: RESERVED.to_owned(),
+        });
+    }
+    tree.put(dest, file_node(src.to_owned(), &meta, mode, owner), true);
+    Ok(())
+}
+
+pub(crate) const RESERVED: &str = "names starting with .wh. are reserved for whiteouts";
+
+/// The contents of the host directory `src`, put below `to`. Iterative, so
+/// a deep tree cannot exhaust the stack; entries are visited in name order
+/// (the tree sorts them anyway, but errors should not depend on readdir).
+fn copy_dir(
+    tree: &mut Tree<'_>,
+    src: &Path,
+    to: &ImagePath,
+    mode: Option<u32>,
+    owner: Option<Owner>,
+) -> Result<(), Error> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Io { path, source }
+    };
+    let mut stack: Vec<(PathBuf, ImagePath)> = vec![(src.to_owned(), to.clone())];
+    while let Some((dir, dest)) = stack.pop() {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
+            names.push(entry.map_err(io(&dir))?.file_name());
+        }
+        names.sort();
+        for name in names {
+            let path = dir.join(&name);
+            if is_reserved(name.as_bytes()) {
+                return Err(Error::Host {
+                    path,
+                    reason: RESERVED.to_owned(),
+                });
+            }
+            let meta = fs::symlink_metadata(&path).map_err(io(&path))?;
+            let ft = meta.file_type();
+            let target = dest.join(name.as_bytes());
+            if ft.is_dir() {
+                tree.put(
+                    target.clone(),
+                    Node::new(Kind::Dir { opaque: false }, 0o755, owner),
+                    true,
+                );
+                stack.push((path, target));
+            } else if ft.is_file() {
+                tree.put(target, file_node(path, &meta, mode, owner), true);
+            } else if ft.is_symlink() {
+                let link = fs::read_link(&path).map_err(io(&path))?;
+                let kind = Kind::Symlink(link.as_os_str().as_bytes().to_vec());
+                tree.put(target, Node::new(kind, 0o777, owner), true);
+            } else {
+                return Err(special(&path, ft));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn file_node<'a>(
+    path: PathBuf,
+    meta: &Metadata,
+    mode: Option<u32>,
+    owner: Option<Owner>,
+) -> Node<'a> {
+    let exec = meta.permissions().mode() & 0o111 != 0;
+    let mode = mode.unwrap_or(if exec { 0o755 } else { 0o644 });
+    let kind = Kind::File {
+        content: Content::Host(path),
+        size: meta.len(),
+        group: None,
+    };
+    Node::new(kind, mode, owner)
+}
+
+fn special(path: &Path, ft: FileType) -> Error {
+    let what = if ft.is_fifo() {
+        "a fifo"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    };
+    Error::Host {
+        path: path.to_owned(),
+        reason: format!("is {what}: only files, directories and symlinks can be copied"),
+    }
+}

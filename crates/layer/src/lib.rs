@@ -1,0 +1,301 @@
+//! One layer job -> a deterministic tar stream -> diff_id, compressed blob,
+//! blob digest and a file listing.
+//!
+//! A [`LayerJob`] is a list of operations with every input already resolved to a
+//! host path. [`build`] applies them to an in-memory tree of the layer (paths
+//! sorted by bytes, parent directories made explicit, metadata normalised), then
+//! streams that tree through a tar writer, sha256 (the diff_id), the compressor
+//! and sha256 again (the blob digest) into the caller's writer. File contents are
+//! never held in memory: they are read from their source while the tar is
+//! written, and an input tarball is first decompressed to a temporary spool file
+//! so that its entries can be written in sorted order.
+//!
+//! [`list_blob`] reads a blob back into the [`Listing`] that `build` returned
+//! for it; [`LowerView`] stacks listings into the union view that `delete`
+//! checks against. The tar format itself (headers written and read) is in
+//! `ustar`, host copies in `host`, input archives in `ingest`, the layer tree
+//! and its whiteout rules in `tree`.
+//!
+//! Invariants: this crate knows nothing about images, specs or the cache; the
+//! same job and the same input bytes give the same output bytes on any machine
+//! (mtimes, owners, umask and the order of a directory never reach the output);
+//! nothing is ever written on the host but to the writer it is given and to
+//! temporary files it removes; memory does not grow with the size of a layer;
+//! only `delete` reads the lower layers, so a layer without one does not
+//! depend on what lies below it.
+
+mod build;
+mod compress;
+pub mod digest;
+mod host;
+mod ingest;
+pub mod listing;
+mod tree;
+mod ustar;
+
+pub use build::{BuildOutput, Progress, build};
+pub use compress::{Compression, MediaType};
+pub use digest::Digest;
+pub use listing::{Entry, EntryKind, Listing, LowerView, list_blob};
+
+use std::path::PathBuf;
+
+/// Numeric owner of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// A path inside the image: absolute, normalised (no `.`, `..` or empty
+/// components), stored without the leading `/`; the root is the empty path.
+/// Bytes, because names in input tarballs need not be UTF-8.
+///
+/// Ordered by its bytes, which is the order of a layer's tar. Serialized as
+/// its [`display`](ImagePath::display) form, which round-trips exactly.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ImagePath(pub Vec<u8>);
+
+impl ImagePath {
+    /// The root directory `/`.
+    pub fn root() -> ImagePath {
+        ImagePath(Vec::new())
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// An absolute path as a spec writes it: `/usr/local/` gives `usr/local`.
+    /// Empty and `.` components are dropped; `None` for a relative path, a
+    /// `..` component or a NUL byte.
+    pub fn parse_abs(s: &str) -> Option<ImagePath> {
+        let rest = s.strip_prefix('/')?;
+        ImagePath::normalise(rest.as_bytes()).ok()
+    }
+
+    /// A path relative to some directory (an archive member name, say):
+    /// leading `/` and `./`, empty and `.` components are dropped.
+    /// Err names why it is refused: a `..` component or a NUL byte.
+    pub fn normalise(bytes: &[u8]) -> Result<ImagePath, &'static str> {
+        if bytes.contains(&0) {
+            return Err("the name contains a NUL byte");
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        for c in bytes.split(|&b| b == b'/') {
+            match c {
+                b"" | b"." => {}
+                b".." => return Err("the name contains a `..` component"),
+                c => {
+                    if !out.is_empty() {
+                        out.push(b'/');
+                    }
+                    out.extend_from_slice(c);
+                }
+            }
+        }
+        Ok(ImagePath(out))
+    }
+
+    /// The path as a user reads it: `/usr/local`, `/` for the root. Bytes that
+    /// are not printable UTF-8 and the backslash are escaped as `\xNN`, so the text is
+    /// unambiguous and [`ImagePath::from_display`] reverses it exactly.
+    pub fn display(&self) -> String {
+        let mut s = String::with_capacity(self.0.len() + 1);
+        s.push('/');
+        s.push_str(&listing::escape(&self.0, false));
+        s
+    }
+
+    /// The inverse of [`ImagePath::display`]; `None` if `s` is not such a text
+    /// or does not name a normalised path.
+    pub fn from_display(s: &str) -> Option<ImagePath> {
+        let bytes = listing::unescape(s.strip_prefix('/')?)?;
+        let p = ImagePath::normalise(&bytes).ok()?;
+        (p.0 == bytes).then_some(p)
+    }
+
+    /// This path with the components of `rel` appended. Empty and `.`
+    /// components are dropped and `..` removes the last component (never
+    /// above the root), so the result is always a normalised path; callers
+    /// that must not climb reject `..` before joining.
+    pub fn join(&self, rel: &[u8]) -> ImagePath {
+        let mut out = self.clone();
+        for c in rel.split(|&b| b == b'/') {
+            match c {
+                b"" | b"." => {}
+                b".." => out = out.parent().unwrap_or_else(ImagePath::root),
+                c => {
+                    if !out.0.is_empty() {
+                        out.0.push(b'/');
+                    }
+                    out.0.extend_from_slice(c);
+                }
+            }
+        }
+        out
+    }
+
+    /// The directory holding this path; `None` for the root.
+    pub fn parent(&self) -> Option<ImagePath> {
+        if self.is_root() {
+            return None;
+        }
+        Some(match self.0.iter().rposition(|&b| b == b'/') {
+            Some(i) => ImagePath(self.0[..i].to_vec()),
+            None => ImagePath::root(),
+        })
+    }
+
+    /// The last component; `None` for the root.
+    pub fn file_name(&self) -> Option<&[u8]> {
+        if self.is_root() {
+            return None;
+        }
+        Some(match self.0.iter().rposition(|&b| b == b'/') {
+            Some(i) => &self.0[i + 1..],
+            None => &self.0,
+        })
+    }
+
+    /// The components, from the top.
+    pub fn components(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.split(|&b| b == b'/').filter(|c| !c.is_empty())
+    }
+
+    /// The proper ancestors of this path below the root, from the top:
+    /// `a/b/c` gives `a`, `a/b`.
+    pub fn ancestors(&self) -> Vec<ImagePath> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'/')
+            .map(|(i, _)| ImagePath(self.0[..i].to_vec()))
+            .collect()
+    }
+
+    /// Whether `self` is `other` or lies below it (component-wise: `a/bc` is
+    /// not below `a/b`).
+    pub fn starts_with(&self, other: &ImagePath) -> bool {
+        other.is_root()
+            || (self.0.starts_with(&other.0)
+                && (self.0.len() == other.0.len() || self.0[other.0.len()] == b'/'))
+    }
+}
+
+impl std::fmt::Display for ImagePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&ImagePath::display(self))
+    }
+}
+
+impl serde::Serialize for ImagePath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&ImagePath::display(self))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ImagePath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        ImagePath::from_display(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an image path: {s:?}")))
+    }
+}
+
+/// Everything that decides a layer's bytes.
+#[derive(Debug, Clone)]
+pub struct LayerJob {
+    pub ops: Vec<JobOp>,
+    /// mtime of every entry (seconds since 1970).
+    pub epoch: u64,
+    pub compression: Compression,
+}
+
+/// One operation, inputs resolved. A destination that ends in `/` (`into_dir`)
+/// means "inside this directory"; otherwise it names the result itself.
+#[derive(Debug, Clone)]
+pub enum JobOp {
+    /// Unpack a tarball (gzip, xz, zstd, bzip2 or plain, detected by its magic
+    /// bytes, never by its name) into the directory `to`.
+    Unpack {
+        archive: PathBuf,
+        to: ImagePath,
+        /// Overrides every entry's owner.
+        owner: Option<Owner>,
+        /// Overrides the permission bits of every regular file.
+        mode: Option<u32>,
+    },
+    /// Copy a host file or directory (its contents, recursively, as Docker COPY).
+    Copy {
+        src: PathBuf,
+        to: ImagePath,
+        into_dir: bool,
+        mode: Option<u32>,
+        owner: Option<Owner>,
+    },
+    File {
+        path: ImagePath,
+        content: Vec<u8>,
+        mode: Option<u32>,
+        owner: Option<Owner>,
+    },
+    Mkdir {
+        path: ImagePath,
+        mode: Option<u32>,
+        owner: Option<Owner>,
+    },
+    Symlink {
+        path: ImagePath,
+        target: Vec<u8>,
+        owner: Option<Owner>,
+    },
+    /// A whiteout for a path of the lower layers; see [`build`].
+    Delete { path: ImagePath },
+}
+
+/// Why a layer could not be built. Each variant names what and where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `op` is the index of the operation in [`LayerJob::ops`].
+    #[error("delete {path}: no lower layer has this path")]
+    DeleteMissing { op: usize, path: String },
+    #[error("{archive}: entry {entry:?}: {reason}")]
+    BadArchiveEntry {
+        archive: PathBuf,
+        entry: String,
+        reason: String,
+    },
+    #[error("{archive}: {reason}")]
+    BadArchive { archive: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing the layer: {0}")]
+    Write(#[source] std::io::Error),
+    /// An operation's path or argument cannot be built (a file at `/`, a
+    /// reserved `.wh.` name, an empty symlink target).
+    #[error("{path}: {reason}")]
+    BadPath {
+        op: usize,
+        path: String,
+        reason: String,
+    },
+    /// A host input cannot be copied (a fifo, socket or device in a copied
+    /// directory, a reserved `.wh.` name).
+    #[error("{path}: {reason}")]
+    Host { path: PathBuf, reason: String },
+    /// The job's compression settings are out of range.
+    #[error("compression {0}")]
+    BadCompression(String),
+}
+
+#[cfg(test)]
+mod tests;

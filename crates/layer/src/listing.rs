@@ -1,0 +1,439 @@
+//! The listing of a layer: one [`Entry`] per tar entry, in the order of the tar
+//! (sorted by path bytes), and its stable one-line text form; the union view
+//! of a stack of layers ([`LowerView`]); and [`list_blob`], which reads a
+//! blob back into its listing.
+//!
+//! The text form is what `strata inspect --files` prints and what snapshot
+//! tests commit, so it must never depend on the machine. One line per entry,
+//! fields separated by one space:
+//!
+//! ```text
+//! PATH TYPE MODE UID:GID [SIZE DIGEST | -> TARGET | => LINKED | MAJ,MIN] [xattr=NAME ...]
+//!
+//! /usr/ dir 0755 0:0
+//! /usr/local/bin/java file 0755 0:0 1234 sha256:<64 hex>
+//! /usr/bin/sh symlink 0777 0:0 -> busybox
+//! /usr/bin/ln hardlink 0755 0:0 => /usr/bin/busybox
+//! /dev/null char 0666 0:0 1,3
+//! /run/initctl fifo 0600 0:0
+//! /bin/ping file 0755 0:0 1024 sha256:<64 hex> xattr=security.capability
+//! /etc/motd whiteout
+//! /var/cache/ opaque
+//! ```
+//!
+//! Paths start with `/` and directories (and opaque markers, which name their
+//! directory) end with `/`. MODE is four octal digits (setuid, setgid and
+//! sticky included). A whiteout line names the deleted path. In paths, link
+//! targets and xattr names, every byte that is not part of printable UTF-8,
+//! every whitespace character and the backslash are written `\xNN` (two
+//! lowercase hex digits per byte), so a line splits unambiguously at spaces.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+
+use crate::digest::HashingWriter;
+use crate::ingest::{self, NOT_A_TAR};
+use crate::tree::{OPAQUE_NAME, WHITEOUT_PREFIX};
+use crate::ustar::{self, ReadError};
+use crate::{Digest, Error, ImagePath};
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Hardlink,
+    Char,
+    Block,
+    Fifo,
+    /// `.wh.NAME`: the path (without the prefix) is deleted from lower layers.
+    Whiteout,
+    /// `DIR/.wh..wh..opq`: lower layers' contents of DIR are hidden.
+    Opaque,
+}
+
+/// One entry of a layer as the tar holds it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    /// The logical path: for a whiteout the deleted path, for an opaque marker the directory.
+    pub path: ImagePath,
+    pub kind: EntryKind,
+    /// Permission bits including setuid/setgid/sticky (`0o7777` mask).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Size of a regular file's content; 0 otherwise.
+    pub size: u64,
+    /// sha256 of a regular file's content.
+    pub digest: Option<Digest>,
+    /// Symlink target, or the path a hardlink points to (an [`ImagePath`]'s
+    /// bytes, without the leading `/`). Serialized escaped, as in the text form.
+    #[serde(with = "escaped_opt")]
+    pub link: Option<Vec<u8>>,
+    /// (major, minor) of a device node.
+    pub device: Option<(u32, u32)>,
+    /// Extended attributes, sorted by name.
+    pub xattrs: Vec<(String, Vec<u8>)>,
+}
+
+/// The listing of one layer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Listing {
+    pub entries: Vec<Entry>,
+}
+
+impl EntryKind {
+    /// The word of the text form.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Dir => "dir",
+            EntryKind::Symlink => "symlink",
+            EntryKind::Hardlink => "hardlink",
+            EntryKind::Char => "char",
+            EntryKind::Block => "block",
+            EntryKind::Fifo => "fifo",
+            EntryKind::Whiteout => "whiteout",
+            EntryKind::Opaque => "opaque",
+        }
+    }
+}
+
+impl Entry {
+    /// The entry's line of the text form (see the module documentation),
+    /// without a newline.
+    pub fn line(&self) -> String {
+        let mut s = String::from("/");
+        s.push_str(&escape(&self.path.0, true));
+        if matches!(self.kind, EntryKind::Dir | EntryKind::Opaque) && !self.path.is_root() {
+            s.push('/');
+        }
+        s.push(' ');
+        s.push_str(self.kind.as_str());
+        if matches!(self.kind, EntryKind::Whiteout | EntryKind::Opaque) {
+            return s;
+        }
+        s.push_str(&format!(" {:04o} {}:{}", self.mode, self.uid, self.gid));
+        let link = self.link.as_deref().unwrap_or_default();
+        match self.kind {
+            EntryKind::File => match &self.digest {
+                Some(d) => s.push_str(&format!(" {} {d}", self.size)),
+                None => s.push_str(&format!(" {} -", self.size)),
+            },
+            EntryKind::Symlink => s.push_str(&format!(" -> {}", escape(link, true))),
+            EntryKind::Hardlink => s.push_str(&format!(" => /{}", escape(link, true))),
+            EntryKind::Char | EntryKind::Block => {
+                let (major, minor) = self.device.unwrap_or_default();
+                s.push_str(&format!(" {major},{minor}"));
+            }
+            _ => {}
+        }
+        for (name, _) in &self.xattrs {
+            s.push_str(" xattr=");
+            s.push_str(&escape(name.as_bytes(), true));
+        }
+        s
+    }
+}
+
+impl Listing {
+    /// The text form: one [`Entry::line`] per entry, each ending in `\n`.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        for e in &self.entries {
+            s.push_str(&e.line());
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// `bytes` as text: invalid UTF-8, control and whitespace characters and the
+/// backslash become `\xNN` per byte. A plain space is kept unless `space`.
+pub(crate) fn escape(bytes: &[u8], space: bool) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let hex = |out: &mut String, b: &[u8]| {
+        for x in b {
+            out.push_str(&format!("\\x{x:02x}"));
+        }
+    };
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            let plain_space = c == ' ' && !space;
+            if c == '\\' || c.is_control() || (c.is_whitespace() && !plain_space) {
+                hex(&mut out, c.encode_utf8(&mut [0; 4]).as_bytes());
+            } else {
+                out.push(c);
+            }
+        }
+        hex(&mut out, chunk.invalid());
+    }
+    out
+}
+
+/// The inverse of [`escape`]; `None` for a backslash not followed by `x` and
+/// two hex digits.
+pub(crate) fn unescape(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'\\' {
+            let digits = tail.strip_prefix(b"x")?.get(..2)?;
+            out.push(u8::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()?);
+            rest = &tail[3..];
+        } else {
+            out.push(b);
+            rest = tail;
+        }
+    }
+    Some(out)
+}
+
+/// Serde for `Option<Vec<u8>>` as an escaped string, readable in JSON.
+mod escaped_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&super::escape(b, false)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(s) => super::unescape(&s)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("bad escape in {s:?}"))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The union view of a stack of layers: which paths exist, and as what,
+/// after each layer's whiteouts and opaque directories hid what was below.
+/// Applied bottom-up, it answers what a `delete` may delete.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LowerView {
+    paths: BTreeMap<ImagePath, EntryKind>,
+}
+
+impl LowerView {
+    pub fn new() -> Self {
+        LowerView::default()
+    }
+
+    /// Stacks `layer` on the view, as OCI applies a changeset: its whiteouts
+    /// and opaque markers hide lower paths first (never paths of the same
+    /// layer, whatever their order in the tar), then its entries are added;
+    /// a non-directory replaces a directory with everything below it.
+    /// Parents of every entry count as directories, listed or not.
+    pub fn apply(&mut self, layer: &Listing) {
+        for e in &layer.entries {
+            match e.kind {
+                EntryKind::Whiteout => {
+                    self.paths.remove(&e.path);
+                    self.remove_below(&e.path);
+                }
+                EntryKind::Opaque => self.remove_below(&e.path),
+                _ => {}
+            }
+        }
+        for e in &layer.entries {
+            if matches!(e.kind, EntryKind::Whiteout | EntryKind::Opaque) || e.path.is_root() {
+                continue;
+            }
+            for a in e.path.ancestors() {
+                if self.paths.insert(a.clone(), EntryKind::Dir) != Some(EntryKind::Dir) {
+                    self.remove_below(&a);
+                }
+            }
+            if e.kind != EntryKind::Dir {
+                self.remove_below(&e.path);
+            }
+            self.paths.insert(e.path.clone(), e.kind);
+        }
+    }
+
+    fn remove_below(&mut self, path: &ImagePath) {
+        if path.is_root() {
+            self.paths.clear();
+            return;
+        }
+        let mut lo = path.0.clone();
+        lo.push(b'/');
+        let mut hi = path.0.clone();
+        hi.push(b'0'); // `0` follows `/`: the range holds exactly the paths below
+        let doomed: Vec<ImagePath> = self
+            .paths
+            .range(ImagePath(lo)..ImagePath(hi))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in doomed {
+            self.paths.remove(&p);
+        }
+    }
+
+    /// Whether the stack shows `p` (the root always exists).
+    pub fn contains(&self, p: &ImagePath) -> bool {
+        p.is_root() || self.paths.contains_key(p)
+    }
+
+    /// Whether the stack shows `p` as a directory.
+    pub fn is_dir(&self, p: &ImagePath) -> bool {
+        p.is_root() || self.paths.get(p) == Some(&EntryKind::Dir)
+    }
+
+    /// What the stack shows at `p`, if anything (`None` for the root).
+    pub fn kind(&self, p: &ImagePath) -> Option<EntryKind> {
+        self.paths.get(p).copied()
+    }
+
+    /// Every path the stack shows, in byte order (the root excepted).
+    pub fn paths(&self) -> impl Iterator<Item = &ImagePath> {
+        self.paths.keys()
+    }
+}
+
+/// The name used in errors of [`list_blob`], which reads no named file.
+const BLOB: &str = "layer blob";
+
+struct Stream<R>(R);
+
+impl<R: Read> Read for Stream<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: Read> ustar::Skip for Stream<R> {}
+
+/// Reads a layer blob back into its listing, hashing every file's content.
+///
+/// The compression is told by magic bytes (gzip, zstd or plain tar; xz and
+/// bzip2 are read too). For a blob written by [`build`](crate::build) this is
+/// exactly the listing `build` returned. Other layers are read leniently
+/// (`./` prefixes dropped, the root skipped) but a name with `..` is refused.
+/// Memory does not grow with the blob.
+pub fn list_blob(r: impl Read) -> Result<Listing, Error> {
+    let bad = |reason: String| Error::BadArchive {
+        archive: PathBuf::from(BLOB),
+        reason,
+    };
+    let (format, r) = ingest::sniff(r).map_err(|e| bad(e.to_string()))?;
+    let format = format.ok_or_else(|| bad(NOT_A_TAR.to_owned()))?;
+    let decoded = ingest::decoder(format, r).map_err(|e| bad(e.to_string()))?;
+    let mut reader = ustar::Reader::new(Stream(decoded));
+    let mut entries = Vec::new();
+    loop {
+        let raw = match reader.next_entry() {
+            Ok(Some(raw)) => raw,
+            Ok(None) => break,
+            Err(ReadError::Io(e)) => {
+                return Err(bad(format!(
+                    "corrupt or truncated {} data: {e}",
+                    format.name()
+                )));
+            }
+            Err(ReadError::Format(reason)) => return Err(bad(reason)),
+        };
+        let err = |reason: String| Error::BadArchiveEntry {
+            archive: PathBuf::from(BLOB),
+            entry: String::from_utf8_lossy(&raw.name).into_owned(),
+            reason,
+        };
+        let path = ImagePath::normalise(&raw.name).map_err(|r| err(r.to_owned()))?;
+        if path.is_root() {
+            continue;
+        }
+        let name = path.file_name().unwrap_or_default();
+        let parent = path.parent().unwrap_or_else(ImagePath::root);
+        let marker = if name == OPAQUE_NAME {
+            Some((parent, EntryKind::Opaque))
+        } else {
+            name.strip_prefix(WHITEOUT_PREFIX)
+                .filter(|deleted| !deleted.is_empty())
+                .map(|deleted| (parent.join(deleted), EntryKind::Whiteout))
+        };
+        if let Some((path, kind)) = marker {
+            entries.push(Entry {
+                path,
+                kind,
+                mode: 0,
+                uid: 0,
+                gid: 0,
+                size: 0,
+                digest: None,
+                link: None,
+                device: None,
+                xattrs: Vec::new(),
+            });
+            continue;
+        }
+        let id =
+            |n: u64| u32::try_from(n).map_err(|_| err(format!("id {n} does not fit in 32 bits")));
+        let device =
+            |n: u64| u32::try_from(n).map_err(|_| err(format!("device number {n} is too large")));
+        let mut e = Entry {
+            path,
+            kind: EntryKind::File,
+            mode: (raw.mode & 0o7777) as u32,
+            uid: id(raw.uid)?,
+            gid: id(raw.gid)?,
+            size: 0,
+            digest: None,
+            link: None,
+            device: None,
+            xattrs: raw.xattrs().map_err(err)?,
+        };
+        match raw.typeflag {
+            ustar::kind::FILE | ustar::kind::OLD_FILE | ustar::kind::CONTIGUOUS
+                if raw.name.ends_with(b"/") && raw.size == 0 =>
+            {
+                e.kind = EntryKind::Dir;
+            }
+            ustar::kind::FILE | ustar::kind::OLD_FILE | ustar::kind::CONTIGUOUS => {
+                let mut h = HashingWriter::new(std::io::sink());
+                std::io::copy(&mut reader.data(raw.size), &mut h).map_err(|e| {
+                    bad(format!("corrupt or truncated {} data: {e}", format.name()))
+                })?;
+                let (digest, n, _) = h.finish();
+                if n != raw.size {
+                    return Err(bad("the archive is truncated".to_owned()));
+                }
+                e.size = n;
+                e.digest = Some(digest);
+            }
+            ustar::kind::HARDLINK => {
+                e.kind = EntryKind::Hardlink;
+                let target = ImagePath::normalise(&raw.link)
+                    .map_err(|r| err(format!("hardlink target: {r}")))?;
+                e.link = Some(target.0);
+            }
+            ustar::kind::SYMLINK => {
+                e.kind = EntryKind::Symlink;
+                e.link = Some(raw.link.clone());
+            }
+            ustar::kind::CHAR | ustar::kind::BLOCK => {
+                e.kind = if raw.typeflag == ustar::kind::CHAR {
+                    EntryKind::Char
+                } else {
+                    EntryKind::Block
+                };
+                e.device = Some((device(raw.device.0)?, device(raw.device.1)?));
+            }
+            ustar::kind::DIR => e.kind = EntryKind::Dir,
+            ustar::kind::FIFO => e.kind = EntryKind::Fifo,
+            t => return Err(err(format!("unsupported entry type {:?}", char::from(t)))),
+        }
+        entries.push(e);
+    }
+    reader
+        .drain()
+        .map_err(|e| bad(format!("corrupt or truncated {} data: {e}", format.name())))?;
+    Ok(Listing { entries })
+}

@@ -1,0 +1,315 @@
+//! The layer being built: a map from path to node, sorted by path bytes, plus
+//! the whiteouts of lower paths. A file node records where its content comes
+//! from (a host file, inline bytes, or a range of a spooled archive), never
+//! the content itself, so the tree's size follows the number of entries and
+//! not the size of the layer.
+//!
+//! Operations apply in order and later ones win. The rules that keep the
+//! result a valid OCI layer live here: every entry's parent directories
+//! exist, a whiteout and an entry never share a path (a deleted lower
+//! directory that is written again becomes an opaque directory), and a
+//! non-directory replacing a directory drops what was below it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::PathBuf;
+
+use crate::{Error, ImagePath, Owner, listing::LowerView};
+
+/// Where a regular file's bytes come from.
+#[derive(Debug, Clone)]
+pub(crate) enum Content<'a> {
+    /// A host file, read when the tar is written.
+    Host(PathBuf),
+    /// Bytes of the job itself.
+    Inline(&'a [u8]),
+    /// A range of the spool file `spool` (an index into [`Tree::spools`]).
+    Spool { spool: usize, offset: u64 },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Kind<'a> {
+    /// `opaque`: the lower layers' contents of this directory are hidden.
+    Dir {
+        opaque: bool,
+    },
+    /// Files of one `group` share their content: they are hard links of each
+    /// other in the tar.
+    File {
+        content: Content<'a>,
+        size: u64,
+        group: Option<u64>,
+    },
+    Symlink(Vec<u8>),
+    Char(u32, u32),
+    Block(u32, u32),
+    Fifo,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Node<'a> {
+    pub kind: Kind<'a>,
+    /// Permission bits, `0o7777` mask.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Sorted by name.
+    pub xattrs: Vec<(String, Vec<u8>)>,
+}
+
+impl<'a> Node<'a> {
+    pub fn new(kind: Kind<'a>, mode: u32, owner: Option<Owner>) -> Node<'a> {
+        let owner = owner.unwrap_or(Owner { uid: 0, gid: 0 });
+        Node {
+            kind,
+            mode: mode & 0o7777,
+            uid: owner.uid,
+            gid: owner.gid,
+            xattrs: Vec::new(),
+        }
+    }
+
+    /// A parent directory no operation described.
+    fn implicit_dir(opaque: bool) -> Node<'a> {
+        Node::new(Kind::Dir { opaque }, 0o755, None)
+    }
+
+    pub fn is_dir(&self) -> bool {
+        matches!(self.kind, Kind::Dir { .. })
+    }
+}
+
+/// A decompressed input archive; entries' contents are ranges of it.
+pub(crate) struct Spool {
+    pub file: File,
+    /// The input it was made from, for error messages.
+    pub archive: PathBuf,
+}
+
+/// What one tar entry of the layer is.
+pub(crate) enum What<'a> {
+    Node(Node<'a>),
+    /// `DIR/.wh.NAME`: `path` is deleted.
+    Whiteout,
+    /// `path/.wh..wh..opq`.
+    Opaque,
+}
+
+/// One tar entry, with the name it has in the tar.
+pub(crate) struct Item<'a> {
+    pub name: Vec<u8>,
+    pub path: ImagePath,
+    pub what: What<'a>,
+}
+
+pub(crate) const WHITEOUT_PREFIX: &[u8] = b".wh.";
+pub(crate) const OPAQUE_NAME: &[u8] = b".wh..wh..opq";
+
+/// Whether a name is reserved for whiteouts: it could not be told apart from
+/// one in the tar, so no entry may have it.
+pub(crate) fn is_reserved(name: &[u8]) -> bool {
+    name.starts_with(WHITEOUT_PREFIX)
+}
+
+pub(crate) struct Tree<'a> {
+    lower: &'a LowerView,
+    nodes: BTreeMap<ImagePath, Node<'a>>,
+    whiteouts: BTreeSet<ImagePath>,
+    pub spools: Vec<Spool>,
+    next_group: u64,
+}
+
+impl<'a> Tree<'a> {
+    pub fn new(lower: &'a LowerView) -> Tree<'a> {
+        Tree {
+            lower,
+            nodes: BTreeMap::new(),
+            whiteouts: BTreeSet::new(),
+            spools: Vec::new(),
+            next_group: 0,
+        }
+    }
+
+    /// A fresh hardlink group id.
+    pub fn new_group(&mut self) -> u64 {
+        self.next_group += 1;
+        self.next_group
+    }
+
+    /// Puts `node` at `path`, creating missing parent directories. A
+    /// directory put on an existing directory keeps what is below it, and
+    /// replaces its metadata only if `replace_meta` (an operation that
+    /// describes the directory, as opposed to one that merely needs it).
+    /// Anything else replaces what was at `path`, with everything below it.
+    /// The root is never an entry: putting a directory there does nothing,
+    /// and callers refuse anything else before calling.
+    pub fn put(&mut self, path: ImagePath, mut node: Node<'a>, replace_meta: bool) {
+        if path.is_root() {
+            debug_assert!(node.is_dir(), "only a directory can be put at the root");
+            return;
+        }
+        self.ensure_parents(&path);
+        if let Kind::Dir { opaque } = &mut node.kind {
+            match self.nodes.get_mut(&path) {
+                Some(existing) => {
+                    if let Kind::Dir { opaque: was } = existing.kind {
+                        if replace_meta {
+                            *opaque = was;
+                            *existing = node;
+                        }
+                        return;
+                    }
+                    // A non-directory this layer put here hid the lower
+                    // directory, if any; the new directory must hide it too.
+                    *opaque = true;
+                }
+                None => {
+                    if self.whiteouts.remove(&path) {
+                        *opaque = self.lower.is_dir(&path);
+                    }
+                }
+            }
+            self.nodes.insert(path, node);
+        } else {
+            self.remove_below(&path);
+            self.whiteouts.remove(&path);
+            self.nodes.insert(path, node);
+        }
+    }
+
+    /// Makes every proper ancestor of `path` a directory.
+    fn ensure_parents(&mut self, path: &ImagePath) {
+        for a in path.ancestors() {
+            match self.nodes.get(&a) {
+                Some(n) if n.is_dir() => {}
+                // Same reasoning as in `put`: the non-directory hid lower
+                // contents, which must stay hidden.
+                Some(_) => {
+                    self.nodes.insert(a, Node::implicit_dir(true));
+                }
+                None => {
+                    let opaque = self.whiteouts.remove(&a) && self.lower.is_dir(&a);
+                    self.nodes.insert(a, Node::implicit_dir(opaque));
+                }
+            }
+        }
+    }
+
+    /// Nodes and whiteouts strictly below `path`.
+    fn remove_below(&mut self, path: &ImagePath) {
+        if path.is_root() {
+            self.nodes.clear();
+            self.whiteouts.clear();
+            return;
+        }
+        // `path/` up to `path0` (`0` follows `/`) holds exactly the paths
+        // below `path` in byte order.
+        let mut lo = path.0.clone();
+        lo.push(b'/');
+        let mut hi = path.0.clone();
+        hi.push(b'0');
+        let (lo, hi) = (ImagePath(lo), ImagePath(hi));
+        let doomed: Vec<ImagePath> = self
+            .nodes
+            .range(lo.clone()..hi.clone())
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in doomed {
+            self.nodes.remove(&p);
+        }
+        let doomed: Vec<ImagePath> = self.whiteouts.range(lo..hi).cloned().collect();
+        for p in doomed {
+            self.whiteouts.remove(&p);
+        }
+    }
+
+    /// Whether this layer hides `path` of the lower layers: it was deleted,
+    /// or an ancestor was deleted, replaced by a non-directory or made opaque.
+    fn hides_lower(&self, path: &ImagePath) -> bool {
+        if self.whiteouts.contains(path) {
+            return true;
+        }
+        path.ancestors().iter().any(|a| {
+            self.whiteouts.contains(a)
+                || match self.nodes.get(a) {
+                    Some(Node {
+                        kind: Kind::Dir { opaque },
+                        ..
+                    }) => *opaque,
+                    Some(_) => true,
+                    None => false,
+                }
+        })
+    }
+
+    /// The `delete` operation (index `op`): removes what this layer put at
+    /// `path` and below, and records a whiteout if a lower layer shows it.
+    pub fn delete(&mut self, op: usize, path: &ImagePath) -> Result<(), Error> {
+        if path.is_root() {
+            return Err(Error::BadPath {
+                op,
+                path: path.display(),
+                reason: "the root directory cannot be deleted".to_owned(),
+            });
+        }
+        let here = self.nodes.contains_key(path);
+        let in_lower = self.lower.contains(path) && !self.hides_lower(path);
+        if !here && !in_lower {
+            return Err(Error::DeleteMissing {
+                op,
+                path: path.display(),
+            });
+        }
+        self.nodes.remove(path);
+        self.remove_below(path);
+        if in_lower {
+            self.ensure_parents(path);
+            self.whiteouts.insert(path.clone());
+        }
+        Ok(())
+    }
+
+    /// Every tar entry of the layer, sorted by tar name, and the spools
+    /// their contents come from.
+    pub fn into_items(self) -> (Vec<Item<'a>>, Vec<Spool>) {
+        let mut items = Vec::with_capacity(self.nodes.len() + self.whiteouts.len());
+        for (path, node) in self.nodes {
+            let mut name = path.0.clone();
+            if let Kind::Dir { opaque } = node.kind {
+                name.push(b'/');
+                if opaque {
+                    let mut marker = name.clone();
+                    marker.extend_from_slice(OPAQUE_NAME);
+                    items.push(Item {
+                        name: marker,
+                        path: path.clone(),
+                        what: What::Opaque,
+                    });
+                }
+            }
+            items.push(Item {
+                name,
+                path,
+                what: What::Node(node),
+            });
+        }
+        for path in self.whiteouts {
+            let mut name = Vec::with_capacity(path.0.len() + 5);
+            if let Some(parent) = path.parent().filter(|p| !p.is_root()) {
+                name.extend_from_slice(&parent.0);
+                name.push(b'/');
+            }
+            name.extend_from_slice(WHITEOUT_PREFIX);
+            name.extend_from_slice(path.file_name().unwrap_or_default());
+            items.push(Item {
+                name,
+                path,
+                what: What::Whiteout,
+            });
+        }
+        // Directories sort as `name/`, so this is the order of the tar names
+        // themselves, which is also parents before children.
+        items.sort_by(|a, b| a.name.cmp(&b.name));
+        (items, self.spools)
+    }
+}
