@@ -1,0 +1,215 @@
+//! The image configuration as strata resolves it, and its OCI image config JSON.
+//!
+//! The config is built with `oci-spec`'s builders and written with the
+//! canonical formatter of [`crate::canon`]: `oci-spec` keeps labels, exposed
+//! ports and volumes in `HashMap`s, so its own serializer would give a different
+//! byte string (and so a different config digest) on every run.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use oci_spec::image::{
+    Arch, Config, ConfigBuilder, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, Os,
+    RootFsBuilder,
+};
+
+use crate::{Error, LayerDesc};
+
+/// A fully resolved image config (inheritance from `from` applied, `env`
+/// expanded). Ordered types only: this reaches the output bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    /// `K=V`, in order (a later value of the same key replaced the earlier one in place).
+    pub env: Vec<String>,
+    pub cmd: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    /// `8080/tcp`
+    pub exposed_ports: BTreeSet<String>,
+    pub volumes: BTreeSet<String>,
+    pub labels: BTreeMap<String, String>,
+    pub stop_signal: Option<String>,
+    pub author: Option<String>,
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+    /// `created` of the config and of each history entry, seconds since 1970.
+    pub created: u64,
+}
+
+/// The OCI image configuration of an image with these layers (in order, lowest
+/// first): `rootfs.diff_ids` from their diff_ids, one history entry per layer.
+///
+/// `image` names the image in error messages.
+pub fn image_configuration(
+    config: &ImageConfig,
+    layers: &[LayerDesc],
+    image: &str,
+) -> Result<ImageConfiguration, Error> {
+    let invalid = |reason: String| Error::BadImage {
+        image: image.to_owned(),
+        reason,
+    };
+    if config.os.is_empty() {
+        return Err(invalid("no os in the image config".to_owned()));
+    }
+    if config.architecture.is_empty() {
+        return Err(invalid("no architecture in the image config".to_owned()));
+    }
+    let created = rfc3339(config.created).ok_or_else(|| {
+        invalid(format!(
+            "created time {} is past the year 9999",
+            config.created
+        ))
+    })?;
+
+    let history = layers
+        .iter()
+        .map(|layer| {
+            HistoryBuilder::default()
+                .created(created.clone())
+                .created_by(layer.created_by.clone())
+                .build()
+                .map_err(|e| invalid(format!("history entry: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let rootfs = RootFsBuilder::default()
+        .typ("layers")
+        .diff_ids(
+            layers
+                .iter()
+                .map(|layer| layer.diff_id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .build()
+        .map_err(|e| invalid(format!("rootfs: {e}")))?;
+
+    let mut builder = ImageConfigurationBuilder::default()
+        .created(created)
+        .architecture(Arch::from(config.architecture.as_str()))
+        .os(Os::from(config.os.as_str()))
+        .config(runtime_config(config).map_err(|e| invalid(format!("config: {e}")))?)
+        .rootfs(rootfs);
+    if !history.is_empty() {
+        builder = builder.history(history);
+    }
+    if let Some(author) = &config.author {
+        builder = builder.author(author.clone());
+    }
+    if let Some(variant) = &config.variant {
+        builder = builder.variant(variant.clone());
+    }
+    builder.build().map_err(|e| invalid(e.to_string()))
+}
+
+/// The `config` object: every empty field is left out, so that an unset
+/// setting never shows up as `"Env": null` or `"Volumes": {}`.
+fn runtime_config(config: &ImageConfig) -> Result<Config, oci_spec::OciSpecError> {
+    let mut b = ConfigBuilder::default();
+    if let Some(user) = &config.user {
+        b = b.user(user.clone());
+    }
+    if !config.exposed_ports.is_empty() {
+        b = b.exposed_ports(config.exposed_ports.iter().cloned().collect::<Vec<_>>());
+    }
+    if !config.env.is_empty() {
+        b = b.env(config.env.clone());
+    }
+    if let Some(entrypoint) = &config.entrypoint {
+        b = b.entrypoint(entrypoint.clone());
+    }
+    if let Some(cmd) = &config.cmd {
+        b = b.cmd(cmd.clone());
+    }
+    if !config.volumes.is_empty() {
+        b = b.volumes(config.volumes.iter().cloned().collect::<Vec<_>>());
+    }
+    if let Some(workdir) = &config.workdir {
+        b = b.working_dir(workdir.clone());
+    }
+    if !config.labels.is_empty() {
+        // oci-spec wants a `HashMap`; the canonical writer sorts it again.
+        b = b.labels(
+            config
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<HashMap<_, _>>(),
+        );
+    }
+    if let Some(signal) = &config.stop_signal {
+        b = b.stop_signal(signal.clone());
+    }
+    b.build()
+}
+
+/// The image config JSON, canonical (RFC 8785) bytes.
+pub fn config_json(
+    config: &ImageConfig,
+    layers: &[LayerDesc],
+    image: &str,
+) -> Result<Vec<u8>, Error> {
+    let value = image_configuration(config, layers, image)?;
+    crate::canon::to_vec(&value).map_err(|e| Error::BadImage {
+        image: image.to_owned(),
+        reason: format!("writing the config json: {e}"),
+    })
+}
+
+/// `seconds` since 1970 as RFC 3339 UTC (`1970-01-01T00:00:00Z`); `None` past
+/// the year 9999, which RFC 3339 cannot write.
+pub fn rfc3339(seconds: u64) -> Option<String> {
+    // 253402300800 is 10000-01-01T00:00:00Z.
+    if seconds >= 253_402_300_800 {
+        return None;
+    }
+    let days = seconds / 86_400;
+    let rest = seconds % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    Some(format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    ))
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`, restricted to non-negative days, so unsigned throughout).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // Shift the epoch to 0000-03-01 so that leap days fall at the end of a year.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(rfc3339(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(
+            rfc3339(951_782_400).as_deref(),
+            Some("2000-02-29T00:00:00Z")
+        );
+        assert_eq!(
+            rfc3339(1_700_000_000).as_deref(),
+            Some("2023-11-14T22:13:20Z")
+        );
+        assert_eq!(
+            rfc3339(253_402_300_799).as_deref(),
+            Some("9999-12-31T23:59:59Z")
+        );
+        assert_eq!(rfc3339(253_402_300_800), None);
+        assert_eq!(rfc3339(u64::MAX), None);
+    }
+}

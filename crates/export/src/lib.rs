@@ -1,0 +1,84 @@
+//! OCI image layouts (image-spec 1.1) and docker-archives: image config,
+//! manifest and index JSON, and the blobs they name.
+//!
+//! Types come from `oci-spec`; JSON is always written through a canonical
+//! formatter (RFC 8785: sorted keys, no whitespace), because oci-spec keeps
+//! labels, exposed ports and volumes in `HashMap`s whose order is random.
+//!
+//! Invariants: this crate builds no layer and knows nothing about specs or the
+//! cache: it is handed finished blobs by path. An output (layout directory or
+//! archive file) is written under a temporary name and renamed into place, so
+//! a reader never sees half of one; the same inputs give the same bytes.
+
+mod archive;
+mod canon;
+mod config;
+mod layout;
+mod manifest;
+mod read;
+
+pub use archive::write_docker_archive;
+pub use config::{ImageConfig, config_json, image_configuration, rfc3339};
+pub use layout::{ExportedImage, write_layout};
+pub use manifest::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ImageJson, image_json};
+pub use read::{Layout, LayoutImage, config_summary, layers_summary, open_layout};
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use strata_layer::{Digest, MediaType};
+
+/// One layer of an image to export: a finished blob on disk.
+#[derive(Debug, Clone)]
+pub struct LayerDesc {
+    pub digest: Digest,
+    pub diff_id: Digest,
+    pub size: u64,
+    pub media_type: MediaType,
+    /// Where the blob's bytes are (hard-linked into the output where possible, else copied).
+    pub blob_path: PathBuf,
+    /// The history entry's `created_by` (`strata: layer jdk`).
+    pub created_by: String,
+}
+
+/// One image to export.
+#[derive(Debug, Clone)]
+pub struct ExportImage {
+    /// `org.opencontainers.image.ref.name` in the layout's index.json.
+    pub name: String,
+    /// The tag of `NAME:TAG` in a docker-archive.
+    pub tag: String,
+    pub config: ImageConfig,
+    /// Annotations on the manifest.
+    pub annotations: BTreeMap<String, String>,
+    pub layers: Vec<LayerDesc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: exists and is not an OCI image layout; refusing to replace it")]
+    NotALayout { path: PathBuf },
+    #[error("{path}: blob {digest} does not match its bytes (found {found})")]
+    BadBlob {
+        path: PathBuf,
+        digest: Digest,
+        found: Digest,
+    },
+    /// An image that cannot be written as asked (no os, a tag docker refuses…).
+    #[error("image {image}: {reason}")]
+    BadImage { image: String, reason: String },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("{layout}: no image tagged {tag:?} (tags: {available})")]
+    NoSuchTag {
+        layout: PathBuf,
+        tag: String,
+        available: String,
+    },
+}

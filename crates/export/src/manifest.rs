@@ -1,0 +1,149 @@
+//! The manifest and index JSON of images, shared by the layout and the
+//! docker-archive writers, and the descriptors they are made of.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use oci_spec::image::{
+    Descriptor, DescriptorBuilder, ImageIndexBuilder, ImageManifestBuilder,
+    MediaType as OciMediaType, Sha256Digest,
+};
+use strata_layer::Digest;
+
+use crate::{Error, ExportImage};
+
+/// `org.opencontainers.image.ref.name`: the name (or tag) of a manifest in an index.
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// `io.containerd.image.name`: the full reference docker (25+) and containerd
+/// give a manifest in the index of an archive.
+pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
+
+/// The JSON blobs of one image: its config and its manifest, canonical bytes
+/// and their digests. Nothing else of an image depends on where it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageJson {
+    pub config: Vec<u8>,
+    pub config_digest: Digest,
+    pub manifest: Vec<u8>,
+    pub manifest_digest: Digest,
+}
+
+/// The config and manifest of `image`. Layer blobs are not read: their
+/// digests and sizes are taken from the [`crate::LayerDesc`]s, and checked
+/// when they are written.
+pub fn image_json(image: &ExportImage) -> Result<ImageJson, Error> {
+    let bad = |reason: String| Error::BadImage {
+        image: image.name.clone(),
+        reason,
+    };
+    let config = crate::config::config_json(&image.config, &image.layers, &image.name)?;
+    let config_digest = Digest::of(&config);
+
+    let layers = image
+        .layers
+        .iter()
+        .map(|layer| {
+            descriptor(
+                OciMediaType::from(layer.media_type.as_str()),
+                &layer.digest,
+                layer.size,
+                BTreeMap::new(),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(&bad)?;
+    let config_desc = descriptor(
+        OciMediaType::ImageConfig,
+        &config_digest,
+        len_u64(&config),
+        BTreeMap::new(),
+    )
+    .map_err(&bad)?;
+    let mut builder = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(OciMediaType::ImageManifest)
+        .config(config_desc)
+        .layers(layers);
+    if !image.annotations.is_empty() {
+        builder = builder.annotations(hash_map(&image.annotations));
+    }
+    let manifest = builder.build().map_err(|e| bad(format!("manifest: {e}")))?;
+    let manifest = crate::canon::to_vec(&manifest)
+        .map_err(|e| bad(format!("writing the manifest json: {e}")))?;
+    Ok(ImageJson {
+        config_digest,
+        config,
+        manifest_digest: Digest::of(&manifest),
+        manifest,
+    })
+}
+
+/// One manifest entry of an index.
+pub(crate) struct IndexEntry {
+    pub digest: Digest,
+    pub size: u64,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The canonical `index.json` listing `entries` in the order given.
+pub(crate) fn index_json(entries: &[IndexEntry], out: &Path) -> Result<Vec<u8>, Error> {
+    let invalid = |reason: String| Error::Invalid {
+        path: out.to_path_buf(),
+        reason,
+    };
+    let manifests = entries
+        .iter()
+        .map(|e| {
+            descriptor(
+                OciMediaType::ImageManifest,
+                &e.digest,
+                e.size,
+                e.annotations.clone(),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(&invalid)?;
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(OciMediaType::ImageIndex)
+        .manifests(manifests)
+        .build()
+        .map_err(|e| invalid(format!("index: {e}")))?;
+    crate::canon::to_vec(&index).map_err(|e| invalid(format!("writing index.json: {e}")))
+}
+
+/// The canonical `oci-layout` file.
+pub(crate) fn oci_layout_json() -> Vec<u8> {
+    // Fixed text: written by hand, it is already canonical and cannot fail.
+    br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()
+}
+
+fn descriptor(
+    media_type: OciMediaType,
+    digest: &Digest,
+    size: u64,
+    annotations: BTreeMap<String, String>,
+) -> Result<Descriptor, String> {
+    let digest: Sha256Digest = digest
+        .hex()
+        .parse()
+        .map_err(|e| format!("digest {digest}: {e}"))?;
+    let mut builder = DescriptorBuilder::default()
+        .media_type(media_type)
+        .digest(digest)
+        .size(size);
+    if !annotations.is_empty() {
+        builder = builder.annotations(hash_map(&annotations));
+    }
+    builder.build().map_err(|e| format!("descriptor: {e}"))
+}
+
+/// oci-spec wants `HashMap`s; the order is restored by the canonical writer.
+fn hash_map(map: &BTreeMap<String, String>) -> HashMap<String, String> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+pub(crate) fn len_u64(bytes: &[u8]) -> u64 {
+    // A usize always fits in a u64 on the platforms Rust supports.
+    u64::try_from(bytes.len()).unwrap_or(u64::MAX)
+}
