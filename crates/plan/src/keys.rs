@@ -1,0 +1,296 @@
+//! Layer cache keys: blake3 over a canonical, versioned encoding of everything
+//! that decides a layer's bytes, and the content digests of its inputs.
+//!
+//! The encoding is a sequence of tagged, length-prefixed fields, so two
+//! different jobs can never encode to the same bytes. What goes in: the key
+//! format version, the compressor's identity (codec, implementation, level),
+//! the epoch, every op with its arguments, the content digest of every input
+//! (file bytes, exec bits, link targets, the shape of a directory tree), and,
+//! for a layer that reads the layers below it, their keys. What never goes in:
+//! host paths, mtimes, owners, inode numbers.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use strata_layer::{JobOp, LayerJob};
+
+/// Bump when the encoding below, or the way a layer is built from a job,
+/// changes: every old key then misses instead of hitting wrongly.
+pub const KEY_FORMAT: &str = "strata-layer-key-v1";
+
+/// A layer's cache key.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LayerKey(pub [u8; 32]);
+
+impl LayerKey {
+    pub fn hex(&self) -> String {
+        blake3::Hash::from(self.0).to_hex().to_string()
+    }
+}
+
+impl fmt::Display for LayerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+impl fmt::Debug for LayerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LayerKey({})", self.hex())
+    }
+}
+
+/// The content digest of one input, as the spec named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputDigest {
+    /// The source path as written in the spec.
+    pub src: String,
+    /// blake3 of the input's canonical content encoding.
+    pub digest: [u8; 32],
+}
+
+/// Tagged, length-prefixed fields into a blake3 hasher.
+struct Enc(blake3::Hasher);
+
+impl Enc {
+    fn field(&mut self, tag: &str, bytes: &[u8]) -> &mut Self {
+        self.0.update(&(tag.len() as u64).to_le_bytes());
+        self.0.update(tag.as_bytes());
+        self.0.update(&(bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+        self
+    }
+
+    fn opt_u32(&mut self, tag: &str, v: Option<u32>) -> &mut Self {
+        match v {
+            Some(v) => self.field(tag, &v.to_le_bytes()),
+            None => self.field(tag, b"-"),
+        }
+    }
+
+    fn owner(&mut self, o: Option<strata_layer::Owner>) -> &mut Self {
+        match o {
+            Some(o) => self.field(
+                "owner",
+                &[o.uid.to_le_bytes(), o.gid.to_le_bytes()].concat(),
+            ),
+            None => self.field("owner", b"-"),
+        }
+    }
+}
+
+/// The key of a layer job. `inputs` are the digests of the job's host inputs in
+/// op order; `below` the keys of the layers under it when it reads them.
+pub fn layer_key(job: &LayerJob, inputs: &[InputDigest], below: &[&LayerKey]) -> LayerKey {
+    let mut e = Enc(blake3::Hasher::new());
+    e.field("format", KEY_FORMAT.as_bytes())
+        .field("compression", job.compression.identity().as_bytes())
+        .field("epoch", &job.epoch.to_le_bytes());
+    let mut inputs = inputs.iter();
+    for op in &job.ops {
+        match op {
+            JobOp::Unpack {
+                to, owner, mode, ..
+            } => {
+                let d = inputs.next().map_or([0; 32], |i| i.digest);
+                e.field("op", b"unpack")
+                    .field("input", &d)
+                    .field("to", &to.0)
+                    .owner(*owner)
+                    .opt_u32("mode", *mode);
+            }
+            JobOp::Copy {
+                to,
+                into_dir,
+                mode,
+                owner,
+                ..
+            } => {
+                let d = inputs.next().map_or([0; 32], |i| i.digest);
+                e.field("op", b"copy")
+                    .field("input", &d)
+                    .field("to", &to.0)
+                    .field("into_dir", &[u8::from(*into_dir)])
+                    .owner(*owner)
+                    .opt_u32("mode", *mode);
+            }
+            JobOp::File {
+                path,
+                content,
+                mode,
+                owner,
+            } => {
+                e.field("op", b"file")
+                    .field("path", &path.0)
+                    .field("content", content)
+                    .owner(*owner)
+                    .opt_u32("mode", *mode);
+            }
+            JobOp::Mkdir { path, mode, owner } => {
+                e.field("op", b"mkdir")
+                    .field("path", &path.0)
+                    .owner(*owner)
+                    .opt_u32("mode", *mode);
+            }
+            JobOp::Symlink {
+                path,
+                target,
+                owner,
+            } => {
+                e.field("op", b"symlink")
+                    .field("path", &path.0)
+                    .field("target", target)
+                    .owner(*owner);
+            }
+            JobOp::Delete { path } => {
+                e.field("op", b"delete").field("path", &path.0);
+            }
+        }
+    }
+    for k in below {
+        e.field("below", &k.0);
+    }
+    LayerKey(e.0.finalize().into())
+}
+
+/// Whether a file is a tarball that `add` unpacks: compressed (gzip, xz, zstd,
+/// bzip2) by its magic bytes, or a plain tar by its ustar magic. A directory is not.
+pub fn is_archive(path: &Path) -> io::Result<bool> {
+    if !fs::metadata(path)?.is_file() {
+        return Ok(false);
+    }
+    let mut head = [0u8; 512];
+    let mut f = fs::File::open(path)?;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    let head = &head[..n];
+    Ok(head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || head.starts_with(b"BZh")
+        || head.get(257..262) == Some(b"ustar"))
+}
+
+/// The content digest of an input: a file's bytes and exec bit, or a directory
+/// tree's names (sorted by bytes), types, exec bits, contents and link targets.
+/// Symlinks given directly are followed (the spec named them); inside a
+/// directory they are recorded as links, as the layer copies them.
+pub fn digest_input(path: &Path) -> io::Result<[u8; 32]> {
+    let mut e = Enc(blake3::Hasher::new());
+    let meta = fs::metadata(path)?;
+    if meta.is_dir() {
+        e.field("dir", b"");
+        digest_tree(path, b"", &mut e)?;
+    } else {
+        digest_file(path, &meta, &mut e)?;
+    }
+    Ok(e.0.finalize().into())
+}
+
+fn digest_file(path: &Path, meta: &fs::Metadata, e: &mut Enc) -> io::Result<()> {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(fs::File::open(path)?)?;
+    e.field("file", h.finalize().as_bytes())
+        .field("exec", &[u8::from(meta.permissions().mode() & 0o111 != 0)]);
+    Ok(())
+}
+
+fn digest_tree(dir: &Path, rel: &[u8], e: &mut Enc) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut names: Vec<_> = fs::read_dir(dir)?
+        .map(|d| d.map(|d| d.file_name()))
+        .collect::<io::Result<_>>()?;
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    for name in names {
+        let path = dir.join(&name);
+        let rel = [rel, b"/", name.as_bytes()].concat();
+        let meta = fs::symlink_metadata(&path)?;
+        e.field("name", &rel);
+        if meta.file_type().is_symlink() {
+            e.field("symlink", fs::read_link(&path)?.as_os_str().as_bytes());
+        } else if meta.is_dir() {
+            e.field("dir", b"");
+            digest_tree(&path, &rel, e)?;
+        } else if meta.is_file() {
+            digest_file(&path, &meta, e)?;
+        } else {
+            // Special files are refused by the builder; digest their kind so
+            // the key is still defined.
+            e.field("special", b"");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn tree(root: &Path, order: &[&str]) {
+        for name in order {
+            let p = root.join(name);
+            if name.ends_with('/') {
+                fs::create_dir_all(&p).unwrap();
+            } else {
+                fs::create_dir_all(p.parent().unwrap()).unwrap();
+                fs::write(&p, name.as_bytes()).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn directory_digest_ignores_creation_order_mtime_and_location() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        tree(a.path(), &["x/", "x/1", "x/2", "y"]);
+        tree(b.path(), &["y", "x/2", "x/", "x/1"]);
+        filetime::set_file_mtime(
+            b.path().join("y"),
+            filetime::FileTime::from_unix_time(12345, 0),
+        )
+        .unwrap();
+        assert_eq!(
+            digest_input(a.path()).unwrap(),
+            digest_input(b.path()).unwrap()
+        );
+    }
+
+    #[test]
+    fn directory_digest_sees_content_exec_bit_and_links() {
+        let a = tempfile::tempdir().unwrap();
+        tree(a.path(), &["f"]);
+        let d0 = digest_input(a.path()).unwrap();
+        fs::set_permissions(a.path().join("f"), fs::Permissions::from_mode(0o755)).unwrap();
+        let d1 = digest_input(a.path()).unwrap();
+        assert_ne!(d0, d1, "exec bit");
+        fs::write(a.path().join("f"), b"other").unwrap();
+        let d2 = digest_input(a.path()).unwrap();
+        assert_ne!(d1, d2, "content");
+        symlink("f", a.path().join("l")).unwrap();
+        let d3 = digest_input(a.path()).unwrap();
+        fs::remove_file(a.path().join("l")).unwrap();
+        symlink("g", a.path().join("l")).unwrap();
+        assert_ne!(d3, digest_input(a.path()).unwrap(), "link target");
+    }
+
+    #[test]
+    fn archive_detection_is_by_magic_not_name() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("looks.tar.gz");
+        fs::write(&p, b"plain text").unwrap();
+        assert!(!is_archive(&p).unwrap());
+        let q = d.path().join("data.bin");
+        fs::write(&q, [0x1f, 0x8b, 8, 0]).unwrap();
+        assert!(is_archive(&q).unwrap());
+        assert!(!is_archive(d.path()).unwrap());
+    }
+}

@@ -1,0 +1,572 @@
+//! A [`Spec`] to a [`Plan`]: the graph of layer jobs and image jobs, with
+//! `from` chains resolved, configs inherited, input paths resolved and cache
+//! keys computed.
+//!
+//! An image's layers are its base's layers (through `from`), then its `rootfs`
+//! layer, then its own `layer` nodes. A layer defined once is one node however
+//! many images stack on it, which is how images of one spec share blobs.
+//! A layer whose ops only add content depends on nothing and can be built in
+//! parallel with any other; a layer with a `delete` reads the union of the
+//! layers below it (to know what it deletes), so it depends on them and its key
+//! covers theirs.
+//!
+//! Invariants: this crate builds nothing and writes nothing; it reads input
+//! files only to digest them for keys. Every user error is a
+//! [`SpecDiagnostic`] with a span into the spec, and all of them are reported
+//! together. Keys depend only on content (never on paths of the checkout,
+//! mtimes or owners).
+
+mod config;
+mod keys;
+mod render;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use miette::SourceSpan;
+use strata_export::ImageConfig;
+use strata_layer::{Compression, ImagePath, JobOp, LayerJob, Owner};
+use strata_spec::{Diagnostics, Op, Spanned, Spec, SpecDiagnostic};
+
+pub use keys::{InputDigest, KEY_FORMAT, LayerKey};
+
+/// Index of a layer in [`Plan::layers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LayerId(pub usize);
+
+/// What the plan needs from outside the spec.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// `SOURCE_DATE_EPOCH`: when set, overrides the spec's `epoch`.
+    pub source_date_epoch: Option<u64>,
+}
+
+/// The whole graph of one spec.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The spec's name and text, for diagnostics found while building.
+    pub spec_name: String,
+    pub spec_source: String,
+    pub epoch: u64,
+    pub compression: Compression,
+    /// Layers in an order where every layer comes after the layers below it.
+    pub layers: Vec<LayerNode>,
+    /// Images in spec order.
+    pub images: Vec<ImageNode>,
+}
+
+/// One layer job.
+#[derive(Debug, Clone)]
+pub struct LayerNode {
+    pub id: LayerId,
+    /// The image whose spec node defines this layer.
+    pub image: String,
+    /// The layer's name (`rootfs` for an image's rootfs).
+    pub name: String,
+    pub span: SourceSpan,
+    pub job: LayerJob,
+    /// The span of each op of `job`, for errors the builder reports by op index.
+    pub op_spans: Vec<SourceSpan>,
+    /// Every layer below this one in its image, bottom first.
+    pub below: Vec<LayerId>,
+    /// Whether building this layer reads the layers below (it has a `delete`).
+    pub reads_below: bool,
+    /// The digests of the inputs it reads, in op order.
+    pub inputs: Vec<InputDigest>,
+    pub key: LayerKey,
+}
+
+impl LayerNode {
+    /// `image/layer`, the name used in progress, reports and errors.
+    pub fn qualified_name(&self) -> String {
+        format!("{}/{}", self.image, self.name)
+    }
+
+    /// The layers this one must wait for.
+    pub fn deps(&self) -> &[LayerId] {
+        if self.reads_below { &self.below } else { &[] }
+    }
+}
+
+/// One image job.
+#[derive(Debug, Clone)]
+pub struct ImageNode {
+    pub name: String,
+    pub tag: String,
+    pub span: SourceSpan,
+    /// Its layers, bottom first (the base's layers first).
+    pub layers: Vec<LayerId>,
+    pub config: ImageConfig,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Plan {
+    pub fn layer(&self, id: LayerId) -> &LayerNode {
+        &self.layers[id.0]
+    }
+
+    /// A diagnostic found after planning, rendered against the spec.
+    pub fn diagnostic(&self, d: SpecDiagnostic) -> Diagnostics {
+        Diagnostics::new(&self.spec_name, &self.spec_source, vec![d])
+    }
+}
+
+/// Plan a spec read from `spec_path` (input paths are relative to its directory).
+pub fn plan(spec: &Spec, spec_path: &Path, opts: &PlanOptions) -> Result<Plan, Diagnostics> {
+    let base_dir = spec_path
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    Planner {
+        spec,
+        base_dir,
+        errors: Vec::new(),
+    }
+    .run(opts)
+}
+
+struct Planner<'a> {
+    spec: &'a Spec,
+    base_dir: PathBuf,
+    errors: Vec<SpecDiagnostic>,
+}
+
+/// Default `PATH` of an image built from scratch, as Docker and BuildKit set it.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl Planner<'_> {
+    fn run(mut self, opts: &PlanOptions) -> Result<Plan, Diagnostics> {
+        let spec = self.spec;
+        let epoch = opts
+            .source_date_epoch
+            .or(spec.epoch.as_ref().map(|e| e.value))
+            .unwrap_or(0);
+        let compression = match spec.compression.as_ref().map(|c| c.value) {
+            None | Some(strata_spec::Compression::Gzip) => Compression::DEFAULT_GZIP,
+            Some(strata_spec::Compression::Zstd) => Compression::DEFAULT_ZSTD,
+            Some(strata_spec::Compression::None) => Compression::None,
+        };
+
+        let order = self.image_order();
+        let mut layers: Vec<LayerNode> = Vec::new();
+        let mut images: Vec<Option<ImageNode>> = vec![None; spec.images.len()];
+        for idx in order {
+            let image = &spec.images[idx];
+            let parent = image.from.as_ref().and_then(|from| {
+                let p = spec
+                    .images
+                    .iter()
+                    .position(|i| i.name.value == from.value)?;
+                images[p].clone()
+            });
+            let mut stack: Vec<LayerId> = parent
+                .as_ref()
+                .map(|p| p.layers.clone())
+                .unwrap_or_default();
+            if let Some(rootfs) = &image.rootfs {
+                let ops = vec![Spanned::new(
+                    Op::Add {
+                        src: rootfs.clone(),
+                        to: Spanned::new("/".to_owned(), rootfs.span),
+                        mode: None,
+                        owner: None,
+                    },
+                    rootfs.span,
+                )];
+                if let Some(node) = self.layer_node(
+                    &image.name.value,
+                    "rootfs",
+                    rootfs.span,
+                    &ops,
+                    &stack,
+                    &layers,
+                    epoch,
+                    compression,
+                ) {
+                    stack.push(node.id);
+                    layers.push(node);
+                }
+            }
+            for layer in &image.layers {
+                if let Some(node) = self.layer_node(
+                    &image.name.value,
+                    &layer.name.value,
+                    layer.name.span,
+                    &layer.ops,
+                    &stack,
+                    &layers,
+                    epoch,
+                    compression,
+                ) {
+                    stack.push(node.id);
+                    layers.push(node);
+                }
+            }
+            let config = config::resolve(
+                parent.as_ref().map(|p| &p.config),
+                &image.config,
+                epoch,
+                DEFAULT_PATH,
+            );
+            let annotations = image
+                .config
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), v.value.clone()))
+                .collect();
+            images[idx] = Some(ImageNode {
+                name: image.name.value.clone(),
+                tag: image
+                    .tag
+                    .as_ref()
+                    .map_or_else(|| "latest".to_owned(), |t| t.value.clone()),
+                span: image.span,
+                layers: stack,
+                config,
+                annotations,
+            });
+        }
+
+        if !self.errors.is_empty() {
+            return Err(Diagnostics::new(&spec.name, &spec.source, self.errors));
+        }
+        Ok(Plan {
+            spec_name: spec.name.clone(),
+            spec_source: spec.source.clone(),
+            epoch,
+            compression,
+            layers,
+            images: images.into_iter().flatten().collect(),
+        })
+    }
+
+    /// Images ordered so that every image comes after its `from` base; reports
+    /// unknown bases and cycles (and leaves those images out).
+    fn image_order(&mut self) -> Vec<usize> {
+        let images = &self.spec.images;
+        let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, image) in images.iter().enumerate() {
+            if by_name.insert(image.name.value.as_str(), i).is_some() {
+                self.errors.push(SpecDiagnostic::new(
+                    format!("image `{}` is defined twice", image.name.value),
+                    image.name.span,
+                    "second definition",
+                ));
+            }
+        }
+        let mut parent: Vec<Option<usize>> = vec![None; images.len()];
+        let mut broken = vec![false; images.len()];
+        for (i, image) in images.iter().enumerate() {
+            let Some(from) = &image.from else { continue };
+            match by_name.get(from.value.as_str()) {
+                Some(&p) => parent[i] = Some(p),
+                None => {
+                    let mut d = SpecDiagnostic::new(
+                        format!("no image named `{}` in this spec", from.value),
+                        from.span,
+                        "unknown image",
+                    );
+                    if let Some(best) = closest(&from.value, by_name.keys().copied()) {
+                        d = d.with_help(format!("did you mean `{best}`?"));
+                    }
+                    self.errors.push(d);
+                    broken[i] = true;
+                }
+            }
+        }
+        // A chain that revisits an image is a cycle; report it once, at the
+        // `from` of the first image of the cycle in spec order.
+        let mut in_cycle = vec![false; images.len()];
+        for start in 0..images.len() {
+            let mut seen = vec![start];
+            let mut cur = start;
+            while let Some(p) = parent[cur] {
+                if p == start {
+                    if seen.iter().all(|&i| !in_cycle[i]) {
+                        let names: Vec<&str> = seen
+                            .iter()
+                            .chain([&start])
+                            .map(|&i| images[i].name.value.as_str())
+                            .collect();
+                        let from = images[start]
+                            .from
+                            .as_ref()
+                            .map_or(images[start].name.span, |f| f.span);
+                        self.errors.push(
+                            SpecDiagnostic::new(
+                                format!("`from` cycle: {}", names.join(" -> ")),
+                                from,
+                                "this `from` closes the cycle",
+                            )
+                            .with_help(
+                                "an image cannot build on itself, directly or through other images",
+                            ),
+                        );
+                    }
+                    for &i in &seen {
+                        in_cycle[i] = true;
+                    }
+                    break;
+                }
+                if seen.contains(&p) {
+                    break; // a cycle further up, reported from its own start
+                }
+                seen.push(p);
+                cur = p;
+            }
+        }
+        // Depth-first from each image: parents first; skip what a broken base taints.
+        let mut order = Vec::new();
+        let mut placed = vec![false; images.len()];
+        fn tainted(i: usize, parent: &[Option<usize>], broken: &[bool], in_cycle: &[bool]) -> bool {
+            let mut cur = i;
+            let mut steps = 0;
+            loop {
+                if broken[cur] || in_cycle[cur] {
+                    return true;
+                }
+                match parent[cur] {
+                    Some(p) if steps <= parent.len() => {
+                        cur = p;
+                        steps += 1;
+                    }
+                    Some(_) => return true,
+                    None => return false,
+                }
+            }
+        }
+        for i in 0..images.len() {
+            if tainted(i, &parent, &broken, &in_cycle) {
+                continue;
+            }
+            let mut chain = vec![i];
+            let mut cur = i;
+            while let Some(p) = parent[cur] {
+                chain.push(p);
+                cur = p;
+            }
+            for &j in chain.iter().rev() {
+                if !placed[j] {
+                    placed[j] = true;
+                    order.push(j);
+                }
+            }
+        }
+        order
+    }
+
+    /// One layer's job, inputs resolved and digested; `None` (with errors recorded) when an input is missing.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_node(
+        &mut self,
+        image: &str,
+        name: &str,
+        span: SourceSpan,
+        ops: &[Spanned<Op>],
+        below: &[LayerId],
+        layers: &[LayerNode],
+        epoch: u64,
+        compression: Compression,
+    ) -> Option<LayerNode> {
+        let mut job_ops = Vec::new();
+        let mut op_spans = Vec::new();
+        let mut inputs = Vec::new();
+        let mut ok = true;
+        let mut reads_below = false;
+        for op in ops {
+            match self.job_op(&op.value) {
+                Ok((job_op, input)) => {
+                    reads_below |= matches!(job_op, JobOp::Delete { .. });
+                    job_ops.push(job_op);
+                    op_spans.push(op.span);
+                    inputs.extend(input);
+                }
+                Err(d) => {
+                    self.errors.push(d);
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let job = LayerJob {
+            ops: job_ops,
+            epoch,
+            compression,
+        };
+        let below_keys: Vec<&LayerKey> = if reads_below {
+            below.iter().map(|id| &layers[id.0].key).collect()
+        } else {
+            Vec::new()
+        };
+        let key = keys::layer_key(&job, &inputs, &below_keys);
+        Some(LayerNode {
+            id: LayerId(layers.len()),
+            image: image.to_owned(),
+            name: name.to_owned(),
+            span,
+            job,
+            op_spans,
+            below: below.to_vec(),
+            reads_below,
+            inputs,
+            key,
+        })
+    }
+
+    fn job_op(&self, op: &Op) -> Result<(JobOp, Option<InputDigest>), SpecDiagnostic> {
+        let owner = |o: &Option<Spanned<strata_spec::Owner>>| {
+            o.as_ref().map(|o| Owner {
+                uid: o.value.uid,
+                gid: o.value.gid,
+            })
+        };
+        let mode = |m: &Option<Spanned<u32>>| m.as_ref().map(|m| m.value);
+        Ok(match op {
+            Op::Add {
+                src,
+                to,
+                mode: m,
+                owner: o,
+            }
+            | Op::Copy {
+                src,
+                to,
+                mode: m,
+                owner: o,
+            } => {
+                let host = self.input(src)?;
+                let dest = image_path(to)?;
+                let into_dir = to.value.ends_with('/');
+                let unpack = matches!(op, Op::Add { .. })
+                    && keys::is_archive(&host).map_err(|e| io_diag(src, &host, e))?;
+                let digest = keys::digest_input(&host).map_err(|e| io_diag(src, &host, e))?;
+                let job_op = if unpack {
+                    JobOp::Unpack {
+                        archive: host,
+                        to: dest,
+                        owner: owner(o),
+                        mode: mode(m),
+                    }
+                } else {
+                    JobOp::Copy {
+                        src: host,
+                        to: dest,
+                        into_dir,
+                        mode: mode(m),
+                        owner: owner(o),
+                    }
+                };
+                (
+                    job_op,
+                    Some(InputDigest {
+                        src: src.value.clone(),
+                        digest,
+                    }),
+                )
+            }
+            Op::File {
+                path,
+                content,
+                mode: m,
+                owner: o,
+            } => (
+                JobOp::File {
+                    path: image_path(path)?,
+                    content: content.value.clone().into_bytes(),
+                    mode: mode(m),
+                    owner: owner(o),
+                },
+                None,
+            ),
+            Op::Mkdir {
+                path,
+                mode: m,
+                owner: o,
+            } => (
+                JobOp::Mkdir {
+                    path: image_path(path)?,
+                    mode: mode(m),
+                    owner: owner(o),
+                },
+                None,
+            ),
+            Op::Symlink {
+                path,
+                target,
+                owner: o,
+            } => (
+                JobOp::Symlink {
+                    path: image_path(path)?,
+                    target: target.value.clone().into_bytes(),
+                    owner: owner(o),
+                },
+                None,
+            ),
+            Op::Delete { path } => (
+                JobOp::Delete {
+                    path: image_path(path)?,
+                },
+                None,
+            ),
+        })
+    }
+
+    /// An input path, relative to the spec's directory, that must exist.
+    fn input(&self, src: &Spanned<String>) -> Result<PathBuf, SpecDiagnostic> {
+        let path = self.base_dir.join(&src.value);
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => Ok(path),
+            Err(e) => Err(SpecDiagnostic::new(
+                format!("input {}: {}", path.display(), io_reason(&e)),
+                src.span,
+                "this input",
+            )
+            .with_help("input paths are relative to the directory of the spec file")),
+        }
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+fn io_diag(src: &Spanned<String>, path: &Path, e: std::io::Error) -> SpecDiagnostic {
+    SpecDiagnostic::new(
+        format!("input {}: {}", path.display(), io_reason(&e)),
+        src.span,
+        "this input",
+    )
+}
+
+fn image_path(p: &Spanned<String>) -> Result<ImagePath, SpecDiagnostic> {
+    ImagePath::parse_abs(&p.value).ok_or_else(|| {
+        SpecDiagnostic::new(
+            format!("not an absolute path in the image: {:?}", p.value),
+            p.span,
+            "here",
+        )
+        .with_help("paths in the image start with `/` and have no `..`")
+    })
+}
+
+/// The name in `names` closest to `wanted`, if any is close enough to be a likely typo.
+fn closest<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .map(|n| (strsim::jaro_winkler(wanted, n), n))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| n)
+}

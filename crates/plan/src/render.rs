@@ -1,0 +1,133 @@
+//! Human-readable and Graphviz renderings of a plan (`strata plan`, `--dot`).
+
+use std::fmt::Write;
+
+use strata_layer::JobOp;
+
+use crate::Plan;
+
+impl Plan {
+    /// A stable text rendering: every layer with its ops, inputs, dependencies
+    /// and key, then every image with its layer stack.
+    pub fn render_text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "plan {}: {} layer(s), {} image(s), epoch {}, compression {}",
+            // The file name only: the rendering must not depend on where the checkout is.
+            std::path::Path::new(&self.spec_name)
+                .file_name()
+                .map_or(self.spec_name.as_str().into(), |n| n.to_string_lossy()),
+            self.layers.len(),
+            self.images.len(),
+            self.epoch,
+            self.compression.identity()
+        );
+        for l in &self.layers {
+            let _ = writeln!(
+                s,
+                "\nlayer {} [key {}]",
+                l.qualified_name(),
+                &l.key.hex()[..16]
+            );
+            if l.reads_below {
+                let below: Vec<String> = l
+                    .below
+                    .iter()
+                    .map(|&id| self.layer(id).qualified_name())
+                    .collect();
+                let _ = writeln!(s, "  reads below: {}", below.join(", "));
+            } else {
+                let _ = writeln!(s, "  independent: builds in parallel");
+            }
+            let mut inputs = l.inputs.iter();
+            for op in &l.job.ops {
+                let line = match op {
+                    JobOp::Unpack { to, .. } => {
+                        let i = inputs.next();
+                        format!("unpack {} -> {}", i.map_or("?", |i| &i.src), to.display())
+                    }
+                    JobOp::Copy { to, into_dir, .. } => {
+                        let i = inputs.next();
+                        let slash = if *into_dir && !to.0.is_empty() {
+                            "/"
+                        } else {
+                            ""
+                        };
+                        format!(
+                            "copy {} -> {}{slash}",
+                            i.map_or("?", |i| &i.src),
+                            to.display()
+                        )
+                    }
+                    JobOp::File { path, content, .. } => {
+                        format!("file {} ({} bytes)", path.display(), content.len())
+                    }
+                    JobOp::Mkdir { path, .. } => format!("mkdir {}", path.display()),
+                    JobOp::Symlink { path, target, .. } => {
+                        format!(
+                            "symlink {} -> {}",
+                            path.display(),
+                            String::from_utf8_lossy(target)
+                        )
+                    }
+                    JobOp::Delete { path } => format!("delete {}", path.display()),
+                };
+                let _ = writeln!(s, "  {line}");
+            }
+        }
+        for img in &self.images {
+            let _ = writeln!(s, "\nimage {}:{}", img.name, img.tag);
+            for (n, &id) in img.layers.iter().enumerate() {
+                let _ = writeln!(s, "  {}. {}", n + 1, self.layer(id).qualified_name());
+            }
+        }
+        s
+    }
+
+    /// The graph in Graphviz `dot`: layers as boxes, images as ellipses, an
+    /// edge from each layer to the layer stacked on it and to the images using it.
+    pub fn render_dot(&self) -> String {
+        let mut s =
+            String::from("digraph strata {\n  rankdir=BT;\n  node [fontname=\"monospace\"];\n");
+        for l in &self.layers {
+            let _ = writeln!(s, "  \"{}\" [shape=box];", esc(&l.qualified_name()));
+        }
+        for img in &self.images {
+            let _ = writeln!(
+                s,
+                "  \"image:{}\" [shape=ellipse, label=\"{}:{}\"];",
+                esc(&img.name),
+                esc(&img.name),
+                esc(&img.tag)
+            );
+        }
+        for l in &self.layers {
+            if let Some(&below) = l.below.last() {
+                let style = if l.reads_below { "solid" } else { "dashed" };
+                let _ = writeln!(
+                    s,
+                    "  \"{}\" -> \"{}\" [style={style}];",
+                    esc(&self.layer(below).qualified_name()),
+                    esc(&l.qualified_name())
+                );
+            }
+        }
+        for img in &self.images {
+            if let Some(&top) = img.layers.last() {
+                let _ = writeln!(
+                    s,
+                    "  \"{}\" -> \"image:{}\";",
+                    esc(&self.layer(top).qualified_name()),
+                    esc(&img.name)
+                );
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
