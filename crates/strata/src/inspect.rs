@@ -1,0 +1,99 @@
+//! `strata inspect`: what an OCI layout holds, as stable text fit for review
+//! and snapshots: images, layers, config, and with `files` every layer's
+//! listing, read back from the blobs themselves.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+
+/// A layout and, optionally, one tag in it: `DIR` or `DIR:TAG`. A path that
+/// exists as given is a layout (even with a `:` in its name).
+pub fn parse_target(target: &str) -> (PathBuf, Option<String>) {
+    if Path::new(target).exists() {
+        return (PathBuf::from(target), None);
+    }
+    match target.rsplit_once(':') {
+        Some((dir, tag)) if !tag.contains('/') && !dir.is_empty() => {
+            (PathBuf::from(dir), Some(tag.to_owned()))
+        }
+        _ => (PathBuf::from(target), None),
+    }
+}
+
+/// Render an inspection of `target`.
+pub fn inspect(target: &str, files: bool) -> Result<String, Error> {
+    let (dir, tag) = parse_target(target);
+    let layout = strata_export::open_layout(&dir)?;
+    let images: Vec<&strata_export::LayoutImage> = match &tag {
+        Some(t) => vec![layout.image(t)?],
+        None => layout.images().iter().collect(),
+    };
+    let mut s = String::new();
+    for (n, img) in images.iter().enumerate() {
+        if n > 0 {
+            s.push('\n');
+        }
+        let _ = writeln!(s, "image {}", img.name);
+        let _ = writeln!(s, "  manifest {}", img.manifest_digest);
+        let _ = writeln!(s, "  config   {}", img.config_digest);
+        for (i, (blob, diff_id, size, media_type)) in img.layers.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "  layer {} {} {} bytes {} diff_id {}",
+                i + 1,
+                blob,
+                size,
+                media_type.as_str(),
+                diff_id
+            );
+        }
+        for line in strata_export::config_summary(img).lines() {
+            let _ = writeln!(s, "  {line}");
+        }
+        if files {
+            for (i, (blob, _, _, _)) in img.layers.iter().enumerate() {
+                let path = layout.blob_path(blob);
+                let f = std::fs::File::open(&path).map_err(|source| {
+                    Error::Export(strata_export::Error::Io {
+                        path: path.clone(),
+                        source,
+                    })
+                })?;
+                let listing =
+                    strata_layer::list_blob(std::io::BufReader::new(f)).map_err(|source| {
+                        Error::Layer {
+                            layer: format!("{} layer {}", img.name, i + 1),
+                            source,
+                        }
+                    })?;
+                let _ = writeln!(s, "  files of layer {} ({}):", i + 1, blob);
+                for line in listing.text().lines() {
+                    let _ = writeln!(s, "    {line}");
+                }
+            }
+        }
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_splits_a_tag_only_when_the_path_does_not_exist() {
+        assert_eq!(
+            parse_target("/nonexistent/layout:tomcat"),
+            (PathBuf::from("/nonexistent/layout"), Some("tomcat".into()))
+        );
+        assert_eq!(
+            parse_target("/nonexistent/layout"),
+            (PathBuf::from("/nonexistent/layout"), None)
+        );
+        let d = tempfile::tempdir().unwrap();
+        let odd = d.path().join("a:b");
+        std::fs::create_dir(&odd).unwrap();
+        assert_eq!(parse_target(odd.to_str().unwrap()), (odd.clone(), None));
+    }
+}

@@ -1,0 +1,83 @@
+//! The strata library: compose a spec into OCI images.
+//!
+//! [`compose`] runs the whole pipeline: read the spec, plan the graph, build
+//! every layer (independent layers in parallel on a rayon pool, cache hits
+//! reused without recompressing), and export an OCI image layout (and
+//! optionally a docker-archive). Progress is reported as [`Event`]s to a
+//! callback, so a terminal front end can draw it and a test can record it.
+//!
+//! Invariants: this crate draws nothing and prints nothing (front ends do);
+//! every failure is an [`Error`] that names what and where; the output layout
+//! is replaced only when the whole compose succeeded.
+
+mod compose;
+pub mod inspect;
+mod report;
+
+pub use compose::{ComposeOptions, compose, plan_spec};
+pub use report::{CacheStatus, ComposeReport, ImageReport, LayerReport};
+pub use strata_cache::Cache;
+pub use strata_plan::{Plan, PlanOptions};
+pub use strata_spec::Diagnostics;
+
+use std::path::PathBuf;
+
+/// A progress event of [`compose`]. Layer indices refer to the plan's layers.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The plan is ready: this many layers and images.
+    Planned { layers: Vec<String>, images: usize },
+    /// A layer started building (it missed the cache).
+    LayerStarted { index: usize, name: String },
+    /// This many more uncompressed bytes of a layer were written.
+    LayerProgress { index: usize, bytes: u64 },
+    /// A layer is ready, built or from the cache.
+    LayerDone {
+        index: usize,
+        name: String,
+        cache: CacheStatus,
+        size: u64,
+    },
+    /// Writing the outputs.
+    Exporting { out: PathBuf },
+    /// A non-fatal problem (a corrupt cache entry that was dropped and rebuilt).
+    Warning(String),
+}
+
+/// Why a compose failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read spec {path}: {source}")]
+    ReadSpec {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Problems in the spec, located; render with miette for snippets.
+    #[error("{0}")]
+    Spec(Box<Diagnostics>),
+    #[error("layer {layer}: {source}")]
+    Layer {
+        layer: String,
+        #[source]
+        source: strata_layer::Error,
+    },
+    #[error(transparent)]
+    Cache(#[from] strata_cache::Error),
+    #[error(transparent)]
+    Export(#[from] strata_export::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<strata_spec::ReadError> for Error {
+    fn from(e: strata_spec::ReadError) -> Self {
+        match e {
+            strata_spec::ReadError::Io { path, source } => Error::ReadSpec {
+                path: path.into(),
+                source,
+            },
+            strata_spec::ReadError::Invalid(d) => Error::Spec(d),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! What a compose did: per image and per layer digests, sizes and cache use,
+//! as a short human summary or as JSON for scripts.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// Whether a layer came from the cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerReport {
+    /// `image/layer` of the image that defines it.
+    pub name: String,
+    pub diff_id: String,
+    pub digest: String,
+    pub size: u64,
+    pub media_type: String,
+    pub cache: CacheStatus,
+    /// Why a layer missed when it was not simply new (a dropped corrupt entry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub miss_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageReport {
+    pub name: String,
+    pub tag: String,
+    pub manifest: String,
+    pub config: String,
+    pub layers: Vec<LayerReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComposeReport {
+    pub spec: PathBuf,
+    pub out: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker_archive: Option<PathBuf>,
+    pub images: Vec<ImageReport>,
+    /// Wall time of the compose in milliseconds (not part of any digest).
+    pub elapsed_ms: u64,
+}
+
+impl ComposeReport {
+    /// The short summary a terminal user sees.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let layers: std::collections::BTreeSet<&str> = self
+            .images
+            .iter()
+            .flat_map(|i| i.layers.iter().map(|l| l.digest.as_str()))
+            .collect();
+        let hits = self
+            .images
+            .iter()
+            .flat_map(|i| &i.layers)
+            .filter(|l| l.cache == CacheStatus::Hit)
+            .map(|l| l.digest.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let _ = writeln!(
+            s,
+            "composed {} image(s) from {} distinct layer(s) ({} from cache) into {} in {}",
+            self.images.len(),
+            layers.len(),
+            hits,
+            self.out.display(),
+            if self.elapsed_ms < 1000 {
+                format!("{} ms", self.elapsed_ms)
+            } else {
+                format!("{:.2} s", self.elapsed_ms as f64 / 1000.0)
+            }
+        );
+        for img in &self.images {
+            let _ = writeln!(s, "  {}:{}  manifest {}", img.name, img.tag, img.manifest);
+            for l in &img.layers {
+                let _ = writeln!(
+                    s,
+                    "    {:<24} {}  {:>10}  {}",
+                    l.name,
+                    short(&l.digest),
+                    human_size(l.size),
+                    match l.cache {
+                        CacheStatus::Hit => "cached",
+                        CacheStatus::Miss => "built",
+                    }
+                );
+            }
+        }
+        if let Some(a) = &self.docker_archive {
+            let _ = writeln!(s, "  docker-archive: {}", a.display());
+        }
+        s
+    }
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
+
+/// `1.5 MiB`-style sizes.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+impl ComposeReport {
+    /// The `--json` form: one object, keys in a fixed order.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\":\"cannot serialise the report: {e}\"}}"))
+    }
+}
