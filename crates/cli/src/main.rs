@@ -1,0 +1,213 @@
+//! The `strata` command: compose container images from a KDL spec.
+//!
+//! This binary only parses arguments, draws progress and prints: every piece
+//! of logic lives in the `strata` library, which `cargo xtask` calls too.
+//! stdout carries data only (summaries, listings, JSON); progress, warnings
+//! and errors go to stderr.
+//!
+//! Exit codes: 0 success, 1 failure (build, cache, export, I/O), 2 usage
+//! error, 3 the spec is invalid (every problem is printed with its location).
+
+mod progress;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  strata compose specs/tomcat.kdl                 # -> target/images/tomcat/ (OCI layout)
+  strata compose specs/hello.kdl --docker-archive hello.tar && podman load -i hello.tar
+  strata compose specs/tomcat.kdl --json | jq '.images[].manifest'
+  strata plan specs/tomcat.kdl --dot | dot -Tsvg > plan.svg
+  strata inspect target/images/tomcat:tomcat --files
+
+Exit codes: 0 success, 1 failure, 2 usage error, 3 invalid spec.
+The spec language: docs/spec.md.";
+
+/// Compose container images from a declarative KDL spec: a base rootfs plus
+/// layers, built in parallel, cached by content, exported as a reproducible
+/// OCI image layout.
+#[derive(Parser)]
+#[command(name = "strata", version, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build every image of a spec into an OCI image layout.
+    ///
+    /// Layers that only add content build in parallel; layers found in the
+    /// cache are reused without recompressing. The same spec and inputs give
+    /// byte-identical output on any machine. Set SOURCE_DATE_EPOCH to override
+    /// the spec's `epoch` (the time written into every file and `created`).
+    Compose {
+        /// The spec file (KDL); input paths in it are relative to it.
+        spec: PathBuf,
+        /// The OCI image layout directory to write; replaced as a whole on
+        /// success. Default: target/images/<spec name>.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Also write a docker-archive tarball (for `docker load` / `podman
+        /// load`), every image tagged NAME:TAG.
+        #[arg(long, value_name = "FILE")]
+        docker_archive: Option<PathBuf>,
+        /// Layers built at once (default: the number of cores). Never changes the output.
+        #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
+        /// The layer cache. Default: $STRATA_CACHE_DIR, else the platform cache dir (~/.cache/strata).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// Print one JSON object on stdout (images, digests, layers, cache hits) instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// No progress display and no summary; errors only.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Show the graph of layer and image jobs a spec plans, without building.
+    Plan {
+        spec: PathBuf,
+        /// Graphviz output: `strata plan SPEC --dot | dot -Tsvg > plan.svg`.
+        #[arg(long)]
+        dot: bool,
+    },
+    /// List the images, layers and config of an OCI layout.
+    Inspect {
+        /// LAYOUT or LAYOUT:TAG (TAG is the image name in index.json).
+        target: String,
+        /// Also list every file of every layer: one stable, sorted line per
+        /// entry (path, type, mode, uid:gid, size, sha256 or link target,
+        /// whiteouts marked), fit to commit and diff.
+        #[arg(long)]
+        files: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => report_error(&e),
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
+    match cli.command {
+        Command::Compose {
+            spec,
+            out,
+            docker_archive,
+            jobs,
+            cache_dir,
+            json,
+            quiet,
+        } => {
+            let out = out.unwrap_or_else(|| default_out(&spec));
+            let opts = strata::ComposeOptions {
+                out,
+                docker_archive,
+                jobs: jobs.map(usize::from),
+                cache_dir,
+                source_date_epoch: source_date_epoch()?,
+            };
+            let show_progress = !json && !quiet && std::io::stderr().is_terminal();
+            let progress = progress::Progress::new(show_progress);
+            let report = strata::compose(&spec, &opts, &|e| progress.event(e));
+            progress.finish();
+            let report = report?;
+            if json {
+                print_stdout(&format!("{}\n", report.to_json()));
+            } else if !quiet {
+                print_stdout(&report.summary());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { spec, dot } => {
+            let plan = strata::plan_spec(
+                &spec,
+                &strata::PlanOptions {
+                    source_date_epoch: source_date_epoch()?,
+                },
+            )?;
+            print_stdout(&if dot {
+                plan.render_dot()
+            } else {
+                plan.render_text()
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inspect { target, files } => {
+            print_stdout(&strata::inspect::inspect(&target, files)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `target/images/<spec file stem>`.
+fn default_out(spec: &Path) -> PathBuf {
+    let stem = spec
+        .file_stem()
+        .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
+    PathBuf::from("target/images").join(stem)
+}
+
+/// `SOURCE_DATE_EPOCH`, if set; an unparsable value is an error, not ignored.
+fn source_date_epoch() -> Result<Option<u64>, strata::Error> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => v.trim().parse().map(Some).map_err(|_| {
+            strata::Error::Other(format!(
+                "SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds"
+            ))
+        }),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Write to stdout; a closed pipe (`strata inspect ... | head`) is not an error.
+fn print_stdout(s: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(s.as_bytes()).and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("strata: error: cannot write to stdout: {e}");
+    }
+}
+
+fn report_error(e: &strata::Error) -> ExitCode {
+    if let strata::Error::Spec(diags) = e {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let theme = if color {
+            miette::GraphicalTheme::unicode()
+        } else {
+            miette::GraphicalTheme::unicode_nocolor()
+        };
+        let handler = miette::GraphicalReportHandler::new_themed(theme);
+        let mut s = String::new();
+        let _ = handler.render_report(&mut s, diags.as_ref());
+        eprint!("{s}");
+        let n = diags.items.len();
+        eprintln!(
+            "strata: {n} error{} in {}",
+            if n == 1 { "" } else { "s" },
+            diags.src.name()
+        );
+        return ExitCode::from(3);
+    }
+    let mut msg = format!("strata: error: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(&format!(": {text}"));
+        }
+        source = s.source();
+    }
+    eprintln!("{msg}");
+    ExitCode::FAILURE
+}
