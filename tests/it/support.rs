@@ -1,0 +1,156 @@
+//! Shared helpers: where the repo and the `strata` binary are, composing into
+//! temporary directories, and finding real tools the way CI installs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The `strata` binary of this workspace, built if `cargo test -p strata-tests`
+/// ran without it (`cargo test --workspace` builds it before any test runs).
+pub fn strata_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // The test binary lives in target/<profile>/deps/.
+        let exe = std::env::current_exe().expect("current exe");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>");
+        let bin = profile_dir.join("strata");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // Always ask cargo: it is a no-op when the binary is fresh, and it keeps a
+        // stale binary from an earlier checkout from being tested by mistake.
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "strata-cli", "--bin", "strata"])
+            .current_dir(repo())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the strata binary failed");
+        assert!(bin.exists(), "{} missing after cargo build", bin.display());
+        bin
+    })
+}
+
+/// Run `strata ARGS` in `cwd` with a private cache dir; returns the output.
+pub fn strata(cwd: &Path, cache: &Path, args: &[&str]) -> Output {
+    Command::new(strata_bin())
+        .args(args)
+        .current_dir(cwd)
+        .env("STRATA_CACHE_DIR", cache)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run strata")
+}
+
+/// Like [`strata`], asserting success.
+pub fn strata_ok(cwd: &Path, cache: &Path, args: &[&str]) -> String {
+    let out = strata(cwd, cache, args);
+    assert!(
+        out.status.success(),
+        "strata {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Compose a spec of the repo with the library into `out`, with a private cache.
+pub fn compose(spec: &str, out: &Path, cache: &Path) -> strata::ComposeReport {
+    let opts = strata::ComposeOptions {
+        out: out.to_path_buf(),
+        cache_dir: Some(cache.to_path_buf()),
+        ..Default::default()
+    };
+    match strata::compose(&repo().join(spec), &opts, &|_| {}) {
+        Ok(r) => r,
+        Err(strata::Error::Spec(d)) => panic!("{spec}:\n{}", d.render_plain()),
+        Err(e) => panic!("{spec}: {e}"),
+    }
+}
+
+/// Whether a real tool is installed. In CI (`CI` set) a missing tool fails the
+/// test: CI installs every tool, so its absence is a broken setup. Elsewhere the
+/// test says plainly that it skipped, rather than passing silently.
+pub fn have(tool: &str, test: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("{test}: `{tool}` is not installed, and CI must have it (see .ci/run)");
+        }
+        eprintln!(
+            "SKIPPED {test}: `{tool}` is not installed (apt-get install {tool}; see .ci/run)"
+        );
+    }
+    found
+}
+
+/// Run a command, asserting success; returns stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The manifest digest of each tag in a layout's index.json.
+pub fn index_digests(layout: &Path) -> Vec<(String, String)> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index.json"))
+            .expect("index json");
+    index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .map(|m| {
+            (
+                m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                m["digest"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Every file under `dir` with its bytes, sorted by relative path.
+pub fn tree_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p
+                    .strip_prefix(root)
+                    .expect("under root")
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((rel, std::fs::read(&p).expect("read")));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}

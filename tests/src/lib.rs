@@ -1,0 +1,1 @@
+//! (This package holds only the `it` integration test.)
