@@ -7,3 +7,4 @@ mod demo;
 mod real_tools;
 mod repro;
 mod support;
+mod tidy;

@@ -5,7 +5,7 @@
 //! ports and volumes in `HashMap`s, so its own serializer would give a different
 //! byte string (and so a different config digest) on every run.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use oci_spec::image::{
     Arch, Config, ConfigBuilder, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, Os,
@@ -128,14 +128,7 @@ fn runtime_config(config: &ImageConfig) -> Result<Config, oci_spec::OciSpecError
         b = b.working_dir(workdir.clone());
     }
     if !config.labels.is_empty() {
-        // oci-spec wants a `HashMap`; the canonical writer sorts it again.
-        b = b.labels(
-            config
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<HashMap<_, _>>(),
-        );
+        b = b.labels(crate::manifest::hash_map(&config.labels));
     }
     if let Some(signal) = &config.stop_signal {
         b = b.stop_signal(signal.clone());

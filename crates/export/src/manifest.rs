@@ -139,7 +139,7 @@ fn descriptor(
 }
 
 /// oci-spec wants `HashMap`s; the order is restored by the canonical writer.
-fn hash_map(map: &BTreeMap<String, String>) -> HashMap<String, String> {
+pub(crate) fn hash_map(map: &BTreeMap<String, String>) -> HashMap<String, String> {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
