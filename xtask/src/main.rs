@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
+mod bench;
+
 const USAGE: &str = "\
 usage: cargo xtask <task>
 
@@ -13,7 +15,10 @@ tasks:
   compose SPEC [--jobs N] [--json] [--docker-archive FILE]
         compose a spec into target/images/<spec name>/ (OCI layout) and print a summary
   gen-inputs [--check]
-        (re)generate the deterministic demo inputs in specs/inputs/; --check compares instead";
+        (re)generate the deterministic demo inputs in specs/inputs/; --check compares instead
+  bench [--quick] [--only NAME[,NAME...]] [--reps N]
+        strata against tar|pigz, gzip, zstd, umoci and buildah on a generated corpus;
+        prints a table and writes target/bench/results.json";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,6 +50,7 @@ fn run(args: &[String]) -> Result<()> {
     };
     match task.as_str() {
         "compose" => compose(&args[1..]),
+        "bench" => bench::run(&args[1..], &workspace_root()),
         "gen-inputs" => {
             let dir = workspace_root().join("specs/inputs");
             if args.get(1).map(String::as_str) == Some("--check") {

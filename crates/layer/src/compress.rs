@@ -4,11 +4,13 @@
 /// its level are part of the output contract: they decide the blob bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Compression {
-    /// gzip via flate2's zlib-rs backend; no file name, mtime 0.
+    /// gzip via flate2's zlib-rs backend, deflated in parallel in 128 KiB
+    /// chunks (see `pgzip`); no file name, mtime 0.
     Gzip {
         level: u32,
     },
-    /// zstd, always in multi-threaded mode (its single-threaded mode writes other bytes).
+    /// zstd, always in multi-threaded mode (its single-threaded mode writes
+    /// other bytes), in jobs of 2 MiB.
     Zstd {
         level: i32,
     },
@@ -32,12 +34,23 @@ impl Compression {
     /// dependency upgrade changes the compressed bytes.
     pub fn identity(&self) -> String {
         match self {
-            Compression::Gzip { level } => format!("gzip/flate2-zlib-rs/{level}"),
-            Compression::Zstd { level } => format!("zstd/zstd-mt/{level}"),
+            // The chunking rules decide the bytes as much as the level:
+            // bump `pgzip1` when the dictionary or the store rule of `pgzip`
+            // change, and the chunk size part with `pgzip::CHUNK`.
+            Compression::Gzip { level } => format!("gzip/flate2-zlib-rs/{level}/pgzip1-chunk128k"),
+            Compression::Zstd { level } => format!("zstd/zstd-mt/{level}/job2m"),
             Compression::None => "none".to_owned(),
         }
     }
 }
+
+// `identity` spells out the chunk and dictionary sizes of `pgzip` and the
+// zstd job size.
+const _: () = assert!(
+    crate::pgzip::CHUNK == 128 << 10
+        && crate::pgzip::DICT == 32 << 10
+        && crate::build::ZSTD_JOB_SIZE == 2 << 20
+);
 
 /// The OCI media type of a layer blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
