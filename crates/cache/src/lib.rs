@@ -19,6 +19,12 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+mod index;
+mod maint;
+
+pub use index::{InputIndex, RACY_MARGIN_NS};
+pub use maint::{EntryInfo, LastBuild, MaintReport, dir_size};
+
 use serde::{Deserialize, Serialize};
 use strata_layer::digest::HashingWriter;
 use strata_layer::{Digest, Listing};
@@ -46,7 +52,7 @@ pub enum Error {
     },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     move |source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -83,7 +89,7 @@ impl Cache {
     /// Open (creating if needed) a cache directory.
     pub fn open(root: impl Into<PathBuf>) -> Result<Cache, Error> {
         let root = root.into();
-        for sub in ["blobs/sha256", LAYERS_BUCKET, "tmp"] {
+        for sub in ["blobs/sha256", LAYERS_BUCKET, "last-v1", "tmp"] {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(io_err(&p))?;
         }
@@ -98,7 +104,7 @@ impl Cache {
         self.root.join("blobs/sha256").join(d.hex())
     }
 
-    fn record_path(&self, key: &str) -> PathBuf {
+    pub(crate) fn record_path(&self, key: &str) -> PathBuf {
         self.root.join(LAYERS_BUCKET).join(format!("{key}.json"))
     }
 
@@ -177,6 +183,11 @@ impl Cache {
             });
         }
         file.as_file().sync_data().map_err(io_err(file.path()))?;
+        // Blobs are hard-linked into output layouts: make them readable like
+        // any output file, not tempfile's private 0600.
+        file.as_file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .map_err(io_err(file.path()))?;
         let blob_path = self.blob_path(&digest);
         file.persist(&blob_path)
             .map_err(|e| io_err(&blob_path)(e.error))?;

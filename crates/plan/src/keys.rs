@@ -56,6 +56,10 @@ pub struct InputDigest {
 struct Enc(blake3::Hasher);
 
 impl Enc {
+    fn new() -> Self {
+        Enc(blake3::Hasher::new())
+    }
+
     fn field(&mut self, tag: &str, bytes: &[u8]) -> &mut Self {
         self.0.update(&(tag.len() as u64).to_le_bytes());
         self.0.update(tag.as_bytes());
@@ -80,27 +84,64 @@ impl Enc {
             None => self.field("owner", b"-"),
         }
     }
+
+    fn finish(&self) -> [u8; 32] {
+        self.0.finalize().into()
+    }
 }
 
-/// The key of a layer job. `inputs` are the digests of the job's host inputs in
-/// op order; `below` the keys of the layers under it when it reads them.
-pub fn layer_key(job: &LayerJob, inputs: &[InputDigest], below: &[&LayerKey]) -> LayerKey {
-    let mut e = Enc(blake3::Hasher::new());
-    e.field("format", KEY_FORMAT.as_bytes())
-        .field("compression", job.compression.identity().as_bytes())
-        .field("epoch", &job.epoch.to_le_bytes());
+/// One named component of a layer key: what it is, and the digest of its
+/// canonical encoding. The key is the digest of all parts in order; the parts
+/// themselves are kept so that a miss can say which one changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPart {
+    /// A stable, human-readable label: `compression`, `op 2: copy inputs/index.jsp`, `below: centos/rootfs`.
+    pub label: String,
+    pub digest: [u8; 32],
+}
+
+impl KeyPart {
+    fn new(label: impl Into<String>, enc: &Enc) -> Self {
+        KeyPart {
+            label: label.into(),
+            digest: enc.finish(),
+        }
+    }
+}
+
+/// The key of a layer job and its parts. `inputs` are the digests of the job's
+/// host inputs in op order; `below` the names and keys of the layers under it
+/// when it reads them.
+pub fn layer_key(
+    job: &LayerJob,
+    inputs: &[InputDigest],
+    below: &[(String, &LayerKey)],
+) -> (LayerKey, Vec<KeyPart>) {
+    let mut parts = vec![
+        KeyPart::new("format", Enc::new().field("format", KEY_FORMAT.as_bytes())),
+        KeyPart::new(
+            format!("compression {}", job.compression.identity()),
+            Enc::new().field("compression", job.compression.identity().as_bytes()),
+        ),
+        KeyPart::new(
+            format!("epoch {}", job.epoch),
+            Enc::new().field("epoch", &job.epoch.to_le_bytes()),
+        ),
+    ];
     let mut inputs = inputs.iter();
-    for op in &job.ops {
-        match op {
+    for (n, op) in job.ops.iter().enumerate() {
+        let mut e = Enc::new();
+        let label = match op {
             JobOp::Unpack {
                 to, owner, mode, ..
             } => {
-                let d = inputs.next().map_or([0; 32], |i| i.digest);
+                let input = inputs.next();
                 e.field("op", b"unpack")
-                    .field("input", &d)
+                    .field("input", &input.map_or([0; 32], |i| i.digest))
                     .field("to", &to.0)
                     .owner(*owner)
                     .opt_u32("mode", *mode);
+                format!("add {}", input.map_or("?", |i| i.src.as_str()))
             }
             JobOp::Copy {
                 to,
@@ -109,13 +150,14 @@ pub fn layer_key(job: &LayerJob, inputs: &[InputDigest], below: &[&LayerKey]) ->
                 owner,
                 ..
             } => {
-                let d = inputs.next().map_or([0; 32], |i| i.digest);
+                let input = inputs.next();
                 e.field("op", b"copy")
-                    .field("input", &d)
+                    .field("input", &input.map_or([0; 32], |i| i.digest))
                     .field("to", &to.0)
                     .field("into_dir", &[u8::from(*into_dir)])
                     .owner(*owner)
                     .opt_u32("mode", *mode);
+                format!("copy {}", input.map_or("?", |i| i.src.as_str()))
             }
             JobOp::File {
                 path,
@@ -128,12 +170,14 @@ pub fn layer_key(job: &LayerJob, inputs: &[InputDigest], below: &[&LayerKey]) ->
                     .field("content", content)
                     .owner(*owner)
                     .opt_u32("mode", *mode);
+                format!("file {}", path.display())
             }
             JobOp::Mkdir { path, mode, owner } => {
                 e.field("op", b"mkdir")
                     .field("path", &path.0)
                     .owner(*owner)
                     .opt_u32("mode", *mode);
+                format!("mkdir {}", path.display())
             }
             JobOp::Symlink {
                 path,
@@ -144,16 +188,73 @@ pub fn layer_key(job: &LayerJob, inputs: &[InputDigest], below: &[&LayerKey]) ->
                     .field("path", &path.0)
                     .field("target", target)
                     .owner(*owner);
+                format!("symlink {}", path.display())
             }
             JobOp::Delete { path } => {
                 e.field("op", b"delete").field("path", &path.0);
+                format!("delete {}", path.display())
             }
+            JobOp::FromDir { .. } => {
+                let input = inputs.next();
+                e.field("op", b"from-dir")
+                    .field("input", &input.map_or([0; 32], |i| i.digest));
+                format!("from-dir {}", input.map_or("?", |i| i.src.as_str()))
+            }
+            JobOp::Run(step) => {
+                e.field("op", b"run")
+                    .field("command", step.command.as_bytes());
+                for kv in &step.env {
+                    e.field("env", kv.as_bytes());
+                }
+                e.field("workdir", step.workdir.as_deref().unwrap_or("-").as_bytes())
+                    .field("user", step.user.as_deref().unwrap_or("-").as_bytes())
+                    .field("network", &[u8::from(step.network)]);
+                format!("run {}", step.command)
+            }
+        };
+        parts.push(KeyPart::new(format!("op {}: {label}", n + 1), &e));
+    }
+    for (name, k) in below {
+        parts.push(KeyPart::new(
+            format!("below: {name}"),
+            Enc::new().field("below", &k.0),
+        ));
+    }
+    let mut all = Enc::new();
+    for p in &parts {
+        all.field("part", &p.digest);
+    }
+    (LayerKey(all.finish()), parts)
+}
+
+/// Why a key differs from an earlier key of the same layer, from their parts:
+/// one line per part that changed, appeared or went away.
+pub fn explain_change(old: &[(String, String)], new: &[KeyPart]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in new {
+        let hex = blake3::Hash::from(p.digest).to_hex().to_string();
+        match old.iter().find(|(label, _)| *label == p.label) {
+            None => out.push(format!("new {}", p.label)),
+            Some((_, d)) if *d != hex => out.push(format!("changed {}", p.label)),
+            Some(_) => {}
         }
     }
-    for k in below {
-        e.field("below", &k.0);
+    for (label, _) in old {
+        if !new.iter().any(|p| &p.label == label) {
+            out.push(format!("removed {label}"));
+        }
     }
-    LayerKey(e.0.finalize().into())
+    out
+}
+
+/// Remembers input file digests by their stat data, the way git's index does,
+/// so a warm build does not re-read unchanged inputs.
+pub trait DigestMemo: Send + Sync {
+    /// The digest recorded for `path` if its stat data still matches `meta`
+    /// and the record is not racy (see the cache's input index).
+    fn get(&self, path: &Path, meta: &fs::Metadata) -> Option<[u8; 32]>;
+    /// Record the digest of `path` as hashed with stat data `meta`.
+    fn put(&self, path: &Path, meta: &fs::Metadata, digest: [u8; 32]);
 }
 
 /// Whether a file is a tarball that `add` unpacks: compressed (gzip, xz, zstd,
@@ -183,27 +284,47 @@ pub fn is_archive(path: &Path) -> io::Result<bool> {
 /// tree's names (sorted by bytes), types, exec bits, contents and link targets.
 /// Symlinks given directly are followed (the spec named them); inside a
 /// directory they are recorded as links, as the layer copies them.
-pub fn digest_input(path: &Path) -> io::Result<[u8; 32]> {
-    let mut e = Enc(blake3::Hasher::new());
+pub fn digest_input(path: &Path, memo: Option<&dyn DigestMemo>) -> io::Result<[u8; 32]> {
+    let mut e = Enc::new();
     let meta = fs::metadata(path)?;
     if meta.is_dir() {
         e.field("dir", b"");
-        digest_tree(path, b"", &mut e)?;
+        digest_tree(path, b"", &mut e, memo)?;
     } else {
-        digest_file(path, &meta, &mut e)?;
+        digest_file(path, &meta, &mut e, memo)?;
     }
-    Ok(e.0.finalize().into())
+    Ok(e.finish())
 }
 
-fn digest_file(path: &Path, meta: &fs::Metadata, e: &mut Enc) -> io::Result<()> {
-    let mut h = blake3::Hasher::new();
-    h.update_reader(fs::File::open(path)?)?;
-    e.field("file", h.finalize().as_bytes())
+fn digest_file(
+    path: &Path,
+    meta: &fs::Metadata,
+    e: &mut Enc,
+    memo: Option<&dyn DigestMemo>,
+) -> io::Result<()> {
+    let content = match memo.and_then(|m| m.get(path, meta)) {
+        Some(d) => d,
+        None => {
+            let mut h = blake3::Hasher::new();
+            h.update_reader(fs::File::open(path)?)?;
+            let d: [u8; 32] = h.finalize().into();
+            if let Some(m) = memo {
+                m.put(path, meta, d);
+            }
+            d
+        }
+    };
+    e.field("file", &content)
         .field("exec", &[u8::from(meta.permissions().mode() & 0o111 != 0)]);
     Ok(())
 }
 
-fn digest_tree(dir: &Path, rel: &[u8], e: &mut Enc) -> io::Result<()> {
+fn digest_tree(
+    dir: &Path,
+    rel: &[u8],
+    e: &mut Enc,
+    memo: Option<&dyn DigestMemo>,
+) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let mut names: Vec<_> = fs::read_dir(dir)?
         .map(|d| d.map(|d| d.file_name()))
@@ -218,9 +339,9 @@ fn digest_tree(dir: &Path, rel: &[u8], e: &mut Enc) -> io::Result<()> {
             e.field("symlink", fs::read_link(&path)?.as_os_str().as_bytes());
         } else if meta.is_dir() {
             e.field("dir", b"");
-            digest_tree(&path, &rel, e)?;
+            digest_tree(&path, &rel, e, memo)?;
         } else if meta.is_file() {
-            digest_file(&path, &meta, e)?;
+            digest_file(&path, &meta, e, memo)?;
         } else {
             // Special files are refused by the builder; digest their kind so
             // the key is still defined.
@@ -259,8 +380,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            digest_input(a.path()).unwrap(),
-            digest_input(b.path()).unwrap()
+            digest_input(a.path(), None).unwrap(),
+            digest_input(b.path(), None).unwrap()
         );
     }
 
@@ -268,18 +389,18 @@ mod tests {
     fn directory_digest_sees_content_exec_bit_and_links() {
         let a = tempfile::tempdir().unwrap();
         tree(a.path(), &["f"]);
-        let d0 = digest_input(a.path()).unwrap();
+        let d0 = digest_input(a.path(), None).unwrap();
         fs::set_permissions(a.path().join("f"), fs::Permissions::from_mode(0o755)).unwrap();
-        let d1 = digest_input(a.path()).unwrap();
+        let d1 = digest_input(a.path(), None).unwrap();
         assert_ne!(d0, d1, "exec bit");
         fs::write(a.path().join("f"), b"other").unwrap();
-        let d2 = digest_input(a.path()).unwrap();
+        let d2 = digest_input(a.path(), None).unwrap();
         assert_ne!(d1, d2, "content");
         symlink("f", a.path().join("l")).unwrap();
-        let d3 = digest_input(a.path()).unwrap();
+        let d3 = digest_input(a.path(), None).unwrap();
         fs::remove_file(a.path().join("l")).unwrap();
         symlink("g", a.path().join("l")).unwrap();
-        assert_ne!(d3, digest_input(a.path()).unwrap(), "link target");
+        assert_ne!(d3, digest_input(a.path(), None).unwrap(), "link target");
     }
 
     #[test]

@@ -1,0 +1,261 @@
+//! Cache maintenance: listing entries, verifying every blob, evicting the
+//! least recently used entries (`strata cache ls|verify|gc`), and the
+//! last-build records that explain why a layer missed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use strata_layer::Digest;
+
+use crate::{Cache, Error, LayerRecord, io_err};
+
+/// One layer entry of the cache, for `strata cache ls`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryInfo {
+    pub key: String,
+    pub blob: String,
+    /// Compressed size of the blob.
+    pub size: u64,
+    pub media_type: String,
+    /// When the entry was last written or hit.
+    #[serde(skip)]
+    pub last_used: SystemTime,
+    /// Seconds since 1970 of `last_used`, for JSON.
+    pub last_used_unix: u64,
+}
+
+/// What `verify` or `gc` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MaintReport {
+    pub checked: usize,
+    /// Entries removed, with the reason.
+    pub removed: Vec<(String, String)>,
+    /// Bytes freed.
+    pub freed: u64,
+}
+
+/// The record of the last build of a layer, by name, to explain the next miss.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastBuild {
+    pub key: String,
+    /// The key's parts as (label, hex digest).
+    pub parts: Vec<(String, String)>,
+}
+
+impl Cache {
+    /// Every layer entry, most recently used first.
+    pub fn entries(&self) -> Result<Vec<EntryInfo>, Error> {
+        let dir = self.root().join(crate::LAYERS_BUCKET);
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let e = e.map_err(io_err(&dir))?;
+            let path = e.path();
+            let Some(key) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            let Ok(bytes) = fs::read(&path) else { continue };
+            let Ok(rec) = serde_json::from_slice::<LayerRecord>(&bytes) else {
+                continue;
+            };
+            let last_used = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            out.push(EntryInfo {
+                key: key.to_owned(),
+                blob: rec.blob.to_string(),
+                size: rec.size,
+                media_type: rec.media_type,
+                last_used,
+                last_used_unix: last_used
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            });
+        }
+        out.sort_by(|a, b| b.last_used.cmp(&a.last_used).then(a.key.cmp(&b.key)));
+        Ok(out)
+    }
+
+    /// Mark an entry as used now (its record's mtime is its last use).
+    pub fn touch(&self, key: &str) {
+        let path = self.record_path(key);
+        if let Ok(f) = fs::File::options().append(true).open(&path) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+    }
+
+    /// Re-hash every blob; remove records whose blob is missing or corrupt,
+    /// unreadable records, and blobs no record names.
+    pub fn verify(&self) -> Result<MaintReport, Error> {
+        let _lock = self.lock_exclusive()?;
+        let mut report = MaintReport::default();
+        let dir = self.root().join(crate::LAYERS_BUCKET);
+        let mut referenced = BTreeSet::new();
+        for e in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let path = e.map_err(io_err(&dir))?.path();
+            let Some(key) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            report.checked += 1;
+            match self.get(&key)? {
+                Ok(rec) => {
+                    referenced.insert(rec.blob);
+                }
+                Err(crate::Miss::Dropped(reason)) => report.removed.push((key, reason)),
+                Err(crate::Miss::Absent) => {}
+            }
+        }
+        report.freed += self.remove_orphans(&referenced, &mut report.removed)?;
+        Ok(report)
+    }
+
+    /// Evict least recently used entries until the blobs total at most
+    /// `max_size` bytes, and every entry unused for longer than `older_than`.
+    pub fn gc(
+        &self,
+        max_size: Option<u64>,
+        older_than: Option<Duration>,
+    ) -> Result<MaintReport, Error> {
+        let _lock = self.lock_exclusive()?;
+        let mut report = MaintReport::default();
+        let mut entries = self.entries()?;
+        report.checked = entries.len();
+        // Oldest last: pop from the end.
+        let now = SystemTime::now();
+        let total = |es: &[EntryInfo]| -> u64 {
+            let blobs: BTreeMap<&str, u64> = es.iter().map(|e| (e.blob.as_str(), e.size)).collect();
+            blobs.values().sum()
+        };
+        while let Some(oldest) = entries.last() {
+            let too_old = older_than
+                .is_some_and(|age| now.duration_since(oldest.last_used).unwrap_or_default() > age);
+            let too_big = max_size.is_some_and(|max| total(&entries) > max);
+            if !too_old && !too_big {
+                break;
+            }
+            let Some(e) = entries.pop() else { break };
+            let _ = fs::remove_file(self.record_path(&e.key));
+            report.removed.push((
+                e.key,
+                if too_old {
+                    "unused for too long"
+                } else {
+                    "over the size limit"
+                }
+                .to_owned(),
+            ));
+        }
+        let referenced: BTreeSet<Digest> =
+            entries.iter().filter_map(|e| e.blob.parse().ok()).collect();
+        report.freed += self.remove_orphans(&referenced, &mut report.removed)?;
+        Ok(report)
+    }
+
+    /// Remove blobs no record names (and stale temporary files); returns the bytes freed.
+    fn remove_orphans(
+        &self,
+        referenced: &BTreeSet<Digest>,
+        removed: &mut Vec<(String, String)>,
+    ) -> Result<u64, Error> {
+        let mut freed = 0;
+        let dir = self.root().join("blobs/sha256");
+        for e in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let path = e.map_err(io_err(&dir))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let keep = name
+                .parse::<Digest>()
+                .is_ok_and(|d| referenced.contains(&d));
+            if !keep {
+                freed += fs::metadata(&path).map_or(0, |m| m.len());
+                if fs::remove_file(&path).is_ok() {
+                    removed.push((
+                        format!("blob sha256:{name}"),
+                        "no record uses it".to_owned(),
+                    ));
+                }
+            }
+        }
+        // With the exclusive lock held, no build is writing: every temporary is stale.
+        let tmp = self.root().join("tmp");
+        for e in fs::read_dir(&tmp).map_err(io_err(&tmp))?.flatten() {
+            freed += e.metadata().map_or(0, |m| m.len());
+            let _ = fs::remove_file(e.path());
+        }
+        Ok(freed)
+    }
+
+    fn last_path(&self, name: &str) -> std::path::PathBuf {
+        let id = blake3::hash(name.as_bytes()).to_hex();
+        self.root()
+            .join("last-v1")
+            .join(format!("{}.json", &id[..32]))
+    }
+
+    /// The last build recorded under a layer's name (`SPEC-FILE-NAME image/layer`).
+    pub fn last_build(&self, name: &str) -> Option<LastBuild> {
+        serde_json::from_slice(&fs::read(self.last_path(name)).ok()?).ok()
+    }
+
+    /// Record the build of a layer under its name.
+    pub fn set_last_build(&self, name: &str, last: &LastBuild) -> Result<(), Error> {
+        let path = self.last_path(name);
+        let dir = self.root().join("tmp");
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err(&dir))?;
+        let json = serde_json::to_vec(last).map_err(|e| io_err(&path)(e.into()))?;
+        tmp.write_all(&json).map_err(io_err(&path))?;
+        tmp.persist(&path).map_err(|e| io_err(&path)(e.error))?;
+        Ok(())
+    }
+
+    /// A shared lock: builds hold it, so `gc`/`verify` never remove what a build is using.
+    pub fn lock_shared(&self) -> Result<fs::File, Error> {
+        let f = self.lock_file()?;
+        f.lock_shared().map_err(io_err(&self.root().join("lock")))?;
+        Ok(f)
+    }
+
+    /// The exclusive lock of maintenance.
+    pub fn lock_exclusive(&self) -> Result<fs::File, Error> {
+        let f = self.lock_file()?;
+        f.lock().map_err(io_err(&self.root().join("lock")))?;
+        Ok(f)
+    }
+
+    fn lock_file(&self) -> Result<fs::File, Error> {
+        let path = self.root().join("lock");
+        fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))
+    }
+}
+
+/// Total size of the files under `dir` (for `strata cache ls`).
+pub fn dir_size(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,126 @@
+//! `strata cache ls|verify|gc|path`: look after the layer cache.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use clap::Subcommand;
+use strata::Cache;
+
+#[derive(Subcommand)]
+pub enum CacheCommand {
+    /// List the cached layers: key, blob digest, size, last use (most recent first).
+    Ls {
+        /// One JSON object on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash every blob; drop entries whose blob is missing or corrupt, and
+    /// blobs no entry uses. Exits 1 if anything was bad.
+    Verify,
+    /// Evict least recently used layers.
+    Gc {
+        /// Keep the blobs under this total size: `500MiB`, `10GB`, `2G`.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
+        /// Evict layers unused for longer than this: `7d`, `12h`, `30min`.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        older_than: Option<Duration>,
+    },
+    /// Print the cache directory.
+    Path,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    parse_size::parse_size(s).map_err(|e| format!("{s:?}: {e} (examples: 500MiB, 10GB, 2G)"))
+}
+
+/// Run a cache command; returns whether everything was fine (for the exit code).
+pub fn run(
+    cmd: CacheCommand,
+    cache_dir: Option<PathBuf>,
+    out: &mut String,
+) -> Result<bool, strata::Error> {
+    let root = cache_dir.unwrap_or_else(Cache::default_dir);
+    if let CacheCommand::Path = cmd {
+        out.push_str(&format!("{}\n", root.display()));
+        return Ok(true);
+    }
+    let cache = Cache::open(&root)?;
+    match cmd {
+        CacheCommand::Path => Ok(true),
+        CacheCommand::Ls { json } => {
+            let entries = cache.entries()?;
+            if json {
+                let v = serde_json::json!({
+                    "path": root,
+                    "total_size": strata_cache_dir_size(&root),
+                    "layers": entries,
+                });
+                out.push_str(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&v).unwrap_or_default()
+                ));
+            } else {
+                let now = SystemTime::now();
+                for e in &entries {
+                    let age = now.duration_since(e.last_used).unwrap_or_default();
+                    out.push_str(&format!(
+                        "{}  {}  {:>10}  used {} ago\n",
+                        &e.key[..16.min(e.key.len())],
+                        e.blob.get(..19).unwrap_or(&e.blob),
+                        strata::human_size(e.size),
+                        humantime::format_duration(Duration::from_secs(age.as_secs()))
+                    ));
+                }
+                out.push_str(&format!(
+                    "{} layer(s), {} on disk in {}\n",
+                    entries.len(),
+                    strata::human_size(strata_cache_dir_size(&root)),
+                    root.display()
+                ));
+            }
+            Ok(true)
+        }
+        CacheCommand::Verify => {
+            let r = cache.verify()?;
+            for (what, why) in &r.removed {
+                out.push_str(&format!("removed {what}: {why}\n"));
+            }
+            out.push_str(&format!(
+                "checked {} layer(s): {} removed, {} freed\n",
+                r.checked,
+                r.removed.len(),
+                strata::human_size(r.freed)
+            ));
+            Ok(r.removed.is_empty())
+        }
+        CacheCommand::Gc {
+            max_size,
+            older_than,
+        } => {
+            if max_size.is_none() && older_than.is_none() {
+                return Err(strata::Error::Other(
+                    "cache gc needs --max-size SIZE and/or --older-than DURATION".into(),
+                ));
+            }
+            let r = cache.gc(max_size, older_than)?;
+            for (what, why) in &r.removed {
+                out.push_str(&format!("removed {what}: {why}\n"));
+            }
+            out.push_str(&format!(
+                "{} of {} layer(s) evicted, {} freed\n",
+                r.removed
+                    .iter()
+                    .filter(|(w, _)| !w.starts_with("blob "))
+                    .count(),
+                r.checked,
+                strata::human_size(r.freed)
+            ));
+            Ok(true)
+        }
+    }
+}
+
+fn strata_cache_dir_size(root: &std::path::Path) -> u64 {
+    strata::cache_dir_size(root)
+}
