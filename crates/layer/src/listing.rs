@@ -8,7 +8,7 @@
 //! fields separated by one space:
 //!
 //! ```text
-//! PATH TYPE MODE UID:GID [SIZE DIGEST | -> TARGET | => LINKED | MAJ,MIN] [xattr=NAME ...]
+//! PATH TYPE MODE UID:GID [SIZE DIGEST | -> TARGET | => LINKED | MAJ,MIN] [xattr=NAME=VALUE ...]
 //!
 //! /usr/ dir 0755 0:0
 //! /usr/local/bin/java file 0755 0:0 1234 sha256:<64 hex>
@@ -16,7 +16,7 @@
 //! /usr/bin/ln hardlink 0755 0:0 => /usr/bin/busybox
 //! /dev/null char 0666 0:0 1,3
 //! /run/initctl fifo 0600 0:0
-//! /bin/ping file 0755 0:0 1024 sha256:<64 hex> xattr=security.capability
+//! /bin/ping file 0755 0:0 1024 sha256:<64 hex> xattr=security.capability=\x01\x00\x00\x02...
 //! /etc/motd whiteout
 //! /var/cache/ opaque
 //! ```
@@ -33,9 +33,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use crate::digest::HashingWriter;
-use crate::ingest::{self, NOT_A_TAR};
-use crate::tree::{OPAQUE_NAME, WHITEOUT_PREFIX};
-use crate::ustar::{self, ReadError};
+use crate::read::BlobReader;
 use crate::{Digest, Error, ImagePath};
 
 #[derive(
@@ -132,9 +130,12 @@ impl Entry {
             }
             _ => {}
         }
-        for (name, _) in &self.xattrs {
+        // Values too: a changed capability set must show in a review.
+        for (name, value) in &self.xattrs {
             s.push_str(" xattr=");
             s.push_str(&escape(name.as_bytes(), true));
+            s.push('=');
+            s.push_str(&escape(value, true));
         }
         s
     }
@@ -302,16 +303,6 @@ impl LowerView {
 /// The name used in errors of [`list_blob`], which reads no named file.
 const BLOB: &str = "layer blob";
 
-struct Stream<R>(R);
-
-impl<R: Read> Read for Stream<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl<R: Read> ustar::Skip for Stream<R> {}
-
 /// Reads a layer blob back into its listing, hashing every file's content.
 ///
 /// The compression is told by magic bytes (gzip, zstd or plain tar; xz and
@@ -320,120 +311,24 @@ impl<R: Read> ustar::Skip for Stream<R> {}
 /// (`./` prefixes dropped, the root skipped) but a name with `..` is refused.
 /// Memory does not grow with the blob.
 pub fn list_blob(r: impl Read) -> Result<Listing, Error> {
-    let bad = |reason: String| Error::BadArchive {
-        archive: PathBuf::from(BLOB),
-        reason,
-    };
-    let (format, r) = ingest::sniff(r).map_err(|e| bad(e.to_string()))?;
-    let format = format.ok_or_else(|| bad(NOT_A_TAR.to_owned()))?;
-    let decoded = ingest::decoder(format, r).map_err(|e| bad(e.to_string()))?;
-    let mut reader = ustar::Reader::new(Stream(decoded));
+    let mut reader = BlobReader::new(r, BLOB)?;
     let mut entries = Vec::new();
-    loop {
-        let raw = match reader.next_entry() {
-            Ok(Some(raw)) => raw,
-            Ok(None) => break,
-            Err(ReadError::Io(e)) => {
-                return Err(bad(format!(
-                    "corrupt or truncated {} data: {e}",
-                    format.name()
-                )));
+    while let Some(mut e) = reader.next_entry()? {
+        if e.kind == EntryKind::File {
+            let mut h = HashingWriter::new(std::io::sink());
+            let copied = std::io::copy(&mut reader.data(), &mut h);
+            copied.map_err(|err| reader.data_error(err))?;
+            let (digest, n, _) = h.finish();
+            if n != e.size {
+                return Err(Error::BadArchive {
+                    archive: PathBuf::from(BLOB),
+                    reason: "the archive is truncated".to_owned(),
+                });
             }
-            Err(ReadError::Format(reason)) => return Err(bad(reason)),
-        };
-        let err = |reason: String| Error::BadArchiveEntry {
-            archive: PathBuf::from(BLOB),
-            entry: String::from_utf8_lossy(&raw.name).into_owned(),
-            reason,
-        };
-        let path = ImagePath::normalise(&raw.name).map_err(|r| err(r.to_owned()))?;
-        if path.is_root() {
-            continue;
-        }
-        let name = path.file_name().unwrap_or_default();
-        let parent = path.parent().unwrap_or_else(ImagePath::root);
-        let marker = if name == OPAQUE_NAME {
-            Some((parent, EntryKind::Opaque))
-        } else {
-            name.strip_prefix(WHITEOUT_PREFIX)
-                .filter(|deleted| !deleted.is_empty())
-                .map(|deleted| (parent.join(deleted), EntryKind::Whiteout))
-        };
-        if let Some((path, kind)) = marker {
-            entries.push(Entry {
-                path,
-                kind,
-                mode: 0,
-                uid: 0,
-                gid: 0,
-                size: 0,
-                digest: None,
-                link: None,
-                device: None,
-                xattrs: Vec::new(),
-            });
-            continue;
-        }
-        let id =
-            |n: u64| u32::try_from(n).map_err(|_| err(format!("id {n} does not fit in 32 bits")));
-        let device =
-            |n: u64| u32::try_from(n).map_err(|_| err(format!("device number {n} is too large")));
-        let mut e = Entry {
-            path,
-            kind: EntryKind::File,
-            mode: (raw.mode & 0o7777) as u32,
-            uid: id(raw.uid)?,
-            gid: id(raw.gid)?,
-            size: 0,
-            digest: None,
-            link: None,
-            device: None,
-            xattrs: raw.xattrs().map_err(err)?,
-        };
-        match raw.typeflag {
-            ustar::kind::FILE | ustar::kind::OLD_FILE | ustar::kind::CONTIGUOUS
-                if raw.name.ends_with(b"/") && raw.size == 0 =>
-            {
-                e.kind = EntryKind::Dir;
-            }
-            ustar::kind::FILE | ustar::kind::OLD_FILE | ustar::kind::CONTIGUOUS => {
-                let mut h = HashingWriter::new(std::io::sink());
-                std::io::copy(&mut reader.data(raw.size), &mut h).map_err(|e| {
-                    bad(format!("corrupt or truncated {} data: {e}", format.name()))
-                })?;
-                let (digest, n, _) = h.finish();
-                if n != raw.size {
-                    return Err(bad("the archive is truncated".to_owned()));
-                }
-                e.size = n;
-                e.digest = Some(digest);
-            }
-            ustar::kind::HARDLINK => {
-                e.kind = EntryKind::Hardlink;
-                let target = ImagePath::normalise(&raw.link)
-                    .map_err(|r| err(format!("hardlink target: {r}")))?;
-                e.link = Some(target.0);
-            }
-            ustar::kind::SYMLINK => {
-                e.kind = EntryKind::Symlink;
-                e.link = Some(raw.link.clone());
-            }
-            ustar::kind::CHAR | ustar::kind::BLOCK => {
-                e.kind = if raw.typeflag == ustar::kind::CHAR {
-                    EntryKind::Char
-                } else {
-                    EntryKind::Block
-                };
-                e.device = Some((device(raw.device.0)?, device(raw.device.1)?));
-            }
-            ustar::kind::DIR => e.kind = EntryKind::Dir,
-            ustar::kind::FIFO => e.kind = EntryKind::Fifo,
-            t => return Err(err(format!("unsupported entry type {:?}", char::from(t)))),
+            e.digest = Some(digest);
         }
         entries.push(e);
     }
-    reader
-        .drain()
-        .map_err(|e| bad(format!("corrupt or truncated {} data: {e}", format.name())))?;
+    reader.finish()?;
     Ok(Listing { entries })
 }

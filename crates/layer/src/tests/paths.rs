@@ -92,7 +92,7 @@ fn lines_of_every_kind() {
     assert_eq!(
         listing.text(),
         "/bin/ dir 0755 0:0\n\
-         /bin/ping file 4755 0:0 3 sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad xattr=security.capability\n\
+         /bin/ping file 4755 0:0 3 sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad xattr=security.capability=\\x01\\x00\\x0a\n\
          /bin/sh symlink 0777 0:0 -> busy\\x20box\n\
          /bin/ln hardlink 0755 0:0 => /bin/busybox\n\
          /dev/null char 0666 0:0 1,3\n\
