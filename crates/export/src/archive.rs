@@ -51,10 +51,13 @@ pub fn write_docker_archive(file: &Path, images: &[ExportImage]) -> Result<(), E
         .map_err(|e| io_err(&parent, e))?;
     let tmp_path = tmp.path().to_path_buf();
 
+    // The archive's own entries carry the images' time (the spec's epoch or
+    // SOURCE_DATE_EPOCH), so that it is the only time anywhere in the output.
+    let mtime = images.iter().map(|i| i.config.created).max().unwrap_or(0);
     // The temporary file is removed when `tmp` is dropped on any error below.
     let mut tar = tar::Builder::new(BufWriter::new(tmp.as_file()));
     for (path, entry) in &entries {
-        write_entry(&mut tar, path, entry).map_err(|e| match e {
+        write_entry(&mut tar, path, entry, mtime).map_err(|e| match e {
             EntryError::Io(e) => io_err(&tmp_path, e),
             EntryError::Blob(e) => e,
         })?;
@@ -249,10 +252,11 @@ fn write_entry<W: Write>(
     tar: &mut tar::Builder<W>,
     path: &str,
     entry: &Entry<'_>,
+    mtime: u64,
 ) -> Result<(), EntryError> {
     let mut header = tar::Header::new_ustar();
     header.set_path(path)?;
-    header.set_mtime(0);
+    header.set_mtime(mtime);
     header.set_uid(0);
     header.set_gid(0);
     match entry {
