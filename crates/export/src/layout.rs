@@ -211,7 +211,18 @@ fn copy_hashing(src: &Path, dst: &Path) -> Result<(Digest, u64), Error> {
     let mut input = fs::File::open(src).map_err(|e| io_err(src, e))?;
     let output = fs::File::create_new(dst).map_err(|e| io_err(dst, e))?;
     let mut writer = HashingWriter::new(io::BufWriter::new(output));
-    io::copy(&mut input, &mut writer).map_err(|e| io_err(src, e))?;
+    // Not `io::copy`: a failed write (a full disk) must name `dst`, and a
+    // failed read `src`.
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match io::Read::read(&mut input, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(src, e)),
+        };
+        writer.write_all(&buf[..n]).map_err(|e| io_err(dst, e))?;
+    }
     let (digest, size, buffered) = writer.finish();
     buffered
         .into_inner()

@@ -6,18 +6,49 @@
 //! anonymous temporary file (memory stays bounded whatever its size), its
 //! headers are read recording where each file's data lies, and the data is
 //! read back from there when the tar is written. Archives are data: nothing
-//! is ever extracted onto the host, and names that would climb out of the
-//! destination (`..`), go through a symlink, or link outside the archive are
-//! refused rather than repaired.
+//! is ever extracted onto the host.
+//!
+//! What an archive may hold, and how hostile names are treated:
+//!
+//! - A leading `/`, `./`, empty and `.` components are dropped: `/etc/passwd`
+//!   lands at `DEST/etc/passwd`, as GNU tar, Docker and containerd extract it.
+//! - A `..` component anywhere is refused (GNU tar refuses those members too),
+//!   and so is a NUL byte, a name component over 255 bytes or a name or link
+//!   target over 4095 bytes (Linux's `NAME_MAX` and `PATH_MAX`: no runtime
+//!   could extract them), and a whiteout name (`.wh.*`).
+//! - An entry below a symlink or a non-directory of the same archive is
+//!   refused, whichever comes first in the archive: extracting it would write
+//!   through the link (`link -> /etc` then `link/passwd`).
+//! - A hard link must name a regular file that comes earlier in the same
+//!   archive (as tar requires); it shares that file's content and metadata,
+//!   even if a later duplicate replaces the file.
+//! - Duplicate entries: the last one wins, as when tar extracts them.
+//! - Sparse files and unknown entry types are refused; devices, fifos, xattrs
+//!   (binary values such as `security.capability` included, up to Linux's
+//!   64 KiB) and non-UTF-8 names are carried exactly.
+//! - [`Limits`] bound the decompressed size (which is also what the spool
+//!   takes in the temporary directory) and the number of entries, against
+//!   decompression bombs.
+//!
+//! Symlinks of the lower layers are not followed either: a layer is a
+//! change set, and its explicit parent directories replace such a link when
+//! a runtime applies it.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use crate::tree::{Content, Kind, Node, Spool, Tree, is_reserved};
 use crate::ustar::{self, RawEntry, ReadError};
-use crate::{Error, ImagePath, Owner};
+use crate::{Error, ImagePath, Limits, Owner};
+
+/// Linux's longest file name component, and longest path or symlink target
+/// (`PATH_MAX` counts the terminating NUL).
+const NAME_MAX: usize = 255;
+const PATH_MAX: usize = 4095;
+/// Linux's largest xattr value (`XATTR_SIZE_MAX`).
+const XATTR_SIZE_MAX: usize = 65536;
 
 /// How an input is compressed, told by its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,12 +110,149 @@ pub(crate) fn sniff<R: Read>(mut r: R) -> io::Result<(Option<Format>, impl Read)
 /// (as pigz and pbzip2 write) and zstd frames are all read.
 pub(crate) fn decoder<'r>(format: Format, r: impl Read + 'r) -> io::Result<Box<dyn Read + 'r>> {
     Ok(match format {
-        Format::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
+        Format::Gzip => Box::new(GzipMembers::new(r)),
         Format::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(r)),
         Format::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
         Format::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(r)),
         Format::Tar => Box::new(r),
     })
+}
+
+/// Concatenated gzip members, then nothing but NUL padding (which gzip
+/// itself ignores, and tape-blocked archives have). Other bytes after the
+/// last member are an error that says so, rather than the "invalid gzip
+/// header" a multi-member decoder reports for them.
+struct GzipMembers<R: Read> {
+    member: Option<flate2::bufread::GzDecoder<Peek<R>>>,
+}
+
+impl<R: Read> GzipMembers<R> {
+    fn new(r: R) -> Self {
+        GzipMembers {
+            member: Some(flate2::bufread::GzDecoder::new(Peek::new(r))),
+        }
+    }
+}
+
+impl<R: Read> Read for GzipMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(member) = self.member.as_mut() else {
+                return Ok(0);
+            };
+            let n = member.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            // The member ended: another follows, or only padding.
+            let Some(member) = self.member.take() else {
+                return Ok(0);
+            };
+            let mut src = member.into_inner();
+            let head = src.ensure(2)?;
+            if head.is_empty() {
+                return Ok(0);
+            }
+            if head.starts_with(&[0x1f, 0x8b]) {
+                self.member = Some(flate2::bufread::GzDecoder::new(src));
+                continue;
+            }
+            let at = src.consumed;
+            loop {
+                let rest = src.fill_buf()?;
+                if rest.is_empty() {
+                    return Ok(0);
+                }
+                if rest.iter().any(|&b| b != 0) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("trailing garbage after the end of the gzip stream, at byte {at}"),
+                    ));
+                }
+                let n = rest.len();
+                src.consume(n);
+            }
+        }
+    }
+}
+
+/// A buffered reader that can look a few bytes ahead without consuming
+/// them, and counts what was consumed.
+struct Peek<R> {
+    inner: R,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    consumed: u64,
+}
+
+impl<R: Read> Peek<R> {
+    fn new(inner: R) -> Self {
+        Peek {
+            inner,
+            buf: vec![0u8; 1 << 16].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            consumed: 0,
+        }
+    }
+
+    /// The buffered bytes, at least `n` of them unless the input ends first.
+    fn ensure(&mut self, n: usize) -> io::Result<&[u8]> {
+        if self.end - self.start < n {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            while self.end < n {
+                match self.inner.read(&mut self.buf[self.end..]) {
+                    Ok(0) => break,
+                    Ok(k) => self.end += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(&self.buf[self.start..self.end])
+    }
+}
+
+impl<R: Read> Read for Peek<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let avail = self.fill_buf()?;
+            let n = avail.len().min(out.len());
+            out[..n].copy_from_slice(&avail[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: Read> io::BufRead for Peek<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            loop {
+                match self.inner.read(&mut self.buf) {
+                    Ok(k) => {
+                        self.end = k;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(&self.buf[self.start..self.end])
+    }
+
+    fn consume(&mut self, n: usize) {
+        let n = n.min(self.end - self.start);
+        self.start += n;
+        self.consumed += n as u64;
+    }
 }
 
 /// The spool is a file: skipping an entry's data is a seek.
@@ -106,12 +274,33 @@ impl ustar::Skip for SpoolReader<'_> {
 #[derive(Debug)]
 enum ArchKind {
     Dir,
-    File { offset: u64, size: u64 },
-    Hardlink(ImagePath),
+    /// A regular file, or a hard link to one: `inode` indexes the archive's
+    /// file contents.
+    File {
+        inode: usize,
+    },
     Symlink(Vec<u8>),
     Char(u32, u32),
     Block(u32, u32),
     Fifo,
+}
+
+/// The content of one regular file entry of the archive; hard links to it
+/// share it.
+#[derive(Debug)]
+struct Inode {
+    offset: u64,
+    size: u64,
+}
+
+/// Owner, permission bits and xattrs of an entry (a hard link's are those of
+/// the file it links to).
+#[derive(Debug, Clone)]
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    xattrs: Vec<(String, Vec<u8>)>,
 }
 
 /// One member of an archive, its name normalised.
@@ -120,10 +309,18 @@ struct ArchEntry {
     /// The name as the archive wrote it, for error messages.
     shown: String,
     kind: ArchKind,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    xattrs: Vec<(String, Vec<u8>)>,
+    meta: Meta,
+}
+
+/// What the header says an entry is, before hard links are resolved.
+enum Parsed {
+    Kind(ArchKind),
+    /// A regular file whose data lies at `offset`.
+    File {
+        offset: u64,
+        size: u64,
+    },
+    Hardlink(ImagePath),
 }
 
 /// The `unpack` operation: the archive's entries go below `to` in `tree`.
@@ -134,6 +331,7 @@ pub(crate) fn unpack(
     owner: Option<Owner>,
     mode: Option<u32>,
 ) -> Result<(), Error> {
+    let limits = tree.limits;
     let io_err = |source: io::Error| Error::Io {
         path: archive.to_owned(),
         source,
@@ -142,25 +340,35 @@ pub(crate) fn unpack(
         archive: archive.to_owned(),
         reason,
     };
+    let tmp = std::env::temp_dir();
+    let spool_err = |source: io::Error| Error::Spool {
+        archive: archive.to_owned(),
+        dir: tmp.clone(),
+        source,
+    };
 
     let (format, input) =
         sniff(BufReader::new(File::open(archive).map_err(io_err)?)).map_err(io_err)?;
     let format = format.ok_or_else(|| bad(NOT_A_TAR.to_owned()))?;
-    let spool = tempfile::tempfile_in(std::env::temp_dir()).map_err(|source| Error::Io {
-        path: std::env::temp_dir(),
-        source,
-    })?;
-    let len = decompress(format, input, &spool).map_err(|e| match e {
+    let spool = tempfile::tempfile_in(&tmp).map_err(spool_err)?;
+    let len = decompress(format, input, &spool, limits.max_input_size).map_err(|e| match e {
         Copy::Read(e) => bad(format!("corrupt or truncated {} data: {e}", format.name())),
-        Copy::Write(source) => Error::Io {
-            path: std::env::temp_dir(),
-            source,
+        Copy::Write(e) => spool_err(e),
+        Copy::TooLarge => Error::Limit {
+            archive: archive.to_owned(),
+            reason: format!(
+                "the archive expands to more than {} (max-input-size)",
+                human_size(limits.max_input_size)
+            ),
         },
     })?;
     if format != Format::Tar {
         let mut head = Vec::with_capacity(512);
-        (&spool).seek(SeekFrom::Start(0)).map_err(io_err)?;
-        (&spool).take(512).read_to_end(&mut head).map_err(io_err)?;
+        (&spool).seek(SeekFrom::Start(0)).map_err(spool_err)?;
+        (&spool)
+            .take(512)
+            .read_to_end(&mut head)
+            .map_err(spool_err)?;
         if !looks_like_tar(&head) {
             return Err(bad(format!(
                 "the decompressed {} data is not a tar archive",
@@ -168,96 +376,176 @@ pub(crate) fn unpack(
             )));
         }
     }
-    (&spool).seek(SeekFrom::Start(0)).map_err(io_err)?;
+    (&spool).seek(SeekFrom::Start(0)).map_err(spool_err)?;
 
-    // Last entry wins, as when tar extracts an archive with duplicates.
-    let mut entries: BTreeMap<ImagePath, ArchEntry> = BTreeMap::new();
-    let mut reader = ustar::Reader::new(SpoolReader(BufReader::new(&spool)));
-    loop {
-        let raw = match reader.next_entry() {
-            Ok(Some(raw)) => raw,
-            Ok(None) => break,
-            Err(ReadError::Io(e)) => return Err(io_err(e)),
-            Err(ReadError::Format(reason)) => return Err(bad(reason)),
-        };
-        if let Some((path, entry)) = convert(raw, archive)? {
-            if let ArchKind::File { offset, size } = entry.kind
-                && offset.checked_add(size).is_none_or(|end| end > len)
-            {
-                return Err(bad(format!(
-                    "the archive is truncated: the data of {:?} ends past its end",
-                    entry.shown
-                )));
-            }
-            entries.insert(path, entry);
-        }
-    }
-    drop(reader);
-
+    let (entries, inodes) = read_entries(&spool, len, archive, limits)?;
     check_parents(&entries, archive)?;
-    let links = resolve_hardlinks(&entries, archive)?;
     let spool_index = tree.spools.len();
     tree.spools.push(Spool {
         file: spool,
         archive: archive.to_owned(),
     });
 
-    // A group id for each file that hard links point to.
-    let mut groups: BTreeMap<&ImagePath, u64> = BTreeMap::new();
-    for target in links.values() {
-        if !groups.contains_key(target) {
-            groups.insert(target, tree.new_group());
+    // Files that several paths share become one hard link group.
+    let mut paths_of = vec![0usize; inodes.len()];
+    for e in entries.values() {
+        if let ArchKind::File { inode } = e.kind {
+            paths_of[inode] += 1;
         }
     }
-    for (path, e) in &entries {
-        // A hard link is the file it names, under another path.
-        let (source, group) = match &e.kind {
-            ArchKind::Hardlink(_) => {
-                let target = links[path];
-                (&entries[target], groups.get(target).copied())
-            }
-            _ => (e, groups.get(path).copied()),
-        };
-        let kind = match &source.kind {
+    let mut groups: BTreeMap<usize, u64> = BTreeMap::new();
+    for (path, e) in entries {
+        let kind = match e.kind {
             ArchKind::Dir => Kind::Dir { opaque: false },
-            ArchKind::File { offset, size } => Kind::File {
-                content: Content::Spool {
-                    spool: spool_index,
-                    offset: *offset,
-                },
-                size: *size,
-                group,
-            },
-            ArchKind::Symlink(t) => Kind::Symlink(t.clone()),
-            ArchKind::Char(a, b) => Kind::Char(*a, *b),
-            ArchKind::Block(a, b) => Kind::Block(*a, *b),
+            ArchKind::File { inode } => {
+                let group = if paths_of[inode] > 1 {
+                    Some(*groups.entry(inode).or_insert_with(|| tree.new_group()))
+                } else {
+                    None
+                };
+                Kind::File {
+                    content: Content::Spool {
+                        spool: spool_index,
+                        offset: inodes[inode].offset,
+                    },
+                    size: inodes[inode].size,
+                    group,
+                }
+            }
+            ArchKind::Symlink(t) => Kind::Symlink(t),
+            ArchKind::Char(a, b) => Kind::Char(a, b),
+            ArchKind::Block(a, b) => Kind::Block(a, b),
             ArchKind::Fifo => Kind::Fifo,
-            ArchKind::Hardlink(_) => unreachable!("hard links are resolved to files"),
         };
         let is_file = matches!(kind, Kind::File { .. });
-        let mut node = Node::new(kind, source.mode, None);
+        let mut node = Node::new(kind, e.meta.mode, None);
         if let (Some(m), true) = (mode, is_file) {
             node.mode = m & 0o7777;
         }
         let o = owner.unwrap_or(Owner {
-            uid: source.uid,
-            gid: source.gid,
+            uid: e.meta.uid,
+            gid: e.meta.gid,
         });
         node.uid = o.uid;
         node.gid = o.gid;
-        node.xattrs = source.xattrs.clone();
+        node.xattrs = e.meta.xattrs;
         tree.put(to.join(&path.0), node, true);
     }
     Ok(())
 }
 
+/// Every entry of the spooled archive (`len` bytes) by normalised path, the
+/// last of duplicates winning, and the file contents they point to.
+fn read_entries(
+    spool: &File,
+    len: u64,
+    archive: &Path,
+    limits: Limits,
+) -> Result<(BTreeMap<ImagePath, ArchEntry>, Vec<Inode>), Error> {
+    let bad = |reason: String| Error::BadArchive {
+        archive: archive.to_owned(),
+        reason,
+    };
+    let mut entries: BTreeMap<ImagePath, ArchEntry> = BTreeMap::new();
+    let mut inodes: Vec<Inode> = Vec::new();
+    let mut count = 0u64;
+    let mut reader = ustar::Reader::new(SpoolReader(BufReader::new(spool)));
+    loop {
+        let raw = match reader.next_entry() {
+            Ok(Some(raw)) => raw,
+            Ok(None) => break,
+            Err(ReadError::Io(source)) => {
+                return Err(Error::Io {
+                    path: archive.to_owned(),
+                    source,
+                });
+            }
+            Err(ReadError::Format(reason)) => return Err(bad(reason)),
+        };
+        count += 1;
+        if count > limits.max_entries {
+            return Err(Error::Limit {
+                archive: archive.to_owned(),
+                reason: format!(
+                    "the archive has more than {} entries (max-entries)",
+                    limits.max_entries
+                ),
+            });
+        }
+        let Some((path, shown, parsed, meta)) = convert(&raw, archive)? else {
+            continue;
+        };
+        let err = |reason: String| entry_error(archive, &raw.name, reason);
+        let (kind, meta) = match parsed {
+            Parsed::Kind(kind) => (kind, meta),
+            Parsed::File { offset, size } => {
+                if offset.checked_add(size).is_none_or(|end| end > len) {
+                    return Err(bad(format!(
+                        "the archive is truncated: the data of {shown:?} ends past its end"
+                    )));
+                }
+                inodes.push(Inode { offset, size });
+                (
+                    ArchKind::File {
+                        inode: inodes.len() - 1,
+                    },
+                    meta,
+                )
+            }
+            // A hard link is the file it names, as that file is now: a later
+            // entry replacing the file does not change the link.
+            Parsed::Hardlink(target) => match entries.get(&target) {
+                Some(ArchEntry {
+                    kind: ArchKind::File { inode },
+                    meta,
+                    ..
+                }) => (ArchKind::File { inode: *inode }, meta.clone()),
+                Some(_) => {
+                    return Err(err(format!(
+                        "the hardlink target {} is not a regular file",
+                        target.display()
+                    )));
+                }
+                None => {
+                    return Err(err(format!(
+                        "the hardlink target {} is not an earlier entry of the archive",
+                        target.display()
+                    )));
+                }
+            },
+        };
+        entries.insert(path, ArchEntry { shown, kind, meta });
+    }
+    Ok((entries, inodes))
+}
+
+/// `n` bytes as a user reads a limit: `64 GiB`, `1.5 MiB`, `100 bytes`.
+pub(crate) fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    let s = format!("{v:.1}");
+    let s = s.strip_suffix(".0").unwrap_or(&s);
+    format!("{s} {}", UNITS[unit])
+}
+
 enum Copy {
     Read(io::Error),
     Write(io::Error),
+    /// More than the limit came out.
+    TooLarge,
 }
 
-/// Decompresses `input` into the spool; returns the number of bytes.
-fn decompress(format: Format, input: impl Read, spool: &File) -> Result<u64, Copy> {
+/// Decompresses `input` into the spool, `max` bytes at most; returns the
+/// number of bytes.
+fn decompress(format: Format, input: impl Read, spool: &File, max: u64) -> Result<u64, Copy> {
     let mut r = decoder(format, input).map_err(Copy::Read)?;
     let mut w = BufWriter::with_capacity(1 << 16, spool);
     let mut buf = vec![0u8; 1 << 16];
@@ -269,8 +557,11 @@ fn decompress(format: Format, input: impl Read, spool: &File) -> Result<u64, Cop
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Copy::Read(e)),
         };
-        w.write_all(&buf[..n]).map_err(Copy::Write)?;
         total += n as u64;
+        if total > max {
+            return Err(Copy::TooLarge);
+        }
+        w.write_all(&buf[..n]).map_err(Copy::Write)?;
     }
     w.flush().map_err(Copy::Write)?;
     Ok(total)
@@ -279,13 +570,27 @@ fn decompress(format: Format, input: impl Read, spool: &File) -> Result<u64, Cop
 fn entry_error(archive: &Path, name: &[u8], reason: impl Into<String>) -> Error {
     Error::BadArchiveEntry {
         archive: archive.to_owned(),
-        entry: String::from_utf8_lossy(name).into_owned(),
+        entry: shown(name),
         reason: reason.into(),
     }
 }
 
+/// An entry's name for a message: lossy UTF-8, and a name of more than 200
+/// bytes cut to its first 100, with its length, so that one line stays one
+/// line a person can read.
+fn shown(name: &[u8]) -> String {
+    if name.len() <= 200 {
+        return String::from_utf8_lossy(name).into_owned();
+    }
+    format!(
+        "{}... ({} bytes)",
+        String::from_utf8_lossy(&name[..100]),
+        name.len()
+    )
+}
+
 /// What an entry is, from its typeflag; errors name the entry.
-fn parse_kind(raw: &RawEntry, archive: &Path) -> Result<ArchKind, Error> {
+fn parse_kind(raw: &RawEntry, archive: &Path) -> Result<Parsed, Error> {
     let err = |reason: String| entry_error(archive, &raw.name, reason);
     let device = |n: u64| {
         u32::try_from(n)
@@ -299,36 +604,50 @@ fn parse_kind(raw: &RawEntry, archive: &Path) -> Result<ArchKind, Error> {
     if raw.link.contains(&0) {
         return Err(err("the link target contains a NUL byte".to_owned()));
     }
+    if raw.link.len() > PATH_MAX {
+        return Err(err(format!(
+            "the link target is {} bytes long, more than Linux's limit of {PATH_MAX}",
+            raw.link.len()
+        )));
+    }
     Ok(match raw.typeflag {
         // Before ustar, a directory was a regular entry whose name ends in `/`.
         ustar::kind::FILE | ustar::kind::OLD_FILE | ustar::kind::CONTIGUOUS
             if raw.name.ends_with(b"/") && raw.size == 0 =>
         {
-            ArchKind::Dir
+            Parsed::Kind(ArchKind::Dir)
         }
-        ustar::kind::FILE | ustar::kind::OLD_FILE | ustar::kind::CONTIGUOUS => ArchKind::File {
+        ustar::kind::FILE | ustar::kind::OLD_FILE | ustar::kind::CONTIGUOUS => Parsed::File {
             offset: raw.data_offset,
             size: raw.size,
         },
         ustar::kind::HARDLINK => {
+            if raw.link.is_empty() {
+                return Err(err("the hardlink has an empty target".to_owned()));
+            }
             let target = ImagePath::normalise(&raw.link).map_err(|r| {
                 err(format!(
                     "hardlink target {:?}: {r}",
                     String::from_utf8_lossy(&raw.link)
                 ))
             })?;
-            ArchKind::Hardlink(target)
+            Parsed::Hardlink(target)
         }
         ustar::kind::SYMLINK => {
             if raw.link.is_empty() {
                 return Err(err("the symlink has an empty target".to_owned()));
             }
-            ArchKind::Symlink(raw.link.clone())
+            Parsed::Kind(ArchKind::Symlink(raw.link.clone()))
         }
-        ustar::kind::CHAR => ArchKind::Char(device(raw.device.0)?, device(raw.device.1)?),
-        ustar::kind::BLOCK => ArchKind::Block(device(raw.device.0)?, device(raw.device.1)?),
-        ustar::kind::DIR => ArchKind::Dir,
-        ustar::kind::FIFO => ArchKind::Fifo,
+        ustar::kind::CHAR => {
+            Parsed::Kind(ArchKind::Char(device(raw.device.0)?, device(raw.device.1)?))
+        }
+        ustar::kind::BLOCK => Parsed::Kind(ArchKind::Block(
+            device(raw.device.0)?,
+            device(raw.device.1)?,
+        )),
+        ustar::kind::DIR => Parsed::Kind(ArchKind::Dir),
+        ustar::kind::FIFO => Parsed::Kind(ArchKind::Fifo),
         b'S' => return Err(err("sparse files are not supported".to_owned())),
         t => {
             return Err(err(format!("unsupported entry type {:?}", char::from(t))));
@@ -336,97 +655,86 @@ fn parse_kind(raw: &RawEntry, archive: &Path) -> Result<ArchKind, Error> {
     })
 }
 
-/// The normalised path and entry of `raw`; `None` for the archive's root
-/// directory (`./`), which a layer never holds.
-fn convert(raw: RawEntry, archive: &Path) -> Result<Option<(ImagePath, ArchEntry)>, Error> {
+/// The normalised path of `raw`, its name as shown in errors, what it is and
+/// its metadata; `None` for the archive's root directory (`./`), which a
+/// layer never holds.
+fn convert(
+    raw: &RawEntry,
+    archive: &Path,
+) -> Result<Option<(ImagePath, String, Parsed, Meta)>, Error> {
     let err = |reason: String| entry_error(archive, &raw.name, reason);
     let path = ImagePath::normalise(&raw.name).map_err(|r| err(r.to_owned()))?;
     if path.components().any(is_reserved) {
         return Err(err("input archives may not contain whiteouts".to_owned()));
     }
-    let kind = parse_kind(&raw, archive)?;
+    if path.0.len() > PATH_MAX {
+        return Err(err(format!(
+            "the name is {} bytes long, more than Linux's limit of {PATH_MAX}",
+            path.0.len()
+        )));
+    }
+    if let Some(c) = path.components().find(|c| c.len() > NAME_MAX) {
+        return Err(err(format!(
+            "a name component is {} bytes long, more than Linux's limit of {NAME_MAX}",
+            c.len()
+        )));
+    }
+    let parsed = parse_kind(raw, archive)?;
     if path.is_root() {
-        return match kind {
-            ArchKind::Dir => Ok(None),
+        return match parsed {
+            Parsed::Kind(ArchKind::Dir) => Ok(None),
             _ => Err(err("the entry names the root directory".to_owned())),
         };
     }
     let id = |n: u64, what: &str| {
         u32::try_from(n).map_err(|_| err(format!("{what} {n} does not fit in 32 bits")))
     };
-    let entry = ArchEntry {
-        shown: String::from_utf8_lossy(&raw.name).into_owned(),
-        kind,
+    let xattrs = raw.xattrs().map_err(err)?;
+    if let Some((name, value)) = xattrs.iter().find(|(_, v)| v.len() > XATTR_SIZE_MAX) {
+        return Err(err(format!(
+            "the value of xattr {name} is {} bytes long, more than Linux's limit of {XATTR_SIZE_MAX}",
+            value.len()
+        )));
+    }
+    let meta = Meta {
         mode: (raw.mode & 0o7777) as u32,
         uid: id(raw.uid, "uid")?,
         gid: id(raw.gid, "gid")?,
-        xattrs: raw.xattrs().map_err(err)?,
+        xattrs,
     };
-    Ok(Some((path, entry)))
+    Ok(Some((path, shown(&raw.name), parsed, meta)))
 }
 
 /// Refuses an entry below a symlink or a non-directory of the same archive:
 /// extracting it would write through the link (`link -> /etc` then
-/// `link/passwd`) or fail.
+/// `link/passwd`) or fail. Whatever the order of the archive, and in
+/// O(n log n): each non-directory looks for anything sorted below it.
 fn check_parents(entries: &BTreeMap<ImagePath, ArchEntry>, archive: &Path) -> Result<(), Error> {
     for (path, e) in entries {
-        for a in path.ancestors() {
-            let Some(parent) = entries.get(&a) else {
-                continue;
-            };
-            let reason = match parent.kind {
-                ArchKind::Dir => continue,
-                ArchKind::Symlink(_) => {
-                    format!("the path goes through the symlink {}", a.display())
-                }
-                _ => format!(
-                    "the path goes through {}, which is not a directory",
-                    a.display()
-                ),
-            };
-            return Err(entry_error(archive, e.shown.as_bytes(), reason));
+        if matches!(e.kind, ArchKind::Dir) {
+            continue;
         }
-    }
-    Ok(())
-}
-
-/// For each hard link, the regular file of the same archive it ends at
-/// (following links to links).
-fn resolve_hardlinks<'e>(
-    entries: &'e BTreeMap<ImagePath, ArchEntry>,
-    archive: &Path,
-) -> Result<BTreeMap<&'e ImagePath, &'e ImagePath>, Error> {
-    let mut out = BTreeMap::new();
-    for (path, e) in entries {
-        let ArchKind::Hardlink(first) = &e.kind else {
+        // `path/` up to `path0` (`0` follows `/`) holds exactly the paths
+        // below `path` in byte order.
+        let mut lo = path.0.clone();
+        lo.push(b'/');
+        let mut hi = path.0.clone();
+        hi.push(b'0');
+        let Some((_, below)) = entries.range(ImagePath(lo)..ImagePath(hi)).next() else {
             continue;
         };
-        let err = |reason: String| entry_error(archive, e.shown.as_bytes(), reason);
-        let mut cur = first;
-        let mut steps = 0;
-        let target = loop {
-            let Some((key, t)) = entries.get_key_value(cur) else {
-                return Err(err(format!(
-                    "the hardlink target {} is not in the archive",
-                    cur.display()
-                )));
-            };
-            match &t.kind {
-                ArchKind::File { .. } => break key,
-                ArchKind::Hardlink(next) if steps < entries.len() => {
-                    cur = next;
-                    steps += 1;
-                }
-                ArchKind::Hardlink(_) => return Err(err("the hardlinks form a loop".to_owned())),
-                _ => {
-                    return Err(err(format!(
-                        "the hardlink target {} is not a regular file",
-                        cur.display()
-                    )));
-                }
-            }
+        let reason = match e.kind {
+            ArchKind::Symlink(_) => format!("the path goes through the symlink {}", path.display()),
+            _ => format!(
+                "the path goes through {}, which is not a directory",
+                path.display()
+            ),
         };
-        out.insert(path, target);
+        return Err(Error::BadArchiveEntry {
+            archive: archive.to_owned(),
+            entry: below.shown.clone(),
+            reason,
+        });
     }
-    Ok(out)
+    Ok(())
 }

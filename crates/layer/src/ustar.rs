@@ -34,8 +34,9 @@ const MAX_OCTAL_7: u64 = 0o7777777;
 const MAX_OCTAL_11: u64 = 0o77777777777;
 const NAME_LEN: usize = 100;
 const PREFIX_LEN: usize = 155;
-/// An extended header larger than this is refused: memory stays bounded
-/// whatever an input archive claims.
+/// Extended headers (PAX records, GNU long names) larger than this in total
+/// for one entry are refused: memory stays bounded whatever an input archive
+/// claims, and no real name or xattr set comes near it.
 const MAX_EXTENSION: u64 = 16 << 20;
 
 /// What one tar entry's header says, before it is encoded.
@@ -334,20 +335,23 @@ impl<R: Skip> Reader<R> {
         Ok(())
     }
 
-    /// The data of an extension header, bounded in size.
-    fn read_extension(&mut self, size: u64) -> Result<Vec<u8>, ReadError> {
-        if size > MAX_EXTENSION {
+    /// The data of an extension header, bounded in size together with the
+    /// `used` bytes of the same entry's earlier extension headers.
+    fn read_extension(&mut self, size: u64, used: &mut u64, at: u64) -> Result<Vec<u8>, ReadError> {
+        *used = used.saturating_add(size);
+        if *used > MAX_EXTENSION {
             return Err(ReadError::Format(format!(
-                "an extended header of {size} bytes is too large"
+                "the extended headers at offset {at} are larger than {} MiB",
+                MAX_EXTENSION >> 20
             )));
         }
         let mut data = Vec::with_capacity(size as usize);
         (&mut self.r).take(size).read_to_end(&mut data)?;
         self.pos += data.len() as u64;
         if (data.len() as u64) < size {
-            return Err(ReadError::Format(
-                "the archive ends inside an extended header".to_owned(),
-            ));
+            return Err(ReadError::Format(format!(
+                "the archive ends inside the extended header at offset {at}"
+            )));
         }
         Ok(data)
     }
@@ -358,6 +362,8 @@ impl<R: Skip> Reader<R> {
         let mut long_name: Option<Vec<u8>> = None;
         let mut long_link: Option<Vec<u8>> = None;
         let mut pax: Option<PaxRecords> = None;
+        // Bytes of extension headers read for this entry so far.
+        let mut ext_used = 0u64;
         loop {
             let next = self.next;
             self.skip_to(next)?;
@@ -376,12 +382,11 @@ impl<R: Skip> Reader<R> {
             }
             check_sum(&b, header_at)?;
             let typeflag = b[156];
+            let bad = |what: &str| {
+                ReadError::Format(format!("bad {what} in the header at offset {header_at}"))
+            };
             let field = |r: std::ops::Range<usize>, what: &str| {
-                number(&b[r]).ok_or_else(|| {
-                    ReadError::Format(format!(
-                        "bad {what} field in the header at offset {header_at}"
-                    ))
-                })
+                number(&b[r]).ok_or_else(|| bad(&format!("{what} field")))
             };
             let header_size = field(124..136, "size")?;
             let extension = matches!(
@@ -396,19 +401,21 @@ impl<R: Skip> Reader<R> {
                 .and_then(|p| pax_number(p, b"size"))
             {
                 Some(Ok(n)) => n,
-                Some(Err(())) => {
-                    return Err(ReadError::Format("bad pax size record".to_owned()));
-                }
+                Some(Err(())) => return Err(bad("pax size record")),
                 None => header_size,
             };
+            // Links, devices, fifos and directories have no data whatever
+            // their size field says, as Go's archive/tar (and so Docker and
+            // containerd) read them: a lying size cannot hide entries.
+            let size = if header_only(typeflag) { 0 } else { size };
             let data_offset = self.pos;
             self.next = data_offset
                 .checked_add(size)
                 .and_then(|n| n.checked_add(padding(size)))
-                .ok_or_else(|| ReadError::Format("entry size overflows".to_owned()))?;
+                .ok_or_else(|| bad("size (it overflows)"))?;
             match typeflag {
                 kind::GNU_LONGNAME | kind::GNU_LONGLINK => {
-                    let mut data = self.read_extension(size)?;
+                    let mut data = self.read_extension(size, &mut ext_used, header_at)?;
                     while data.last() == Some(&0) {
                         data.pop();
                     }
@@ -420,15 +427,19 @@ impl<R: Skip> Reader<R> {
                     continue;
                 }
                 kind::PAX => {
-                    let data = self.read_extension(size)?;
-                    pax.get_or_insert_with(Vec::new)
-                        .extend(parse_pax(&data).map_err(ReadError::Format)?);
+                    let data = self.read_extension(size, &mut ext_used, header_at)?;
+                    let records = parse_pax(&data).map_err(|reason| {
+                        ReadError::Format(format!(
+                            "{reason} in the extended header at offset {header_at}"
+                        ))
+                    })?;
+                    pax.get_or_insert_with(Vec::new).extend(records);
                     continue;
                 }
                 kind::PAX_GLOBAL => {
                     // Global records (usually only a comment) describe no
                     // entry; we keep nothing from them.
-                    self.read_extension(size)?;
+                    self.read_extension(size, &mut 0, header_at)?;
                     continue;
                 }
                 _ => {}
@@ -467,10 +478,10 @@ impl<R: Skip> Reader<R> {
                 }
             }
             if let Some(r) = pax_number(&pax, b"uid") {
-                uid = r.map_err(|()| ReadError::Format("bad pax uid record".to_owned()))?;
+                uid = r.map_err(|()| bad("pax uid record"))?;
             }
             if let Some(r) = pax_number(&pax, b"gid") {
-                gid = r.map_err(|()| ReadError::Format("bad pax gid record".to_owned()))?;
+                gid = r.map_err(|()| bad("pax gid record"))?;
             }
             return Ok(Some(RawEntry {
                 name,
@@ -545,7 +556,11 @@ fn parse_pax(mut data: &[u8]) -> Result<PaxRecords, String> {
     // Some writers pad the records with NULs.
     while !data.is_empty() && data[0] != 0 {
         let space = data.iter().position(|&b| b == b' ').ok_or_else(bad)?;
-        let len: usize = std::str::from_utf8(&data[..space])
+        let digits = &data[..space];
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(bad());
+        }
+        let len: usize = std::str::from_utf8(digits)
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or_else(bad)?;
@@ -558,6 +573,14 @@ fn parse_pax(mut data: &[u8]) -> Result<PaxRecords, String> {
         data = &data[len..];
     }
     Ok(out)
+}
+
+/// Typeflags whose entries never have data, whatever their size field says.
+fn header_only(typeflag: u8) -> bool {
+    matches!(
+        typeflag,
+        kind::HARDLINK | kind::SYMLINK | kind::CHAR | kind::BLOCK | kind::DIR | kind::FIFO
+    )
 }
 
 fn cstr(field: &[u8]) -> &[u8] {
