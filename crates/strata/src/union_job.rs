@@ -1,0 +1,74 @@
+//! The layers the executor hands to `strata-union`: `from-dir` and `run`,
+//! which need the content of the layers below (their listings and blobs in
+//! the cache), not only the union view of their paths.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use strata_cache::{Cache, LayerRecord};
+use strata_layer::{BuildOutput, JobOp};
+use strata_plan::{LayerNode, Plan};
+use strata_spec::SpecDiagnostic;
+use strata_union::Below;
+
+use crate::Error;
+
+/// Whether the layer must be built by [`build`].
+pub(crate) fn is_union_layer(layer: &LayerNode) -> bool {
+    strata_union::is_union_job(&layer.job)
+}
+
+/// Builds a `from-dir` or `run` layer on `below` (the records of every
+/// layer below it, bottom first, whose blobs are in `cache`).
+pub(crate) fn build(
+    plan: &Plan,
+    layer: &LayerNode,
+    below: &[LayerRecord],
+    cache: &Cache,
+    out: &mut dyn Write,
+    progress: strata_layer::Progress<'_>,
+) -> Result<BuildOutput, Error> {
+    let blobs: Vec<PathBuf> = below.iter().map(|r| cache.blob_path(&r.blob)).collect();
+    let below: Vec<Below<'_>> = below
+        .iter()
+        .zip(&blobs)
+        .map(|(r, blob)| Below {
+            listing: &r.listing,
+            blob,
+        })
+        .collect();
+    strata_union::build_job(&layer.job, &below, out, progress).map_err(|source| match source {
+        // A failing command is the spec's problem: point at it.
+        strata_union::Error::RunFailed {
+            command,
+            status,
+            output,
+        } => {
+            let op = layer
+                .job
+                .ops
+                .iter()
+                .position(|op| matches!(op, JobOp::Run(s) if s.command == command));
+            let span = op
+                .and_then(|i| layer.op_spans.get(i).copied())
+                .unwrap_or(layer.span);
+            Error::Spec(Box::new(
+                plan.diagnostic(
+                    SpecDiagnostic::new(
+                        format!(
+                            "layer `{}` of image `{}`: the command failed ({status})",
+                            layer.name, layer.image
+                        ),
+                        span,
+                        "this command",
+                    )
+                    .with_help(format!("its output ends with:\n{}", output.trim_end())),
+                ),
+            ))
+        }
+        source => Error::UnionLayer {
+            layer: layer.qualified_name(),
+            source,
+        },
+    })
+}

@@ -1,0 +1,83 @@
+//! The layer jobs the executor hands to this crate: those whose operations
+//! read the content of the layers below (`from-dir`, `run`), which a
+//! listing alone cannot answer.
+
+use std::io::Write;
+use std::path::Path;
+
+use strata_layer::{BuildOutput, JobOp, LayerJob, Listing, Progress, RunStep};
+
+use crate::Error;
+use crate::diff::{DiffOptions, diff_dir};
+use crate::model::Model;
+use crate::run::RunDirs;
+
+/// One layer below a job: its listing and its blob.
+#[derive(Debug, Clone, Copy)]
+pub struct Below<'a> {
+    pub listing: &'a Listing,
+    pub blob: &'a Path,
+}
+
+/// Whether `job` must be built by [`build_job`] rather than `strata_layer::build`.
+pub fn is_union_job(job: &LayerJob) -> bool {
+    job.ops.iter().any(JobOp::reads_lower_content)
+}
+
+/// Builds a `from-dir` or `run` layer on the layers `below` (bottom first)
+/// and writes its blob to `out`. A job holds one `from-dir`, or only `run`
+/// steps (the spec refuses anything else).
+pub fn build_job(
+    job: &LayerJob,
+    below: &[Below<'_>],
+    out: &mut dyn Write,
+    progress: Progress<'_>,
+) -> Result<BuildOutput, Error> {
+    let lower = Model::of(below.iter().map(|b| b.listing))?;
+    let entries = match job.ops.as_slice() {
+        [JobOp::FromDir { dir }] => diff_dir(
+            &lower,
+            dir,
+            // Reproducible whoever builds: modes by their exec bit, owners
+            // never from the host, device nodes never deleted.
+            DiffOptions {
+                exact_modes: false,
+                owners: false,
+                keep_missing_devices: true,
+            },
+        )?,
+        ops => {
+            let steps: Vec<&RunStep> = ops
+                .iter()
+                .map(|op| match op {
+                    JobOp::Run(step) => Ok(step),
+                    _ => Err(Error::BadJob(
+                        "a layer with `run` steps holds nothing else, and `from-dir` is alone in its layer"
+                            .to_owned(),
+                    )),
+                })
+                .collect::<Result<_, _>>()?;
+            let blobs: Vec<_> = below.iter().map(|b| b.blob.to_path_buf()).collect();
+            let dirs = RunDirs::new(&blobs)?;
+            for step in steps {
+                dirs.run(step)?;
+            }
+            let entries = crate::upper::upper_entries(&lower, &dirs.upper)?;
+            // The upper directory must live until the layer is written.
+            return Ok(strata_layer::build_entries(
+                &entries,
+                job.epoch,
+                job.compression,
+                out,
+                progress,
+            )?);
+        }
+    };
+    Ok(strata_layer::build_entries(
+        &entries,
+        job.epoch,
+        job.compression,
+        out,
+        progress,
+    )?)
+}

@@ -1,0 +1,86 @@
+//! The union filesystem of a stack of layers: the model every container
+//! runtime implements (layers looked up from the top down, deletions as
+//! whiteouts, a copy-on-write layer on top), made visible and usable.
+//!
+//! - [`model`]: the reference model, plain and obviously right, that the
+//!   rest is tested against.
+//! - [`apply`]: the on-disk applier behind `strata rootfs`, which never
+//!   writes outside its directory whatever the layers hold.
+//! - [`squash`](mod@squash), [`diff`] and `upper`: the union, the difference
+//!   between the union and a directory (`commit`, `from-dir`), and an
+//!   overlayfs upper directory (`run`), each as one layer's entries, which
+//!   `strata_layer::build_entries` writes deterministically.
+//! - `image`: those operations on an image of an OCI layout ([`rootfs`],
+//!   [`squash()`], [`commit`]), written back into the layout under a new tag.
+//! - `job` and `run`: the layer jobs the executor cannot build from listings
+//!   alone ([`build_job`]): `from-dir` and `run` steps, the latter run
+//!   rootless in a user namespace on an overlay mount.
+//!
+//! Invariants: nothing is written outside the directory or layout a caller
+//! names, and temporary directories it removes; a layer is always written by
+//! `strata_layer` (sorted, normalised mtimes, the same bytes for the same
+//! entries); host owners reach a layer only where the operation is about the
+//! host's own state (`commit` as root, `run`), never for a spec's `from-dir`.
+
+pub mod apply;
+pub mod diff;
+mod image;
+mod job;
+pub mod model;
+mod run;
+pub mod squash;
+mod upper;
+
+pub use apply::{ApplyReport, apply_blobs, running_as_root};
+pub use diff::{DiffOptions, diff_dir};
+pub use image::{Image, WriteOptions, commit, rootfs, squash};
+pub use job::{Below, build_job, is_union_job};
+pub use model::{Model, ModelError};
+pub use upper::upper_entries;
+
+use std::path::PathBuf;
+
+/// Why a union operation failed. Each variant names what and where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Layer(#[from] strata_layer::Error),
+    #[error(transparent)]
+    Export(#[from] strata_export::Error),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A layer blob that cannot be applied (a hard link to nothing, a
+    /// truncated file).
+    #[error("{blob}: {path}: {reason}")]
+    BadLayer {
+        blob: PathBuf,
+        path: String,
+        reason: String,
+    },
+    /// A directory that cannot become a layer (a socket in it, say).
+    #[error("{path}: {reason}")]
+    BadDir { path: PathBuf, reason: String },
+    #[error(
+        "{path}: exists and is not an empty directory; a root file system is only unpacked into a new or empty one"
+    )]
+    NotEmpty { path: PathBuf },
+    /// A job this crate does not build.
+    #[error("{0}")]
+    BadJob(String),
+    /// The machine does not let a `run` step run: what is missing.
+    #[error("cannot run a `run` step: {0}")]
+    Sandbox(String),
+    /// The command of a `run` step failed; `output` is the end of what it printed.
+    #[error("run {command:?} failed ({status}); its output ends with:\n{output}")]
+    RunFailed {
+        command: String,
+        status: String,
+        output: String,
+    },
+}
