@@ -2,9 +2,16 @@
 //! and layer listings snapshotted, the CLI's contract, reproducibility across
 //! machines-in-miniature, and conformance checked with real OCI tools.
 
+mod big_layer;
+mod cache;
 mod cli;
 mod demo;
+mod diff;
+mod hostile;
+mod lock;
 mod real_tools;
 mod repro;
+mod snapshot;
 mod support;
 mod tidy;
+mod union;

@@ -6,8 +6,15 @@
 //! and errors go to stderr.
 //!
 //! Exit codes: 0 success, 1 failure (build, cache, export, I/O), 2 usage
-//! error, 3 the spec is invalid (every problem is printed with its location).
+//! error, 3 the spec is invalid (every problem is printed with its location),
+//! 4 `compose --locked` found images that differ from the lock. `strata diff`
+//! and `strata snapshot` exit 1 when they find a difference, like diff(1).
 
+mod cmd_cache;
+mod cmd_diff;
+mod cmd_lock;
+mod cmd_snapshot;
+mod cmd_union;
 mod progress;
 
 use std::io::{IsTerminal, Write};
@@ -23,8 +30,12 @@ Examples:
   strata compose specs/tomcat.kdl --json | jq '.images[].manifest'
   strata plan specs/tomcat.kdl --dot | dot -Tsvg > plan.svg
   strata inspect target/images/tomcat:tomcat --files
+  strata rootfs target/images/tomcat:tomcat /tmp/tomcat-root
+  strata lock specs/tomcat.kdl && strata compose specs/tomcat.kdl --locked
+  strata diff target/images/tomcat specs/tomcat.lock
 
-Exit codes: 0 success, 1 failure, 2 usage error, 3 invalid spec.
+Exit codes: 0 success, 1 failure, 2 usage error, 3 invalid spec,
+4 the images differ from the lock (compose --locked).
 The spec language: docs/spec.md.";
 
 /// Compose container images from a declarative KDL spec: a base rootfs plus
@@ -68,7 +79,45 @@ enum Command {
         /// No progress display and no summary; errors only.
         #[arg(long, short)]
         quiet: bool,
+        /// Check every image and layer digest against the spec's lock file
+        /// (SPEC with the extension .lock) and fail, naming the layer and the
+        /// first differing file, when they differ. What a CI job runs.
+        #[arg(long, conflicts_with = "update_lock")]
+        locked: bool,
+        /// Write the spec's lock file after composing.
+        #[arg(long)]
+        update_lock: bool,
     },
+    /// Compose a spec and write its lock file next to it (SPEC with the
+    /// extension .lock): every image's manifest and config digest, every
+    /// layer's digests and files. Commit it; `compose --locked` checks it.
+    Lock {
+        spec: PathBuf,
+        /// The OCI image layout to write. Default: target/images/<spec name>.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Layers built at once (default: the number of cores).
+        #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
+        /// The layer cache. Default: $STRATA_CACHE_DIR, else ~/.cache/strata.
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// No progress display and no summary; errors only.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Explain why two images differ: digests, config fields, and layer by
+    /// layer the files added (+), removed (-) or changed (~). Each side is an
+    /// OCI layout (DIR or DIR:TAG) or a lock file (FILE or FILE:TAG). Exit
+    /// codes as diff(1): 0 identical, 1 different, 2 trouble.
+    Diff {
+        /// The old side: LAYOUT, LAYOUT:TAG, LOCKFILE or LOCKFILE:TAG (`-` lines).
+        a: String,
+        /// The new side, in the same forms (`+` lines).
+        b: String,
+    },
+    #[command(flatten)]
+    Union(cmd_union::UnionCommand),
     /// Show the graph of layer and image jobs a spec plans, without building.
     Plan {
         spec: PathBuf,
@@ -85,6 +134,26 @@ enum Command {
         /// whiteouts marked), fit to commit and diff.
         #[arg(long)]
         files: bool,
+    },
+    /// Check the snapshot of every image of a spec: its config and every
+    /// layer's files, in SPEC_DIR/snapshots/<spec>.<image>.snap. Exits 1 with
+    /// a diff when a snapshot changed or is missing; --accept writes them.
+    Snapshot {
+        spec: PathBuf,
+        /// Write the new snapshots instead of failing on a change.
+        #[arg(long)]
+        accept: bool,
+        /// The layer cache. Default: $STRATA_CACHE_DIR, else ~/.cache/strata.
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Look after the layer cache: list, verify, evict, locate.
+    Cache {
+        #[command(subcommand)]
+        command: cmd_cache::CacheCommand,
+        /// The cache directory. Default: $STRATA_CACHE_DIR, else ~/.cache/strata.
+        #[arg(long, value_name = "DIR", global = true)]
+        cache_dir: Option<PathBuf>,
     },
 }
 
@@ -106,7 +175,10 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             cache_dir,
             json,
             quiet,
+            locked,
+            update_lock,
         } => {
+            let lock_flags = cmd_lock::before(&spec, locked, update_lock)?;
             let out = out.unwrap_or_else(|| default_out(&spec));
             let opts = strata::ComposeOptions {
                 out,
@@ -125,13 +197,31 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             } else if !quiet {
                 print_stdout(&report.summary());
             }
+            if !cmd_lock::after(&spec, &report, opts.source_date_epoch, lock_flags)? {
+                return Ok(ExitCode::from(LOCK_MISMATCH));
+            }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Lock {
+            spec,
+            out,
+            jobs,
+            cache_dir,
+            quiet,
+        } => cmd_lock::run(&spec, out, jobs, cache_dir, quiet),
+        Command::Diff { a, b } => Ok(cmd_diff::run(&a, &b)),
+        Command::Union(cmd) => {
+            let mut out = String::new();
+            let code = cmd_union::run(cmd, source_date_epoch()?, &mut out)?;
+            print_stdout(&out);
+            Ok(code)
         }
         Command::Plan { spec, dot } => {
             let plan = strata::plan_spec(
                 &spec,
                 &strata::PlanOptions {
                     source_date_epoch: source_date_epoch()?,
+                    ..Default::default()
                 },
             )?;
             print_stdout(&if dot {
@@ -144,6 +234,30 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
         Command::Inspect { target, files } => {
             print_stdout(&strata::inspect::inspect(&target, files)?);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Snapshot {
+            spec,
+            accept,
+            cache_dir,
+        } => {
+            let mut out = String::new();
+            let ok = cmd_snapshot::run(&spec, accept, cache_dir, &mut out)?;
+            print_stdout(&out);
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Cache { command, cache_dir } => {
+            let mut out = String::new();
+            let ok = cmd_cache::run(command, cache_dir, &mut out)?;
+            print_stdout(&out);
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }
@@ -178,6 +292,10 @@ fn print_stdout(s: &str) {
         eprintln!("strata: error: cannot write to stdout: {e}");
     }
 }
+
+/// The exit code of `compose --locked` when the images differ from the lock:
+/// apart from 1, so CI can tell "the image drifted" from "the build broke".
+const LOCK_MISMATCH: u8 = 4;
 
 fn report_error(e: &strata::Error) -> ExitCode {
     if let strata::Error::Spec(diags) = e {

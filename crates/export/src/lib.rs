@@ -10,6 +10,7 @@
 //! archive file) is written under a temporary name and renamed into place, so
 //! a reader never sees half of one; the same inputs give the same bytes.
 
+mod add;
 mod archive;
 mod canon;
 mod config;
@@ -17,6 +18,7 @@ mod layout;
 mod manifest;
 mod read;
 
+pub use add::{add_image, keep_blob, new_blob};
 pub use archive::write_docker_archive;
 pub use config::{ImageConfig, config_json, image_configuration, rfc3339};
 pub use layout::{ExportedImage, write_layout};

@@ -14,7 +14,7 @@
 //! for it; [`LowerView`] stacks listings into the union view that `delete`
 //! checks against. The tar format itself (headers written and read) is in
 //! `ustar`, host copies in `host`, input archives in `ingest`, the layer tree
-//! and its whiteout rules in `tree`.
+//! and its whiteout rules in `tree`, the parallel gzip compressor in `pgzip`.
 //!
 //! Invariants: this crate knows nothing about images, specs or the cache; the
 //! same job and the same input bytes give the same output bytes on any machine
@@ -22,20 +22,26 @@
 //! nothing is ever written on the host but to the writer it is given and to
 //! temporary files it removes; memory does not grow with the size of a layer;
 //! only `delete` reads the lower layers, so a layer without one does not
-//! depend on what lies below it.
+//! depend on what lies below it (`from-dir` and `run`, which read the lower
+//! layers' contents, are built by `strata-union` with [`build_entries`]).
 
 mod build;
 mod compress;
 pub mod digest;
+mod entries;
+mod glob;
 mod host;
 mod ingest;
 pub mod listing;
+mod pgzip;
+pub mod read;
 mod tree;
 mod ustar;
 
 pub use build::{BuildOutput, Progress, build};
 pub use compress::{Compression, MediaType};
 pub use digest::Digest;
+pub use entries::{HostEntry, Source, build_entries};
 pub use listing::{Entry, EntryKind, Listing, LowerView, list_blob};
 
 use std::path::PathBuf;
@@ -214,6 +220,35 @@ pub struct LayerJob {
     /// mtime of every entry (seconds since 1970).
     pub epoch: u64,
     pub compression: Compression,
+    /// Bounds on the input archives; they never change a layer's bytes, only
+    /// whether it builds, so they are no part of its cache key.
+    pub limits: Limits,
+}
+
+/// How far one input archive of `unpack` may expand, against decompression
+/// bombs: the size of its decompressed tar (which is also what its spool
+/// takes in the temporary directory) and its number of entries. The names in
+/// error messages (`max-input-size`, `max-entries`) are those of the spec's
+/// `limits` node, which sets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_input_size: u64,
+    pub max_entries: u64,
+}
+
+impl Limits {
+    /// 64 GiB and 10 million entries: far beyond a real rootfs or SDK
+    /// tarball, well below what fills a disk or memory.
+    pub const DEFAULT: Limits = Limits {
+        max_input_size: 64 << 30,
+        max_entries: 10_000_000,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
 }
 
 /// One operation, inputs resolved. A destination that ends in `/` (`into_dir`)
@@ -254,8 +289,39 @@ pub enum JobOp {
         target: Vec<u8>,
         owner: Option<Owner>,
     },
-    /// A whiteout for a path of the lower layers; see [`build`].
+    /// A whiteout for a path of the lower layers; see [`build`]. A path with
+    /// `*`, `?` or `[` is a glob over the union of the lower layers.
     Delete { path: ImagePath },
+    /// The difference between the union of the layers below and the host
+    /// directory `dir`. Built by `strata-union` (which reads the layers
+    /// below), never by [`build`].
+    FromDir { dir: PathBuf },
+    /// A command run on the union of the layers below; the layer is what it
+    /// changed. Built by `strata-union`, never by [`build`].
+    Run(RunStep),
+}
+
+/// One `run` step: a command and the environment it runs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStep {
+    /// Run by `/bin/sh -c`.
+    pub command: String,
+    /// `KEY=VALUE`, in order.
+    pub env: Vec<String>,
+    /// The working directory; `/` when unset.
+    pub workdir: Option<String>,
+    /// The image's user, which must be root (the only user mapped).
+    pub user: Option<String>,
+    /// Whether the command shares the host's network.
+    pub network: bool,
+}
+
+impl JobOp {
+    /// Whether this operation needs the content of the layers below, which
+    /// only `strata-union` can read: `from-dir` and `run`.
+    pub fn reads_lower_content(&self) -> bool {
+        matches!(self, JobOp::FromDir { .. } | JobOp::Run(_))
+    }
 }
 
 /// Why a layer could not be built. Each variant names what and where.
@@ -272,6 +338,18 @@ pub enum Error {
     },
     #[error("{archive}: {reason}")]
     BadArchive { archive: PathBuf, reason: String },
+    /// An input archive exceeds the job's [`Limits`].
+    #[error("{archive}: {reason}")]
+    Limit { archive: PathBuf, reason: String },
+    /// The decompressed copy of an input archive could not be written to the
+    /// temporary directory.
+    #[error("{archive}: cannot spool the decompressed archive into {dir}: {source}")]
+    Spool {
+        archive: PathBuf,
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::PathBuf;
 
-use crate::{Error, ImagePath, Owner, listing::LowerView};
+use crate::{Error, ImagePath, Limits, Owner, listing::LowerView};
 
 /// Where a regular file's bytes come from.
 #[derive(Debug, Clone)]
@@ -117,6 +117,8 @@ pub(crate) struct Tree<'a> {
     whiteouts: BTreeSet<ImagePath>,
     pub spools: Vec<Spool>,
     next_group: u64,
+    /// Bounds on the archives unpacked into the tree.
+    pub limits: Limits,
 }
 
 impl<'a> Tree<'a> {
@@ -127,6 +129,7 @@ impl<'a> Tree<'a> {
             whiteouts: BTreeSet::new(),
             spools: Vec::new(),
             next_group: 0,
+            limits: Limits::DEFAULT,
         }
     }
 
@@ -179,6 +182,14 @@ impl<'a> Tree<'a> {
 
     /// Makes every proper ancestor of `path` a directory.
     fn ensure_parents(&mut self, path: &ImagePath) {
+        // The ancestors of every node are directories: when the parent is
+        // one, so are the rest. This keeps a deep tree put in order (as an
+        // archive's sorted entries are) linear rather than quadratic.
+        if let Some(parent) = path.parent().filter(|p| !p.is_root())
+            && self.nodes.get(&parent).is_some_and(Node::is_dir)
+        {
+            return;
+        }
         for a in path.ancestors() {
             match self.nodes.get(&a) {
                 Some(n) if n.is_dir() => {}
@@ -244,7 +255,42 @@ impl<'a> Tree<'a> {
 
     /// The `delete` operation (index `op`): removes what this layer put at
     /// `path` and below, and records a whiteout if a lower layer shows it.
+    /// A `path` with `*`, `?` or `[` is a glob (see `glob`): every path of
+    /// the union so far that it matches is deleted, and none is an error.
     pub fn delete(&mut self, op: usize, path: &ImagePath) -> Result<(), Error> {
+        if !crate::glob::is_glob(&path.0) {
+            return self.delete_path(op, path);
+        }
+        let mut matches: Vec<ImagePath> = self
+            .lower
+            .paths()
+            .filter(|p| !self.hides_lower(p))
+            .chain(self.nodes.keys())
+            .filter(|p| crate::glob::matches(&path.0, &p.0))
+            .cloned()
+            .collect();
+        matches.sort();
+        matches.dedup();
+        // Deleting a directory deletes what is below it.
+        let all: BTreeSet<&ImagePath> = matches.iter().collect();
+        let top: Vec<ImagePath> = matches
+            .iter()
+            .filter(|m| !m.ancestors().iter().any(|a| all.contains(a)))
+            .cloned()
+            .collect();
+        if top.is_empty() {
+            return Err(Error::DeleteMissing {
+                op,
+                path: path.display(),
+            });
+        }
+        for m in &top {
+            self.delete_path(op, m)?;
+        }
+        Ok(())
+    }
+
+    fn delete_path(&mut self, op: usize, path: &ImagePath) -> Result<(), Error> {
         if path.is_root() {
             return Err(Error::BadPath {
                 op,
@@ -267,6 +313,15 @@ impl<'a> Tree<'a> {
             self.whiteouts.insert(path.clone());
         }
         Ok(())
+    }
+
+    /// Records a whiteout at `path` without asking the lower view, for a
+    /// layer built from explicit entries (the caller knows what lies below).
+    pub fn whiteout(&mut self, path: &ImagePath) {
+        self.ensure_parents(path);
+        self.nodes.remove(path);
+        self.remove_below(path);
+        self.whiteouts.insert(path.clone());
     }
 
     /// Every tar entry of the layer, sorted by tar name, and the spools

@@ -7,8 +7,9 @@
 //! many images stack on it, which is how images of one spec share blobs.
 //! A layer whose ops only add content depends on nothing and can be built in
 //! parallel with any other; a layer with a `delete` reads the union of the
-//! layers below it (to know what it deletes), so it depends on them and its key
-//! covers theirs.
+//! layers below it (to know what it deletes), and a `from-dir` or `run` layer
+//! their contents (to diff against, or to run on), so it depends on them and
+//! its key covers theirs.
 //!
 //! Invariants: this crate builds nothing and writes nothing; it reads input
 //! files only to digest them for keys. Every user error is a
@@ -17,6 +18,7 @@
 //! mtimes or owners).
 
 mod config;
+mod inputs;
 mod keys;
 mod render;
 
@@ -28,17 +30,29 @@ use strata_export::ImageConfig;
 use strata_layer::{Compression, ImagePath, JobOp, LayerJob, Owner};
 use strata_spec::{Diagnostics, Op, Spanned, Spec, SpecDiagnostic};
 
-pub use keys::{InputDigest, KEY_FORMAT, LayerKey};
+pub use keys::{DigestMemo, InputDigest, KEY_FORMAT, KeyPart, LayerKey, explain_change};
 
 /// Index of a layer in [`Plan::layers`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LayerId(pub usize);
 
 /// What the plan needs from outside the spec.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct PlanOptions {
     /// `SOURCE_DATE_EPOCH`: when set, overrides the spec's `epoch`.
     pub source_date_epoch: Option<u64>,
+    /// Remembered input digests (the cache's input index), so unchanged
+    /// inputs are not re-read; `None` hashes every input.
+    pub memo: Option<std::sync::Arc<dyn DigestMemo>>,
+}
+
+impl std::fmt::Debug for PlanOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanOptions")
+            .field("source_date_epoch", &self.source_date_epoch)
+            .field("memo", &self.memo.is_some())
+            .finish()
+    }
 }
 
 /// The whole graph of one spec.
@@ -69,11 +83,14 @@ pub struct LayerNode {
     pub op_spans: Vec<SourceSpan>,
     /// Every layer below this one in its image, bottom first.
     pub below: Vec<LayerId>,
-    /// Whether building this layer reads the layers below (it has a `delete`).
+    /// Whether building this layer reads the layers below (it has a
+    /// `delete`, a `from-dir` or `run` steps).
     pub reads_below: bool,
     /// The digests of the inputs it reads, in op order.
     pub inputs: Vec<InputDigest>,
     pub key: LayerKey,
+    /// The named parts the key is made of, to explain a miss.
+    pub key_parts: Vec<KeyPart>,
 }
 
 impl LayerNode {
@@ -124,10 +141,31 @@ pub fn plan(spec: &Spec, spec_path: &Path, opts: &PlanOptions) -> Result<Plan, D
         })
         .unwrap_or(Path::new("."))
         .to_path_buf();
+    let mut errors = Vec::new();
+    let inputs_root = inputs::root(spec, &base_dir)
+        .map_err(|d| errors.push(d))
+        .ok();
+    let defaults = strata_layer::Limits::DEFAULT;
+    let limits = strata_layer::Limits {
+        max_input_size: spec
+            .limits
+            .max_input_size
+            .as_ref()
+            .map_or(defaults.max_input_size, |n| n.value),
+        max_entries: spec
+            .limits
+            .max_entries
+            .as_ref()
+            .map_or(defaults.max_entries, |n| n.value),
+    };
     Planner {
         spec,
         base_dir,
-        errors: Vec::new(),
+        inputs_root,
+        limits,
+        memo: opts.memo.clone(),
+        errors,
+        image_config: None,
     }
     .run(opts)
 }
@@ -135,7 +173,15 @@ pub fn plan(spec: &Spec, spec_path: &Path, opts: &PlanOptions) -> Result<Plan, D
 struct Planner<'a> {
     spec: &'a Spec,
     base_dir: PathBuf,
+    /// Where sources may come from; `None` when `inputs-root` is broken
+    /// (already reported).
+    inputs_root: Option<inputs::InputRoot>,
+    limits: strata_layer::Limits,
+    memo: Option<std::sync::Arc<dyn DigestMemo>>,
     errors: Vec<SpecDiagnostic>,
+    /// The resolved config of the image whose layers are being planned:
+    /// `run` steps run in its environment.
+    image_config: Option<ImageConfig>,
 }
 
 /// Default `PATH` of an image built from scratch, as Docker and BuildKit set it.
@@ -194,6 +240,12 @@ impl Planner<'_> {
                     layers.push(node);
                 }
             }
+            self.image_config = Some(config::resolve(
+                parent.as_ref().map(|p| &p.config),
+                &image.config,
+                epoch,
+                DEFAULT_PATH,
+            ));
             for layer in &image.layers {
                 if let Some(node) = self.layer_node(
                     &image.name.value,
@@ -383,7 +435,8 @@ impl Planner<'_> {
         for op in ops {
             match self.job_op(&op.value) {
                 Ok((job_op, input)) => {
-                    reads_below |= matches!(job_op, JobOp::Delete { .. });
+                    reads_below |=
+                        matches!(job_op, JobOp::Delete { .. }) || job_op.reads_lower_content();
                     job_ops.push(job_op);
                     op_spans.push(op.span);
                     inputs.extend(input);
@@ -401,13 +454,17 @@ impl Planner<'_> {
             ops: job_ops,
             epoch,
             compression,
+            limits: self.limits,
         };
-        let below_keys: Vec<&LayerKey> = if reads_below {
-            below.iter().map(|id| &layers[id.0].key).collect()
+        let below_keys: Vec<(String, &LayerKey)> = if reads_below {
+            below
+                .iter()
+                .map(|id| (layers[id.0].qualified_name(), &layers[id.0].key))
+                .collect()
         } else {
             Vec::new()
         };
-        let key = keys::layer_key(&job, &inputs, &below_keys);
+        let (key, key_parts) = keys::layer_key(&job, &inputs, &below_keys);
         Some(LayerNode {
             id: LayerId(layers.len()),
             image: image.to_owned(),
@@ -419,6 +476,7 @@ impl Planner<'_> {
             reads_below,
             inputs,
             key,
+            key_parts,
         })
     }
 
@@ -448,7 +506,23 @@ impl Planner<'_> {
                 let into_dir = to.value.ends_with('/');
                 let unpack = matches!(op, Op::Add { .. })
                     && keys::is_archive(&host).map_err(|e| io_diag(src, &host, e))?;
-                let digest = keys::digest_input(&host).map_err(|e| io_diag(src, &host, e))?;
+                if matches!(op, Op::Add { .. })
+                    && !unpack
+                    && host.is_file()
+                    && inputs::named_like_archive(&src.value)
+                {
+                    return Err(SpecDiagnostic::new(
+                        format!(
+                            "input {} is named like a tarball but is not one (neither gzip, xz, zstd, bzip2 nor plain tar)",
+                            host.display()
+                        ),
+                        src.span,
+                        "not a tarball",
+                    )
+                    .with_help("`add` unpacks tarballs and copies other files; to copy this file as it is, write `copy`"));
+                }
+                let digest = keys::digest_input(&host, self.memo.as_deref())
+                    .map_err(|e| io_diag(src, &host, e))?;
                 let job_op = if unpack {
                     JobOp::Unpack {
                         archive: host,
@@ -517,22 +591,63 @@ impl Planner<'_> {
                 },
                 None,
             ),
+            Op::FromDir { src } => {
+                let host = self.input(src)?;
+                if !host.is_dir() {
+                    return Err(SpecDiagnostic::new(
+                        format!("input {}: not a directory", host.display()),
+                        src.span,
+                        "not a directory",
+                    )
+                    .with_help("`from-dir` takes a directory: the layer makes the image below look like it"));
+                }
+                let digest = keys::digest_input(&host, self.memo.as_deref())
+                    .map_err(|e| io_diag(src, &host, e))?;
+                (
+                    JobOp::FromDir { dir: host },
+                    Some(InputDigest {
+                        src: src.value.clone(),
+                        digest,
+                    }),
+                )
+            }
+            Op::Run { command, network } => {
+                let config = self.image_config.clone().unwrap_or_default();
+                if let Some(user) = config.user.as_deref().filter(|u| !is_root_user(u)) {
+                    return Err(SpecDiagnostic::new(
+                        format!("`run` needs the image's user to be root, and it is {user:?}"),
+                        command.span,
+                        "runs as root",
+                    )
+                    .with_help(
+                        "run steps run in a user namespace that maps only the current user (as root); set `user` in an image built on this one",
+                    ));
+                }
+                (
+                    JobOp::Run(strata_layer::RunStep {
+                        command: command.value.clone(),
+                        env: config.env.clone(),
+                        workdir: config.workdir.clone(),
+                        user: config.user.clone(),
+                        network: network.as_ref().is_some_and(|n| n.value),
+                    }),
+                    None,
+                )
+            }
         })
     }
 
-    /// An input path, relative to the spec's directory, that must exist.
+    /// An input path, relative to the spec's directory, that must exist and
+    /// stay inside the inputs root (see `inputs`).
     fn input(&self, src: &Spanned<String>) -> Result<PathBuf, SpecDiagnostic> {
-        let path = self.base_dir.join(&src.value);
-        match std::fs::symlink_metadata(&path) {
-            Ok(_) => Ok(path),
-            Err(e) => Err(SpecDiagnostic::new(
-                format!("input {}: {}", path.display(), io_reason(&e)),
-                src.span,
-                "this input",
-            )
-            .with_help("input paths are relative to the directory of the spec file")),
-        }
+        inputs::resolve(self.inputs_root.as_ref(), &self.base_dir, src)
     }
+}
+
+/// Whether an image `user` names root (`root`, `0`, `0:0`, `root:root`).
+fn is_root_user(user: &str) -> bool {
+    let (u, g) = user.split_once(':').unwrap_or((user, "0"));
+    matches!(u, "" | "0" | "root") && matches!(g, "" | "0" | "root")
 }
 
 fn io_reason(e: &std::io::Error) -> String {

@@ -72,6 +72,15 @@ impl Plan {
                         )
                     }
                     JobOp::Delete { path } => format!("delete {}", path.display()),
+                    JobOp::FromDir { .. } => {
+                        let i = inputs.next();
+                        format!("from-dir {}", i.map_or("?", |i| &i.src))
+                    }
+                    JobOp::Run(step) => format!(
+                        "run {:?}{}",
+                        step.command,
+                        if step.network { " (network)" } else { "" }
+                    ),
                 };
                 let _ = writeln!(s, "  {line}");
             }

@@ -34,8 +34,25 @@ pub struct Spec {
     pub epoch: Option<Spanned<u64>>,
     /// `compression "gzip"|"zstd"|"none"` for every layer; default gzip.
     pub compression: Option<Spanned<Compression>>,
+    /// `inputs-root "PATH"`: the host directory every input (`add`, `copy`,
+    /// `rootfs` source) must lie in once symlinks are followed, relative to
+    /// the spec file. Without it, inputs must lie in the spec's directory.
+    pub inputs_root: Option<Spanned<String>>,
+    /// `limits ...`: bounds on each input archive; what is not set keeps the
+    /// builder's defaults.
+    pub limits: Limits,
     /// The `image` nodes, in spec order.
     pub images: Vec<Image>,
+}
+
+/// `limits max-input-size="64GiB" max-entries=10000000`: how far one input
+/// archive may expand before the build refuses it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// `max-input-size`: bytes of decompressed tar, as a number of bytes.
+    pub max_input_size: Option<Spanned<u64>>,
+    /// `max-entries`: entries of the archive.
+    pub max_entries: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -154,8 +171,19 @@ pub enum Op {
         target: Spanned<String>,
         owner: Option<Spanned<Owner>>,
     },
-    /// `delete "/path"`: a whiteout for a path some lower layer has.
+    /// `delete "/path"`: a whiteout for a path some lower layer has. A path
+    /// with `*`, `?` or `[` is a glob matched against the layers below.
     Delete { path: Spanned<String> },
+    /// `from-dir "dir"`: the layer is the difference between the union of the
+    /// layers below and this host directory (relative to the spec file).
+    FromDir { src: Spanned<String> },
+    /// `run "command" [network=#true]`: the layer is what the command, run by
+    /// `/bin/sh -c` on the layers below, changed.
+    Run {
+        command: Spanned<String>,
+        /// `network=#true` gives the command the host's network; default none.
+        network: Option<Spanned<bool>>,
+    },
 }
 
 impl Spec {
@@ -192,18 +220,22 @@ impl Op {
             Op::Mkdir { .. } => "mkdir",
             Op::Symlink { .. } => "symlink",
             Op::Delete { .. } => "delete",
+            Op::FromDir { .. } => "from-dir",
+            Op::Run { .. } => "run",
         }
     }
 
     /// The path inside the image the operation writes or deletes: `to` for
-    /// `add` and `copy`, the path argument for the others.
-    pub fn dest(&self) -> &Spanned<String> {
+    /// `add` and `copy`, the path argument for the others; `None` for
+    /// `from-dir` and `run`, which may change any path.
+    pub fn dest(&self) -> Option<&Spanned<String>> {
         match self {
-            Op::Add { to, .. } | Op::Copy { to, .. } => to,
+            Op::Add { to, .. } | Op::Copy { to, .. } => Some(to),
             Op::File { path, .. }
             | Op::Mkdir { path, .. }
             | Op::Symlink { path, .. }
-            | Op::Delete { path } => path,
+            | Op::Delete { path } => Some(path),
+            Op::FromDir { .. } | Op::Run { .. } => None,
         }
     }
 
@@ -214,7 +246,7 @@ impl Op {
             | Op::Copy { mode, .. }
             | Op::File { mode, .. }
             | Op::Mkdir { mode, .. } => mode.as_ref(),
-            Op::Symlink { .. } | Op::Delete { .. } => None,
+            Op::Symlink { .. } | Op::Delete { .. } | Op::FromDir { .. } | Op::Run { .. } => None,
         }
     }
 
@@ -226,7 +258,7 @@ impl Op {
             | Op::File { owner, .. }
             | Op::Mkdir { owner, .. }
             | Op::Symlink { owner, .. } => owner.as_ref(),
-            Op::Delete { .. } => None,
+            Op::Delete { .. } | Op::FromDir { .. } | Op::Run { .. } => None,
         }
     }
 }

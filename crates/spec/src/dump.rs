@@ -20,6 +20,15 @@ impl Spec {
         if let Some(c) = &self.compression {
             let _ = writeln!(out, "compression {:?}{}", c.value, d.at(c.span));
         }
+        if let Some(r) = &self.inputs_root {
+            let _ = writeln!(out, "inputs-root {}", d.s(r));
+        }
+        if let Some(n) = &self.limits.max_input_size {
+            let _ = writeln!(out, "limits max-input-size={}{}", n.value, d.at(n.span));
+        }
+        if let Some(n) = &self.limits.max_entries {
+            let _ = writeln!(out, "limits max-entries={}{}", n.value, d.at(n.span));
+        }
         for image in &self.images {
             let _ = writeln!(out, "image {:?}{}", image.name.value, d.at(image.name.span));
             let mut line = |s: String| {
@@ -164,6 +173,15 @@ impl Dumper<'_> {
                 )
             }
             Op::Delete { path } => self.s(path),
+            Op::FromDir { src } => self.s(src),
+            Op::Run { command, network } => format!(
+                "{}{}",
+                self.s(command),
+                network
+                    .as_ref()
+                    .map(|n| format!(" network={}{}", n.value, self.at(n.span)))
+                    .unwrap_or_default()
+            ),
         };
         format!("{}{} {body}", op.value.kind(), self.at(op.span))
     }

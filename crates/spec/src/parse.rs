@@ -16,12 +16,13 @@ use crate::suggest::did_you_mean;
 use crate::syntax;
 use crate::values::{self, Problem};
 use crate::{
-    Compression, Diagnostics, Image, ImageConfig, Layer, Op, Owner, Spanned, Spec, SpecDiagnostic,
+    Compression, Diagnostics, Image, ImageConfig, Layer, Limits, Op, Owner, Spanned, Spec,
+    SpecDiagnostic,
 };
 
 /// The nodes of each context, in the order `docs/spec.md` lists them (the
 /// order of the "takes:" hints).
-const TOP_NODES: &[&str] = &["image", "epoch", "compression"];
+const TOP_NODES: &[&str] = &["image", "epoch", "compression", "inputs-root", "limits"];
 const IMAGE_NODES: &[&str] = &[
     "from",
     "rootfs",
@@ -40,7 +41,9 @@ const IMAGE_NODES: &[&str] = &[
     "author",
     "platform",
 ];
-const OP_NODES: &[&str] = &["add", "copy", "file", "mkdir", "symlink", "delete"];
+const OP_NODES: &[&str] = &[
+    "add", "copy", "file", "mkdir", "symlink", "delete", "from-dir", "run",
+];
 
 /// How each node is written, for "usage:" hints.
 fn usage(kind: &str) -> &'static str {
@@ -48,6 +51,8 @@ fn usage(kind: &str) -> &'static str {
         "image" => "image NAME { ... }",
         "epoch" => "epoch 1700000000",
         "compression" => "compression \"gzip\" (or \"zstd\", \"none\")",
+        "inputs-root" => "inputs-root \"..\"",
+        "limits" => "limits max-input-size=\"64GiB\" max-entries=10000000",
         "from" => "from IMAGE",
         "rootfs" => "rootfs \"path/to/rootfs.tar.gz\"",
         "tag" => "tag \"1.0\"",
@@ -70,6 +75,8 @@ fn usage(kind: &str) -> &'static str {
         "mkdir" => "mkdir \"/PATH\" [mode=0o755] [owner=\"UID:GID\"]",
         "symlink" => "symlink \"/PATH\" target=\"TARGET\" [owner=\"UID:GID\"]",
         "delete" => "delete \"/PATH\"",
+        "from-dir" => "from-dir \"DIR\"",
+        "run" => "run \"COMMAND\" [network=#true]",
         _ => "",
     }
 }
@@ -85,12 +92,6 @@ fn alias(kind: &str) -> Option<String> {
         "cwd" | "workingdir" | "working-dir" => "workdir",
         "port" | "ports" => "expose",
         "environment" => "env",
-        "run" => {
-            return Some(
-                "strata builds layers from files, not by running commands: use `add`, `copy` or `file` in a layer"
-                    .to_owned(),
-            );
-        }
         _ => return None,
     };
     Some(format!("did you mean `{ours}`?"))
@@ -484,6 +485,17 @@ impl Parser<'_> {
         }
     }
 
+    /// A boolean value (`#true`, `#false`); anything else is reported.
+    fn boolean(&mut self, e: &KdlEntry, what: &str) -> Option<Spanned<bool>> {
+        match e.value() {
+            KdlValue::Bool(b) => Some(Spanned::new(*b, self.value_span(e))),
+            _ => {
+                self.wrong_type(e, what, "a boolean (#true or #false)");
+                None
+            }
+        }
+    }
+
     /// A string value that passes `check`.
     fn checked(
         &mut self,
@@ -646,6 +658,8 @@ impl Parser<'_> {
             source: self.src.to_owned(),
             epoch: None,
             compression: None,
+            inputs_root: None,
+            limits: Limits::default(),
             images: Vec::new(),
         };
         let mut seen = BTreeMap::new();
@@ -671,6 +685,22 @@ impl Parser<'_> {
                     let compression = self.compression(node);
                     if keep {
                         spec.compression = compression;
+                    }
+                }
+                "inputs-root" => {
+                    let keep = self.first(&mut seen, "inputs-root", node, "a spec");
+                    let (arg, _) = self.one_arg(node, "directory", &[]);
+                    let root =
+                        arg.and_then(|a| self.checked(a, "`inputs-root`", values::source_path));
+                    if keep {
+                        spec.inputs_root = root;
+                    }
+                }
+                "limits" => {
+                    let keep = self.first(&mut seen, "limits", node, "a spec");
+                    let limits = self.limits(node);
+                    if keep {
+                        spec.limits = limits;
                     }
                 }
                 kind if IMAGE_NODES.contains(&kind) => self.misplaced(
@@ -763,6 +793,51 @@ impl Parser<'_> {
             }
         };
         Some(Spanned::new(c, s.span))
+    }
+
+    /// `limits max-input-size=SIZE max-entries=N`: at least one of them.
+    fn limits(&mut self, node: &KdlNode) -> Limits {
+        const PROPS: &[&str] = &["max-input-size", "max-entries"];
+        self.common(node, false);
+        let e = self.entries(node, PROPS);
+        self.arity(node, &e.args, &[], false, None);
+        let mut limits = Limits::default();
+        if let Some(v) = e.prop("max-input-size") {
+            let span = self.value_span(v);
+            let result = match v.value() {
+                KdlValue::Integer(n) => values::size_int(*n),
+                KdlValue::String(s) => values::size(s),
+                _ => {
+                    self.wrong_type(v, "`max-input-size`", "a size such as \"64GiB\"");
+                    return limits;
+                }
+            };
+            match result {
+                Ok(n) => limits.max_input_size = Some(Spanned::new(n, span)),
+                Err(p) => self.problem(span, p),
+            }
+        }
+        if let Some(v) = e.prop("max-entries") {
+            let span = self.value_span(v);
+            match v.value() {
+                KdlValue::Integer(n) => match values::count(*n) {
+                    Ok(n) => limits.max_entries = Some(Spanned::new(n, span)),
+                    Err(p) => self.problem(span, p),
+                },
+                _ => self.wrong_type(v, "`max-entries`", "an integer"),
+            }
+        }
+        if node.entries().is_empty() {
+            self.push(
+                SpecDiagnostic::new(
+                    "`limits` needs at least one limit",
+                    node.name().span(),
+                    "no limit set",
+                )
+                .with_help(usage_help("limits")),
+            );
+        }
+        limits
     }
 
     // ---- images ------------------------------------------------------------
@@ -971,7 +1046,7 @@ impl Parser<'_> {
                 "define every image at the top level; use `from` to build one on another"
                     .to_owned(),
             ),
-            kind @ ("epoch" | "compression") => self.misplaced(
+            kind @ ("epoch" | "compression" | "inputs-root" | "limits") => self.misplaced(
                 node,
                 format!("`{kind}` belongs at the top level"),
                 "inside an image",
@@ -1208,12 +1283,49 @@ impl Parser<'_> {
                 )),
             );
         }
-        let ops = children.iter().filter_map(|c| self.op(c)).collect();
+        let ops: Vec<Spanned<Op>> = children.iter().filter_map(|c| self.op(c)).collect();
+        self.whole_layer_ops(&ops);
         Some(Layer {
             name: name?,
             span: self.node_span(node),
             ops,
         })
+    }
+
+    /// `from-dir` is a layer by itself, and `run` steps share their layer
+    /// only with other `run` steps: both compute the whole layer from the
+    /// layers below, which other operations of the layer would contradict.
+    fn whole_layer_ops(&mut self, ops: &[Spanned<Op>]) {
+        let runs = ops
+            .iter()
+            .filter(|o| matches!(o.value, Op::Run { .. }))
+            .count();
+        for op in ops {
+            match &op.value {
+                Op::FromDir { .. } if ops.len() > 1 => self.push(
+                    SpecDiagnostic::new(
+                        "`from-dir` must be the only operation of its layer",
+                        op.span,
+                        "not alone in its layer",
+                    )
+                    .with_help(
+                        "a `from-dir` layer is the whole difference to the directory; put the other operations in a layer of their own",
+                    ),
+                ),
+                Op::Run { .. } | Op::FromDir { .. } => {}
+                other if runs > 0 => self.push(
+                    SpecDiagnostic::new(
+                        format!("`{}` cannot share a layer with `run`", other.kind()),
+                        op.span,
+                        "in a `run` layer",
+                    )
+                    .with_help(
+                        "put it in a layer of its own; several `run` steps in one layer run one after another",
+                    ),
+                ),
+                _ => {}
+            }
+        }
     }
 
     fn op(&mut self, node: &KdlNode) -> Option<Spanned<Op>> {
@@ -1334,6 +1446,37 @@ impl Parser<'_> {
                     return None;
                 }
                 Op::Delete { path }
+            }
+            "from-dir" => {
+                let (arg, _) = self.one_arg(node, "directory", &[]);
+                let src =
+                    arg.and_then(|a| self.checked(a, "a source directory", values::source_path))?;
+                Op::FromDir { src }
+            }
+            "run" => {
+                let (arg, e) = self.one_arg(node, "command", &["network"]);
+                let command = arg.and_then(|a| {
+                    self.checked(a, "the command", |s| {
+                        if s.trim().is_empty() {
+                            Err(
+                                Problem::new("the command must not be empty", "empty command")
+                                    .help(usage_help("run")),
+                            )
+                        } else if s.contains('\0') {
+                            Err(Problem::new(
+                                "the command contains a NUL character",
+                                "NUL character",
+                            ))
+                        } else {
+                            Ok(())
+                        }
+                    })
+                });
+                let network = e.prop("network").and_then(|n| self.boolean(n, "`network`"));
+                Op::Run {
+                    command: command?,
+                    network,
+                }
             }
             "layer" => {
                 self.misplaced(

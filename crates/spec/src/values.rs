@@ -69,6 +69,64 @@ pub(crate) fn source_path(s: &str) -> Check {
     Ok(())
 }
 
+const SIZE_HELP: &str = "write a size as a number of bytes or with a unit: \"64GiB\", \"512MiB\" (B, KiB, MiB, GiB, TiB)";
+
+/// A size in bytes written as a string: `"64GiB"`, `"512 MiB"`, `"1000"`,
+/// `"100B"`. Binary units only, so that `GiB` never silently means 10⁹.
+pub(crate) fn size(s: &str) -> Check<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '_')
+        .unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        "TiB" => 40,
+        other => {
+            let message = if digits.is_empty() || !other.chars().all(|c| c.is_ascii_alphabetic()) {
+                format!("`{s}` is not a size")
+            } else {
+                format!("unknown size unit `{other}`")
+            };
+            return Err(Problem::new(message, "not a size").help(SIZE_HELP));
+        }
+    };
+    let n: u64 = digits
+        .replace('_', "")
+        .parse()
+        .map_err(|_| Problem::new(format!("`{s}` is not a size"), "not a size").help(SIZE_HELP))?;
+    let bytes = n
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| Problem::new("size out of range", "too large").help(SIZE_HELP))?;
+    size_int(i128::from(bytes))
+}
+
+/// A size in bytes written as an integer: at least 1.
+pub(crate) fn size_int(n: i128) -> Check<u64> {
+    match u64::try_from(n) {
+        Ok(n) if n > 0 => Ok(n),
+        Ok(_) => Err(Problem::new("a size limit must be at least 1 byte", "zero").help(SIZE_HELP)),
+        Err(_) if n < 0 => {
+            Err(Problem::new("size must not be negative", "negative").help(SIZE_HELP))
+        }
+        Err(_) => Err(Problem::new("size out of range", "too large").help(SIZE_HELP)),
+    }
+}
+
+/// A count limit: an integer from 1 to 2⁶⁴−1.
+pub(crate) fn count(n: i128) -> Check<u64> {
+    match u64::try_from(n) {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(
+            Problem::new("a count limit must be at least 1", "out of range")
+                .help("write a whole number, such as max-entries=10000000"),
+        ),
+    }
+}
+
 /// The help every mode problem ends with. `digits` are the user's digits when
 /// they look like an octal mode written without its `0o`.
 fn mode_help(digits: Option<&str>) -> String {

@@ -71,6 +71,9 @@ fn fragment() -> impl Strategy<Value = String> {
         Just(" layer x { } ".to_owned()),
         Just(" mode=0o9 ".to_owned()),
         Just(" owner=\"a:b\" ".to_owned()),
+        Just("\nlimits max-input-size=\"1GiB\" max-entries=9\n".to_owned()),
+        Just("\ninputs-root \"..\"\n".to_owned()),
+        Just("9999999999TiB".to_owned()),
         "[a-z=\"{}/ #.0-9-]{0,6}",
         any::<String>(),
     ]

@@ -1,15 +1,15 @@
 //! The executor: plan -> layers (parallel, cached) -> export.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rayon::prelude::*;
-use strata_cache::{Cache, LayerRecord, Miss};
+use strata_cache::{Cache, InputIndex, LastBuild, LayerRecord, Miss};
 use strata_export::{ExportImage, LayerDesc};
 use strata_layer::MediaType;
 use strata_layer::listing::LowerView;
-use strata_plan::{LayerNode, Plan, PlanOptions};
+use strata_plan::{DigestMemo, LayerNode, Plan, PlanOptions};
 use strata_spec::SpecDiagnostic;
 
 use crate::report::{CacheStatus, ComposeReport, ImageReport, LayerReport};
@@ -37,6 +37,22 @@ pub fn plan_spec(spec_path: &Path, opts: &PlanOptions) -> Result<Plan, Error> {
     strata_plan::plan(&spec, spec_path, opts).map_err(|d| Error::Spec(Box::new(d)))
 }
 
+fn blake3_hex(d: &[u8; 32]) -> String {
+    blake3::Hash::from(*d).to_hex().to_string()
+}
+
+/// The cache's input index as the planner's digest memo.
+struct MemoIndex(InputIndex);
+
+impl DigestMemo for MemoIndex {
+    fn get(&self, path: &Path, meta: &std::fs::Metadata) -> Option<[u8; 32]> {
+        self.0.get(path, meta)
+    }
+    fn put(&self, path: &Path, meta: &std::fs::Metadata, digest: [u8; 32]) {
+        self.0.put(path, meta, digest);
+    }
+}
+
 /// One layer, ready for export.
 #[derive(Debug, Clone)]
 struct Ready {
@@ -52,17 +68,24 @@ pub fn compose(
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<ComposeReport, Error> {
     let started = Instant::now();
+    let cache = Cache::open(opts.cache_dir.clone().unwrap_or_else(Cache::default_dir))?;
+    // Held until the compose is done, so `strata cache gc` never removes a blob in use.
+    let _lock = cache.lock_shared()?;
+    let index = Arc::new(MemoIndex(InputIndex::load(cache.root())));
     let plan = plan_spec(
         spec_path,
         &PlanOptions {
             source_date_epoch: opts.source_date_epoch,
+            memo: Some(index.clone()),
         },
     )?;
+    if let Err(e) = index.0.save() {
+        on_event(Event::Warning(format!("cannot save the input index: {e}")));
+    }
     on_event(Event::Planned {
         layers: plan.layers.iter().map(LayerNode::qualified_name).collect(),
         images: plan.images.len(),
     });
-    let cache = Cache::open(opts.cache_dir.clone().unwrap_or_else(Cache::default_dir))?;
 
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(jobs) = opts.jobs {
@@ -129,6 +152,9 @@ pub fn compose(
                         media_type: r.record.media_type.clone(),
                         cache: r.cache.clone(),
                         miss_reason: r.miss_reason.clone(),
+                        key: plan.layer(id).key.hex(),
+                        compression: plan.layer(id).job.compression.identity(),
+                        listing: r.record.listing.clone(),
                     }
                 })
                 .collect(),
@@ -168,19 +194,24 @@ fn build_all(
         let results: Vec<Result<(usize, Ready), Error>> = wave
             .par_iter()
             .map(|layer| {
-                let lower = {
+                let (lower, below) = {
                     let done = done
                         .lock()
                         .map_err(|_| Error::Other("a worker thread panicked".into()))?;
                     let mut view = LowerView::new();
+                    // `from-dir` and `run` read the layers' contents, not only the view.
+                    let mut below = Vec::new();
                     for d in layer.deps() {
                         if let Some(r) = &done[d.0] {
                             view.apply(&r.record.listing);
+                            if crate::union_job::is_union_layer(layer) {
+                                below.push(r.record.clone());
+                            }
                         }
                     }
-                    view
+                    (view, below)
                 };
-                build_one(plan, layer, &lower, cache, on_event).map(|r| (layer.id.0, r))
+                build_one(plan, layer, &lower, &below, cache, on_event).map(|r| (layer.id.0, r))
             })
             .collect();
         let mut errors = Vec::new();
@@ -241,19 +272,38 @@ fn build_one(
     plan: &Plan,
     layer: &LayerNode,
     lower: &LowerView,
+    below: &[LayerRecord],
     cache: &Cache,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Ready, Error> {
     let index = layer.id.0;
     let name = layer.qualified_name();
     let key = layer.key.hex();
+    // The last build of this layer is remembered under the spec's file name
+    // and the layer's name (not the checkout path), to say why a key changed.
+    let spec_file = Path::new(&plan.spec_name).file_name().map_or_else(
+        || plan.spec_name.clone(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let last_name = format!("{spec_file} {name}");
+    let last = LastBuild {
+        key: key.clone(),
+        parts: layer
+            .key_parts
+            .iter()
+            .map(|p| (p.label.clone(), blake3_hex(&p.digest)))
+            .collect(),
+    };
     let miss_reason = match cache.get(&key)? {
         Ok(record) => {
+            cache.touch(&key);
+            let _ = cache.set_last_build(&last_name, &last);
             on_event(Event::LayerDone {
                 index,
                 name,
                 cache: CacheStatus::Hit,
                 size: record.size,
+                reason: None,
             });
             return Ok(Ready {
                 record,
@@ -261,12 +311,23 @@ fn build_one(
                 miss_reason: None,
             });
         }
-        Err(Miss::Absent) => None,
+        Err(Miss::Absent) => match cache.last_build(&last_name) {
+            None => "first build of this layer".to_owned(),
+            Some(prev) if prev.key == key => "not in the cache (evicted or removed)".to_owned(),
+            Some(prev) => {
+                let changes = strata_plan::explain_change(&prev.parts, &layer.key_parts);
+                if changes.is_empty() {
+                    "the key changed".to_owned()
+                } else {
+                    changes.join("; ")
+                }
+            }
+        },
         Err(Miss::Dropped(reason)) => {
             on_event(Event::Warning(format!(
                 "layer {name}: dropped a bad cache entry and rebuilt it: {reason}"
             )));
-            Some(reason)
+            format!("the cache entry was bad and was dropped: {reason}")
         }
     };
     on_event(Event::LayerStarted {
@@ -275,20 +336,27 @@ fn build_one(
     });
     let mut blob = cache.new_blob()?;
     let progress = |bytes: u64| on_event(Event::LayerProgress { index, bytes });
-    let out = strata_layer::build(&layer.job, lower, &mut blob, &progress).map_err(|e| match e {
-        strata_layer::Error::DeleteMissing { op, path } => {
-            let span = layer.op_spans.get(op).copied().unwrap_or(layer.span);
-            Error::Spec(Box::new(plan.diagnostic(
-                SpecDiagnostic::new(
-                    format!("cannot delete {path}: no layer below `{}` in image `{}` has it", layer.name, layer.image),
-                    span,
-                    "nothing to delete",
-                )
-                .with_help("`delete` records a whiteout for a path of a lower layer; check the path"),
-            )))
-        }
-        source => Error::Layer { layer: name.clone(), source },
-    })?;
+    let out = if crate::union_job::is_union_layer(layer) {
+        crate::union_job::build(plan, layer, below, cache, &mut blob, &progress)
+    } else {
+        strata_layer::build(&layer.job, lower, &mut blob, &progress).map_err(|e| match e {
+            strata_layer::Error::DeleteMissing { op, path } => {
+                let span = layer.op_spans.get(op).copied().unwrap_or(layer.span);
+                Error::Spec(Box::new(plan.diagnostic(
+                    SpecDiagnostic::new(
+                        format!("cannot delete {path}: no layer below `{}` in image `{}` has it", layer.name, layer.image),
+                        span,
+                        "nothing to delete",
+                    )
+                    .with_help("`delete` records a whiteout for a path of a lower layer; check the path"),
+                )))
+            }
+            source => Error::Layer {
+                layer: crate::locate::layer_at(plan, layer, &source),
+                source: crate::locate::write_error(source, &cache.root().join("tmp")),
+            },
+        })
+    }?;
     let record = LayerRecord {
         diff_id: out.diff_id,
         blob: out.blob,
@@ -297,15 +365,17 @@ fn build_one(
         listing: out.listing,
     };
     cache.put(&key, &record, blob)?;
+    let _ = cache.set_last_build(&last_name, &last);
     on_event(Event::LayerDone {
         index,
         name,
         cache: CacheStatus::Miss,
         size: record.size,
+        reason: Some(miss_reason.clone()),
     });
     Ok(Ready {
         record,
         cache: CacheStatus::Miss,
-        miss_reason,
+        miss_reason: Some(miss_reason),
     })
 }

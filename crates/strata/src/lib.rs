@@ -11,14 +11,22 @@
 //! is replaced only when the whole compose succeeded.
 
 mod compose;
+pub mod diff;
 pub mod inspect;
+mod locate;
+pub mod lock;
 mod report;
+pub mod testing;
+mod union_job;
 
 pub use compose::{ComposeOptions, compose, plan_spec};
-pub use report::{CacheStatus, ComposeReport, ImageReport, LayerReport};
+pub use report::{CacheStatus, ComposeReport, ImageReport, LayerReport, human_size};
 pub use strata_cache::Cache;
+pub use strata_cache::dir_size as cache_dir_size;
 pub use strata_plan::{Plan, PlanOptions};
 pub use strata_spec::Diagnostics;
+/// The union filesystem: `rootfs`, `squash`, `commit`.
+pub use strata_union as union;
 
 use std::path::PathBuf;
 
@@ -37,6 +45,8 @@ pub enum Event {
         name: String,
         cache: CacheStatus,
         size: u64,
+        /// Why it missed: which part of its key changed since the last build.
+        reason: Option<String>,
     },
     /// Writing the outputs.
     Exporting { out: PathBuf },
@@ -66,6 +76,17 @@ pub enum Error {
     Cache(#[from] strata_cache::Error),
     #[error(transparent)]
     Export(#[from] strata_export::Error),
+    #[error(transparent)]
+    Union(#[from] strata_union::Error),
+    /// A `from-dir` or `run` layer that could not be built.
+    #[error("layer {layer}: {source}")]
+    UnionLayer {
+        layer: String,
+        #[source]
+        source: strata_union::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
     #[error("{0}")]
     Other(String),
 }

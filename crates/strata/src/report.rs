@@ -23,9 +23,17 @@ pub struct LayerReport {
     pub size: u64,
     pub media_type: String,
     pub cache: CacheStatus,
-    /// Why a layer missed when it was not simply new (a dropped corrupt entry).
+    /// Why a layer missed: the first build, which part of its key changed
+    /// since the last build of this layer, or a corrupt entry that was dropped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub miss_reason: Option<String>,
+    /// The layer's cache key (blake3, hex): what its inputs and settings hash to.
+    pub key: String,
+    /// The compressor's identity ([`strata_layer::Compression::identity`]).
+    pub compression: String,
+    /// Every entry of the layer, for lock files; not in the JSON report.
+    #[serde(skip)]
+    pub listing: strata_layer::Listing,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,9 +95,10 @@ impl ComposeReport {
                     l.name,
                     short(&l.digest),
                     human_size(l.size),
-                    match l.cache {
-                        CacheStatus::Hit => "cached",
-                        CacheStatus::Miss => "built",
+                    match (&l.cache, &l.miss_reason) {
+                        (CacheStatus::Hit, _) => "cached".to_owned(),
+                        (CacheStatus::Miss, Some(why)) => format!("built: {why}"),
+                        (CacheStatus::Miss, None) => "built".to_owned(),
                     }
                 );
             }

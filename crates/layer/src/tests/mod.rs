@@ -5,8 +5,11 @@ mod archives;
 mod delete;
 mod determinism;
 mod format;
+mod fuzz;
 mod host;
+mod hostile;
 mod paths;
+mod pgzip;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,7 @@ pub(crate) fn job(ops: Vec<JobOp>, compression: Compression) -> LayerJob {
         ops,
         epoch: EPOCH,
         compression,
+        limits: crate::Limits::DEFAULT,
     }
 }
 
