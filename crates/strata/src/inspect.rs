@@ -53,20 +53,8 @@ pub fn inspect(target: &str, files: bool) -> Result<String, Error> {
         }
         if files {
             for (i, (blob, _, _, _)) in img.layers.iter().enumerate() {
-                let path = layout.blob_path(blob);
-                let f = std::fs::File::open(&path).map_err(|source| {
-                    Error::Export(strata_export::Error::Io {
-                        path: path.clone(),
-                        source,
-                    })
-                })?;
                 let listing =
-                    strata_layer::list_blob(std::io::BufReader::new(f)).map_err(|source| {
-                        Error::Layer {
-                            layer: format!("{} layer {}", img.name, i + 1),
-                            source,
-                        }
-                    })?;
+                    layer_listing(&layout, blob, &format!("{} layer {}", img.name, i + 1))?;
                 let _ = writeln!(s, "  files of layer {} ({}):", i + 1, blob);
                 for line in listing.text().lines() {
                     let _ = writeln!(s, "    {line}");
@@ -75,6 +63,26 @@ pub fn inspect(target: &str, files: bool) -> Result<String, Error> {
         }
     }
     Ok(s)
+}
+
+/// The listing of one layer blob of a layout, read back from its bytes.
+/// `label` names the layer in errors (`tomcat layer 2`).
+pub fn layer_listing(
+    layout: &strata_export::Layout,
+    blob: &strata_layer::Digest,
+    label: &str,
+) -> Result<strata_layer::Listing, Error> {
+    let path = layout.blob_path(blob);
+    let f = std::fs::File::open(&path).map_err(|source| {
+        Error::Export(strata_export::Error::Io {
+            path: path.clone(),
+            source,
+        })
+    })?;
+    strata_layer::list_blob(std::io::BufReader::new(f)).map_err(|source| Error::Layer {
+        layer: label.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]

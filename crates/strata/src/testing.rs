@@ -106,20 +106,11 @@ pub fn snapshot_with(spec: &Path, cache_dir: Option<PathBuf>) -> Result<Snapshot
         let li = layout.image(&img.name)?;
         let mut layers = Vec::new();
         for (n, (blob, diff_id, _, _)) in li.layers.iter().enumerate() {
-            let path = layout.blob_path(blob);
-            let f = std::fs::File::open(&path).map_err(|source| {
-                Error::Export(strata_export::Error::Io {
-                    path: path.clone(),
-                    source,
-                })
-            })?;
-            let listing =
-                strata_layer::list_blob(std::io::BufReader::new(f)).map_err(|source| {
-                    Error::Layer {
-                        layer: format!("{} layer {}", img.name, n + 1),
-                        source,
-                    }
-                })?;
+            let listing = crate::inspect::layer_listing(
+                &layout,
+                blob,
+                &format!("{} layer {}", img.name, n + 1),
+            )?;
             layers.push(LayerSnapshot {
                 name: img
                     .layers
