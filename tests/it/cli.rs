@@ -172,3 +172,22 @@ fn inspect_an_unknown_tag_names_the_ones_there() {
     let err = stderr_of(&out, tmp.path());
     assert!(err.contains("nginx") && err.contains("hello"), "{err}");
 }
+
+#[test]
+fn an_unknown_base_image_suggests_the_closest_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_spec(
+        tmp.path(),
+        "image base {\n    layer one { mkdir \"/x\" }\n}\nimage app {\n    from bsae\n}\n",
+    );
+    let out = strata(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &["compose", "spec.kdl"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr_of(&out, tmp.path());
+    assert!(err.contains("no image named `bsae` in this spec"), "{err}");
+    assert!(err.contains("spec.kdl:5:10"), "{err}");
+    assert!(err.contains("did you mean `base`?"), "{err}");
+}

@@ -325,7 +325,8 @@ impl Planner<'_> {
                         from.span,
                         "unknown image",
                     );
-                    if let Some(best) = closest(&from.value, by_name.keys().copied()) {
+                    let names: Vec<&str> = by_name.keys().copied().collect();
+                    if let Some(best) = strata_spec::did_you_mean(&from.value, &names) {
                         d = d.with_help(format!("did you mean `{best}`?"));
                     }
                     self.errors.push(d);
@@ -675,13 +676,4 @@ fn image_path(p: &Spanned<String>) -> Result<ImagePath, SpecDiagnostic> {
         )
         .with_help("paths in the image start with `/` and have no `..`")
     })
-}
-
-/// The name in `names` closest to `wanted`, if any is close enough to be a likely typo.
-fn closest<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    names
-        .map(|n| (strsim::jaro_winkler(wanted, n), n))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, n)| n)
 }

@@ -13,6 +13,8 @@ mod diag;
 mod dump;
 mod parse;
 mod suggest;
+
+pub use suggest::did_you_mean;
 mod syntax;
 mod values;
 

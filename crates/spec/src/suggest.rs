@@ -4,7 +4,7 @@
 /// user meant. Case is ignored (`CMD` suggests `cmd`). Short words need a
 /// close match: an edit distance of about one edit per three letters, or a
 /// high Jaro-Winkler similarity for shared prefixes (`entry` -> `entrypoint`).
-pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let word = word.to_lowercase();
     if word.is_empty() {
         return None;
