@@ -230,6 +230,17 @@ impl Parser<'_> {
         self.diags.push(d);
     }
 
+    /// A checked value with its span, or its problem reported and `None`.
+    fn settle<T>(&mut self, span: SourceSpan, result: Result<T, Problem>) -> Option<Spanned<T>> {
+        match result {
+            Ok(v) => Some(Spanned::new(v, span)),
+            Err(p) => {
+                self.problem(span, p);
+                None
+            }
+        }
+    }
+
     fn problem(&mut self, span: SourceSpan, p: Problem) {
         self.push(SpecDiagnostic {
             message: p.message,
@@ -530,13 +541,7 @@ impl Parser<'_> {
                 return None;
             }
         };
-        match result {
-            Ok(s) => Some(Spanned::new(s, span)),
-            Err(p) => {
-                self.problem(span, p);
-                None
-            }
-        }
+        self.settle(span, result)
     }
 
     /// `mode=0o644`.
@@ -548,13 +553,7 @@ impl Parser<'_> {
             v => Err(Problem::new("mode must be a number", kind_of(v))
                 .help("write modes as octal numbers: mode=0o644")),
         };
-        match result {
-            Ok(m) => Some(Spanned::new(m, span)),
-            Err(p) => {
-                self.problem(span, p);
-                None
-            }
-        }
+        self.settle(span, result)
     }
 
     /// `owner="1000:1000"` or `owner=1000`.
@@ -568,13 +567,7 @@ impl Parser<'_> {
                 return None;
             }
         };
-        match result {
-            Ok(o) => Some(Spanned::new(o, span)),
-            Err(p) => {
-                self.problem(span, p);
-                None
-            }
-        }
+        self.settle(span, result)
     }
 
     /// A property the node cannot do without; reported at the node name.
