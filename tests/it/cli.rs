@@ -48,38 +48,39 @@ image app {
     insta::assert_snapshot!("invalid_spec_stderr", stderr_of(&out, tmp.path()));
 }
 
-#[test]
-fn a_missing_input_points_at_the_spec() {
+/// Compose `text` as a spec in a temporary directory; it must be refused as
+/// invalid (exit 3). Returns stderr with the directory replaced.
+fn invalid_spec_stderr(text: &str) -> String {
     let tmp = tempfile::tempdir().unwrap();
-    write_spec(
-        tmp.path(),
-        "image a {\n    layer l {\n        copy \"nope.txt\" to=\"/\"\n    }\n}\n",
-    );
+    write_spec(tmp.path(), text);
     let out = strata(
         tmp.path(),
         &tmp.path().join("cache"),
         &["compose", "spec.kdl"],
     );
-    assert_eq!(out.status.code(), Some(3));
-    let err = stderr_of(&out, tmp.path());
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        stderr_of(&out, tmp.path())
+    );
+    stderr_of(&out, tmp.path())
+}
+
+#[test]
+fn a_missing_input_points_at_the_spec() {
+    let err = invalid_spec_stderr(
+        "image a {\n    layer l {\n        copy \"nope.txt\" to=\"/\"\n    }\n}\n",
+    );
     assert!(err.contains("spec.kdl:3:14"), "{err}");
     assert!(err.contains("nope.txt: no such file or directory"), "{err}");
 }
 
 #[test]
 fn deleting_what_no_lower_layer_has_points_at_the_delete() {
-    let tmp = tempfile::tempdir().unwrap();
-    write_spec(
-        tmp.path(),
+    let err = invalid_spec_stderr(
         "image a {\n    layer one { file \"/etc/motd\" \"hi\" }\n    layer two {\n        delete \"/etc/motd\"\n        delete \"/etc/nothing\"\n    }\n}\n",
     );
-    let out = strata(
-        tmp.path(),
-        &tmp.path().join("cache"),
-        &["compose", "spec.kdl"],
-    );
-    assert_eq!(out.status.code(), Some(3));
-    let err = stderr_of(&out, tmp.path());
     assert!(err.contains("spec.kdl:5:9"), "{err}");
     assert!(err.contains("cannot delete /etc/nothing"), "{err}");
     assert!(
@@ -175,18 +176,9 @@ fn inspect_an_unknown_tag_names_the_ones_there() {
 
 #[test]
 fn an_unknown_base_image_suggests_the_closest_name() {
-    let tmp = tempfile::tempdir().unwrap();
-    write_spec(
-        tmp.path(),
+    let err = invalid_spec_stderr(
         "image base {\n    layer one { mkdir \"/x\" }\n}\nimage app {\n    from bsae\n}\n",
     );
-    let out = strata(
-        tmp.path(),
-        &tmp.path().join("cache"),
-        &["compose", "spec.kdl"],
-    );
-    assert_eq!(out.status.code(), Some(3));
-    let err = stderr_of(&out, tmp.path());
     assert!(err.contains("no image named `bsae` in this spec"), "{err}");
     assert!(err.contains("spec.kdl:5:10"), "{err}");
     assert!(err.contains("did you mean `base`?"), "{err}");
