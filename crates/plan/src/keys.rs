@@ -302,21 +302,76 @@ fn digest_file(
     e: &mut Enc,
     memo: Option<&dyn DigestMemo>,
 ) -> io::Result<()> {
-    let content = match memo.and_then(|m| m.get(path, meta)) {
-        Some(d) => d,
-        None => {
-            let mut h = blake3::Hasher::new();
-            h.update_reader(fs::File::open(path)?)?;
-            let d: [u8; 32] = h.finalize().into();
-            if let Some(m) = memo {
-                m.put(path, meta, d);
-            }
-            d
-        }
-    };
+    let content = file_content_digest(path, meta, memo)?;
     e.field("file", &content)
         .field("exec", &[u8::from(meta.permissions().mode() & 0o111 != 0)]);
     Ok(())
+}
+
+/// A file's content digest: remembered by the memo, else read and hashed.
+fn file_content_digest(
+    path: &Path,
+    meta: &fs::Metadata,
+    memo: Option<&dyn DigestMemo>,
+) -> io::Result<[u8; 32]> {
+    if let Some(d) = memo.and_then(|m| m.get(path, meta)) {
+        return Ok(d);
+    }
+    let mut h = blake3::Hasher::new();
+    h.update_reader(fs::File::open(path)?)?;
+    let d: [u8; 32] = h.finalize().into();
+    if let Some(m) = memo {
+        m.put(path, meta, d);
+    }
+    Ok(d)
+}
+
+/// One entry of a tree, as it enters the key: what [`digest_tree`] encodes,
+/// in order. Collected in parallel, encoded in sequence.
+enum TreeItem {
+    Symlink(Vec<u8>),
+    Dir(Vec<(Vec<u8>, TreeItem)>),
+    File { content: [u8; 32], exec: bool },
+    Special,
+}
+
+/// The names (relative to the tree's root) and items of a directory,
+/// sorted by name bytes. Entries are stated and hashed on the rayon pool: on a
+/// warm build the work is one `stat` per file, and on a cold one reading and
+/// hashing, both of which scale with cores.
+fn scan_tree(
+    dir: &Path,
+    rel: &[u8],
+    memo: Option<&dyn DigestMemo>,
+) -> io::Result<Vec<(Vec<u8>, TreeItem)>> {
+    use rayon::prelude::*;
+    use std::os::unix::ffi::OsStrExt;
+    // `DirEntry::metadata` stats relative to the open directory (`statx` on
+    // its fd), not by walking the whole path again for every file.
+    let mut entries: Vec<fs::DirEntry> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
+    entries.sort_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()));
+    entries
+        .par_iter()
+        .map(|entry| {
+            let name = entry.file_name();
+            let path = dir.join(&name);
+            let rel = [rel, b"/", name.as_bytes()].concat();
+            let meta = entry.metadata()?;
+            let item = if meta.file_type().is_symlink() {
+                TreeItem::Symlink(fs::read_link(&path)?.as_os_str().as_bytes().to_vec())
+            } else if meta.is_dir() {
+                TreeItem::Dir(scan_tree(&path, &rel, memo)?)
+            } else if meta.is_file() {
+                TreeItem::File {
+                    content: file_content_digest(&path, &meta, memo)?,
+                    exec: meta.permissions().mode() & 0o111 != 0,
+                }
+            } else {
+                TreeItem::Special
+            };
+            Ok((rel, item))
+        })
+        .collect()
 }
 
 fn digest_tree(
@@ -325,30 +380,31 @@ fn digest_tree(
     e: &mut Enc,
     memo: Option<&dyn DigestMemo>,
 ) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let mut names: Vec<_> = fs::read_dir(dir)?
-        .map(|d| d.map(|d| d.file_name()))
-        .collect::<io::Result<_>>()?;
-    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    for name in names {
-        let path = dir.join(&name);
-        let rel = [rel, b"/", name.as_bytes()].concat();
-        let meta = fs::symlink_metadata(&path)?;
-        e.field("name", &rel);
-        if meta.file_type().is_symlink() {
-            e.field("symlink", fs::read_link(&path)?.as_os_str().as_bytes());
-        } else if meta.is_dir() {
-            e.field("dir", b"");
-            digest_tree(&path, &rel, e, memo)?;
-        } else if meta.is_file() {
-            digest_file(&path, &meta, e, memo)?;
-        } else {
+    encode_tree(&scan_tree(dir, rel, memo)?, e);
+    Ok(())
+}
+
+fn encode_tree(items: &[(Vec<u8>, TreeItem)], e: &mut Enc) {
+    for (rel, item) in items {
+        e.field("name", rel);
+        match item {
+            TreeItem::Symlink(target) => {
+                e.field("symlink", target);
+            }
+            TreeItem::Dir(children) => {
+                e.field("dir", b"");
+                encode_tree(children, e);
+            }
+            TreeItem::File { content, exec } => {
+                e.field("file", content).field("exec", &[u8::from(*exec)]);
+            }
             // Special files are refused by the builder; digest their kind so
             // the key is still defined.
-            e.field("special", b"");
+            TreeItem::Special => {
+                e.field("special", b"");
+            }
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
