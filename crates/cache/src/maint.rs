@@ -110,7 +110,7 @@ impl Cache {
                 continue;
             };
             report.checked += 1;
-            match self.get(&key)? {
+            match self.get_checked(&key, true)? {
                 Ok(rec) => {
                     referenced.insert(rec.blob);
                 }
@@ -179,6 +179,7 @@ impl Cache {
                 .parse::<Digest>()
                 .is_ok_and(|d| referenced.contains(&d));
             if !keep {
+                let _ = fs::remove_file(self.root().join(crate::VERIFIED_BUCKET).join(name));
                 freed += fs::metadata(&path).map_or(0, |m| m.len());
                 if fs::remove_file(&path).is_ok() {
                     removed.push((

@@ -37,6 +37,10 @@ pub fn after(
     source_date_epoch: Option<u64>,
     flags: LockFlags,
 ) -> Result<bool, strata::Error> {
+    if flags.locked.is_none() && !flags.update {
+        // Rendering a lock lists every file of every layer: not for nothing.
+        return Ok(true);
+    }
     let found = Lock::from_report(report, source_date_epoch);
     let path = lock_path(spec);
     if let Some(locked) = &flags.locked

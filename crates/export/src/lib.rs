@@ -41,6 +41,11 @@ pub struct LayerDesc {
     pub blob_path: PathBuf,
     /// The history entry's `created_by` (`strata: layer jdk`).
     pub created_by: String,
+    /// The caller has checked that the bytes at `blob_path` hash to `digest`
+    /// (the cache does, on every hit and write): the layout then hard-links
+    /// the blob without reading it again. When false, it is re-hashed as it
+    /// is linked or copied, and a mismatch is an error.
+    pub verified: bool,
 }
 
 /// One image to export.

@@ -185,6 +185,7 @@ fn write_layout(stack: &Stack, dir: &Path) {
                 media_type: strata_layer::MediaType::TarGzip,
                 blob_path: blob.clone(),
                 created_by: "test".to_owned(),
+                verified: false,
             }
         })
         .collect();

@@ -21,6 +21,7 @@ fn fake_layers() -> Vec<LayerDesc> {
             },
             blob_path: PathBuf::from("/nonexistent"),
             created_by: format!("strata: layer {name}"),
+            verified: false,
         })
         .collect()
 }

@@ -43,6 +43,7 @@ pub fn tar_layer(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> LayerDesc {
         media_type: MediaType::Tar,
         blob_path,
         created_by: format!("strata: layer {name}"),
+        verified: false,
     }
 }
 
@@ -63,6 +64,7 @@ pub fn gz_layer(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> LayerDesc {
         media_type: MediaType::TarGzip,
         blob_path,
         created_by: format!("strata: layer {name}"),
+        verified: false,
     }
 }
 
