@@ -788,13 +788,21 @@ impl Bench {
             format!("copy \"{name}\" to=\"/opt/\"")
         };
         let mut specs = Vec::new();
-        for c in ["gzip", "zstd", "none"] {
-            let spec = corpus_dir.join(format!("{name}-{c}.kdl"));
+        // `gzip` is the default level (4); `gzip level 6` is zlib's default,
+        // the like-for-like comparison with `pigz -6` and `gzip -6`.
+        for (c, setting) in [
+            ("gzip", "\"gzip\""),
+            ("gzip level 6", "\"gzip\" level=6"),
+            ("zstd", "\"zstd\""),
+            ("none", "\"none\""),
+        ] {
+            let file = c.replace(' ', "-");
+            let spec = corpus_dir.join(format!("{name}-{file}.kdl"));
             fs::write(
                 &spec,
                 format!(
                     "// cargo xtask bench: one layer over the {name} corpus\n\
-                     compression \"{c}\"\n\
+                     compression {setting}\n\
                      image {name} {{\n    layer {name} {{ {copy} }}\n}}\n"
                 ),
             )?;
@@ -820,6 +828,10 @@ impl Bench {
             ),
             ("tar (alone, into a pipe)", "tar", tar.clone()),
         ];
+        self.note(
+            "strata `gzip` rows use strata's default level (4); `gzip level 6` is zlib's \
+             default, as in pigz -6 and gzip -6",
+        );
         let umoci = have("umoci");
         let buildah = have("buildah");
         if !umoci {
@@ -886,6 +898,43 @@ impl Bench {
                 den,
                 target,
             );
+        }
+        let gz6 = self.median(name, "strata compose, cold, gzip level 6");
+        for base in ["tar | pigz -6 -p2 | sha256sum", "umoci repack"] {
+            let den = self.median(name, base);
+            self.ratio(
+                &format!("{name}: strata gzip level 6 / {base}"),
+                gz6,
+                den,
+                None,
+            );
+        }
+        // What the speed costs in size: compressed bytes against each tool's.
+        let size = |b: &Bench, row: &str| {
+            b.rows
+                .iter()
+                .find(|r| r.corpus == name && r.name == row)
+                .and_then(Row::out_bytes)
+        };
+        for (num, den) in [
+            ("strata compose, cold, gzip", "tar | pigz -6 -p2 | sha256sum"),
+            ("strata compose, cold, gzip", "umoci repack"),
+            ("strata compose, cold, gzip", "buildah commit (gzip)"),
+            ("strata compose, cold, gzip level 6", "tar | pigz -6 -p2 | sha256sum"),
+        ] {
+            if let (Some(n), Some(d)) = (size(self, num), size(self, den)) {
+                let short = |r: &str| {
+                    r.trim_start_matches("strata compose, cold, ")
+                        .trim_end_matches(" | sha256sum")
+                        .to_owned()
+                };
+                self.ratios.push(Ratio {
+                    name: format!("{name}: output size, strata {} / {}", short(num), short(den)),
+                    value: n as f64 / d as f64,
+                    cpu: None,
+                    target: None,
+                });
+            }
         }
         let zstd = self.median(name, "strata compose, cold, zstd");
         let zstd_base = self.median(name, "tar | zstd -3 -T2 | sha256sum");

@@ -21,6 +21,11 @@ const GOLDEN: &[(Compression, &str, &str)] = &[
         "sha256:5b84303a4c03948a895e8912e278c4c18be99d30ea14a8e191698cb9ecaf70e9",
     ),
     (
+        Compression::Gzip { level: 4 },
+        "gzip/flate2-zlib-rs/4/pgzip1-chunk128k",
+        "sha256:1b22f5b7b5c05b4c039514eea7b30118b00c68652027665fa0a72f9132dfafab",
+    ),
+    (
         Compression::Gzip { level: 6 },
         "gzip/flate2-zlib-rs/6/pgzip1-chunk128k",
         "sha256:8d54099f77e880651ebf99072fee2fea2c12f9ae260bf37a454e46c1f8b60b3e",
@@ -31,6 +36,16 @@ const GOLDEN: &[(Compression, &str, &str)] = &[
         "sha256:b772ea30b1a3eeb89012103f9abb297bde2be86c3c3c06fe5fedb7c9bdfa0c4d",
     ),
 ];
+
+#[test]
+fn the_defaults_are_pinned() {
+    for c in [Compression::DEFAULT_GZIP, Compression::DEFAULT_ZSTD] {
+        assert!(
+            GOLDEN.iter().any(|(g, _, _)| *g == c),
+            "{c:?} is a default but has no golden digest"
+        );
+    }
+}
 
 /// A small deterministic generator (PCG-style LCG), so the corpus is the
 /// same bytes everywhere without a dependency.

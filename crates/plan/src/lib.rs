@@ -194,9 +194,19 @@ impl Planner<'_> {
             .source_date_epoch
             .or(spec.epoch.as_ref().map(|e| e.value))
             .unwrap_or(0);
+        let level = spec.compression_level.as_ref().map(|l| l.value);
         let compression = match spec.compression.as_ref().map(|c| c.value) {
-            None | Some(strata_spec::Compression::Gzip) => Compression::DEFAULT_GZIP,
-            Some(strata_spec::Compression::Zstd) => Compression::DEFAULT_ZSTD,
+            None | Some(strata_spec::Compression::Gzip) => match level {
+                Some(level) => Compression::Gzip { level },
+                None => Compression::DEFAULT_GZIP,
+            },
+            Some(strata_spec::Compression::Zstd) => match level {
+                // The parser checked the range (1-19).
+                Some(level) => Compression::Zstd {
+                    level: i32::try_from(level).unwrap_or(3),
+                },
+                None => Compression::DEFAULT_ZSTD,
+            },
             Some(strata_spec::Compression::None) => Compression::None,
         };
 

@@ -34,6 +34,9 @@ pub struct Spec {
     pub epoch: Option<Spanned<u64>>,
     /// `compression "gzip"|"zstd"|"none"` for every layer; default gzip.
     pub compression: Option<Spanned<Compression>>,
+    /// `compression ... level=N`: gzip 1-9, zstd 1-19; unset keeps the
+    /// builder's default for the algorithm. Checked against the algorithm.
+    pub compression_level: Option<Spanned<u32>>,
     /// `inputs-root "PATH"`: the host directory every input (`add`, `copy`,
     /// `rootfs` source) must lie in once symlinks are followed, relative to
     /// the spec file. Without it, inputs must lie in the spec's directory.

@@ -50,7 +50,7 @@ fn usage(kind: &str) -> &'static str {
     match kind {
         "image" => "image NAME { ... }",
         "epoch" => "epoch 1700000000",
-        "compression" => "compression \"gzip\" (or \"zstd\", \"none\")",
+        "compression" => "compression \"gzip\" (or \"zstd\", \"none\"; gzip and zstd take level=N)",
         "inputs-root" => "inputs-root \"..\"",
         "limits" => "limits max-input-size=\"64GiB\" max-entries=10000000",
         "from" => "from IMAGE",
@@ -651,6 +651,7 @@ impl Parser<'_> {
             source: self.src.to_owned(),
             epoch: None,
             compression: None,
+            compression_level: None,
             inputs_root: None,
             limits: Limits::default(),
             images: Vec::new(),
@@ -675,9 +676,10 @@ impl Parser<'_> {
                 }
                 "compression" => {
                     let keep = self.first(&mut seen, "compression", node, "a spec");
-                    let compression = self.compression(node);
+                    let (compression, level) = self.compression(node);
                     if keep {
                         spec.compression = compression;
+                        spec.compression_level = level;
                     }
                 }
                 "inputs-root" => {
@@ -761,9 +763,56 @@ impl Parser<'_> {
         }
     }
 
-    fn compression(&mut self, node: &KdlNode) -> Option<Spanned<Compression>> {
-        let (arg, _) = self.one_arg(node, "algorithm", &[]);
-        let s = self.string(arg?, "`compression`")?;
+    /// `compression "gzip"|"zstd"|"none" [level=N]`.
+    fn compression(
+        &mut self,
+        node: &KdlNode,
+    ) -> (Option<Spanned<Compression>>, Option<Spanned<u32>>) {
+        let (arg, e) = self.one_arg(node, "algorithm", &["level"]);
+        let Some(c) = arg.and_then(|a| self.compression_algorithm(a)) else {
+            return (None, None);
+        };
+        let level = e.prop("level").and_then(|v| {
+            let span = self.value_span(v);
+            let KdlValue::Integer(n) = v.value() else {
+                self.wrong_type(v, "`level`", "an integer");
+                return None;
+            };
+            let (lo, hi, what) = match c.value {
+                Compression::Gzip => (1, 9, "gzip levels are 1 (fastest) to 9 (smallest)"),
+                Compression::Zstd => (1, 19, "zstd levels are 1 (fastest) to 19 (smallest)"),
+                Compression::None => {
+                    self.push(
+                        SpecDiagnostic::new(
+                            "`level` has no meaning for compression \"none\"",
+                            span,
+                            "not used",
+                        )
+                        .with_help("remove `level=`, or choose \"gzip\" or \"zstd\""),
+                    );
+                    return None;
+                }
+            };
+            match u32::try_from(*n) {
+                Ok(l) if (lo..=hi).contains(&l) => Some(Spanned::new(l, span)),
+                _ => {
+                    self.push(
+                        SpecDiagnostic::new(
+                            format!("compression level {n} is out of range {lo}-{hi}"),
+                            span,
+                            "out of range",
+                        )
+                        .with_help(what),
+                    );
+                    None
+                }
+            }
+        });
+        (Some(c), level)
+    }
+
+    fn compression_algorithm(&mut self, arg: &KdlEntry) -> Option<Spanned<Compression>> {
+        let s = self.string(arg, "`compression`")?;
         let c = match s.value.as_str() {
             "gzip" => Compression::Gzip,
             "zstd" => Compression::Zstd,

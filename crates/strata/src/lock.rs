@@ -14,7 +14,7 @@
 //! spec tomcat.kdl
 //! source-date-epoch unset
 //! layer-format strata-layer-key-v1
-//! compression gzip/flate2-zlib-rs/6/pgzip1-chunk128k
+//! compression gzip/flate2-zlib-rs/4/pgzip1-chunk128k
 //!
 //! image centos
 //!   manifest sha256:…
@@ -23,7 +23,7 @@
 //!
 //! layer centos/rootfs
 //!   key 3f…
-//!   compression gzip/flate2-zlib-rs/6/pgzip1-chunk128k
+//!   compression gzip/flate2-zlib-rs/4/pgzip1-chunk128k
 //!   media-type application/vnd.oci.image.layer.v1.tar+gzip
 //!   diff-id sha256:…
 //!   blob sha256:…
