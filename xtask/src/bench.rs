@@ -917,10 +917,16 @@ impl Bench {
                 .and_then(Row::out_bytes)
         };
         for (num, den) in [
-            ("strata compose, cold, gzip", "tar | pigz -6 -p2 | sha256sum"),
+            (
+                "strata compose, cold, gzip",
+                "tar | pigz -6 -p2 | sha256sum",
+            ),
             ("strata compose, cold, gzip", "umoci repack"),
             ("strata compose, cold, gzip", "buildah commit (gzip)"),
-            ("strata compose, cold, gzip level 6", "tar | pigz -6 -p2 | sha256sum"),
+            (
+                "strata compose, cold, gzip level 6",
+                "tar | pigz -6 -p2 | sha256sum",
+            ),
         ] {
             if let (Some(n), Some(d)) = (size(self, num), size(self, den)) {
                 let short = |r: &str| {
@@ -929,7 +935,11 @@ impl Bench {
                         .to_owned()
                 };
                 self.ratios.push(Ratio {
-                    name: format!("{name}: output size, strata {} / {}", short(num), short(den)),
+                    name: format!(
+                        "{name}: output size, strata {} / {}",
+                        short(num),
+                        short(den)
+                    ),
                     value: n as f64 / d as f64,
                     cpu: None,
                     target: None,

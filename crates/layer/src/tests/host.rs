@@ -122,8 +122,15 @@ fn special_and_reserved_host_files_are_refused() {
 #[test]
 fn a_host_file_that_changes_size_is_an_error() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let path = put_file(dir.path(), "f", b"12345");
-    for listed in [3u64, 8] {
+    // A small file (read ahead on the pool) and a large one (streamed).
+    let small = put_file(dir.path(), "f", b"12345");
+    let large = put_file(dir.path(), "g", &vec![7u8; (1 << 20) + 5]);
+    for (path, listed) in [
+        (&small, 3u64),
+        (&small, 8),
+        (&large, 1 << 20),
+        (&large, (1 << 20) + 9),
+    ] {
         let lower = LowerView::new();
         let mut tree = Tree::new(&lower);
         let kind = Kind::File {
@@ -134,6 +141,7 @@ fn a_host_file_that_changes_size_is_an_error() {
         tree.put(p("/f"), Node::new(kind, 0o644, None), true);
         let err = crate::build::write_tree(tree, 0, Compression::None, &mut Vec::new(), &|_| {})
             .expect_err("must fail");
+        assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
         let msg = err.to_string();
         assert!(matches!(err, Error::Io { .. }), "{err:?}");
         assert!(
