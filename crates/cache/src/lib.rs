@@ -136,22 +136,65 @@ impl Cache {
     /// unless its stat data is unchanged since it was last hashed (see the
     /// crate docs).
     pub fn get(&self, key: &str) -> Result<Result<LayerRecord, Miss>, Error> {
-        self.get_checked(key, false)
+        self.get_checked(key, false, true)
     }
 
-    /// As [`get`](Cache::get), re-hashing the blob when `full`, whatever its stamp says.
+    /// As [`get`](Cache::get), but the record's listing is left empty: the
+    /// listing of a layer of 50,000 files is 10 MB of JSON, which a hit
+    /// whose listing nobody reads need not parse. [`listing`](Cache::listing)
+    /// reads it later.
+    pub fn get_head(&self, key: &str) -> Result<Result<LayerRecord, Miss>, Error> {
+        self.get_checked(key, false, false)
+    }
+
+    /// The listing of the record under `key` (after a [`get_head`](Cache::get_head) hit).
+    pub fn listing(&self, key: &str) -> Result<Listing, Error> {
+        let path = self.record_path(key);
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        let record: LayerRecord = serde_json::from_slice(&bytes).map_err(|e| {
+            io_err(&path)(io::Error::other(format!(
+                "unreadable layer record ({e}); `strata cache verify` removes it"
+            )))
+        })?;
+        Ok(record.listing)
+    }
+
+    /// As [`get`](Cache::get), re-hashing the blob when `full`, whatever its
+    /// stamp says, and parsing the listing only `with_listing`.
     pub(crate) fn get_checked(
         &self,
         key: &str,
         full: bool,
+        with_listing: bool,
     ) -> Result<Result<LayerRecord, Miss>, Error> {
+        /// A record whose listing is checked for JSON syntax only.
+        #[derive(Deserialize)]
+        struct Head {
+            diff_id: Digest,
+            blob: Digest,
+            size: u64,
+            media_type: String,
+            #[serde(rename = "listing")]
+            _listing: serde::de::IgnoredAny,
+        }
         let path = self.record_path(key);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Err(Miss::Absent)),
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let record: LayerRecord = match serde_json::from_slice(&bytes) {
+        let parsed = if with_listing {
+            serde_json::from_slice::<LayerRecord>(&bytes)
+        } else {
+            serde_json::from_slice::<Head>(&bytes).map(|h| LayerRecord {
+                diff_id: h.diff_id,
+                blob: h.blob,
+                size: h.size,
+                media_type: h.media_type,
+                listing: Listing::default(),
+            })
+        };
+        let record: LayerRecord = match parsed {
             Ok(r) => r,
             Err(e) => {
                 let _ = fs::remove_file(&path);

@@ -110,7 +110,7 @@ impl Cache {
                 continue;
             };
             report.checked += 1;
-            match self.get_checked(&key, true)? {
+            match self.get_checked(&key, true, true)? {
                 Ok(rec) => {
                     referenced.insert(rec.blob);
                 }

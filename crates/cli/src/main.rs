@@ -186,6 +186,8 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                 jobs: jobs.map(usize::from),
                 cache_dir,
                 source_date_epoch: source_date_epoch()?,
+                // Only a lock reads the listings.
+                lazy_listings: !locked && !update_lock,
             };
             let show_progress = !json && !quiet && std::io::stderr().is_terminal();
             let progress = progress::Progress::new(show_progress);

@@ -29,6 +29,11 @@ pub struct ComposeOptions {
     /// `SOURCE_DATE_EPOCH`, which overrides the spec's `epoch`. The caller reads
     /// the environment, so that the library's output depends only on its arguments.
     pub source_date_epoch: Option<u64>,
+    /// Leave [`LayerReport::listing`](crate::LayerReport) empty for cache hits
+    /// whose listing no layer above needed: a hit then reads only the small
+    /// head of its record (a 50,000-file listing is 10 MB of JSON). For
+    /// callers that do not use the listings, such as a plain `strata compose`.
+    pub lazy_listings: bool,
 }
 
 /// Read and plan a spec.
@@ -59,6 +64,19 @@ struct Ready {
     record: LayerRecord,
     cache: CacheStatus,
     miss_reason: Option<String>,
+    /// The cache key whose record holds the listing, while `record.listing`
+    /// is not loaded yet (a hit read with [`Cache::get_head`]).
+    listing_pending: Option<String>,
+}
+
+impl Ready {
+    /// Load the record's listing if it was left in the cache.
+    fn load_listing(&mut self, cache: &Cache) -> Result<(), Error> {
+        if let Some(key) = self.listing_pending.take() {
+            self.record.listing = cache.listing(&key)?;
+        }
+        Ok(())
+    }
 }
 
 /// Compose every image of a spec. See the crate docs.
@@ -94,7 +112,12 @@ pub fn compose(
     let pool = pool
         .build()
         .map_err(|e| Error::Other(format!("cannot start worker threads: {e}")))?;
-    let ready = pool.install(|| build_all(&plan, &cache, on_event))?;
+    let mut ready = pool.install(|| build_all(&plan, &cache, on_event))?;
+    if !opts.lazy_listings {
+        for r in &mut ready {
+            r.load_listing(&cache)?;
+        }
+    }
 
     let images: Vec<ExportImage> = plan
         .images
@@ -197,14 +220,15 @@ fn build_all(
             .par_iter()
             .map(|layer| {
                 let (lower, below) = {
-                    let done = done
+                    let mut done = done
                         .lock()
                         .map_err(|_| Error::Other("a worker thread panicked".into()))?;
                     let mut view = LowerView::new();
                     // `from-dir` and `run` read the layers' contents, not only the view.
                     let mut below = Vec::new();
                     for d in layer.deps() {
-                        if let Some(r) = &done[d.0] {
+                        if let Some(r) = &mut done[d.0] {
+                            r.load_listing(cache)?;
                             view.apply(&r.record.listing);
                             if crate::union_job::is_union_layer(layer) {
                                 below.push(r.record.clone());
@@ -296,7 +320,9 @@ fn build_one(
             .map(|p| (p.label.clone(), blake3_hex(&p.digest)))
             .collect(),
     };
-    let miss_reason = match cache.get(&key)? {
+    // Only the head of a hit's record: its listing is read when a layer
+    // above or the caller needs it (see `Ready::load_listing`).
+    let miss_reason = match cache.get_head(&key)? {
         Ok(record) => {
             cache.touch(&key);
             let _ = cache.set_last_build(&last_name, &last);
@@ -311,6 +337,7 @@ fn build_one(
                 record,
                 cache: CacheStatus::Hit,
                 miss_reason: None,
+                listing_pending: Some(key),
             });
         }
         Err(Miss::Absent) => match cache.last_build(&last_name) {
@@ -379,5 +406,6 @@ fn build_one(
         record,
         cache: CacheStatus::Miss,
         miss_reason: Some(miss_reason),
+        listing_pending: None,
     })
 }
