@@ -282,6 +282,8 @@ impl Cache {
         Ok(BlobWriter {
             inner: io::BufWriter::with_capacity(1 << 20, file),
             count: 0,
+            written_back: 0,
+            write_back: None,
         })
     }
 
@@ -297,6 +299,9 @@ impl Cache {
         let tmp_dir = self.root.join("tmp");
         let size = blob.count;
         let digest = record.blob;
+        if let Some(wb) = blob.write_back {
+            wb.finish();
+        }
         let file = blob
             .inner
             .into_inner()
@@ -415,12 +420,70 @@ impl Stamp {
 pub struct BlobWriter {
     inner: io::BufWriter<tempfile::NamedTempFile>,
     count: u64,
+    /// Bytes handed to the write-back thread so far.
+    written_back: u64,
+    write_back: Option<WriteBack>,
+}
+
+/// Ask for a write-back every this many bytes.
+const WRITE_BACK_EVERY: u64 = 8 << 20;
+
+/// A thread that `fdatasync`s a blob while it is still being written, so the
+/// disk works during the build and the `fdatasync` in [`Cache::put`] waits
+/// only for the tail. Measured on a 166 MB blob: that final `fdatasync`
+/// alone took 0.32 s. (A thread and a second descriptor rather than
+/// `sync_file_range`, which needs `unsafe`.)
+struct WriteBack {
+    ask: std::sync::mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl WriteBack {
+    fn start(file: &fs::File) -> Option<WriteBack> {
+        let file = file.try_clone().ok()?;
+        let (ask, asked) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("blob-write-back".into())
+            .spawn(move || {
+                while asked.recv().is_ok() {
+                    // Best effort: the final fdatasync reports what fails.
+                    let _ = file.sync_data();
+                }
+            })
+            .ok()?;
+        Some(WriteBack { ask, thread })
+    }
+
+    fn finish(self) {
+        drop(self.ask);
+        let _ = self.thread.join();
+    }
+}
+
+impl BlobWriter {
+    /// Hand what has been written so far to the write-back thread (started
+    /// on first use), without waiting for it; if it is still busy with the
+    /// previous request, its next round covers this data too.
+    fn start_write_back(&mut self) -> io::Result<()> {
+        self.inner.flush()?;
+        if self.write_back.is_none() {
+            self.write_back = WriteBack::start(self.inner.get_ref().as_file());
+        }
+        if let Some(wb) = &self.write_back {
+            let _ = wb.ask.try_send(());
+        }
+        self.written_back = self.count;
+        Ok(())
+    }
 }
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.count += n as u64;
+        if self.count - self.written_back >= WRITE_BACK_EVERY {
+            self.start_write_back()?;
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -569,6 +632,27 @@ mod tests {
             report.removed
         );
         assert_eq!(cache.get("k2").unwrap(), Err(Miss::Absent));
+    }
+
+    #[test]
+    fn a_blob_written_back_while_it_is_written_round_trips() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::open(d.path()).unwrap();
+        // Over two write-back rounds, in uneven writes.
+        let bytes: Vec<u8> = (0..(3 * WRITE_BACK_EVERY + 12345))
+            .map(|i| ((i * 2654435761) >> 13) as u8)
+            .collect();
+        let rec = record_for(&bytes);
+        let mut w = cache.new_blob().unwrap();
+        for part in bytes.chunks(1_000_003) {
+            w.write_all(part).unwrap();
+        }
+        assert!(w.write_back.is_some(), "the write-back thread started");
+        assert!(w.written_back > 2 * WRITE_BACK_EVERY, "{}", w.written_back);
+        assert!(w.count - w.written_back < WRITE_BACK_EVERY);
+        cache.put("k", &rec, w).unwrap();
+        assert_eq!(fs::read(cache.blob_path(&rec.blob)).unwrap(), bytes);
+        assert_eq!(cache.get("k").unwrap(), Ok(rec));
     }
 
     #[test]
