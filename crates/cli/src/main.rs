@@ -27,6 +27,7 @@ const EXAMPLES: &str = "\
 Examples:
   strata compose specs/tomcat.kdl                 # -> target/images/tomcat/ (OCI layout)
   strata compose specs/hello.kdl --docker-archive hello.tar && podman load -i hello.tar
+  strata compose specs/hello.kdl --oci-archive hello-oci.tar && skopeo inspect oci-archive:hello-oci.tar:hello
   strata compose specs/tomcat.kdl --json | jq '.images[].manifest'
   strata plan specs/tomcat.kdl --dot | dot -Tsvg > plan.svg
   strata inspect target/images/tomcat:tomcat --files
@@ -67,6 +68,10 @@ enum Command {
         /// load`), every image tagged NAME:TAG.
         #[arg(long, value_name = "FILE")]
         docker_archive: Option<PathBuf>,
+        /// Also write the layout as an OCI archive: one tar of the layout,
+        /// reproducible like the layout (`skopeo copy oci-archive:FILE:TAG ...`).
+        #[arg(long, value_name = "FILE")]
+        oci_archive: Option<PathBuf>,
         /// Layers built at once (default: the number of cores). Never changes the output.
         #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         jobs: Option<u16>,
@@ -171,6 +176,7 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             spec,
             out,
             docker_archive,
+            oci_archive,
             jobs,
             cache_dir,
             json,
@@ -183,6 +189,7 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             let opts = strata::ComposeOptions {
                 out,
                 docker_archive,
+                oci_archive,
                 jobs: jobs.map(usize::from),
                 cache_dir,
                 source_date_epoch: source_date_epoch()?,

@@ -19,7 +19,7 @@ mod manifest;
 mod read;
 
 pub use add::{add_image, keep_blob, new_blob};
-pub use archive::write_docker_archive;
+pub use archive::{write_docker_archive, write_oci_archive};
 pub use config::{ImageConfig, config_json, image_configuration, rfc3339};
 pub use layout::{ExportedImage, write_layout};
 pub use manifest::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ImageJson, image_json};

@@ -22,6 +22,8 @@ pub struct ComposeOptions {
     pub out: PathBuf,
     /// Also write a docker-archive (`docker load` / `podman load`) here.
     pub docker_archive: Option<PathBuf>,
+    /// Also write the layout as an OCI archive (a tar of the layout) here.
+    pub oci_archive: Option<PathBuf>,
     /// Layers built at once; default: the number of cores.
     pub jobs: Option<usize>,
     /// The cache directory; default [`Cache::default_dir`].
@@ -129,6 +131,11 @@ pub fn compose(
     if let Some(archive) = &opts.docker_archive {
         strata_export::write_docker_archive(archive, &images)?;
     }
+    if let Some(archive) = &opts.oci_archive {
+        // The images' time, like the docker-archive's entries.
+        let mtime = images.iter().map(|i| i.config.created).max().unwrap_or(0);
+        strata_export::write_oci_archive(archive, &opts.out, mtime)?;
+    }
 
     let images = plan
         .images
@@ -164,6 +171,7 @@ pub fn compose(
         spec: spec_path.to_path_buf(),
         out: opts.out.clone(),
         docker_archive: opts.docker_archive.clone(),
+        oci_archive: opts.oci_archive.clone(),
         images,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })

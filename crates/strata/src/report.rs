@@ -51,6 +51,8 @@ pub struct ComposeReport {
     pub out: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub docker_archive: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oci_archive: Option<PathBuf>,
     pub images: Vec<ImageReport>,
     /// Wall time of the compose in milliseconds (not part of any digest).
     pub elapsed_ms: u64,
@@ -105,6 +107,9 @@ impl ComposeReport {
         }
         if let Some(a) = &self.docker_archive {
             let _ = writeln!(s, "  docker-archive: {}", a.display());
+        }
+        if let Some(a) = &self.oci_archive {
+            let _ = writeln!(s, "  oci-archive: {}", a.display());
         }
         s
     }
