@@ -12,6 +12,7 @@ mod lock;
 mod outputs;
 mod real_tools;
 mod repro;
+mod sbom;
 mod snapshot;
 mod support;
 mod tidy;

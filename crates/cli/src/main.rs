@@ -72,6 +72,13 @@ enum Command {
         /// reproducible like the layout (`skopeo copy oci-archive:FILE:TAG ...`).
         #[arg(long, value_name = "FILE")]
         oci_archive: Option<PathBuf>,
+        /// Also store an SBOM of each image in the layout: an SPDX 2.3 JSON
+        /// document (every layer, every regular file with its sha256, every
+        /// input of the spec with its digest), as an OCI 1.1 artifact whose
+        /// subject is the image manifest. Reproducible; the images'
+        /// digests do not change.
+        #[arg(long)]
+        sbom: bool,
         /// Layers built at once (default: the number of cores). Never changes the output.
         #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         jobs: Option<u16>,
@@ -177,6 +184,7 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             out,
             docker_archive,
             oci_archive,
+            sbom,
             jobs,
             cache_dir,
             json,
@@ -190,6 +198,7 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                 out,
                 docker_archive,
                 oci_archive,
+                sbom,
                 jobs: jobs.map(usize::from),
                 cache_dir,
                 source_date_epoch: source_date_epoch()?,

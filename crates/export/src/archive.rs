@@ -167,15 +167,15 @@ fn plan_entries<'a>(
                 .or_insert(Entry::Layer(layer));
         }
         let json = image_json(image)?;
-        index.push(IndexEntry {
-            digest: json.manifest_digest,
-            size: len_u64(&json.manifest),
-            annotations: [
+        index.push(IndexEntry::image(
+            json.manifest_digest,
+            len_u64(&json.manifest),
+            [
                 (ANNOTATION_IMAGE_NAME.to_owned(), docker_ref.full.clone()),
                 (ANNOTATION_REF_NAME.to_owned(), image.tag.clone()),
             ]
             .into(),
-        });
+        ));
         manifest.push(ManifestItem {
             config: blob_name(&json.config_digest),
             repo_tags: vec![format!("{}:{}", docker_ref.familiar, image.tag)],

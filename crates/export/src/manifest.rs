@@ -80,9 +80,26 @@ pub fn image_json(image: &ExportImage) -> Result<ImageJson, Error> {
 
 /// One manifest entry of an index.
 pub(crate) struct IndexEntry {
+    /// An image manifest, or an image index (a multi-platform image).
+    pub media_type: OciMediaType,
+    /// The artifact type of an artifact manifest (an SBOM).
+    pub artifact_type: Option<String>,
     pub digest: Digest,
     pub size: u64,
     pub annotations: BTreeMap<String, String>,
+}
+
+impl IndexEntry {
+    /// The entry of an image manifest.
+    pub(crate) fn image(digest: Digest, size: u64, annotations: BTreeMap<String, String>) -> Self {
+        IndexEntry {
+            media_type: OciMediaType::ImageManifest,
+            artifact_type: None,
+            digest,
+            size,
+            annotations,
+        }
+    }
 }
 
 /// The canonical `index.json` listing `entries` in the order given.
@@ -94,12 +111,16 @@ pub(crate) fn index_json(entries: &[IndexEntry], out: &Path) -> Result<Vec<u8>, 
     let manifests = entries
         .iter()
         .map(|e| {
-            descriptor(
-                OciMediaType::ImageManifest,
+            let mut d = descriptor(
+                e.media_type.clone(),
                 &e.digest,
                 e.size,
                 e.annotations.clone(),
-            )
+            )?;
+            if let Some(t) = &e.artifact_type {
+                d.set_artifact_type(Some(OciMediaType::from(t.as_str())));
+            }
+            Ok(d)
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(&invalid)?;
@@ -118,7 +139,7 @@ pub(crate) fn oci_layout_json() -> Vec<u8> {
     br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()
 }
 
-fn descriptor(
+pub(crate) fn descriptor(
     media_type: OciMediaType,
     digest: &Digest,
     size: u64,

@@ -32,6 +32,18 @@ const MAX_JSON_BLOB: u64 = 16 << 20;
 pub struct Layout {
     dir: PathBuf,
     images: Vec<LayoutImage>,
+    referrers: Vec<LayoutReferrer>,
+}
+
+/// An artifact of a layout about one of its manifests (an SBOM): an
+/// `index.json` entry with an `artifactType`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutReferrer {
+    pub artifact_type: String,
+    /// The artifact manifest.
+    pub manifest_digest: Digest,
+    /// The manifest it is about (its `subject`), if it names one.
+    pub subject: Option<Digest>,
 }
 
 /// One image of a layout: its manifest, its config and its layers.
@@ -68,8 +80,16 @@ pub fn open_layout(dir: &Path) -> Result<Layout, Error> {
     let mut layout = Layout {
         dir: dir.to_path_buf(),
         images: Vec::with_capacity(index.manifests().len()),
+        referrers: Vec::new(),
     };
     for desc in index.manifests() {
+        // An artifact (an SBOM) is not an image: it is kept aside, and the
+        // images it is about are read as any other.
+        if let Some(artifact_type) = desc.artifact_type() {
+            let referrer = layout.read_referrer(desc, artifact_type.to_string(), &index_path)?;
+            layout.referrers.push(referrer);
+            continue;
+        }
         let image = layout.read_image(desc, &index_path)?;
         layout.images.push(image);
     }
@@ -104,6 +124,11 @@ impl Layout {
             })
     }
 
+    /// The artifacts of the layout (SBOMs), in the order of `index.json`.
+    pub fn referrers(&self) -> &[LayoutReferrer] {
+        &self.referrers
+    }
+
     /// Where the blob `digest` is (or would be) in this layout.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.dir.join("blobs").join("sha256").join(digest.hex())
@@ -131,6 +156,29 @@ impl Layout {
             }
         }
         Ok(())
+    }
+
+    fn read_referrer(
+        &self,
+        desc: &Descriptor,
+        artifact_type: String,
+        index_path: &Path,
+    ) -> Result<LayoutReferrer, Error> {
+        let manifest_digest = sha256_of(desc, index_path)?;
+        let manifest_path = self.blob_path(&manifest_digest);
+        let manifest: ImageManifest = parse(
+            &self.read_json_blob(&manifest_digest, desc.size())?,
+            &manifest_path,
+        )?;
+        let subject = match manifest.subject() {
+            Some(s) => Some(sha256_of(s, &manifest_path)?),
+            None => None,
+        };
+        Ok(LayoutReferrer {
+            artifact_type,
+            manifest_digest,
+            subject,
+        })
     }
 
     fn read_image(&self, desc: &Descriptor, index_path: &Path) -> Result<LayoutImage, Error> {

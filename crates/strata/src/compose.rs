@@ -24,6 +24,9 @@ pub struct ComposeOptions {
     pub docker_archive: Option<PathBuf>,
     /// Also write the layout as an OCI archive (a tar of the layout) here.
     pub oci_archive: Option<PathBuf>,
+    /// Store an SPDX 2.3 SBOM of each image in the layout, as an artifact
+    /// that refers to the image (the images themselves do not change).
+    pub sbom: bool,
     /// Layers built at once; default: the number of cores.
     pub jobs: Option<usize>,
     /// The cache directory; default [`Cache::default_dir`].
@@ -127,7 +130,19 @@ pub fn compose(
     on_event(Event::Exporting {
         out: opts.out.clone(),
     });
-    let exported = strata_export::write_layout(&opts.out, &images)?;
+    let extras = strata_export::LayoutExtras {
+        referrers: if opts.sbom {
+            crate::sbom::referrers(&plan, &images, |id| &ready[id.0].record.listing)?
+        } else {
+            Vec::new()
+        },
+    };
+    let written = strata_export::write_layout_with(&opts.out, &images, &extras)?;
+    let mut sboms = vec![None; images.len()];
+    for (referrer, digest) in extras.referrers.iter().zip(&written.referrers) {
+        sboms[referrer.subject] = Some(digest.to_string());
+    }
+    let exported = written.images;
     if let Some(archive) = &opts.docker_archive {
         strata_export::write_docker_archive(archive, &images)?;
     }
@@ -141,7 +156,9 @@ pub fn compose(
         .images
         .iter()
         .zip(exported)
-        .map(|(img, ex)| ImageReport {
+        .zip(sboms)
+        .map(|((img, ex), sbom)| ImageReport {
+            sbom,
             name: img.name.clone(),
             tag: img.tag.clone(),
             manifest: ex.manifest.to_string(),

@@ -37,6 +37,15 @@ pub fn inspect(target: &str, files: bool) -> Result<String, Error> {
         let _ = writeln!(s, "image {}", img.name);
         let _ = writeln!(s, "  manifest {}", img.manifest_digest);
         let _ = writeln!(s, "  config   {}", img.config_digest);
+        for referrer in layout.referrers() {
+            if referrer.subject == Some(img.manifest_digest) {
+                let _ = writeln!(
+                    s,
+                    "  referrer {} {}",
+                    referrer.manifest_digest, referrer.artifact_type
+                );
+            }
+        }
         for (i, (blob, diff_id, size, media_type)) in img.layers.iter().enumerate() {
             let _ = writeln!(
                 s,

@@ -16,6 +16,7 @@ pub mod inspect;
 mod locate;
 pub mod lock;
 mod report;
+mod sbom;
 pub mod testing;
 mod union_job;
 

@@ -43,6 +43,9 @@ pub struct ImageReport {
     pub manifest: String,
     pub config: String,
     pub layers: Vec<LayerReport>,
+    /// The SBOM artifact manifest about this image (`compose --sbom`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -90,6 +93,9 @@ impl ComposeReport {
         );
         for img in &self.images {
             let _ = writeln!(s, "  {}:{}  manifest {}", img.name, img.tag, img.manifest);
+            if let Some(sbom) = &img.sbom {
+                let _ = writeln!(s, "    sbom (spdx) {sbom}");
+            }
             for l in &img.layers {
                 let _ = writeln!(
                     s,
