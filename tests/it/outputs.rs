@@ -221,3 +221,105 @@ fn every_compression_is_read_by_umoci_and_skopeo() {
         );
     }
 }
+
+/// The manifest annotations of the image `tag` of a layout.
+fn manifest_annotations(layout: &Path, tag: &str) -> serde_json::Value {
+    let digest = index_digests(layout)
+        .into_iter()
+        .find(|(t, _)| t == tag)
+        .unwrap()
+        .1;
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(digest.strip_prefix("sha256:").unwrap()),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    manifest["annotations"].clone()
+}
+
+#[test]
+fn created_source_and_revision_annotations_come_from_the_epoch_the_spec_and_the_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(
+        dir.join("app.kdl"),
+        "epoch 1700000000\n\
+         image app {\n    \
+             annotation org.opencontainers.image.source=\"https://example.org/spec.git\"\n    \
+             annotation org.opencontainers.image.revision=\"from-spec\"\n    \
+             layer l { file \"/a\" \"a\" }\n\
+         }\n\
+         image bare { layer l { file \"/b\" \"b\" } }\n",
+    )
+    .unwrap();
+    let cache = dir.join("cache");
+    strata_ok(dir, &cache, &["compose", "app.kdl", "-o", "spec", "-q"]);
+    let spec = manifest_annotations(&dir.join("spec"), "app");
+    assert_eq!(
+        spec["org.opencontainers.image.created"], "2023-11-14T22:13:20Z",
+        "the spec's epoch"
+    );
+    assert_eq!(
+        spec["org.opencontainers.image.source"],
+        "https://example.org/spec.git"
+    );
+    assert_eq!(spec["org.opencontainers.image.revision"], "from-spec");
+    let bare = manifest_annotations(&dir.join("spec"), "bare");
+    assert_eq!(
+        bare.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["org.opencontainers.image.created"]
+    );
+
+    strata_ok(
+        dir,
+        &cache,
+        &[
+            "compose",
+            "app.kdl",
+            "-o",
+            "flags",
+            "-q",
+            "--source",
+            "https://example.org/ci.git",
+            "--revision",
+            "0123abc",
+        ],
+    );
+    for tag in ["app", "bare"] {
+        let flags = manifest_annotations(&dir.join("flags"), tag);
+        assert_eq!(
+            flags["org.opencontainers.image.source"], "https://example.org/ci.git",
+            "{tag}: the flag wins"
+        );
+        assert_eq!(
+            flags["org.opencontainers.image.revision"], "0123abc",
+            "{tag}"
+        );
+    }
+
+    // SOURCE_DATE_EPOCH moves `created` with the rest of the image's times.
+    let out = Command::new(crate::support::strata_bin())
+        .args(["compose", "app.kdl", "-o", "sde", "-q"])
+        .current_dir(dir)
+        .env("STRATA_CACHE_DIR", &cache)
+        .env("SOURCE_DATE_EPOCH", "86400")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        manifest_annotations(&dir.join("sde"), "app")["org.opencontainers.image.created"],
+        "1970-01-02T00:00:00Z"
+    );
+
+    // An empty value is a usage error, not an empty annotation.
+    let out = crate::support::strata(dir, &cache, &["compose", "app.kdl", "--source", ""]);
+    assert_eq!(out.status.code(), Some(2));
+}

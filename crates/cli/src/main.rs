@@ -79,6 +79,15 @@ enum Command {
         /// digests do not change.
         #[arg(long)]
         sbom: bool,
+        /// Set `org.opencontainers.image.source` on every image (over the
+        /// spec's `annotation`), e.g. `--source https://github.com/me/app`.
+        /// Like any annotation it is part of the manifest digest.
+        #[arg(long, value_name = "URL", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+        source: Option<String>,
+        /// Set `org.opencontainers.image.revision` on every image (over the
+        /// spec's), e.g. `--revision "$(git rev-parse HEAD)"`.
+        #[arg(long, value_name = "REV", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+        revision: Option<String>,
         /// Layers built at once (default: the number of cores). Never changes the output.
         #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         jobs: Option<u16>,
@@ -185,6 +194,8 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             docker_archive,
             oci_archive,
             sbom,
+            source,
+            revision,
             jobs,
             cache_dir,
             json,
@@ -199,6 +210,8 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                 docker_archive,
                 oci_archive,
                 sbom,
+                source,
+                revision,
                 jobs: jobs.map(usize::from),
                 cache_dir,
                 source_date_epoch: source_date_epoch()?,

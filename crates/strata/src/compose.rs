@@ -27,6 +27,10 @@ pub struct ComposeOptions {
     /// Store an SPDX 2.3 SBOM of each image in the layout, as an artifact
     /// that refers to the image (the images themselves do not change).
     pub sbom: bool,
+    /// `org.opencontainers.image.source` on every image, over the spec's.
+    pub source: Option<String>,
+    /// `org.opencontainers.image.revision` on every image, over the spec's.
+    pub revision: Option<String>,
     /// Layers built at once; default: the number of cores.
     pub jobs: Option<usize>,
     /// The cache directory; default [`Cache::default_dir`].
@@ -101,14 +105,20 @@ pub fn compose(
         .map_err(|e| Error::Other(format!("cannot start worker threads: {e}")))?;
     let ready = pool.install(|| build_all(&plan, &cache, on_event))?;
 
+    let annotations = plan
+        .images
+        .iter()
+        .map(|img| crate::annotate::annotations(img, opts))
+        .collect::<Result<Vec<_>, _>>()?;
     let images: Vec<ExportImage> = plan
         .images
         .iter()
-        .map(|img| ExportImage {
+        .zip(annotations)
+        .map(|(img, annotations)| ExportImage {
             name: img.name.clone(),
             tag: img.tag.clone(),
             config: img.config.clone(),
-            annotations: img.annotations.clone(),
+            annotations,
             layers: img
                 .layers
                 .iter()

@@ -10,6 +10,7 @@
 //! every failure is an [`Error`] that names what and where; the output layout
 //! is replaced only when the whole compose succeeded.
 
+pub mod annotate;
 mod compose;
 pub mod diff;
 pub mod inspect;
