@@ -9,6 +9,7 @@ mod demo;
 mod diff;
 mod hostile;
 mod lock;
+mod multi_platform;
 mod outputs;
 mod real_tools;
 mod repro;

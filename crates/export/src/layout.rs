@@ -7,7 +7,7 @@
 //! layout is what leaves the machine, and a blob that does not match its digest
 //! would only be noticed by whoever pulls the image, far from the cause.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use strata_layer::Digest;
 use strata_layer::digest::{HashingWriter, digest_reader};
 
-use crate::manifest::{ANNOTATION_REF_NAME, IndexEntry, image_json, index_json, oci_layout_json};
+use crate::manifest::{
+    ANNOTATION_REF_NAME, IndexEntry, image_json, index_json, multi_platform_json, oci_layout_json,
+};
 use crate::referrer::{EMPTY_JSON, Referrer, referrer_manifest};
 use crate::{Error, ExportImage, LayerDesc};
 
@@ -33,6 +35,20 @@ pub struct ExportedImage {
 pub struct LayoutExtras {
     /// Artifacts about the images (SBOMs), listed in `index.json` untagged.
     pub referrers: Vec<Referrer>,
+    /// Multi-platform images: image indexes over some of the images, tagged.
+    pub indexes: Vec<MultiPlatform>,
+}
+
+/// A multi-platform image: an OCI image index of some of the images (one
+/// per platform), tagged `name` in `index.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultiPlatform {
+    pub name: String,
+    /// Indices into the images written; each descriptor carries the image's
+    /// platform (`os`, `architecture`, `variant` of its config).
+    pub images: Vec<usize>,
+    /// Annotations on the image index.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// What [`write_layout_with`] wrote.
@@ -41,6 +57,8 @@ pub struct Written {
     pub images: Vec<ExportedImage>,
     /// The artifact manifest of each referrer, in the order given.
     pub referrers: Vec<Digest>,
+    /// The image index of each multi-platform image, in the order given.
+    pub indexes: Vec<Digest>,
 }
 
 /// Write `images` as an OCI image layout at `dir`, replacing the layout that
@@ -59,7 +77,13 @@ pub fn write_layout_with(
 ) -> Result<Written, Error> {
     let (parent, name) = split_dir(dir)?;
     let existing = existing_kind(dir)?;
-    check_unique_names(images.iter().map(|i| i.name.as_str()), dir)?;
+    check_unique_names(
+        images
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain(extras.indexes.iter().map(|i| i.name.as_str())),
+        dir,
+    )?;
 
     // Like `mkdir -p`: `--out target/images/x` on a fresh clone has no `target/images` yet.
     fs::create_dir_all(&parent).map_err(|e| io_err(&parent, e))?;
@@ -207,6 +231,22 @@ fn fill(root: &Path, images: &[ExportImage], extras: &LayoutExtras) -> Result<Wr
             config: json.config_digest,
         });
     }
+    let mut indexes = Vec::with_capacity(extras.indexes.len());
+    for multi in &extras.indexes {
+        let bytes = multi_platform_json(multi, images, &exported, root)?;
+        let digest = Digest::of(&bytes);
+        if written.insert(digest) {
+            write_file(&blobs.join(digest.hex()), &bytes)?;
+        }
+        index.push(IndexEntry {
+            media_type: oci_spec::image::MediaType::ImageIndex,
+            artifact_type: None,
+            digest,
+            size: crate::manifest::len_u64(&bytes),
+            annotations: [(ANNOTATION_REF_NAME.to_owned(), multi.name.clone())].into(),
+        });
+        indexes.push(digest);
+    }
     let referrers = add_referrers(
         &blobs,
         &extras.referrers,
@@ -219,6 +259,7 @@ fn fill(root: &Path, images: &[ExportImage], extras: &LayoutExtras) -> Result<Wr
     Ok(Written {
         images: exported,
         referrers,
+        indexes,
     })
 }
 

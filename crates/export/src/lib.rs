@@ -22,9 +22,13 @@ mod referrer;
 pub use add::{add_image, keep_blob, new_blob};
 pub use archive::{write_docker_archive, write_oci_archive};
 pub use config::{ImageConfig, config_json, image_configuration, rfc3339};
-pub use layout::{ExportedImage, LayoutExtras, Written, write_layout, write_layout_with};
+pub use layout::{
+    ExportedImage, LayoutExtras, MultiPlatform, Written, write_layout, write_layout_with,
+};
 pub use manifest::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ImageJson, image_json};
-pub use read::{Layout, LayoutImage, LayoutReferrer, config_summary, layers_summary, open_layout};
+pub use read::{
+    Layout, LayoutImage, LayoutIndex, LayoutReferrer, config_summary, layers_summary, open_layout,
+};
 pub use referrer::{ANNOTATION_TITLE, ARTIFACT_TYPE_SPDX, Referrer};
 
 use std::collections::BTreeMap;

@@ -33,6 +33,18 @@ pub struct Layout {
     dir: PathBuf,
     images: Vec<LayoutImage>,
     referrers: Vec<LayoutReferrer>,
+    indexes: Vec<LayoutIndex>,
+}
+
+/// A multi-platform image of a layout: an `index.json` entry that is an
+/// image index, whose manifests are images of the layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutIndex {
+    /// Its `org.opencontainers.image.ref.name` (its digest when it has none).
+    pub name: String,
+    pub digest: Digest,
+    /// (manifest digest, `os/arch[/variant]`) of each of its images.
+    pub manifests: Vec<(Digest, String)>,
 }
 
 /// An artifact of a layout about one of its manifests (an SBOM): an
@@ -81,6 +93,7 @@ pub fn open_layout(dir: &Path) -> Result<Layout, Error> {
         dir: dir.to_path_buf(),
         images: Vec::with_capacity(index.manifests().len()),
         referrers: Vec::new(),
+        indexes: Vec::new(),
     };
     for desc in index.manifests() {
         // An artifact (an SBOM) is not an image: it is kept aside, and the
@@ -88,6 +101,11 @@ pub fn open_layout(dir: &Path) -> Result<Layout, Error> {
         if let Some(artifact_type) = desc.artifact_type() {
             let referrer = layout.read_referrer(desc, artifact_type.to_string(), &index_path)?;
             layout.referrers.push(referrer);
+            continue;
+        }
+        if desc.media_type() == &OciMediaType::ImageIndex {
+            let index = layout.read_index(desc, &index_path)?;
+            layout.indexes.push(index);
             continue;
         }
         let image = layout.read_image(desc, &index_path)?;
@@ -129,6 +147,11 @@ impl Layout {
         &self.referrers
     }
 
+    /// The multi-platform images of the layout, in the order of `index.json`.
+    pub fn indexes(&self) -> &[LayoutIndex] {
+        &self.indexes
+    }
+
     /// Where the blob `digest` is (or would be) in this layout.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.dir.join("blobs").join("sha256").join(digest.hex())
@@ -156,6 +179,37 @@ impl Layout {
             }
         }
         Ok(())
+    }
+
+    fn read_index(&self, desc: &Descriptor, index_path: &Path) -> Result<LayoutIndex, Error> {
+        let digest = sha256_of(desc, index_path)?;
+        let name = desc
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_REF_NAME))
+            .cloned()
+            .unwrap_or_else(|| digest.to_string());
+        let path = self.blob_path(&digest);
+        let index: ImageIndex = parse(&self.read_json_blob(&digest, desc.size())?, &path)?;
+        let manifests = index
+            .manifests()
+            .iter()
+            .map(|m| {
+                let platform = m.platform().as_ref().map_or_else(
+                    || "unknown platform".to_owned(),
+                    |p| match p.variant() {
+                        Some(v) => format!("{}/{}/{v}", p.os(), p.architecture()),
+                        None => format!("{}/{}", p.os(), p.architecture()),
+                    },
+                );
+                Ok((sha256_of(m, &path)?, platform))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(LayoutIndex {
+            name,
+            digest,
+            manifests,
+        })
     }
 
     fn read_referrer(

@@ -44,3 +44,40 @@ pub(crate) fn annotations(
     }
     Ok(map)
 }
+
+/// The annotations of a multi-platform image index over `members`: those
+/// every member has with the same value (`created`, `source`, `revision` as
+/// a rule), so that the index says no more than its images agree on.
+pub(crate) fn shared(members: &[&BTreeMap<String, String>]) -> BTreeMap<String, String> {
+    let Some((first, rest)) = members.split_first() else {
+        return BTreeMap::new();
+    };
+    first
+        .iter()
+        .filter(|(k, v)| rest.iter().all(|m| m.get(*k) == Some(*v)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_keeps_only_what_its_images_agree_on() {
+        let a = BTreeMap::from([
+            ("created".to_owned(), "t".to_owned()),
+            ("x".to_owned(), "1".to_owned()),
+        ]);
+        let b = BTreeMap::from([
+            ("created".to_owned(), "t".to_owned()),
+            ("x".to_owned(), "2".to_owned()),
+        ]);
+        assert_eq!(
+            shared(&[&a, &b]),
+            BTreeMap::from([("created".to_owned(), "t".to_owned())])
+        );
+        assert_eq!(shared(&[&a]), a);
+        assert!(shared(&[]).is_empty());
+    }
+}

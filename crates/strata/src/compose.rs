@@ -146,12 +146,28 @@ pub fn compose(
         } else {
             Vec::new()
         },
+        indexes: plan
+            .indexes
+            .iter()
+            .map(|index| strata_export::MultiPlatform {
+                name: index.name.clone(),
+                images: index.images.clone(),
+                annotations: crate::annotate::shared(
+                    &index
+                        .images
+                        .iter()
+                        .map(|&i| &images[i].annotations)
+                        .collect::<Vec<_>>(),
+                ),
+            })
+            .collect(),
     };
     let written = strata_export::write_layout_with(&opts.out, &images, &extras)?;
     let mut sboms = vec![None; images.len()];
     for (referrer, digest) in extras.referrers.iter().zip(&written.referrers) {
         sboms[referrer.subject] = Some(digest.to_string());
     }
+    let indexes = crate::report::index_reports(&plan, &written);
     let exported = written.images;
     if let Some(archive) = &opts.docker_archive {
         strata_export::write_docker_archive(archive, &images)?;
@@ -199,6 +215,7 @@ pub fn compose(
         out: opts.out.clone(),
         docker_archive: opts.docker_archive.clone(),
         oci_archive: opts.oci_archive.clone(),
+        indexes,
         images,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })

@@ -25,11 +25,38 @@ pub fn parse_target(target: &str) -> (PathBuf, Option<String>) {
 pub fn inspect(target: &str, files: bool) -> Result<String, Error> {
     let (dir, tag) = parse_target(target);
     let layout = strata_export::open_layout(&dir)?;
-    let images: Vec<&strata_export::LayoutImage> = match &tag {
-        Some(t) => vec![layout.image(t)?],
-        None => layout.images().iter().collect(),
+    // A multi-platform tag shows its index, then each of its images.
+    let index = tag
+        .as_ref()
+        .and_then(|t| layout.indexes().iter().find(|i| &i.name == t));
+    let images: Vec<&strata_export::LayoutImage> = match (&tag, index) {
+        (_, Some(index)) => index
+            .manifests
+            .iter()
+            .filter_map(|(d, _)| layout.images().iter().find(|i| i.manifest_digest == *d))
+            .collect(),
+        (Some(t), None) => vec![layout.image(t)?],
+        (None, None) => layout.images().iter().collect(),
     };
     let mut s = String::new();
+    let indexes: Vec<&strata_export::LayoutIndex> = match (&tag, index) {
+        (_, Some(index)) => vec![index],
+        (Some(_), None) => Vec::new(),
+        (None, None) => layout.indexes().iter().collect(),
+    };
+    for index in indexes {
+        let _ = writeln!(s, "index {}", index.name);
+        let _ = writeln!(s, "  digest {}", index.digest);
+        for (digest, platform) in &index.manifests {
+            let name = layout
+                .images()
+                .iter()
+                .find(|i| i.manifest_digest == *digest)
+                .map_or("(not in the layout)", |i| i.name.as_str());
+            let _ = writeln!(s, "  {platform} {name} {digest}");
+        }
+        s.push('\n');
+    }
     for (n, img) in images.iter().enumerate() {
         if n > 0 {
             s.push('\n');

@@ -48,6 +48,54 @@ pub struct ImageReport {
     pub sbom: Option<String>,
 }
 
+/// A multi-platform image: an image index over images of the spec.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexReport {
+    pub name: String,
+    /// The digest of the image index.
+    pub digest: String,
+    /// Its images: name and `os/arch[/variant]`.
+    pub images: Vec<IndexMember>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexMember {
+    pub name: String,
+    pub platform: String,
+    pub manifest: String,
+}
+
+/// The report of each index of `plan`, as `written`.
+pub(crate) fn index_reports(
+    plan: &strata_plan::Plan,
+    written: &strata_export::Written,
+) -> Vec<IndexReport> {
+    plan.indexes
+        .iter()
+        .zip(&written.indexes)
+        .map(|(index, digest)| IndexReport {
+            name: index.name.clone(),
+            digest: digest.to_string(),
+            images: index
+                .images
+                .iter()
+                .filter_map(|&i| {
+                    let image = plan.images.get(i)?;
+                    let c = &image.config;
+                    Some(IndexMember {
+                        name: image.name.clone(),
+                        platform: match &c.variant {
+                            Some(v) => format!("{}/{}/{v}", c.os, c.architecture),
+                            None => format!("{}/{}", c.os, c.architecture),
+                        },
+                        manifest: written.images.get(i)?.manifest.to_string(),
+                    })
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ComposeReport {
     pub spec: PathBuf,
@@ -57,6 +105,9 @@ pub struct ComposeReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oci_archive: Option<PathBuf>,
     pub images: Vec<ImageReport>,
+    /// Multi-platform images (`index` nodes of the spec).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexReport>,
     /// Wall time of the compose in milliseconds (not part of any digest).
     pub elapsed_ms: u64,
 }
@@ -109,6 +160,12 @@ impl ComposeReport {
                         (CacheStatus::Miss, None) => "built".to_owned(),
                     }
                 );
+            }
+        }
+        for index in &self.indexes {
+            let _ = writeln!(s, "  {} (index)  {}", index.name, index.digest);
+            for m in &index.images {
+                let _ = writeln!(s, "    {:<24} {}", m.platform, m.name);
             }
         }
         if let Some(a) = &self.docker_archive {
