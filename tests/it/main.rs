@@ -5,6 +5,7 @@
 mod big_layer;
 mod cache;
 mod cli;
+mod completions;
 mod demo;
 mod diff;
 mod hostile;

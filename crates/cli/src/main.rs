@@ -12,6 +12,7 @@
 
 mod cmd_cache;
 mod cmd_diff;
+mod cmd_docs;
 mod cmd_lock;
 mod cmd_snapshot;
 mod cmd_union;
@@ -44,7 +45,7 @@ The spec language: docs/spec.md.";
 /// OCI image layout.
 #[derive(Parser)]
 #[command(name = "strata", version, after_help = EXAMPLES)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -176,6 +177,28 @@ enum Command {
         #[arg(long, value_name = "DIR", global = true)]
         cache_dir: Option<PathBuf>,
     },
+    /// Print a shell completion script for strata.
+    #[command(after_help = "Examples:\n  \
+        strata completions bash > ~/.local/share/bash-completion/completions/strata\n  \
+        strata completions zsh > ~/.zfunc/_strata\n  \
+        strata completions fish > ~/.config/fish/completions/strata.fish")]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page of strata (roff), or with --out write one page per
+    /// subcommand too: `strata man | man -l -`, `strata man --out share/man/man1`.
+    Man {
+        /// Write strata.1 and strata-SUBCOMMAND.1 into this directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Data on stdout, or the error.
+fn print_result(s: Result<String, strata::Error>) -> Result<ExitCode, strata::Error> {
+    print_stdout(&s?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -278,6 +301,12 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                 ExitCode::FAILURE
             })
         }
+        Command::Completions { shell } => print_result(Ok(cmd_docs::completions(shell))),
+        Command::Man { out: None } => print_result(cmd_docs::man_page()),
+        Command::Man { out: Some(dir) } => print_result(
+            cmd_docs::write_man_pages(&dir)
+                .map(|files| files.iter().map(|f| format!("{f}\n")).collect()),
+        ),
         Command::Cache { command, cache_dir } => {
             let mut out = String::new();
             let ok = cmd_cache::run(command, cache_dir, &mut out)?;
