@@ -9,6 +9,7 @@ mod completions;
 mod demo;
 mod diff;
 mod hostile;
+mod json_output;
 mod lock;
 mod multi_platform;
 mod outputs;

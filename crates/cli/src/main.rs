@@ -127,6 +127,10 @@ enum Command {
         /// No progress display and no summary; errors only.
         #[arg(long, short)]
         quiet: bool,
+        /// Print one JSON object on stdout (the lock file, whether it was
+        /// written, every image's digests) instead of the summary.
+        #[arg(long)]
+        json: bool,
     },
     /// Explain why two images differ: digests, config fields, and layer by
     /// layer the files added (+), removed (-) or changed (~). Each side is an
@@ -137,6 +141,9 @@ enum Command {
         a: String,
         /// The new side, in the same forms (`+` lines).
         b: String,
+        /// Print one JSON object (`identical`, and the lines of the text form).
+        #[arg(long)]
+        json: bool,
     },
     #[command(flatten)]
     Union(cmd_union::UnionCommand),
@@ -144,8 +151,12 @@ enum Command {
     Plan {
         spec: PathBuf,
         /// Graphviz output: `strata plan SPEC --dot | dot -Tsvg > plan.svg`.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "json")]
         dot: bool,
+        /// One JSON object: every layer (key, key parts, inputs, what it
+        /// waits for), every image (layers, platform) and index.
+        #[arg(long)]
+        json: bool,
     },
     /// List the images, layers and config of an OCI layout.
     Inspect {
@@ -156,6 +167,10 @@ enum Command {
         /// whiteouts marked), fit to commit and diff.
         #[arg(long)]
         files: bool,
+        /// One JSON object: digests, layers (with --files their entries),
+        /// the OCI config and annotations of each image, indexes, referrers.
+        #[arg(long)]
+        json: bool,
     },
     /// Check the snapshot of every image of a spec: its config and every
     /// layer's files, in SPEC_DIR/snapshots/<spec>.<image>.snap. Exits 1 with
@@ -165,6 +180,10 @@ enum Command {
         /// Write the new snapshots instead of failing on a change.
         #[arg(long)]
         accept: bool,
+        /// One JSON object: each snapshot file and its state (unchanged,
+        /// changed with its diff, missing, written, updated).
+        #[arg(long)]
+        json: bool,
         /// The layer cache. Default: $STRATA_CACHE_DIR, else ~/.cache/strata.
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
@@ -260,15 +279,16 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             jobs,
             cache_dir,
             quiet,
-        } => cmd_lock::run(&spec, out, jobs, cache_dir, quiet),
-        Command::Diff { a, b } => Ok(cmd_diff::run(&a, &b)),
+            json,
+        } => cmd_lock::run(&spec, out, jobs, cache_dir, quiet, json),
+        Command::Diff { a, b, json } => Ok(cmd_diff::run(&a, &b, json)),
         Command::Union(cmd) => {
             let mut out = String::new();
             let code = cmd_union::run(cmd, source_date_epoch()?, &mut out)?;
             print_stdout(&out);
             Ok(code)
         }
-        Command::Plan { spec, dot } => {
+        Command::Plan { spec, dot, json } => {
             let plan = strata::plan_spec(
                 &spec,
                 &strata::PlanOptions {
@@ -276,24 +296,35 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                     ..Default::default()
                 },
             )?;
-            print_stdout(&if dot {
+            print_stdout(&if json {
+                strata::json::plan_json(&plan)
+            } else if dot {
                 plan.render_dot()
             } else {
                 plan.render_text()
             });
             Ok(ExitCode::SUCCESS)
         }
-        Command::Inspect { target, files } => {
-            print_stdout(&strata::inspect::inspect(&target, files)?);
+        Command::Inspect {
+            target,
+            files,
+            json,
+        } => {
+            print_stdout(&if json {
+                strata::json::inspect_json(&target, files)?
+            } else {
+                strata::inspect::inspect(&target, files)?
+            });
             Ok(ExitCode::SUCCESS)
         }
         Command::Snapshot {
             spec,
             accept,
+            json,
             cache_dir,
         } => {
             let mut out = String::new();
-            let ok = cmd_snapshot::run(&spec, accept, cache_dir, &mut out)?;
+            let ok = cmd_snapshot::run(&spec, accept, json, cache_dir, &mut out)?;
             print_stdout(&out);
             Ok(if ok {
                 ExitCode::SUCCESS

@@ -14,6 +14,7 @@ pub mod annotate;
 mod compose;
 pub mod diff;
 pub mod inspect;
+pub mod json;
 mod locate;
 pub mod lock;
 mod report;
@@ -25,8 +26,8 @@ pub use compose::{ComposeOptions, compose, plan_spec};
 pub use report::{
     CacheStatus, ComposeReport, ImageReport, IndexMember, IndexReport, LayerReport, human_size,
 };
-pub use strata_cache::Cache;
 pub use strata_cache::dir_size as cache_dir_size;
+pub use strata_cache::{Cache, MaintReport};
 pub use strata_plan::{Plan, PlanOptions};
 pub use strata_spec::Diagnostics;
 /// The union filesystem: `rootfs`, `squash`, `commit`.
