@@ -140,43 +140,16 @@ pub fn compose(
     on_event(Event::Exporting {
         out: opts.out.clone(),
     });
-    let extras = strata_export::LayoutExtras {
-        referrers: if opts.sbom {
-            crate::sbom::referrers(&plan, &images, |id| &ready[id.0].record.listing)?
-        } else {
-            Vec::new()
-        },
-        indexes: plan
-            .indexes
-            .iter()
-            .map(|index| strata_export::MultiPlatform {
-                name: index.name.clone(),
-                images: index.images.clone(),
-                annotations: crate::annotate::shared(
-                    &index
-                        .images
-                        .iter()
-                        .map(|&i| &images[i].annotations)
-                        .collect::<Vec<_>>(),
-                ),
-            })
-            .collect(),
-    };
+    let extras =
+        crate::outputs::layout_extras(&plan, &images, opts, |id| &ready[id.0].record.listing)?;
     let written = strata_export::write_layout_with(&opts.out, &images, &extras)?;
-    let mut sboms = vec![None; images.len()];
-    for (referrer, digest) in extras.referrers.iter().zip(&written.referrers) {
-        sboms[referrer.subject] = Some(digest.to_string());
-    }
+    let sboms = crate::outputs::sbom_digests(&extras, &written);
     let indexes = crate::report::index_reports(&plan, &written);
     let exported = written.images;
     if let Some(archive) = &opts.docker_archive {
         strata_export::write_docker_archive(archive, &images)?;
     }
-    if let Some(archive) = &opts.oci_archive {
-        // The images' time, like the docker-archive's entries.
-        let mtime = images.iter().map(|i| i.config.created).max().unwrap_or(0);
-        strata_export::write_oci_archive(archive, &opts.out, mtime)?;
-    }
+    crate::outputs::write_oci_archive(opts, &images)?;
 
     let images = plan
         .images

@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod json;
 mod locate;
 pub mod lock;
+mod outputs;
 mod report;
 mod sbom;
 pub mod testing;
