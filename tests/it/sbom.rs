@@ -55,7 +55,12 @@ fn referrers(layout: &Path) -> Vec<(String, String, String)> {
 }
 
 fn sha256_file(path: &Path) -> String {
-    run_ok(Command::new("sha256sum").arg(path))
+    sum("sha256sum", path)
+}
+
+/// The hex digest `tool` (sha1sum, sha256sum) gives `path`.
+fn sum(tool: &str, path: &Path) -> String {
+    run_ok(Command::new(tool).arg(path))
         .split_whitespace()
         .next()
         .unwrap()
@@ -165,11 +170,40 @@ fn sbom_is_spdx_about_each_image_reproducible_and_leaves_images_unchanged() {
             image_pkg["checksums"][0]["checksumValue"],
             manifest.strip_prefix("sha256:").unwrap()
         );
-        let layers = packages
+        let layers: Vec<&Value> = packages
             .iter()
             .filter(|p| p["primaryPackagePurpose"] == "ARCHIVE")
-            .count();
-        assert_eq!(layers, if tag == "centos" { 1 } else { 4 }, "{tag}");
+            .collect();
+        assert_eq!(layers.len(), if tag == "centos" { 1 } else { 4 }, "{tag}");
+        // Each layer's verification code (SPDX 2.3 §7.9) is the SHA1 of the
+        // sorted SHA1s of the files it contains.
+        for layer in layers {
+            assert_eq!(layer["filesAnalyzed"], true);
+            let id = layer["SPDXID"].as_str().unwrap();
+            let mut sha1s: Vec<&str> = doc["relationships"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["spdxElementId"] == id && r["relationshipType"] == "CONTAINS")
+                .map(|r| {
+                    let file = files
+                        .iter()
+                        .find(|f| f["SPDXID"] == r["relatedSpdxElement"])
+                        .unwrap();
+                    assert_eq!(file["checksums"][0]["algorithm"], "SHA1");
+                    file["checksums"][0]["checksumValue"].as_str().unwrap()
+                })
+                .collect();
+            assert!(!sha1s.is_empty(), "{id}");
+            sha1s.sort_unstable();
+            let joined = tmp.path().join("sha1s");
+            fs::write(&joined, sha1s.concat()).unwrap();
+            assert_eq!(
+                layer["packageVerificationCode"]["packageVerificationCodeValue"],
+                sum("sha1sum", &joined).as_str(),
+                "{tag} {id}"
+            );
+        }
 
         if tag == "tomcat" {
             // A known file with its sha256, as the input has it.
@@ -179,22 +213,37 @@ fn sbom_is_spdx_about_each_image_reproducible_and_leaves_images_unchanged() {
                     f["fileName"] == "./usr/local/apache-tomcat-8.5.34/webapps/ROOT/index.jsp"
                 })
                 .expect("index.jsp is listed");
-            assert_eq!(jsp["checksums"][0]["algorithm"], "SHA256");
+            let jsp_input = repo().join("specs/inputs/index.jsp");
+            assert_eq!(jsp["checksums"][0]["algorithm"], "SHA1");
             assert_eq!(
                 jsp["checksums"][0]["checksumValue"].as_str().unwrap(),
-                sha256_file(&repo().join("specs/inputs/index.jsp"))
+                sum("sha1sum", &jsp_input)
             );
-            // The declared inputs, with their digests.
+            assert_eq!(jsp["checksums"][1]["algorithm"], "SHA256");
+            assert_eq!(
+                jsp["checksums"][1]["checksumValue"].as_str().unwrap(),
+                sha256_file(&jsp_input)
+            );
+            // The declared inputs, with their digests: the sha256 of the
+            // file, and strata's blake3 digest in the comment.
             let inputs: Vec<&str> = packages
                 .iter()
                 .filter(|p| p["primaryPackagePurpose"] == "SOURCE")
                 .map(|p| {
-                    assert_eq!(p["checksums"][0]["algorithm"], "BLAKE3");
+                    let name = p["name"].as_str().unwrap();
+                    assert_eq!(p["checksums"][0]["algorithm"], "SHA256");
                     assert_eq!(
-                        p["checksums"][0]["checksumValue"].as_str().unwrap().len(),
-                        64
+                        p["checksums"][0]["checksumValue"].as_str().unwrap(),
+                        sha256_file(&repo().join("specs").join(name)),
+                        "{name}"
                     );
-                    p["name"].as_str().unwrap()
+                    let comment = p["comment"].as_str().unwrap();
+                    let blake3 = comment.rsplit(' ').next().unwrap();
+                    assert!(
+                        blake3.len() == 64 && blake3.bytes().all(|b| b.is_ascii_hexdigit()),
+                        "{comment}"
+                    );
+                    name
                 })
                 .collect();
             for input in [

@@ -531,6 +531,7 @@ impl Planner<'_> {
                 }
                 let digest = keys::digest_input(&host, self.memo.as_deref())
                     .map_err(|e| io_diag(src, &host, e))?;
+                let path = host.clone();
                 let job_op = if unpack {
                     JobOp::Unpack {
                         archive: host,
@@ -552,6 +553,7 @@ impl Planner<'_> {
                     Some(InputDigest {
                         src: src.value.clone(),
                         digest,
+                        path,
                     }),
                 )
             }
@@ -612,10 +614,11 @@ impl Planner<'_> {
                 let digest = keys::digest_input(&host, self.memo.as_deref())
                     .map_err(|e| io_diag(src, &host, e))?;
                 (
-                    JobOp::FromDir { dir: host },
+                    JobOp::FromDir { dir: host.clone() },
                     Some(InputDigest {
                         src: src.value.clone(),
                         digest,
+                        path: host,
                     }),
                 )
             }
