@@ -120,7 +120,15 @@ fn an_index_groups_images_of_several_platforms_under_one_tag() {
     strata_ok(
         dir,
         &dir.join("cache2"),
-        &["compose", "mp.kdl", "-o", "again", "-q"],
+        &[
+            "compose",
+            "mp.kdl",
+            "-o",
+            "again",
+            "-q",
+            "--oci-archive",
+            "mp.tar",
+        ],
     );
     assert_eq!(
         crate::support::tree_bytes(&layout),
@@ -156,6 +164,16 @@ fn an_index_groups_images_of_several_platforms_under_one_tag() {
         let digest = member["digest"].as_str().unwrap();
         assert!(blob(&copy, digest).is_file(), "{digest} copied");
     }
+    // The OCI archive holds the index too.
+    let raw = run_ok(
+        Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("oci-archive:{}:app", dir.join("mp.tar").display())),
+    );
+    assert_eq!(
+        raw.as_bytes(),
+        fs::read(blob(&layout, nested_digest)).unwrap()
+    );
 }
 
 #[test]
