@@ -164,6 +164,17 @@ fn an_index_groups_images_of_several_platforms_under_one_tag() {
         let digest = member["digest"].as_str().unwrap();
         assert!(blob(&copy, digest).is_file(), "{digest} copied");
     }
+    // The strict validator accepts a layout holding an index.
+    if have(
+        "oci-image-tool",
+        "an_index_groups_images_of_several_platforms_under_one_tag",
+    ) {
+        run_ok(
+            Command::new("oci-image-tool")
+                .args(["validate", "--type", "image"])
+                .arg(&layout),
+        );
+    }
     // The OCI archive holds the index too.
     let raw = run_ok(
         Command::new("skopeo")
