@@ -1,5 +1,7 @@
-//! OCI image layouts (image-spec 1.1) and docker-archives: image config,
-//! manifest and index JSON, and the blobs they name.
+//! OCI image layouts (image-spec 1.1), docker-archives and OCI archives:
+//! image config, manifest and index JSON, and the blobs they name; in a
+//! layout also multi-platform image indexes ([`MultiPlatform`]) and
+//! artifacts that refer to an image, such as an SBOM ([`Referrer`]).
 //!
 //! Types come from `oci-spec`; JSON is always written through a canonical
 //! formatter (RFC 8785: sorted keys, no whitespace), because oci-spec keeps

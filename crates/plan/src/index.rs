@@ -21,11 +21,7 @@ pub struct IndexNode {
 
 /// `os/arch[/variant]` of an image.
 pub(crate) fn platform(image: &ImageNode) -> String {
-    let c = &image.config;
-    match &c.variant {
-        Some(v) => format!("{}/{}/{v}", c.os, c.architecture),
-        None => format!("{}/{}", c.os, c.architecture),
-    }
+    image.config.platform()
 }
 
 /// The indexes of `spec` over `images` (spec order; `None` for an image that

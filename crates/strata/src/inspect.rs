@@ -21,29 +21,45 @@ pub fn parse_target(target: &str) -> (PathBuf, Option<String>) {
     }
 }
 
+/// What a target names in a layout: the images to show and the indexes.
+pub(crate) struct Selection<'l> {
+    pub images: Vec<&'l strata_export::LayoutImage>,
+    pub indexes: Vec<&'l strata_export::LayoutIndex>,
+}
+
+/// Without a tag, every image and index; a tag of an image, that image; a
+/// tag of a multi-platform index, the index and each of its images.
+pub(crate) fn select<'l>(
+    layout: &'l strata_export::Layout,
+    tag: Option<&str>,
+) -> Result<Selection<'l>, Error> {
+    let index = tag.and_then(|t| layout.indexes().iter().find(|i| i.name == t));
+    Ok(match (tag, index) {
+        (_, Some(index)) => Selection {
+            images: index
+                .manifests
+                .iter()
+                .filter_map(|(d, _)| layout.images().iter().find(|i| i.manifest_digest == *d))
+                .collect(),
+            indexes: vec![index],
+        },
+        (Some(t), None) => Selection {
+            images: vec![layout.image(t)?],
+            indexes: Vec::new(),
+        },
+        (None, None) => Selection {
+            images: layout.images().iter().collect(),
+            indexes: layout.indexes().iter().collect(),
+        },
+    })
+}
+
 /// Render an inspection of `target`.
 pub fn inspect(target: &str, files: bool) -> Result<String, Error> {
     let (dir, tag) = parse_target(target);
     let layout = strata_export::open_layout(&dir)?;
-    // A multi-platform tag shows its index, then each of its images.
-    let index = tag
-        .as_ref()
-        .and_then(|t| layout.indexes().iter().find(|i| &i.name == t));
-    let images: Vec<&strata_export::LayoutImage> = match (&tag, index) {
-        (_, Some(index)) => index
-            .manifests
-            .iter()
-            .filter_map(|(d, _)| layout.images().iter().find(|i| i.manifest_digest == *d))
-            .collect(),
-        (Some(t), None) => vec![layout.image(t)?],
-        (None, None) => layout.images().iter().collect(),
-    };
+    let Selection { images, indexes } = select(&layout, tag.as_deref())?;
     let mut s = String::new();
-    let indexes: Vec<&strata_export::LayoutIndex> = match (&tag, index) {
-        (_, Some(index)) => vec![index],
-        (Some(_), None) => Vec::new(),
-        (None, None) => layout.indexes().iter().collect(),
-    };
     for index in indexes {
         let _ = writeln!(s, "index {}", index.name);
         let _ = writeln!(s, "  digest {}", index.digest);

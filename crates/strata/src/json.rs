@@ -42,10 +42,6 @@ pub fn plan_json(plan: &Plan) -> String {
             })
         })
         .collect();
-    let platform = |c: &strata_export::ImageConfig| match &c.variant {
-        Some(v) => format!("{}/{}/{v}", c.os, c.architecture),
-        None => format!("{}/{}", c.os, c.architecture),
-    };
     let images: Vec<Value> = plan
         .images
         .iter()
@@ -53,7 +49,7 @@ pub fn plan_json(plan: &Plan) -> String {
             json!({
                 "name": i.name,
                 "tag": i.tag,
-                "platform": platform(&i.config),
+                "platform": i.config.platform(),
                 "layers": i.layers.iter().map(|&id| plan.layer(id).qualified_name()).collect::<Vec<_>>(),
             })
         })
@@ -66,7 +62,7 @@ pub fn plan_json(plan: &Plan) -> String {
                 "name": x.name,
                 "images": x.images.iter().filter_map(|&i| plan.images.get(i)).map(|i| json!({
                     "name": i.name,
-                    "platform": platform(&i.config),
+                    "platform": i.config.platform(),
                 })).collect::<Vec<_>>(),
             })
         })
@@ -94,18 +90,8 @@ pub fn plan_json(plan: &Plan) -> String {
 pub fn inspect_json(target: &str, files: bool) -> Result<String, Error> {
     let (dir, tag) = crate::inspect::parse_target(target);
     let layout = strata_export::open_layout(&dir)?;
-    let index = tag
-        .as_ref()
-        .and_then(|t| layout.indexes().iter().find(|i| &i.name == t));
-    let images: Vec<&strata_export::LayoutImage> = match (&tag, index) {
-        (_, Some(index)) => index
-            .manifests
-            .iter()
-            .filter_map(|(d, _)| layout.images().iter().find(|i| i.manifest_digest == *d))
-            .collect(),
-        (Some(t), None) => vec![layout.image(t)?],
-        (None, None) => layout.images().iter().collect(),
-    };
+    let crate::inspect::Selection { images, indexes } =
+        crate::inspect::select(&layout, tag.as_deref())?;
     let mut out = Vec::with_capacity(images.len());
     for img in images {
         let mut layers = Vec::with_capacity(img.layers.len());
@@ -145,13 +131,9 @@ pub fn inspect_json(target: &str, files: bool) -> Result<String, Error> {
             "referrers": referrers,
         }));
     }
-    let indexes: Vec<Value> = match (&tag, index) {
-        (_, Some(index)) => vec![index],
-        (Some(_), None) => Vec::new(),
-        (None, None) => layout.indexes().iter().collect(),
-    }
-    .into_iter()
-    .map(|x| {
+    let indexes: Vec<Value> = indexes
+        .into_iter()
+        .map(|x| {
         json!({
             "name": x.name,
             "digest": x.digest.to_string(),

@@ -81,13 +81,9 @@ pub(crate) fn index_reports(
                 .iter()
                 .filter_map(|&i| {
                     let image = plan.images.get(i)?;
-                    let c = &image.config;
                     Some(IndexMember {
                         name: image.name.clone(),
-                        platform: match &c.variant {
-                            Some(v) => format!("{}/{}/{v}", c.os, c.architecture),
-                            None => format!("{}/{}", c.os, c.architecture),
-                        },
+                        platform: image.config.platform(),
                         manifest: written.images.get(i)?.manifest.to_string(),
                     })
                 })
