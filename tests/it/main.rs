@@ -5,12 +5,17 @@
 mod big_layer;
 mod cache;
 mod cli;
+mod completions;
 mod demo;
 mod diff;
 mod hostile;
+mod json_output;
 mod lock;
+mod multi_platform;
+mod outputs;
 mod real_tools;
 mod repro;
+mod sbom;
 mod snapshot;
 mod support;
 mod tidy;

@@ -16,7 +16,11 @@ pub enum CacheCommand {
     },
     /// Re-hash every blob; drop entries whose blob is missing or corrupt, and
     /// blobs no entry uses. Exits 1 if anything was bad.
-    Verify,
+    Verify {
+        /// One JSON object on stdout: layers checked, what was removed and why, bytes freed.
+        #[arg(long)]
+        json: bool,
+    },
     /// Evict least recently used layers.
     Gc {
         /// Keep the blobs under this total size: `500MiB`, `10GB`, `2G`.
@@ -25,6 +29,9 @@ pub enum CacheCommand {
         /// Evict layers unused for longer than this: `7d`, `12h`, `30min`.
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         older_than: Option<Duration>,
+        /// One JSON object on stdout: layers checked, what was evicted and why, bytes freed.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the cache directory.
     Path,
@@ -81,7 +88,12 @@ pub fn run(
             }
             Ok(true)
         }
-        CacheCommand::Verify => {
+        CacheCommand::Verify { json: true } => {
+            let r = cache.verify()?;
+            out.push_str(&maint_json(&r));
+            Ok(r.removed.is_empty())
+        }
+        CacheCommand::Verify { json: false } => {
             let r = cache.verify()?;
             for (what, why) in &r.removed {
                 out.push_str(&format!("removed {what}: {why}\n"));
@@ -97,6 +109,7 @@ pub fn run(
         CacheCommand::Gc {
             max_size,
             older_than,
+            json,
         } => {
             if max_size.is_none() && older_than.is_none() {
                 return Err(strata::Error::Other(
@@ -104,6 +117,10 @@ pub fn run(
                 ));
             }
             let r = cache.gc(max_size, older_than)?;
+            if json {
+                out.push_str(&maint_json(&r));
+                return Ok(true);
+            }
             for (what, why) in &r.removed {
                 out.push_str(&format!("removed {what}: {why}\n"));
             }
@@ -119,6 +136,16 @@ pub fn run(
             Ok(true)
         }
     }
+}
+
+/// A verify or gc report as JSON.
+fn maint_json(r: &strata::MaintReport) -> String {
+    let v = serde_json::json!({
+        "checked": r.checked,
+        "removed": r.removed.iter().map(|(what, why)| serde_json::json!({"what": what, "why": why})).collect::<Vec<_>>(),
+        "freed": r.freed,
+    });
+    format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
 }
 
 fn strata_cache_dir_size(root: &std::path::Path) -> u64 {

@@ -5,8 +5,16 @@
 
 use std::process::ExitCode;
 
-pub fn run(a: &str, b: &str) -> ExitCode {
+pub fn run(a: &str, b: &str, json: bool) -> ExitCode {
     match strata::diff::diff(a, b) {
+        Ok(d) if json => {
+            crate::print_stdout(&strata::json::diff_json(a, b, &d));
+            if d.identical() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Ok(d) if d.identical() => ExitCode::SUCCESS,
         Ok(d) => {
             crate::print_stdout(&d.text);

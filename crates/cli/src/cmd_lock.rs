@@ -87,6 +87,7 @@ pub fn run(
     jobs: Option<u16>,
     cache_dir: Option<PathBuf>,
     quiet: bool,
+    json: bool,
 ) -> Result<ExitCode, strata::Error> {
     use std::io::IsTerminal;
     let opts = strata::ComposeOptions {
@@ -96,14 +97,31 @@ pub fn run(
         source_date_epoch: crate::source_date_epoch()?,
         ..Default::default()
     };
-    let progress = crate::progress::Progress::new(!quiet && std::io::stderr().is_terminal());
+    let progress =
+        crate::progress::Progress::new(!quiet && !json && std::io::stderr().is_terminal());
     let report = strata::compose(spec, &opts, &|e| progress.event(e));
     progress.finish();
     let report = report?;
     let lock = Lock::from_report(&report, opts.source_date_epoch);
     let path = lock_path(spec);
     let changed = write(&path, &lock)?;
-    if !quiet {
+    if json {
+        let v = serde_json::json!({
+            "lock": path,
+            "written": changed,
+            "images": lock.images.iter().map(|i| serde_json::json!({
+                "name": i.name,
+                "manifest": i.manifest.to_string(),
+                "config": i.config.to_string(),
+            })).collect::<Vec<_>>(),
+            "layers": lock.layers.len(),
+            "entries": lock.layers.iter().map(|l| l.listing.len()).sum::<usize>(),
+        });
+        crate::print_stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        ));
+    } else if !quiet {
         crate::print_stdout(&format!(
             "{} {} ({} image(s), {} layer(s), {} entries)\n",
             if changed { "wrote" } else { "up to date:" },

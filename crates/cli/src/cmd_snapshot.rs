@@ -10,14 +10,35 @@ use strata::testing::{self, Check};
 pub fn run(
     spec: &Path,
     accept: bool,
+    json: bool,
     cache_dir: Option<std::path::PathBuf>,
     out: &mut String,
 ) -> Result<bool, strata::Error> {
     let snap = testing::snapshot_with(spec, cache_dir)?;
     let mut ok = true;
+    let mut states = Vec::new();
     for image in &snap.images {
         let path = testing::snapshot_path(spec, &image.name);
         let state = testing::check(&path, image)?;
+        if json {
+            let (word, diff) = match (&state, accept) {
+                (Check::Same, _) => ("unchanged", None),
+                (Check::Missing, true) => ("written", None),
+                (Check::Changed(d), true) => ("updated", Some(d.clone())),
+                (Check::Missing, false) => ("missing", None),
+                (Check::Changed(d), false) => ("changed", Some(d.clone())),
+            };
+            if accept && state != Check::Same {
+                testing::accept(&path, image)?;
+            }
+            ok &= accept || state == Check::Same;
+            let mut v = serde_json::json!({"image": image.name, "path": path, "state": word});
+            if let Some(d) = diff {
+                v["diff"] = d.into();
+            }
+            states.push(v);
+            continue;
+        }
         match (&state, accept) {
             (Check::Same, _) => out.push_str(&format!("unchanged {}\n", path.display())),
             (Check::Missing | Check::Changed(_), true) => {
@@ -42,6 +63,14 @@ pub fn run(
                 out.push_str(&format!("changed {}:\n{diff}", path.display()));
             }
         }
+    }
+    if json {
+        let v = serde_json::json!({"ok": ok, "snapshots": states});
+        out.push_str(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        ));
+        return Ok(ok);
     }
     if !ok {
         out.push_str(&format!(

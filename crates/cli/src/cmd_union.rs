@@ -28,6 +28,9 @@ pub enum UnionCommand {
         /// The name of the new image in the layout's index.json.
         #[arg(long, value_name = "NEW")]
         tag: String,
+        /// Print `{"name": NEW, "manifest": DIGEST}` instead of `NEW DIGEST`.
+        #[arg(long)]
+        json: bool,
     },
     /// Write TARGET plus one layer holding the difference between its union
     /// view and DIR (added and changed files, whiteouts for what is gone,
@@ -44,6 +47,9 @@ pub enum UnionCommand {
         /// The name of the new image in the layout's index.json.
         #[arg(long, value_name = "NEW")]
         tag: String,
+        /// Print `{"name": NEW, "manifest": DIGEST}` instead of `NEW DIGEST`.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -75,22 +81,37 @@ pub fn run(
                 );
             }
         }
-        UnionCommand::Squash { target, tag: new } => {
+        UnionCommand::Squash {
+            target,
+            tag: new,
+            json,
+        } => {
             let (layout, tag) = target_tag(&target)?;
             let image = union::squash(&layout, &tag, &new, opts)?;
-            out.push_str(&format!("{} {}\n", image.name, image.manifest));
+            out.push_str(&written(&image.name, &image.manifest.to_string(), json));
         }
         UnionCommand::Commit {
             target,
             dir,
             tag: new,
+            json,
         } => {
             let (layout, tag) = target_tag(&target)?;
             let image = union::commit(&layout, &tag, &dir, &new, opts)?;
-            out.push_str(&format!("{} {}\n", image.name, image.manifest));
+            out.push_str(&written(&image.name, &image.manifest.to_string(), json));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The line (or JSON object) that names a new image.
+fn written(name: &str, manifest: &str, json: bool) -> String {
+    if json {
+        let v = serde_json::json!({"name": name, "manifest": manifest});
+        format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+    } else {
+        format!("{name} {manifest}\n")
+    }
 }
 
 /// `LAYOUT:TAG`, the tag required.

@@ -12,6 +12,7 @@
 
 mod cmd_cache;
 mod cmd_diff;
+mod cmd_docs;
 mod cmd_lock;
 mod cmd_snapshot;
 mod cmd_union;
@@ -27,6 +28,7 @@ const EXAMPLES: &str = "\
 Examples:
   strata compose specs/tomcat.kdl                 # -> target/images/tomcat/ (OCI layout)
   strata compose specs/hello.kdl --docker-archive hello.tar && podman load -i hello.tar
+  strata compose specs/hello.kdl --oci-archive hello-oci.tar && skopeo inspect oci-archive:hello-oci.tar:hello
   strata compose specs/tomcat.kdl --json | jq '.images[].manifest'
   strata plan specs/tomcat.kdl --dot | dot -Tsvg > plan.svg
   strata inspect target/images/tomcat:tomcat --files
@@ -43,7 +45,7 @@ The spec language: docs/spec.md.";
 /// OCI image layout.
 #[derive(Parser)]
 #[command(name = "strata", version, after_help = EXAMPLES)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -67,6 +69,26 @@ enum Command {
         /// load`), every image tagged NAME:TAG.
         #[arg(long, value_name = "FILE")]
         docker_archive: Option<PathBuf>,
+        /// Also write the layout as an OCI archive: one tar of the layout,
+        /// reproducible like the layout (`skopeo copy oci-archive:FILE:TAG ...`).
+        #[arg(long, value_name = "FILE")]
+        oci_archive: Option<PathBuf>,
+        /// Also store an SBOM of each image in the layout: an SPDX 2.3 JSON
+        /// document (every layer, every regular file with its sha256, every
+        /// input of the spec with its digest), as an OCI 1.1 artifact whose
+        /// subject is the image manifest. Reproducible; the images'
+        /// digests do not change.
+        #[arg(long)]
+        sbom: bool,
+        /// Set `org.opencontainers.image.source` on every image (over the
+        /// spec's `annotation`), e.g. `--source https://github.com/me/app`.
+        /// Like any annotation it is part of the manifest digest.
+        #[arg(long, value_name = "URL", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+        source: Option<String>,
+        /// Set `org.opencontainers.image.revision` on every image (over the
+        /// spec's), e.g. `--revision "$(git rev-parse HEAD)"`.
+        #[arg(long, value_name = "REV", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+        revision: Option<String>,
         /// Layers built at once (default: the number of cores). Never changes the output.
         #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         jobs: Option<u16>,
@@ -105,6 +127,10 @@ enum Command {
         /// No progress display and no summary; errors only.
         #[arg(long, short)]
         quiet: bool,
+        /// Print one JSON object on stdout (the lock file, whether it was
+        /// written, every image's digests) instead of the summary.
+        #[arg(long)]
+        json: bool,
     },
     /// Explain why two images differ: digests, config fields, and layer by
     /// layer the files added (+), removed (-) or changed (~). Each side is an
@@ -115,6 +141,9 @@ enum Command {
         a: String,
         /// The new side, in the same forms (`+` lines).
         b: String,
+        /// Print one JSON object (`identical`, and the lines of the text form).
+        #[arg(long)]
+        json: bool,
     },
     #[command(flatten)]
     Union(cmd_union::UnionCommand),
@@ -122,8 +151,12 @@ enum Command {
     Plan {
         spec: PathBuf,
         /// Graphviz output: `strata plan SPEC --dot | dot -Tsvg > plan.svg`.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "json")]
         dot: bool,
+        /// One JSON object: every layer (key, key parts, inputs, what it
+        /// waits for), every image (layers, platform) and index.
+        #[arg(long)]
+        json: bool,
     },
     /// List the images, layers and config of an OCI layout.
     Inspect {
@@ -134,6 +167,10 @@ enum Command {
         /// whiteouts marked), fit to commit and diff.
         #[arg(long)]
         files: bool,
+        /// One JSON object: digests, layers (with --files their entries),
+        /// the OCI config and annotations of each image, indexes, referrers.
+        #[arg(long)]
+        json: bool,
     },
     /// Check the snapshot of every image of a spec: its config and every
     /// layer's files, in SPEC_DIR/snapshots/<spec>.<image>.snap. Exits 1 with
@@ -143,6 +180,10 @@ enum Command {
         /// Write the new snapshots instead of failing on a change.
         #[arg(long)]
         accept: bool,
+        /// One JSON object: each snapshot file and its state (unchanged,
+        /// changed with its diff, missing, written, updated).
+        #[arg(long)]
+        json: bool,
         /// The layer cache. Default: $STRATA_CACHE_DIR, else ~/.cache/strata.
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
@@ -155,6 +196,28 @@ enum Command {
         #[arg(long, value_name = "DIR", global = true)]
         cache_dir: Option<PathBuf>,
     },
+    /// Print a shell completion script for strata.
+    #[command(after_help = "Examples:\n  \
+        strata completions bash > ~/.local/share/bash-completion/completions/strata\n  \
+        strata completions zsh > ~/.zfunc/_strata\n  \
+        strata completions fish > ~/.config/fish/completions/strata.fish")]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page of strata (roff), or with --out write one page per
+    /// subcommand too: `strata man | man -l -`, `strata man --out share/man/man1`.
+    Man {
+        /// Write strata.1 and strata-SUBCOMMAND.1 into this directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Data on stdout, or the error.
+fn print_result(s: Result<String, strata::Error>) -> Result<ExitCode, strata::Error> {
+    print_stdout(&s?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -171,6 +234,10 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             spec,
             out,
             docker_archive,
+            oci_archive,
+            sbom,
+            source,
+            revision,
             jobs,
             cache_dir,
             json,
@@ -183,6 +250,10 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             let opts = strata::ComposeOptions {
                 out,
                 docker_archive,
+                oci_archive,
+                sbom,
+                source,
+                revision,
                 jobs: jobs.map(usize::from),
                 cache_dir,
                 source_date_epoch: source_date_epoch()?,
@@ -210,15 +281,16 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             jobs,
             cache_dir,
             quiet,
-        } => cmd_lock::run(&spec, out, jobs, cache_dir, quiet),
-        Command::Diff { a, b } => Ok(cmd_diff::run(&a, &b)),
+            json,
+        } => cmd_lock::run(&spec, out, jobs, cache_dir, quiet, json),
+        Command::Diff { a, b, json } => Ok(cmd_diff::run(&a, &b, json)),
         Command::Union(cmd) => {
             let mut out = String::new();
             let code = cmd_union::run(cmd, source_date_epoch()?, &mut out)?;
             print_stdout(&out);
             Ok(code)
         }
-        Command::Plan { spec, dot } => {
+        Command::Plan { spec, dot, json } => {
             let plan = strata::plan_spec(
                 &spec,
                 &strata::PlanOptions {
@@ -226,24 +298,35 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                     ..Default::default()
                 },
             )?;
-            print_stdout(&if dot {
+            print_stdout(&if json {
+                strata::json::plan_json(&plan)
+            } else if dot {
                 plan.render_dot()
             } else {
                 plan.render_text()
             });
             Ok(ExitCode::SUCCESS)
         }
-        Command::Inspect { target, files } => {
-            print_stdout(&strata::inspect::inspect(&target, files)?);
+        Command::Inspect {
+            target,
+            files,
+            json,
+        } => {
+            print_stdout(&if json {
+                strata::json::inspect_json(&target, files)?
+            } else {
+                strata::inspect::inspect(&target, files)?
+            });
             Ok(ExitCode::SUCCESS)
         }
         Command::Snapshot {
             spec,
             accept,
+            json,
             cache_dir,
         } => {
             let mut out = String::new();
-            let ok = cmd_snapshot::run(&spec, accept, cache_dir, &mut out)?;
+            let ok = cmd_snapshot::run(&spec, accept, json, cache_dir, &mut out)?;
             print_stdout(&out);
             Ok(if ok {
                 ExitCode::SUCCESS
@@ -251,6 +334,12 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                 ExitCode::FAILURE
             })
         }
+        Command::Completions { shell } => print_result(Ok(cmd_docs::completions(shell))),
+        Command::Man { out: None } => print_result(cmd_docs::man_page()),
+        Command::Man { out: Some(dir) } => print_result(
+            cmd_docs::write_man_pages(&dir)
+                .map(|files| files.iter().map(|f| format!("{f}\n")).collect()),
+        ),
         Command::Cache { command, cache_dir } => {
             let mut out = String::new();
             let ok = cmd_cache::run(command, cache_dir, &mut out)?;

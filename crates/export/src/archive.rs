@@ -1,5 +1,7 @@
 //! Writing a docker-archive: one deterministic tar that `docker load`,
-//! `podman load` and `skopeo copy docker-archive:` accept.
+//! `podman load` and `skopeo copy docker-archive:` accept; and an OCI
+//! archive, the same kind of tar holding only an OCI image layout
+//! (`skopeo copy oci-archive:`).
 //!
 //! The format is the one `docker save` writes since Docker 25: an OCI image
 //! layout (`oci-layout`, `index.json`, `blobs/sha256/*`) plus the legacy
@@ -32,7 +34,60 @@ use crate::{Error, ExportImage, LayerDesc};
 /// renamed into place, so `file` is never seen half-written.
 pub fn write_docker_archive(file: &Path, images: &[ExportImage]) -> Result<(), Error> {
     let entries = plan_entries(images, file)?;
+    // The archive's own entries carry the images' time (the spec's epoch or
+    // SOURCE_DATE_EPOCH), so that it is the only time anywhere in the output.
+    let mtime = images.iter().map(|i| i.config.created).max().unwrap_or(0);
+    write_tar(file, &entries, mtime)
+}
 
+/// Write the OCI image layout at `layout` as an OCI archive at `file`: a tar
+/// of the layout's `oci-layout`, `index.json` and `blobs/sha256/*` (what
+/// `skopeo copy oci-archive:FILE:TAG` reads), canonical like a docker-archive,
+/// every entry's mtime `mtime` (the images' time). Every blob is checked
+/// against the digest that names it on the way into the tar. Written under a
+/// temporary name and renamed into place.
+pub fn write_oci_archive(file: &Path, layout: &Path, mtime: u64) -> Result<(), Error> {
+    let mut entries = BTreeMap::new();
+    entries.insert("blobs/".to_owned(), Entry::Dir);
+    entries.insert("blobs/sha256/".to_owned(), Entry::Dir);
+    for name in ["oci-layout", "index.json"] {
+        let path = layout.join(name);
+        let bytes = fs::read(&path).map_err(|e| io_err(&path, e))?;
+        entries.insert(name.to_owned(), Entry::Bytes(bytes));
+    }
+    let blobs = layout.join("blobs").join("sha256");
+    for dirent in fs::read_dir(&blobs).map_err(|e| io_err(&blobs, e))? {
+        let dirent = dirent.map_err(|e| io_err(&blobs, e))?;
+        let path = dirent.path();
+        let digest: Digest = dirent
+            .file_name()
+            .to_str()
+            .and_then(|hex| hex.parse().ok())
+            .ok_or_else(|| Error::Invalid {
+                path: path.clone(),
+                reason: "not a sha256 blob name".to_owned(),
+            })?;
+        let meta = fs::symlink_metadata(&path).map_err(|e| io_err(&path, e))?;
+        if !meta.is_file() {
+            return Err(Error::Invalid {
+                path,
+                reason: "a blob of the layout is not a regular file".to_owned(),
+            });
+        }
+        entries.insert(
+            blob_name(&digest),
+            Entry::Blob(BlobFile {
+                digest,
+                size: meta.len(),
+                path,
+            }),
+        );
+    }
+    write_tar(file, &entries, mtime)
+}
+
+/// Write `entries` (in path order) as a canonical tar at `file`, atomically.
+fn write_tar(file: &Path, entries: &BTreeMap<String, Entry<'_>>, mtime: u64) -> Result<(), Error> {
     let name = file
         .file_name()
         .and_then(|n| n.to_str())
@@ -51,12 +106,9 @@ pub fn write_docker_archive(file: &Path, images: &[ExportImage]) -> Result<(), E
         .map_err(|e| io_err(&parent, e))?;
     let tmp_path = tmp.path().to_path_buf();
 
-    // The archive's own entries carry the images' time (the spec's epoch or
-    // SOURCE_DATE_EPOCH), so that it is the only time anywhere in the output.
-    let mtime = images.iter().map(|i| i.config.created).max().unwrap_or(0);
     // The temporary file is removed when `tmp` is dropped on any error below.
     let mut tar = tar::Builder::new(BufWriter::new(tmp.as_file()));
-    for (path, entry) in &entries {
+    for (path, entry) in entries {
         write_entry(&mut tar, path, entry, mtime).map_err(|e| match e {
             EntryError::Io(e) => io_err(&tmp_path, e),
             EntryError::Blob(e) => e,
@@ -73,11 +125,20 @@ pub fn write_docker_archive(file: &Path, images: &[ExportImage]) -> Result<(), E
     Ok(())
 }
 
+/// A blob of a layout on disk, named by its digest.
+struct BlobFile {
+    digest: Digest,
+    size: u64,
+    path: PathBuf,
+}
+
 /// What goes at one path of the archive.
 enum Entry<'a> {
     Dir,
     Bytes(Vec<u8>),
     Layer(&'a LayerDesc),
+    /// A blob of a layout written before (an OCI archive).
+    Blob(BlobFile),
 }
 
 /// Every entry of the archive, by path (so in the order they are written).
@@ -106,15 +167,15 @@ fn plan_entries<'a>(
                 .or_insert(Entry::Layer(layer));
         }
         let json = image_json(image)?;
-        index.push(IndexEntry {
-            digest: json.manifest_digest,
-            size: len_u64(&json.manifest),
-            annotations: [
+        index.push(IndexEntry::image(
+            json.manifest_digest,
+            len_u64(&json.manifest),
+            [
                 (ANNOTATION_IMAGE_NAME.to_owned(), docker_ref.full.clone()),
                 (ANNOTATION_REF_NAME.to_owned(), image.tag.clone()),
             ]
             .into(),
-        });
+        ));
         manifest.push(ManifestItem {
             config: blob_name(&json.config_digest),
             repo_tags: vec![format!("{}:{}", docker_ref.familiar, image.tag)],
@@ -305,6 +366,25 @@ fn write_entry<W: Write>(
                 .map_err(|e| EntryError::Blob(io_err(src, e)))?;
             let (found, size) = reader.finish();
             check_blob(layer, found, size).map_err(EntryError::Blob)?;
+        }
+        Entry::Blob(blob) => {
+            let src = &blob.path;
+            let file = fs::File::open(src).map_err(|e| EntryError::Blob(io_err(src, e)))?;
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(0o644);
+            header.set_size(blob.size);
+            header.set_cksum();
+            let mut reader = HashingReader::new(io::BufReader::new(file).take(blob.size));
+            tar.append(&header, &mut reader)
+                .map_err(|e| EntryError::Blob(io_err(src, e)))?;
+            let (found, size) = reader.finish();
+            if found != blob.digest || size != blob.size {
+                return Err(EntryError::Blob(Error::BadBlob {
+                    path: src.clone(),
+                    digest: blob.digest,
+                    found,
+                }));
+            }
         }
     }
     Ok(())

@@ -37,6 +37,16 @@ pub struct ImageConfig {
     pub created: u64,
 }
 
+impl ImageConfig {
+    /// `os/architecture[/variant]`, as `platform` in a spec is written.
+    pub fn platform(&self) -> String {
+        match &self.variant {
+            Some(v) => format!("{}/{}/{v}", self.os, self.architecture),
+            None => format!("{}/{}", self.os, self.architecture),
+        }
+    }
+}
+
 /// The OCI image configuration of an image with these layers (in order, lowest
 /// first): `rootfs.diff_ids` from their diff_ids, one history entry per layer.
 ///

@@ -7,7 +7,7 @@
 //! layout is what leaves the machine, and a blob that does not match its digest
 //! would only be noticed by whoever pulls the image, far from the cause.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 use strata_layer::Digest;
 use strata_layer::digest::{HashingWriter, digest_reader};
 
-use crate::manifest::{ANNOTATION_REF_NAME, IndexEntry, image_json, index_json, oci_layout_json};
+use crate::manifest::{
+    ANNOTATION_REF_NAME, IndexEntry, image_json, index_json, multi_platform_json, oci_layout_json,
+};
+use crate::referrer::{EMPTY_JSON, Referrer, referrer_manifest};
 use crate::{Error, ExportImage, LayerDesc};
 
 /// What was written for one image.
@@ -27,14 +30,60 @@ pub struct ExportedImage {
     pub config: Digest,
 }
 
+/// What goes into a layout besides its images.
+#[derive(Debug, Clone, Default)]
+pub struct LayoutExtras {
+    /// Artifacts about the images (SBOMs), listed in `index.json` untagged.
+    pub referrers: Vec<Referrer>,
+    /// Multi-platform images: image indexes over some of the images, tagged.
+    pub indexes: Vec<MultiPlatform>,
+}
+
+/// A multi-platform image: an OCI image index of some of the images (one
+/// per platform), tagged `name` in `index.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultiPlatform {
+    pub name: String,
+    /// Indices into the images written; each descriptor carries the image's
+    /// platform (`os`, `architecture`, `variant` of its config).
+    pub images: Vec<usize>,
+    /// Annotations on the image index.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What [`write_layout_with`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub images: Vec<ExportedImage>,
+    /// The artifact manifest of each referrer, in the order given.
+    pub referrers: Vec<Digest>,
+    /// The image index of each multi-platform image, in the order given.
+    pub indexes: Vec<Digest>,
+}
+
 /// Write `images` as an OCI image layout at `dir`, replacing the layout that
 /// is there (if any). `dir` must not exist, be empty, or be an image layout
 /// (hold an `oci-layout` file); anything else is [`Error::NotALayout`] and is
 /// left untouched. On error nothing is left at `dir` but what was there before.
 pub fn write_layout(dir: &Path, images: &[ExportImage]) -> Result<Vec<ExportedImage>, Error> {
+    write_layout_with(dir, images, &LayoutExtras::default()).map(|w| w.images)
+}
+
+/// [`write_layout`], with artifacts that refer to the images.
+pub fn write_layout_with(
+    dir: &Path,
+    images: &[ExportImage],
+    extras: &LayoutExtras,
+) -> Result<Written, Error> {
     let (parent, name) = split_dir(dir)?;
     let existing = existing_kind(dir)?;
-    check_unique_names(images.iter().map(|i| i.name.as_str()), dir)?;
+    check_unique_names(
+        images
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain(extras.indexes.iter().map(|i| i.name.as_str())),
+        dir,
+    )?;
 
     // Like `mkdir -p`: `--out target/images/x` on a fresh clone has no `target/images` yet.
     fs::create_dir_all(&parent).map_err(|e| io_err(&parent, e))?;
@@ -42,7 +91,7 @@ pub fn write_layout(dir: &Path, images: &[ExportImage]) -> Result<Vec<ExportedIm
         .prefix(&format!(".{name}.tmp-"))
         .tempdir_in(&parent)
         .map_err(|e| io_err(&parent, e))?;
-    let exported = fill(tmp.path(), images)?;
+    let exported = fill(tmp.path(), images, extras)?;
 
     match existing {
         Existing::Missing => {
@@ -145,7 +194,7 @@ pub(crate) fn check_unique_names<'a>(
 }
 
 /// Write the whole layout into the empty directory `root`.
-fn fill(root: &Path, images: &[ExportImage]) -> Result<Vec<ExportedImage>, Error> {
+fn fill(root: &Path, images: &[ExportImage], extras: &LayoutExtras) -> Result<Written, Error> {
     let blobs = root.join("blobs").join("sha256");
     fs::create_dir_all(&blobs).map_err(|e| io_err(&blobs, e))?;
     write_file(&root.join("oci-layout"), &oci_layout_json())?;
@@ -170,11 +219,11 @@ fn fill(root: &Path, images: &[ExportImage]) -> Result<Vec<ExportedImage>, Error
             }
         }
         let manifest_size = crate::manifest::len_u64(&json.manifest);
-        index.push(IndexEntry {
-            digest: json.manifest_digest,
-            size: manifest_size,
-            annotations: [(ANNOTATION_REF_NAME.to_owned(), image.name.clone())].into(),
-        });
+        index.push(IndexEntry::image(
+            json.manifest_digest,
+            manifest_size,
+            [(ANNOTATION_REF_NAME.to_owned(), image.name.clone())].into(),
+        ));
         exported.push(ExportedImage {
             name: image.name.clone(),
             manifest: json.manifest_digest,
@@ -182,9 +231,81 @@ fn fill(root: &Path, images: &[ExportImage]) -> Result<Vec<ExportedImage>, Error
             config: json.config_digest,
         });
     }
+    let mut indexes = Vec::with_capacity(extras.indexes.len());
+    for multi in &extras.indexes {
+        let bytes = multi_platform_json(multi, images, &exported, root)?;
+        let digest = Digest::of(&bytes);
+        if written.insert(digest) {
+            write_file(&blobs.join(digest.hex()), &bytes)?;
+        }
+        index.push(IndexEntry {
+            media_type: oci_spec::image::MediaType::ImageIndex,
+            artifact_type: None,
+            digest,
+            size: crate::manifest::len_u64(&bytes),
+            annotations: [(ANNOTATION_REF_NAME.to_owned(), multi.name.clone())].into(),
+        });
+        indexes.push(digest);
+    }
+    let referrers = add_referrers(
+        &blobs,
+        &extras.referrers,
+        &exported,
+        &mut written,
+        &mut index,
+    )?;
     let index_path = root.join("index.json");
     write_file(&index_path, &index_json(&index, &index_path)?)?;
-    Ok(exported)
+    Ok(Written {
+        images: exported,
+        referrers,
+        indexes,
+    })
+}
+
+/// Write the blobs and artifact manifests of `referrers`, and list them in
+/// `index` after the images, untagged.
+fn add_referrers(
+    blobs: &Path,
+    referrers: &[Referrer],
+    images: &[ExportedImage],
+    written: &mut BTreeSet<Digest>,
+    index: &mut Vec<IndexEntry>,
+) -> Result<Vec<Digest>, Error> {
+    let mut digests = Vec::with_capacity(referrers.len());
+    for referrer in referrers {
+        let subject = images.get(referrer.subject).ok_or_else(|| Error::Invalid {
+            path: blobs.to_path_buf(),
+            reason: format!(
+                "a {} artifact refers to image {} of {}",
+                referrer.artifact_type,
+                referrer.subject,
+                images.len()
+            ),
+        })?;
+        let manifest = referrer_manifest(
+            referrer,
+            &subject.manifest,
+            subject.manifest_size,
+            &subject.name,
+        )?;
+        let manifest_digest = Digest::of(&manifest);
+        for bytes in [EMPTY_JSON, referrer.bytes.as_slice(), manifest.as_slice()] {
+            let digest = Digest::of(bytes);
+            if written.insert(digest) {
+                write_file(&blobs.join(digest.hex()), bytes)?;
+            }
+        }
+        index.push(IndexEntry {
+            media_type: oci_spec::image::MediaType::ImageManifest,
+            artifact_type: Some(referrer.artifact_type.clone()),
+            digest: manifest_digest,
+            size: crate::manifest::len_u64(&manifest),
+            annotations: Default::default(),
+        });
+        digests.push(manifest_digest);
+    }
+    Ok(digests)
 }
 
 /// Hard-link (else copy) a layer blob to `dst` and check that its bytes are

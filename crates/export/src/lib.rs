@@ -1,5 +1,7 @@
-//! OCI image layouts (image-spec 1.1) and docker-archives: image config,
-//! manifest and index JSON, and the blobs they name.
+//! OCI image layouts (image-spec 1.1), docker-archives and OCI archives:
+//! image config, manifest and index JSON, and the blobs they name; in a
+//! layout also multi-platform image indexes ([`MultiPlatform`]) and
+//! artifacts that refer to an image, such as an SBOM ([`Referrer`]).
 //!
 //! Types come from `oci-spec`; JSON is always written through a canonical
 //! formatter (RFC 8785: sorted keys, no whitespace), because oci-spec keeps
@@ -17,13 +19,19 @@ mod config;
 mod layout;
 mod manifest;
 mod read;
+mod referrer;
 
 pub use add::{add_image, keep_blob, new_blob};
-pub use archive::write_docker_archive;
+pub use archive::{write_docker_archive, write_oci_archive};
 pub use config::{ImageConfig, config_json, image_configuration, rfc3339};
-pub use layout::{ExportedImage, write_layout};
+pub use layout::{
+    ExportedImage, LayoutExtras, MultiPlatform, Written, write_layout, write_layout_with,
+};
 pub use manifest::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ImageJson, image_json};
-pub use read::{Layout, LayoutImage, config_summary, layers_summary, open_layout};
+pub use read::{
+    Layout, LayoutImage, LayoutIndex, LayoutReferrer, config_summary, layers_summary, open_layout,
+};
+pub use referrer::{ANNOTATION_TITLE, ARTIFACT_TYPE_SPDX, Referrer};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use oci_spec::image::{
-    Descriptor, DescriptorBuilder, ImageIndexBuilder, ImageManifestBuilder,
-    MediaType as OciMediaType, Sha256Digest,
+    Arch, Descriptor, DescriptorBuilder, ImageIndexBuilder, ImageManifestBuilder,
+    MediaType as OciMediaType, Os, PlatformBuilder, Sha256Digest,
 };
 use strata_layer::Digest;
 
@@ -80,9 +80,26 @@ pub fn image_json(image: &ExportImage) -> Result<ImageJson, Error> {
 
 /// One manifest entry of an index.
 pub(crate) struct IndexEntry {
+    /// An image manifest, or an image index (a multi-platform image).
+    pub media_type: OciMediaType,
+    /// The artifact type of an artifact manifest (an SBOM).
+    pub artifact_type: Option<String>,
     pub digest: Digest,
     pub size: u64,
     pub annotations: BTreeMap<String, String>,
+}
+
+impl IndexEntry {
+    /// The entry of an image manifest.
+    pub(crate) fn image(digest: Digest, size: u64, annotations: BTreeMap<String, String>) -> Self {
+        IndexEntry {
+            media_type: OciMediaType::ImageManifest,
+            artifact_type: None,
+            digest,
+            size,
+            annotations,
+        }
+    }
 }
 
 /// The canonical `index.json` listing `entries` in the order given.
@@ -94,12 +111,16 @@ pub(crate) fn index_json(entries: &[IndexEntry], out: &Path) -> Result<Vec<u8>, 
     let manifests = entries
         .iter()
         .map(|e| {
-            descriptor(
-                OciMediaType::ImageManifest,
+            let mut d = descriptor(
+                e.media_type.clone(),
                 &e.digest,
                 e.size,
                 e.annotations.clone(),
-            )
+            )?;
+            if let Some(t) = &e.artifact_type {
+                d.set_artifact_type(Some(OciMediaType::from(t.as_str())));
+            }
+            Ok(d)
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(&invalid)?;
@@ -112,13 +133,68 @@ pub(crate) fn index_json(entries: &[IndexEntry], out: &Path) -> Result<Vec<u8>, 
     crate::canon::to_vec(&index).map_err(|e| invalid(format!("writing index.json: {e}")))
 }
 
+/// The image index of a multi-platform image: a descriptor of each of its
+/// images' manifests (as written: `exported`) with the image's platform.
+pub(crate) fn multi_platform_json(
+    multi: &crate::MultiPlatform,
+    images: &[ExportImage],
+    exported: &[crate::ExportedImage],
+    out: &Path,
+) -> Result<Vec<u8>, Error> {
+    let bad = |reason: String| Error::BadImage {
+        image: multi.name.clone(),
+        reason,
+    };
+    let manifests = multi
+        .images
+        .iter()
+        .map(|&i| {
+            let (image, written) = images
+                .get(i)
+                .zip(exported.get(i))
+                .ok_or_else(|| bad(format!("no image {i} of {}", images.len())))?;
+            let c = &image.config;
+            let mut platform = PlatformBuilder::default()
+                .os(Os::from(c.os.as_str()))
+                .architecture(Arch::from(c.architecture.as_str()));
+            if let Some(v) = &c.variant {
+                platform = platform.variant(v.clone());
+            }
+            let platform = platform
+                .build()
+                .map_err(|e| bad(format!("platform of {}: {e}", image.name)))?;
+            let mut d = descriptor(
+                OciMediaType::ImageManifest,
+                &written.manifest,
+                written.manifest_size,
+                BTreeMap::new(),
+            )
+            .map_err(&bad)?;
+            d.set_platform(Some(platform));
+            Ok(d)
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let mut builder = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(OciMediaType::ImageIndex)
+        .manifests(manifests);
+    if !multi.annotations.is_empty() {
+        builder = builder.annotations(hash_map(&multi.annotations));
+    }
+    let index = builder.build().map_err(|e| bad(format!("index: {e}")))?;
+    crate::canon::to_vec(&index).map_err(|e| Error::Invalid {
+        path: out.to_path_buf(),
+        reason: format!("writing the index of {}: {e}", multi.name),
+    })
+}
+
 /// The canonical `oci-layout` file.
 pub(crate) fn oci_layout_json() -> Vec<u8> {
     // Fixed text: written by hand, it is already canonical and cannot fail.
     br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()
 }
 
-fn descriptor(
+pub(crate) fn descriptor(
     media_type: OciMediaType,
     digest: &Digest,
     size: u64,

@@ -32,6 +32,30 @@ const MAX_JSON_BLOB: u64 = 16 << 20;
 pub struct Layout {
     dir: PathBuf,
     images: Vec<LayoutImage>,
+    referrers: Vec<LayoutReferrer>,
+    indexes: Vec<LayoutIndex>,
+}
+
+/// A multi-platform image of a layout: an `index.json` entry that is an
+/// image index, whose manifests are images of the layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutIndex {
+    /// Its `org.opencontainers.image.ref.name` (its digest when it has none).
+    pub name: String,
+    pub digest: Digest,
+    /// (manifest digest, `os/arch[/variant]`) of each of its images.
+    pub manifests: Vec<(Digest, String)>,
+}
+
+/// An artifact of a layout about one of its manifests (an SBOM): an
+/// `index.json` entry with an `artifactType`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutReferrer {
+    pub artifact_type: String,
+    /// The artifact manifest.
+    pub manifest_digest: Digest,
+    /// The manifest it is about (its `subject`), if it names one.
+    pub subject: Option<Digest>,
 }
 
 /// One image of a layout: its manifest, its config and its layers.
@@ -68,8 +92,22 @@ pub fn open_layout(dir: &Path) -> Result<Layout, Error> {
     let mut layout = Layout {
         dir: dir.to_path_buf(),
         images: Vec::with_capacity(index.manifests().len()),
+        referrers: Vec::new(),
+        indexes: Vec::new(),
     };
     for desc in index.manifests() {
+        // An artifact (an SBOM) is not an image: it is kept aside, and the
+        // images it is about are read as any other.
+        if let Some(artifact_type) = desc.artifact_type() {
+            let referrer = layout.read_referrer(desc, artifact_type.to_string(), &index_path)?;
+            layout.referrers.push(referrer);
+            continue;
+        }
+        if desc.media_type() == &OciMediaType::ImageIndex {
+            let index = layout.read_index(desc, &index_path)?;
+            layout.indexes.push(index);
+            continue;
+        }
         let image = layout.read_image(desc, &index_path)?;
         layout.images.push(image);
     }
@@ -104,6 +142,16 @@ impl Layout {
             })
     }
 
+    /// The artifacts of the layout (SBOMs), in the order of `index.json`.
+    pub fn referrers(&self) -> &[LayoutReferrer] {
+        &self.referrers
+    }
+
+    /// The multi-platform images of the layout, in the order of `index.json`.
+    pub fn indexes(&self) -> &[LayoutIndex] {
+        &self.indexes
+    }
+
     /// Where the blob `digest` is (or would be) in this layout.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.dir.join("blobs").join("sha256").join(digest.hex())
@@ -131,6 +179,60 @@ impl Layout {
             }
         }
         Ok(())
+    }
+
+    fn read_index(&self, desc: &Descriptor, index_path: &Path) -> Result<LayoutIndex, Error> {
+        let digest = sha256_of(desc, index_path)?;
+        let name = desc
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_REF_NAME))
+            .cloned()
+            .unwrap_or_else(|| digest.to_string());
+        let path = self.blob_path(&digest);
+        let index: ImageIndex = parse(&self.read_json_blob(&digest, desc.size())?, &path)?;
+        let manifests = index
+            .manifests()
+            .iter()
+            .map(|m| {
+                let platform = m.platform().as_ref().map_or_else(
+                    || "unknown platform".to_owned(),
+                    |p| match p.variant() {
+                        Some(v) => format!("{}/{}/{v}", p.os(), p.architecture()),
+                        None => format!("{}/{}", p.os(), p.architecture()),
+                    },
+                );
+                Ok((sha256_of(m, &path)?, platform))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(LayoutIndex {
+            name,
+            digest,
+            manifests,
+        })
+    }
+
+    fn read_referrer(
+        &self,
+        desc: &Descriptor,
+        artifact_type: String,
+        index_path: &Path,
+    ) -> Result<LayoutReferrer, Error> {
+        let manifest_digest = sha256_of(desc, index_path)?;
+        let manifest_path = self.blob_path(&manifest_digest);
+        let manifest: ImageManifest = parse(
+            &self.read_json_blob(&manifest_digest, desc.size())?,
+            &manifest_path,
+        )?;
+        let subject = match manifest.subject() {
+            Some(s) => Some(sha256_of(s, &manifest_path)?),
+            None => None,
+        };
+        Ok(LayoutReferrer {
+            artifact_type,
+            manifest_digest,
+            subject,
+        })
     }
 
     fn read_image(&self, desc: &Descriptor, index_path: &Path) -> Result<LayoutImage, Error> {

@@ -50,6 +50,9 @@ pub struct InputDigest {
     pub src: String,
     /// blake3 of the input's canonical content encoding.
     pub digest: [u8; 32],
+    /// Where the input is on this host (for an SBOM to hash it); never
+    /// part of a key, which depends on content only.
+    pub path: std::path::PathBuf,
 }
 
 /// Tagged, length-prefixed fields into a blake3 hasher.

@@ -18,6 +18,7 @@
 //! mtimes or owners).
 
 mod config;
+mod index;
 mod inputs;
 mod keys;
 mod render;
@@ -30,6 +31,7 @@ use strata_export::ImageConfig;
 use strata_layer::{Compression, ImagePath, JobOp, LayerJob, Owner};
 use strata_spec::{Diagnostics, Op, Spanned, Spec, SpecDiagnostic};
 
+pub use index::IndexNode;
 pub use keys::{DigestMemo, InputDigest, KEY_FORMAT, KeyPart, LayerKey, explain_change};
 
 /// Index of a layer in [`Plan::layers`].
@@ -67,6 +69,8 @@ pub struct Plan {
     pub layers: Vec<LayerNode>,
     /// Images in spec order.
     pub images: Vec<ImageNode>,
+    /// Multi-platform images (`index` nodes), in spec order.
+    pub indexes: Vec<IndexNode>,
 }
 
 /// One layer job.
@@ -296,6 +300,8 @@ impl Planner<'_> {
             });
         }
 
+        let (indexes, errors) = index::resolve(spec, &images);
+        self.errors.extend(errors);
         if !self.errors.is_empty() {
             return Err(Diagnostics::new(&spec.name, &spec.source, self.errors));
         }
@@ -306,6 +312,7 @@ impl Planner<'_> {
             compression,
             layers,
             images: images.into_iter().flatten().collect(),
+            indexes,
         })
     }
 
@@ -534,6 +541,7 @@ impl Planner<'_> {
                 }
                 let digest = keys::digest_input(&host, self.memo.as_deref())
                     .map_err(|e| io_diag(src, &host, e))?;
+                let path = host.clone();
                 let job_op = if unpack {
                     JobOp::Unpack {
                         archive: host,
@@ -555,6 +563,7 @@ impl Planner<'_> {
                     Some(InputDigest {
                         src: src.value.clone(),
                         digest,
+                        path,
                     }),
                 )
             }
@@ -615,10 +624,11 @@ impl Planner<'_> {
                 let digest = keys::digest_input(&host, self.memo.as_deref())
                     .map_err(|e| io_diag(src, &host, e))?;
                 (
-                    JobOp::FromDir { dir: host },
+                    JobOp::FromDir { dir: host.clone() },
                     Some(InputDigest {
                         src: src.value.clone(),
                         digest,
+                        path: host,
                     }),
                 )
             }

@@ -91,6 +91,12 @@ impl Plan {
                 let _ = writeln!(s, "  {}. {}", n + 1, self.layer(id).qualified_name());
             }
         }
+        for index in &self.indexes {
+            let _ = writeln!(s, "\nindex {}", index.name);
+            for image in index.images.iter().filter_map(|&i| self.images.get(i)) {
+                let _ = writeln!(s, "  {} {}", crate::index::platform(image), image.name);
+            }
+        }
         s
     }
 

@@ -46,6 +46,19 @@ pub struct Spec {
     pub limits: Limits,
     /// The `image` nodes, in spec order.
     pub images: Vec<Image>,
+    /// The `index` nodes (multi-platform images), in spec order.
+    pub indexes: Vec<Index>,
+}
+
+/// One `index NAME { image A; image B }` node: images of this spec for
+/// several platforms, under one name, written as an OCI image index.
+#[derive(Debug, Clone)]
+pub struct Index {
+    pub name: Spanned<String>,
+    /// Span of the whole node.
+    pub span: SourceSpan,
+    /// The `image NAME` children, in spec order (no name twice).
+    pub images: Vec<Spanned<String>>,
 }
 
 /// `limits max-input-size="64GiB" max-entries=10000000`: how far one input

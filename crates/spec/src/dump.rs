@@ -29,6 +29,12 @@ impl Spec {
         if let Some(n) = &self.limits.max_entries {
             let _ = writeln!(out, "limits max-entries={}{}", n.value, d.at(n.span));
         }
+        for index in &self.indexes {
+            let _ = writeln!(out, "index {:?}{}", index.name.value, d.at(index.name.span));
+            for image in &index.images {
+                let _ = writeln!(out, "  image {}", d.s(image));
+            }
+        }
         for image in &self.images {
             let _ = writeln!(out, "image {:?}{}", image.name.value, d.at(image.name.span));
             let mut line = |s: String| {

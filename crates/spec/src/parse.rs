@@ -16,13 +16,20 @@ use crate::suggest::did_you_mean;
 use crate::syntax;
 use crate::values::{self, Problem};
 use crate::{
-    Compression, Diagnostics, Image, ImageConfig, Layer, Limits, Op, Owner, Spanned, Spec,
+    Compression, Diagnostics, Image, ImageConfig, Index, Layer, Limits, Op, Owner, Spanned, Spec,
     SpecDiagnostic,
 };
 
 /// The nodes of each context, in the order `docs/spec.md` lists them (the
 /// order of the "takes:" hints).
-const TOP_NODES: &[&str] = &["image", "epoch", "compression", "inputs-root", "limits"];
+const TOP_NODES: &[&str] = &[
+    "image",
+    "index",
+    "epoch",
+    "compression",
+    "inputs-root",
+    "limits",
+];
 const IMAGE_NODES: &[&str] = &[
     "from",
     "rootfs",
@@ -49,6 +56,7 @@ const OP_NODES: &[&str] = &[
 fn usage(kind: &str) -> &'static str {
     match kind {
         "image" => "image NAME { ... }",
+        "index" => "index NAME { image IMAGE-AMD64; image IMAGE-ARM64 }",
         "epoch" => "epoch 1700000000",
         "compression" => "compression \"gzip\" (or \"zstd\", \"none\"; gzip and zstd take level=N)",
         "inputs-root" => "inputs-root \"..\"",
@@ -655,6 +663,7 @@ impl Parser<'_> {
             inputs_root: None,
             limits: Limits::default(),
             images: Vec::new(),
+            indexes: Vec::new(),
         };
         let mut seen = BTreeMap::new();
         let mut image_names = BTreeMap::new();
@@ -665,6 +674,11 @@ impl Parser<'_> {
                     any_image = true;
                     if let Some(image) = self.image(node, &mut image_names) {
                         spec.images.push(image);
+                    }
+                }
+                "index" => {
+                    if let Some(index) = self.index(node) {
+                        spec.indexes.push(index);
                     }
                 }
                 "epoch" => {
@@ -713,6 +727,7 @@ impl Parser<'_> {
                 _ => self.unknown(node, TOP_NODES, "the top level"),
             }
         }
+        self.index_names(&spec.indexes, &image_names);
         if !any_image {
             self.push(
                 SpecDiagnostic::new(
@@ -726,6 +741,91 @@ impl Parser<'_> {
             );
         }
         spec
+    }
+
+    /// `index NAME { image A; image B }`. Whether the images exist and have
+    /// different platforms is the planner's to check (it resolves `from`).
+    fn index(&mut self, node: &KdlNode) -> Option<Index> {
+        self.common(node, true);
+        let e = self.entries(node, &[]);
+        self.arity(node, &e.args, &["name"], false, None);
+        let name = e
+            .args
+            .first()
+            .and_then(|a| self.checked(a, "an index name", values::image_name));
+        let mut images: Vec<Spanned<String>> = Vec::new();
+        let mut any = false;
+        for child in node.children().map(KdlDocument::nodes).unwrap_or_default() {
+            if child.name().value() != "image" {
+                self.unknown(child, &["image"], "an index");
+                continue;
+            }
+            any = true;
+            let (arg, _) = self.one_arg(child, "image name", &[]);
+            let Some(image) =
+                arg.and_then(|a| self.checked(a, "an image name", values::image_name))
+            else {
+                continue;
+            };
+            if let Some(first) = images.iter().find(|i| i.value == image.value) {
+                let line = self.line(first.span);
+                self.push(
+                    SpecDiagnostic::new(
+                        format!("image `{}` is listed twice in this index", image.value),
+                        image.span,
+                        "second time",
+                    )
+                    .with_help(format!("it is already listed on line {line}; remove one")),
+                );
+                continue;
+            }
+            images.push(image);
+        }
+        if !any {
+            self.push(
+                SpecDiagnostic::new(
+                    "an index needs at least one image",
+                    head_span(node),
+                    "no `image` in this index",
+                )
+                .with_help(usage_help("index")),
+            );
+        }
+        Some(Index {
+            name: name?,
+            span: self.node_span(node),
+            images,
+        })
+    }
+
+    /// An index is tagged by its name in the layout, like an image: its name
+    /// must be no image's and no other index's.
+    fn index_names(&mut self, indexes: &[Index], images: &BTreeMap<String, SourceSpan>) {
+        let mut seen: BTreeMap<&str, SourceSpan> = BTreeMap::new();
+        for index in indexes {
+            let name = &index.name;
+            let (first, what) = match (images.get(&name.value), seen.get(name.value.as_str())) {
+                (Some(&span), _) => (span, "an image"),
+                (None, Some(&span)) => (span, "another index"),
+                (None, None) => {
+                    seen.insert(&name.value, name.span);
+                    continue;
+                }
+            };
+            let line = self.line(first);
+            self.push(
+                SpecDiagnostic::new(
+                    format!("the name `{}` is taken", name.value),
+                    name.span,
+                    "name already used",
+                )
+                .with_help(format!(
+                    "{what} is named `{}` on line {line}; images and indexes are tagged by \
+                     name in the layout, so each name is used once",
+                    name.value
+                )),
+            );
+        }
     }
 
     fn epoch(&mut self, node: &KdlNode) -> Option<Spanned<u64>> {

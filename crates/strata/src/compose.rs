@@ -22,6 +22,15 @@ pub struct ComposeOptions {
     pub out: PathBuf,
     /// Also write a docker-archive (`docker load` / `podman load`) here.
     pub docker_archive: Option<PathBuf>,
+    /// Also write the layout as an OCI archive (a tar of the layout) here.
+    pub oci_archive: Option<PathBuf>,
+    /// Store an SPDX 2.3 SBOM of each image in the layout, as an artifact
+    /// that refers to the image (the images themselves do not change).
+    pub sbom: bool,
+    /// `org.opencontainers.image.source` on every image, over the spec's.
+    pub source: Option<String>,
+    /// `org.opencontainers.image.revision` on every image, over the spec's.
+    pub revision: Option<String>,
     /// Layers built at once; default: the number of cores.
     pub jobs: Option<usize>,
     /// The cache directory; default [`Cache::default_dir`].
@@ -113,20 +122,27 @@ pub fn compose(
         .build()
         .map_err(|e| Error::Other(format!("cannot start worker threads: {e}")))?;
     let mut ready = pool.install(|| build_all(&plan, &cache, on_event))?;
-    if !opts.lazy_listings {
+    // An SBOM lists every file of every layer.
+    if !opts.lazy_listings || opts.sbom {
         for r in &mut ready {
             r.load_listing(&cache)?;
         }
     }
 
+    let annotations = plan
+        .images
+        .iter()
+        .map(|img| crate::annotate::annotations(img, opts))
+        .collect::<Result<Vec<_>, _>>()?;
     let images: Vec<ExportImage> = plan
         .images
         .iter()
-        .map(|img| ExportImage {
+        .zip(annotations)
+        .map(|(img, annotations)| ExportImage {
             name: img.name.clone(),
             tag: img.tag.clone(),
             config: img.config.clone(),
-            annotations: img.annotations.clone(),
+            annotations,
             layers: img
                 .layers
                 .iter()
@@ -150,16 +166,24 @@ pub fn compose(
     on_event(Event::Exporting {
         out: opts.out.clone(),
     });
-    let exported = strata_export::write_layout(&opts.out, &images)?;
+    let extras =
+        crate::outputs::layout_extras(&plan, &images, opts, |id| &ready[id.0].record.listing)?;
+    let written = strata_export::write_layout_with(&opts.out, &images, &extras)?;
+    let sboms = crate::outputs::sbom_digests(&extras, &written);
+    let indexes = crate::report::index_reports(&plan, &written);
+    let exported = written.images;
     if let Some(archive) = &opts.docker_archive {
         strata_export::write_docker_archive(archive, &images)?;
     }
+    crate::outputs::write_oci_archive(opts, &images)?;
 
     let images = plan
         .images
         .iter()
         .zip(exported)
-        .map(|(img, ex)| ImageReport {
+        .zip(sboms)
+        .map(|((img, ex), sbom)| ImageReport {
+            sbom,
             name: img.name.clone(),
             tag: img.tag.clone(),
             manifest: ex.manifest.to_string(),
@@ -189,6 +213,8 @@ pub fn compose(
         spec: spec_path.to_path_buf(),
         out: opts.out.clone(),
         docker_archive: opts.docker_archive.clone(),
+        oci_archive: opts.oci_archive.clone(),
+        indexes,
         images,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })

@@ -21,15 +21,58 @@ pub fn parse_target(target: &str) -> (PathBuf, Option<String>) {
     }
 }
 
+/// What a target names in a layout: the images to show and the indexes.
+pub(crate) struct Selection<'l> {
+    pub images: Vec<&'l strata_export::LayoutImage>,
+    pub indexes: Vec<&'l strata_export::LayoutIndex>,
+}
+
+/// Without a tag, every image and index; a tag of an image, that image; a
+/// tag of a multi-platform index, the index and each of its images.
+pub(crate) fn select<'l>(
+    layout: &'l strata_export::Layout,
+    tag: Option<&str>,
+) -> Result<Selection<'l>, Error> {
+    let index = tag.and_then(|t| layout.indexes().iter().find(|i| i.name == t));
+    Ok(match (tag, index) {
+        (_, Some(index)) => Selection {
+            images: index
+                .manifests
+                .iter()
+                .filter_map(|(d, _)| layout.images().iter().find(|i| i.manifest_digest == *d))
+                .collect(),
+            indexes: vec![index],
+        },
+        (Some(t), None) => Selection {
+            images: vec![layout.image(t)?],
+            indexes: Vec::new(),
+        },
+        (None, None) => Selection {
+            images: layout.images().iter().collect(),
+            indexes: layout.indexes().iter().collect(),
+        },
+    })
+}
+
 /// Render an inspection of `target`.
 pub fn inspect(target: &str, files: bool) -> Result<String, Error> {
     let (dir, tag) = parse_target(target);
     let layout = strata_export::open_layout(&dir)?;
-    let images: Vec<&strata_export::LayoutImage> = match &tag {
-        Some(t) => vec![layout.image(t)?],
-        None => layout.images().iter().collect(),
-    };
+    let Selection { images, indexes } = select(&layout, tag.as_deref())?;
     let mut s = String::new();
+    for index in indexes {
+        let _ = writeln!(s, "index {}", index.name);
+        let _ = writeln!(s, "  digest {}", index.digest);
+        for (digest, platform) in &index.manifests {
+            let name = layout
+                .images()
+                .iter()
+                .find(|i| i.manifest_digest == *digest)
+                .map_or("(not in the layout)", |i| i.name.as_str());
+            let _ = writeln!(s, "  {platform} {name} {digest}");
+        }
+        s.push('\n');
+    }
     for (n, img) in images.iter().enumerate() {
         if n > 0 {
             s.push('\n');
@@ -37,6 +80,15 @@ pub fn inspect(target: &str, files: bool) -> Result<String, Error> {
         let _ = writeln!(s, "image {}", img.name);
         let _ = writeln!(s, "  manifest {}", img.manifest_digest);
         let _ = writeln!(s, "  config   {}", img.config_digest);
+        for referrer in layout.referrers() {
+            if referrer.subject == Some(img.manifest_digest) {
+                let _ = writeln!(
+                    s,
+                    "  referrer {} {}",
+                    referrer.manifest_digest, referrer.artifact_type
+                );
+            }
+        }
         for (i, (blob, diff_id, size, media_type)) in img.layers.iter().enumerate() {
             let _ = writeln!(
                 s,

@@ -10,19 +10,25 @@
 //! every failure is an [`Error`] that names what and where; the output layout
 //! is replaced only when the whole compose succeeded.
 
+pub mod annotate;
 mod compose;
 pub mod diff;
 pub mod inspect;
+pub mod json;
 mod locate;
 pub mod lock;
+mod outputs;
 mod report;
+mod sbom;
 pub mod testing;
 mod union_job;
 
 pub use compose::{ComposeOptions, compose, plan_spec};
-pub use report::{CacheStatus, ComposeReport, ImageReport, LayerReport, human_size};
-pub use strata_cache::Cache;
+pub use report::{
+    CacheStatus, ComposeReport, ImageReport, IndexMember, IndexReport, LayerReport, human_size,
+};
 pub use strata_cache::dir_size as cache_dir_size;
+pub use strata_cache::{Cache, MaintReport};
 pub use strata_plan::{Plan, PlanOptions};
 pub use strata_spec::Diagnostics;
 /// The union filesystem: `rootfs`, `squash`, `commit`.

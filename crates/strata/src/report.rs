@@ -43,6 +43,53 @@ pub struct ImageReport {
     pub manifest: String,
     pub config: String,
     pub layers: Vec<LayerReport>,
+    /// The SBOM artifact manifest about this image (`compose --sbom`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<String>,
+}
+
+/// A multi-platform image: an image index over images of the spec.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexReport {
+    pub name: String,
+    /// The digest of the image index.
+    pub digest: String,
+    /// Its images: name and `os/arch[/variant]`.
+    pub images: Vec<IndexMember>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexMember {
+    pub name: String,
+    pub platform: String,
+    pub manifest: String,
+}
+
+/// The report of each index of `plan`, as `written`.
+pub(crate) fn index_reports(
+    plan: &strata_plan::Plan,
+    written: &strata_export::Written,
+) -> Vec<IndexReport> {
+    plan.indexes
+        .iter()
+        .zip(&written.indexes)
+        .map(|(index, digest)| IndexReport {
+            name: index.name.clone(),
+            digest: digest.to_string(),
+            images: index
+                .images
+                .iter()
+                .filter_map(|&i| {
+                    let image = plan.images.get(i)?;
+                    Some(IndexMember {
+                        name: image.name.clone(),
+                        platform: image.config.platform(),
+                        manifest: written.images.get(i)?.manifest.to_string(),
+                    })
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,7 +98,12 @@ pub struct ComposeReport {
     pub out: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub docker_archive: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oci_archive: Option<PathBuf>,
     pub images: Vec<ImageReport>,
+    /// Multi-platform images (`index` nodes of the spec).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexReport>,
     /// Wall time of the compose in milliseconds (not part of any digest).
     pub elapsed_ms: u64,
 }
@@ -88,6 +140,9 @@ impl ComposeReport {
         );
         for img in &self.images {
             let _ = writeln!(s, "  {}:{}  manifest {}", img.name, img.tag, img.manifest);
+            if let Some(sbom) = &img.sbom {
+                let _ = writeln!(s, "    sbom (spdx) {sbom}");
+            }
             for l in &img.layers {
                 let _ = writeln!(
                     s,
@@ -103,8 +158,17 @@ impl ComposeReport {
                 );
             }
         }
+        for index in &self.indexes {
+            let _ = writeln!(s, "  {} (index)  {}", index.name, index.digest);
+            for m in &index.images {
+                let _ = writeln!(s, "    {:<24} {}", m.platform, m.name);
+            }
+        }
         if let Some(a) = &self.docker_archive {
             let _ = writeln!(s, "  docker-archive: {}", a.display());
+        }
+        if let Some(a) = &self.oci_archive {
+            let _ = writeln!(s, "  oci-archive: {}", a.display());
         }
         s
     }

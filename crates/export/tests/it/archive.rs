@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 
-use strata_export::{Error, write_docker_archive, write_layout};
+use strata_export::{Error, write_docker_archive, write_layout, write_oci_archive};
 use strata_layer::Digest;
 
 use crate::{Fixture, names};
@@ -185,4 +185,37 @@ fn archive_refuses_names_docker_cannot_load() {
     let err = write_docker_archive(&fx.path("out.tar"), &images).unwrap_err();
     assert!(matches!(err, Error::BadImage { .. }), "{err}");
     assert!(!fx.path("out.tar").exists());
+}
+
+#[test]
+fn oci_archive_refuses_a_corrupt_layout_blob_and_leaves_nothing() {
+    let fx = Fixture::two_layers();
+    let layout = fx.path("layout");
+    write_layout(&layout, &fx.images()).unwrap();
+    let file = fx.path("oci.tar");
+    write_oci_archive(&file, &layout, 0).unwrap();
+    assert_eq!(
+        entries(&file).len(),
+        2 + 2 + names(&layout.join("blobs/sha256")).len(),
+        "two dirs, index.json, oci-layout and every blob"
+    );
+
+    // Flip one byte of a layer blob: the archive names the blob.
+    let blob = layout.join("blobs/sha256").join(fx.base.digest.hex());
+    let mut bytes = fs::read(&blob).unwrap();
+    bytes[0] ^= 1;
+    fs::remove_file(&blob).unwrap();
+    fs::write(&blob, bytes).unwrap();
+    fs::write(&file, "previous").unwrap();
+    let err = write_oci_archive(&file, &layout, 0).unwrap_err();
+    assert!(
+        matches!(&err, Error::BadBlob { path, .. } if *path == blob),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&file).unwrap(), "previous");
+    assert_eq!(
+        names(fx.tmp.path()),
+        ["inputs", "layout", "oci.tar"],
+        "no temporary left"
+    );
 }

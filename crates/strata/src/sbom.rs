@@ -1,0 +1,349 @@
+//! `compose --sbom`: an SPDX 2.3 JSON document per image, stored in the
+//! layout as an artifact that refers to the image (see `strata_export`'s
+//! referrers).
+//!
+//! The document lists the image (a package, its manifest digest), every
+//! layer (a package, its blob's sha256, its files analyzed with their
+//! verification code), every regular file of every layer (path, SHA1 and
+//! sha256), and every input the spec declared for those layers (a package:
+//! the sha256 of a file input, and strata's blake3 content digest of any
+//! input in its comment). Paths and sha256s come from the layer listings the
+//! builder produced; SPDX also requires each file's SHA1, which listings do
+//! not keep, so each layer blob is read once more to hash its files (this is
+//! why the SBOM is opt-in: it costs one decompression per layer).
+//!
+//! It is deterministic: `created` is the images' time (the spec's `epoch` or
+//! SOURCE_DATE_EPOCH), the document namespace is derived from the image
+//! manifest's digest, there is no random identifier, and the JSON is
+//! canonical (RFC 8785). Licenses are not claimed: every license field is
+//! left out, which SPDX 2.3 reads as NOASSERTION.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use canon_json::CanonJsonSerialize;
+use serde_json::{Value, json};
+use sha1::{Digest as _, Sha1};
+use strata_export::{ARTIFACT_TYPE_SPDX, ExportImage, Referrer};
+use strata_layer::{Digest, EntryKind, Listing};
+use strata_plan::{LayerId, Plan};
+
+use crate::Error;
+
+/// The file name of the document in its artifact (`org.opencontainers.image.title`).
+pub const SBOM_TITLE: &str = "sbom.spdx.json";
+
+/// One referrer per image of `images` (the export form of `plan.images`, in
+/// the same order): its SPDX document. `listing(layer)` is the listing of a
+/// plan layer.
+pub(crate) fn referrers<'a>(
+    plan: &Plan,
+    images: &[ExportImage],
+    listing: impl Fn(LayerId) -> &'a Listing,
+) -> Result<Vec<Referrer>, Error> {
+    // Layers and inputs shared by several images are hashed once.
+    let mut layer_files: BTreeMap<Digest, Vec<SbomFile>> = BTreeMap::new();
+    let mut input_sha256: BTreeMap<PathBuf, Option<String>> = BTreeMap::new();
+    let mut out = Vec::with_capacity(images.len());
+    for (i, (node, image)) in plan.images.iter().zip(images).enumerate() {
+        let json = strata_export::image_json(image)?;
+        let created = strata_export::rfc3339(image.config.created).ok_or_else(|| {
+            Error::Other(format!(
+                "image {}: its time is past the year 9999",
+                image.name
+            ))
+        })?;
+        let mut layers = Vec::with_capacity(node.layers.len());
+        for (&id, desc) in node.layers.iter().zip(&image.layers) {
+            let layer = plan.layer(id);
+            let label = layer.qualified_name();
+            if let std::collections::btree_map::Entry::Vacant(slot) = layer_files.entry(desc.digest)
+            {
+                slot.insert(files_of(listing(id), &desc.blob_path, &label)?);
+            }
+            let mut inputs = Vec::with_capacity(layer.inputs.len());
+            for input in &layer.inputs {
+                if let std::collections::btree_map::Entry::Vacant(slot) =
+                    input_sha256.entry(input.path.clone())
+                {
+                    slot.insert(sha256_of_file(&input.path)?);
+                }
+                inputs.push(SbomInput {
+                    src: input.src.clone(),
+                    blake3: blake3::Hash::from(input.digest).to_hex().to_string(),
+                    sha256: input_sha256.get(&input.path).cloned().flatten(),
+                });
+            }
+            layers.push(SbomLayer {
+                name: label,
+                digest: desc.digest.to_string(),
+                diff_id: desc.diff_id.to_string(),
+                inputs,
+                files: layer_files.get(&desc.digest).cloned().unwrap_or_default(),
+            });
+        }
+        let doc = document(&SbomImage {
+            name: &image.name,
+            tag: &image.tag,
+            manifest: &json.manifest_digest.to_string(),
+            created: &created,
+            layers: &layers,
+        });
+        let bytes = doc
+            .to_canon_json_vec()
+            .map_err(|e| Error::Other(format!("image {}: writing the sbom: {e}", image.name)))?;
+        out.push(Referrer {
+            subject: i,
+            artifact_type: ARTIFACT_TYPE_SPDX.to_owned(),
+            title: SBOM_TITLE.to_owned(),
+            bytes,
+            annotations: [("org.opencontainers.image.created".to_owned(), created)].into(),
+        });
+    }
+    Ok(out)
+}
+
+/// What the document of one image is made of.
+pub(crate) struct SbomImage<'a> {
+    pub name: &'a str,
+    pub tag: &'a str,
+    /// `sha256:…` of the image manifest.
+    pub manifest: &'a str,
+    /// RFC 3339.
+    pub created: &'a str,
+    pub layers: &'a [SbomLayer],
+}
+
+/// One layer of an image, lowest first.
+pub(crate) struct SbomLayer {
+    /// `image/layer`.
+    pub name: String,
+    /// `sha256:…` of the blob.
+    pub digest: String,
+    pub diff_id: String,
+    pub inputs: Vec<SbomInput>,
+    /// Its regular files, in listing order.
+    pub files: Vec<SbomFile>,
+}
+
+/// One source of a layer, as the spec names it.
+pub(crate) struct SbomInput {
+    pub src: String,
+    /// strata's content digest of it (hex).
+    pub blake3: String,
+    /// The sha256 of a file input (hex); a directory has none.
+    pub sha256: Option<String>,
+}
+
+/// One regular file of a layer.
+#[derive(Debug, Clone)]
+pub(crate) struct SbomFile {
+    /// The path in the image, without the leading `/`.
+    pub path: String,
+    pub sha1: String,
+    pub sha256: String,
+}
+
+/// The regular files of a layer: path and sha256 from its listing, SHA1
+/// from its blob, read once.
+fn files_of(listing: &Listing, blob: &Path, label: &str) -> Result<Vec<SbomFile>, Error> {
+    let sha1s = blob_sha1s(blob).map_err(|source| Error::Layer {
+        layer: label.to_owned(),
+        source,
+    })?;
+    listing
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::File)
+        .map(|e| {
+            let sha256 = e.digest.map(|d| d.hex()).ok_or_else(|| {
+                Error::Other(format!(
+                    "layer {label}: no digest for file /{} in its listing",
+                    String::from_utf8_lossy(&e.path.0)
+                ))
+            })?;
+            let sha1 = sha1s.get(&e.path.0).cloned().ok_or_else(|| {
+                Error::Other(format!(
+                    "layer {label}: the blob has no file /{} that its listing has",
+                    String::from_utf8_lossy(&e.path.0)
+                ))
+            })?;
+            Ok(SbomFile {
+                path: String::from_utf8_lossy(&e.path.0).into_owned(),
+                sha1,
+                sha256,
+            })
+        })
+        .collect()
+}
+
+/// The SHA1 (hex) of every regular file of a layer blob, by path.
+fn blob_sha1s(blob: &Path) -> Result<BTreeMap<Vec<u8>, String>, strata_layer::Error> {
+    let file = std::fs::File::open(blob).map_err(|source| strata_layer::Error::Io {
+        path: blob.to_path_buf(),
+        source,
+    })?;
+    let mut reader = strata_layer::read::BlobReader::new(BufReader::new(file), blob)?;
+    let mut out = BTreeMap::new();
+    while let Some(entry) = reader.next_entry()? {
+        if entry.kind != EntryKind::File {
+            continue;
+        }
+        let mut hasher = Sha1Writer(Sha1::new());
+        let copied = io::copy(&mut reader.data(), &mut hasher);
+        copied.map_err(|e| reader.data_error(e))?;
+        out.insert(entry.path.0, hex::encode(hasher.0.finalize()));
+    }
+    reader.finish()?;
+    Ok(out)
+}
+
+/// The sha256 (hex) of `path` if it is a regular file; `None` for a directory.
+fn sha256_of_file(path: &Path) -> Result<Option<String>, Error> {
+    let io_err =
+        |source: io::Error| Error::Other(format!("cannot hash input {}: {source}", path.display()));
+    let meta = std::fs::metadata(path).map_err(io_err)?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let (digest, _) = strata_layer::digest::digest_reader(BufReader::new(file)).map_err(io_err)?;
+    Ok(Some(digest.hex()))
+}
+
+/// `io::Write` into a SHA1 hasher.
+struct Sha1Writer(Sha1);
+
+impl Write for Sha1Writer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The SPDX package verification code of files (SPDX 2.3 §7.9): the SHA1 of
+/// their SHA1s, sorted, concatenated.
+fn verification_code(files: &[SbomFile]) -> String {
+    let mut sha1s: Vec<&str> = files.iter().map(|f| f.sha1.as_str()).collect();
+    sha1s.sort_unstable();
+    let mut h = Sha1::new();
+    for s in sha1s {
+        h.update(s.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// The SPDX 2.3 document of one image.
+pub(crate) fn document(image: &SbomImage<'_>) -> Value {
+    let manifest_hex = image
+        .manifest
+        .strip_prefix("sha256:")
+        .unwrap_or(image.manifest);
+    let mut packages = vec![json!({
+        "SPDXID": "SPDXRef-Image",
+        "name": image.name,
+        "versionInfo": image.tag,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": false,
+        "primaryPackagePurpose": "CONTAINER",
+        "checksums": [{"algorithm": "SHA256", "checksumValue": manifest_hex}],
+        "comment": format!("the OCI image manifest {}", image.manifest),
+    })];
+    let mut files = Vec::new();
+    let mut relationships = vec![relationship(
+        "SPDXRef-DOCUMENT",
+        "DESCRIBES",
+        "SPDXRef-Image",
+    )];
+    // One package per distinct input (the same source in two layers is one).
+    let mut inputs: BTreeMap<(&str, &str), (String, &SbomInput)> = BTreeMap::new();
+    for layer in image.layers {
+        for input in &layer.inputs {
+            let n = inputs.len() + 1;
+            inputs
+                .entry((input.src.as_str(), input.blake3.as_str()))
+                .or_insert_with(|| (format!("SPDXRef-Input-{n}"), input));
+        }
+    }
+    for (id, input) in inputs.values() {
+        let mut package = json!({
+            "SPDXID": id,
+            "name": input.src,
+            "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": false,
+            "primaryPackagePurpose": "SOURCE",
+            "comment": format!(
+                "an input the spec declares; strata's content digest of it (blake3 over its \
+                 canonical encoding, the digest in layer cache keys): {}",
+                input.blake3
+            ),
+        });
+        if let Some(sha256) = &input.sha256 {
+            package["checksums"] = json!([{"algorithm": "SHA256", "checksumValue": sha256}]);
+        }
+        packages.push(package);
+    }
+    for (n, layer) in image.layers.iter().enumerate() {
+        let layer_id = format!("SPDXRef-Layer-{}", n + 1);
+        packages.push(json!({
+            "SPDXID": layer_id,
+            "name": layer.name,
+            "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": true,
+            "packageVerificationCode": {"packageVerificationCodeValue": verification_code(&layer.files)},
+            "primaryPackagePurpose": "ARCHIVE",
+            "checksums": [{
+                "algorithm": "SHA256",
+                "checksumValue": layer.digest.strip_prefix("sha256:").unwrap_or(&layer.digest),
+            }],
+            "comment": format!("layer {} of the image: blob {}, diff_id {}", n + 1, layer.digest, layer.diff_id),
+        }));
+        relationships.push(relationship("SPDXRef-Image", "CONTAINS", &layer_id));
+        for input in &layer.inputs {
+            if let Some((input_id, _)) = inputs.get(&(input.src.as_str(), input.blake3.as_str())) {
+                relationships.push(relationship(&layer_id, "GENERATED_FROM", input_id));
+            }
+        }
+        for (m, file) in layer.files.iter().enumerate() {
+            let file_id = format!("SPDXRef-File-{}-{}", n + 1, m + 1);
+            files.push(json!({
+                "SPDXID": file_id,
+                "fileName": format!("./{}", file.path),
+                "checksums": [
+                    {"algorithm": "SHA1", "checksumValue": file.sha1},
+                    {"algorithm": "SHA256", "checksumValue": file.sha256},
+                ],
+            }));
+            relationships.push(relationship(&layer_id, "CONTAINS", &file_id));
+        }
+    }
+    json!({
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": format!("{}:{}", image.name, image.tag),
+        "documentNamespace": format!(
+            "https://strata.invalid/spdx/{}/sha256-{manifest_hex}",
+            image.name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '.', "-")
+        ),
+        "creationInfo": {
+            "created": image.created,
+            "creators": [format!("Tool: strata-{}", env!("CARGO_PKG_VERSION"))],
+        },
+        "packages": packages,
+        "files": files,
+        "relationships": relationships,
+    })
+}
+
+fn relationship(from: &str, kind: &str, to: &str) -> Value {
+    json!({
+        "spdxElementId": from,
+        "relationshipType": kind,
+        "relatedSpdxElement": to,
+    })
+}
