@@ -51,7 +51,8 @@ impl Entry {
     }
 }
 
-fn stat_of(meta: &fs::Metadata) -> (u64, i64, i64, u64, u64) {
+/// Size, mtime and ctime (ns since 1970), inode and device.
+pub(crate) fn stat_of(meta: &fs::Metadata) -> (u64, i64, i64, u64, u64) {
     (
         meta.size(),
         meta.mtime()

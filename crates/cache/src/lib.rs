@@ -357,14 +357,13 @@ struct Stamp {
 
 impl Stamp {
     fn of(meta: &fs::Metadata, hashed_at_ns: i64) -> Stamp {
-        use std::os::unix::fs::MetadataExt;
-        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        let (size, mtime_ns, ctime_ns, ino, dev) = index::stat_of(meta);
         Stamp {
-            size: meta.size(),
-            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-            ino: meta.ino(),
-            dev: meta.dev(),
+            size,
+            mtime_ns,
+            ctime_ns,
+            ino,
+            dev,
             hashed_at_ns,
         }
     }
