@@ -156,7 +156,8 @@ pub fn compose(
                         media_type: MediaType::parse(&r.media_type).unwrap_or(MediaType::TarGzip),
                         blob_path: cache.blob_path(&r.blob),
                         created_by: format!("strata: layer {}", node.name),
-                        // `Cache::get` and `Cache::put` checked it.
+                        // A miss was hashed as the builder wrote it; a hit
+                        // was checked by `Cache::get_head` (see its stamp rule).
                         verified: true,
                     }
                 })
