@@ -10,6 +10,7 @@ mod diff;
 mod hostile;
 mod lock;
 mod real_tools;
+mod registry;
 mod repro;
 mod snapshot;
 mod support;

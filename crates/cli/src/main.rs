@@ -13,6 +13,7 @@
 mod cmd_cache;
 mod cmd_diff;
 mod cmd_lock;
+mod cmd_push;
 mod cmd_snapshot;
 mod cmd_union;
 mod progress;
@@ -33,6 +34,8 @@ Examples:
   strata rootfs target/images/tomcat:tomcat /tmp/tomcat-root
   strata lock specs/tomcat.kdl && strata compose specs/tomcat.kdl --locked
   strata diff target/images/tomcat specs/tomcat.lock
+  strata push target/images/tomcat:tomcat docker://registry.example.com/team/tomcat:1.0
+  strata compose specs/tomcat.kdl --push docker://registry.example.com/team
 
 Exit codes: 0 success, 1 failure, 2 usage error, 3 invalid spec,
 4 the images differ from the lock (compose --locked).
@@ -87,6 +90,15 @@ enum Command {
         /// Write the spec's lock file after composing.
         #[arg(long)]
         update_lock: bool,
+        /// After composing, push every image to a registry as
+        /// docker://HOST/REPO/NAME:TAG (NAME the image's name, TAG its `tag`,
+        /// default latest). Blobs the registry has are not sent again.
+        /// Credentials come from the docker config file (~/.docker/config.json).
+        #[arg(long, value_name = "docker://HOST/REPO")]
+        push: Option<String>,
+        /// Speak plain HTTP to registries (a loopback test registry), not HTTPS.
+        #[arg(long)]
+        insecure: bool,
     },
     /// Compose a spec and write its lock file next to it (SPEC with the
     /// extension .lock): every image's manifest and config digest, every
@@ -116,6 +128,16 @@ enum Command {
         /// The new side, in the same forms (`+` lines).
         b: String,
     },
+    /// Push one image of an OCI layout to a registry (OCI distribution API).
+    ///
+    /// Blobs the registry has already are skipped, so a push that failed
+    /// half-way resumes where it stopped when run again. The manifest is sent
+    /// as the layout's exact bytes: the digest in the registry is the local
+    /// one. Credentials come from the docker config file ($DOCKER_CONFIG or
+    /// ~/.docker/config.json, credential helpers included).
+    ///
+    /// Example: strata push target/images/hello:hello docker://127.0.0.1:5000/hello:1 --insecure
+    Push(cmd_push::PushArgs),
     #[command(flatten)]
     Union(cmd_union::UnionCommand),
     /// Show the graph of layer and image jobs a spec plans, without building.
@@ -177,8 +199,14 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             quiet,
             locked,
             update_lock,
+            push,
+            insecure,
         } => {
             let lock_flags = cmd_lock::before(&spec, locked, update_lock)?;
+            // A bad destination fails before the build, not after it.
+            let push = push
+                .map(|p| strata::push::parse_registry_ref(&p))
+                .transpose()?;
             let out = out.unwrap_or_else(|| default_out(&spec));
             let opts = strata::ComposeOptions {
                 out,
@@ -200,6 +228,14 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             if !cmd_lock::after(&spec, &report, opts.source_date_epoch, lock_flags)? {
                 return Ok(ExitCode::from(LOCK_MISMATCH));
             }
+            if let Some(base) = push {
+                let registry = strata::Registry::new(&strata::RegistryOptions { insecure })?;
+                for pushed in strata::push::push_composed(&registry, &report, &base)? {
+                    if !json && !quiet {
+                        print_stdout(&pushed.summary());
+                    }
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Lock {
@@ -210,6 +246,12 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             quiet,
         } => cmd_lock::run(&spec, out, jobs, cache_dir, quiet),
         Command::Diff { a, b } => Ok(cmd_diff::run(&a, &b)),
+        Command::Push(args) => {
+            let mut out = String::new();
+            let code = cmd_push::run(args, &mut out)?;
+            print_stdout(&out);
+            Ok(code)
+        }
         Command::Union(cmd) => {
             let mut out = String::new();
             let code = cmd_union::run(cmd, source_date_epoch()?, &mut out)?;

@@ -15,6 +15,7 @@ pub mod diff;
 pub mod inspect;
 mod locate;
 pub mod lock;
+pub mod push;
 mod report;
 pub mod testing;
 mod union_job;
@@ -24,6 +25,7 @@ pub use report::{CacheStatus, ComposeReport, ImageReport, LayerReport, human_siz
 pub use strata_cache::Cache;
 pub use strata_cache::dir_size as cache_dir_size;
 pub use strata_plan::{Plan, PlanOptions};
+pub use strata_registry::{Options as RegistryOptions, Reference, Registry};
 pub use strata_spec::Diagnostics;
 /// The union filesystem: `rootfs`, `squash`, `commit`.
 pub use strata_union as union;
@@ -87,6 +89,14 @@ pub enum Error {
     },
     #[error(transparent)]
     Lock(#[from] lock::LockError),
+    #[error(transparent)]
+    Registry(#[from] strata_registry::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Other(String),
 }

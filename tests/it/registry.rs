@@ -1,0 +1,411 @@
+//! Registries, for real: the Debian `docker-registry` (CNCF distribution) on a
+//! loopback port with filesystem storage in a temporary directory, started
+//! and stopped by its process id. Pushes are checked with skopeo, which
+//! shares no code with strata.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{have, index_digests, run_ok, strata, strata_ok};
+
+/// A running `docker-registry`, killed (by its pid) when dropped.
+pub struct TestRegistry {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl TestRegistry {
+    /// Start a registry storing under `dir`, on a free port (or `port`).
+    pub fn start(dir: &Path, port: Option<u16>) -> TestRegistry {
+        let port = port.unwrap_or_else(|| {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port()
+        });
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry");
+        let reg = TestRegistry {
+            child: Some(child),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !reg.answers() {
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not answer on port {port}: {}",
+                std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        reg
+    }
+
+    /// Whether `GET /v2/` answers 200.
+    fn answers(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).is_ok() && buf.ends_with(b"200")
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kill the registry by its process id, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Whether the tools of these tests are here (SKIPPED otherwise, failure in CI).
+pub fn tools(test: &str) -> bool {
+    have("docker-registry", test) && have("skopeo", test)
+}
+
+/// The sha256 of the manifest the registry serves for `reference`, by skopeo.
+pub fn remote_digest(reference: &str) -> String {
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw", reference])
+        .output()
+        .expect("run skopeo");
+    assert!(
+        raw.status.success(),
+        "skopeo inspect {reference}: {}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    let digest = strata_export_digest(&raw.stdout);
+    // `skopeo inspect` (not raw) reports the registry's own Docker-Content-Digest.
+    let info: serde_json::Value = serde_json::from_str(&run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        reference,
+    ])))
+    .unwrap();
+    assert_eq!(info["Digest"].as_str(), Some(digest.as_str()));
+    digest
+}
+
+fn strata_export_digest(bytes: &[u8]) -> String {
+    // sha256 via the system tool, not strata's own code.
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "sha256:{}",
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+    )
+}
+
+/// A spec with two layers, one of them `size` bytes of noise (which gzip
+/// cannot shrink, so the blob is big enough to be caught mid-upload).
+fn two_layer_spec(dir: &Path, size: usize) -> PathBuf {
+    std::fs::create_dir_all(dir.join("inputs")).unwrap();
+    let mut noise = vec![0u8; size];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(dir.join("inputs/noise.bin"), noise).unwrap();
+    std::fs::write(dir.join("inputs/hello.txt"), "hello\n").unwrap();
+    let spec = dir.join("app.kdl");
+    std::fs::write(
+        &spec,
+        r#"image app {
+    layer noise { copy "inputs/noise.bin" to="/data/noise.bin" }
+    layer hello { copy "inputs/hello.txt" to="/etc/hello.txt" }
+    cmd "/bin/true"
+}
+"#,
+    )
+    .unwrap();
+    spec
+}
+
+#[test]
+fn push_gives_the_local_digest_and_skopeo_pulls_it_back() {
+    if !tools("push_gives_the_local_digest") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = TestRegistry::start(&tmp.path().join("registry"), None);
+    let spec = two_layer_spec(&tmp.path().join("proj"), 1 << 20);
+    let cache = tmp.path().join("cache");
+    let out = tmp.path().join("out");
+    strata_ok(
+        tmp.path(),
+        &cache,
+        &[
+            "compose",
+            spec.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    let local = index_digests(&out)[0].1.clone();
+
+    let dest = format!("docker://{}/team/app:v1", reg.host());
+    let json = strata_ok(
+        tmp.path(),
+        &cache,
+        &[
+            "push",
+            &format!("{}:app", out.display()),
+            &dest,
+            "--insecure",
+            "--json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["manifest"].as_str(), Some(local.as_str()));
+    let blobs = report["blobs"].as_array().unwrap();
+    assert_eq!(blobs.len(), 3, "two layers and the config: {json}");
+    assert!(blobs.iter().all(|b| b["uploaded"] == true), "{json}");
+
+    assert_eq!(
+        remote_digest(&dest),
+        local,
+        "the registry serves the local manifest"
+    );
+
+    // Pulled back by an independent client: the same manifest digest.
+    let pulled = tmp.path().join("pulled");
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "--src-tls-verify=false",
+        &dest,
+        &format!("oci:{}:app", pulled.display()),
+    ]));
+    assert_eq!(index_digests(&pulled)[0].1, local);
+
+    // A second push sends nothing but the manifest.
+    let json = strata_ok(
+        tmp.path(),
+        &cache,
+        &[
+            "push",
+            &format!("{}:app", out.display()),
+            &dest,
+            "--insecure",
+            "--json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        report["blobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["uploaded"] == false),
+        "every blob is skipped the second time: {json}"
+    );
+}
+
+#[test]
+fn compose_push_sends_every_image_as_repo_name_tag() {
+    if !tools("compose_push_sends_every_image") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = TestRegistry::start(&tmp.path().join("registry"), None);
+    let spec = two_layer_spec(&tmp.path().join("proj"), 4096);
+    let out = tmp.path().join("out");
+    let base = format!("docker://{}/ci", reg.host());
+    let summary = strata_ok(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &[
+            "compose",
+            spec.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--push",
+            &base,
+            "--insecure",
+        ],
+    );
+    assert!(summary.contains("pushed app to"), "{summary}");
+    let local = index_digests(&out)[0].1.clone();
+    assert_eq!(remote_digest(&format!("{base}/app:latest")), local);
+
+    // A tag on the base would name several images: refused before building.
+    let bad = strata(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &[
+            "compose",
+            spec.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--push",
+            &format!("{base}:x"),
+            "--insecure",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("without tag"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[test]
+fn push_refuses_a_destination_that_is_not_a_registry_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = strata(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &["push", "x", "h.io/App:1"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("starts with docker://"), "{err}");
+    let out = strata(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &["push", "x", "docker://h.io/App:1"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'A' is not allowed"), "{err}");
+}
+
+#[test]
+fn a_registry_killed_mid_push_gives_a_clear_error_and_a_retry_succeeds() {
+    if !tools("a_registry_killed_mid_push") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let reg_dir = tmp.path().join("registry");
+    let mut reg = TestRegistry::start(&reg_dir, None);
+    let spec = two_layer_spec(&tmp.path().join("proj"), 96 << 20);
+    let cache = tmp.path().join("cache");
+    let out = tmp.path().join("out");
+    let report: serde_json::Value = serde_json::from_str(&strata_ok(
+        tmp.path(),
+        &cache,
+        &[
+            "compose",
+            spec.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let big = report["images"][0]["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dest = format!("docker://{}/team/big:v1", reg.host());
+
+    let push = Command::new(crate::support::strata_bin())
+        .args([
+            "push",
+            &format!("{}:app", out.display()),
+            &dest,
+            "--insecure",
+        ])
+        .current_dir(tmp.path())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the registry once the big blob's upload has started writing data.
+    let uploads = reg_dir.join("data/docker/registry/v2/repositories/team/big/_uploads");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let started = std::fs::read_dir(&uploads).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| std::fs::metadata(e.path().join("data")).is_ok_and(|m| m.len() > 0))
+        });
+        if started {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the upload never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    reg.kill();
+    let failed = push.wait_with_output().unwrap();
+    assert!(
+        !failed.status.success(),
+        "the push cannot succeed without its registry"
+    );
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        err.contains(&format!("registry {}", reg.host())),
+        "names the registry: {err}"
+    );
+    assert!(err.contains(&big), "names the blob: {err}");
+    assert!(
+        std::fs::read_to_string(
+            reg_dir.join(
+                "data/docker/registry/v2/repositories/team/big/_manifests/tags/v1/current/link"
+            )
+        )
+        .is_err(),
+        "no tag points at a half-pushed image"
+    );
+
+    // The same registry (same storage, same port) back up: the retry works.
+    let reg = TestRegistry::start(&reg_dir, Some(reg.port));
+    strata_ok(
+        tmp.path(),
+        &cache,
+        &[
+            "push",
+            &format!("{}:app", out.display()),
+            &dest,
+            "--insecure",
+        ],
+    );
+    assert_eq!(remote_digest(&dest), index_digests(&out)[0].1);
+    drop(reg);
+}
