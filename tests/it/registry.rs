@@ -409,3 +409,174 @@ fn a_registry_killed_mid_push_gives_a_clear_error_and_a_retry_succeeds() {
     assert_eq!(remote_digest(&dest), index_digests(&out)[0].1);
     drop(reg);
 }
+
+/// The layers of the single image of a `compose --json` report: (name, cache, digest).
+fn layers_of(report: &str) -> Vec<(String, String, String)> {
+    let v: serde_json::Value = serde_json::from_str(report).unwrap();
+    v["images"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_owned(),
+                l["cache"].as_str().unwrap().to_owned(),
+                l["digest"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn top_spec(dir: &Path, name: &str, from: &str) -> PathBuf {
+    let spec = dir.join(format!("{name}.kdl"));
+    std::fs::write(
+        &spec,
+        format!(
+            r#"image top {{
+    from "{from}"
+    layer extra {{ file "/etc/extra" "from the top\n" }}
+    layer trim {{ delete "/etc/hello.txt" }}
+    env MODE="top"
+}}
+"#
+        ),
+    )
+    .unwrap();
+    spec
+}
+
+#[test]
+fn a_base_from_the_registry_builds_the_same_image_as_from_a_layout_and_is_kept() {
+    if !tools("a_base_from_the_registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut reg = TestRegistry::start(&tmp.path().join("registry"), None);
+    let proj = tmp.path().join("proj");
+    let spec = two_layer_spec(&proj, 64 << 10);
+    let base_out = proj.join("base");
+    strata_ok(
+        tmp.path(),
+        &tmp.path().join("cache0"),
+        &[
+            "compose",
+            spec.to_str().unwrap(),
+            "-o",
+            base_out.to_str().unwrap(),
+        ],
+    );
+    let base_digest = index_digests(&base_out)[0].1.clone();
+    let repo = format!("docker://{}/base/app", reg.host());
+    strata_ok(
+        tmp.path(),
+        &tmp.path().join("cache0"),
+        &[
+            "push",
+            &format!("{}:app", base_out.display()),
+            &format!("{repo}:v1"),
+            "--insecure",
+        ],
+    );
+
+    let compose = |spec: &Path, cache: &str, out: &str| {
+        strata_ok(
+            tmp.path(),
+            &tmp.path().join(cache),
+            &[
+                "compose",
+                spec.to_str().unwrap(),
+                "-o",
+                tmp.path().join(out).to_str().unwrap(),
+                "--insecure",
+                "--json",
+            ],
+        )
+    };
+    let from_layout = compose(&top_spec(&proj, "a", "oci:base:app"), "cache-a", "out-a");
+    let from_tag = compose(
+        &top_spec(&proj, "b", &format!("{repo}:v1")),
+        "cache-b",
+        "out-b",
+    );
+    let digest_a = index_digests(&tmp.path().join("out-a"))[0].1.clone();
+    assert_eq!(
+        index_digests(&tmp.path().join("out-b"))[0].1,
+        digest_a,
+        "the same base from a registry and from a layout gives the same image"
+    );
+    let layers = layers_of(&from_tag);
+    assert_eq!(
+        layers.len(),
+        4,
+        "two base layers, then extra and trim: {layers:?}"
+    );
+    assert_eq!(layers[0].0, "top/base-1");
+    assert_eq!(layers_of(&from_layout)[..2], layers[..2]);
+    // The base's layers are its blobs as they are, not rebuilt.
+    let base_layers: Vec<String> = serde_json::from_slice::<serde_json::Value>(
+        &std::fs::read(
+            base_out
+                .join("blobs/sha256")
+                .join(&base_digest["sha256:".len()..]),
+        )
+        .unwrap(),
+    )
+    .unwrap()["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(vec![layers[0].2.clone(), layers[1].2.clone()], base_layers);
+
+    // The config is inherited: the base's cmd, and the top's env.
+    let config = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--config",
+        &format!("oci:{}:top", tmp.path().join("out-b").display()),
+    ]));
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["config"]["Cmd"][0], "/bin/true");
+    assert!(
+        config["config"]["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "MODE=top")
+    );
+
+    // Pinned by digest, the base needs no registry once it was pulled: the
+    // manifest, config and layers are all in the cache.
+    reg.kill();
+    let pinned = compose(
+        &top_spec(&proj, "c", &format!("{repo}@{base_digest}")),
+        "cache-b",
+        "out-c",
+    );
+    assert_eq!(index_digests(&tmp.path().join("out-c"))[0].1, digest_a);
+    assert!(
+        layers_of(&pinned).iter().all(|l| l.1 == "hit"),
+        "every layer is a cache hit: {pinned}"
+    );
+
+    // A tag cannot be resolved without its registry: the error points at the `from`.
+    let out = strata(
+        tmp.path(),
+        &tmp.path().join("cache-b"),
+        &[
+            "compose",
+            proj.join("b.kdl").to_str().unwrap(),
+            "-o",
+            tmp.path().join("out-d").to_str().unwrap(),
+            "--insecure",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot resolve base"), "{err}");
+    assert!(err.contains(&format!("registry {}", reg.host())), "{err}");
+    assert!(
+        err.contains("b.kdl:2"),
+        "points at the line of `from`: {err}"
+    );
+}

@@ -96,7 +96,8 @@ enum Command {
         /// Credentials come from the docker config file (~/.docker/config.json).
         #[arg(long, value_name = "docker://HOST/REPO")]
         push: Option<String>,
-        /// Speak plain HTTP to registries (a loopback test registry), not HTTPS.
+        /// Speak plain HTTP to registries (external bases and --push; a
+        /// loopback test registry), not HTTPS.
         #[arg(long)]
         insecure: bool,
     },
@@ -214,6 +215,7 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                 jobs: jobs.map(usize::from),
                 cache_dir,
                 source_date_epoch: source_date_epoch()?,
+                insecure,
             };
             let show_progress = !json && !quiet && std::io::stderr().is_terminal();
             let progress = progress::Progress::new(show_progress);

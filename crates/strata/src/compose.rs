@@ -29,6 +29,8 @@ pub struct ComposeOptions {
     /// `SOURCE_DATE_EPOCH`, which overrides the spec's `epoch`. The caller reads
     /// the environment, so that the library's output depends only on its arguments.
     pub source_date_epoch: Option<u64>,
+    /// Speak plain HTTP to registries (external bases, `--cache-from`).
+    pub insecure: bool,
 }
 
 /// Read and plan a spec.
@@ -72,12 +74,15 @@ pub fn compose(
     // Held until the compose is done, so `strata cache gc` never removes a blob in use.
     let _lock = cache.lock_shared()?;
     let index = Arc::new(MemoIndex(InputIndex::load(cache.root())));
-    let plan = plan_spec(
+    let plan = crate::base::plan_spec_with_bases(
         spec_path,
-        &PlanOptions {
+        PlanOptions {
             source_date_epoch: opts.source_date_epoch,
             memo: Some(index.clone()),
+            ..Default::default()
         },
+        &cache,
+        opts.insecure,
     )?;
     if let Err(e) = index.0.save() {
         on_event(Event::Warning(format!("cannot save the input index: {e}")));
@@ -336,6 +341,29 @@ fn build_one(
     });
     let mut blob = cache.new_blob()?;
     let progress = |bytes: u64| on_event(Event::LayerProgress { index, bytes });
+    if let Some(ext) = &layer.external {
+        let listing = crate::base::fetch_layer(layer, ext, cache, &mut blob)?;
+        let record = LayerRecord {
+            diff_id: ext.diff_id,
+            blob: ext.blob,
+            size: ext.size,
+            media_type: ext.media_type.clone(),
+            listing,
+        };
+        cache.put(&key, &record, blob)?;
+        on_event(Event::LayerDone {
+            index,
+            name,
+            cache: CacheStatus::Miss,
+            size: record.size,
+            reason: Some(miss_reason.clone()),
+        });
+        return Ok(Ready {
+            record,
+            cache: CacheStatus::Miss,
+            miss_reason: Some(miss_reason),
+        });
+    }
     let out = if crate::union_job::is_union_layer(layer) {
         crate::union_job::build(plan, layer, below, cache, &mut blob, &progress)
     } else {

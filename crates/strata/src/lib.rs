@@ -10,6 +10,7 @@
 //! every failure is an [`Error`] that names what and where; the output layout
 //! is replaced only when the whole compose succeeded.
 
+mod base;
 mod compose;
 pub mod diff;
 pub mod inspect;

@@ -1,0 +1,372 @@
+//! External bases: `from "oci:DIR:TAG"` and `from "docker://HOST/REPO:TAG"`
+//! resolved to their layers and config before planning, and their blobs
+//! fetched into the cache when a layer misses.
+//!
+//! A registry base's manifest and config are kept in the cache's blob store
+//! by digest, so a base pinned by digest resolves with no request at all once
+//! it was pulled; its layers are cache entries keyed by their content (see
+//! `strata_plan::keys::external_key`), so a second compose fetches nothing.
+//! Every byte fetched is checked against its digest before it is used.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
+use strata_cache::{BlobWriter, Cache};
+use strata_export::ImageConfig;
+use strata_layer::Digest;
+use strata_layer::digest::HashingWriter;
+use strata_plan::{BlobSource, ExternalImage, ExternalLayer, LayerNode};
+use strata_registry::{Reference, Registry};
+use strata_spec::{ExternalBase, Spanned, Spec, SpecDiagnostic};
+
+use crate::Error;
+
+/// The platform picked from a multi-platform base.
+const OS: &str = "linux";
+const ARCH: &str = "amd64";
+
+/// Resolve every external `from` of `spec` (paths relative to `spec_dir`).
+/// Errors point at the `from` that failed.
+pub fn resolve(
+    spec: &Spec,
+    spec_dir: &Path,
+    cache: &Cache,
+    insecure: bool,
+) -> Result<BTreeMap<String, ExternalImage>, Error> {
+    let mut out = BTreeMap::new();
+    let mut registry = None;
+    let mut problems = Vec::new();
+    for image in &spec.images {
+        let Some(from) = &image.from else { continue };
+        let Some(base) = ExternalBase::parse(&from.value) else {
+            continue;
+        };
+        if out.contains_key(&from.value) {
+            continue;
+        }
+        let resolved = match base {
+            ExternalBase::Oci { path, tag } => from_layout(&spec_dir.join(path), tag.as_deref()),
+            ExternalBase::Registry(text) => {
+                if registry.is_none() {
+                    registry = Some(Registry::new(&strata_registry::Options { insecure })?);
+                }
+                match registry.as_ref() {
+                    Some(reg) => from_registry(reg, cache, &text, insecure),
+                    None => continue,
+                }
+            }
+        };
+        match resolved {
+            Ok(img) => {
+                out.insert(from.value.clone(), img);
+            }
+            Err(e) => problems.push(diag(from, &e)),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::Spec(Box::new(strata_spec::Diagnostics::new(
+            &spec.name,
+            &spec.source,
+            problems,
+        ))))
+    }
+}
+
+fn diag(from: &Spanned<String>, e: &Error) -> SpecDiagnostic {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(&format!(": {t}"));
+        }
+        source = s.source();
+    }
+    SpecDiagnostic::new(
+        format!("cannot resolve base `{}`: {msg}", from.value),
+        from.span,
+        "this base",
+    )
+}
+
+/// A base from an OCI layout on disk.
+fn from_layout(dir: &Path, tag: Option<&str>) -> Result<ExternalImage, Error> {
+    let layout = strata_export::open_layout(dir)?;
+    let img = match tag {
+        Some(t) => layout.image(t)?,
+        None => match layout.images() {
+            [one] => one,
+            all => {
+                return Err(Error::Other(format!(
+                    "{} holds {} images; name one with oci:{}:NAME",
+                    dir.display(),
+                    all.len(),
+                    dir.display()
+                )));
+            }
+        },
+    };
+    let dir = fs::canonicalize(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(ExternalImage {
+        source: format!("oci:{}:{}", dir.display(), img.name),
+        manifest: img.manifest_digest,
+        layers: img
+            .layers
+            .iter()
+            .map(|(blob, diff_id, size, media_type)| ExternalLayer {
+                blob: *blob,
+                diff_id: *diff_id,
+                size: *size,
+                media_type: media_type.as_str().to_owned(),
+                fetch: BlobSource::Layout(dir.clone()),
+            })
+            .collect(),
+        config: image_config(&img.config),
+    })
+}
+
+/// A base from a registry: the manifest (the linux/amd64 one of an index),
+/// its config, and its layers' descriptors.
+fn from_registry(
+    reg: &Registry,
+    cache: &Cache,
+    text: &str,
+    insecure: bool,
+) -> Result<ExternalImage, Error> {
+    let r = Reference::parse(text)?;
+    let mut manifest = manifest(reg, cache, &r)?;
+    if manifest.is_index() {
+        let index: ImageIndex = json(&manifest.bytes, "index")?;
+        let pick = index
+            .manifests()
+            .iter()
+            .find(|m| {
+                m.platform().as_ref().is_some_and(|p| {
+                    p.os().to_string() == OS && p.architecture().to_string() == ARCH
+                })
+            })
+            .ok_or_else(|| {
+                Error::Other(format!(
+                    "index {} has no {OS}/{ARCH} image",
+                    manifest.digest
+                ))
+            })?;
+        let d: Digest = pick
+            .digest()
+            .to_string()
+            .parse()
+            .map_err(|e| Error::Other(format!("{e}")))?;
+        manifest = self::manifest(reg, cache, &r.at_digest(d))?;
+    }
+    let m: ImageManifest = json(&manifest.bytes, "manifest")?;
+    let config_digest: Digest = m
+        .config()
+        .digest()
+        .to_string()
+        .parse()
+        .map_err(|e| Error::Other(format!("{e}")))?;
+    let config_bytes = match cache.get_bytes(&config_digest) {
+        Some(b) => b,
+        None => {
+            let mut buf = Vec::new();
+            reg.fetch_blob(&r, &config_digest, Some(m.config().size()), &mut buf)?;
+            cache.put_bytes(&buf)?;
+            buf
+        }
+    };
+    let config: ImageConfiguration = json(&config_bytes, "config")?;
+    let diff_ids = config.rootfs().diff_ids();
+    if diff_ids.len() != m.layers().len() {
+        return Err(Error::Other(format!(
+            "manifest {} has {} layers but its config {} diff_ids",
+            manifest.digest,
+            m.layers().len(),
+            diff_ids.len()
+        )));
+    }
+    let repository = format!("docker://{}/{}", r.registry, r.repository);
+    let layers = m
+        .layers()
+        .iter()
+        .zip(diff_ids)
+        .map(|(l, diff_id)| {
+            Ok(ExternalLayer {
+                blob: l
+                    .digest()
+                    .to_string()
+                    .parse()
+                    .map_err(|e| Error::Other(format!("{e}")))?,
+                diff_id: diff_id.parse().map_err(|e| Error::Other(format!("{e}")))?,
+                size: l.size(),
+                media_type: l.media_type().to_string(),
+                fetch: BlobSource::Registry {
+                    repository: repository.clone(),
+                    insecure,
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(ExternalImage {
+        source: format!("{repository}@{}", manifest.digest),
+        manifest: manifest.digest,
+        layers,
+        config: image_config(&config),
+    })
+}
+
+/// A manifest by reference: from the cache when pinned by digest and kept,
+/// else from the registry (and then kept).
+fn manifest(
+    reg: &Registry,
+    cache: &Cache,
+    r: &Reference,
+) -> Result<strata_registry::Manifest, Error> {
+    if let Some(d) = r.digest
+        && let Some(bytes) = cache.get_bytes(&d)
+        && let Ok(media_type) = media_type(&bytes)
+    {
+        return Ok(strata_registry::Manifest {
+            bytes,
+            digest: d,
+            media_type,
+        });
+    }
+    let m = reg.fetch_manifest(r)?;
+    cache.put_bytes(&m.bytes)?;
+    Ok(m)
+}
+
+fn media_type(bytes: &[u8]) -> Result<String, Error> {
+    let v: serde_json::Value = json(bytes, "manifest")?;
+    Ok(match v.get("mediaType").and_then(|t| t.as_str()) {
+        Some(t) => t.to_owned(),
+        None if v.get("manifests").is_some() => strata_registry::OCI_INDEX.to_owned(),
+        None => strata_registry::OCI_MANIFEST.to_owned(),
+    })
+}
+
+fn json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Other(format!("unreadable {what}: {e}")))
+}
+
+/// The config an image inherits from an external base, as strata holds it.
+fn image_config(c: &ImageConfiguration) -> ImageConfig {
+    let mut out = ImageConfig {
+        os: c.os().to_string(),
+        architecture: c.architecture().to_string(),
+        variant: c.variant().clone(),
+        author: c.author().clone(),
+        ..ImageConfig::default()
+    };
+    if let Some(cfg) = c.config() {
+        out.env = cfg.env().clone().unwrap_or_default();
+        out.cmd = cfg.cmd().clone();
+        out.entrypoint = cfg.entrypoint().clone();
+        out.workdir = cfg.working_dir().clone().filter(|w| !w.is_empty());
+        out.user = cfg.user().clone().filter(|u| !u.is_empty());
+        out.exposed_ports = cfg
+            .exposed_ports()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        out.volumes = cfg
+            .volumes()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        out.labels = cfg
+            .labels()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        out.stop_signal = cfg.stop_signal().clone();
+    }
+    out
+}
+
+/// Fetch the blob of an external layer into `blob` (a cache blob being
+/// written), checked against its digest and size; returns its listing.
+pub fn fetch_layer(
+    layer: &LayerNode,
+    ext: &ExternalLayer,
+    cache: &Cache,
+    blob: &mut BlobWriter,
+) -> Result<strata_layer::Listing, Error> {
+    // Into a temporary file first: the listing is read from it, then it is
+    // copied into the cache entry.
+    let tmp_dir = cache.root().join("tmp");
+    let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(|source| Error::Io {
+        path: tmp_dir.clone(),
+        source,
+    })?;
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    match &ext.fetch {
+        BlobSource::Layout(dir) => {
+            let path = dir.join("blobs/sha256").join(ext.blob.hex());
+            let mut src = fs::File::open(&path).map_err(io_err(&path))?;
+            let mut w = HashingWriter::new(io::BufWriter::new(tmp.as_file_mut()));
+            io::copy(&mut src, &mut w).map_err(io_err(&path))?;
+            let (found, n, mut inner) = w.finish();
+            inner.flush().map_err(io_err(&path))?;
+            if found != ext.blob || n != ext.size {
+                return Err(Error::Other(format!(
+                    "{} hashes to {found} ({n} bytes), the manifest says {} ({} bytes)",
+                    path.display(),
+                    ext.blob,
+                    ext.size
+                )));
+            }
+        }
+        BlobSource::Registry {
+            repository,
+            insecure,
+        } => {
+            let r = Reference::parse(repository)?;
+            let reg = Registry::new(&strata_registry::Options {
+                insecure: *insecure,
+            })?;
+            let mut w = io::BufWriter::new(tmp.as_file_mut());
+            reg.fetch_blob(&r, &ext.blob, Some(ext.size), &mut w)?;
+            w.flush().map_err(io_err(&tmp_dir))?;
+        }
+    }
+    let file = fs::File::open(tmp.path()).map_err(io_err(tmp.path()))?;
+    let listing =
+        strata_layer::list_blob(io::BufReader::new(file)).map_err(|source| Error::Layer {
+            layer: layer.qualified_name(),
+            source,
+        })?;
+    let mut file = fs::File::open(tmp.path()).map_err(io_err(tmp.path()))?;
+    io::copy(&mut file, blob).map_err(io_err(tmp.path()))?;
+    Ok(listing)
+}
+
+/// Read and plan a spec whose external bases are resolved first.
+pub fn plan_spec_with_bases(
+    spec_path: &Path,
+    mut opts: strata_plan::PlanOptions,
+    cache: &Cache,
+    insecure: bool,
+) -> Result<strata_plan::Plan, Error> {
+    let spec = strata_spec::read(spec_path)?;
+    let dir = spec_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    opts.bases = resolve(&spec, dir, cache, insecure)?;
+    strata_plan::plan(&spec, spec_path, &opts).map_err(|d| Error::Spec(Box::new(d)))
+}
