@@ -545,6 +545,26 @@ fn a_base_from_the_registry_builds_the_same_image_as_from_a_layout_and_is_kept()
             .any(|e| e == "MODE=top")
     );
 
+    // `strata lock` records the digest the tag resolved to.
+    strata_ok(
+        tmp.path(),
+        &tmp.path().join("cache-b"),
+        &[
+            "lock",
+            proj.join("b.kdl").to_str().unwrap(),
+            "-o",
+            tmp.path().join("out-lock").to_str().unwrap(),
+            "--insecure",
+            "--quiet",
+        ],
+    );
+    let lock = std::fs::read_to_string(proj.join("b.lock")).unwrap();
+    assert!(
+        lock.lines()
+            .any(|l| l == format!("base {repo}:v1 {base_digest}")),
+        "{lock}"
+    );
+
     // Pinned by digest, the base needs no registry once it was pulled: the
     // manifest, config and layers are all in the cache.
     reg.kill();

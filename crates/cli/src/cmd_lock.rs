@@ -83,6 +83,7 @@ pub fn run(
     jobs: Option<u16>,
     cache_dir: Option<PathBuf>,
     quiet: bool,
+    insecure: bool,
 ) -> Result<ExitCode, strata::Error> {
     use std::io::IsTerminal;
     let opts = strata::ComposeOptions {
@@ -90,6 +91,7 @@ pub fn run(
         jobs: jobs.map(usize::from),
         cache_dir,
         source_date_epoch: crate::source_date_epoch()?,
+        insecure,
         ..Default::default()
     };
     let progress = crate::progress::Progress::new(!quiet && std::io::stderr().is_terminal());

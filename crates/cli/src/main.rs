@@ -103,7 +103,8 @@ enum Command {
     },
     /// Compose a spec and write its lock file next to it (SPEC with the
     /// extension .lock): every image's manifest and config digest, every
-    /// layer's digests and files. Commit it; `compose --locked` checks it.
+    /// layer's digests and files, and the manifest digest each external base
+    /// (`from "docker://..."`) resolved to. Commit it; `compose --locked` checks it.
     Lock {
         spec: PathBuf,
         /// The OCI image layout to write. Default: target/images/<spec name>.
@@ -118,6 +119,9 @@ enum Command {
         /// No progress display and no summary; errors only.
         #[arg(long, short)]
         quiet: bool,
+        /// Speak plain HTTP to registries (external bases), not HTTPS.
+        #[arg(long)]
+        insecure: bool,
     },
     /// Explain why two images differ: digests, config fields, and layer by
     /// layer the files added (+), removed (-) or changed (~). Each side is an
@@ -246,7 +250,8 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             jobs,
             cache_dir,
             quiet,
-        } => cmd_lock::run(&spec, out, jobs, cache_dir, quiet),
+            insecure,
+        } => cmd_lock::run(&spec, out, jobs, cache_dir, quiet, insecure),
         Command::Diff { a, b } => Ok(cmd_diff::run(&a, &b)),
         Command::Push(args) => {
             let mut out = String::new();

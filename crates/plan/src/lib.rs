@@ -103,6 +103,8 @@ pub struct Plan {
     pub layers: Vec<LayerNode>,
     /// Images in spec order.
     pub images: Vec<ImageNode>,
+    /// The external bases the images build on, by `from` text.
+    pub bases: BTreeMap<String, ExternalImage>,
 }
 
 /// One layer job.
@@ -399,6 +401,7 @@ impl Planner<'_> {
             compression,
             layers,
             images: images.into_iter().flatten().collect(),
+            bases: opts.bases.clone(),
         })
     }
 

@@ -170,6 +170,15 @@ pub fn compose(
         out: opts.out.clone(),
         docker_archive: opts.docker_archive.clone(),
         images,
+        bases: plan
+            .bases
+            .iter()
+            .map(|(from, b)| crate::report::BaseReport {
+                from: from.clone(),
+                source: b.source.clone(),
+                manifest: b.manifest.to_string(),
+            })
+            .collect(),
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
 }

@@ -22,7 +22,7 @@ pub mod testing;
 mod union_job;
 
 pub use compose::{ComposeOptions, compose, plan_spec};
-pub use report::{CacheStatus, ComposeReport, ImageReport, LayerReport, human_size};
+pub use report::{BaseReport, CacheStatus, ComposeReport, ImageReport, LayerReport, human_size};
 pub use strata_cache::Cache;
 pub use strata_cache::dir_size as cache_dir_size;
 pub use strata_plan::{Plan, PlanOptions};

@@ -45,6 +45,16 @@ pub struct ImageReport {
     pub layers: Vec<LayerReport>,
 }
 
+/// An external base as a compose resolved it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaseReport {
+    /// The `from` as the spec wrote it.
+    pub from: String,
+    /// Where it was found, by digest.
+    pub source: String,
+    pub manifest: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ComposeReport {
     pub spec: PathBuf,
@@ -52,6 +62,10 @@ pub struct ComposeReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub docker_archive: Option<PathBuf>,
     pub images: Vec<ImageReport>,
+    /// The external bases (`from "oci:..."`, `from "docker://..."`) and the
+    /// manifest digest each resolved to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bases: Vec<BaseReport>,
     /// Wall time of the compose in milliseconds (not part of any digest).
     pub elapsed_ms: u64,
 }
