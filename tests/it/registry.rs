@@ -600,3 +600,91 @@ fn a_base_from_the_registry_builds_the_same_image_as_from_a_layout_and_is_kept()
         "points at the line of `from`: {err}"
     );
 }
+
+#[test]
+fn two_machines_share_layers_through_cache_to_and_cache_from() {
+    if !tools("two_machines_share_layers") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = TestRegistry::start(&tmp.path().join("registry"), None);
+    let spec = two_layer_spec(&tmp.path().join("proj"), 256 << 10);
+    let remote = format!("docker://{}/ci/cache", reg.host());
+    let compose = |machine: &str, flag: &str| {
+        strata_ok(
+            tmp.path(),
+            &tmp.path().join(format!("cache-{machine}")),
+            &[
+                "compose",
+                spec.to_str().unwrap(),
+                "-o",
+                tmp.path().join(format!("out-{machine}")).to_str().unwrap(),
+                flag,
+                &remote,
+                "--insecure",
+                "--json",
+            ],
+        )
+    };
+    let first = compose("one", "--cache-to");
+    assert!(layers_of(&first).iter().all(|l| l.1 == "miss"), "{first}");
+    // The artifacts are in the registry under their keys.
+    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let key = v["images"][0]["layers"][0]["key"].as_str().unwrap();
+    let raw = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("{remote}:strata-layer-{key}"),
+    ]));
+    assert!(
+        raw.contains("application/vnd.strata.layer-record.v1+json"),
+        "{raw}"
+    );
+
+    // A second machine, its cache empty: every layer comes from the registry.
+    let second = compose("two", "--cache-from");
+    assert!(
+        layers_of(&second).iter().all(|l| l.1 == "hit"),
+        "all hits on the second machine: {second}"
+    );
+    assert_eq!(layers_of(&first).len(), layers_of(&second).len());
+    assert_eq!(
+        index_digests(&tmp.path().join("out-one")),
+        index_digests(&tmp.path().join("out-two")),
+        "the same image on both machines"
+    );
+    // Its cache now holds the layers for itself.
+    let again = compose("two", "--cache-from");
+    assert!(layers_of(&again).iter().all(|l| l.1 == "hit"));
+
+    // A remote cache that is gone is a warning, not a failure.
+    drop(reg);
+    let out = strata(
+        tmp.path(),
+        &tmp.path().join("cache-three"),
+        &[
+            "compose",
+            spec.to_str().unwrap(),
+            "-o",
+            tmp.path().join("out-three").to_str().unwrap(),
+            "--cache-from",
+            &remote,
+            "--insecure",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("remote cache"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        index_digests(&tmp.path().join("out-three")),
+        index_digests(&tmp.path().join("out-one"))
+    );
+}

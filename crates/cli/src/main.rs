@@ -96,10 +96,19 @@ enum Command {
         /// Credentials come from the docker config file (~/.docker/config.json).
         #[arg(long, value_name = "docker://HOST/REPO")]
         push: Option<String>,
-        /// Speak plain HTTP to registries (external bases and --push; a
-        /// loopback test registry), not HTTPS.
+        /// Speak plain HTTP to registries (external bases, --push,
+        /// --cache-from/--cache-to; a loopback test registry), not HTTPS.
         #[arg(long)]
         insecure: bool,
+        /// Before building, fetch layers missing from the local cache from
+        /// this registry repository (where another machine's --cache-to put
+        /// them). An unreachable registry is a warning: layers build locally.
+        #[arg(long, value_name = "docker://HOST/REPO")]
+        cache_from: Option<String>,
+        /// After composing, push every layer (record and blob) to this
+        /// registry repository, one artifact tagged strata-layer-KEY per layer.
+        #[arg(long, value_name = "docker://HOST/REPO")]
+        cache_to: Option<String>,
     },
     /// Compose a spec and write its lock file next to it (SPEC with the
     /// extension .lock): every image's manifest and config digest, every
@@ -206,6 +215,8 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             update_lock,
             push,
             insecure,
+            cache_from,
+            cache_to,
         } => {
             let lock_flags = cmd_lock::before(&spec, locked, update_lock)?;
             // A bad destination fails before the build, not after it.
@@ -220,6 +231,8 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                 cache_dir,
                 source_date_epoch: source_date_epoch()?,
                 insecure,
+                cache_from,
+                cache_to,
             };
             let show_progress = !json && !quiet && std::io::stderr().is_terminal();
             let progress = progress::Progress::new(show_progress);

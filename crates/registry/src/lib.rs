@@ -86,6 +86,31 @@ pub enum Error {
     Setup(String),
 }
 
+impl Error {
+    /// Whether the registry said the thing asked for is not there (a 404,
+    /// `MANIFEST_UNKNOWN`, `NAME_UNKNOWN`, `BLOB_UNKNOWN`), as opposed to a
+    /// failure to ask.
+    pub fn is_not_found(&self) -> bool {
+        use oci_client::errors::OciErrorCode as C;
+        match self {
+            Error::Registry { source, .. } => match source.as_ref() {
+                OciDistributionError::ImageManifestNotFoundError(_) => true,
+                OciDistributionError::RegistryError { envelope, .. } => {
+                    envelope.errors.iter().any(|e| {
+                        matches!(
+                            e.code,
+                            C::ManifestUnknown | C::NameUnknown | C::NotFound | C::BlobUnknown
+                        )
+                    })
+                }
+                OciDistributionError::ServerError { code, .. } => *code == 404,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 /// How to reach registries.
 #[derive(Debug, Clone, Default)]
 pub struct Options {

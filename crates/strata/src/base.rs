@@ -78,15 +78,7 @@ pub fn resolve(
 }
 
 fn diag(from: &Spanned<String>, e: &Error) -> SpecDiagnostic {
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(&format!(": {t}"));
-        }
-        source = s.source();
-    }
+    let msg = crate::error_chain(e);
     SpecDiagnostic::new(
         format!("cannot resolve base `{}`: {msg}", from.value),
         from.span,

@@ -31,6 +31,11 @@ pub struct ComposeOptions {
     pub source_date_epoch: Option<u64>,
     /// Speak plain HTTP to registries (external bases, `--cache-from`).
     pub insecure: bool,
+    /// A registry repository (`docker://HOST/REPO`) to fetch layers missing
+    /// from the local cache from, before building.
+    pub cache_from: Option<String>,
+    /// A registry repository to push every layer to after composing.
+    pub cache_to: Option<String>,
 }
 
 /// Read and plan a spec.
@@ -70,6 +75,16 @@ pub fn compose(
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<ComposeReport, Error> {
     let started = Instant::now();
+    let cache_from = opts
+        .cache_from
+        .as_deref()
+        .map(crate::remote_cache::parse_repo)
+        .transpose()?;
+    let cache_to = opts
+        .cache_to
+        .as_deref()
+        .map(crate::remote_cache::parse_repo)
+        .transpose()?;
     let cache = Cache::open(opts.cache_dir.clone().unwrap_or_else(Cache::default_dir))?;
     // Held until the compose is done, so `strata cache gc` never removes a blob in use.
     let _lock = cache.lock_shared()?;
@@ -99,6 +114,12 @@ pub fn compose(
     let pool = pool
         .build()
         .map_err(|e| Error::Other(format!("cannot start worker threads: {e}")))?;
+    if let Some(repo) = &cache_from {
+        let registry = strata_registry::Registry::new(&strata_registry::Options {
+            insecure: opts.insecure,
+        })?;
+        crate::remote_cache::pull(&plan, &cache, &registry, repo, on_event)?;
+    }
     let ready = pool.install(|| build_all(&plan, &cache, on_event))?;
 
     let images: Vec<ExportImage> = plan
@@ -133,6 +154,12 @@ pub fn compose(
     let exported = strata_export::write_layout(&opts.out, &images)?;
     if let Some(archive) = &opts.docker_archive {
         strata_export::write_docker_archive(archive, &images)?;
+    }
+    if let Some(repo) = &cache_to {
+        let registry = strata_registry::Registry::new(&strata_registry::Options {
+            insecure: opts.insecure,
+        })?;
+        crate::remote_cache::push(&plan, &cache, &registry, repo)?;
     }
 
     let images = plan

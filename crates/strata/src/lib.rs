@@ -17,6 +17,7 @@ pub mod inspect;
 mod locate;
 pub mod lock;
 pub mod push;
+pub mod remote_cache;
 mod report;
 pub mod testing;
 mod union_job;
@@ -100,6 +101,20 @@ pub enum Error {
     },
     #[error("{0}")]
     Other(String),
+}
+
+/// An error and its sources, on one line (`a: b: c`), each said once.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(&format!(": {text}"));
+        }
+        source = s.source();
+    }
+    msg
 }
 
 impl From<strata_spec::ReadError> for Error {
