@@ -545,6 +545,14 @@ fn a_base_from_the_registry_builds_the_same_image_as_from_a_layout_and_is_kept()
             .any(|e| e == "MODE=top")
     );
 
+    // `strata plan` resolves the base too, and shows its layers.
+    let plan = strata_ok(
+        tmp.path(),
+        &tmp.path().join("cache-b"),
+        &["plan", proj.join("b.kdl").to_str().unwrap(), "--insecure"],
+    );
+    assert!(plan.contains("base-1"), "{plan}");
+
     // `strata lock` records the digest the tag resolved to.
     strata_ok(
         tmp.path(),

@@ -160,6 +160,9 @@ enum Command {
         /// Graphviz output: `strata plan SPEC --dot | dot -Tsvg > plan.svg`.
         #[arg(long)]
         dot: bool,
+        /// Speak plain HTTP to registries (external bases), not HTTPS.
+        #[arg(long)]
+        insecure: bool,
     },
     /// List the images, layers and config of an OCI layout.
     Inspect {
@@ -278,13 +281,20 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             print_stdout(&out);
             Ok(code)
         }
-        Command::Plan { spec, dot } => {
-            let plan = strata::plan_spec(
+        Command::Plan {
+            spec,
+            dot,
+            insecure,
+        } => {
+            // External bases are resolved (and kept) through the default cache.
+            let plan = strata::plan_spec_with_bases(
                 &spec,
-                &strata::PlanOptions {
+                strata::PlanOptions {
                     source_date_epoch: source_date_epoch()?,
                     ..Default::default()
                 },
+                None,
+                insecure,
             )?;
             print_stdout(&if dot {
                 plan.render_dot()

@@ -200,13 +200,14 @@ impl Registry {
     /// against that digest.
     pub fn fetch_manifest(&self, r: &Reference) -> Result<Manifest, Error> {
         let auth = self.auth(r);
-        let what = format!(
-            "manifest {}",
-            r.digest.map_or_else(
-                || r.tag.clone().unwrap_or_else(|| "latest".into()),
-                |d| d.to_string()
-            )
-        );
+        let what = match (&r.digest, &r.tag) {
+            (Some(d), _) => format!("manifest {}@{d}", r.repository),
+            (None, t) => format!(
+                "manifest {}:{}",
+                r.repository,
+                t.as_deref().unwrap_or("latest")
+            ),
+        };
         let (bytes, announced) = self
             .rt
             .block_on(self.client.pull_manifest_raw(
@@ -260,7 +261,10 @@ impl Registry {
         self.auth(r);
         self.rt
             .block_on(self.client.blob_exists(&r.to_oci(), &digest.to_string()))
-            .map_err(Self::err(r, format!("blob {digest}")))
+            .map_err(Self::err(
+                r,
+                format!("cannot check for blob {digest} in {}", r.repository),
+            ))
     }
 
     /// Stream blob `digest` into `out`, hashing on the way; fails unless the
@@ -274,7 +278,7 @@ impl Registry {
         out: &mut dyn Write,
     ) -> Result<u64, Error> {
         self.auth(r);
-        let what = format!("blob {digest}");
+        let what = format!("blob {digest} of {}", r.repository);
         let mut w = HashingWriter::new(out);
         let mut received = 0u64;
         self.rt.block_on(async {

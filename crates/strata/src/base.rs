@@ -347,11 +347,13 @@ pub fn fetch_layer(
     Ok(listing)
 }
 
-/// Read and plan a spec whose external bases are resolved first.
+/// Read and plan a spec whose external bases are resolved first, through
+/// `cache` (the default cache, opened only if the spec has external bases,
+/// when `None`).
 pub fn plan_spec_with_bases(
     spec_path: &Path,
     mut opts: strata_plan::PlanOptions,
-    cache: &Cache,
+    cache: Option<&Cache>,
     insecure: bool,
 ) -> Result<strata_plan::Plan, Error> {
     let spec = strata_spec::read(spec_path)?;
@@ -359,6 +361,17 @@ pub fn plan_spec_with_bases(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    opts.bases = resolve(&spec, dir, cache, insecure)?;
+    let external = spec.images.iter().any(|i| {
+        i.from
+            .as_ref()
+            .is_some_and(|f| ExternalBase::parse(&f.value).is_some())
+    });
+    if external {
+        let cache = match cache {
+            Some(c) => c.clone(),
+            None => Cache::open(Cache::default_dir())?,
+        };
+        opts.bases = resolve(&spec, dir, &cache, insecure)?;
+    }
     strata_plan::plan(&spec, spec_path, &opts).map_err(|d| Error::Spec(Box::new(d)))
 }

@@ -96,7 +96,7 @@ pub fn compose(
             memo: Some(index.clone()),
             ..Default::default()
         },
-        &cache,
+        Some(&cache),
         opts.insecure,
     )?;
     if let Err(e) = index.0.save() {
