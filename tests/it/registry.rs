@@ -20,6 +20,26 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// Start a registry storing under `dir`, on a free port (or `port`).
     pub fn start(dir: &Path, port: Option<u16>) -> TestRegistry {
+        Self::start_with(dir, port, "")
+    }
+
+    /// Start a registry that wants HTTP basic auth: `htpasswd` holds
+    /// `USER:BCRYPT` lines.
+    pub fn start_with_auth(dir: &Path, htpasswd: &str) -> TestRegistry {
+        std::fs::create_dir_all(dir).unwrap();
+        let file = dir.join("htpasswd");
+        std::fs::write(&file, htpasswd).unwrap();
+        Self::start_with(
+            dir,
+            None,
+            &format!(
+                "auth:\n  htpasswd:\n    realm: strata-test\n    path: {}\n",
+                file.display()
+            ),
+        )
+    }
+
+    fn start_with(dir: &Path, port: Option<u16>, extra: &str) -> TestRegistry {
         let port = port.unwrap_or_else(|| {
             TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
@@ -31,7 +51,7 @@ impl TestRegistry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
                 dir.join("data").display()
             ),
         )
@@ -72,7 +92,8 @@ impl TestRegistry {
             return false;
         }
         let mut buf = [0u8; 12];
-        s.read_exact(&mut buf).is_ok() && buf.ends_with(b"200")
+        // 401: up, and wanting credentials.
+        s.read_exact(&mut buf).is_ok() && (buf.ends_with(b"200") || buf.ends_with(b"401"))
     }
 
     pub fn host(&self) -> String {
@@ -694,5 +715,85 @@ fn two_machines_share_layers_through_cache_to_and_cache_from() {
     assert_eq!(
         index_digests(&tmp.path().join("out-three")),
         index_digests(&tmp.path().join("out-one"))
+    );
+}
+
+/// bcrypt of `s3cret` (cost 4), for the user `ci`.
+const HTPASSWD: &str = "ci:$2b$04$YBEaj7Ob2w7Lm4WZQVWuMeARSlyLyLUbBWhkBVIxnuIGUPRln7xU2\n";
+
+#[test]
+fn credentials_come_from_the_docker_config_file() {
+    if !tools("credentials_come_from_the_docker_config_file") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = TestRegistry::start_with_auth(&tmp.path().join("registry"), HTPASSWD);
+    let proj = tmp.path().join("proj");
+    let spec = two_layer_spec(&proj, 4096);
+    let cache = tmp.path().join("cache");
+    let out = tmp.path().join("out");
+    strata_ok(
+        tmp.path(),
+        &cache,
+        &["compose", spec.to_str().unwrap(), "-o", out.to_str().unwrap()],
+    );
+    let dest = format!("docker://{}/auth/app:v1", reg.host());
+    let run = |docker_config: &Path, args: &[&str]| {
+        Command::new(crate::support::strata_bin())
+            .args(args)
+            .current_dir(tmp.path())
+            .env("STRATA_CACHE_DIR", &cache)
+            .env("DOCKER_CONFIG", docker_config)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let push = ["push", out.to_str().unwrap(), dest.as_str(), "--insecure"];
+
+    // No credentials: refused, and the error says so.
+    let empty = tmp.path().join("no-docker-config");
+    std::fs::create_dir_all(&empty).unwrap();
+    let denied = run(&empty, &push);
+    assert!(!denied.status.success());
+    let err = String::from_utf8_lossy(&denied.stderr).to_lowercase();
+    assert!(
+        err.contains("unauthorized") || err.contains("401"),
+        "{err}"
+    );
+
+    // The usual docker config file: `auths` with base64 `user:password`.
+    let config = tmp.path().join("docker-config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"Y2k6czNjcmV0"}}}}}}"#,
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let ok = run(&config, &push);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let local = index_digests(&out)[0].1.clone();
+    let info: serde_json::Value = serde_json::from_str(&run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "ci:s3cret",
+        &dest,
+    ])))
+    .unwrap();
+    assert_eq!(info["Digest"].as_str(), Some(local.as_str()));
+
+    // Pulls use them too: a base from the same registry.
+    let top = top_spec(&proj, "top", &dest);
+    let composed = run(
+        &config,
+        &["compose", top.to_str().unwrap(), "-o", tmp.path().join("out-top").to_str().unwrap(), "--insecure"],
+    );
+    assert!(
+        composed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&composed.stderr)
     );
 }
