@@ -657,6 +657,8 @@ fn two_machines_share_layers_through_cache_to_and_cache_from() {
     };
     let first = compose("one", "--cache-to");
     assert!(layers_of(&first).iter().all(|l| l.1 == "miss"), "{first}");
+    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(v["remote_cache_pushed"], 2, "{first}");
     // The artifacts are in the registry under their keys.
     let v: serde_json::Value = serde_json::from_str(&first).unwrap();
     let key = v["images"][0]["layers"][0]["key"].as_str().unwrap();
@@ -678,6 +680,11 @@ fn two_machines_share_layers_through_cache_to_and_cache_from() {
         "all hits on the second machine: {second}"
     );
     assert_eq!(layers_of(&first).len(), layers_of(&second).len());
+    let v: serde_json::Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(
+        v["remote_cache_fetched"], 2,
+        "both layers came from the registry: {second}"
+    );
     assert_eq!(
         index_digests(&tmp.path().join("out-one")),
         index_digests(&tmp.path().join("out-two")),
@@ -686,6 +693,8 @@ fn two_machines_share_layers_through_cache_to_and_cache_from() {
     // Its cache now holds the layers for itself.
     let again = compose("two", "--cache-from");
     assert!(layers_of(&again).iter().all(|l| l.1 == "hit"));
+    let v: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(v["remote_cache_fetched"], 0, "nothing to fetch: {again}");
 
     // A remote cache that is gone is a warning, not a failure.
     drop(reg);
@@ -735,7 +744,12 @@ fn credentials_come_from_the_docker_config_file() {
     strata_ok(
         tmp.path(),
         &cache,
-        &["compose", spec.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        &[
+            "compose",
+            spec.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
     );
     let dest = format!("docker://{}/auth/app:v1", reg.host());
     let run = |docker_config: &Path, args: &[&str]| {
@@ -756,10 +770,7 @@ fn credentials_come_from_the_docker_config_file() {
     let denied = run(&empty, &push);
     assert!(!denied.status.success());
     let err = String::from_utf8_lossy(&denied.stderr).to_lowercase();
-    assert!(
-        err.contains("unauthorized") || err.contains("401"),
-        "{err}"
-    );
+    assert!(err.contains("unauthorized") || err.contains("401"), "{err}");
 
     // The usual docker config file: `auths` with base64 `user:password`.
     let config = tmp.path().join("docker-config");
@@ -773,7 +784,11 @@ fn credentials_come_from_the_docker_config_file() {
     )
     .unwrap();
     let ok = run(&config, &push);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let local = index_digests(&out)[0].1.clone();
     let info: serde_json::Value = serde_json::from_str(&run_ok(Command::new("skopeo").args([
         "inspect",
@@ -789,7 +804,13 @@ fn credentials_come_from_the_docker_config_file() {
     let top = top_spec(&proj, "top", &dest);
     let composed = run(
         &config,
-        &["compose", top.to_str().unwrap(), "-o", tmp.path().join("out-top").to_str().unwrap(), "--insecure"],
+        &[
+            "compose",
+            top.to_str().unwrap(),
+            "-o",
+            tmp.path().join("out-top").to_str().unwrap(),
+            "--insecure",
+        ],
     );
     assert!(
         composed.status.success(),

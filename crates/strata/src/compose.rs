@@ -114,11 +114,14 @@ pub fn compose(
     let pool = pool
         .build()
         .map_err(|e| Error::Other(format!("cannot start worker threads: {e}")))?;
+    let mut remote_cache_fetched = None;
     if let Some(repo) = &cache_from {
         let registry = strata_registry::Registry::new(&strata_registry::Options {
             insecure: opts.insecure,
         })?;
-        crate::remote_cache::pull(&plan, &cache, &registry, repo, on_event)?;
+        remote_cache_fetched = Some(crate::remote_cache::pull(
+            &plan, &cache, &registry, repo, on_event,
+        )?);
     }
     let ready = pool.install(|| build_all(&plan, &cache, on_event))?;
 
@@ -155,11 +158,17 @@ pub fn compose(
     if let Some(archive) = &opts.docker_archive {
         strata_export::write_docker_archive(archive, &images)?;
     }
+    let mut remote_cache_pushed = None;
     if let Some(repo) = &cache_to {
         let registry = strata_registry::Registry::new(&strata_registry::Options {
             insecure: opts.insecure,
         })?;
-        crate::remote_cache::push(&plan, &cache, &registry, repo)?;
+        let layers: Vec<(String, &LayerRecord)> = plan
+            .layers
+            .iter()
+            .map(|l| (l.key.hex(), &ready[l.id.0].record))
+            .collect();
+        remote_cache_pushed = Some(crate::remote_cache::push(&layers, &cache, &registry, repo)?);
     }
 
     let images = plan
@@ -206,6 +215,8 @@ pub fn compose(
                 manifest: b.manifest.to_string(),
             })
             .collect(),
+        remote_cache_fetched,
+        remote_cache_pushed,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
 }

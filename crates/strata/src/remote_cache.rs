@@ -128,30 +128,23 @@ fn pull_one(cache: &Cache, reg: &Registry, repo: &Reference, key: &str) -> Resul
     Ok(true)
 }
 
-/// Push every layer of `plan` (each in `cache` after a compose) to `repo`.
-/// Returns how many layer artifacts were pushed.
+/// Push layers (their cache keys and records, their blobs in `cache`, as a
+/// compose leaves them) to `repo`. Returns how many artifacts were pushed.
 pub fn push(
-    plan: &Plan,
+    layers: &[(String, &LayerRecord)],
     cache: &Cache,
     registry: &Registry,
     repo: &Reference,
 ) -> Result<usize, Error> {
     let mut pushed = 0;
     let mut seen = std::collections::BTreeSet::new();
-    for layer in &plan.layers {
-        let key = layer.key.hex();
+    for (key, record) in layers {
         if !seen.insert(key.clone()) {
             continue;
         }
-        let record = cache.get(&key)?.map_err(|miss| {
-            Error::Other(format!(
-                "layer {} is not in the cache to push ({miss:?})",
-                layer.qualified_name()
-            ))
-        })?;
-        let r = repo.with_tag(&tag_for(&key))?;
+        let r = repo.with_tag(&tag_for(key))?;
         registry.push_blob(&r, &record.blob, &cache.blob_path(&record.blob))?;
-        let record_bytes = serde_json::to_vec(&record)
+        let record_bytes = serde_json::to_vec(record)
             .map_err(|e| Error::Other(format!("cannot write a layer record: {e}")))?;
         let config = registry.push_blob_bytes(&r, &record_bytes)?;
         let manifest = json!({

@@ -66,6 +66,12 @@ pub struct ComposeReport {
     /// manifest digest each resolved to.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bases: Vec<BaseReport>,
+    /// `--cache-from`: layers fetched from the remote cache before building.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_cache_fetched: Option<usize>,
+    /// `--cache-to`: layer artifacts pushed to the remote cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_cache_pushed: Option<usize>,
     /// Wall time of the compose in milliseconds (not part of any digest).
     pub elapsed_ms: u64,
 }
