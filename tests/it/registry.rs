@@ -276,6 +276,10 @@ fn compose_push_sends_every_image_as_repo_name_tag() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = TestRegistry::start(&tmp.path().join("registry"), None);
     let spec = two_layer_spec(&tmp.path().join("proj"), 4096);
+    // A second image on the first: their shared layers go up once.
+    let mut text = std::fs::read_to_string(&spec).unwrap();
+    text.push_str("image more {\n    from app\n    layer extra { file \"/extra\" \"x\" }\n    tag \"v2\"\n}\n");
+    std::fs::write(&spec, text).unwrap();
     let out = tmp.path().join("out");
     let base = format!("docker://{}/ci", reg.host());
     let summary = strata_ok(
@@ -292,8 +296,17 @@ fn compose_push_sends_every_image_as_repo_name_tag() {
         ],
     );
     assert!(summary.contains("pushed app to"), "{summary}");
-    let local = index_digests(&out)[0].1.clone();
-    assert_eq!(remote_digest(&format!("{base}/app:latest")), local);
+    let local = index_digests(&out);
+    assert_eq!(remote_digest(&format!("{base}/app:latest")), local[0].1);
+    assert_eq!(remote_digest(&format!("{base}/more:v2")), local[1].1);
+    let more = summary
+        .lines()
+        .find(|l| l.starts_with("pushed more"))
+        .unwrap();
+    assert!(
+        more.contains("2 of 4 blobs uploaded") && more.contains("2 mounted"),
+        "the layers of app are mounted, not sent again: {summary}"
+    );
 
     // A tag on the base would name several images: refused before building.
     let bad = strata(

@@ -328,6 +328,29 @@ impl Registry {
         if self.has_blob(r, digest)? {
             return Ok(false);
         }
+        self.upload_blob(r, digest, path)?;
+        Ok(true)
+    }
+
+    /// Ask the registry to link blob `digest` of repository `from` (same
+    /// registry) into `r`'s repository, with no upload. False when it would
+    /// not (the caller then uploads).
+    pub fn mount_blob(&self, r: &Reference, from: &Reference, digest: &Digest) -> bool {
+        if from.registry != r.registry {
+            return false;
+        }
+        self.auth(r);
+        self.rt
+            .block_on(
+                self.client
+                    .mount_blob(&r.to_oci(), &from.to_oci(), &digest.to_string()),
+            )
+            .is_ok()
+    }
+
+    /// Upload the file at `path` as blob `digest`, in chunks (no `HEAD` first).
+    pub fn upload_blob(&self, r: &Reference, digest: &Digest, path: &Path) -> Result<(), Error> {
+        self.auth(r);
         let file = fs::File::open(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
@@ -366,7 +389,7 @@ impl Registry {
                     .push_blob_stream(&r.to_oci(), stream, &digest.to_string(), None),
             )
             .map_err(Self::err(r, format!("cannot push blob {digest}")))?;
-        Ok(true)
+        Ok(())
     }
 
     /// Upload a small blob (a config) from memory, unless the registry has it.

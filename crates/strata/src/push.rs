@@ -7,10 +7,12 @@
 //! layout, so the digest the registry serves is the local one, and a tag
 //! never points at an image whose blobs are not all there.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
 use serde::Serialize;
+use strata_layer::Digest;
 use strata_registry::{OCI_MANIFEST, Reference, Registry};
 
 use crate::Error;
@@ -32,14 +34,18 @@ pub struct PushReport {
 pub struct PushedBlob {
     pub digest: String,
     pub size: u64,
-    /// False when the registry had it already.
+    /// False when the registry had it already (or it was mounted).
     pub uploaded: bool,
+    /// Linked from another repository of the registry, with no upload
+    /// (`compose --push`: a layer shared by two images is sent once).
+    pub mounted: bool,
 }
 
 impl PushReport {
     /// One line for a terminal.
     pub fn summary(&self) -> String {
         let sent = self.blobs.iter().filter(|b| b.uploaded).count();
+        let mounted = self.blobs.iter().filter(|b| b.mounted).count();
         let bytes: u64 = self
             .blobs
             .iter()
@@ -47,13 +53,13 @@ impl PushReport {
             .map(|b| b.size)
             .sum();
         format!(
-            "pushed {} to {} ({}): {sent} of {} blobs uploaded ({}), {} already there\n",
+            "pushed {} to {} ({}): {sent} of {} blobs uploaded ({}), {mounted} mounted, {} already there\n",
             self.image,
             self.reference,
             self.manifest,
             self.blobs.len(),
             crate::human_size(bytes),
-            self.blobs.len() - sent
+            self.blobs.len() - sent - mounted
         )
     }
 }
@@ -78,6 +84,19 @@ pub fn push(
     dir: &Path,
     tag: Option<&str>,
     dest: &Reference,
+) -> Result<PushReport, Error> {
+    push_mounting(registry, dir, tag, dest, &mut BTreeMap::new())
+}
+
+/// [`push`], mounting blobs that `pushed` says another repository of the
+/// same registry has, and adding to `pushed` the blobs this push leaves in
+/// `dest`'s repository.
+fn push_mounting(
+    registry: &Registry,
+    dir: &Path,
+    tag: Option<&str>,
+    dest: &Reference,
+    pushed: &mut BTreeMap<Digest, Reference>,
 ) -> Result<PushReport, Error> {
     let layout = strata_export::open_layout(dir)?;
     let image = match tag {
@@ -113,23 +132,33 @@ pub fn push(
         )));
     }
 
-    let mut blobs = Vec::new();
-    for (digest, _, size, _) in &image.layers {
-        let uploaded = registry.push_blob(&dest, digest, &layout.blob_path(digest))?;
-        blobs.push(PushedBlob {
-            digest: digest.to_string(),
-            size: *size,
-            uploaded,
-        });
-    }
     let config_path = layout.blob_path(&image.config_digest);
     let config_size = fs::metadata(&config_path).map_or(0, |m| m.len());
-    let uploaded = registry.push_blob(&dest, &image.config_digest, &config_path)?;
-    blobs.push(PushedBlob {
-        digest: image.config_digest.to_string(),
-        size: config_size,
-        uploaded,
-    });
+    let all = image
+        .layers
+        .iter()
+        .map(|(digest, _, size, _)| (*digest, *size))
+        .chain([(image.config_digest, config_size)]);
+    let mut blobs = Vec::new();
+    for (digest, size) in all {
+        let (mut uploaded, mut mounted) = (false, false);
+        if !registry.has_blob(&dest, &digest)? {
+            mounted = pushed
+                .get(&digest)
+                .is_some_and(|from| registry.mount_blob(&dest, from, &digest));
+            if !mounted {
+                registry.upload_blob(&dest, &digest, &layout.blob_path(&digest))?;
+                uploaded = true;
+            }
+        }
+        pushed.insert(digest, dest.clone());
+        blobs.push(PushedBlob {
+            digest: digest.to_string(),
+            size,
+            uploaded,
+            mounted,
+        });
+    }
 
     // The manifest goes as the layout's bytes, checked once more here: what
     // the registry gets must hash to what the layout's index says.
@@ -176,12 +205,13 @@ pub fn push_composed(
                 .into(),
         }));
     }
+    let mut pushed = BTreeMap::new();
     report
         .images
         .iter()
         .map(|img| {
             let dest = base.join(&img.name)?.with_tag(&img.tag)?;
-            push(registry, &report.out, Some(&img.name), &dest)
+            push_mounting(registry, &report.out, Some(&img.name), &dest, &mut pushed)
         })
         .collect()
 }
