@@ -831,3 +831,105 @@ fn credentials_come_from_the_docker_config_file() {
         String::from_utf8_lossy(&composed.stderr)
     );
 }
+
+#[test]
+fn a_multi_platform_base_resolves_to_its_linux_amd64_image() {
+    if !tools("a_multi_platform_base") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = TestRegistry::start(&tmp.path().join("registry"), None);
+    let proj = tmp.path().join("proj");
+    let spec = two_layer_spec(&proj, 4096);
+    let mut text = std::fs::read_to_string(&spec).unwrap();
+    text.push_str("image other {\n    layer o { file \"/other\" \"o\" }\n}\n");
+    std::fs::write(&spec, text).unwrap();
+    let base_out = proj.join("base");
+    strata_ok(
+        tmp.path(),
+        &tmp.path().join("cache0"),
+        &[
+            "compose",
+            spec.to_str().unwrap(),
+            "-o",
+            base_out.to_str().unwrap(),
+        ],
+    );
+    // An index: `other` for linux/arm64 first, then `app` for linux/amd64.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(base_out.join("index.json")).unwrap()).unwrap();
+    let entry = |i: usize, arch: &str| {
+        let m = &index["manifests"][i];
+        serde_json::json!({
+            "mediaType": m["mediaType"],
+            "digest": m["digest"],
+            "size": m["size"],
+            "platform": {"architecture": arch, "os": "linux"},
+        })
+    };
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        "app"
+    );
+    let m = &index["manifests"][0];
+    let multi = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry(1, "arm64"), entry(0, "amd64")],
+    });
+    let bytes = serde_json::to_vec(&multi).unwrap();
+    let digest = strata_export_digest(&bytes);
+    std::fs::write(
+        base_out
+            .join("blobs/sha256")
+            .join(&digest["sha256:".len()..]),
+        &bytes,
+    )
+    .unwrap();
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest,
+            "size": bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi"},
+        }],
+    });
+    let image_digest = m["digest"].as_str().unwrap().to_owned();
+    std::fs::write(
+        base_out.join("index.json"),
+        serde_json::to_vec(&top).unwrap(),
+    )
+    .unwrap();
+    let repo = format!("docker://{}/base/multi", reg.host());
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:multi", base_out.display()),
+        &format!("{repo}:v1"),
+    ]));
+
+    let spec = top_spec(&proj, "m", &format!("{repo}:v1"));
+    let json = strata_ok(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &[
+            "compose",
+            spec.to_str().unwrap(),
+            "-o",
+            tmp.path().join("out").to_str().unwrap(),
+            "--insecure",
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["bases"][0]["manifest"].as_str(),
+        Some(image_digest.as_str()),
+        "the linux/amd64 manifest of the index: {json}"
+    );
+    assert_eq!(layers_of(&json).len(), 4);
+}
