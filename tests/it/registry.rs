@@ -932,4 +932,29 @@ fn a_multi_platform_base_resolves_to_its_linux_amd64_image() {
         "the linux/amd64 manifest of the index: {json}"
     );
     assert_eq!(layers_of(&json).len(), 4);
+
+    // An image that names its platform gets that one.
+    let arm = proj.join("arm.kdl");
+    std::fs::write(
+        &arm,
+        format!("image top {{\n    from \"{repo}:v1\"\n    platform \"linux/arm64\"\n}}\n"),
+    )
+    .unwrap();
+    let json = strata_ok(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &[
+            "compose",
+            arm.to_str().unwrap(),
+            "-o",
+            tmp.path().join("out-arm").to_str().unwrap(),
+            "--insecure",
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["bases"][0]["manifest"], index["manifests"][1]["digest"],
+        "{json}"
+    );
 }

@@ -24,7 +24,8 @@ use strata_spec::{ExternalBase, Spanned, Spec, SpecDiagnostic};
 
 use crate::Error;
 
-/// The platform picked from a multi-platform base.
+/// The platform picked from a multi-platform base, unless the image names
+/// its own (`platform "linux/arm64"`).
 const OS: &str = "linux";
 const ARCH: &str = "amd64";
 
@@ -53,8 +54,12 @@ pub fn resolve(
                 if registry.is_none() {
                     registry = Some(Registry::new(&strata_registry::Options { insecure })?);
                 }
+                let platform = image.config.platform.as_ref().map_or_else(
+                    || (OS.to_owned(), ARCH.to_owned()),
+                    |p| (p.value.os.clone(), p.value.architecture.clone()),
+                );
                 match registry.as_ref() {
-                    Some(reg) => from_registry(reg, cache, &text, insecure),
+                    Some(reg) => from_registry(reg, cache, &text, insecure, &platform),
                     None => continue,
                 }
             }
@@ -132,6 +137,7 @@ fn from_registry(
     cache: &Cache,
     text: &str,
     insecure: bool,
+    (os, arch): &(String, String),
 ) -> Result<ExternalImage, Error> {
     let r = Reference::parse(text)?;
     let mut manifest = manifest(reg, cache, &r)?;
@@ -142,12 +148,12 @@ fn from_registry(
             .iter()
             .find(|m| {
                 m.platform().as_ref().is_some_and(|p| {
-                    p.os().to_string() == OS && p.architecture().to_string() == ARCH
+                    p.os().to_string() == *os && p.architecture().to_string() == *arch
                 })
             })
             .ok_or_else(|| {
                 Error::Other(format!(
-                    "index {} has no {OS}/{ARCH} image",
+                    "index {} has no {os}/{arch} image",
                     manifest.digest
                 ))
             })?;
