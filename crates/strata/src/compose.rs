@@ -166,6 +166,7 @@ pub fn compose(
         let layers: Vec<(String, &LayerRecord)> = plan
             .layers
             .iter()
+            .filter(|l| l.external.is_none())
             .map(|l| (l.key.hex(), &ready[l.id.0].record))
             .collect();
         remote_cache_pushed = Some(crate::remote_cache::push(&layers, &cache, &registry, repo)?);

@@ -14,7 +14,8 @@
 //! the build then finds it. `--cache-to` runs after a successful compose and
 //! pushes every layer of the plan (blobs the registry has are skipped). A
 //! remote cache that cannot be reached is a warning, never a failed build:
-//! the layers are built locally instead.
+//! the layers are built locally instead. Layers of external bases are left
+//! out both ways: they are fetched from the base's own registry or layout.
 
 use serde_json::json;
 use strata_cache::{Cache, LayerRecord};
@@ -58,7 +59,8 @@ pub fn pull(
 ) -> Result<usize, Error> {
     let mut fetched = 0;
     let mut seen = std::collections::BTreeSet::new();
-    for layer in &plan.layers {
+    // Layers of external bases come from where the base is, not from here.
+    for layer in plan.layers.iter().filter(|l| l.external.is_none()) {
         let key = layer.key.hex();
         if !seen.insert(key.clone()) || cache.get(&key)?.is_ok() {
             continue;
