@@ -958,3 +958,82 @@ fn a_multi_platform_base_resolves_to_its_linux_amd64_image() {
         "{json}"
     );
 }
+
+#[test]
+fn a_blob_the_registry_serves_corrupt_is_refused_not_cached() {
+    if !tools("a_blob_the_registry_serves_corrupt") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let reg_dir = tmp.path().join("registry");
+    let reg = TestRegistry::start(&reg_dir, None);
+    let proj = tmp.path().join("proj");
+    let spec = two_layer_spec(&proj, 4096);
+    let base_out = proj.join("base");
+    let report: serde_json::Value = serde_json::from_str(&strata_ok(
+        tmp.path(),
+        &tmp.path().join("cache0"),
+        &[
+            "compose",
+            spec.to_str().unwrap(),
+            "-o",
+            base_out.to_str().unwrap(),
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let blob = report["images"][0]["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let repo = format!("docker://{}/base/app", reg.host());
+    strata_ok(
+        tmp.path(),
+        &tmp.path().join("cache0"),
+        &[
+            "push",
+            base_out.to_str().unwrap(),
+            &format!("{repo}:v1"),
+            "--insecure",
+        ],
+    );
+    // Flip bytes of the blob in the registry's own storage: it serves
+    // what is on disk, as a broken disk or a hostile mirror would.
+    let hex = &blob["sha256:".len()..];
+    let data = reg_dir.join(format!(
+        "data/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    ));
+    let mut bytes = std::fs::read(&data).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+
+    let top = top_spec(&proj, "top", &format!("{repo}:v1"));
+    let cache = tmp.path().join("cache");
+    let out = strata(
+        tmp.path(),
+        &cache,
+        &[
+            "compose",
+            top.to_str().unwrap(),
+            "-o",
+            tmp.path().join("out").to_str().unwrap(),
+            "--insecure",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("registry {}", reg.host())), "{err}");
+    assert!(err.contains(&blob), "names the blob: {err}");
+    // oci-client's own check or ours, whichever sees the end of the stream first.
+    assert!(
+        err.contains("hashes to") || err.contains("Invalid digest"),
+        "says it does not match: {err}"
+    );
+    assert!(
+        !cache.join("blobs/sha256").join(hex).exists(),
+        "the corrupt blob is not in the cache"
+    );
+    assert!(!tmp.path().join("out").exists(), "no output");
+}

@@ -475,3 +475,62 @@ fn credentials(registry: &str) -> RegistryAuth {
     }
     RegistryAuth::Anonymous
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_type_from_the_field_or_the_shape() {
+        assert_eq!(
+            media_type_of(br#"{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","layers":[]}"#),
+            Ok(DOCKER_MANIFEST.to_owned())
+        );
+        assert_eq!(
+            media_type_of(br#"{"manifests":[]}"#),
+            Ok(OCI_INDEX.to_owned())
+        );
+        assert_eq!(
+            media_type_of(br#"{"layers":[]}"#),
+            Ok(OCI_MANIFEST.to_owned())
+        );
+        assert!(media_type_of(b"{}").is_err());
+        assert!(media_type_of(b"not json").is_err());
+    }
+
+    #[test]
+    fn an_index_is_told_from_a_manifest() {
+        let m = |t: &str| Manifest {
+            bytes: Vec::new(),
+            digest: Digest::of(b""),
+            media_type: t.to_owned(),
+        };
+        assert!(m(OCI_INDEX).is_index());
+        assert!(m(DOCKER_MANIFEST_LIST).is_index());
+        assert!(!m(OCI_MANIFEST).is_index());
+    }
+
+    #[test]
+    fn only_a_registry_that_answered_not_found_is_not_found() {
+        let not_found = Error::Registry {
+            registry: "h".into(),
+            what: "manifest".into(),
+            source: Box::new(OciDistributionError::ServerError {
+                code: 404,
+                url: "u".into(),
+                message: String::new(),
+            }),
+        };
+        assert!(not_found.is_not_found());
+        let refused = Error::Registry {
+            registry: "h".into(),
+            what: "manifest".into(),
+            source: Box::new(OciDistributionError::ServerError {
+                code: 500,
+                url: "u".into(),
+                message: String::new(),
+            }),
+        };
+        assert!(!refused.is_not_found());
+    }
+}
