@@ -22,7 +22,7 @@
 
 mod reference;
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -139,8 +139,8 @@ impl Manifest {
 pub struct Registry {
     client: oci_client::Client,
     rt: tokio::runtime::Runtime,
-    /// Hosts whose credentials were handed to the client already.
-    authed: Mutex<BTreeSet<String>>,
+    /// The credentials of each host, read once and handed to the client.
+    authed: Mutex<BTreeMap<String, RegistryAuth>>,
 }
 
 impl Registry {
@@ -167,22 +167,24 @@ impl Registry {
         Ok(Registry {
             client,
             rt,
-            authed: Mutex::new(BTreeSet::new()),
+            authed: Mutex::new(BTreeMap::new()),
         })
     }
 
     /// Hand the client the credentials for `r`'s registry, once per host.
     fn auth(&self, r: &Reference) -> RegistryAuth {
-        let auth = credentials(&r.registry);
         let mut done = self
             .authed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if done.insert(r.registry.clone()) {
-            let host = r.to_oci().resolve_registry().to_owned();
-            self.rt
-                .block_on(self.client.store_auth_if_needed(&host, &auth));
+        if let Some(auth) = done.get(&r.registry) {
+            return auth.clone();
         }
+        let auth = credentials(&r.registry);
+        let host = r.to_oci().resolve_registry().to_owned();
+        self.rt
+            .block_on(self.client.store_auth_if_needed(&host, &auth));
+        done.insert(r.registry.clone(), auth.clone());
         auth
     }
 
