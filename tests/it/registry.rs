@@ -136,6 +136,7 @@ pub fn remote_digest(reference: &str) -> String {
     let info: serde_json::Value = serde_json::from_str(&run_ok(Command::new("skopeo").args([
         "inspect",
         "--tls-verify=false",
+        "--no-tags",
         reference,
     ])))
     .unwrap();
@@ -265,6 +266,41 @@ fn push_gives_the_local_digest_and_skopeo_pulls_it_back() {
             .iter()
             .all(|b| b["uploaded"] == false),
         "every blob is skipped the second time: {json}"
+    );
+
+    // By digest: only the image's own digest is accepted.
+    let by_digest = format!("docker://{}/team/pinned@{local}", reg.host());
+    strata_ok(
+        tmp.path(),
+        &cache,
+        &[
+            "push",
+            &format!("{}:app", out.display()),
+            &by_digest,
+            "--insecure",
+        ],
+    );
+    assert_eq!(remote_digest(&by_digest), local);
+    let wrong = format!(
+        "docker://{}/team/pinned@sha256:{}",
+        reg.host(),
+        "0".repeat(64)
+    );
+    let refused = strata(
+        tmp.path(),
+        &cache,
+        &[
+            "push",
+            &format!("{}:app", out.display()),
+            &wrong,
+            "--insecure",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(&format!("has manifest {local}")),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
     );
 }
 
