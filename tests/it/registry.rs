@@ -615,6 +615,33 @@ fn a_base_from_the_registry_builds_the_same_image_as_from_a_layout_and_is_kept()
             .any(|e| e == "MODE=top")
     );
 
+    // The same base pushed as a docker schema 2 image (other media types,
+    // a converted config, the same layer blobs) gives the same image too.
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "--format",
+        "v2s2",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:app", base_out.display()),
+        &format!("{repo}:v2s2"),
+    ]));
+    let raw = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("{repo}:v2s2"),
+    ]));
+    assert!(
+        raw.contains("application/vnd.docker.distribution.manifest.v2+json"),
+        "{raw}"
+    );
+    compose(
+        &top_spec(&proj, "v2s2", &format!("{repo}:v2s2")),
+        "cache-d",
+        "out-d2",
+    );
+    assert_eq!(index_digests(&tmp.path().join("out-d2"))[0].1, digest_a);
+
     // `strata plan` resolves the base too, and shows its layers.
     let plan = strata_ok(
         tmp.path(),

@@ -204,7 +204,7 @@ fn from_registry(
                     .map_err(|e| Error::Other(format!("{e}")))?,
                 diff_id: diff_id.parse().map_err(|e| Error::Other(format!("{e}")))?,
                 size: l.size(),
-                media_type: l.media_type().to_string(),
+                media_type: layer_media_type(l.media_type().as_ref())?,
                 fetch: BlobSource::Registry {
                     repository: repository.clone(),
                     insecure,
@@ -240,6 +240,22 @@ fn manifest(
     let m = reg.fetch_manifest(r)?;
     cache.put_bytes(&m.bytes)?;
     Ok(m)
+}
+
+/// The OCI media type of a layer of a base: a docker schema 2 layer is the
+/// same bytes under another name, so the image built on it is the same
+/// whichever format the base was pushed in.
+fn layer_media_type(t: &str) -> Result<String, Error> {
+    if t == "application/vnd.docker.image.rootfs.diff.tar" {
+        return Ok(strata_layer::MediaType::Tar.as_str().to_owned());
+    }
+    strata_layer::MediaType::parse(t)
+        .map(|m| m.as_str().to_owned())
+        .ok_or_else(|| {
+            Error::Other(format!(
+                "a layer has media type {t}, which strata cannot reuse (tar, tar+gzip or tar+zstd)"
+            ))
+        })
 }
 
 fn media_type(bytes: &[u8]) -> Result<String, Error> {
