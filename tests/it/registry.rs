@@ -1100,3 +1100,75 @@ fn a_blob_the_registry_serves_corrupt_is_refused_not_cached() {
     );
     assert!(!tmp.path().join("out").exists(), "no output");
 }
+
+#[test]
+fn a_remote_cache_entry_whose_record_lies_is_refused_and_rebuilt() {
+    if !tools("a_remote_cache_entry_whose_record_lies") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = TestRegistry::start(&tmp.path().join("registry"), None);
+    let spec = two_layer_spec(&tmp.path().join("proj"), 4096);
+    let remote = format!("docker://{}/ci/cache", reg.host());
+    let compose = |machine: &str, args: &[&str]| {
+        let out = tmp.path().join(format!("out-{machine}"));
+        let mut all = vec![
+            "compose",
+            spec.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--insecure",
+            "--json",
+        ];
+        all.extend_from_slice(args);
+        let json = strata_ok(
+            tmp.path(),
+            &tmp.path().join(format!("cache-{machine}")),
+            &all,
+        );
+        (json, index_digests(&out))
+    };
+    let (clean, clean_digests) = compose("one", &[]);
+    // Machine one's record of the first layer now names another diff_id,
+    // and it shares that record.
+    let v: serde_json::Value = serde_json::from_str(&clean).unwrap();
+    let key = v["images"][0]["layers"][0]["key"].as_str().unwrap();
+    let record_path = tmp.path().join(format!("cache-one/layers-v1/{key}.json"));
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    record["diff_id"] = serde_json::Value::String(format!("sha256:{}", "1".repeat(64)));
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+    compose("one", &["--cache-to", &remote]);
+
+    let out = strata(
+        tmp.path(),
+        &tmp.path().join("cache-two"),
+        &[
+            "compose",
+            spec.to_str().unwrap(),
+            "-o",
+            tmp.path().join("out-two").to_str().unwrap(),
+            "--insecure",
+            "--cache-from",
+            &remote,
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("but its diff_id is sha256:1111"), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["remote_cache_fetched"], 1,
+        "the honest layer still came from the registry"
+    );
+    assert_eq!(
+        index_digests(&tmp.path().join("out-two")),
+        clean_digests,
+        "the lying layer was built locally: the image is the honest one"
+    );
+}

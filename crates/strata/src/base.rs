@@ -358,15 +358,63 @@ pub fn fetch_layer(
             w.flush().map_err(io_err(&tmp_dir))?;
         }
     }
-    let file = fs::File::open(tmp.path()).map_err(io_err(tmp.path()))?;
-    let listing =
-        strata_layer::list_blob(io::BufReader::new(file)).map_err(|source| Error::Layer {
-            layer: layer.qualified_name(),
-            source,
-        })?;
+    let listing = check_contents(
+        tmp.path(),
+        &ext.media_type,
+        &ext.diff_id,
+        &layer.qualified_name(),
+    )?;
     let mut file = fs::File::open(tmp.path()).map_err(io_err(tmp.path()))?;
     io::copy(&mut file, blob).map_err(io_err(tmp.path()))?;
     Ok(listing)
+}
+
+/// Read a fetched layer blob once: its listing, and a check that its
+/// uncompressed tar hashes to `diff_id` (what a runtime checks on unpack;
+/// a base or remote cache that says otherwise is refused here, not there).
+pub(crate) fn check_contents(
+    path: &Path,
+    media_type: &str,
+    diff_id: &Digest,
+    layer: &str,
+) -> Result<strata_layer::Listing, Error> {
+    let io_err = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = io::BufReader::with_capacity(1 << 20, fs::File::open(path).map_err(io_err)?);
+    let tar: Box<dyn io::Read> = match strata_layer::MediaType::parse(media_type) {
+        Some(strata_layer::MediaType::TarGzip) => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        Some(strata_layer::MediaType::TarZstd) => {
+            Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(io_err)?)
+        }
+        _ => Box::new(file),
+    };
+    let mut hashed = HashingReader(tar, HashingWriter::new(io::sink()));
+    let listing = strata_layer::list_blob(&mut hashed).map_err(|source| Error::Layer {
+        layer: layer.to_owned(),
+        source,
+    })?;
+    // The listing stops at the end-of-archive marker: hash the rest too.
+    io::copy(&mut hashed, &mut io::sink()).map_err(io_err)?;
+    let (found, _, _) = hashed.1.finish();
+    if found != *diff_id {
+        return Err(Error::Other(format!(
+            "layer {layer}: its tar hashes to {found}, but its diff_id is {diff_id}"
+        )));
+    }
+    Ok(listing)
+}
+
+/// A reader that hashes what passes through it.
+struct HashingReader<R>(R, HashingWriter<io::Sink>);
+
+impl<R: io::Read> io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1.write_all(&buf[..n])?;
+        Ok(n)
+    }
 }
 
 /// Read and plan a spec whose external bases are resolved first, through

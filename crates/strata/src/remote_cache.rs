@@ -10,8 +10,10 @@
 //!
 //! `--cache-from` runs before the build: every layer missing from the local
 //! cache is looked up by tag and, when found, its record and blob are
-//! fetched (both checked against their digests) into the local cache, where
-//! the build then finds it. `--cache-to` runs after a successful compose and
+//! fetched into the local cache, where the build then finds it. Nothing from
+//! another machine is taken on its word: the blob must hash to the record's
+//! digest, its tar to the record's diff_id, and its files must be the
+//! record's listing. `--cache-to` runs after a successful compose and
 //! pushes every layer of the plan (blobs the registry has are skipped). A
 //! remote cache that cannot be reached is a warning, never a failed build:
 //! the layers are built locally instead. Layers of external bases are left
@@ -74,8 +76,9 @@ pub fn pull(
                     layer.qualified_name(),
                     crate::error_chain(&e)
                 )));
-                // An unreachable registry fails every lookup the same way.
-                if !matches!(&e, Error::Registry(r) if r.is_not_found()) {
+                // An unreachable registry fails every lookup the same way;
+                // a bad entry says nothing about the next one.
+                if matches!(&e, Error::Registry(strata_registry::Error::Registry { .. })) {
                     break;
                 }
             }
@@ -124,8 +127,31 @@ fn pull_one(cache: &Cache, reg: &Registry, repo: &Reference, key: &str) -> Resul
             record.blob
         )));
     }
+    // Into a temporary file, checked (diff_id, listing) before it goes in
+    // the cache: the record comes from another machine, trust only what
+    // the bytes show.
+    let tmp_dir = cache.root().join("tmp");
+    let io_err = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        reg.fetch_blob(&r, &record.blob, Some(record.size), &mut w)?;
+        std::io::Write::flush(&mut w).map_err(io_err(&tmp_dir))?;
+    }
+    let listing =
+        crate::base::check_contents(tmp.path(), &record.media_type, &record.diff_id, key)?;
+    if listing != record.listing {
+        return Err(bad(format!(
+            "the record's listing does not match the files of blob {}",
+            record.blob
+        )));
+    }
     let mut blob = cache.new_blob()?;
-    reg.fetch_blob(&r, &record.blob, Some(record.size), &mut blob)?;
+    let mut file = std::fs::File::open(tmp.path()).map_err(io_err(tmp.path()))?;
+    std::io::copy(&mut file, &mut blob).map_err(io_err(tmp.path()))?;
     cache.put(key, &record, blob)?;
     Ok(true)
 }
