@@ -14,6 +14,7 @@ mod lock;
 mod multi_platform;
 mod outputs;
 mod real_tools;
+mod registry;
 mod repro;
 mod sbom;
 mod snapshot;

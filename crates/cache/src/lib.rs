@@ -342,6 +342,35 @@ impl Cache {
     }
 }
 
+impl Cache {
+    /// Store a small blob (a manifest or config of an external base) by its
+    /// sha256, written to a temporary name and renamed.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest, Error> {
+        let digest = Digest::of(bytes);
+        let path = self.blob_path(&digest);
+        let tmp_dir = self.root.join("tmp");
+        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
+        tmp.write_all(bytes).map_err(io_err(tmp.path()))?;
+        tmp.as_file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .map_err(io_err(tmp.path()))?;
+        tmp.persist(&path).map_err(|e| io_err(&path)(e.error))?;
+        Ok(digest)
+    }
+
+    /// A small blob by its digest, if the cache has it and it hashes right
+    /// (a bad one is removed).
+    pub fn get_bytes(&self, digest: &Digest) -> Option<Vec<u8>> {
+        let path = self.blob_path(digest);
+        let bytes = fs::read(&path).ok()?;
+        if Digest::of(&bytes) != *digest {
+            let _ = fs::remove_file(&path);
+            return None;
+        }
+        Some(bytes)
+    }
+}
+
 /// What a blob's stat data was when it was last hashed, and when that was
 /// by the system clock (for diagnosis; the racy check uses the stamp file's
 /// own mtime).

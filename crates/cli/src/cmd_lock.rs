@@ -88,6 +88,7 @@ pub fn run(
     cache_dir: Option<PathBuf>,
     quiet: bool,
     json: bool,
+    insecure: bool,
 ) -> Result<ExitCode, strata::Error> {
     use std::io::IsTerminal;
     let opts = strata::ComposeOptions {
@@ -95,6 +96,7 @@ pub fn run(
         jobs: jobs.map(usize::from),
         cache_dir,
         source_date_epoch: crate::source_date_epoch()?,
+        insecure,
         ..Default::default()
     };
     let progress =

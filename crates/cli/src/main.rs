@@ -14,6 +14,7 @@ mod cmd_cache;
 mod cmd_diff;
 mod cmd_docs;
 mod cmd_lock;
+mod cmd_push;
 mod cmd_snapshot;
 mod cmd_union;
 mod progress;
@@ -35,6 +36,8 @@ Examples:
   strata rootfs target/images/tomcat:tomcat /tmp/tomcat-root
   strata lock specs/tomcat.kdl && strata compose specs/tomcat.kdl --locked
   strata diff target/images/tomcat specs/tomcat.lock
+  strata push target/images/tomcat:tomcat docker://registry.example.com/team/tomcat:1.0
+  strata compose specs/tomcat.kdl --push docker://registry.example.com/team
 
 Exit codes: 0 success, 1 failure, 2 usage error, 3 invalid spec,
 4 the images differ from the lock (compose --locked).
@@ -109,10 +112,30 @@ enum Command {
         /// Write the spec's lock file after composing.
         #[arg(long)]
         update_lock: bool,
+        /// After composing, push every image to a registry as
+        /// docker://HOST/REPO/NAME:TAG (NAME the image's name, TAG its `tag`,
+        /// default latest). Blobs the registry has are not sent again.
+        /// Credentials come from the docker config file (~/.docker/config.json).
+        #[arg(long, value_name = "docker://HOST/REPO")]
+        push: Option<String>,
+        /// Speak plain HTTP to registries (external bases, --push,
+        /// --cache-from/--cache-to; a loopback test registry), not HTTPS.
+        #[arg(long)]
+        insecure: bool,
+        /// Before building, fetch layers missing from the local cache from
+        /// this registry repository (where another machine's --cache-to put
+        /// them). An unreachable registry is a warning: layers build locally.
+        #[arg(long, value_name = "docker://HOST/REPO")]
+        cache_from: Option<String>,
+        /// After composing, push every layer (record and blob) to this
+        /// registry repository, one artifact tagged strata-layer-KEY per layer.
+        #[arg(long, value_name = "docker://HOST/REPO")]
+        cache_to: Option<String>,
     },
     /// Compose a spec and write its lock file next to it (SPEC with the
     /// extension .lock): every image's manifest and config digest, every
-    /// layer's digests and files. Commit it; `compose --locked` checks it.
+    /// layer's digests and files, and the manifest digest each external base
+    /// (`from "docker://..."`) resolved to. Commit it; `compose --locked` checks it.
     Lock {
         spec: PathBuf,
         /// The OCI image layout to write. Default: target/images/<spec name>.
@@ -131,6 +154,9 @@ enum Command {
         /// written, every image's digests) instead of the summary.
         #[arg(long)]
         json: bool,
+        /// Speak plain HTTP to registries (external bases), not HTTPS.
+        #[arg(long)]
+        insecure: bool,
     },
     /// Explain why two images differ: digests, config fields, and layer by
     /// layer the files added (+), removed (-) or changed (~). Each side is an
@@ -145,6 +171,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Push one image of an OCI layout to a registry (OCI distribution API).
+    ///
+    /// Blobs the registry has already are skipped, so a push that failed
+    /// half-way resumes where it stopped when run again. The manifest is sent
+    /// as the layout's exact bytes: the digest in the registry is the local
+    /// one. Credentials come from the docker config file ($DOCKER_CONFIG or
+    /// ~/.docker/config.json, credential helpers included).
+    ///
+    /// Example: strata push target/images/hello:hello docker://127.0.0.1:5000/hello:1 --insecure
+    Push(cmd_push::PushArgs),
     #[command(flatten)]
     Union(cmd_union::UnionCommand),
     /// Show the graph of layer and image jobs a spec plans, without building.
@@ -157,6 +193,9 @@ enum Command {
         /// waits for), every image (layers, platform) and index.
         #[arg(long)]
         json: bool,
+        /// Speak plain HTTP to registries (external bases), not HTTPS.
+        #[arg(long)]
+        insecure: bool,
     },
     /// List the images, layers and config of an OCI layout.
     Inspect {
@@ -244,8 +283,16 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             quiet,
             locked,
             update_lock,
+            push,
+            insecure,
+            cache_from,
+            cache_to,
         } => {
             let lock_flags = cmd_lock::before(&spec, locked, update_lock)?;
+            // A bad destination fails before the build, not after it.
+            let push = push
+                .map(|p| strata::push::parse_registry_ref(&p))
+                .transpose()?;
             let out = out.unwrap_or_else(|| default_out(&spec));
             let opts = strata::ComposeOptions {
                 out,
@@ -259,6 +306,9 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                 source_date_epoch: source_date_epoch()?,
                 // Only a lock reads the listings.
                 lazy_listings: !locked && !update_lock,
+                insecure,
+                cache_from,
+                cache_to,
             };
             let show_progress = !json && !quiet && std::io::stderr().is_terminal();
             let progress = progress::Progress::new(show_progress);
@@ -273,6 +323,14 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             if !cmd_lock::after(&spec, &report, opts.source_date_epoch, lock_flags)? {
                 return Ok(ExitCode::from(LOCK_MISMATCH));
             }
+            if let Some(base) = push {
+                let registry = strata::Registry::new(&strata::RegistryOptions { insecure })?;
+                for pushed in strata::push::push_composed(&registry, &report, &base)? {
+                    if !json && !quiet {
+                        print_stdout(&pushed.summary());
+                    }
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Lock {
@@ -282,21 +340,36 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             cache_dir,
             quiet,
             json,
-        } => cmd_lock::run(&spec, out, jobs, cache_dir, quiet, json),
+            insecure,
+        } => cmd_lock::run(&spec, out, jobs, cache_dir, quiet, json, insecure),
         Command::Diff { a, b, json } => Ok(cmd_diff::run(&a, &b, json)),
+        Command::Push(args) => {
+            let mut out = String::new();
+            let code = cmd_push::run(args, &mut out)?;
+            print_stdout(&out);
+            Ok(code)
+        }
         Command::Union(cmd) => {
             let mut out = String::new();
             let code = cmd_union::run(cmd, source_date_epoch()?, &mut out)?;
             print_stdout(&out);
             Ok(code)
         }
-        Command::Plan { spec, dot, json } => {
-            let plan = strata::plan_spec(
+        Command::Plan {
+            spec,
+            dot,
+            json,
+            insecure,
+        } => {
+            // External bases are resolved (and kept) through the default cache.
+            let plan = strata::plan_spec_with_bases(
                 &spec,
-                &strata::PlanOptions {
+                strata::PlanOptions {
                     source_date_epoch: source_date_epoch()?,
                     ..Default::default()
                 },
+                None,
+                insecure,
             )?;
             print_stdout(&if json {
                 strata::json::plan_json(&plan)

@@ -230,6 +230,31 @@ pub fn layer_key(
     (LayerKey(all.finish()), parts)
 }
 
+/// The key of a layer of an external base: its blob, diff_id and media type
+/// (its content, whatever reference it was found by). A layer above that
+/// reads the layers below covers it through this key.
+pub fn external_key(
+    blob: &strata_layer::Digest,
+    diff_id: &strata_layer::Digest,
+    media_type: &str,
+) -> (LayerKey, Vec<KeyPart>) {
+    let parts = vec![
+        KeyPart::new("format", Enc::new().field("format", KEY_FORMAT.as_bytes())),
+        KeyPart::new(
+            format!("external blob {blob}"),
+            Enc::new()
+                .field("external-blob", &blob.0)
+                .field("diff-id", &diff_id.0)
+                .field("media-type", media_type.as_bytes()),
+        ),
+    ];
+    let mut all = Enc::new();
+    for p in &parts {
+        all.field("part", &p.digest);
+    }
+    (LayerKey(all.finish()), parts)
+}
+
 /// Why a key differs from an earlier key of the same layer, from their parts:
 /// one line per part that changed, appeared or went away.
 pub fn explain_change(old: &[(String, String)], new: &[KeyPart]) -> Vec<String> {

@@ -46,6 +46,41 @@ pub struct PlanOptions {
     /// Remembered input digests (the cache's input index), so unchanged
     /// inputs are not re-read; `None` hashes every input.
     pub memo: Option<std::sync::Arc<dyn DigestMemo>>,
+    /// External bases (`from "oci:..."`, `from "docker://..."`), resolved by
+    /// the caller, by the `from` text. A `from` missing here is an error.
+    pub bases: BTreeMap<String, ExternalImage>,
+}
+
+/// An image outside the spec that a `from` names: its layers as they are,
+/// and its config, which the image inherits as from an image of the spec.
+#[derive(Debug, Clone)]
+pub struct ExternalImage {
+    /// Where it was found (`oci:DIR:TAG`, `docker://HOST/REPO@sha256:...`).
+    pub source: String,
+    /// Its manifest digest.
+    pub manifest: strata_layer::Digest,
+    pub layers: Vec<ExternalLayer>,
+    pub config: ImageConfig,
+}
+
+/// One layer of an external base, reused as it is (never rebuilt or recompressed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalLayer {
+    pub blob: strata_layer::Digest,
+    pub diff_id: strata_layer::Digest,
+    pub size: u64,
+    pub media_type: String,
+    /// Where to fetch the blob on a cache miss (not part of the key).
+    pub fetch: BlobSource,
+}
+
+/// Where the blob of an external layer can be fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobSource {
+    /// An OCI image layout directory.
+    Layout(PathBuf),
+    /// A registry repository (`docker://HOST/REPO`), over HTTP when `insecure`.
+    Registry { repository: String, insecure: bool },
 }
 
 impl std::fmt::Debug for PlanOptions {
@@ -53,6 +88,7 @@ impl std::fmt::Debug for PlanOptions {
         f.debug_struct("PlanOptions")
             .field("source_date_epoch", &self.source_date_epoch)
             .field("memo", &self.memo.is_some())
+            .field("bases", &self.bases.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -71,6 +107,8 @@ pub struct Plan {
     pub images: Vec<ImageNode>,
     /// Multi-platform images (`index` nodes), in spec order.
     pub indexes: Vec<IndexNode>,
+    /// The external bases the images build on, by `from` text.
+    pub bases: BTreeMap<String, ExternalImage>,
 }
 
 /// One layer job.
@@ -95,6 +133,8 @@ pub struct LayerNode {
     pub key: LayerKey,
     /// The named parts the key is made of, to explain a miss.
     pub key_parts: Vec<KeyPart>,
+    /// A layer of an external base: fetched, not built (`job` is empty).
+    pub external: Option<ExternalLayer>,
 }
 
 impl LayerNode {
@@ -119,6 +159,49 @@ pub struct ImageNode {
     pub layers: Vec<LayerId>,
     pub config: ImageConfig,
     pub annotations: BTreeMap<String, String>,
+}
+
+/// The layer nodes of an external base, pushed onto `layers`, and an image
+/// node holding them and the base's config, to build on like a spec image.
+fn external_base(
+    image: &str,
+    from: &Spanned<String>,
+    base: &ExternalImage,
+    layers: &mut Vec<LayerNode>,
+) -> ImageNode {
+    let mut stack = Vec::new();
+    for (n, l) in base.layers.iter().enumerate() {
+        let (key, key_parts) = keys::external_key(&l.blob, &l.diff_id, &l.media_type);
+        let id = LayerId(layers.len());
+        layers.push(LayerNode {
+            id,
+            image: image.to_owned(),
+            name: format!("base-{}", n + 1),
+            span: from.span,
+            job: LayerJob {
+                ops: Vec::new(),
+                epoch: 0,
+                compression: Compression::None,
+                limits: strata_layer::Limits::DEFAULT,
+            },
+            op_spans: Vec::new(),
+            below: stack.clone(),
+            reads_below: false,
+            inputs: Vec::new(),
+            key,
+            key_parts,
+            external: Some(l.clone()),
+        });
+        stack.push(id);
+    }
+    ImageNode {
+        name: image.to_owned(),
+        tag: "latest".to_owned(),
+        span: from.span,
+        layers: stack,
+        config: base.config.clone(),
+        annotations: BTreeMap::new(),
+    }
 }
 
 impl Plan {
@@ -217,15 +300,37 @@ impl Planner<'_> {
         let order = self.image_order();
         let mut layers: Vec<LayerNode> = Vec::new();
         let mut images: Vec<Option<ImageNode>> = vec![None; spec.images.len()];
+        // External bases become layer nodes once, however many images use them.
+        let mut external: BTreeMap<String, ImageNode> = BTreeMap::new();
         for idx in order {
             let image = &spec.images[idx];
-            let parent = image.from.as_ref().and_then(|from| {
-                let p = spec
-                    .images
-                    .iter()
-                    .position(|i| i.name.value == from.value)?;
-                images[p].clone()
-            });
+            let parent = match image.from.as_ref() {
+                Some(from) if strata_spec::ExternalBase::parse(&from.value).is_some() => {
+                    if !external.contains_key(&from.value) {
+                        let Some(base) = opts.bases.get(&from.value) else {
+                            self.errors.push(
+                                SpecDiagnostic::new(
+                                    format!("external base `{}` was not resolved", from.value),
+                                    from.span,
+                                    "not resolved",
+                                )
+                                .with_help("`strata compose` and `strata lock` fetch external bases; this command does not"),
+                            );
+                            continue;
+                        };
+                        let node = external_base(&image.name.value, from, base, &mut layers);
+                        external.insert(from.value.clone(), node);
+                    }
+                    external.get(&from.value).cloned()
+                }
+                _ => image.from.as_ref().and_then(|from| {
+                    let p = spec
+                        .images
+                        .iter()
+                        .position(|i| i.name.value == from.value)?;
+                    images[p].clone()
+                }),
+            };
             let mut stack: Vec<LayerId> = parent
                 .as_ref()
                 .map(|p| p.layers.clone())
@@ -313,6 +418,7 @@ impl Planner<'_> {
             layers,
             images: images.into_iter().flatten().collect(),
             indexes,
+            bases: opts.bases.clone(),
         })
     }
 
@@ -334,6 +440,9 @@ impl Planner<'_> {
         let mut broken = vec![false; images.len()];
         for (i, image) in images.iter().enumerate() {
             let Some(from) = &image.from else { continue };
+            if strata_spec::ExternalBase::parse(&from.value).is_some() {
+                continue;
+            }
             match by_name.get(from.value.as_str()) {
                 Some(&p) => parent[i] = Some(p),
                 None => {
@@ -495,6 +604,7 @@ impl Planner<'_> {
             inputs,
             key,
             key_parts,
+            external: None,
         })
     }
 

@@ -84,7 +84,8 @@ pub struct Image {
     pub name: Spanned<String>,
     /// Span of the whole node, for errors about the image as a whole.
     pub span: SourceSpan,
-    /// `from NAME`: another image of the same spec whose layers and config this image builds on.
+    /// `from NAME`: another image of the same spec whose layers and config
+    /// this image builds on; or an image outside the spec (see [`ExternalBase`]).
     pub from: Option<Spanned<String>>,
     /// `rootfs "path"`: a tarball unpacked at `/` as this image's first layer
     /// (`FROM scratch` + `ADD rootfs.tar /`). Path relative to the spec file.
@@ -276,5 +277,36 @@ impl Op {
             | Op::Symlink { owner, .. } => owner.as_ref(),
             Op::Delete { .. } | Op::FromDir { .. } | Op::Run { .. } => None,
         }
+    }
+}
+
+/// A `from` that names an image outside the spec: `oci:PATH[:TAG]` (an OCI
+/// image layout on disk, relative to the spec) or `docker://HOST/REPO:TAG`
+/// / `docker://HOST/REPO@sha256:HEX` (a registry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExternalBase {
+    Oci { path: String, tag: Option<String> },
+    Registry(String),
+}
+
+impl ExternalBase {
+    /// The external base a `from` value names; `None` for an image of the spec.
+    pub fn parse(from: &str) -> Option<ExternalBase> {
+        if from.starts_with("docker://") {
+            return Some(ExternalBase::Registry(from.to_owned()));
+        }
+        let rest = from.strip_prefix("oci:")?;
+        // The tag is after the last `:` unless a `/` follows it (then the
+        // `:` is part of a directory name).
+        Some(match rest.rsplit_once(':') {
+            Some((path, tag)) if !tag.contains('/') => ExternalBase::Oci {
+                path: path.to_owned(),
+                tag: Some(tag.to_owned()),
+            },
+            _ => ExternalBase::Oci {
+                path: rest.to_owned(),
+                tag: None,
+            },
+        })
     }
 }

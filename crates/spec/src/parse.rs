@@ -1066,7 +1066,7 @@ impl Parser<'_> {
             "from" => {
                 let keep = self.base(st, "from", node);
                 let (arg, _) = self.one_arg(node, "image name", &[]);
-                let v = arg.and_then(|a| self.checked(a, "`from`", values::image_name));
+                let v = arg.and_then(|a| self.checked(a, "`from`", values::base_name));
                 if keep {
                     st.from = v;
                 }

@@ -283,6 +283,33 @@ pub(crate) fn port(s: &str) -> Check<String> {
     Ok(format!("{p}/{proto}"))
 }
 
+/// A `from` value: an image of the spec, or an external base (the form only;
+/// the reference itself is checked when it is resolved).
+pub(crate) fn base_name(s: &str) -> Check {
+    match crate::ExternalBase::parse(s) {
+        None => image_name(s),
+        Some(crate::ExternalBase::Oci { path, tag }) => {
+            if path.is_empty() {
+                return Err(Problem::new("`oci:` names no layout directory", "no path")
+                    .help("write `from \"oci:path/to/layout:TAG\"`"));
+            }
+            if tag.as_deref() == Some("") {
+                return Err(Problem::new("the tag after `:` is empty", "empty tag")
+                    .help("write `from \"oci:path/to/layout:TAG\"`, or leave out `:` for a layout with one image"));
+            }
+            Ok(())
+        }
+        Some(crate::ExternalBase::Registry(r)) => {
+            let rest = &r["docker://".len()..];
+            if !rest.contains('/') || rest.chars().any(char::is_whitespace) {
+                return Err(Problem::new(format!("`{r}` is not a registry reference"), "bad reference")
+                    .help("write `from \"docker://HOST/REPO:TAG\"` or `from \"docker://HOST/REPO@sha256:HEX\"`"));
+            }
+            Ok(())
+        }
+    }
+}
+
 /// An image name: it names an output directory and the repository of a
 /// docker-archive tag, so it follows docker's rules for a name component.
 pub(crate) fn image_name(s: &str) -> Check {

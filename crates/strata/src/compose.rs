@@ -43,6 +43,13 @@ pub struct ComposeOptions {
     /// head of its record (a 50,000-file listing is 10 MB of JSON). For
     /// callers that do not use the listings, such as a plain `strata compose`.
     pub lazy_listings: bool,
+    /// Speak plain HTTP to registries (external bases, `--cache-from`).
+    pub insecure: bool,
+    /// A registry repository (`docker://HOST/REPO`) to fetch layers missing
+    /// from the local cache from, before building.
+    pub cache_from: Option<String>,
+    /// A registry repository to push every layer to after composing.
+    pub cache_to: Option<String>,
 }
 
 /// Read and plan a spec.
@@ -95,16 +102,29 @@ pub fn compose(
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<ComposeReport, Error> {
     let started = Instant::now();
+    let cache_from = opts
+        .cache_from
+        .as_deref()
+        .map(crate::remote_cache::parse_repo)
+        .transpose()?;
+    let cache_to = opts
+        .cache_to
+        .as_deref()
+        .map(crate::remote_cache::parse_repo)
+        .transpose()?;
     let cache = Cache::open(opts.cache_dir.clone().unwrap_or_else(Cache::default_dir))?;
     // Held until the compose is done, so `strata cache gc` never removes a blob in use.
     let _lock = cache.lock_shared()?;
     let index = Arc::new(MemoIndex(InputIndex::load(cache.root())));
-    let plan = plan_spec(
+    let plan = crate::base::plan_spec_with_bases(
         spec_path,
-        &PlanOptions {
+        PlanOptions {
             source_date_epoch: opts.source_date_epoch,
             memo: Some(index.clone()),
+            ..Default::default()
         },
+        Some(&cache),
+        opts.insecure,
     )?;
     if let Err(e) = index.0.save() {
         on_event(Event::Warning(format!("cannot save the input index: {e}")));
@@ -121,9 +141,19 @@ pub fn compose(
     let pool = pool
         .build()
         .map_err(|e| Error::Other(format!("cannot start worker threads: {e}")))?;
+    let mut remote_cache_fetched = None;
+    if let Some(repo) = &cache_from {
+        let registry = strata_registry::Registry::new(&strata_registry::Options {
+            insecure: opts.insecure,
+        })?;
+        remote_cache_fetched = Some(crate::remote_cache::pull(
+            &plan, &cache, &registry, repo, on_event,
+        )?);
+    }
     let mut ready = pool.install(|| build_all(&plan, &cache, on_event))?;
-    // An SBOM lists every file of every layer.
-    if !opts.lazy_listings || opts.sbom {
+    // An SBOM lists every file of every layer, and a record pushed to a
+    // remote cache carries its listing.
+    if !opts.lazy_listings || opts.sbom || cache_to.is_some() {
         for r in &mut ready {
             r.load_listing(&cache)?;
         }
@@ -177,6 +207,19 @@ pub fn compose(
         strata_export::write_docker_archive(archive, &images)?;
     }
     crate::outputs::write_oci_archive(opts, &images)?;
+    let mut remote_cache_pushed = None;
+    if let Some(repo) = &cache_to {
+        let registry = strata_registry::Registry::new(&strata_registry::Options {
+            insecure: opts.insecure,
+        })?;
+        let layers: Vec<(String, &LayerRecord)> = plan
+            .layers
+            .iter()
+            .filter(|l| l.external.is_none())
+            .map(|l| (l.key.hex(), &ready[l.id.0].record))
+            .collect();
+        remote_cache_pushed = Some(crate::remote_cache::push(&layers, &cache, &registry, repo)?);
+    }
 
     let images = plan
         .images
@@ -217,6 +260,17 @@ pub fn compose(
         oci_archive: opts.oci_archive.clone(),
         indexes,
         images,
+        bases: plan
+            .bases
+            .iter()
+            .map(|(from, b)| crate::report::BaseReport {
+                from: from.clone(),
+                source: b.source.clone(),
+                manifest: b.manifest.to_string(),
+            })
+            .collect(),
+        remote_cache_fetched,
+        remote_cache_pushed,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
 }
@@ -392,6 +446,30 @@ fn build_one(
     });
     let mut blob = cache.new_blob()?;
     let progress = |bytes: u64| on_event(Event::LayerProgress { index, bytes });
+    if let Some(ext) = &layer.external {
+        let listing = crate::base::fetch_layer(layer, ext, cache, &mut blob)?;
+        let record = LayerRecord {
+            diff_id: ext.diff_id,
+            blob: ext.blob,
+            size: ext.size,
+            media_type: ext.media_type.clone(),
+            listing,
+        };
+        cache.put(&key, &record, blob)?;
+        on_event(Event::LayerDone {
+            index,
+            name,
+            cache: CacheStatus::Miss,
+            size: record.size,
+            reason: Some(miss_reason.clone()),
+        });
+        return Ok(Ready {
+            record,
+            cache: CacheStatus::Miss,
+            miss_reason: Some(miss_reason),
+            listing_pending: None,
+        });
+    }
     let out = if crate::union_job::is_union_layer(layer) {
         crate::union_job::build(plan, layer, below, cache, &mut blob, &progress)
     } else {

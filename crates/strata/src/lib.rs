@@ -11,6 +11,7 @@
 //! is replaced only when the whole compose succeeded.
 
 pub mod annotate;
+mod base;
 mod compose;
 pub mod diff;
 pub mod inspect;
@@ -18,18 +19,23 @@ pub mod json;
 mod locate;
 pub mod lock;
 mod outputs;
+pub mod push;
+pub mod remote_cache;
 mod report;
 mod sbom;
 pub mod testing;
 mod union_job;
 
+pub use base::plan_spec_with_bases;
 pub use compose::{ComposeOptions, compose, plan_spec};
 pub use report::{
-    CacheStatus, ComposeReport, ImageReport, IndexMember, IndexReport, LayerReport, human_size,
+    BaseReport, CacheStatus, ComposeReport, ImageReport, IndexMember, IndexReport, LayerReport,
+    human_size,
 };
 pub use strata_cache::dir_size as cache_dir_size;
 pub use strata_cache::{Cache, MaintReport};
 pub use strata_plan::{Plan, PlanOptions};
+pub use strata_registry::{Options as RegistryOptions, Reference, Registry};
 pub use strata_spec::Diagnostics;
 /// The union filesystem: `rootfs`, `squash`, `commit`.
 pub use strata_union as union;
@@ -93,8 +99,30 @@ pub enum Error {
     },
     #[error(transparent)]
     Lock(#[from] lock::LockError),
+    #[error(transparent)]
+    Registry(#[from] strata_registry::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Other(String),
+}
+
+/// An error and its sources, on one line (`a: b: c`), each said once.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(&format!(": {text}"));
+        }
+        source = s.source();
+    }
+    msg
 }
 
 impl From<strata_spec::ReadError> for Error {

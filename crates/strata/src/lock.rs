@@ -15,6 +15,7 @@
 //! source-date-epoch unset
 //! layer-format strata-layer-key-v1
 //! compression gzip/flate2-zlib-rs/4/pgzip1-chunk128k
+//! base docker://registry.example.com/base/debian:12 sha256:…   (external bases only)
 //!
 //! image centos
 //!   manifest sha256:…
@@ -79,6 +80,9 @@ pub struct Lock {
     pub layer_format: String,
     /// Every compressor identity the layers use, sorted.
     pub compression: Vec<String>,
+    /// Every external base: the `from` as written and the manifest digest it
+    /// resolved to (for a tag, the digest it named when the lock was written).
+    pub bases: Vec<(String, Digest)>,
     pub images: Vec<LockedImage>,
     /// Every layer once, in the order the images first name them.
     pub layers: Vec<LockedLayer>,
@@ -187,6 +191,11 @@ impl Lock {
             source_date_epoch,
             layer_format: strata_plan::KEY_FORMAT.to_owned(),
             compression: compression.into_iter().collect(),
+            bases: report
+                .bases
+                .iter()
+                .map(|b| (b.from.clone(), parse_digest(&b.manifest)))
+                .collect(),
             images,
             layers,
         }
@@ -223,6 +232,9 @@ impl Lock {
         let _ = writeln!(s, "layer-format {}", self.layer_format);
         for c in &self.compression {
             let _ = writeln!(s, "compression {c}");
+        }
+        for (from, manifest) in &self.bases {
+            let _ = writeln!(s, "base {from} {manifest}");
         }
         for img in &self.images {
             let _ = writeln!(s, "\nimage {}", img.name);
@@ -341,6 +353,7 @@ impl Parser<'_> {
             source_date_epoch: None,
             layer_format: String::new(),
             compression: Vec::new(),
+            bases: Vec::new(),
             images: Vec::new(),
             layers: Vec::new(),
         };
@@ -384,6 +397,12 @@ impl Parser<'_> {
                         }
                         "layer-format" => lock.layer_format = rest.to_owned(),
                         "compression" => lock.compression.push(rest.to_owned()),
+                        "base" => {
+                            let (from, digest) = rest
+                                .rsplit_once(' ')
+                                .ok_or_else(|| self.err("expected `base FROM DIGEST`"))?;
+                            lock.bases.push((from.to_owned(), self.digest(digest)?));
+                        }
                         "image" => {
                             lock.images.push(LockedImage {
                                 name: rest.to_owned(),
@@ -703,6 +722,7 @@ mod tests {
             source_date_epoch: None,
             layer_format: "strata-layer-key-v1".into(),
             compression: vec!["gzip/x/6".into()],
+            bases: vec![("docker://h.io/base:1".into(), d(7))],
             images: vec![LockedImage {
                 name: "app".into(),
                 manifest: d(1),

@@ -92,6 +92,16 @@ pub(crate) fn index_reports(
         .collect()
 }
 
+/// An external base as a compose resolved it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaseReport {
+    /// The `from` as the spec wrote it.
+    pub from: String,
+    /// Where it was found, by digest.
+    pub source: String,
+    pub manifest: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ComposeReport {
     pub spec: PathBuf,
@@ -104,6 +114,16 @@ pub struct ComposeReport {
     /// Multi-platform images (`index` nodes of the spec).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<IndexReport>,
+    /// The external bases (`from "oci:..."`, `from "docker://..."`) and the
+    /// manifest digest each resolved to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bases: Vec<BaseReport>,
+    /// `--cache-from`: layers fetched from the remote cache before building.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_cache_fetched: Option<usize>,
+    /// `--cache-to`: layer artifacts pushed to the remote cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_cache_pushed: Option<usize>,
     /// Wall time of the compose in milliseconds (not part of any digest).
     pub elapsed_ms: u64,
 }

@@ -1,0 +1,447 @@
+//! External bases: `from "oci:DIR:TAG"` and `from "docker://HOST/REPO:TAG"`
+//! resolved to their layers and config before planning, and their blobs
+//! fetched into the cache when a layer misses.
+//!
+//! A registry base's manifest and config are kept in the cache's blob store
+//! by digest, so a base pinned by digest resolves with no request at all once
+//! it was pulled; its layers are cache entries keyed by their content (see
+//! `strata_plan::keys::external_key`), so a second compose fetches nothing.
+//! Every byte fetched is checked against its digest before it is used.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
+use strata_cache::{BlobWriter, Cache};
+use strata_export::ImageConfig;
+use strata_layer::Digest;
+use strata_layer::digest::HashingWriter;
+use strata_plan::{BlobSource, ExternalImage, ExternalLayer, LayerNode};
+use strata_registry::{Reference, Registry};
+use strata_spec::{ExternalBase, Spanned, Spec, SpecDiagnostic};
+
+use crate::Error;
+
+/// The platform picked from a multi-platform base, unless the image names
+/// its own (`platform "linux/arm64"`).
+const OS: &str = "linux";
+const ARCH: &str = "amd64";
+
+/// Resolve every external `from` of `spec` (paths relative to `spec_dir`).
+/// Errors point at the `from` that failed.
+pub fn resolve(
+    spec: &Spec,
+    spec_dir: &Path,
+    cache: &Cache,
+    insecure: bool,
+) -> Result<BTreeMap<String, ExternalImage>, Error> {
+    let mut out = BTreeMap::new();
+    let mut registry = None;
+    let mut problems = Vec::new();
+    for image in &spec.images {
+        let Some(from) = &image.from else { continue };
+        let Some(base) = ExternalBase::parse(&from.value) else {
+            continue;
+        };
+        if out.contains_key(&from.value) {
+            continue;
+        }
+        let resolved = match base {
+            ExternalBase::Oci { path, tag } => from_layout(&spec_dir.join(path), tag.as_deref()),
+            ExternalBase::Registry(text) => {
+                if registry.is_none() {
+                    registry = Some(Registry::new(&strata_registry::Options { insecure })?);
+                }
+                let platform = image.config.platform.as_ref().map_or_else(
+                    || (OS.to_owned(), ARCH.to_owned()),
+                    |p| (p.value.os.clone(), p.value.architecture.clone()),
+                );
+                match registry.as_ref() {
+                    Some(reg) => from_registry(reg, cache, &text, insecure, &platform),
+                    None => continue,
+                }
+            }
+        };
+        match resolved {
+            Ok(img) => {
+                out.insert(from.value.clone(), img);
+            }
+            Err(e) => problems.push(diag(from, &e)),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::Spec(Box::new(strata_spec::Diagnostics::new(
+            &spec.name,
+            &spec.source,
+            problems,
+        ))))
+    }
+}
+
+fn diag(from: &Spanned<String>, e: &Error) -> SpecDiagnostic {
+    let msg = crate::error_chain(e);
+    SpecDiagnostic::new(
+        format!("cannot resolve base `{}`: {msg}", from.value),
+        from.span,
+        "this base",
+    )
+}
+
+/// A base from an OCI layout on disk.
+fn from_layout(dir: &Path, tag: Option<&str>) -> Result<ExternalImage, Error> {
+    let layout = strata_export::open_layout(dir)?;
+    let img = match tag {
+        Some(t) => layout.image(t)?,
+        None => match layout.images() {
+            [one] => one,
+            all => {
+                return Err(Error::Other(format!(
+                    "{} holds {} images; name one with oci:{}:NAME",
+                    dir.display(),
+                    all.len(),
+                    dir.display()
+                )));
+            }
+        },
+    };
+    let dir = fs::canonicalize(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(ExternalImage {
+        source: format!("oci:{}:{}", dir.display(), img.name),
+        manifest: img.manifest_digest,
+        layers: img
+            .layers
+            .iter()
+            .map(|(blob, diff_id, size, media_type)| ExternalLayer {
+                blob: *blob,
+                diff_id: *diff_id,
+                size: *size,
+                media_type: media_type.as_str().to_owned(),
+                fetch: BlobSource::Layout(dir.clone()),
+            })
+            .collect(),
+        config: image_config(&img.config),
+    })
+}
+
+/// A base from a registry: the manifest (the linux/amd64 one of an index),
+/// its config, and its layers' descriptors.
+fn from_registry(
+    reg: &Registry,
+    cache: &Cache,
+    text: &str,
+    insecure: bool,
+    (os, arch): &(String, String),
+) -> Result<ExternalImage, Error> {
+    let r = Reference::parse(text)?;
+    let mut manifest = manifest(reg, cache, &r)?;
+    if manifest.is_index() {
+        let index: ImageIndex = json(&manifest.bytes, "index")?;
+        let pick = index
+            .manifests()
+            .iter()
+            .find(|m| {
+                m.platform().as_ref().is_some_and(|p| {
+                    p.os().to_string() == *os && p.architecture().to_string() == *arch
+                })
+            })
+            .ok_or_else(|| {
+                Error::Other(format!(
+                    "index {} has no {os}/{arch} image",
+                    manifest.digest
+                ))
+            })?;
+        let d: Digest = pick
+            .digest()
+            .to_string()
+            .parse()
+            .map_err(|e| Error::Other(format!("{e}")))?;
+        manifest = self::manifest(reg, cache, &r.at_digest(d))?;
+    }
+    let m: ImageManifest = json(&manifest.bytes, "manifest")?;
+    let config_digest: Digest = m
+        .config()
+        .digest()
+        .to_string()
+        .parse()
+        .map_err(|e| Error::Other(format!("{e}")))?;
+    let config_bytes = match cache.get_bytes(&config_digest) {
+        Some(b) => b,
+        None => {
+            let mut buf = Vec::new();
+            reg.fetch_blob(&r, &config_digest, Some(m.config().size()), &mut buf)?;
+            cache.put_bytes(&buf)?;
+            buf
+        }
+    };
+    let config: ImageConfiguration = json(&config_bytes, "config")?;
+    let diff_ids = config.rootfs().diff_ids();
+    if diff_ids.len() != m.layers().len() {
+        return Err(Error::Other(format!(
+            "manifest {} has {} layers but its config {} diff_ids",
+            manifest.digest,
+            m.layers().len(),
+            diff_ids.len()
+        )));
+    }
+    let repository = format!("docker://{}/{}", r.registry, r.repository);
+    let layers = m
+        .layers()
+        .iter()
+        .zip(diff_ids)
+        .map(|(l, diff_id)| {
+            Ok(ExternalLayer {
+                blob: l
+                    .digest()
+                    .to_string()
+                    .parse()
+                    .map_err(|e| Error::Other(format!("{e}")))?,
+                diff_id: diff_id.parse().map_err(|e| Error::Other(format!("{e}")))?,
+                size: l.size(),
+                media_type: layer_media_type(l.media_type().as_ref())?,
+                fetch: BlobSource::Registry {
+                    repository: repository.clone(),
+                    insecure,
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(ExternalImage {
+        source: format!("{repository}@{}", manifest.digest),
+        manifest: manifest.digest,
+        layers,
+        config: image_config(&config),
+    })
+}
+
+/// A manifest by reference: from the cache when pinned by digest and kept,
+/// else from the registry (and then kept).
+fn manifest(
+    reg: &Registry,
+    cache: &Cache,
+    r: &Reference,
+) -> Result<strata_registry::Manifest, Error> {
+    if let Some(d) = r.digest
+        && let Some(bytes) = cache.get_bytes(&d)
+        && let Ok(media_type) = media_type(&bytes)
+    {
+        return Ok(strata_registry::Manifest {
+            bytes,
+            digest: d,
+            media_type,
+        });
+    }
+    let m = reg.fetch_manifest(r)?;
+    cache.put_bytes(&m.bytes)?;
+    Ok(m)
+}
+
+/// The OCI media type of a layer of a base: a docker schema 2 layer is the
+/// same bytes under another name, so the image built on it is the same
+/// whichever format the base was pushed in.
+fn layer_media_type(t: &str) -> Result<String, Error> {
+    if t == "application/vnd.docker.image.rootfs.diff.tar" {
+        return Ok(strata_layer::MediaType::Tar.as_str().to_owned());
+    }
+    strata_layer::MediaType::parse(t)
+        .map(|m| m.as_str().to_owned())
+        .ok_or_else(|| {
+            Error::Other(format!(
+                "a layer has media type {t}, which strata cannot reuse (tar, tar+gzip or tar+zstd)"
+            ))
+        })
+}
+
+fn media_type(bytes: &[u8]) -> Result<String, Error> {
+    let v: serde_json::Value = json(bytes, "manifest")?;
+    Ok(match v.get("mediaType").and_then(|t| t.as_str()) {
+        Some(t) => t.to_owned(),
+        None if v.get("manifests").is_some() => strata_registry::OCI_INDEX.to_owned(),
+        None => strata_registry::OCI_MANIFEST.to_owned(),
+    })
+}
+
+fn json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Other(format!("unreadable {what}: {e}")))
+}
+
+/// The config an image inherits from an external base, as strata holds it.
+fn image_config(c: &ImageConfiguration) -> ImageConfig {
+    let mut out = ImageConfig {
+        os: c.os().to_string(),
+        architecture: c.architecture().to_string(),
+        variant: c.variant().clone(),
+        author: c.author().clone(),
+        ..ImageConfig::default()
+    };
+    if let Some(cfg) = c.config() {
+        out.env = cfg.env().clone().unwrap_or_default();
+        out.cmd = cfg.cmd().clone();
+        out.entrypoint = cfg.entrypoint().clone();
+        out.workdir = cfg.working_dir().clone().filter(|w| !w.is_empty());
+        out.user = cfg.user().clone().filter(|u| !u.is_empty());
+        out.exposed_ports = cfg
+            .exposed_ports()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        out.volumes = cfg
+            .volumes()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        out.labels = cfg
+            .labels()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        out.stop_signal = cfg.stop_signal().clone();
+    }
+    out
+}
+
+/// Fetch the blob of an external layer into `blob` (a cache blob being
+/// written), checked against its digest and size; returns its listing.
+pub fn fetch_layer(
+    layer: &LayerNode,
+    ext: &ExternalLayer,
+    cache: &Cache,
+    blob: &mut BlobWriter,
+) -> Result<strata_layer::Listing, Error> {
+    // Into a temporary file first: the listing is read from it, then it is
+    // copied into the cache entry.
+    let tmp_dir = cache.root().join("tmp");
+    let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(|source| Error::Io {
+        path: tmp_dir.clone(),
+        source,
+    })?;
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    match &ext.fetch {
+        BlobSource::Layout(dir) => {
+            let path = dir.join("blobs/sha256").join(ext.blob.hex());
+            let mut src = fs::File::open(&path).map_err(io_err(&path))?;
+            let mut w = HashingWriter::new(io::BufWriter::new(tmp.as_file_mut()));
+            io::copy(&mut src, &mut w).map_err(io_err(&path))?;
+            let (found, n, mut inner) = w.finish();
+            inner.flush().map_err(io_err(&path))?;
+            if found != ext.blob || n != ext.size {
+                return Err(Error::Other(format!(
+                    "{} hashes to {found} ({n} bytes), the manifest says {} ({} bytes)",
+                    path.display(),
+                    ext.blob,
+                    ext.size
+                )));
+            }
+        }
+        BlobSource::Registry {
+            repository,
+            insecure,
+        } => {
+            let r = Reference::parse(repository)?;
+            let reg = Registry::new(&strata_registry::Options {
+                insecure: *insecure,
+            })?;
+            let mut w = io::BufWriter::new(tmp.as_file_mut());
+            reg.fetch_blob(&r, &ext.blob, Some(ext.size), &mut w)?;
+            w.flush().map_err(io_err(&tmp_dir))?;
+        }
+    }
+    let listing = check_contents(
+        tmp.path(),
+        &ext.media_type,
+        &ext.diff_id,
+        &layer.qualified_name(),
+    )?;
+    let mut file = fs::File::open(tmp.path()).map_err(io_err(tmp.path()))?;
+    io::copy(&mut file, blob).map_err(io_err(tmp.path()))?;
+    Ok(listing)
+}
+
+/// Read a fetched layer blob once: its listing, and a check that its
+/// uncompressed tar hashes to `diff_id` (what a runtime checks on unpack;
+/// a base or remote cache that says otherwise is refused here, not there).
+pub(crate) fn check_contents(
+    path: &Path,
+    media_type: &str,
+    diff_id: &Digest,
+    layer: &str,
+) -> Result<strata_layer::Listing, Error> {
+    let io_err = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = io::BufReader::with_capacity(1 << 20, fs::File::open(path).map_err(io_err)?);
+    let tar: Box<dyn io::Read> = match strata_layer::MediaType::parse(media_type) {
+        Some(strata_layer::MediaType::TarGzip) => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        Some(strata_layer::MediaType::TarZstd) => {
+            Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(io_err)?)
+        }
+        _ => Box::new(file),
+    };
+    let mut hashed = HashingReader(tar, HashingWriter::new(io::sink()));
+    let listing = strata_layer::list_blob(&mut hashed).map_err(|source| Error::Layer {
+        layer: layer.to_owned(),
+        source,
+    })?;
+    // The listing stops at the end-of-archive marker: hash the rest too.
+    io::copy(&mut hashed, &mut io::sink()).map_err(io_err)?;
+    let (found, _, _) = hashed.1.finish();
+    if found != *diff_id {
+        return Err(Error::Other(format!(
+            "layer {layer}: its tar hashes to {found}, but its diff_id is {diff_id}"
+        )));
+    }
+    Ok(listing)
+}
+
+/// A reader that hashes what passes through it.
+struct HashingReader<R>(R, HashingWriter<io::Sink>);
+
+impl<R: io::Read> io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// Read and plan a spec whose external bases are resolved first, through
+/// `cache` (the default cache, opened only if the spec has external bases,
+/// when `None`).
+pub fn plan_spec_with_bases(
+    spec_path: &Path,
+    mut opts: strata_plan::PlanOptions,
+    cache: Option<&Cache>,
+    insecure: bool,
+) -> Result<strata_plan::Plan, Error> {
+    let spec = strata_spec::read(spec_path)?;
+    let dir = spec_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let external = spec.images.iter().any(|i| {
+        i.from
+            .as_ref()
+            .is_some_and(|f| ExternalBase::parse(&f.value).is_some())
+    });
+    if external {
+        let cache = match cache {
+            Some(c) => c.clone(),
+            None => Cache::open(Cache::default_dir())?,
+        };
+        opts.bases = resolve(&spec, dir, &cache, insecure)?;
+    }
+    strata_plan::plan(&spec, spec_path, &opts).map_err(|d| Error::Spec(Box::new(d)))
+}

@@ -1,0 +1,199 @@
+//! A layer cache shared through a registry: `compose --cache-to` and
+//! `--cache-from docker://HOST/REPO`.
+//!
+//! Each layer is one OCI artifact in the repository, tagged
+//! `strata-layer-<key>` (the layer's 64-hex-digit cache key: 77 characters,
+//! inside the 128 a tag may have). Its manifest's config is the cache's
+//! layer record (the JSON of `layers-v1`: diff_id, blob, size, media type,
+//! listing) and its one layer is the blob itself, so the registry stores the
+//! blob once however many artifacts and images name it.
+//!
+//! `--cache-from` runs before the build: every layer missing from the local
+//! cache is looked up by tag and, when found, its record and blob are
+//! fetched into the local cache, where the build then finds it. Nothing from
+//! another machine is taken on its word: the blob must hash to the record's
+//! digest, its tar to the record's diff_id, and its files must be the
+//! record's listing. `--cache-to` runs after a successful compose and
+//! pushes every layer of the plan (blobs the registry has are skipped). A
+//! remote cache that cannot be reached is a warning, never a failed build:
+//! the layers are built locally instead. Layers of external bases are left
+//! out both ways: they are fetched from the base's own registry or layout.
+
+use serde_json::json;
+use strata_cache::{Cache, LayerRecord};
+use strata_plan::Plan;
+use strata_registry::{OCI_MANIFEST, Reference, Registry};
+
+use crate::{Error, Event};
+
+/// The `artifactType` of a layer artifact.
+pub const ARTIFACT_TYPE: &str = "application/vnd.strata.layer.v1";
+/// The media type of its config: a `layers-v1` record.
+pub const RECORD_MEDIA_TYPE: &str = "application/vnd.strata.layer-record.v1+json";
+
+/// The tag of the artifact of the layer with cache key `key`.
+pub fn tag_for(key: &str) -> String {
+    format!("strata-layer-{key}")
+}
+
+/// Check a `--cache-to`/`--cache-from` value: `docker://HOST/REPO`, no tag.
+pub fn parse_repo(text: &str) -> Result<Reference, Error> {
+    let r = crate::push::parse_registry_ref(text)?;
+    if r.tag.is_some() || r.digest.is_some() {
+        return Err(Error::Registry(strata_registry::Error::BadReference {
+            reference: text.to_owned(),
+            reason: "a cache repository has no tag or digest (docker://HOST/REPO); \
+                     each layer is tagged strata-layer-KEY in it"
+                .into(),
+        }));
+    }
+    Ok(r)
+}
+
+/// Fetch into `cache` every layer of `plan` it lacks and `repo` has.
+/// Returns how many layers were fetched.
+pub fn pull(
+    plan: &Plan,
+    cache: &Cache,
+    registry: &Registry,
+    repo: &Reference,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> Result<usize, Error> {
+    let mut fetched = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    // Layers of external bases come from where the base is, not from here.
+    for layer in plan.layers.iter().filter(|l| l.external.is_none()) {
+        let key = layer.key.hex();
+        if !seen.insert(key.clone()) || cache.get(&key)?.is_ok() {
+            continue;
+        }
+        match pull_one(cache, registry, repo, &key) {
+            Ok(true) => fetched += 1,
+            Ok(false) => {}
+            Err(e) => {
+                on_event(Event::Warning(format!(
+                    "remote cache: layer {}: {}",
+                    layer.qualified_name(),
+                    crate::error_chain(&e)
+                )));
+                // An unreachable registry fails every lookup the same way;
+                // a bad entry says nothing about the next one.
+                if matches!(&e, Error::Registry(strata_registry::Error::Registry { .. })) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(fetched)
+}
+
+/// One layer from the remote cache; `Ok(false)` when it has none under `key`.
+fn pull_one(cache: &Cache, reg: &Registry, repo: &Reference, key: &str) -> Result<bool, Error> {
+    let r = repo.with_tag(&tag_for(key))?;
+    let manifest = match reg.fetch_manifest(&r) {
+        Ok(m) => m,
+        Err(e) if e.is_not_found() => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let bad = |reason: String| Error::Other(format!("{r}: {reason}"));
+    let m: serde_json::Value = serde_json::from_slice(&manifest.bytes)
+        .map_err(|e| bad(format!("unreadable manifest: {e}")))?;
+    let config = &m["config"];
+    if config["mediaType"] != RECORD_MEDIA_TYPE {
+        return Err(bad(format!(
+            "not a strata layer artifact (config media type {})",
+            config["mediaType"]
+        )));
+    }
+    let config_digest = config["digest"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(|| bad("the config has no sha256 digest".into()))?;
+    let mut record_bytes = Vec::new();
+    reg.fetch_blob(
+        &r,
+        &config_digest,
+        config["size"].as_u64(),
+        &mut record_bytes,
+    )?;
+    let record: LayerRecord = serde_json::from_slice(&record_bytes)
+        .map_err(|e| bad(format!("unreadable layer record: {e}")))?;
+    let layer = &m["layers"][0];
+    if layer["digest"].as_str() != Some(record.blob.to_string().as_str())
+        || layer["size"].as_u64() != Some(record.size)
+    {
+        return Err(bad(format!(
+            "the artifact's layer is not the record's blob {}",
+            record.blob
+        )));
+    }
+    // Into a temporary file, checked (diff_id, listing) before it goes in
+    // the cache: the record comes from another machine, trust only what
+    // the bytes show.
+    let tmp_dir = cache.root().join("tmp");
+    let io_err = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        reg.fetch_blob(&r, &record.blob, Some(record.size), &mut w)?;
+        std::io::Write::flush(&mut w).map_err(io_err(&tmp_dir))?;
+    }
+    let listing =
+        crate::base::check_contents(tmp.path(), &record.media_type, &record.diff_id, key)?;
+    if listing != record.listing {
+        return Err(bad(format!(
+            "the record's listing does not match the files of blob {}",
+            record.blob
+        )));
+    }
+    let mut blob = cache.new_blob()?;
+    let mut file = std::fs::File::open(tmp.path()).map_err(io_err(tmp.path()))?;
+    std::io::copy(&mut file, &mut blob).map_err(io_err(tmp.path()))?;
+    cache.put(key, &record, blob)?;
+    Ok(true)
+}
+
+/// Push layers (their cache keys and records, their blobs in `cache`, as a
+/// compose leaves them) to `repo`. Returns how many artifacts were pushed.
+pub fn push(
+    layers: &[(String, &LayerRecord)],
+    cache: &Cache,
+    registry: &Registry,
+    repo: &Reference,
+) -> Result<usize, Error> {
+    let mut pushed = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    for (key, record) in layers {
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let r = repo.with_tag(&tag_for(key))?;
+        registry.push_blob(&r, &record.blob, &cache.blob_path(&record.blob))?;
+        let record_bytes = serde_json::to_vec(record)
+            .map_err(|e| Error::Other(format!("cannot write a layer record: {e}")))?;
+        let config = registry.push_blob_bytes(&r, &record_bytes)?;
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": ARTIFACT_TYPE,
+            "config": {
+                "mediaType": RECORD_MEDIA_TYPE,
+                "digest": config.to_string(),
+                "size": record_bytes.len(),
+            },
+            "layers": [{
+                "mediaType": record.media_type,
+                "digest": record.blob.to_string(),
+                "size": record.size,
+            }],
+        });
+        let bytes = serde_json::to_vec(&manifest)
+            .map_err(|e| Error::Other(format!("cannot write a manifest: {e}")))?;
+        registry.push_manifest(&r, &bytes, OCI_MANIFEST)?;
+        pushed += 1;
+    }
+    Ok(pushed)
+}
