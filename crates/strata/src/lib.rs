@@ -22,7 +22,7 @@ mod report;
 pub mod testing;
 mod union_job;
 
-pub use base::plan_spec_with_bases;
+pub use base::{BaseOptions, plan_spec_with_bases};
 pub use compose::{ComposeOptions, compose, plan_spec};
 pub use report::{BaseReport, CacheStatus, ComposeReport, ImageReport, LayerReport, human_size};
 pub use strata_cache::Cache;
