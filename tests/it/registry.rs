@@ -1172,3 +1172,81 @@ fn a_remote_cache_entry_whose_record_lies_is_refused_and_rebuilt() {
         "the lying layer was built locally: the image is the honest one"
     );
 }
+
+#[test]
+fn compose_locked_builds_on_the_locked_base_digest_when_the_tag_moved() {
+    if !tools("compose_locked_builds_on_the_locked_base_digest") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = TestRegistry::start(&tmp.path().join("registry"), None);
+    let repo = format!("docker://{}/base/app", reg.host());
+    let push_base = |dir: &str, size: usize| {
+        let spec = two_layer_spec(&tmp.path().join(dir), size);
+        let out = tmp.path().join(dir).join("out");
+        strata_ok(
+            tmp.path(),
+            &tmp.path().join("cache0"),
+            &[
+                "compose",
+                spec.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        );
+        strata_ok(
+            tmp.path(),
+            &tmp.path().join("cache0"),
+            &[
+                "push",
+                out.to_str().unwrap(),
+                &format!("{repo}:v1"),
+                "--insecure",
+            ],
+        );
+        index_digests(&out)[0].1.clone()
+    };
+    let first = push_base("one", 4096);
+    let proj = tmp.path().join("proj");
+    std::fs::create_dir_all(&proj).unwrap();
+    let top = top_spec(&proj, "top", &format!("{repo}:v1"));
+    let cache = tmp.path().join("cache");
+    let out = tmp.path().join("out");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "compose".to_owned(),
+            top.to_str().unwrap().to_owned(),
+            "-o".to_owned(),
+            out.to_str().unwrap().to_owned(),
+            "--insecure".to_owned(),
+        ];
+        a.extend(extra.iter().map(|s| (*s).to_owned()));
+        a
+    };
+    let run = |a: Vec<String>| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        strata(tmp.path(), &cache, &a)
+    };
+    assert!(run(args(&["--update-lock"])).status.success());
+    let lock = std::fs::read_to_string(proj.join("top.lock")).unwrap();
+    assert!(lock.contains(&format!("base {repo}:v1 {first}")), "{lock}");
+    let locked_image = index_digests(&out)[0].1.clone();
+
+    // The tag moves to another image.
+    let second = push_base("two", 8192);
+    assert_ne!(first, second);
+
+    // --locked builds on the digest of the lock, and matches it.
+    let locked = run(args(&["--locked"]));
+    assert!(
+        locked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&locked.stderr)
+    );
+    assert_eq!(index_digests(&out)[0].1, locked_image);
+
+    // Without the lock, the tag is asked: a new base, another image, and
+    // `--locked` against the old lock would have said so.
+    assert!(run(args(&[])).status.success());
+    assert_ne!(index_digests(&out)[0].1, locked_image);
+}

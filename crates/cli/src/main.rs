@@ -309,6 +309,13 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                 insecure,
                 cache_from,
                 cache_to,
+                // A locked compose uses the base digests of the lock, not
+                // whatever the tags name today.
+                base_pins: lock_flags
+                    .locked
+                    .as_ref()
+                    .map(|l| l.bases.iter().cloned().collect())
+                    .unwrap_or_default(),
             };
             let show_progress = !json && !quiet && std::io::stderr().is_terminal();
             let progress = progress::Progress::new(show_progress);
@@ -369,7 +376,10 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                     ..Default::default()
                 },
                 None,
-                insecure,
+                &strata::BaseOptions {
+                    insecure,
+                    ..Default::default()
+                },
             )?;
             print_stdout(&if json {
                 strata::json::plan_json(&plan)

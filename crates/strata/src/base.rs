@@ -29,14 +29,26 @@ use crate::Error;
 const OS: &str = "linux";
 const ARCH: &str = "amd64";
 
+/// How to resolve external bases.
+#[derive(Debug, Clone, Default)]
+pub struct BaseOptions {
+    /// Speak plain HTTP to registries.
+    pub insecure: bool,
+    /// Manifest digests to use for registry bases named by tag, by `from`
+    /// text (a lock's `base` lines, for `compose --locked`): the tag is not
+    /// asked, so a moved tag does not change a locked build.
+    pub pins: BTreeMap<String, Digest>,
+}
+
 /// Resolve every external `from` of `spec` (paths relative to `spec_dir`).
 /// Errors point at the `from` that failed.
 pub fn resolve(
     spec: &Spec,
     spec_dir: &Path,
     cache: &Cache,
-    insecure: bool,
+    opts: &BaseOptions,
 ) -> Result<BTreeMap<String, ExternalImage>, Error> {
+    let insecure = opts.insecure;
     let mut out = BTreeMap::new();
     let mut registry = None;
     let mut problems = Vec::new();
@@ -59,7 +71,14 @@ pub fn resolve(
                     |p| (p.value.os.clone(), p.value.architecture.clone()),
                 );
                 match registry.as_ref() {
-                    Some(reg) => from_registry(reg, cache, &text, insecure, &platform),
+                    Some(reg) => from_registry(
+                        reg,
+                        cache,
+                        &text,
+                        opts.pins.get(&from.value),
+                        insecure,
+                        &platform,
+                    ),
                     None => continue,
                 }
             }
@@ -136,10 +155,14 @@ fn from_registry(
     reg: &Registry,
     cache: &Cache,
     text: &str,
+    pin: Option<&Digest>,
     insecure: bool,
     (os, arch): &(String, String),
 ) -> Result<ExternalImage, Error> {
-    let r = Reference::parse(text)?;
+    let mut r = Reference::parse(text)?;
+    if r.digest.is_none() {
+        r.digest = pin.copied();
+    }
     let mut manifest = manifest(reg, cache, &r)?;
     if manifest.is_index() {
         let index: ImageIndex = json(&manifest.bytes, "index")?;
@@ -424,7 +447,7 @@ pub fn plan_spec_with_bases(
     spec_path: &Path,
     mut opts: strata_plan::PlanOptions,
     cache: Option<&Cache>,
-    insecure: bool,
+    base_opts: &BaseOptions,
 ) -> Result<strata_plan::Plan, Error> {
     let spec = strata_spec::read(spec_path)?;
     let dir = spec_path
@@ -441,7 +464,7 @@ pub fn plan_spec_with_bases(
             Some(c) => c.clone(),
             None => Cache::open(Cache::default_dir())?,
         };
-        opts.bases = resolve(&spec, dir, &cache, insecure)?;
+        opts.bases = resolve(&spec, dir, &cache, base_opts)?;
     }
     strata_plan::plan(&spec, spec_path, &opts).map_err(|d| Error::Spec(Box::new(d)))
 }

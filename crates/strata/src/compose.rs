@@ -50,6 +50,8 @@ pub struct ComposeOptions {
     pub cache_from: Option<String>,
     /// A registry repository to push every layer to after composing.
     pub cache_to: Option<String>,
+    /// Manifest digests for external bases named by tag (from a lock).
+    pub base_pins: std::collections::BTreeMap<String, strata_layer::Digest>,
 }
 
 /// Read and plan a spec.
@@ -124,7 +126,10 @@ pub fn compose(
             ..Default::default()
         },
         Some(&cache),
-        opts.insecure,
+        &crate::base::BaseOptions {
+            insecure: opts.insecure,
+            pins: opts.base_pins.clone(),
+        },
     )?;
     if let Err(e) = index.0.save() {
         on_event(Event::Warning(format!("cannot save the input index: {e}")));

@@ -26,7 +26,7 @@ mod sbom;
 pub mod testing;
 mod union_job;
 
-pub use base::plan_spec_with_bases;
+pub use base::{BaseOptions, plan_spec_with_bases};
 pub use compose::{ComposeOptions, compose, plan_spec};
 pub use report::{
     BaseReport, CacheStatus, ComposeReport, ImageReport, IndexMember, IndexReport, LayerReport,
