@@ -26,6 +26,7 @@ const REPORTING: &[&[&str]] = &[
     &["cache", "ls"],
     &["cache", "verify"],
     &["cache", "gc"],
+    &["push"],
 ];
 
 #[test]
