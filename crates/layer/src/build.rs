@@ -96,10 +96,14 @@ fn prefetchable<'i>(item: &'i Item<'_>) -> Option<(&'i Path, u64)> {
 /// Reads a whole small file and hashes it, checking it still has the size it
 /// had when it was listed (the tar header will promise that size).
 fn prefetch(path: &Path, size: u64) -> Result<Prefetched, Error> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    // Not `fs::read`, which stats the file again for a size we know.
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0) + 1);
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
     match (bytes.len() as u64).cmp(&size) {
         std::cmp::Ordering::Less => return Err(changed(path, size, "fewer")),
         std::cmp::Ordering::Greater => return Err(changed(path, size, "more")),

@@ -353,7 +353,11 @@ fn file_content_digest(
         // One read into a buffer of the file's size: `update_reader` zeroes
         // a 64 KiB buffer per call, which on 50,000 files of a few KiB
         // cost more than the hashing.
-        h.update(&fs::read(path)?);
+        // Not `fs::read`: it stats the file again for its size, which the
+        // directory scan already has.
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
+        io::Read::read_to_end(&mut fs::File::open(path)?, &mut bytes)?;
+        h.update(&bytes);
     } else {
         h.update_reader(fs::File::open(path)?)?;
     }
