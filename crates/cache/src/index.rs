@@ -98,6 +98,9 @@ impl InputIndex {
     /// Load the index of a cache root; a missing or unreadable index is empty
     /// (it is only a speed-up: losing it costs a re-hash, never a wrong key).
     pub fn load(cache_root: &Path) -> InputIndex {
+        // The JSON index of strata 0.1 (12.5 MB for 53,000 files): never
+        // read again, so not kept.
+        let _ = fs::remove_file(cache_root.join("inputs-v1.json"));
         let path = cache_root.join(INDEX_FILE);
         let loaded = fs::read(&path)
             .ok()
