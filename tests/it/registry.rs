@@ -480,6 +480,21 @@ fn a_registry_killed_mid_push_gives_a_clear_error_and_a_retry_succeeds() {
     drop(reg);
 }
 
+/// `strata compose SPEC -o OUT --insecure --json EXTRA...` run in `dir` with
+/// `cache`: its JSON report.
+fn compose_json(dir: &Path, cache: &Path, spec: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "compose",
+        spec.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--insecure",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    strata_ok(dir, cache, &args)
+}
+
 /// The layers of the single image of a `compose --json` report: (name, cache, digest).
 fn layers_of(report: &str) -> Vec<(String, String, String)> {
     let v: serde_json::Value = serde_json::from_str(report).unwrap();
@@ -549,17 +564,12 @@ fn a_base_from_the_registry_builds_the_same_image_as_from_a_layout_and_is_kept()
     );
 
     let compose = |spec: &Path, cache: &str, out: &str| {
-        strata_ok(
+        compose_json(
             tmp.path(),
             &tmp.path().join(cache),
-            &[
-                "compose",
-                spec.to_str().unwrap(),
-                "-o",
-                tmp.path().join(out).to_str().unwrap(),
-                "--insecure",
-                "--json",
-            ],
+            spec,
+            &tmp.path().join(out),
+            &[],
         )
     };
     let from_layout = compose(&top_spec(&proj, "a", "oci:base:app"), "cache-a", "out-a");
@@ -716,19 +726,12 @@ fn two_machines_share_layers_through_cache_to_and_cache_from() {
     let spec = two_layer_spec(&tmp.path().join("proj"), 256 << 10);
     let remote = format!("docker://{}/ci/cache", reg.host());
     let compose = |machine: &str, flag: &str| {
-        strata_ok(
+        compose_json(
             tmp.path(),
             &tmp.path().join(format!("cache-{machine}")),
-            &[
-                "compose",
-                spec.to_str().unwrap(),
-                "-o",
-                tmp.path().join(format!("out-{machine}")).to_str().unwrap(),
-                flag,
-                &remote,
-                "--insecure",
-                "--json",
-            ],
+            &spec,
+            &tmp.path().join(format!("out-{machine}")),
+            &[flag, &remote],
         )
     };
     let first = compose("one", "--cache-to");
@@ -976,17 +979,12 @@ fn a_multi_platform_base_resolves_to_its_linux_amd64_image() {
     ]));
 
     let spec = top_spec(&proj, "m", &format!("{repo}:v1"));
-    let json = strata_ok(
+    let json = compose_json(
         tmp.path(),
         &tmp.path().join("cache"),
-        &[
-            "compose",
-            spec.to_str().unwrap(),
-            "-o",
-            tmp.path().join("out").to_str().unwrap(),
-            "--insecure",
-            "--json",
-        ],
+        &spec,
+        &tmp.path().join("out"),
+        &[],
     );
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(
@@ -1003,17 +1001,12 @@ fn a_multi_platform_base_resolves_to_its_linux_amd64_image() {
         format!("image top {{\n    from \"{repo}:v1\"\n    platform \"linux/arm64\"\n}}\n"),
     )
     .unwrap();
-    let json = strata_ok(
+    let json = compose_json(
         tmp.path(),
         &tmp.path().join("cache"),
-        &[
-            "compose",
-            arm.to_str().unwrap(),
-            "-o",
-            tmp.path().join("out-arm").to_str().unwrap(),
-            "--insecure",
-            "--json",
-        ],
+        &arm,
+        &tmp.path().join("out-arm"),
+        &[],
     );
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(
@@ -1112,20 +1105,8 @@ fn a_remote_cache_entry_whose_record_lies_is_refused_and_rebuilt() {
     let remote = format!("docker://{}/ci/cache", reg.host());
     let compose = |machine: &str, args: &[&str]| {
         let out = tmp.path().join(format!("out-{machine}"));
-        let mut all = vec![
-            "compose",
-            spec.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--insecure",
-            "--json",
-        ];
-        all.extend_from_slice(args);
-        let json = strata_ok(
-            tmp.path(),
-            &tmp.path().join(format!("cache-{machine}")),
-            &all,
-        );
+        let cache = tmp.path().join(format!("cache-{machine}"));
+        let json = compose_json(tmp.path(), &cache, &spec, &out, args);
         (json, index_digests(&out))
     };
     let (clean, clean_digests) = compose("one", &[]);
