@@ -147,15 +147,32 @@ impl Cache {
         self.get_checked(key, false, false)
     }
 
-    /// The listing of the record under `key` (after a [`get_head`](Cache::get_head) hit).
-    pub fn listing(&self, key: &str) -> Result<Listing, Error> {
+    /// The listing of the record under `key`, after a
+    /// [`get_head`](Cache::get_head) hit that returned `head`.
+    ///
+    /// The record is read a second time, so it is checked to be the one
+    /// `head` came from (another compose sharing the cache may have replaced
+    /// it since). A record whose listing does not parse is removed, so the
+    /// next compose rebuilds the layer; this one fails, since it has already
+    /// decided the layer was a hit.
+    pub fn listing(&self, key: &str, head: &LayerRecord) -> Result<Listing, Error> {
         let path = self.record_path(key);
         let bytes = fs::read(&path).map_err(io_err(&path))?;
         let record: LayerRecord = serde_json::from_slice(&bytes).map_err(|e| {
+            let _ = fs::remove_file(&path);
             io_err(&path)(io::Error::other(format!(
-                "unreadable layer record ({e}); `strata cache verify` removes it"
+                "unreadable layer record ({e}); it was removed: compose again to rebuild the layer"
             )))
         })?;
+        if (record.blob, record.diff_id, record.size, &record.media_type)
+            != (head.blob, head.diff_id, head.size, &head.media_type)
+        {
+            return Err(io_err(&path)(io::Error::other(format!(
+                "the layer record changed while this compose read it (blob {} became {}): \
+                 another compose replaced it; compose again",
+                head.blob, record.blob
+            ))));
+        }
         Ok(record.listing)
     }
 
@@ -681,6 +698,37 @@ mod tests {
         cache.put("k", &rec, w).unwrap();
         assert_eq!(fs::read(cache.blob_path(&rec.blob)).unwrap(), bytes);
         assert_eq!(cache.get("k").unwrap(), Ok(rec));
+    }
+
+    #[test]
+    fn a_listing_read_after_the_head_must_parse_and_belong_to_it() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::open(d.path()).unwrap();
+        let rec = put(&cache, "k", b"blob bytes");
+        let head = cache.get_head("k").unwrap().unwrap();
+        assert!(
+            head.listing.entries.is_empty(),
+            "the head leaves the listing"
+        );
+        assert_eq!(cache.listing("k", &head).unwrap(), rec.listing);
+
+        // Replaced by another compose between the head and the listing.
+        let other = put(&cache, "k", b"other bytes");
+        let err = cache.listing("k", &head).unwrap_err().to_string();
+        assert!(err.contains("changed while this compose read it"), "{err}");
+        let head = cache.get_head("k").unwrap().unwrap();
+        assert_eq!(head.blob, other.blob);
+
+        // Valid JSON, not a listing: the head passes, the listing does not,
+        // and the record is removed so the next compose rebuilds.
+        let path = cache.record_path("k");
+        let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        v["listing"] = serde_json::json!({"entries": 7});
+        fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+        let head = cache.get_head("k").unwrap().unwrap();
+        let err = cache.listing("k", &head).unwrap_err().to_string();
+        assert!(err.contains("unreadable layer record"), "{err}");
+        assert_eq!(cache.get_head("k").unwrap(), Err(Miss::Absent));
     }
 
     #[test]

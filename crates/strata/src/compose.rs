@@ -91,7 +91,7 @@ impl Ready {
     /// Load the record's listing if it was left in the cache.
     fn load_listing(&mut self, cache: &Cache) -> Result<(), Error> {
         if let Some(key) = self.listing_pending.take() {
-            self.record.listing = cache.listing(&key)?;
+            self.record.listing = cache.listing(&key, &self.record)?;
         }
         Ok(())
     }
@@ -169,36 +169,41 @@ pub fn compose(
         .iter()
         .map(|img| crate::annotate::annotations(img, opts))
         .collect::<Result<Vec<_>, _>>()?;
-    let images: Vec<ExportImage> = plan
-        .images
-        .iter()
-        .zip(annotations)
-        .map(|(img, annotations)| ExportImage {
+    let mut images: Vec<ExportImage> = Vec::with_capacity(plan.images.len());
+    for (img, annotations) in plan.images.iter().zip(annotations) {
+        let mut layers = Vec::with_capacity(img.layers.len());
+        for &id in &img.layers {
+            let r = &ready[id.0].record;
+            let node = plan.layer(id);
+            // A record's media type is one strata wrote, or one checked when
+            // it came from a base or a remote cache; never guess another.
+            let media_type = MediaType::parse(&r.media_type).ok_or_else(|| {
+                Error::Other(format!(
+                    "layer {}: the cache record has an unknown media type {:?}",
+                    node.qualified_name(),
+                    r.media_type
+                ))
+            })?;
+            layers.push(LayerDesc {
+                digest: r.blob,
+                diff_id: r.diff_id,
+                size: r.size,
+                media_type,
+                blob_path: cache.blob_path(&r.blob),
+                created_by: format!("strata: layer {}", node.name),
+                // A miss was hashed as the builder wrote it; a hit was
+                // checked by `Cache::get_head` (see its stamp rule).
+                verified: true,
+            });
+        }
+        images.push(ExportImage {
             name: img.name.clone(),
             tag: img.tag.clone(),
             config: img.config.clone(),
             annotations,
-            layers: img
-                .layers
-                .iter()
-                .map(|&id| {
-                    let r = &ready[id.0].record;
-                    let node = plan.layer(id);
-                    LayerDesc {
-                        digest: r.blob,
-                        diff_id: r.diff_id,
-                        size: r.size,
-                        media_type: MediaType::parse(&r.media_type).unwrap_or(MediaType::TarGzip),
-                        blob_path: cache.blob_path(&r.blob),
-                        created_by: format!("strata: layer {}", node.name),
-                        // A miss was hashed as the builder wrote it; a hit
-                        // was checked by `Cache::get_head` (see its stamp rule).
-                        verified: true,
-                    }
-                })
-                .collect(),
-        })
-        .collect();
+            layers,
+        });
+    }
     on_event(Event::Exporting {
         out: opts.out.clone(),
     });
@@ -223,7 +228,14 @@ pub fn compose(
             .filter(|l| l.external.is_none())
             .map(|l| (l.key.hex(), &ready[l.id.0].record))
             .collect();
-        remote_cache_pushed = Some(crate::remote_cache::push(&layers, &cache, &registry, repo)?);
+        // The images are built and exported: a cache that cannot take them
+        // is worth a warning, not a failed compose (as with --cache-from).
+        match crate::remote_cache::push(&layers, &cache, &registry, repo) {
+            Ok(n) => remote_cache_pushed = Some(n),
+            Err(e) => on_event(Event::Warning(format!(
+                "remote cache: could not push to {repo}: {e}"
+            ))),
+        }
     }
 
     let images = plan
