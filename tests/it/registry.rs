@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{have, index_digests, run_ok, strata, strata_ok};
+use crate::support::{have, index_digests, repo, run_ok, strata, strata_ok};
 
 /// A running `docker-registry`, killed (by its pid) when dropped.
 pub struct TestRegistry {
@@ -1230,4 +1230,39 @@ fn compose_locked_builds_on_the_locked_base_digest_when_the_tag_moved() {
     // `--locked` against the old lock would have said so.
     assert!(run(args(&[])).status.success());
     assert_ne!(index_digests(&out)[0].1, locked_image);
+}
+
+#[test]
+fn one_external_base_for_two_platforms_is_refused_not_shared() {
+    // Resolved once per `from`, a base named by two images of different
+    // platforms would give the second the first one's layers.
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    strata_ok(
+        tmp.path(),
+        &cache,
+        &[
+            "compose",
+            repo().join("specs/hello.kdl").to_str().unwrap(),
+            "-o",
+            "base",
+        ],
+    );
+    std::fs::write(
+        tmp.path().join("two.kdl"),
+        "image a {\n    from \"oci:base:hello\"\n}\n\
+         image b {\n    from \"oci:base:hello\"\n    platform \"linux/arm64\"\n}\n",
+    )
+    .unwrap();
+    let out = strata(tmp.path(), &cache, &["compose", "two.kdl", "-o", "out"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("base `oci:base:hello` is used by images of two platforms (linux/amd64 on line 2, linux/arm64 here)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("two.kdl:5:"),
+        "points at the second `from`: {err}"
+    );
 }

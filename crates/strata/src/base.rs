@@ -40,6 +40,16 @@ pub struct BaseOptions {
     pub pins: BTreeMap<String, Digest>,
 }
 
+/// An image's platform: OS, architecture, variant.
+type Platform = (String, String, Option<String>);
+
+fn platform_text((os, arch, variant): &Platform) -> String {
+    match variant {
+        Some(v) => format!("{os}/{arch}/{v}"),
+        None => format!("{os}/{arch}"),
+    }
+}
+
 /// Resolve every external `from` of `spec` (paths relative to `spec_dir`).
 /// Errors point at the `from` that failed.
 pub fn resolve(
@@ -52,24 +62,54 @@ pub fn resolve(
     let mut out = BTreeMap::new();
     let mut registry = None;
     let mut problems = Vec::new();
+    // The platform each external `from` was resolved for, and where.
+    let mut resolved_for: BTreeMap<String, (Platform, usize)> = BTreeMap::new();
     for image in &spec.images {
         let Some(from) = &image.from else { continue };
         let Some(base) = ExternalBase::parse(&from.value) else {
             continue;
         };
-        if out.contains_key(&from.value) {
+        let platform: Platform = image.config.platform.as_ref().map_or_else(
+            || (OS.to_owned(), ARCH.to_owned(), None),
+            |p| {
+                (
+                    p.value.os.clone(),
+                    p.value.architecture.clone(),
+                    p.value.variant.clone(),
+                )
+            },
+        );
+        if let Some((first, first_offset)) = resolved_for.get(&from.value) {
+            // One base per `from` text: two platforms would silently share
+            // the first one's layers.
+            if *first != platform {
+                let line = spec.source[..*first_offset].lines().count().max(1);
+                problems.push(
+                    SpecDiagnostic::new(
+                        format!(
+                            "base `{}` is used by images of two platforms ({} on line {line}, {} here)",
+                            from.value,
+                            platform_text(first),
+                            platform_text(&platform)
+                        ),
+                        from.span,
+                        "another platform of the same base",
+                    )
+                    .with_help(
+                        "strata resolves a `from` once; name each platform's image by its \
+                         own digest (`...@sha256:...`)",
+                    ),
+                );
+            }
             continue;
         }
+        resolved_for.insert(from.value.clone(), (platform.clone(), from.span.offset()));
         let resolved = match base {
             ExternalBase::Oci { path, tag } => from_layout(&spec_dir.join(path), tag.as_deref()),
             ExternalBase::Registry(text) => {
                 if registry.is_none() {
                     registry = Some(Registry::new(&strata_registry::Options { insecure })?);
                 }
-                let platform = image.config.platform.as_ref().map_or_else(
-                    || (OS.to_owned(), ARCH.to_owned()),
-                    |p| (p.value.os.clone(), p.value.architecture.clone()),
-                );
                 match registry.as_ref() {
                     Some(reg) => from_registry(
                         reg,
@@ -157,7 +197,7 @@ fn from_registry(
     text: &str,
     pin: Option<&Digest>,
     insecure: bool,
-    (os, arch): &(String, String),
+    (os, arch, variant): &Platform,
 ) -> Result<ExternalImage, Error> {
     let mut r = Reference::parse(text)?;
     if r.digest.is_none() {
@@ -171,13 +211,17 @@ fn from_registry(
             .iter()
             .find(|m| {
                 m.platform().as_ref().is_some_and(|p| {
-                    p.os().to_string() == *os && p.architecture().to_string() == *arch
+                    p.os().to_string() == *os
+                        && p.architecture().to_string() == *arch
+                        // A variant the spec names must match; none takes the first.
+                        && variant.as_ref().is_none_or(|v| p.variant().as_ref() == Some(v))
                 })
             })
             .ok_or_else(|| {
                 Error::Other(format!(
-                    "index {} has no {os}/{arch} image",
-                    manifest.digest
+                    "index {} has no {} image",
+                    manifest.digest,
+                    platform_text(&(os.clone(), arch.clone(), variant.clone()))
                 ))
             })?;
         let d: Digest = pick
@@ -197,6 +241,15 @@ fn from_registry(
     let config_bytes = match cache.get_bytes(&config_digest) {
         Some(b) => b,
         None => {
+            // The manifest names the size; a config over this is refused
+            // before it is fetched into memory.
+            const MAX_CONFIG: u64 = 16 << 20;
+            if m.config().size() > MAX_CONFIG {
+                return Err(Error::Other(format!(
+                    "{r}: config {config_digest} is {} bytes, more than the {MAX_CONFIG} an image config may have",
+                    m.config().size()
+                )));
+            }
             let mut buf = Vec::new();
             reg.fetch_blob(&r, &config_digest, Some(m.config().size()), &mut buf)?;
             cache.put_bytes(&buf)?;

@@ -172,14 +172,18 @@ fn push_mounting(
         .media_type()
         .as_ref()
         .map_or_else(|| OCI_MANIFEST.to_owned(), |m| m.to_string());
-    let pushed = registry.push_manifest(&dest, &bytes, &media_type)?;
-    if pushed != image.manifest_digest {
+    // Checked before the tag moves: a tag must never point at bytes that
+    // are not the layout's image.
+    let found = strata_layer::Digest::of(&bytes);
+    if found != image.manifest_digest {
         return Err(Error::Other(format!(
-            "{} hashes to {pushed}, the layout's index says {}",
+            "{} hashes to {found}, the layout's index says {}",
             manifest_path.display(),
             image.manifest_digest
         )));
     }
+    let pushed = registry.push_manifest(&dest, &bytes, &media_type)?;
+    debug_assert_eq!(pushed, found);
     Ok(PushReport {
         image: image.name.clone(),
         reference: dest.to_string(),

@@ -64,10 +64,16 @@ pub fn pull(
     // Layers of external bases come from where the base is, not from here.
     for layer in plan.layers.iter().filter(|l| l.external.is_none()) {
         let key = layer.key.hex();
-        if !seen.insert(key.clone()) || cache.get(&key)?.is_ok() {
+        if !seen.insert(key.clone()) || cache.get_head(&key)?.is_ok() {
             continue;
         }
-        match pull_one(cache, registry, repo, &key) {
+        match pull_one(
+            cache,
+            registry,
+            repo,
+            &key,
+            layer.job.compression.media_type(),
+        ) {
             Ok(true) => fetched += 1,
             Ok(false) => {}
             Err(e) => {
@@ -88,7 +94,18 @@ pub fn pull(
 }
 
 /// One layer from the remote cache; `Ok(false)` when it has none under `key`.
-fn pull_one(cache: &Cache, reg: &Registry, repo: &Reference, key: &str) -> Result<bool, Error> {
+/// Largest layer record taken from a remote cache: a listing of a million
+/// files is about 200 MB of JSON; a record claiming more is refused before
+/// it is fetched into memory.
+const MAX_RECORD: u64 = 256 << 20;
+
+fn pull_one(
+    cache: &Cache,
+    reg: &Registry,
+    repo: &Reference,
+    key: &str,
+    media_type: strata_layer::MediaType,
+) -> Result<bool, Error> {
     let r = repo.with_tag(&tag_for(key))?;
     let manifest = match reg.fetch_manifest(&r) {
         Ok(m) => m,
@@ -109,15 +126,30 @@ fn pull_one(cache: &Cache, reg: &Registry, repo: &Reference, key: &str) -> Resul
         .as_str()
         .and_then(|d| d.parse().ok())
         .ok_or_else(|| bad("the config has no sha256 digest".into()))?;
+    let size = config["size"]
+        .as_u64()
+        .filter(|&n| n <= MAX_RECORD)
+        .ok_or_else(|| {
+            bad(format!(
+                "the record's size is missing or over {MAX_RECORD} bytes"
+            ))
+        })?;
     let mut record_bytes = Vec::new();
-    reg.fetch_blob(
-        &r,
-        &config_digest,
-        config["size"].as_u64(),
-        &mut record_bytes,
-    )?;
+    reg.fetch_blob(&r, &config_digest, Some(size), &mut record_bytes)?;
     let record: LayerRecord = serde_json::from_slice(&record_bytes)
         .map_err(|e| bad(format!("unreadable layer record: {e}")))?;
+    // The key covers the compressor, so the record must carry its media
+    // type, and so must the artifact's layer; anything else would be
+    // exported under a media type its bytes do not have.
+    if strata_layer::MediaType::parse(&record.media_type) != Some(media_type)
+        || m["layers"][0]["mediaType"].as_str() != Some(media_type.as_str())
+    {
+        return Err(bad(format!(
+            "the record's media type {} is not {}",
+            record.media_type,
+            media_type.as_str()
+        )));
+    }
     let layer = &m["layers"][0];
     if layer["digest"].as_str() != Some(record.blob.to_string().as_str())
         || layer["size"].as_u64() != Some(record.size)
