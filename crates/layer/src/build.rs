@@ -98,8 +98,10 @@ fn prefetchable<'i>(item: &'i Item<'_>) -> Option<(&'i Path, u64)> {
 fn prefetch(path: &Path, size: u64) -> Result<Prefetched, Error> {
     // Not `fs::read`, which stats the file again for a size we know.
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0) + 1);
+    // At most one byte more than listed: a file that grew since is caught
+    // without reading all of it into memory.
     File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .and_then(|f| f.take(size + 1).read_to_end(&mut bytes))
         .map_err(|source| Error::Io {
             path: path.to_owned(),
             source,
@@ -117,8 +119,10 @@ fn prefetch(path: &Path, size: u64) -> Result<Prefetched, Error> {
 ///
 /// Why read ahead: on 50,000 small files, opening, reading and hashing each
 /// file one after the other on the writing thread took longer than
-/// everything else the build does; spread over the pool, it overlaps with
-/// the writing (and compressing) of the entries before it.
+/// everything else the build does. A window's files are read in parallel on
+/// the pool, beside the compression of the chunks already written; the
+/// writing thread waits for the window, then writes it in order. (Reading
+/// window k+1 while window k is written would overlap more; not done.)
 pub(crate) fn write_tree(
     tree: Tree<'_>,
     epoch: u64,
@@ -147,7 +151,7 @@ pub(crate) fn write_tree(
     let mut window = Vec::new();
     while items.peek().is_some() {
         // The next window of entries: small host files among them are read
-        // and hashed on the pool while this thread writes the tar in order.
+        // and hashed on the pool, then this thread writes them in order.
         let mut budget = PREFETCH_BYTES;
         window.clear();
         while let Some(item) = items.next_if(|i| {

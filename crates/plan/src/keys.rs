@@ -356,8 +356,16 @@ fn file_content_digest(
         // Not `fs::read`: it stats the file again for its size, which the
         // directory scan already has.
         let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
-        io::Read::read_to_end(&mut fs::File::open(path)?, &mut bytes)?;
-        h.update(&bytes);
+        io::Read::read_to_end(
+            &mut io::Read::take(fs::File::open(path)?, meta.len() + 1),
+            &mut bytes,
+        )?;
+        if bytes.len() as u64 > meta.len() {
+            // It grew since it was listed: stream it rather than hold it.
+            h.update_reader(fs::File::open(path)?)?;
+        } else {
+            h.update(&bytes);
+        }
     } else {
         h.update_reader(fs::File::open(path)?)?;
     }
@@ -392,13 +400,18 @@ fn scan_tree(
     // its fd), not by walking the whole path again for every file.
     let mut entries: Vec<fs::DirEntry> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
     entries.sort_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()));
-    entries
+    let stated: Vec<(std::ffi::OsString, fs::Metadata)> = entries
         .par_iter()
-        .map(|entry| {
-            let name = entry.file_name();
+        .map(|e| Ok((e.file_name(), e.metadata()?)))
+        .collect::<io::Result<_>>()?;
+    // Each `DirEntry` keeps its directory open: close it before descending,
+    // or a deep tree holds a descriptor per level on every busy thread.
+    drop(entries);
+    stated
+        .into_par_iter()
+        .map(|(name, meta)| {
             let path = dir.join(&name);
             let rel = [rel, b"/", name.as_bytes()].concat();
-            let meta = entry.metadata()?;
             let item = if meta.file_type().is_symlink() {
                 TreeItem::Symlink(fs::read_link(&path)?.as_os_str().as_bytes().to_vec())
             } else if meta.is_dir() {
