@@ -463,34 +463,50 @@ fn build_one(
     });
     let mut blob = cache.new_blob()?;
     let progress = |bytes: u64| on_event(Event::LayerProgress { index, bytes });
-    if let Some(ext) = &layer.external {
+    let record = if let Some(ext) = &layer.external {
+        // A layer of an external base: its blob as it is, checked.
         let listing = crate::base::fetch_layer(layer, ext, cache, &mut blob)?;
-        let record = LayerRecord {
+        LayerRecord {
             diff_id: ext.diff_id,
             blob: ext.blob,
             size: ext.size,
             media_type: ext.media_type.clone(),
             listing,
-        };
-        cache.put(&key, &record, blob)?;
-        on_event(Event::LayerDone {
-            index,
-            name,
-            cache: CacheStatus::Miss,
-            size: record.size,
-            reason: Some(miss_reason.clone()),
-        });
-        return Ok(Ready {
-            record,
-            cache: CacheStatus::Miss,
-            miss_reason: Some(miss_reason),
-            listing_pending: None,
-        });
-    }
-    let out = if crate::union_job::is_union_layer(layer) {
-        crate::union_job::build(plan, layer, below, cache, &mut blob, &progress)
+        }
     } else {
-        strata_layer::build(&layer.job, lower, &mut blob, &progress).map_err(|e| match e {
+        built_record(plan, layer, lower, below, cache, &mut blob, &progress)?
+    };
+    cache.put(&key, &record, blob)?;
+    let _ = cache.set_last_build(&last_name, &last);
+    on_event(Event::LayerDone {
+        index,
+        name,
+        cache: CacheStatus::Miss,
+        size: record.size,
+        reason: Some(miss_reason.clone()),
+    });
+    Ok(Ready {
+        record,
+        cache: CacheStatus::Miss,
+        miss_reason: Some(miss_reason),
+        listing_pending: None,
+    })
+}
+
+/// Build a layer of the spec into `blob`: its record (not yet stored).
+fn built_record(
+    plan: &Plan,
+    layer: &LayerNode,
+    lower: &LowerView,
+    below: &[LayerRecord],
+    cache: &Cache,
+    blob: &mut strata_cache::BlobWriter,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<LayerRecord, Error> {
+    let out = if crate::union_job::is_union_layer(layer) {
+        crate::union_job::build(plan, layer, below, cache, blob, progress)
+    } else {
+        strata_layer::build(&layer.job, lower, blob, progress).map_err(|e| match e {
             strata_layer::Error::DeleteMissing { op, path } => {
                 let span = layer.op_spans.get(op).copied().unwrap_or(layer.span);
                 Error::Spec(Box::new(plan.diagnostic(
@@ -508,26 +524,11 @@ fn build_one(
             },
         })
     }?;
-    let record = LayerRecord {
+    Ok(LayerRecord {
         diff_id: out.diff_id,
         blob: out.blob,
         size: out.size,
         media_type: out.media_type.as_str().to_owned(),
         listing: out.listing,
-    };
-    cache.put(&key, &record, blob)?;
-    let _ = cache.set_last_build(&last_name, &last);
-    on_event(Event::LayerDone {
-        index,
-        name,
-        cache: CacheStatus::Miss,
-        size: record.size,
-        reason: Some(miss_reason.clone()),
-    });
-    Ok(Ready {
-        record,
-        cache: CacheStatus::Miss,
-        miss_reason: Some(miss_reason),
-        listing_pending: None,
     })
 }
