@@ -516,6 +516,20 @@ impl Parser<'_> {
     }
 
     /// A string value that passes `check`.
+    /// The name of a `KIND NAME { ... }` node (image, layer, index): the
+    /// node's common checks, exactly one argument, and `check` on it.
+    fn block_name(
+        &mut self,
+        node: &KdlNode,
+        what: &str,
+        check: impl FnOnce(&str) -> Result<(), Problem>,
+    ) -> Option<Spanned<String>> {
+        self.common(node, true);
+        let e = self.entries(node, &[]);
+        self.arity(node, &e.args, &["name"], false, None);
+        e.args.first().and_then(|a| self.checked(a, what, check))
+    }
+
     fn checked(
         &mut self,
         e: &KdlEntry,
@@ -746,13 +760,7 @@ impl Parser<'_> {
     /// `index NAME { image A; image B }`. Whether the images exist and have
     /// different platforms is the planner's to check (it resolves `from`).
     fn index(&mut self, node: &KdlNode) -> Option<Index> {
-        self.common(node, true);
-        let e = self.entries(node, &[]);
-        self.arity(node, &e.args, &["name"], false, None);
-        let name = e
-            .args
-            .first()
-            .and_then(|a| self.checked(a, "an index name", values::image_name));
+        let name = self.block_name(node, "an index name", values::image_name);
         let mut images: Vec<Spanned<String>> = Vec::new();
         let mut any = false;
         for child in node.children().map(KdlDocument::nodes).unwrap_or_default() {
@@ -985,13 +993,7 @@ impl Parser<'_> {
     // ---- images ------------------------------------------------------------
 
     fn image(&mut self, node: &KdlNode, names: &mut BTreeMap<String, SourceSpan>) -> Option<Image> {
-        self.common(node, true);
-        let e = self.entries(node, &[]);
-        self.arity(node, &e.args, &["name"], false, None);
-        let name = e
-            .args
-            .first()
-            .and_then(|a| self.checked(a, "an image name", values::image_name));
+        let name = self.block_name(node, "an image name", values::image_name);
         if let Some(name) = &name {
             if let Some(&first) = names.get(&name.value) {
                 let line = self.line(first);
@@ -1383,13 +1385,7 @@ impl Parser<'_> {
     // ---- layers ------------------------------------------------------------
 
     fn layer(&mut self, st: &mut ImageState, node: &KdlNode) -> Option<Layer> {
-        self.common(node, true);
-        let e = self.entries(node, &[]);
-        self.arity(node, &e.args, &["name"], false, None);
-        let name = e
-            .args
-            .first()
-            .and_then(|a| self.checked(a, "a layer name", values::layer_name));
+        let name = self.block_name(node, "a layer name", values::layer_name);
         if let Some(name) = &name {
             if let Some(&first) = st.layer_names.get(&name.value) {
                 let line = self.line(first);
