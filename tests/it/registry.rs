@@ -344,6 +344,21 @@ fn compose_push_sends_every_image_as_repo_name_tag() {
         "the layers of app are mounted, not sent again: {summary}"
     );
 
+    // --json: the report says what went where (and pushes nothing twice).
+    let json = compose_json(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &spec,
+        &out,
+        &["--push", &base],
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let pushed = v["pushed"].as_array().expect("a pushed array");
+    assert_eq!(pushed.len(), 2, "{json}");
+    assert_eq!(pushed[1]["reference"], format!("{base}/more:v2"), "{json}");
+    assert_eq!(pushed[1]["manifest"].as_str(), Some(local[1].1.as_str()));
+    assert_eq!(v["images"][1]["manifest"], pushed[1]["manifest"], "{json}");
+
     // A tag on the base would name several images: refused before building.
     let bad = strata(
         tmp.path(),

@@ -322,21 +322,34 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             let report = strata::compose(&spec, &opts, &|e| progress.event(e));
             progress.finish();
             let report = report?;
-            if json {
-                print_stdout(&format!("{}\n", report.to_json()));
-            } else if !quiet {
+            if !json && !quiet {
                 print_stdout(&report.summary());
             }
-            if !cmd_lock::after(&spec, &report, opts.source_date_epoch, lock_flags)? {
-                return Ok(ExitCode::from(LOCK_MISMATCH));
-            }
-            if let Some(base) = push {
+            let locked_ok = cmd_lock::after(&spec, &report, opts.source_date_epoch, lock_flags)?;
+            let mut pushed = Vec::new();
+            if let Some(base) = push.as_ref().filter(|_| locked_ok) {
                 let registry = strata::Registry::new(&strata::RegistryOptions { insecure })?;
-                for pushed in strata::push::push_composed(&registry, &report, &base)? {
-                    if !json && !quiet {
-                        print_stdout(&pushed.summary());
+                pushed = strata::push::push_composed(&registry, &report, base)?;
+                if !json && !quiet {
+                    for p in &pushed {
+                        print_stdout(&p.summary());
                     }
                 }
+            }
+            if json {
+                // One object: the compose report, and with --push what went where.
+                let mut v: serde_json::Value =
+                    serde_json::from_str(&report.to_json()).unwrap_or_default();
+                if push.is_some() {
+                    v["pushed"] = serde_json::to_value(&pushed).unwrap_or_default();
+                }
+                print_stdout(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&v).unwrap_or_default()
+                ));
+            }
+            if !locked_ok {
+                return Ok(ExitCode::from(LOCK_MISMATCH));
             }
             Ok(ExitCode::SUCCESS)
         }
