@@ -412,22 +412,7 @@ fn a_registry_killed_mid_push_gives_a_clear_error_and_a_retry_succeeds() {
     let spec = two_layer_spec(&tmp.path().join("proj"), 96 << 20);
     let cache = tmp.path().join("cache");
     let out = tmp.path().join("out");
-    let report: serde_json::Value = serde_json::from_str(&strata_ok(
-        tmp.path(),
-        &cache,
-        &[
-            "compose",
-            spec.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--json",
-        ],
-    ))
-    .unwrap();
-    let big = report["images"][0]["layers"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let big = first_layer_digest(tmp.path(), &cache, &spec, &out);
     let dest = format!("docker://{}/team/big:v1", reg.host());
 
     let push = Command::new(crate::support::strata_bin())
@@ -508,6 +493,27 @@ fn compose_json(dir: &Path, cache: &Path, spec: &Path, out: &Path, extra: &[&str
     ];
     args.extend_from_slice(extra);
     strata_ok(dir, cache, &args)
+}
+
+/// `strata compose SPEC -o OUT` (no registry involved): the blob digest of
+/// its first image's first layer.
+fn first_layer_digest(dir: &Path, cache: &Path, spec: &Path, out: &Path) -> String {
+    let json = strata_ok(
+        dir,
+        cache,
+        &[
+            "compose",
+            spec.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    report["images"][0]["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// The layers of the single image of a `compose --json` report: (name, cache, digest).
@@ -1041,22 +1047,7 @@ fn a_blob_the_registry_serves_corrupt_is_refused_not_cached() {
     let proj = tmp.path().join("proj");
     let spec = two_layer_spec(&proj, 4096);
     let base_out = proj.join("base");
-    let report: serde_json::Value = serde_json::from_str(&strata_ok(
-        tmp.path(),
-        &tmp.path().join("cache0"),
-        &[
-            "compose",
-            spec.to_str().unwrap(),
-            "-o",
-            base_out.to_str().unwrap(),
-            "--json",
-        ],
-    ))
-    .unwrap();
-    let blob = report["images"][0]["layers"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let blob = first_layer_digest(tmp.path(), &tmp.path().join("cache0"), &spec, &base_out);
     let repo = format!("docker://{}/base/app", reg.host());
     strata_ok(
         tmp.path(),
