@@ -159,9 +159,16 @@ impl InputIndex {
         if fresh.is_empty() {
             return Ok(());
         }
-        let mut all = self.loaded.clone();
-        all.extend(fresh.iter().map(|(k, v)| (k.clone(), *v)));
-        let bytes = encode(&all);
+        // What was loaded, less what this process re-learned, plus that:
+        // by reference, not a copy of the whole map.
+        let all: Vec<(&[u8], &Entry)> = self
+            .loaded
+            .iter()
+            .filter(|(k, _)| !fresh.contains_key(*k))
+            .chain(fresh.iter())
+            .map(|(k, v)| (&**k, v))
+            .collect();
+        let bytes = encode(all);
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir.join("tmp"))?;
         tmp.write_all(&bytes)?;
@@ -170,13 +177,13 @@ impl InputIndex {
     }
 }
 
-fn encode(entries: &Entries) -> Vec<u8> {
+/// The file for `entries` (each path once), in path order.
+fn encode(mut entries: Vec<(&[u8], &Entry)>) -> Vec<u8> {
     let mut out = Vec::with_capacity(32 + entries.len() * (ENTRY_LEN + 64));
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-    let mut sorted: Vec<_> = entries.iter().collect();
-    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    for (path, e) in sorted {
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (path, e) in entries {
         // Paths are bounded by PATH_MAX (4096), far below u32::MAX.
         out.extend_from_slice(&(path.len() as u32).to_le_bytes());
         out.extend_from_slice(path);
