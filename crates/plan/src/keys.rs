@@ -55,19 +55,44 @@ pub struct InputDigest {
     pub path: std::path::PathBuf,
 }
 
-/// Tagged, length-prefixed fields into a blake3 hasher.
-struct Enc(blake3::Hasher);
+/// Tagged, length-prefixed fields into a blake3 hasher, through a buffer:
+/// a tree of 50,000 files encodes to about 200,000 fields of a few bytes
+/// each, and blake3 runs several times faster over long inputs than over a
+/// call per field (a fifth of a warm compose's user time, measured). The
+/// digest is that of the same bytes hashed field by field.
+struct Enc {
+    hasher: blake3::Hasher,
+    buf: Vec<u8>,
+}
+
+/// Bytes buffered before they go to the hasher.
+const ENC_BUF: usize = 64 * 1024;
 
 impl Enc {
     fn new() -> Self {
-        Enc(blake3::Hasher::new())
+        Enc {
+            hasher: blake3::Hasher::new(),
+            buf: Vec::new(),
+        }
     }
 
     fn field(&mut self, tag: &str, bytes: &[u8]) -> &mut Self {
-        self.0.update(&(tag.len() as u64).to_le_bytes());
-        self.0.update(tag.as_bytes());
-        self.0.update(&(bytes.len() as u64).to_le_bytes());
-        self.0.update(bytes);
+        self.buf
+            .extend_from_slice(&(tag.len() as u64).to_le_bytes());
+        self.buf.extend_from_slice(tag.as_bytes());
+        self.buf
+            .extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        if bytes.len() >= ENC_BUF {
+            self.hasher.update(&self.buf);
+            self.buf.clear();
+            self.hasher.update(bytes);
+        } else {
+            self.buf.extend_from_slice(bytes);
+            if self.buf.len() >= ENC_BUF {
+                self.hasher.update(&self.buf);
+                self.buf.clear();
+            }
+        }
         self
     }
 
@@ -89,7 +114,9 @@ impl Enc {
     }
 
     fn finish(&self) -> [u8; 32] {
-        self.0.finalize().into()
+        let mut h = self.hasher.clone();
+        h.update(&self.buf);
+        h.finalize().into()
     }
 }
 
@@ -398,15 +425,19 @@ fn scan_tree(
     use std::os::unix::ffi::OsStrExt;
     // `DirEntry::metadata` stats relative to the open directory (`statx` on
     // its fd), not by walking the whole path again for every file.
-    let mut entries: Vec<fs::DirEntry> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
-    entries.sort_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()));
-    let stated: Vec<(std::ffi::OsString, fs::Metadata)> = entries
-        .par_iter()
-        .map(|e| Ok((e.file_name(), e.metadata()?)))
+    // Names are taken once: `DirEntry::file_name` allocates, and sorting by
+    // it allocated two names per comparison (700,000 on 50,000 files).
+    let mut entries: Vec<(std::ffi::OsString, fs::DirEntry)> = fs::read_dir(dir)?
+        .map(|e| e.map(|e| (e.file_name(), e)))
         .collect::<io::Result<_>>()?;
-    // Each `DirEntry` keeps its directory open: close it before descending,
-    // or a deep tree holds a descriptor per level on every busy thread.
-    drop(entries);
+    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let stated: Vec<(std::ffi::OsString, fs::Metadata)> = entries
+        .into_par_iter()
+        .map(|(name, e)| Ok((name, e.metadata()?)))
+        .collect::<io::Result<_>>()?;
+    // Each `DirEntry` keeps its directory open: they are consumed above, so
+    // it is closed before descending, or a deep tree would hold a descriptor
+    // per level on every busy thread.
     stated
         .into_par_iter()
         .map(|(name, meta)| {
