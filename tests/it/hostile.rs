@@ -130,7 +130,7 @@ impl Project {
 /// reads inputs).
 fn cache_entries(cache: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    for sub in ["layers-v1", "blobs/sha256", "tmp"] {
+    for sub in ["layers-v2", "blobs/sha256", "tmp"] {
         if let Ok(rd) = std::fs::read_dir(cache.join(sub)) {
             for e in rd {
                 out.push(format!(

@@ -1120,11 +1120,14 @@ fn a_remote_cache_entry_whose_record_lies_is_refused_and_rebuilt() {
     // and it shares that record.
     let v: serde_json::Value = serde_json::from_str(&clean).unwrap();
     let key = v["images"][0]["layers"][0]["key"].as_str().unwrap();
-    let record_path = tmp.path().join(format!("cache-one/layers-v1/{key}.json"));
-    let mut record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
-    record["diff_id"] = serde_json::Value::String(format!("sha256:{}", "1".repeat(64)));
-    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+    // A record is a head line, then the listing.
+    let record_path = tmp.path().join(format!("cache-one/layers-v2/{key}.json"));
+    let bytes = std::fs::read(&record_path).unwrap();
+    let nl = bytes.iter().position(|&b| b == b'\n').unwrap();
+    let mut head: serde_json::Value = serde_json::from_slice(&bytes[..nl]).unwrap();
+    head["diff_id"] = serde_json::Value::String(format!("sha256:{}", "1".repeat(64)));
+    let head = serde_json::to_vec(&head).unwrap();
+    std::fs::write(&record_path, [&head[..], &bytes[nl..]].concat()).unwrap();
     compose("one", &["--cache-to", &remote]);
 
     let out = strata(

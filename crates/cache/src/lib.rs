@@ -5,9 +5,10 @@
 //!
 //! ```text
 //! CACHE/blobs/sha256/<hex>        compressed layer blobs
-//! CACHE/layers-v1/<key>.json      LayerRecord: diff_id, blob, size, media type, listing
+//! CACHE/layers-v2/<key>.json      LayerRecord: a head line (diff_id, blob, size, media
+//!                                 type, the listing's length and blake3), then the listing
 //! CACHE/verified-v1/<hex>        when the blob was last hashed, and its stat data then
-//! CACHE/inputs-v2.bin             input digests by stat data (see `index`)
+//! CACHE/inputs-v3.bin             input digests by stat data (see `index`)
 //! CACHE/tmp/                      temporary files, renamed into place when complete
 //! ```
 //!
@@ -35,6 +36,7 @@ use std::path::{Path, PathBuf};
 
 mod index;
 mod maint;
+mod record;
 
 pub use index::{InputIndex, RACY_MARGIN_NS};
 pub use maint::{EntryInfo, LastBuild, MaintReport, dir_size};
@@ -43,7 +45,12 @@ use serde::{Deserialize, Serialize};
 use strata_layer::{Digest, Listing};
 
 /// The bucket of layer records. Bump when [`LayerRecord`] changes shape.
-const LAYERS_BUCKET: &str = "layers-v1";
+const LAYERS_BUCKET: &str = "layers-v2";
+
+/// Record buckets of earlier versions: `cache gc` and `cache verify` remove
+/// them (v1: one JSON object whose head came after a listing of up to
+/// 10 MB, which a hit had to scan to the end).
+pub(crate) const OLD_LAYERS_BUCKETS: [&str; 1] = ["layers-v1"];
 
 /// The bucket of blob verification stamps. Bump when [`Stamp`] changes.
 const VERIFIED_BUCKET: &str = "verified-v1";
@@ -158,7 +165,7 @@ impl Cache {
     pub fn listing(&self, key: &str, head: &LayerRecord) -> Result<Listing, Error> {
         let path = self.record_path(key);
         let bytes = fs::read(&path).map_err(io_err(&path))?;
-        let record: LayerRecord = serde_json::from_slice(&bytes).map_err(|e| {
+        let record = record::decode(&bytes).map_err(|e| {
             let _ = fs::remove_file(&path);
             io_err(&path)(io::Error::other(format!(
                 "unreadable layer record ({e}); it was removed: compose again to rebuild the layer"
@@ -184,36 +191,17 @@ impl Cache {
         full: bool,
         with_listing: bool,
     ) -> Result<Result<LayerRecord, Miss>, Error> {
-        /// A record whose listing is checked for JSON syntax only.
-        #[derive(Deserialize)]
-        struct Head {
-            diff_id: Digest,
-            blob: Digest,
-            size: u64,
-            media_type: String,
-            #[serde(rename = "listing")]
-            _listing: serde::de::IgnoredAny,
-        }
         let path = self.record_path(key);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
+        let read = if with_listing {
+            fs::read(&path).map(|b| record::decode(&b))
+        } else {
+            record::read_head(&path)
+        };
+        let record: LayerRecord = match read {
+            Ok(Ok(r)) => r,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Err(Miss::Absent)),
             Err(e) => return Err(io_err(&path)(e)),
-        };
-        let parsed = if with_listing {
-            serde_json::from_slice::<LayerRecord>(&bytes)
-        } else {
-            serde_json::from_slice::<Head>(&bytes).map(|h| LayerRecord {
-                diff_id: h.diff_id,
-                blob: h.blob,
-                size: h.size,
-                media_type: h.media_type,
-                listing: Listing::default(),
-            })
-        };
-        let record: LayerRecord = match parsed {
-            Ok(r) => r,
-            Err(e) => {
+            Ok(Err(e)) => {
                 let _ = fs::remove_file(&path);
                 return Ok(Err(Miss::Dropped(format!(
                     "unreadable record {}: {e}",
@@ -350,8 +338,8 @@ impl Cache {
 
         let rec_path = self.record_path(key);
         let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
-        let json = serde_json::to_vec(record).map_err(|e| io_err(&rec_path)(e.into()))?;
-        tmp.write_all(&json).map_err(io_err(tmp.path()))?;
+        let bytes = record::encode(record).map_err(|e| io_err(&rec_path)(e.into()))?;
+        tmp.write_all(&bytes).map_err(io_err(tmp.path()))?;
         tmp.as_file().sync_data().map_err(io_err(tmp.path()))?;
         tmp.persist(&rec_path)
             .map_err(|e| io_err(&rec_path)(e.error))?;
@@ -719,12 +707,13 @@ mod tests {
         let head = cache.get_head("k").unwrap().unwrap();
         assert_eq!(head.blob, other.blob);
 
-        // Valid JSON, not a listing: the head passes, the listing does not,
-        // and the record is removed so the next compose rebuilds.
+        // Valid JSON, not the listing the head describes: the head passes,
+        // the listing does not, and the record is removed so the next
+        // compose rebuilds.
         let path = cache.record_path("k");
-        let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        v["listing"] = serde_json::json!({"entries": 7});
-        fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        let nl = bytes.iter().position(|&b| b == b'\n').unwrap();
+        fs::write(&path, [&bytes[..=nl], b"{\"entries\":7}"].concat()).unwrap();
         let head = cache.get_head("k").unwrap().unwrap();
         let err = cache.listing("k", &head).unwrap_err().to_string();
         assert!(err.contains("unreadable layer record"), "{err}");

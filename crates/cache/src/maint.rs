@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use strata_layer::Digest;
 
-use crate::{Cache, Error, LayerRecord, io_err};
+use crate::{Cache, Error, io_err};
 
 /// One layer entry of the cache, for `strata cache ls`.
 #[derive(Debug, Clone, Serialize)]
@@ -61,8 +61,7 @@ impl Cache {
             else {
                 continue;
             };
-            let Ok(bytes) = fs::read(&path) else { continue };
-            let Ok(rec) = serde_json::from_slice::<LayerRecord>(&bytes) else {
+            let Ok(Ok(rec)) = crate::record::read_head(&path) else {
                 continue;
             };
             let last_used = e
@@ -171,6 +170,15 @@ impl Cache {
         removed: &mut Vec<(String, String)>,
     ) -> Result<u64, Error> {
         let mut freed = 0;
+        // Records of an older format are never read: their blobs are orphans.
+        for old in crate::OLD_LAYERS_BUCKETS {
+            let dir = self.root().join(old);
+            let n = dir_size(&dir);
+            if dir.exists() && fs::remove_dir_all(&dir).is_ok() {
+                freed += n;
+                removed.push((format!("{old}/"), "records of an older format".to_owned()));
+            }
+        }
         let dir = self.root().join("blobs/sha256");
         for e in fs::read_dir(&dir).map_err(io_err(&dir))? {
             let path = e.map_err(io_err(&dir))?.path();

@@ -4,8 +4,8 @@
 //! Each layer is one OCI artifact in the repository, tagged
 //! `strata-layer-<key>` (the layer's 64-hex-digit cache key: 77 characters,
 //! inside the 128 a tag may have). Its manifest's config is the cache's
-//! layer record (the JSON of `layers-v1`: diff_id, blob, size, media type,
-//! listing) and its one layer is the blob itself, so the registry stores the
+//! layer record (a `LayerRecord` as one JSON object: diff_id, blob, size,
+//! media type, listing) and its one layer is the blob itself, so the registry stores the
 //! blob once however many artifacts and images name it.
 //!
 //! `--cache-from` runs before the build: every layer missing from the local
@@ -28,7 +28,7 @@ use crate::{Error, Event};
 
 /// The `artifactType` of a layer artifact.
 pub const ARTIFACT_TYPE: &str = "application/vnd.strata.layer.v1";
-/// The media type of its config: a `layers-v1` record.
+/// The media type of its config: a `LayerRecord` as one JSON object.
 pub const RECORD_MEDIA_TYPE: &str = "application/vnd.strata.layer-record.v1+json";
 
 /// The tag of the artifact of the layer with cache key `key`.
