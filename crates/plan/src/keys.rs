@@ -9,9 +9,11 @@
 //! for a layer that reads the layers below it, their keys. What never goes in:
 //! host paths, mtimes, owners, inode numbers.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -308,6 +310,11 @@ pub trait DigestMemo: Send + Sync {
     /// The digest recorded for `path` if its stat data still matches `meta`
     /// and the record is not racy (see the cache's input index).
     fn get(&self, path: &Path, meta: &fs::Metadata) -> Option<[u8; 32]>;
+    /// [`get`](DigestMemo::get) for `dir.join(name)`: a memo that can find
+    /// it without the joined path saves an allocation per input file.
+    fn get_in(&self, dir: &Path, name: &std::ffi::OsStr, meta: &fs::Metadata) -> Option<[u8; 32]> {
+        self.get(&dir.join(name), meta)
+    }
     /// Record the digest of `path` as hashed with stat data `meta`.
     fn put(&self, path: &Path, meta: &fs::Metadata, digest: [u8; 32]);
 }
@@ -344,7 +351,7 @@ pub fn digest_input(path: &Path, memo: Option<&dyn DigestMemo>) -> io::Result<[u
     let meta = fs::metadata(path)?;
     if meta.is_dir() {
         e.field("dir", b"");
-        digest_tree(path, b"", &mut e, memo)?;
+        digest_tree(path, &mut e, memo)?;
     } else {
         digest_file(path, &meta, &mut e, memo)?;
     }
@@ -375,6 +382,15 @@ fn file_content_digest(
     if let Some(d) = memo.and_then(|m| m.get(path, meta)) {
         return Ok(d);
     }
+    hash_file(path, meta, memo)
+}
+
+/// A file's content digest, read and hashed (and remembered by the memo).
+fn hash_file(
+    path: &Path,
+    meta: &fs::Metadata,
+    memo: Option<&dyn DigestMemo>,
+) -> io::Result<[u8; 32]> {
     let mut h = blake3::Hasher::new();
     if meta.len() <= SMALL_FILE {
         // One read into a buffer of the file's size: `update_reader` zeroes
@@ -382,16 +398,13 @@ fn file_content_digest(
         // cost more than the hashing.
         // Not `fs::read`: it stats the file again for its size, which the
         // directory scan already has.
-        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
-        io::Read::read_to_end(
-            &mut io::Read::take(fs::File::open(path)?, meta.len() + 1),
-            &mut bytes,
-        )?;
-        if bytes.len() as u64 > meta.len() {
+        let mut bytes = vec![0; usize::try_from(meta.len()).unwrap_or(0) + 1];
+        let n = strata_layer::read_listed(&mut fs::File::open(path)?, &mut bytes)?;
+        if n as u64 > meta.len() {
             // It grew since it was listed: stream it rather than hold it.
             h.update_reader(fs::File::open(path)?)?;
         } else {
-            h.update(&bytes);
+            h.update(&bytes[..n]);
         }
     } else {
         h.update_reader(fs::File::open(path)?)?;
@@ -407,31 +420,26 @@ fn file_content_digest(
 /// in order. Collected in parallel, encoded in sequence.
 enum TreeItem {
     Symlink(Vec<u8>),
-    Dir(Vec<(Vec<u8>, TreeItem)>),
+    Dir(Vec<(OsString, TreeItem)>),
     File { content: [u8; 32], exec: bool },
     Special,
 }
 
-/// The names (relative to the tree's root) and items of a directory,
-/// sorted by name bytes. Entries are stated and hashed on the rayon pool: on a
-/// warm build the work is one `stat` per file, and on a cold one reading and
-/// hashing, both of which scale with cores.
-fn scan_tree(
-    dir: &Path,
-    rel: &[u8],
-    memo: Option<&dyn DigestMemo>,
-) -> io::Result<Vec<(Vec<u8>, TreeItem)>> {
+/// The names and items of a directory, sorted by name bytes. Entries are
+/// stated and hashed on the rayon pool: on a warm build the work is one
+/// `stat` per file, and on a cold one reading and hashing, both of which
+/// scale with cores.
+fn scan_tree(dir: &Path, memo: Option<&dyn DigestMemo>) -> io::Result<Vec<(OsString, TreeItem)>> {
     use rayon::prelude::*;
-    use std::os::unix::ffi::OsStrExt;
     // `DirEntry::metadata` stats relative to the open directory (`statx` on
     // its fd), not by walking the whole path again for every file.
     // Names are taken once: `DirEntry::file_name` allocates, and sorting by
     // it allocated two names per comparison (700,000 on 50,000 files).
-    let mut entries: Vec<(std::ffi::OsString, fs::DirEntry)> = fs::read_dir(dir)?
+    let mut entries: Vec<(OsString, fs::DirEntry)> = fs::read_dir(dir)?
         .map(|e| e.map(|e| (e.file_name(), e)))
         .collect::<io::Result<_>>()?;
     entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let stated: Vec<(std::ffi::OsString, fs::Metadata)> = entries
+    let stated: Vec<(OsString, fs::Metadata)> = entries
         .into_par_iter()
         .map(|(name, e)| Ok((name, e.metadata()?)))
         .collect::<io::Result<_>>()?;
@@ -441,37 +449,40 @@ fn scan_tree(
     stated
         .into_par_iter()
         .map(|(name, meta)| {
-            let path = dir.join(&name);
-            let rel = [rel, b"/", name.as_bytes()].concat();
             let item = if meta.file_type().is_symlink() {
-                TreeItem::Symlink(fs::read_link(&path)?.as_os_str().as_bytes().to_vec())
+                TreeItem::Symlink(fs::read_link(dir.join(&name))?.into_os_string().into_vec())
             } else if meta.is_dir() {
-                TreeItem::Dir(scan_tree(&path, &rel, memo)?)
+                TreeItem::Dir(scan_tree(&dir.join(&name), memo)?)
             } else if meta.is_file() {
+                // A remembered digest is found without joining the path.
+                let content = match memo.and_then(|m| m.get_in(dir, &name, &meta)) {
+                    Some(d) => d,
+                    None => hash_file(&dir.join(&name), &meta, memo)?,
+                };
                 TreeItem::File {
-                    content: file_content_digest(&path, &meta, memo)?,
+                    content,
                     exec: meta.permissions().mode() & 0o111 != 0,
                 }
             } else {
                 TreeItem::Special
             };
-            Ok((rel, item))
+            Ok((name, item))
         })
         .collect()
 }
 
-fn digest_tree(
-    dir: &Path,
-    rel: &[u8],
-    e: &mut Enc,
-    memo: Option<&dyn DigestMemo>,
-) -> io::Result<()> {
-    encode_tree(&scan_tree(dir, rel, memo)?, e);
+fn digest_tree(dir: &Path, e: &mut Enc, memo: Option<&dyn DigestMemo>) -> io::Result<()> {
+    encode_tree(&scan_tree(dir, memo)?, &mut Vec::new(), e);
     Ok(())
 }
 
-fn encode_tree(items: &[(Vec<u8>, TreeItem)], e: &mut Enc) {
-    for (rel, item) in items {
+/// Each entry under its path relative to the tree's root (`/name`,
+/// `/dir/name`), built in `rel` as the encoding descends.
+fn encode_tree(items: &[(OsString, TreeItem)], rel: &mut Vec<u8>, e: &mut Enc) {
+    for (name, item) in items {
+        let len = rel.len();
+        rel.push(b'/');
+        rel.extend_from_slice(name.as_bytes());
         e.field("name", rel);
         match item {
             TreeItem::Symlink(target) => {
@@ -479,7 +490,7 @@ fn encode_tree(items: &[(Vec<u8>, TreeItem)], e: &mut Enc) {
             }
             TreeItem::Dir(children) => {
                 e.field("dir", b"");
-                encode_tree(children, e);
+                encode_tree(children, rel, e);
             }
             TreeItem::File { content, exec } => {
                 e.field("file", content).field("exec", &[u8::from(*exec)]);
@@ -490,6 +501,7 @@ fn encode_tree(items: &[(Vec<u8>, TreeItem)], e: &mut Enc) {
                 e.field("special", b"");
             }
         }
+        rel.truncate(len);
     }
 }
 

@@ -71,6 +71,14 @@ impl DigestMemo for MemoIndex {
     fn get(&self, path: &Path, meta: &std::fs::Metadata) -> Option<[u8; 32]> {
         self.0.get(path, meta)
     }
+    fn get_in(
+        &self,
+        dir: &Path,
+        name: &std::ffi::OsStr,
+        meta: &std::fs::Metadata,
+    ) -> Option<[u8; 32]> {
+        self.0.get_in(dir, name, meta)
+    }
     fn put(&self, path: &Path, meta: &std::fs::Metadata, digest: [u8; 32]) {
         self.0.put(path, meta, digest);
     }
