@@ -18,7 +18,9 @@
 //! - `umoci repack` and `buildah commit` of the same tree, where installed;
 //! - for specs/tomcat.kdl and a generated multi-layer spec over `jdk` and
 //!   `small`: cold, warm no-op and one-file-change composes, and a cold
-//!   compose of the changed layer alone.
+//!   compose of the changed layer alone. The warm and one-change composes
+//!   are the user's rerun: the output layout of the run before is there; a
+//!   warm compose into a removed output is shown beside them.
 //!
 //! strata runs as the release binary (built here with cargo), one process per
 //! run under `/usr/bin/time` for its peak RSS, exactly as a user runs it. All
@@ -637,9 +639,11 @@ impl Bench {
     }
 
     /// `strata compose SPEC` into a fresh output, with `cache`.
-    fn compose(&self, spec: &Path, cache: &Path) -> Result<Composed> {
+    /// `strata compose SPEC -o OUT` with `cache`; OUT is removed first
+    /// unless `keep_out` (a user's rerun finds the layout of the last one).
+    fn compose(&self, spec: &Path, cache: &Path, keep_out: bool) -> Result<Composed> {
         let out = self.work.join("out");
-        if out.exists() {
+        if out.exists() && !keep_out {
             fs::remove_dir_all(&out)?;
         }
         let usage = self.work.join("usage.txt");
@@ -705,7 +709,7 @@ impl Bench {
     /// A cold compose: an empty cache.
     fn cold(&self, spec: &Path) -> Result<Composed> {
         let cache = self.fresh("cache")?;
-        let c = self.compose(spec, &cache)?;
+        let c = self.compose(spec, &cache, false)?;
         if c.hits != 0 {
             bail!("a cold compose of {} hit the cache", spec.display());
         }
@@ -1133,15 +1137,23 @@ impl Bench {
         for rep in 0..self.reps {
             eprintln!("bench: {name}: repetition {}", rep + 1);
             let cache = self.fresh("cache")?;
-            let cold = self.compose(spec, &cache)?;
+            let cold = self.compose(spec, &cache, false)?;
             self.add(name, "strata compose, cold", bytes, cold.sample);
-            let warm = self.compose(spec, &cache)?;
+            // The same command again: the layout of the last run is there.
+            let warm = self.compose(spec, &cache, true)?;
             if warm.hits != warm.layers {
                 bail!("the warm compose of {} missed the cache", spec.display());
             }
             self.add(name, "strata compose, warm no-op", bytes, warm.sample);
+            let fresh = self.compose(spec, &cache, false)?;
+            self.add(
+                name,
+                "strata compose, warm, output removed first",
+                bytes,
+                fresh.sample,
+            );
             fs::write(changed, &edited)?;
-            let change = self.compose(spec, &cache);
+            let change = self.compose(spec, &cache, true);
             fs::write(changed, &original)?;
             let change = change?;
             if change.layers - change.hits != 1 {
