@@ -766,4 +766,60 @@ mod tests {
         assert!(cache.put("k", &rec, w).is_err());
         assert_eq!(cache.get("k").unwrap(), Err(Miss::Absent));
     }
+
+    #[test]
+    fn the_last_build_record_is_rewritten_only_when_it_changes() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::open(d.path()).unwrap();
+        let last = |key: &str| LastBuild {
+            key: key.to_owned(),
+            parts: vec![("op 1: copy x".to_owned(), "ab".repeat(32))],
+        };
+        cache
+            .set_last_build("spec.kdl img/layer", &last("k1"))
+            .unwrap();
+        let path = cache.last_path("spec.kdl img/layer");
+        let ino = fs::metadata(&path).unwrap().ino();
+        cache
+            .set_last_build("spec.kdl img/layer", &last("k1"))
+            .unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().ino(),
+            ino,
+            "same record: untouched"
+        );
+        assert_eq!(cache.last_build("spec.kdl img/layer"), Some(last("k1")));
+        cache
+            .set_last_build("spec.kdl img/layer", &last("k2"))
+            .unwrap();
+        assert_ne!(
+            fs::metadata(&path).unwrap().ino(),
+            ino,
+            "a new record replaces it"
+        );
+        assert_eq!(cache.last_build("spec.kdl img/layer"), Some(last("k2")));
+    }
+
+    #[test]
+    fn gc_removes_records_of_the_old_format_and_their_blobs() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::open(d.path()).unwrap();
+        let rec = put(&cache, "k", b"kept blob");
+        // A v1 record and the blob only it named.
+        let old = d.path().join("layers-v1");
+        fs::create_dir_all(&old).unwrap();
+        fs::write(old.join("k1.json"), b"{}").unwrap();
+        let orphan = Digest::of(b"old blob");
+        fs::write(cache.blob_path(&orphan), b"old blob").unwrap();
+        let report = cache.gc(None, None).unwrap();
+        assert!(!old.exists());
+        assert!(!cache.blob_path(&orphan).exists());
+        assert!(cache.blob_path(&rec.blob).exists());
+        assert!(
+            report.removed.iter().any(|(what, _)| what == "layers-v1/"),
+            "{report:?}"
+        );
+        assert_eq!(cache.get("k").unwrap(), Ok(rec));
+    }
 }
