@@ -8,6 +8,13 @@
 //! than [`RACY_MARGIN_NS`]; a younger entry is re-hashed (and re-recorded, so
 //! it is trusted once it has aged). Any stat difference (including ctime, which
 //! chmod and every write move) is a miss.
+//!
+//! The index does not grow without bound: a save keeps the entries this
+//! process looked up or learned, and others only while they were hashed less
+//! than [`KEEP_UNUSED_NS`] ago. Files of a deleted checkout, a temporary
+//! directory or another project that stopped using the cache drop out; a
+//! project that shares the cache with a busier one re-hashes its inputs at
+//! most once a month.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -17,6 +24,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The index file. Bump the version (and [`MAGIC`]) when [`Entry`] or the
@@ -30,6 +38,9 @@ const OLD_INDEX_FILES: [&str; 2] = ["inputs-v1.json", "inputs-v2.bin"];
 
 /// The first bytes of an index file.
 const MAGIC: &[u8; 16] = b"strata-inputs-3\n";
+
+/// How long an entry nobody looks up is kept, from when it was hashed: 30 days.
+pub const KEEP_UNUSED_NS: i64 = 30 * 24 * 3600 * 1_000_000_000;
 
 /// Coarse filesystems keep mtimes in whole (or even two) seconds.
 pub const RACY_MARGIN_NS: i128 = 2_000_000_000;
@@ -144,6 +155,9 @@ struct Loaded {
     /// Per entry, the offset in `bytes` of its name length; grouped by
     /// directory, sorted by name within one.
     entries: Vec<usize>,
+    /// Per entry, whether this process looked it up (set by the parallel
+    /// digesters; read when saving, to keep what is in use).
+    used: Vec<AtomicBool>,
 }
 
 impl Loaded {
@@ -165,10 +179,12 @@ impl Loaded {
         self.get_in(dir, name)
     }
 
+    /// The entry of `name` in `dir`, marked as used.
     fn get_in(&self, dir: &[u8], name: &[u8]) -> Option<Entry> {
         let range = self.dirs.get(dir)?;
         let entries = &self.entries[range.clone()];
         let i = entries.binary_search_by(|&o| self.at(o).0.cmp(name)).ok()?;
+        self.used[range.start + i].store(true, Ordering::Relaxed);
         Some(Entry::decode(self.at(entries[i]).1))
     }
 
@@ -267,7 +283,11 @@ impl InputIndex {
         if fresh.is_empty() {
             return Ok(());
         }
-        let bytes = encode(&self.loaded, &fresh);
+        let bytes = encode(
+            &self.loaded,
+            &fresh,
+            now_ns().saturating_sub(KEEP_UNUSED_NS),
+        );
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir.join("tmp"))?;
         tmp.write_all(&bytes)?;
@@ -288,12 +308,13 @@ fn trusted(entry: Option<Entry>, meta: &fs::Metadata) -> Option<[u8; 32]> {
         .map(|e| e.digest)
 }
 
-/// The file for what was `loaded`, less what was re-learned, plus the
+/// The file for what was `loaded`, less what was re-learned and what was
+/// neither used nor hashed since `keep_since` (ns since 1970), plus the
 /// `fresh` entries. Directory by directory in byte order, each a merge of
 /// two name-sorted runs: entries loaded are copied as they were read, with
 /// no sort or allocation per entry (a sort of all 53,000 paths was most of
 /// the cost of saving after a one-file change).
-fn encode(loaded: &Loaded, fresh: &HashMap<Box<[u8]>, Entry>) -> Vec<u8> {
+fn encode(loaded: &Loaded, fresh: &HashMap<Box<[u8]>, Entry>, keep_since: i64) -> Vec<u8> {
     use std::collections::BTreeMap;
     let mut fresh_by_dir: BTreeMap<&[u8], Vec<(&[u8], &Entry)>> = BTreeMap::new();
     for (path, e) in fresh {
@@ -318,12 +339,25 @@ fn encode(loaded: &Loaded, fresh: &HashMap<Box<[u8]>, Entry>) -> Vec<u8> {
         out.extend_from_slice(name);
         e.encode(out);
     };
+    let kept = |k: usize| {
+        loaded.used[k].load(Ordering::Relaxed)
+            || Entry::decode(loaded.at(loaded.entries[k]).1).hashed_at_ns >= keep_since
+    };
+    let mut dir_count = 0u64;
+    let dir_count_at = out.len() - 8;
     for dir in dirs {
-        let old = loaded
+        let old: Vec<usize> = loaded
             .dirs
             .get(dir)
-            .map_or(&[][..], |r| &loaded.entries[r.clone()]);
+            .map_or(0..0, |r| r.clone())
+            .filter(|&k| kept(k))
+            .map(|k| loaded.entries[k])
+            .collect();
         let mut new = fresh_by_dir.remove(dir).unwrap_or_default();
+        if old.is_empty() && new.is_empty() {
+            continue;
+        }
+        dir_count += 1;
         new.sort_unstable_by(|a, b| a.0.cmp(b.0));
         out.extend_from_slice(&(dir.len() as u32).to_le_bytes());
         out.extend_from_slice(dir);
@@ -355,6 +389,7 @@ fn encode(loaded: &Loaded, fresh: &HashMap<Box<[u8]>, Entry>) -> Vec<u8> {
         }
         out[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
     }
+    out[dir_count_at..dir_count_at + 8].copy_from_slice(&dir_count.to_le_bytes());
     let sum = blake3::hash(&out);
     out.extend_from_slice(sum.as_bytes());
     out
@@ -405,10 +440,12 @@ fn decode(mut bytes: Vec<u8>) -> Option<Loaded> {
             return None;
         }
     }
+    let used = entries.iter().map(|_| AtomicBool::new(false)).collect();
     (pos == bytes.len()).then_some(Loaded {
         bytes,
         dirs,
         entries,
+        used,
     })
 }
 
@@ -570,7 +607,7 @@ mod tests {
             hashed_at_ns: 7,
         };
         let fresh = HashMap::from([(b"/d/a"[..].into(), e), (b"/d/b"[..].into(), e)]);
-        let good = encode(&Loaded::default(), &fresh);
+        let good = encode(&Loaded::default(), &fresh, 0);
         assert_eq!(decode(good).map(|l| l.entries.len()), Some(2));
         // encode sorts; write the body by hand to get an order it never writes.
         let body = |names: [&[u8]; 2]| {
@@ -591,5 +628,41 @@ mod tests {
         assert!(decode(body([b"a", b"b"])).is_some());
         assert!(decode(body([b"b", b"a"])).is_none(), "unsorted");
         assert!(decode(body([b"a", b"a"])).is_none(), "repeated");
+    }
+
+    #[test]
+    fn a_save_drops_old_entries_nobody_looked_up() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("tmp")).unwrap();
+        let meta = std::fs::metadata(d.path()).unwrap();
+        let idx = InputIndex::load(d.path());
+        for p in ["/old/used", "/gone/unused", "/recent/unused"] {
+            idx.put(Path::new(p), &meta, [1; 32]);
+        }
+        {
+            let mut fresh = idx.fresh.lock().unwrap();
+            for p in ["/old/used", "/gone/unused"] {
+                fresh.get_mut(p.as_bytes()).unwrap().hashed_at_ns -= KEEP_UNUSED_NS + 1;
+            }
+        }
+        idx.save().unwrap();
+        let back = InputIndex::load(d.path());
+        assert_eq!(back.loaded.entries.len(), 3, "a save keeps what it learned");
+        // This process looks one old entry up (racy or not, it is in use).
+        let _ = back.get(Path::new("/old/used"), &meta);
+        back.put(Path::new("/new/file"), &meta, [2; 32]);
+        back.save().unwrap();
+        let again = InputIndex::load(d.path());
+        let mut kept: Vec<&str> = ["/old/used", "/gone/unused", "/recent/unused", "/new/file"]
+            .into_iter()
+            .filter(|p| again.loaded.get(p.as_bytes()).is_some())
+            .collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["/new/file", "/old/used", "/recent/unused"]);
+        assert_eq!(
+            again.loaded.dirs.len(),
+            3,
+            "a directory left empty is not written"
+        );
     }
 }
