@@ -70,7 +70,7 @@ impl Progress {
                 }
             }
             Event::Exporting { out } => {
-                let _ = multi.println(format!("  writing {}", out.display()));
+                let _ = multi.println(format!("  exporting to {}", out.display()));
             }
             Event::LayoutDone {
                 out,
