@@ -161,6 +161,11 @@ fn json_report_says_what_was_built_and_what_came_from_the_cache() {
         serde_json::from_str(&strata_ok(tmp.path(), &cache, &args)).unwrap();
     let second: serde_json::Value =
         serde_json::from_str(&strata_ok(tmp.path(), &cache, &args)).unwrap();
+    assert_eq!(first["layout_unchanged"], false, "a new layout is written");
+    assert_eq!(
+        second["layout_unchanged"], true,
+        "a warm compose into the same layout leaves it alone"
+    );
     let images = first["images"].as_array().unwrap();
     assert_eq!(images.len(), 2);
     for (img, again) in images.iter().zip(second["images"].as_array().unwrap()) {

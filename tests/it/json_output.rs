@@ -143,6 +143,20 @@ fn json_of_plan_inspect_diff_and_lock_agrees_with_the_outputs() {
     )
     .unwrap();
     strata_ok(dir, &cache, &["compose", "app.kdl", "-o", "new", "-q"]);
+    let compose = json(&strata_ok(
+        dir,
+        &cache,
+        &["compose", "app.kdl", "-o", "new", "--json"],
+    ));
+    assert_eq!(compose["out"], "new");
+    assert_eq!(
+        compose["layout_unchanged"], true,
+        "the same compose again leaves its layout alone"
+    );
+    assert_eq!(
+        compose["images"][0]["manifest"],
+        index_digests(&dir.join("new"))[0].1.as_str()
+    );
     let differ = strata(dir, &cache, &["diff", "lay", "new", "--json"]);
     assert_eq!(differ.status.code(), Some(1));
     let d = json(&String::from_utf8_lossy(&differ.stdout));

@@ -10,6 +10,7 @@ mod demo;
 mod diff;
 mod hostile;
 mod json_output;
+mod layout_up_to_date;
 mod lock;
 mod multi_platform;
 mod outputs;

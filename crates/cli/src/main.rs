@@ -65,7 +65,9 @@ enum Command {
         /// The spec file (KDL); input paths in it are relative to it.
         spec: PathBuf,
         /// The OCI image layout directory to write; replaced as a whole on
-        /// success. Default: target/images/<spec name>.
+        /// success, or left untouched (same files, inodes and mtimes) when it
+        /// already holds exactly the layout this compose would write.
+        /// Default: target/images/<spec name>.
         #[arg(long, short)]
         out: Option<PathBuf>,
         /// Also write a docker-archive tarball (for `docker load` / `podman

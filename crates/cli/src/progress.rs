@@ -70,9 +70,19 @@ impl Progress {
                 }
             }
             Event::Exporting { out } => {
-                let _ = multi.println(format!("  writing {}", out.display()));
+                let _ = multi.println(format!("  exporting to {}", out.display()));
             }
-            Event::Planned { .. } | Event::Warning(_) => {}
+            Event::LayoutDone {
+                out,
+                unchanged: true,
+            } => {
+                let _ = multi.println(format!("  {} is up to date, left untouched", out.display()));
+            }
+            Event::LayoutDone {
+                unchanged: false, ..
+            }
+            | Event::Planned { .. }
+            | Event::Warning(_) => {}
         }
     }
 

@@ -6,10 +6,18 @@
 //! filesystem. Why verify layer blobs that a cache already verified: the
 //! layout is what leaves the machine, and a blob that does not match its digest
 //! would only be noticed by whoever pulls the image, far from the cause.
+//!
+//! Why a layout that is already up to date is left alone: on a warm compose
+//! rewriting it is most of the work (an inode per blob, the swap, removing
+//! the old tree), and tools that watch the output (rsync, file watchers,
+//! build systems) then see nothing change. What the layout holds is
+//! described once ([`Contents`]); the check and the writer both read it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use strata_layer::Digest;
@@ -59,6 +67,9 @@ pub struct Written {
     pub referrers: Vec<Digest>,
     /// The image index of each multi-platform image, in the order given.
     pub indexes: Vec<Digest>,
+    /// The layout at the destination already held exactly what would have
+    /// been written (see [`write_layout_with`]) and was left untouched.
+    pub unchanged: bool,
 }
 
 /// Write `images` as an OCI image layout at `dir`, replacing the layout that
@@ -70,6 +81,17 @@ pub fn write_layout(dir: &Path, images: &[ExportImage]) -> Result<Vec<ExportedIm
 }
 
 /// [`write_layout`], with artifacts that refer to the images.
+///
+/// A layout at `dir` that already holds exactly the files a fresh write
+/// would make is left as it is (its files keep their inodes and mtimes,
+/// like an up to date target of make) and [`Written::unchanged`] is set.
+/// "Exactly": the same directories and regular files and nothing else;
+/// every file written from memory (`oci-layout`, `index.json`, configs,
+/// manifests, artifacts) byte for byte; every layer blob the very file the
+/// layout would hard-link (same device and inode), from a caller that
+/// verified it ([`LayerDesc::verified`]). A blob that is only a copy is not
+/// re-hashed (that costs about what writing it does): the layout is written
+/// again, as on any doubt.
 pub fn write_layout_with(
     dir: &Path,
     images: &[ExportImage],
@@ -84,6 +106,13 @@ pub fn write_layout_with(
             .chain(extras.indexes.iter().map(|i| i.name.as_str())),
         dir,
     )?;
+    let contents = contents(dir, images, extras)?;
+    if matches!(existing, Existing::Replaceable) && contents.is_current(dir) {
+        return Ok(Written {
+            unchanged: true,
+            ..contents.written
+        });
+    }
 
     // Like `mkdir -p`: `--out target/images/x` on a fresh clone has no `target/images` yet.
     fs::create_dir_all(&parent).map_err(|e| io_err(&parent, e))?;
@@ -91,7 +120,7 @@ pub fn write_layout_with(
         .prefix(&format!(".{name}.tmp-"))
         .tempdir_in(&parent)
         .map_err(|e| io_err(&parent, e))?;
-    let exported = fill(tmp.path(), images, extras)?;
+    contents.write(tmp.path())?;
 
     match existing {
         Existing::Missing => {
@@ -101,7 +130,7 @@ pub fn write_layout_with(
         }
         Existing::Replaceable => swap_in(tmp, dir, &parent, &name)?,
     }
-    Ok(exported)
+    Ok(contents.written)
 }
 
 enum Existing {
@@ -193,51 +222,163 @@ pub(crate) fn check_unique_names<'a>(
     Ok(())
 }
 
-/// Write the whole layout into the empty directory `root`.
-fn fill(root: &Path, images: &[ExportImage], extras: &LayoutExtras) -> Result<Written, Error> {
-    let blobs = root.join("blobs").join("sha256");
-    fs::create_dir_all(&blobs).map_err(|e| io_err(&blobs, e))?;
-    write_file(&root.join("oci-layout"), &oci_layout_json())?;
+/// The directories of every layout, relative to its root.
+const DIRS: [&str; 2] = ["blobs", "blobs/sha256"];
 
-    let mut written = BTreeSet::new();
-    let mut exported = Vec::with_capacity(images.len());
+/// Where the bytes of one file of a layout come from.
+enum Source<'a> {
+    /// Written from memory: `oci-layout`, `index.json`, a config, a
+    /// manifest, an image index, an artifact.
+    Bytes(Cow<'a, [u8]>),
+    /// A layer blob, hard-linked (else copied) from the caller's file.
+    Layer(&'a LayerDesc),
+}
+
+/// Everything a layout holds, by path relative to its root, before any of
+/// it is written. The writer ([`Contents::write`]) and the up to date check
+/// ([`Contents::is_current`]) both read this one description, so what is
+/// checked is what would be written.
+struct Contents<'a> {
+    files: BTreeMap<PathBuf, Source<'a>>,
+    written: Written,
+}
+
+impl<'a> Contents<'a> {
+    /// Add a blob named by `digest`, unless one is there already (two images
+    /// may share a layer or a config).
+    fn add_blob(&mut self, digest: Digest, source: Source<'a>) {
+        let path = Path::new("blobs/sha256").join(digest.hex());
+        self.files.entry(path).or_insert(source);
+    }
+
+    /// Write every file into the empty directory `root`.
+    fn write(&self, root: &Path) -> Result<(), Error> {
+        for dir in DIRS {
+            let dir = root.join(dir);
+            fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        }
+        for (rel, source) in &self.files {
+            let path = root.join(rel);
+            match source {
+                Source::Bytes(bytes) => write_file(&path, bytes)?,
+                Source::Layer(layer) => place_layer_blob(layer, &path)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the layout at `dir` holds exactly these files. Any error
+    /// reading it is a no: the layout is then written again.
+    fn is_current(&self, dir: &Path) -> bool {
+        self.check_current(dir).unwrap_or(false)
+    }
+
+    fn check_current(&self, dir: &Path) -> io::Result<bool> {
+        // The tree first, from stats alone: the same directories and
+        // regular files, nothing else. A walk stops as soon as it has seen
+        // more entries than expected, so a large stray tree costs little.
+        let expected = DIRS.len() + self.files.len();
+        let mut dirs = BTreeSet::new();
+        let mut files = BTreeSet::new();
+        let mut pending = vec![PathBuf::new()];
+        while let Some(rel) = pending.pop() {
+            for entry in fs::read_dir(dir.join(&rel))? {
+                let entry = entry?;
+                let path = rel.join(entry.file_name());
+                // Not followed: a symlink is neither a directory nor a file here.
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    pending.push(path.clone());
+                    dirs.insert(path);
+                } else if kind.is_file() {
+                    files.insert(path);
+                } else {
+                    return Ok(false);
+                }
+                if dirs.len() + files.len() > expected {
+                    return Ok(false);
+                }
+            }
+        }
+        if !dirs
+            .iter()
+            .map(PathBuf::as_path)
+            .eq(DIRS.iter().map(Path::new))
+            || !files.iter().eq(self.files.keys())
+        {
+            return Ok(false);
+        }
+        // Then each file, cheapest test first.
+        for (rel, source) in &self.files {
+            let path = dir.join(rel);
+            let meta = fs::symlink_metadata(&path)?;
+            let same = match source {
+                Source::Bytes(bytes) => {
+                    meta.len() == crate::manifest::len_u64(bytes) && fs::read(&path)? == **bytes
+                }
+                Source::Layer(layer) => {
+                    // The cache's own blob: then these are bytes it verified.
+                    // An unverified source is re-hashed by a write, so it
+                    // never counts as current.
+                    let src = fs::symlink_metadata(&layer.blob_path)?;
+                    layer.verified
+                        && src.is_file()
+                        && (src.dev(), src.ino()) == (meta.dev(), meta.ino())
+                        && meta.len() == layer.size
+                }
+            };
+            if !same {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// What the layout of `images` and `extras` holds; `dir` (where it will be
+/// written) names it in errors.
+fn contents<'a>(
+    dir: &Path,
+    images: &'a [ExportImage],
+    extras: &'a LayoutExtras,
+) -> Result<Contents<'a>, Error> {
+    let mut contents = Contents {
+        files: BTreeMap::new(),
+        written: Written {
+            images: Vec::with_capacity(images.len()),
+            referrers: Vec::new(),
+            indexes: Vec::with_capacity(extras.indexes.len()),
+            unchanged: false,
+        },
+    };
+    contents.files.insert(
+        PathBuf::from("oci-layout"),
+        Source::Bytes(oci_layout_json().into()),
+    );
     let mut index = Vec::with_capacity(images.len());
     for image in images {
         for layer in &image.layers {
-            if written.insert(layer.digest) {
-                place_layer_blob(layer, &blobs.join(layer.digest.hex()))?;
-            }
+            contents.add_blob(layer.digest, Source::Layer(layer));
         }
         let json = image_json(image)?;
-        for (digest, bytes) in [
-            (json.config_digest, &json.config),
-            (json.manifest_digest, &json.manifest),
-        ] {
-            // Two images may share a config (same settings, same layers).
-            if written.insert(digest) {
-                write_file(&blobs.join(digest.hex()), bytes)?;
-            }
-        }
         let manifest_size = crate::manifest::len_u64(&json.manifest);
+        contents.add_blob(json.config_digest, Source::Bytes(json.config.into()));
+        contents.add_blob(json.manifest_digest, Source::Bytes(json.manifest.into()));
         index.push(IndexEntry::image(
             json.manifest_digest,
             manifest_size,
             [(ANNOTATION_REF_NAME.to_owned(), image.name.clone())].into(),
         ));
-        exported.push(ExportedImage {
+        contents.written.images.push(ExportedImage {
             name: image.name.clone(),
             manifest: json.manifest_digest,
             manifest_size,
             config: json.config_digest,
         });
     }
-    let mut indexes = Vec::with_capacity(extras.indexes.len());
     for multi in &extras.indexes {
-        let bytes = multi_platform_json(multi, images, &exported, root)?;
+        let bytes = multi_platform_json(multi, images, &contents.written.images, dir)?;
         let digest = Digest::of(&bytes);
-        if written.insert(digest) {
-            write_file(&blobs.join(digest.hex()), &bytes)?;
-        }
         index.push(IndexEntry {
             media_type: oci_spec::image::MediaType::ImageIndex,
             artifact_type: None,
@@ -245,37 +386,30 @@ fn fill(root: &Path, images: &[ExportImage], extras: &LayoutExtras) -> Result<Wr
             size: crate::manifest::len_u64(&bytes),
             annotations: [(ANNOTATION_REF_NAME.to_owned(), multi.name.clone())].into(),
         });
-        indexes.push(digest);
+        contents.add_blob(digest, Source::Bytes(bytes.into()));
+        contents.written.indexes.push(digest);
     }
-    let referrers = add_referrers(
-        &blobs,
-        &extras.referrers,
-        &exported,
-        &mut written,
-        &mut index,
-    )?;
-    let index_path = root.join("index.json");
-    write_file(&index_path, &index_json(&index, &index_path)?)?;
-    Ok(Written {
-        images: exported,
-        referrers,
-        indexes,
-    })
+    add_referrers(dir, &extras.referrers, &mut contents, &mut index)?;
+    let index_path = dir.join("index.json");
+    contents.files.insert(
+        PathBuf::from("index.json"),
+        Source::Bytes(index_json(&index, &index_path)?.into()),
+    );
+    Ok(contents)
 }
 
-/// Write the blobs and artifact manifests of `referrers`, and list them in
+/// Add the blobs and artifact manifests of `referrers`, and list them in
 /// `index` after the images, untagged.
-fn add_referrers(
-    blobs: &Path,
-    referrers: &[Referrer],
-    images: &[ExportedImage],
-    written: &mut BTreeSet<Digest>,
+fn add_referrers<'a>(
+    dir: &Path,
+    referrers: &'a [Referrer],
+    contents: &mut Contents<'a>,
     index: &mut Vec<IndexEntry>,
-) -> Result<Vec<Digest>, Error> {
-    let mut digests = Vec::with_capacity(referrers.len());
+) -> Result<(), Error> {
     for referrer in referrers {
+        let images = &contents.written.images;
         let subject = images.get(referrer.subject).ok_or_else(|| Error::Invalid {
-            path: blobs.to_path_buf(),
+            path: dir.to_path_buf(),
             reason: format!(
                 "a {} artifact refers to image {} of {}",
                 referrer.artifact_type,
@@ -290,12 +424,6 @@ fn add_referrers(
             &subject.name,
         )?;
         let manifest_digest = Digest::of(&manifest);
-        for bytes in [EMPTY_JSON, referrer.bytes.as_slice(), manifest.as_slice()] {
-            let digest = Digest::of(bytes);
-            if written.insert(digest) {
-                write_file(&blobs.join(digest.hex()), bytes)?;
-            }
-        }
         index.push(IndexEntry {
             media_type: oci_spec::image::MediaType::ImageManifest,
             artifact_type: Some(referrer.artifact_type.clone()),
@@ -303,9 +431,15 @@ fn add_referrers(
             size: crate::manifest::len_u64(&manifest),
             annotations: Default::default(),
         });
-        digests.push(manifest_digest);
+        contents.add_blob(Digest::of(EMPTY_JSON), Source::Bytes(EMPTY_JSON.into()));
+        contents.add_blob(
+            Digest::of(&referrer.bytes),
+            Source::Bytes(referrer.bytes.as_slice().into()),
+        );
+        contents.add_blob(manifest_digest, Source::Bytes(manifest.into()));
+        contents.written.referrers.push(manifest_digest);
     }
-    Ok(digests)
+    Ok(())
 }
 
 /// Hard-link (else copy) a layer blob to `dst` and check that its bytes are

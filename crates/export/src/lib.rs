@@ -10,7 +10,8 @@
 //! Invariants: this crate builds no layer and knows nothing about specs or the
 //! cache: it is handed finished blobs by path. An output (layout directory or
 //! archive file) is written under a temporary name and renamed into place, so
-//! a reader never sees half of one; the same inputs give the same bytes.
+//! a reader never sees half of one (a layout that already holds exactly
+//! those files is left as it is); the same inputs give the same bytes.
 
 mod add;
 mod archive;

@@ -18,7 +18,8 @@ use crate::{Error, Event};
 /// How to compose.
 #[derive(Debug, Clone, Default)]
 pub struct ComposeOptions {
-    /// The OCI image layout directory to write (replaced as a whole on success).
+    /// The OCI image layout directory to write (replaced as a whole on
+    /// success; left untouched when it already holds exactly that layout).
     pub out: PathBuf,
     /// Also write a docker-archive (`docker load` / `podman load`) here.
     pub docker_archive: Option<PathBuf>,
@@ -218,6 +219,11 @@ pub fn compose(
     let extras =
         crate::outputs::layout_extras(&plan, &images, opts, |id| &ready[id.0].record.listing)?;
     let written = strata_export::write_layout_with(&opts.out, &images, &extras)?;
+    on_event(Event::LayoutDone {
+        out: opts.out.clone(),
+        unchanged: written.unchanged,
+    });
+    let layout_unchanged = written.unchanged;
     let sboms = crate::outputs::sbom_digests(&extras, &written);
     let indexes = crate::report::index_reports(&plan, &written);
     let exported = written.images;
@@ -281,6 +287,7 @@ pub fn compose(
     Ok(ComposeReport {
         spec: spec_path.to_path_buf(),
         out: opts.out.clone(),
+        layout_unchanged,
         docker_archive: opts.docker_archive.clone(),
         oci_archive: opts.oci_archive.clone(),
         indexes,

@@ -62,6 +62,10 @@ pub enum Event {
     },
     /// Writing the outputs.
     Exporting { out: PathBuf },
+    /// The OCI layout at `out` is done: written, or `unchanged` when it
+    /// already held exactly what the compose would write and was left as it
+    /// was (same files, inodes and mtimes).
+    LayoutDone { out: PathBuf, unchanged: bool },
     /// A non-fatal problem (a corrupt cache entry that was dropped and rebuilt).
     Warning(String),
 }

@@ -106,6 +106,9 @@ pub struct BaseReport {
 pub struct ComposeReport {
     pub spec: PathBuf,
     pub out: PathBuf,
+    /// The layout at `out` already held exactly what this compose would
+    /// write, and was left untouched (its files keep their inodes and mtimes).
+    pub layout_unchanged: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub docker_archive: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,11 +150,16 @@ impl ComposeReport {
             .len();
         let _ = writeln!(
             s,
-            "composed {} image(s) from {} distinct layer(s) ({} from cache) into {} in {}",
+            "composed {} image(s) from {} distinct layer(s) ({} from cache) into {}{} in {}",
             self.images.len(),
             layers.len(),
             hits,
             self.out.display(),
+            if self.layout_unchanged {
+                " (up to date, left untouched)"
+            } else {
+                ""
+            },
             if self.elapsed_ms < 1000 {
                 format!("{} ms", self.elapsed_ms)
             } else {

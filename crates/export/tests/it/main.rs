@@ -5,6 +5,7 @@ mod archive;
 mod config;
 mod layout;
 mod tools;
+mod up_to_date;
 
 use std::collections::BTreeMap;
 use std::fs;
