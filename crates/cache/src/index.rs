@@ -428,10 +428,10 @@ fn decode(mut bytes: Vec<u8>) -> Option<Loaded> {
             let (name_at, _) = take(len)?;
             take(ENTRY_LEN)?;
             // Sorted, each name once: lookups binary-search.
-            if let Some((p, plen)) = last {
-                if bytes_at(&bytes, p, plen) >= bytes_at(&bytes, name_at, len) {
-                    return None;
-                }
+            if let Some((p, plen)) = last
+                && bytes_at(&bytes, p, plen) >= bytes_at(&bytes, name_at, len)
+            {
+                return None;
             }
             last = Some((name_at, len));
             entries.push(at);
