@@ -638,7 +638,6 @@ impl Bench {
         }
     }
 
-    /// `strata compose SPEC` into a fresh output, with `cache`.
     /// `strata compose SPEC -o OUT` with `cache`; OUT is removed first
     /// unless `keep_out` (a user's rerun finds the layout of the last one).
     fn compose(&self, spec: &Path, cache: &Path, keep_out: bool) -> Result<Composed> {
@@ -1146,6 +1145,9 @@ impl Bench {
             }
             self.add(name, "strata compose, warm no-op", bytes, warm.sample);
             let fresh = self.compose(spec, &cache, false)?;
+            if fresh.hits != fresh.layers {
+                bail!("the warm compose of {} missed the cache", spec.display());
+            }
             self.add(
                 name,
                 "strata compose, warm, output removed first",

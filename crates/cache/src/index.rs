@@ -119,9 +119,10 @@ pub(crate) fn now_ns() -> i64 {
 }
 
 /// A path's directory and its last name, split at the last `/`: `/a/x` is
-/// (`/a`, `x`), `/x` is (`/`, `x`) and `x` is (``, `x`), so that no two paths
-/// share both. [`InputIndex::get_in`] finds the same directory from the
-/// `Path` a name was joined to.
+/// (`/a`, `x`), `/x` is (`/`, `x`) and `x` is (``, `x`). Two spellings of
+/// one file may share both (`/x` and `//x`); [`encode`] keeps one of them.
+/// [`InputIndex::get_in`] finds the same directory from the `Path` a name
+/// was joined to.
 fn split(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
         Some(0) => (&path[..1], &path[1..]),
@@ -131,13 +132,14 @@ fn split(path: &[u8]) -> (&[u8], &[u8]) {
 }
 
 /// The directory part [`split`] gives for `dir.join(name)`: `dir` without
-/// its trailing slashes, or `/`. (A path that `join` would not give this
-/// directory for, like `a//`, is only a miss.)
+/// one trailing slash, unless it is `/` itself (`a/` and `a` give `a`, `a//`
+/// gives `a/`, `/` and `//` give `/`).
 fn dir_key(dir: &Path) -> &[u8] {
     let b = dir.as_os_str().as_bytes();
-    match b.iter().rposition(|&c| c != b'/') {
-        Some(i) => &b[..=i],
-        None => &b[..b.len().min(1)],
+    // `join` adds a `/` unless `dir` ends in one; `split` cuts at the last.
+    match b.strip_suffix(b"/") {
+        Some(stripped) if b.len() > 1 => stripped,
+        _ => b,
     }
 }
 
@@ -359,6 +361,9 @@ fn encode(loaded: &Loaded, fresh: &HashMap<Box<[u8]>, Entry>, keep_since: i64) -
         }
         dir_count += 1;
         new.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        // `/x` and `//x` are one file under one name: written twice, the
+        // file would not load.
+        new.dedup_by(|a, b| a.0 == b.0);
         out.extend_from_slice(&(dir.len() as u32).to_le_bytes());
         out.extend_from_slice(dir);
         let count_at = out.len();
@@ -664,5 +669,36 @@ mod tests {
             3,
             "a directory left empty is not written"
         );
+    }
+
+    #[test]
+    fn two_spellings_of_one_path_do_not_spoil_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("tmp")).unwrap();
+        let meta = std::fs::metadata(d.path()).unwrap();
+        let idx = InputIndex::load(d.path());
+        for p in ["/ctx/a", "/x", "//x"] {
+            idx.put(Path::new(p), &meta, [3; 32]);
+        }
+        idx.save().unwrap();
+        let back = InputIndex::load(d.path());
+        assert_eq!(back.loaded.entries.len(), 2);
+        assert!(back.loaded.get(b"/x").is_some() && back.loaded.get(b"/ctx/a").is_some());
+    }
+
+    #[test]
+    fn dir_key_is_the_directory_split_gives_for_a_joined_name() {
+        for dir in [
+            "a", "a/", "a//", "/", "//", "///", "", ".", "/a/b//", "/a/b",
+        ] {
+            let joined = Path::new(dir).join("n");
+            let (split_dir, name) = split(joined.as_os_str().as_bytes());
+            assert_eq!(name, b"n", "{dir:?}");
+            assert_eq!(
+                dir_key(Path::new(dir)),
+                split_dir,
+                "{dir:?} joined is {joined:?}"
+            );
+        }
     }
 }

@@ -713,7 +713,9 @@ mod tests {
         let path = cache.record_path("k");
         let bytes = fs::read(&path).unwrap();
         let nl = bytes.iter().position(|&b| b == b'\n').unwrap();
-        fs::write(&path, [&bytes[..=nl], b"{\"entries\":7}"].concat()).unwrap();
+        let mut other = b"{\"entries\":7}".to_vec();
+        other.resize(bytes.len() - nl - 1, b' ');
+        fs::write(&path, [&bytes[..=nl], &other[..]].concat()).unwrap();
         let head = cache.get_head("k").unwrap().unwrap();
         let err = cache.listing("k", &head).unwrap_err().to_string();
         assert!(err.contains("unreadable layer record"), "{err}");

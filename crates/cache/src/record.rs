@@ -88,16 +88,28 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LayerRecord, String> {
 /// `Err` is an I/O error (`NotFound` for no record), the inner one says why
 /// the bytes are not a record head.
 pub(crate) fn read_head(path: &Path) -> io::Result<Result<LayerRecord, String>> {
+    let file = fs::File::open(path)?;
     let mut line = Vec::with_capacity(512);
-    io::BufReader::with_capacity(4096, fs::File::open(path)?)
+    io::BufReader::with_capacity(4096, &file)
         .take(MAX_HEAD)
         .read_until(b'\n', &mut line)?;
     if line.pop() != Some(b'\n') {
         return Ok(Err(format!("no head line in its first {MAX_HEAD} bytes")));
     }
-    Ok(serde_json::from_slice::<Head>(&line)
-        .map(Head::record)
-        .map_err(|e| format!("head: {e}")))
+    let head = match serde_json::from_slice::<Head>(&line) {
+        Ok(h) => h,
+        Err(e) => return Ok(Err(format!("head: {e}"))),
+    };
+    // A record cut short or grown is found here, so that the layer is
+    // rebuilt now rather than failing when its listing is read.
+    let len = file.metadata()?.len();
+    let expected = (line.len() as u64 + 1).saturating_add(head.listing_bytes);
+    if len != expected {
+        return Ok(Err(format!(
+            "the record is {len} bytes, its head says {expected}"
+        )));
+    }
+    Ok(Ok(head.record()))
 }
 
 #[cfg(test)]
@@ -128,15 +140,17 @@ mod tests {
         fs::write(&p, &bytes).unwrap();
         let head = read_head(&p).unwrap().unwrap();
         assert_eq!((head.blob, head.size), (r.blob, r.size));
-        // The head does not depend on the listing's bytes after it.
-        let mut cut = bytes.clone();
-        cut.truncate(bytes.iter().position(|&b| b == b'\n').unwrap() + 1);
-        fs::write(&p, &cut).unwrap();
-        assert!(read_head(&p).unwrap().is_ok());
-        assert!(
-            decode(&cut).is_err(),
-            "a missing listing is caught when read"
-        );
+        // A record cut short, or with bytes after its listing, is refused
+        // by its head already.
+        let nl = bytes.iter().position(|&b| b == b'\n').unwrap();
+        for n in [bytes.len() - 3, nl + 1] {
+            fs::write(&p, &bytes[..n]).unwrap();
+            let err = read_head(&p).unwrap().unwrap_err();
+            assert!(err.contains("its head says"), "{err}");
+            assert!(decode(&bytes[..n]).is_err());
+        }
+        fs::write(&p, [&bytes[..], b" "].concat()).unwrap();
+        assert!(read_head(&p).unwrap().is_err());
     }
 
     #[test]
