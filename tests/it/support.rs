@@ -28,8 +28,12 @@ pub fn strata_bin() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         // Always ask cargo: it is a no-op when the binary is fresh, and it keeps a
         // stale binary from an earlier checkout from being tested by mistake.
+        // ...in the profile this test was built with (`--release` tested a
+        // stale release binary that a debug build left alone).
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let status = Command::new(cargo)
             .args(["build", "--quiet", "-p", "strata-cli", "--bin", "strata"])
+            .args(release.then_some("--release"))
             .current_dir(repo())
             .status()
             .expect("run cargo build");
