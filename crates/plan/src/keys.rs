@@ -568,4 +568,32 @@ mod tests {
         assert!(is_archive(&q).unwrap());
         assert!(!is_archive(d.path()).unwrap());
     }
+
+    /// The digest of a fixed tree, pinned: the key encoding must not change
+    /// without a new KEY_FORMAT (every cached layer would hit wrongly or
+    /// miss). Large enough (2,000 entries, 100 KiB of fields) to go through
+    /// the encoder's buffer several times, with a field longer than it.
+    /// (The value is what the encoding before the buffer gave: checked.)
+    #[test]
+    fn a_tree_digest_is_pinned() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for i in 0..1000 {
+            let dir = root.join(format!("d{:02}", i % 37));
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join(format!("f{i}")), format!("{i}").repeat(i % 7)).unwrap();
+        }
+        fs::write(root.join("big"), vec![7u8; 70_000]).unwrap();
+        fs::write(root.join("tool"), b"#!/bin/sh\n").unwrap();
+        fs::set_permissions(root.join("tool"), fs::Permissions::from_mode(0o755)).unwrap();
+        symlink("d00/f0", root.join("link")).unwrap();
+        symlink("x".repeat(70_000 / 100), root.join("long-link")).unwrap();
+        fs::create_dir_all(root.join("empty")).unwrap();
+        let hex = |d: [u8; 32]| blake3::Hash::from(d).to_hex().to_string();
+        assert_eq!(
+            hex(digest_input(root, None).unwrap()),
+            "0a8a2a7bb2eb95b57ab2565930acf592d88a47bbdc132b0c199067d8140bff4b",
+            "the tree encoding changed: bump KEY_FORMAT"
+        );
+    }
 }
