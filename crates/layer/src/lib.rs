@@ -42,7 +42,7 @@ pub use build::{BuildOutput, Progress, build};
 pub use compress::{Compression, MediaType};
 pub use digest::Digest;
 pub use entries::{HostEntry, Source, build_entries};
-pub use host::read_listed;
+pub use host::{read_dir_stated, read_listed};
 pub use listing::{Entry, EntryKind, Listing, LowerView, list_blob};
 
 use std::path::PathBuf;

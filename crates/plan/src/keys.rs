@@ -431,24 +431,11 @@ enum TreeItem {
 /// scale with cores.
 fn scan_tree(dir: &Path, memo: Option<&dyn DigestMemo>) -> io::Result<Vec<(OsString, TreeItem)>> {
     use rayon::prelude::*;
-    // `DirEntry::metadata` stats relative to the open directory (`statx` on
-    // its fd), not by walking the whole path again for every file.
-    // Names are taken once: `DirEntry::file_name` allocates, and sorting by
-    // it allocated two names per comparison (700,000 on 50,000 files).
-    let mut entries: Vec<(OsString, fs::DirEntry)> = fs::read_dir(dir)?
-        .map(|e| e.map(|e| (e.file_name(), e)))
-        .collect::<io::Result<_>>()?;
-    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let stated: Vec<(OsString, fs::Metadata)> = entries
-        .into_par_iter()
-        .map(|(name, e)| Ok((name, e.metadata()?)))
-        .collect::<io::Result<_>>()?;
-    // Each `DirEntry` keeps its directory open: they are consumed above, so
-    // it is closed before descending, or a deep tree would hold a descriptor
-    // per level on every busy thread.
+    let stated = strata_layer::read_dir_stated(dir)?;
     stated
         .into_par_iter()
         .map(|(name, meta)| {
+            let meta = meta?;
             let item = if meta.file_type().is_symlink() {
                 TreeItem::Symlink(fs::read_link(dir.join(&name))?.into_os_string().into_vec())
             } else if meta.is_dir() {
