@@ -233,24 +233,18 @@ impl InputIndex {
     pub fn get(&self, path: &Path, meta: &fs::Metadata) -> Option<[u8; 32]> {
         let key = path.as_os_str().as_bytes();
         let (dir, name) = split(key);
-        self.lookup(self.loaded.get_in(dir, name), key, meta)
+        trusted(self.loaded.get_in(dir, name), meta).or_else(|| self.fresh_get(key, meta))
     }
 
     /// [`get`](InputIndex::get) for `dir.join(name)`, without joining them
-    /// (a warm compose looks up every input file).
+    /// unless the loaded entries miss (a warm compose looks up every input file).
     pub fn get_in(&self, dir: &Path, name: &OsStr, meta: &fs::Metadata) -> Option<[u8; 32]> {
-        let loaded = self.loaded.get_in(dir_key(dir), name.as_bytes());
-        if let Some(d) = trusted(loaded, meta) {
-            return Some(d);
-        }
-        self.lookup(None, dir.join(name).as_os_str().as_bytes(), meta)
+        trusted(self.loaded.get_in(dir_key(dir), name.as_bytes()), meta)
+            .or_else(|| self.fresh_get(dir.join(name).as_os_str().as_bytes(), meta))
     }
 
-    /// `loaded` if it is trusted, else what this process learned for `path`.
-    fn lookup(&self, loaded: Option<Entry>, path: &[u8], meta: &fs::Metadata) -> Option<[u8; 32]> {
-        if let Some(d) = trusted(loaded, meta) {
-            return Some(d);
-        }
+    /// What this process learned for `path`, if trusted.
+    fn fresh_get(&self, path: &[u8], meta: &fs::Metadata) -> Option<[u8; 32]> {
         let fresh = self.fresh.lock().ok()?;
         trusted(fresh.get(path).copied(), meta)
     }
