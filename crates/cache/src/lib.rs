@@ -8,6 +8,8 @@
 //! CACHE/layers-v2/<key>.json      LayerRecord: a head line (diff_id, blob, size, media
 //!                                 type, the listing's length and blake3), then the listing
 //! CACHE/verified-v1/<hex>        when the blob was last hashed, and its stat data then
+//! CACHE/small-v1/<hex>            marks a small blob no record names (a base's manifest
+//!                                 or config) as kept; its mtime is its last use
 //! CACHE/inputs-v3.bin             input digests by stat data (see `index`)
 //! CACHE/tmp/                      temporary files, renamed into place when complete
 //! ```
@@ -51,6 +53,11 @@ const LAYERS_BUCKET: &str = "layers-v2";
 /// them (v1: one JSON object whose head came after a listing of up to
 /// 10 MB, which a hit had to scan to the end).
 pub(crate) const OLD_LAYERS_BUCKETS: [&str; 1] = ["layers-v1"];
+
+/// The bucket of markers of small blobs no layer record names (manifests
+/// and configs of external bases): an empty file per blob, named by its hex
+/// digest, whose mtime is its last use.
+pub(crate) const SMALL_BUCKET: &str = "small-v1";
 
 /// The bucket of blob verification stamps. Bump when [`Stamp`] changes.
 const VERIFIED_BUCKET: &str = "verified-v1";
@@ -116,6 +123,7 @@ impl Cache {
             "blobs/sha256",
             LAYERS_BUCKET,
             VERIFIED_BUCKET,
+            SMALL_BUCKET,
             "last-v1",
             "tmp",
         ] {
@@ -349,7 +357,9 @@ impl Cache {
 
 impl Cache {
     /// Store a small blob (a manifest or config of an external base) by its
-    /// sha256, written to a temporary name and renamed.
+    /// sha256, written to a temporary name and renamed. No layer record names
+    /// it, so a marker in the `small-v1` bucket keeps it from `gc` and
+    /// `verify` as an orphan; the marker's mtime is its last use.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest, Error> {
         let digest = Digest::of(bytes);
         let path = self.blob_path(&digest);
@@ -360,19 +370,39 @@ impl Cache {
             .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .map_err(io_err(tmp.path()))?;
         tmp.persist(&path).map_err(|e| io_err(&path)(e.error))?;
+        self.mark_small(&digest)?;
         Ok(digest)
     }
 
     /// A small blob by its digest, if the cache has it and it hashes right
-    /// (a bad one is removed).
+    /// (a bad one is removed). Its marker says it was used now.
     pub fn get_bytes(&self, digest: &Digest) -> Option<Vec<u8>> {
         let path = self.blob_path(digest);
         let bytes = fs::read(&path).ok()?;
         if Digest::of(&bytes) != *digest {
             let _ = fs::remove_file(&path);
+            let _ = fs::remove_file(self.small_marker(digest));
             return None;
         }
+        // Best effort: a lost marker costs a fetch after the next gc.
+        let _ = self.mark_small(digest);
         Some(bytes)
+    }
+
+    pub(crate) fn small_marker(&self, d: &Digest) -> PathBuf {
+        self.root.join(SMALL_BUCKET).join(d.hex())
+    }
+
+    /// Create or touch the marker of a small blob.
+    fn mark_small(&self, digest: &Digest) -> Result<(), Error> {
+        let path = self.small_marker(digest);
+        let f = fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        f.set_modified(std::time::SystemTime::now())
+            .map_err(io_err(&path))
     }
 }
 
@@ -823,5 +853,48 @@ mod tests {
             "{report:?}"
         );
         assert_eq!(cache.get("k").unwrap(), Ok(rec));
+    }
+
+    #[test]
+    fn small_blobs_survive_gc_and_verify_until_unused_or_bad() {
+        use std::time::{Duration, SystemTime};
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::open(d.path()).unwrap();
+        put(&cache, "k", b"layer blob");
+        let manifest = cache.put_bytes(b"{\"a base\": \"manifest\"}").unwrap();
+        let config = cache.put_bytes(b"{\"a base\": \"config\"}").unwrap();
+
+        // No record names them; evicting every layer leaves them.
+        let report = cache.gc(Some(0), None).unwrap();
+        assert_eq!(cache.get("k").unwrap(), Err(Miss::Absent), "{report:?}");
+        assert!(cache.get_bytes(&manifest).is_some() && cache.get_bytes(&config).is_some());
+        let report = cache.verify().unwrap();
+        assert!(cache.get_bytes(&manifest).is_some(), "{report:?}");
+
+        // Unused for long: gc --older-than removes it and its blob.
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        fs::File::options()
+            .append(true)
+            .open(cache.small_marker(&config))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let report = cache.gc(None, Some(Duration::from_secs(60))).unwrap();
+        assert!(!cache.blob_path(&config).exists(), "{report:?}");
+        assert!(!cache.small_marker(&config).exists());
+        assert!(cache.blob_path(&manifest).exists(), "used just now");
+
+        // A small blob whose bytes went bad: verify drops it with its marker.
+        fs::write(cache.blob_path(&manifest), b"{\"a base\": \"manifesT\"}").unwrap();
+        let report = cache.verify().unwrap();
+        assert!(
+            report
+                .removed
+                .iter()
+                .any(|(what, why)| what.contains(&manifest.hex()) && why.contains("does not hash")),
+            "{report:?}"
+        );
+        assert!(!cache.blob_path(&manifest).exists());
+        assert!(!cache.small_marker(&manifest).exists());
     }
 }

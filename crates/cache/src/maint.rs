@@ -117,8 +117,59 @@ impl Cache {
                 Err(crate::Miss::Absent) => {}
             }
         }
+        referenced.extend(self.kept_small_blobs(None, true, &mut report)?);
         report.freed += self.remove_orphans(&referenced, &mut report.removed)?;
         Ok(report)
+    }
+
+    /// The small blobs (see [`Cache::put_bytes`]) to keep: those whose marker
+    /// is not older than `older_than` and whose blob is there, re-hashed
+    /// when `rehash`. Markers of the others are removed (their blobs then go
+    /// as orphans). Small blobs are not counted against a size limit: they
+    /// are a few KiB each, and losing one costs a fetch over the network.
+    fn kept_small_blobs(
+        &self,
+        older_than: Option<Duration>,
+        rehash: bool,
+        report: &mut MaintReport,
+    ) -> Result<BTreeSet<Digest>, Error> {
+        let dir = self.root().join(crate::SMALL_BUCKET);
+        let now = SystemTime::now();
+        let mut kept = BTreeSet::new();
+        for e in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let e = e.map_err(io_err(&dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            report.checked += 1;
+            let why_not = match format!("sha256:{name}").parse::<Digest>() {
+                Err(_) => Some("not a marker of a small blob"),
+                Ok(d) => {
+                    let last_used = e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .unwrap_or(SystemTime::UNIX_EPOCH);
+                    let blob = fs::read(self.blob_path(&d));
+                    if older_than
+                        .is_some_and(|age| now.duration_since(last_used).unwrap_or_default() > age)
+                    {
+                        Some("unused for too long")
+                    } else if blob.is_err() {
+                        Some("its blob is missing")
+                    } else if rehash && blob.is_ok_and(|b| Digest::of(&b) != d) {
+                        Some("its blob does not hash to its digest")
+                    } else {
+                        kept.insert(d);
+                        None
+                    }
+                }
+            };
+            if let Some(why) = why_not {
+                let _ = fs::remove_file(e.path());
+                report
+                    .removed
+                    .push((format!("small blob sha256:{name}"), why.to_owned()));
+            }
+        }
+        Ok(kept)
     }
 
     /// Evict least recently used entries until the blobs total at most
@@ -157,8 +208,9 @@ impl Cache {
                 .to_owned(),
             ));
         }
-        let referenced: BTreeSet<Digest> =
+        let mut referenced: BTreeSet<Digest> =
             entries.iter().filter_map(|e| e.blob.parse().ok()).collect();
+        referenced.extend(self.kept_small_blobs(older_than, false, &mut report)?);
         report.freed += self.remove_orphans(&referenced, &mut report.removed)?;
         Ok(report)
     }
