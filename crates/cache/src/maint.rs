@@ -147,18 +147,26 @@ impl Cache {
                         .metadata()
                         .and_then(|m| m.modified())
                         .unwrap_or(SystemTime::UNIX_EPOCH);
-                    let blob = fs::read(self.blob_path(&d));
+                    let path = self.blob_path(&d);
+                    // Read only to re-hash: gc looks at the stat data.
+                    let sound = if rehash {
+                        fs::read(&path).map(|b| Digest::of(&b) == d)
+                    } else {
+                        fs::metadata(&path).map(|m| m.is_file())
+                    };
                     if older_than
                         .is_some_and(|age| now.duration_since(last_used).unwrap_or_default() > age)
                     {
                         Some("unused for too long")
-                    } else if blob.is_err() {
-                        Some("its blob is missing")
-                    } else if rehash && blob.is_ok_and(|b| Digest::of(&b) != d) {
-                        Some("its blob does not hash to its digest")
                     } else {
-                        kept.insert(d);
-                        None
+                        match sound {
+                            Err(_) => Some("its blob is missing"),
+                            Ok(false) => Some("its blob does not hash to its digest"),
+                            Ok(true) => {
+                                kept.insert(d);
+                                None
+                            }
+                        }
                     }
                 }
             };
