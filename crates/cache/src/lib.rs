@@ -396,14 +396,18 @@ impl Cache {
     /// Create or touch the marker of a small blob.
     fn mark_small(&self, digest: &Digest) -> Result<(), Error> {
         let path = self.small_marker(digest);
-        let f = fs::File::options()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        f.set_modified(std::time::SystemTime::now())
-            .map_err(io_err(&path))
+        used_now(&path, true).map_err(io_err(&path))
     }
+}
+
+/// Set a file's mtime, which says when its entry was last used, to now;
+/// create it (empty) if `create`, else leave a missing file missing.
+pub(crate) fn used_now(path: &Path, create: bool) -> io::Result<()> {
+    fs::File::options()
+        .create(create)
+        .append(true)
+        .open(path)?
+        .set_modified(std::time::SystemTime::now())
 }
 
 /// What a blob's stat data was when it was last hashed, and when that was

@@ -85,10 +85,7 @@ impl Cache {
 
     /// Mark an entry as used now (its record's mtime is its last use).
     pub fn touch(&self, key: &str) {
-        let path = self.record_path(key);
-        if let Ok(f) = fs::File::options().append(true).open(&path) {
-            let _ = f.set_modified(SystemTime::now());
-        }
+        let _ = crate::used_now(&self.record_path(key), false);
     }
 
     /// Re-hash every blob; remove records whose blob is missing or corrupt,
