@@ -456,10 +456,16 @@ fn bytes_at(bytes: &[u8], at: usize, len: usize) -> &[u8] {
 mod tests {
     use super::*;
 
-    #[test]
-    fn remembers_until_the_file_changes_and_distrusts_young_entries() {
+    /// A cache root with the `tmp/` an index is saved through.
+    fn cache_root() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("tmp")).unwrap();
+        d
+    }
+
+    #[test]
+    fn remembers_until_the_file_changes_and_distrusts_young_entries() {
+        let d = cache_root();
         let f = d.path().join("input");
         std::fs::write(&f, b"one").unwrap();
         // An old file: trusted once recorded.
@@ -495,8 +501,7 @@ mod tests {
 
     #[test]
     fn a_damaged_index_file_is_ignored_as_a_whole() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(d.path().join("tmp")).unwrap();
+        let d = cache_root();
         let f = d.path().join("input");
         std::fs::write(&f, b"one").unwrap();
         let meta = std::fs::metadata(&f).unwrap();
@@ -521,8 +526,7 @@ mod tests {
 
     #[test]
     fn finds_every_entry_of_many_directories_and_nothing_else() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(d.path().join("tmp")).unwrap();
+        let d = cache_root();
         let idx = InputIndex::load(d.path());
         let meta = std::fs::metadata(d.path()).unwrap();
         // Names that sort differently as bytes and as paths, a name that is
@@ -631,8 +635,7 @@ mod tests {
 
     #[test]
     fn a_save_drops_old_entries_nobody_looked_up() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(d.path().join("tmp")).unwrap();
+        let d = cache_root();
         let meta = std::fs::metadata(d.path()).unwrap();
         let idx = InputIndex::load(d.path());
         for p in ["/old/used", "/gone/unused", "/recent/unused"] {
@@ -667,8 +670,7 @@ mod tests {
 
     #[test]
     fn two_spellings_of_one_path_do_not_spoil_the_file() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(d.path().join("tmp")).unwrap();
+        let d = cache_root();
         let meta = std::fs::metadata(d.path()).unwrap();
         let idx = InputIndex::load(d.path());
         for p in ["/ctx/a", "/x", "//x"] {
