@@ -13,7 +13,7 @@ use crate::support::{have, run_ok, strata, strata_ok};
 
 /// A spec directory whose `base.tar` is a busybox-static root file system:
 /// `/bin/busybox`, `/bin/sh -> busybox`, a few files to change and delete.
-fn busybox_dir(tmp: &Path) -> PathBuf {
+pub(crate) fn busybox_dir(tmp: &Path) -> PathBuf {
     let busybox = run_ok(Command::new("sh").args(["-c", "command -v busybox"]));
     let busybox = fs::canonicalize(busybox.trim()).expect("busybox path");
     let dir = tmp.join("spec");
@@ -69,7 +69,7 @@ image base {
 "#;
 
 /// The listing lines of layer `n` (1-based) in `strata inspect --files`.
-fn layer_files(inspect: &str, n: usize) -> String {
+pub(crate) fn layer_files(inspect: &str, n: usize) -> String {
     let mut out = String::new();
     let mut inside = false;
     for line in inspect.lines() {

@@ -21,6 +21,9 @@ tasks:
         prints a table and writes target/bench/results.json";
 
 fn main() -> ExitCode {
+    // `cargo xtask compose` runs `run` steps, whose sandbox is this binary
+    // started again: see `strata_union::sandbox`.
+    strata::union::sandbox::dispatch();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,

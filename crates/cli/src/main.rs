@@ -262,6 +262,9 @@ fn print_result(s: Result<String, strata::Error>) -> Result<ExitCode, strata::Er
 }
 
 fn main() -> ExitCode {
+    // A `run` step's sandbox is this binary started again: see
+    // `strata_union::sandbox`.
+    strata::union::sandbox::dispatch();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

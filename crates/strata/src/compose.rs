@@ -489,7 +489,10 @@ fn build_one(
             listing,
         }
     } else {
-        built_record(plan, layer, lower, below, cache, &mut blob, &progress)?
+        let warn = |w: String| on_event(Event::Warning(w));
+        built_record(
+            plan, layer, lower, below, cache, &mut blob, &progress, &warn,
+        )?
     };
     cache.put(&key, &record, blob)?;
     let _ = cache.set_last_build(&last_name, &last);
@@ -517,9 +520,10 @@ fn built_record(
     cache: &Cache,
     blob: &mut strata_cache::BlobWriter,
     progress: &(dyn Fn(u64) + Sync),
+    warn: &dyn Fn(String),
 ) -> Result<LayerRecord, Error> {
     let out = if crate::union_job::is_union_layer(layer) {
-        crate::union_job::build(plan, layer, below, cache, blob, progress)
+        crate::union_job::build(plan, layer, below, cache, blob, progress, warn)
     } else {
         strata_layer::build(&layer.job, lower, blob, progress).map_err(|e| match e {
             strata_layer::Error::DeleteMissing { op, path } => {

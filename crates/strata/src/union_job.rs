@@ -27,6 +27,7 @@ pub(crate) fn build(
     cache: &Cache,
     out: &mut dyn Write,
     progress: strata_layer::Progress<'_>,
+    warn: &dyn Fn(String),
 ) -> Result<BuildOutput, Error> {
     let blobs: Vec<PathBuf> = below.iter().map(|r| cache.blob_path(&r.blob)).collect();
     let below: Vec<Below<'_>> = below
@@ -37,38 +38,40 @@ pub(crate) fn build(
             blob,
         })
         .collect();
-    strata_union::build_job(&layer.job, &below, out, progress).map_err(|source| match source {
-        // A failing command is the spec's problem: point at it.
-        strata_union::Error::RunFailed {
-            command,
-            status,
-            output,
-        } => {
-            let op = layer
-                .job
-                .ops
-                .iter()
-                .position(|op| matches!(op, JobOp::Run(s) if s.command == command));
-            let span = op
-                .and_then(|i| layer.op_spans.get(i).copied())
-                .unwrap_or(layer.span);
-            Error::Spec(Box::new(
-                plan.diagnostic(
-                    SpecDiagnostic::new(
-                        format!(
-                            "layer `{}` of image `{}`: the command failed ({status})",
-                            layer.name, layer.image
-                        ),
-                        span,
-                        "this command",
-                    )
-                    .with_help(format!("its output ends with:\n{}", output.trim_end())),
-                ),
-            ))
-        }
-        source => Error::UnionLayer {
-            layer: layer.qualified_name(),
-            source,
+    strata_union::build_job(&layer.job, &below, out, progress, warn).map_err(
+        |source| match source {
+            // A failing command is the spec's problem: point at it.
+            strata_union::Error::RunFailed {
+                command,
+                status,
+                output,
+            } => {
+                let op = layer
+                    .job
+                    .ops
+                    .iter()
+                    .position(|op| matches!(op, JobOp::Run(s) if s.command == command));
+                let span = op
+                    .and_then(|i| layer.op_spans.get(i).copied())
+                    .unwrap_or(layer.span);
+                Error::Spec(Box::new(
+                    plan.diagnostic(
+                        SpecDiagnostic::new(
+                            format!(
+                                "layer `{}` of image `{}`: the command failed ({status})",
+                                layer.name, layer.image
+                            ),
+                            span,
+                            "this command",
+                        )
+                        .with_help(format!("its output ends with:\n{}", output.trim_end())),
+                    ),
+                ))
+            }
+            source => Error::UnionLayer {
+                layer: layer.qualified_name(),
+                source,
+            },
         },
-    })
+    )
 }

@@ -29,6 +29,7 @@ use strata_layer::read::BlobReader;
 use strata_layer::{Entry, EntryKind, ImagePath};
 
 use crate::Error;
+use crate::idmap::IdMap;
 
 /// What an applied root file system skipped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,6 +50,9 @@ pub struct Applier {
     /// Every directory's mode, set at the end.
     dir_modes: BTreeMap<ImagePath, u32>,
     report: ApplyReport,
+    /// The id map of a `run` step's namespace: owners are written as the
+    /// host ids that stand for them there.
+    shift: Option<IdMap>,
 }
 
 /// Whether this process runs as root (and so can set owners and make devices).
@@ -65,6 +69,20 @@ impl Applier {
             written: BTreeSet::new(),
             dir_modes: BTreeMap::new(),
             report: ApplyReport::default(),
+            shift: None,
+        }
+    }
+
+    /// The host owner that stands for the image's `uid`:`gid`: itself, or
+    /// its id in the run's range (an id the range lacks becomes its nobody,
+    /// 65534, as the kernel shows unmapped ids).
+    fn host_owner(&self, uid: u32, gid: u32) -> (u32, u32) {
+        match &self.shift {
+            None => (uid, gid),
+            Some(m) => (
+                m.host_uid(uid).or_else(|| m.host_uid(65534)).unwrap_or(uid),
+                m.host_gid(gid).or_else(|| m.host_gid(65534)).unwrap_or(gid),
+            ),
         }
     }
 
@@ -231,6 +249,7 @@ impl Applier {
 
     fn chown(&self, host: &Path, uid: u32, gid: u32) -> Result<(), Error> {
         if self.privileged {
+            let (uid, gid) = self.host_owner(uid, gid);
             std::os::unix::fs::lchown(host, Some(uid), Some(gid)).map_err(|e| io_err(host, e))?;
         }
         Ok(())
@@ -297,7 +316,8 @@ impl Applier {
                     });
                 }
                 if self.privileged {
-                    std::os::unix::fs::fchown(&f, Some(e.uid), Some(e.gid))
+                    let (uid, gid) = self.host_owner(e.uid, e.gid);
+                    std::os::unix::fs::fchown(&f, Some(uid), Some(gid))
                         .map_err(|err| io_err(&host, err))?;
                 }
                 // After the owner: chown clears setuid and setgid bits.
@@ -363,8 +383,19 @@ impl Applier {
 /// missing or an empty directory (it is created). Owners are set and device
 /// nodes made only when running as root; the report says what was skipped.
 pub fn apply_blobs(blobs: &[PathBuf], dir: &Path) -> Result<ApplyReport, Error> {
+    apply_blobs_shifted(blobs, dir, None)
+}
+
+/// [`apply_blobs`], with owners shifted into a `run` step's id range (as
+/// root; an unprivileged user cannot set them).
+pub(crate) fn apply_blobs_shifted(
+    blobs: &[PathBuf],
+    dir: &Path,
+    shift: Option<&IdMap>,
+) -> Result<ApplyReport, Error> {
     prepare_dir(dir)?;
     let mut applier = Applier::new(dir, running_as_root());
+    applier.shift = shift.cloned();
     for blob in blobs {
         applier.apply_blob(blob)?;
     }

@@ -32,6 +32,7 @@ pub fn build_job(
     below: &[Below<'_>],
     out: &mut dyn Write,
     progress: Progress<'_>,
+    warn: &dyn Fn(String),
 ) -> Result<BuildOutput, Error> {
     let lower = Model::of(below.iter().map(|b| b.listing))?;
     let entries = match job.ops.as_slice() {
@@ -59,10 +60,14 @@ pub fn build_job(
                 .collect::<Result<_, _>>()?;
             let blobs: Vec<_> = below.iter().map(|b| b.blob.to_path_buf()).collect();
             let dirs = RunDirs::new(&blobs)?;
+            if let Some(w) = dirs.single_id_warning() {
+                warn(w);
+            }
             for step in steps {
                 dirs.run(step)?;
             }
-            let entries = crate::upper::upper_entries(&lower, &dirs.upper)?;
+            let ids = dirs.ids.is_full().then_some(&dirs.ids);
+            let entries = crate::upper::upper_entries(&lower, &dirs.upper, ids)?;
             // The upper directory must live until the layer is written.
             return Ok(strata_layer::build_entries(
                 &entries,

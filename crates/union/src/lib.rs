@@ -24,10 +24,12 @@
 
 pub mod apply;
 pub mod diff;
+pub mod idmap;
 mod image;
 mod job;
 pub mod model;
 mod run;
+pub mod sandbox;
 pub mod squash;
 mod upper;
 

@@ -1,17 +1,23 @@
-//! `run` steps: a command run rootless on an overlay of the layers below,
-//! whose upper directory becomes the layer.
+//! `run` steps: a command run in a container on an overlay of the layers
+//! below, whose upper directory becomes the layer. This is the outside of
+//! the sandbox; `sandbox` is the inside and says what the container holds.
 //!
 //! How: the layers below are applied into a temporary `lower` directory (the
-//! union view), then, for each step, `unshare` makes a user namespace (the
-//! current user as root inside, nobody else mapped), a mount namespace, a pid
-//! namespace and, unless the step asks for the network, a network namespace.
-//! Inside, a small host shell script mounts overlayfs (`lowerdir=lower`,
-//! `upperdir=upper`, option `userxattr`, the only form an unprivileged user
-//! may mount), `/proc` and a minimal `/dev` over it, and `chroot`s into it to
-//! run `/bin/sh -c COMMAND` with the image's environment only. What the
-//! command wrote lands in `upper`: new and changed files, whiteout devices
-//! (0/0) for what it deleted, `user.overlay.opaque` on directories it
-//! replaced; `upper` turns those into the layer's entries.
+//! union view), owned as the image says, shifted into the run's private id
+//! range (`idmap`) so that the container's users are the image's users and
+//! none of them is a host user. For each step, strata starts itself as
+//! sandbox stage 1 in the temporary directory, waits for it to make its
+//! namespaces, writes its id maps, and lets it go on; the step's output goes
+//! to a log whose end is kept for the error. What the command wrote lands in
+//! `upper`: new and changed files with the owners they have inside the
+//! namespace, whiteout devices (0/0) for what it deleted,
+//! `user.overlay.opaque` on directories it replaced; `upper` turns those into
+//! the layer's entries.
+//!
+//! The temporary directory is 0700 and owned by the range's root, so no
+//! other host user can reach a setuid file the command makes, and what is in
+//! it is owned by ids no host user has. It records its owner's pid and start
+//! time: a compose removes those whose strata is gone (killed, say).
 //!
 //! Why a materialised lower rather than a stack of per-layer directories:
 //! one directory is the same view whatever the number of layers, and the
@@ -19,7 +25,7 @@
 //! to the model.
 
 use std::fs;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,6 +34,11 @@ use strata_layer::RunStep;
 
 use crate::Error;
 use crate::apply::{self, io_err};
+use crate::idmap::IdMap;
+use crate::sandbox::{self, status};
+
+/// The prefix of every run's temporary directory in `$TMPDIR`.
+const PREFIX: &str = "strata-run-";
 
 /// The directories of a run: the union below, the overlay's upper and work
 /// directories and its mount point, all removed when dropped.
@@ -35,99 +46,168 @@ pub struct RunDirs {
     _tmp: tempfile::TempDir,
     pub lower: PathBuf,
     pub upper: PathBuf,
-    work: PathBuf,
-    merged: PathBuf,
+    pub ids: IdMap,
 }
 
 impl RunDirs {
     /// Materialises the layer blobs `blobs` (bottom first) as the lower
     /// directory of a run, and makes its empty upper directory.
     pub fn new(blobs: &[PathBuf]) -> Result<RunDirs, Error> {
+        remove_abandoned(&std::env::temp_dir());
         let tmp = tempfile::Builder::new()
-            .prefix("strata-run-")
+            .prefix(PREFIX)
+            .permissions(fs::Permissions::from_mode(0o700))
             .tempdir()
             .map_err(|e| io_err(&std::env::temp_dir(), e))?;
+        let owner = tmp.path().join("owner");
+        fs::write(&owner, owner_stamp(std::process::id()).unwrap_or_default())
+            .map_err(|e| io_err(&owner, e))?;
+        let ids = IdMap::for_this_process();
         let dirs = RunDirs {
             lower: tmp.path().join("lower"),
             upper: tmp.path().join("upper"),
-            work: tmp.path().join("work"),
-            merged: tmp.path().join("merged"),
             _tmp: tmp,
+            ids,
         };
-        apply::apply_blobs(blobs, &dirs.lower)?;
-        for d in [&dirs.upper, &dirs.work, &dirs.merged] {
-            fs::create_dir(d).map_err(|e| io_err(d, e))?;
+        let root = dirs._tmp.path();
+        for d in [
+            "lower",
+            "upper",
+            "work",
+            "merged",
+            "scaffold",
+            "scaffold/proc",
+            "scaffold/dev",
+        ] {
+            let p = root.join(d);
+            fs::create_dir(&p).map_err(|e| io_err(&p, e))?;
         }
+        // The namespace's root must own what it mounts and writes; where the
+        // maps are written by root, that is the range's first id.
+        if crate::running_as_root() {
+            let (uid, gid) = (
+                dirs.ids.host_uid(0).unwrap_or(0),
+                dirs.ids.host_gid(0).unwrap_or(0),
+            );
+            for d in [
+                "",
+                "lower",
+                "upper",
+                "work",
+                "merged",
+                "scaffold",
+                "scaffold/proc",
+                "scaffold/dev",
+            ] {
+                let p = root.join(d);
+                std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).map_err(|e| io_err(&p, e))?;
+            }
+        }
+        // The root directory's owner is then the image's own, if it says.
+        let shift = dirs.ids.is_full().then_some(&dirs.ids);
+        apply::apply_blobs_shifted(blobs, &dirs.lower, shift)?;
         Ok(dirs)
     }
 
-    /// Runs one step on the overlay; its changes accumulate in `upper`.
+    /// Why only one id is mapped, when it is: for a warning.
+    pub fn single_id_warning(&self) -> Option<String> {
+        self.ids.why_single.as_ref().map(|why| {
+            format!(
+                "run steps map only the current user (as root) into their namespace: {why}; \
+                 a command that changes a file's owner or switches user will fail"
+            )
+        })
+    }
+
+    /// Runs one step in the sandbox; its changes accumulate in `upper`.
     pub fn run(&self, step: &RunStep) -> Result<(), Error> {
         check_user_namespaces()?;
-        let chroot = find_tool("chroot")?;
-        let log_path = self._tmp.path().join("output.log");
+        let root = self._tmp.path();
+        let log_path = root.join("output.log");
         let log = fs::File::create(&log_path).map_err(|e| io_err(&log_path, e))?;
-        let log2 = log.try_clone().map_err(|e| io_err(&log_path, e))?;
-        let mut cmd = Command::new(find_tool("unshare")?);
-        cmd.args([
-            "--user",
-            "--map-root-user",
-            "--mount",
-            "--propagation",
-            "private",
-            "--pid",
-            "--fork",
-            "--kill-child",
-        ]);
-        if !step.network {
-            cmd.arg("--net");
-        }
-        cmd.arg("/bin/sh")
-            .arg("-c")
-            .arg(SCRIPT)
-            .arg("strata-run")
-            .arg(&self.lower)
-            .arg(&self.upper)
-            .arg(&self.work)
-            .arg(&self.merged)
-            .arg(step.workdir.as_deref().unwrap_or("/"))
-            .arg(&step.command)
-            .arg(if step.network { "1" } else { "0" })
-            .arg(&chroot)
-            .args(&step.env)
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::Sandbox(format!("cannot find the strata binary: {e}")))?;
+        let mut child = Command::new(&exe)
+            .args(sandbox::stage1_args(
+                step.network,
+                step.workdir.as_deref().unwrap_or("/"),
+                &step.command,
+                &step.env,
+            ))
+            .current_dir(root)
             .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        let status = cmd
-            .status()
-            .map_err(|e| Error::Sandbox(format!("cannot start unshare: {e}")))?;
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| Error::Sandbox(format!("cannot start {}: {e}", exe.display())))?;
+        // Killing stage 1 on an early return also closes its stdin, which
+        // ends the container.
+        let result = self.drive(&mut child, &log_path);
+        if result.is_err() {
+            let _ = child.kill();
+        }
+        // `wait` would close stdin first, which stage 1 takes for strata's
+        // end: hold it until the container has ended.
+        let lifeline = child.stdin.take();
+        let status = child.wait();
+        drop(lifeline);
+        result?;
+        let status =
+            status.map_err(|e| Error::Sandbox(format!("cannot wait for the sandbox: {e}")))?;
         if status.success() {
             return Ok(());
         }
         let output = tail(&log_path, 8 << 10);
+        use std::os::unix::process::ExitStatusExt;
         match status.code() {
-            Some(OVERLAY_REFUSED) => Err(Error::Sandbox(format!(
+            Some(status::OVERLAY_REFUSED) => Err(Error::Sandbox(format!(
                 "overlayfs cannot be mounted in a user namespace here (it needs Linux 5.11 or later, \
                  and no sandbox forbidding it): {}",
                 output.trim()
             ))),
-            Some(127) if output.contains("failed to run command '/bin/sh'") => {
-                Err(Error::Sandbox(format!(
-                    "the layers below have no /bin/sh to run {:?} with",
-                    step.command
-                )))
-            }
+            Some(status::SETUP) => Err(Error::Sandbox(output.trim().to_owned())),
+            Some(status::NO_SHELL) => Err(Error::Sandbox(format!(
+                "the layers below have no /bin/sh to run {:?} with",
+                step.command
+            ))),
             code => Err(Error::RunFailed {
                 command: step.command.clone(),
                 status: code.map_or_else(
-                    || "killed by a signal".to_owned(),
+                    || format!("killed by signal {}", status.signal().unwrap_or(0)),
                     |c| format!("exit status {c}"),
                 ),
                 output,
             }),
         }
+    }
+
+    /// The handshake with stage 1: wait for its namespaces, map the ids,
+    /// say go; then hold its stdin open until it ends.
+    fn drive(&self, child: &mut std::process::Child, log: &Path) -> Result<(), Error> {
+        let mut out = BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        let _ = out.read_line(&mut line);
+        if line.trim() != "ready" {
+            // Stage 1 ended before its namespaces were made: its log says why.
+            let _ = child.wait();
+            let why = tail(log, 8 << 10);
+            return Err(Error::Sandbox(if why.trim().is_empty() {
+                format!(
+                    "the sandbox did not start (is {} the strata binary?)",
+                    std::env::current_exe().unwrap_or_default().display()
+                )
+            } else {
+                why.trim().to_owned()
+            }));
+        }
+        self.ids.write(child.id())?;
+        let stdin = child.stdin.as_mut().expect("piped");
+        stdin
+            .write_all(b"go\n")
+            .and_then(|_| stdin.flush())
+            .map_err(|e| Error::Sandbox(format!("the sandbox ended at its start: {e}")))?;
+        Ok(())
     }
 }
 
@@ -136,63 +216,74 @@ impl Drop for RunDirs {
     /// directories without write permission: as an unprivileged user the
     /// temporary directory could not be removed without opening them first.
     fn drop(&mut self) {
-        let mut stack = vec![self._tmp.path().to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
-            let Ok(entries) = fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(e.path());
-                }
+        open_up(self._tmp.path());
+    }
+}
+
+/// Makes every directory below `root` removable by its owner.
+fn open_up(root: &Path) {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
             }
         }
     }
 }
 
-/// The exit status by which the script says the overlay mount was refused.
-const OVERLAY_REFUSED: i32 = 190;
+/// `PID START` of a live process: its start time tells a reused pid apart.
+fn owner_stamp(pid: u32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields count from
+    // the last `)`.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let start = rest.split(' ').nth(19)?;
+    Some(format!("{pid} {start}"))
+}
 
-/// Runs inside the namespaces, as root of the user namespace, with the host's
-/// tools. Arguments: lower upper work merged workdir command network chroot
-/// then the image's `KEY=VALUE` environment.
-const SCRIPT: &str = r#"
-L=$1 U=$2 W=$3 M=$4 WD=$5 CMD=$6 NET=$7 CHROOT=$8
-shift 8
-mount -t overlay overlay -o "lowerdir=$L,upperdir=$U,workdir=$W,userxattr" "$M" || exit 190
-if [ -d "$M/proc" ] && [ ! -L "$M/proc" ]; then
-    mount -t proc -o nosuid,nodev,noexec proc "$M/proc" || exit 1
-fi
-if [ -d "$M/dev" ] && [ ! -L "$M/dev" ]; then
-    mount -t tmpfs -o nosuid,noexec,mode=0755 tmpfs "$M/dev" || exit 1
-    for d in null zero full random urandom tty; do
-        if [ -e "/dev/$d" ]; then
-            : > "$M/dev/$d" && mount --bind "/dev/$d" "$M/dev/$d" || exit 1
-        fi
-    done
-    ln -s /proc/self/fd "$M/dev/fd"
-    mkdir "$M/dev/shm" "$M/dev/pts"
-fi
-if [ "$NET" = 1 ] && [ -f /etc/resolv.conf ] && [ -f "$M/etc/resolv.conf" ] && [ ! -L "$M/etc/resolv.conf" ]; then
-    mount --bind /etc/resolv.conf "$M/etc/resolv.conf" || exit 1
-fi
-# Modes of what the command creates must not depend on the builder's umask.
-umask 022
-exec env -i "$@" "$CHROOT" "$M" /bin/sh -c '[ -d "$1" ] || mkdir -p -- "$1"; cd -- "$1" && exec /bin/sh -c "$2"' strata-run "$WD" "$CMD"
-"#;
-
-/// A host tool the run needs, by absolute path.
-fn find_tool(name: &str) -> Result<PathBuf, Error> {
-    for dir in ["/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return Ok(p);
+/// Removes the run directories in `tmp` whose strata is gone (killed, so
+/// its `Drop` never ran). The container went with it: its processes were
+/// in a pid namespace whose init died, its mounts in a mount namespace no
+/// process holds.
+pub(crate) fn remove_abandoned(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    let me = rustix::process::geteuid().as_raw();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if !name.as_encoded_bytes().starts_with(PREFIX.as_bytes()) {
+            continue;
+        }
+        let dir = e.path();
+        let Ok(meta) = fs::symlink_metadata(&dir) else {
+            continue;
+        };
+        use std::os::unix::fs::MetadataExt;
+        let ours = meta.uid() == me
+            || (me == 0 && meta.uid() == IdMap::for_this_process().host_uid(0).unwrap_or(0));
+        if !meta.is_dir() || !ours {
+            continue;
+        }
+        let Ok(stamp) = fs::read_to_string(dir.join("owner")) else {
+            continue;
+        };
+        let alive = stamp
+            .split(' ')
+            .next()
+            .and_then(|p| p.parse::<u32>().ok())
+            .and_then(owner_stamp)
+            .is_some_and(|now| now == stamp);
+        if !alive {
+            open_up(&dir);
+            let _ = fs::remove_dir_all(&dir);
         }
     }
-    Err(Error::Sandbox(format!(
-        "`{name}` is not installed (util-linux and coreutils provide the tools run steps need)"
-    )))
 }
 
 /// Fails with a clear reason when this process cannot make a user namespace.
@@ -210,17 +301,6 @@ fn check_user_namespaces() -> Result<(), Error> {
             "user namespaces are disabled for unprivileged users: /proc/sys/kernel/unprivileged_userns_clone is 0"
                 .to_owned(),
         ));
-    }
-    let out = Command::new(find_tool("unshare")?)
-        .args(["--user", "--map-root-user", "--mount", "true"])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::Sandbox(format!("cannot start unshare: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Sandbox(format!(
-            "user namespaces are not available here (a container or seccomp profile may forbid them): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
     }
     Ok(())
 }

@@ -6,8 +6,10 @@
 //! `user.overlay.opaque=y` (with the `userxattr` mount option); those become
 //! a whiteout and an opaque directory. Everything else in the upper
 //! directory is new or changed and is written as it is, with two rules for
-//! owners: as root they are the upper directory's own; otherwise every file
-//! the command made belongs to the current user, mapped to root in the user
+//! owners: where the namespace mapped a full range of ids, each file's owner
+//! is the id it has inside the namespace (a file the command chowned to
+//! 1000:50 is 1000:50 in the layer); where it mapped one id, every file the
+//! command made belongs to the current user, mapped to root in the user
 //! namespace, so a path keeps the owner the layers below gave it and a new
 //! one is 0:0.
 
@@ -22,6 +24,7 @@ use strata_layer::{HostEntry, ImagePath, Source};
 
 use crate::Error;
 use crate::apply::io_err;
+use crate::idmap::IdMap;
 use crate::model::{Kind, Model};
 
 const OPAQUE: &str = "user.overlay.opaque";
@@ -31,10 +34,14 @@ const UNSUPPORTED: &[&str] = &["user.overlay.redirect", "user.overlay.metacopy"]
 
 /// The entries of the layer that the upper directory `upper` of an overlay
 /// over `lower` holds.
-pub fn upper_entries(lower: &Model, upper: &Path) -> Result<Vec<HostEntry>, Error> {
+/// `ids` is the namespace's map when it was a full one.
+pub fn upper_entries(
+    lower: &Model,
+    upper: &Path,
+    ids: Option<&IdMap>,
+) -> Result<Vec<HostEntry>, Error> {
     let mut out = Vec::new();
     let mut groups: BTreeMap<(u64, u64), u64> = BTreeMap::new();
-    let exact_owners = crate::running_as_root();
     let mut stack = vec![(upper.to_path_buf(), ImagePath::root())];
     while let Some((host_dir, dir)) = stack.pop() {
         let mut names: Vec<Vec<u8>> = Vec::new();
@@ -118,9 +125,21 @@ pub fn upper_entries(lower: &Model, upper: &Path) -> Result<Vec<HostEntry>, Erro
                         | (Kind::Fifo, Source::Fifo)
                 )
             });
-            let (uid, gid) = match low {
-                _ if exact_owners => (meta.uid(), meta.gid()),
-                Some(n) if same_kind => (n.uid, n.gid),
+            let (uid, gid) = match (ids, low) {
+                (Some(m), _) => match (m.image_uid(meta.uid()), m.image_gid(meta.gid())) {
+                    (Some(u), Some(g)) => (u, g),
+                    _ => {
+                        return Err(Error::BadDir {
+                            path: host,
+                            reason: format!(
+                                "owned by {}:{}, which the run's namespace does not map",
+                                meta.uid(),
+                                meta.gid()
+                            ),
+                        });
+                    }
+                },
+                (None, Some(n)) if same_kind => (n.uid, n.gid),
                 _ => (0, 0),
             };
             out.push(HostEntry {

@@ -1,0 +1,452 @@
+//! The inside of a `run` step's sandbox: the two stages the strata binary
+//! runs as when started with [`ARG`], which make the container and start the
+//! command in it. `run.rs` is the outside: it starts stage 1, writes its id
+//! maps, and reads the result.
+//!
+//! Stage 1 (started by strata, in the run's temporary directory):
+//! 1. dies with strata (`PR_SET_PDEATHSIG`, and a thread that waits for
+//!    strata's end of its stdin to close);
+//! 2. `unshare`s new user, mount, UTS, IPC, pid and (unless the step asks
+//!    for the network) network namespaces, says `ready`, and waits for strata
+//!    to write the id maps (see `idmap`) and say `go`;
+//! 3. becomes the namespace's root (`setresgid`/`setgroups`/`setresuid` to
+//!    0, which is a private host range, never the host's root), makes every
+//!    mount private, mounts overlayfs (`lowerdir=lower:scaffold`, the upper
+//!    directory that becomes the layer, option `userxattr`) on `merged`, names
+//!    the UTS namespace `strata`, and starts stage 2 in `merged`.
+//!
+//! Stage 2 is pid 1 of the new pid namespace: when it ends, the kernel kills
+//! every process the command left. It mounts `/proc` (with `/proc/sys`,
+//! `/proc/sysrq-trigger` and the rest of runc's read-only paths read-only,
+//! and runc's masked paths masked), a minimal `/dev` on tmpfs, the host's
+//! `/etc/resolv.conf` when the step has the network, then `pivot_root`s into
+//! `merged` and detaches the old root, so that nothing of the host's tree is
+//! left to reach (the double-chroot escape has nowhere to go). It sets
+//! `no_new_privs`, marks itself non-dumpable, and runs `/bin/sh -c COMMAND`
+//! with the image's environment, waiting for it.
+//!
+//! `/proc` and `/dev` are mounted even when the image lacks the directories:
+//! `scaffold` is a lowest layer holding just those two, so they exist in the
+//! view but never in the upper directory, and never in the layer.
+//!
+//! Everything here is safe Rust over `rustix` (and `nix` for `unshare`).
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{BufRead, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use rustix::mount::{
+    MountFlags, MountPropagationFlags, UnmountFlags, mount, mount_bind, mount_change, mount_remount,
+};
+
+/// The first argument that makes the strata binary a sandbox stage.
+pub const ARG: &str = "__strata-sandbox";
+
+/// Exit statuses by which the stages say what failed before the command.
+pub mod status {
+    /// The overlay mount was refused.
+    pub const OVERLAY_REFUSED: i32 = 190;
+    /// Setting up the namespaces or mounts failed.
+    pub const SETUP: i32 = 191;
+    /// The image has no `/bin/sh`.
+    pub const NO_SHELL: i32 = 192;
+}
+
+/// runc's default masked paths: hidden under `/dev/null` or an empty tmpfs.
+const MASKED: &[&str] = &[
+    "proc/asound",
+    "proc/acpi",
+    "proc/kcore",
+    "proc/keys",
+    "proc/latency_stats",
+    "proc/timer_list",
+    "proc/timer_stats",
+    "proc/sched_debug",
+    "proc/scsi",
+];
+
+/// runc's default read-only paths.
+const READ_ONLY: &[&str] = &[
+    "proc/bus",
+    "proc/fs",
+    "proc/irq",
+    "proc/sys",
+    "proc/sysrq-trigger",
+];
+
+/// Host devices bound into the container's `/dev`.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// What both stages are told, in argument order after the stage's name.
+struct Args {
+    /// Stage 1: strata's pid, to notice having lost it before `PDEATHSIG`
+    /// was set.
+    parent: u32,
+    network: bool,
+    workdir: OsString,
+    command: OsString,
+    env: Vec<OsString>,
+}
+
+impl Args {
+    fn parse(mut it: impl Iterator<Item = OsString>) -> Option<Args> {
+        let parent = it.next()?.to_str()?.parse().ok()?;
+        let network = it.next()? == "1";
+        let workdir = it.next()?;
+        let command = it.next()?;
+        Some(Args {
+            parent,
+            network,
+            workdir,
+            command,
+            env: it.collect(),
+        })
+    }
+
+    fn to_args(&self) -> Vec<OsString> {
+        let mut v: Vec<OsString> = vec![
+            self.parent.to_string().into(),
+            if self.network { "1" } else { "0" }.into(),
+            self.workdir.clone(),
+            self.command.clone(),
+        ];
+        v.extend(self.env.iter().cloned());
+        v
+    }
+}
+
+/// The arguments strata starts stage 1 with.
+pub fn stage1_args(network: bool, workdir: &str, command: &str, env: &[String]) -> Vec<OsString> {
+    let a = Args {
+        parent: std::process::id(),
+        network,
+        workdir: workdir.into(),
+        command: command.into(),
+        env: env.iter().map(OsString::from).collect(),
+    };
+    let mut v: Vec<OsString> = vec![ARG.into(), "1".into()];
+    v.extend(a.to_args());
+    v
+}
+
+/// Call first thing in `main` of every binary that composes (the `strata`
+/// CLI, xtask): when this process was started as a sandbox stage, runs it
+/// and exits; otherwise returns at once.
+pub fn dispatch() {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() != Some(ARG.as_ref()) {
+        return;
+    }
+    let stage = args.next();
+    let code = match (stage.as_ref().and_then(|s| s.to_str()), Args::parse(args)) {
+        (Some("1"), Some(a)) => stage1(&a),
+        (Some("2"), Some(a)) => stage2(&a),
+        _ => {
+            eprintln!("strata: {ARG} is strata's own sandbox, not a command");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Prints why a setup step failed and gives the status to exit with.
+fn fail(what: &str, e: impl std::fmt::Display) -> i32 {
+    eprintln!("strata sandbox: {what}: {e}");
+    status::SETUP
+}
+
+fn stage1(a: &Args) -> i32 {
+    if let Err(e) =
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+    {
+        return fail("cannot tie the sandbox to strata (PR_SET_PDEATHSIG)", e);
+    }
+    if rustix::process::getppid().map(|p| p.as_raw_nonzero().get() as u32) != Some(a.parent) {
+        return fail(
+            "strata is gone",
+            "its process ended before the sandbox started",
+        );
+    }
+    use nix::sched::CloneFlags as F;
+    let mut flags = F::CLONE_NEWUSER | F::CLONE_NEWNS | F::CLONE_NEWUTS | F::CLONE_NEWIPC;
+    flags |= F::CLONE_NEWPID;
+    if !a.network {
+        flags |= F::CLONE_NEWNET;
+    }
+    if let Err(e) = nix::sched::unshare(flags) {
+        return fail("cannot make the namespaces (unshare)", e);
+    }
+    // The handshake: strata writes the id maps between these two lines.
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "ready").and_then(|_| out.flush()).is_err() {
+        return status::SETUP;
+    }
+    drop(out);
+    let mut stdin = std::io::stdin().lock();
+    let mut line = String::new();
+    if stdin.read_line(&mut line).is_err() || line.trim() != "go" {
+        return fail("strata did not map the ids", "no `go`");
+    }
+    drop(stdin);
+
+    use rustix::thread::{Gid, Uid, set_thread_groups, set_thread_res_gid, set_thread_res_uid};
+    if let Err(e) = set_thread_res_gid(Gid::ROOT, Gid::ROOT, Gid::ROOT) {
+        return fail("cannot become the namespace's root group", e);
+    }
+    // Denied where only one id is mapped; nothing to drop then.
+    let _ = set_thread_groups(&[]);
+    if let Err(e) = set_thread_res_uid(Uid::ROOT, Uid::ROOT, Uid::ROOT) {
+        return fail("cannot become the namespace's root", e);
+    }
+    if let Err(e) = mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    ) {
+        return fail("cannot make the mounts private", e);
+    }
+    if let Err(e) = mount(
+        "overlay",
+        "merged",
+        "overlay",
+        MountFlags::empty(),
+        c"lowerdir=lower:scaffold,upperdir=upper,workdir=work,userxattr",
+    ) {
+        eprintln!("strata sandbox: mount overlay: {e}");
+        return status::OVERLAY_REFUSED;
+    }
+    if let Err(e) = rustix::system::sethostname(b"strata") {
+        return fail("cannot name the UTS namespace", e);
+    }
+
+    let Ok(exe) = fs::read_link("/proc/self/exe") else {
+        return fail("cannot find the strata binary", "/proc/self/exe");
+    };
+    let err = match std::io::stderr().as_fd_dup() {
+        Ok(f) => f,
+        Err(e) => return fail("cannot duplicate stderr", e),
+    };
+    let mut child = match Command::new(&exe)
+        .arg(ARG)
+        .arg("2")
+        .args(a.to_args())
+        .current_dir("merged")
+        .stdin(Stdio::null())
+        .stdout(err)
+        .stderr(Stdio::inherit())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => return fail("cannot start the sandbox's init", e),
+    };
+    // strata holds the other end of stdin: when strata ends, however it
+    // ends, stdin reads its end and the container goes with it. No thread
+    // can watch it (a process that made a pid namespace for its children
+    // cannot make threads), so one `poll` waits for either.
+    match wait_or_orphaned(&mut child) {
+        Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(9)),
+        Err(e) => fail("cannot wait for the sandbox's init", e),
+    }
+}
+
+/// Waits for `child`, killing it if stdin closes first (strata ended).
+fn wait_or_orphaned(child: &mut std::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    use rustix::event::{PollFd, PollFlags, poll};
+    use std::os::fd::AsFd;
+    let pid = rustix::process::Pid::from_child(child);
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
+    let stdin = std::io::stdin();
+    let stdin = stdin.as_fd();
+    loop {
+        let mut fds = [
+            PollFd::new(&pidfd, PollFlags::IN),
+            PollFd::new(&stdin, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        if !fds[0].revents().is_empty() {
+            return child.wait();
+        }
+        if !fds[1].revents().is_empty() {
+            let mut byte = [0u8; 64];
+            if rustix::io::read(stdin, &mut byte).unwrap_or(0) == 0 {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::process::exit(137);
+            }
+        }
+    }
+}
+
+trait DupFd {
+    fn as_fd_dup(&self) -> std::io::Result<fs::File>;
+}
+
+impl DupFd for std::io::Stderr {
+    fn as_fd_dup(&self) -> std::io::Result<fs::File> {
+        use std::os::fd::AsFd;
+        Ok(fs::File::from(self.as_fd().try_clone_to_owned()?))
+    }
+}
+
+fn stage2(a: &Args) -> i32 {
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    if let Err(code) = mount_proc().and_then(|()| mount_dev()) {
+        return code;
+    }
+    if a.network && is_file("etc/resolv.conf") && is_file("/etc/resolv.conf") {
+        if let Err(e) = mount_bind("/etc/resolv.conf", "etc/resolv.conf") {
+            return fail("cannot bind /etc/resolv.conf", e);
+        }
+    }
+    // The old root is stacked on `.` and then detached: after this no path
+    // reaches the host's tree.
+    if let Err(e) = rustix::process::pivot_root(".", ".") {
+        return fail("pivot_root", e);
+    }
+    if let Err(e) = rustix::mount::unmount(".", UnmountFlags::DETACH) {
+        return fail("cannot detach the old root", e);
+    }
+    if let Err(e) = std::env::set_current_dir("/") {
+        return fail("chdir /", e);
+    }
+    if let Err(e) = rustix::thread::set_no_new_privs(true) {
+        return fail("cannot set no_new_privs", e);
+    }
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    // Modes of what the command creates must not depend on the builder's umask.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    let wd = Path::new(&a.workdir);
+    if !wd.is_dir() {
+        if let Err(e) = fs::create_dir_all(wd) {
+            return fail(
+                &format!("cannot make the working directory {}", wd.display()),
+                e,
+            );
+        }
+    }
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(&a.command)
+        .env_clear()
+        .current_dir(wd)
+        .stdin(Stdio::null());
+    for kv in &a.env {
+        let b = kv.as_bytes();
+        if let Some(i) = b.iter().position(|&c| c == b'=') {
+            cmd.env(
+                std::ffi::OsStr::from_bytes(&b[..i]),
+                std::ffi::OsStr::from_bytes(&b[i + 1..]),
+            );
+        }
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("strata sandbox: the image has no /bin/sh");
+            return status::NO_SHELL;
+        }
+        Err(e) => return fail("cannot start /bin/sh", e),
+    };
+    match child.wait() {
+        Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(9)),
+        Err(e) => fail("cannot wait for the command", e),
+    }
+}
+
+fn is_dir(p: &str) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
+}
+
+fn is_file(p: &str) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| m.is_file())
+}
+
+const LOCKED: MountFlags = MountFlags::NOSUID
+    .union(MountFlags::NODEV)
+    .union(MountFlags::NOEXEC);
+
+/// `/proc` of the new pid namespace, with runc's read-only and masked paths.
+fn mount_proc() -> Result<(), i32> {
+    if !is_dir("proc") {
+        return Ok(());
+    }
+    mount("proc", "proc", "proc", LOCKED, c"").map_err(|e| fail("mount /proc", e))?;
+    for p in READ_ONLY {
+        if fs::symlink_metadata(p).is_err() {
+            continue;
+        }
+        mount_bind(*p, *p).map_err(|e| fail(&format!("bind /{p}"), e))?;
+        mount_remount(*p, LOCKED | MountFlags::BIND | MountFlags::RDONLY, c"")
+            .map_err(|e| fail(&format!("make /{p} read-only"), e))?;
+    }
+    for p in MASKED {
+        match fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => {
+                mount("tmpfs", *p, "tmpfs", LOCKED | MountFlags::RDONLY, c"size=0")
+                    .map_err(|e| fail(&format!("mask /{p}"), e))?
+            }
+            Ok(_) => mount_bind("/dev/null", *p).map_err(|e| fail(&format!("mask /{p}"), e))?,
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// A minimal `/dev`: tmpfs with the host's harmless devices bound in.
+fn mount_dev() -> Result<(), i32> {
+    if !is_dir("dev") {
+        return Ok(());
+    }
+    mount(
+        "tmpfs",
+        "dev",
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        c"mode=0755,size=65536k",
+    )
+    .map_err(|e| fail("mount /dev", e))?;
+    for d in DEVICES {
+        let host = format!("/dev/{d}");
+        if fs::metadata(&host).is_err() {
+            continue;
+        }
+        let inside = format!("dev/{d}");
+        fs::File::create(&inside).map_err(|e| fail(&format!("make /{inside}"), e))?;
+        mount_bind(host.as_str(), inside.as_str()).map_err(|e| fail(&format!("bind {host}"), e))?;
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(target, format!("dev/{name}"))
+            .map_err(|e| fail(&format!("make /dev/{name}"), e))?;
+    }
+    for dir in ["dev/shm", "dev/pts"] {
+        fs::create_dir(dir).map_err(|e| fail(&format!("make /{dir}"), e))?;
+    }
+    mount("shm", "dev/shm", "tmpfs", LOCKED, c"mode=1777,size=65536k")
+        .map_err(|e| fail("mount /dev/shm", e))?;
+    // A private pty instance where the kernel allows one; nothing a build
+    // needs, so its absence is not an error.
+    if mount(
+        "devpts",
+        "dev/pts",
+        "devpts",
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        c"newinstance,ptmxmode=0666,mode=0620",
+    )
+    .is_ok()
+    {
+        let _ = std::os::unix::fs::symlink("pts/ptmx", "dev/ptmx");
+    }
+    Ok(())
+}
