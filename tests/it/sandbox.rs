@@ -438,6 +438,7 @@ fn every_user_of_the_image_is_a_user_in_the_run() {
         run \"echo x > /owned && chown 1000:50 /owned && mkdir /d && chown nobody:nogroup /d\"
         run \"mkdir -p /home/app && chown app:app /home/app && su -s /bin/sh app -c 'id -u > ~/su-uid; id -G > ~/su-groups; echo mine > ~/by-app'\"
         run \"cat /proc/self/uid_map > /tmp/uid_map\"
+        run \"id -u > ~/as-user; id -G >> ~/as-user\" user=\"app\"
     }}"
         ),
     );
@@ -461,6 +462,17 @@ fn every_user_of_the_image_is_a_user_in_the_run() {
     // su set the supplementary groups from /etc/group (setgroups works).
     let groups = read("home/app/su-groups");
     assert!(groups.split_whitespace().any(|g| g == "50"), "{groups}");
+    // `user=` runs the step as that user, with its groups, in its home.
+    assert_eq!(
+        read("home/app/as-user")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["1000", "1000", "50"]
+    );
+    assert!(
+        files.contains("/home/app/as-user file 0644 1000:1000 "),
+        "{files}"
+    );
     // The container's root is a private range, never the host's root.
     let map = read("tmp/uid_map");
     let fields: Vec<&str> = map.split_whitespace().collect();

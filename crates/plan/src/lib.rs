@@ -742,24 +742,22 @@ impl Planner<'_> {
                     }),
                 )
             }
-            Op::Run { command, network } => {
+            Op::Run {
+                command,
+                network,
+                user,
+            } => {
                 let config = self.image_config.clone().unwrap_or_default();
-                if let Some(user) = config.user.as_deref().filter(|u| !is_root_user(u)) {
-                    return Err(SpecDiagnostic::new(
-                        format!("`run` needs the image's user to be root, and it is {user:?}"),
-                        command.span,
-                        "runs as root",
-                    )
-                    .with_help(
-                        "run steps run in a user namespace that maps only the current user (as root); set `user` in an image built on this one",
-                    ));
-                }
                 (
                     JobOp::Run(strata_layer::RunStep {
                         command: command.value.clone(),
                         env: config.env.clone(),
                         workdir: config.workdir.clone(),
-                        user: config.user.clone(),
+                        // Not the image's `user`: that is who its
+                        // containers run as, and the steps that build it
+                        // (installing packages, say) run as root unless
+                        // they say otherwise.
+                        user: user.as_ref().map(|u| u.value.clone()),
                         network: network.as_ref().is_some_and(|n| n.value),
                     }),
                     None,
@@ -776,11 +774,6 @@ impl Planner<'_> {
 }
 
 /// Whether an image `user` names root (`root`, `0`, `0:0`, `root:root`).
-fn is_root_user(user: &str) -> bool {
-    let (u, g) = user.split_once(':').unwrap_or((user, "0"));
-    matches!(u, "" | "0" | "root") && matches!(g, "" | "0" | "root")
-}
-
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),

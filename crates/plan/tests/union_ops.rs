@@ -70,20 +70,22 @@ fn a_from_dir_key_covers_the_directory_and_the_layers_below() {
 }
 
 #[test]
-fn run_needs_the_image_user_to_be_root() {
+fn run_steps_run_as_root_unless_they_name_a_user() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = plan(
-        tmp.path(),
-        "image app {\n    layer r { run \"true\" }\n    user \"nobody\"\n}\n",
-    )
-    .unwrap_err();
-    assert!(
-        err.contains("`run` needs the image's user to be root"),
-        "{err}"
+    let step = |text: &str| {
+        let p = plan(tmp.path(), text).unwrap();
+        match &p.layers[0].job.ops[0] {
+            strata_layer::JobOp::Run(s) => s.user.clone(),
+            op => panic!("{op:?}"),
+        }
+    };
+    // The image's user is its containers', not its build steps'.
+    assert_eq!(
+        step("image app {\n    layer r { run \"true\" }\n    user \"nobody\"\n}\n"),
+        None
     );
-    plan(
-        tmp.path(),
-        "image app {\n    layer r { run \"true\" }\n    user \"0:0\"\n}\n",
-    )
-    .unwrap();
+    assert_eq!(
+        step("image app {\n    layer r { run \"true\" user=\"app:staff\" }\n}\n").as_deref(),
+        Some("app:staff")
+    );
 }

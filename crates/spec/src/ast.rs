@@ -200,6 +200,9 @@ pub enum Op {
         command: Spanned<String>,
         /// `network=#true` gives the command the host's network; default none.
         network: Option<Spanned<bool>>,
+        /// `user="NAME[:GROUP]"`: who the command runs as (as a Dockerfile's
+        /// USER before RUN); default root.
+        user: Option<Spanned<String>>,
     },
 }
 

@@ -180,12 +180,19 @@ impl Dumper<'_> {
             }
             Op::Delete { path } => self.s(path),
             Op::FromDir { src } => self.s(src),
-            Op::Run { command, network } => format!(
-                "{}{}",
+            Op::Run {
+                command,
+                network,
+                user,
+            } => format!(
+                "{}{}{}",
                 self.s(command),
                 network
                     .as_ref()
                     .map(|n| format!(" network={}{}", n.value, self.at(n.span)))
+                    .unwrap_or_default(),
+                user.as_ref()
+                    .map(|u| format!(" user={}", self.s(u)))
                     .unwrap_or_default()
             ),
         };

@@ -84,7 +84,7 @@ fn usage(kind: &str) -> &'static str {
         "symlink" => "symlink \"/PATH\" target=\"TARGET\" [owner=\"UID:GID\"]",
         "delete" => "delete \"/PATH\"",
         "from-dir" => "from-dir \"DIR\"",
-        "run" => "run \"COMMAND\" [network=#true]",
+        "run" => "run \"COMMAND\" [network=#true] [user=\"NAME[:GROUP]\"]",
         _ => "",
     }
 }
@@ -1592,7 +1592,7 @@ impl Parser<'_> {
                 Op::FromDir { src }
             }
             "run" => {
-                let (arg, e) = self.one_arg(node, "command", &["network"]);
+                let (arg, e) = self.one_arg(node, "command", &["network", "user"]);
                 let command = arg.and_then(|a| {
                     self.checked(a, "the command", |s| {
                         if s.trim().is_empty() {
@@ -1611,9 +1611,14 @@ impl Parser<'_> {
                     })
                 });
                 let network = e.prop("network").and_then(|n| self.boolean(n, "`network`"));
+                let user = e
+                    .prop("user")
+                    .and_then(|u| self.string(u, "`user`"))
+                    .filter(|u| !u.value.is_empty());
                 Op::Run {
                     command: command?,
                     network,
+                    user,
                 }
             }
             "layer" => {

@@ -131,6 +131,7 @@ impl RunDirs {
             .args(sandbox::stage1_args(
                 step.network,
                 step.workdir.as_deref().unwrap_or("/"),
+                step.user.as_deref(),
                 &step.command,
                 &step.env,
             ))

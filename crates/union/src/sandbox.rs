@@ -88,6 +88,8 @@ struct Args {
     parent: u32,
     network: bool,
     workdir: OsString,
+    /// The image's `user`, empty for root.
+    user: OsString,
     command: OsString,
     env: Vec<OsString>,
 }
@@ -97,11 +99,13 @@ impl Args {
         let parent = it.next()?.to_str()?.parse().ok()?;
         let network = it.next()? == "1";
         let workdir = it.next()?;
+        let user = it.next()?;
         let command = it.next()?;
         Some(Args {
             parent,
             network,
             workdir,
+            user,
             command,
             env: it.collect(),
         })
@@ -112,6 +116,7 @@ impl Args {
             self.parent.to_string().into(),
             if self.network { "1" } else { "0" }.into(),
             self.workdir.clone(),
+            self.user.clone(),
             self.command.clone(),
         ];
         v.extend(self.env.iter().cloned());
@@ -120,11 +125,18 @@ impl Args {
 }
 
 /// The arguments strata starts stage 1 with.
-pub fn stage1_args(network: bool, workdir: &str, command: &str, env: &[String]) -> Vec<OsString> {
+pub fn stage1_args(
+    network: bool,
+    workdir: &str,
+    user: Option<&str>,
+    command: &str,
+    env: &[String],
+) -> Vec<OsString> {
     let a = Args {
         parent: std::process::id(),
         network,
         workdir: workdir.into(),
+        user: user.unwrap_or("").into(),
         command: command.into(),
         env: env.iter().map(OsString::from).collect(),
     };
@@ -337,6 +349,16 @@ fn stage2(a: &Args) -> i32 {
         .env_clear()
         .current_dir(wd)
         .stdin(Stdio::null());
+    let user = match resolve_user(&a.user.to_string_lossy()) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("strata sandbox: {e}");
+            return status::SETUP;
+        }
+    };
+    if !a.env.iter().any(|kv| kv.as_bytes().starts_with(b"HOME=")) {
+        cmd.env("HOME", &user.home);
+    }
     for kv in &a.env {
         let b = kv.as_bytes();
         if let Some(i) = b.iter().position(|&c| c == b'=') {
@@ -344,6 +366,21 @@ fn stage2(a: &Args) -> i32 {
                 std::ffi::OsStr::from_bytes(&b[..i]),
                 std::ffi::OsStr::from_bytes(&b[i + 1..]),
             );
+        }
+    }
+    // The image's user, as a Dockerfile's USER: this process becomes it
+    // (it is alone in its thread group, so the per-thread calls suffice),
+    // and the command inherits it.
+    if user.uid != 0 || user.gid != 0 {
+        use rustix::thread::{Gid, Uid, set_thread_groups, set_thread_res_gid, set_thread_res_uid};
+        let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        let g = Gid::from_raw(user.gid);
+        let u = Uid::from_raw(user.uid);
+        if let Err(e) = set_thread_groups(&groups)
+            .and_then(|()| set_thread_res_gid(g, g, g))
+            .and_then(|()| set_thread_res_uid(u, u, u))
+        {
+            return fail(&format!("cannot become the user {:?}", a.user), e);
         }
     }
     let mut child = match cmd.spawn() {
@@ -358,6 +395,99 @@ fn stage2(a: &Args) -> i32 {
         Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(9)),
         Err(e) => fail("cannot wait for the command", e),
     }
+}
+
+/// Who the command runs as.
+#[derive(Debug, PartialEq, Eq)]
+struct User {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+    home: String,
+}
+
+/// The image's `user` (`name`, `uid`, `name:group`, `uid:gid`, or empty for
+/// root) resolved against the image's own `/etc/passwd` and `/etc/group`,
+/// as Docker does: a name must exist; a bare uid without an entry gets gid
+/// 0; supplementary groups come from `/etc/group` unless a group is given.
+fn resolve_user(spec: &str) -> Result<User, String> {
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = fs::read_to_string("/etc/group").unwrap_or_default();
+    resolve_user_in(spec, &passwd, &group)
+}
+
+fn resolve_user_in(spec: &str, passwd: &str, group: &str) -> Result<User, String> {
+    let (who, grp) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let who = if who.is_empty() { "0" } else { who };
+    let entries = |text: &str| -> Vec<Vec<String>> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| l.split(':').map(str::to_owned).collect())
+            .collect()
+    };
+    let (passwd, group) = (entries(passwd), entries(group));
+    let entry = passwd
+        .iter()
+        .find(|f| f.len() >= 6 && (f[0] == who || (who.parse::<u32>().is_ok() && f[2] == who)));
+    let (uid, primary, name, home) = match (entry, who.parse::<u32>()) {
+        (Some(f), _) => (
+            f[2].parse::<u32>()
+                .map_err(|_| format!("/etc/passwd: bad uid for {}", f[0]))?,
+            f[3].parse::<u32>().unwrap_or(0),
+            Some(f[0].clone()),
+            f[5].clone(),
+        ),
+        (None, Ok(uid)) => (uid, 0, None, "/".to_owned()),
+        (None, Err(_)) => {
+            return Err(format!(
+                "the image's user {who:?} is not in its /etc/passwd"
+            ));
+        }
+    };
+    let find_group = |g: &str| -> Result<u32, String> {
+        if let Ok(n) = g.parse::<u32>() {
+            return Ok(n);
+        }
+        group
+            .iter()
+            .find(|f| f.len() >= 3 && f[0] == g)
+            .and_then(|f| f[2].parse().ok())
+            .ok_or_else(|| format!("the image's group {g:?} is not in its /etc/group"))
+    };
+    let (gid, groups) = match grp {
+        Some(g) => {
+            let gid = find_group(g)?;
+            (gid, vec![gid])
+        }
+        None => {
+            let mut groups = vec![primary];
+            if let Some(name) = &name {
+                for f in &group {
+                    if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
+                        if let Ok(g) = f[2].parse::<u32>() {
+                            if !groups.contains(&g) {
+                                groups.push(g);
+                            }
+                        }
+                    }
+                }
+            }
+            (primary, groups)
+        }
+    };
+    Ok(User {
+        uid,
+        gid,
+        groups,
+        home: if home.is_empty() {
+            "/".to_owned()
+        } else {
+            home
+        },
+    })
 }
 
 fn is_dir(p: &str) -> bool {
@@ -449,4 +579,34 @@ fn mount_dev() -> Result<(), i32> {
         let _ = std::os::unix::fs::symlink("pts/ptmx", "dev/ptmx");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
+    const GROUP: &str = "root:x:0:\nstaff:x:50:app,bob\napp:x:1000:\n";
+
+    #[test]
+    fn users_resolve_as_docker_resolves_them() {
+        let r = |s: &str| resolve_user_in(s, PASSWD, GROUP);
+        let root = r("").unwrap();
+        assert_eq!((root.uid, root.gid, root.home.as_str()), (0, 0, "/root"));
+        let app = r("app").unwrap();
+        assert_eq!((app.uid, app.gid), (1000, 1000));
+        assert_eq!(app.groups, [1000, 50]);
+        assert_eq!(r("1000").unwrap().groups, [1000, 50]);
+        let g = r("app:staff").unwrap();
+        assert_eq!((g.uid, g.gid, g.groups.clone()), (1000, 50, vec![50]));
+        let bare = r("4242:7").unwrap();
+        assert_eq!((bare.uid, bare.gid, bare.home.as_str()), (4242, 7, "/"));
+        assert_eq!(r("4242").unwrap().gid, 0);
+        assert!(
+            r("ghost")
+                .unwrap_err()
+                .contains("\"ghost\" is not in its /etc/passwd")
+        );
+        assert!(r("app:ghosts").unwrap_err().contains("/etc/group"));
+    }
 }
