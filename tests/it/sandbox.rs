@@ -543,3 +543,34 @@ fn a_run_layer_is_byte_identical_across_cache_dirs() {
         "the same command on the same layers gave different images"
     );
 }
+
+#[test]
+fn a_run_in_a_foreign_platform_image_is_refused_without_a_binfmt_handler() {
+    let test = "a_run_in_a_foreign_platform_image_is_refused_without_a_binfmt_handler";
+    if !ready(test) {
+        return;
+    }
+    let foreign = if std::env::consts::ARCH == "x86_64" { "arm64" } else { "amd64" };
+    let qemu = if foreign == "arm64" { "aarch64" } else { "x86_64" };
+    if Path::new("/proc/sys/fs/binfmt_misc").join(format!("qemu-{qemu}")).exists() {
+        eprintln!("SKIPPED {test}: this host has a binfmt handler for {foreign}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = busybox_dir(tmp.path());
+    fs::write(
+        dir.join("s.kdl"),
+        format!(
+            "image base {{\n    rootfs \"base.tar\"\n    platform \"linux/{foreign}\"\n}}\nimage app {{\n    from base\n    layer r {{ run \"echo ran > /ran\" }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let out = strata(&dir, &tmp.path().join("cache"), &["compose", "s.kdl", "--out", "out"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the image's platform is linux/{foreign}"))
+            && stderr.contains("no binfmt handler"),
+        "{stderr}"
+    );
+}

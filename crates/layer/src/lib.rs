@@ -311,10 +311,13 @@ pub struct RunStep {
     pub env: Vec<String>,
     /// The working directory; `/` when unset.
     pub workdir: Option<String>,
-    /// The image's user, which must be root (the only user mapped).
+    /// Who the command runs as (`user=`); root when unset.
     pub user: Option<String>,
     /// Whether the command shares the host's network.
     pub network: bool,
+    /// The image's platform, `os/arch[/variant]`: a command of another
+    /// architecture than the host's runs only through a binfmt handler.
+    pub platform: String,
 }
 
 impl JobOp {

@@ -240,7 +240,10 @@ pub fn layer_key(
                 }
                 e.field("workdir", step.workdir.as_deref().unwrap_or("-").as_bytes())
                     .field("user", step.user.as_deref().unwrap_or("-").as_bytes())
-                    .field("network", &[u8::from(step.network)]);
+                    .field("network", &[u8::from(step.network)])
+                    // Two platforms' images may share a base tarball: their
+                    // commands run different binaries.
+                    .field("platform", step.platform.as_bytes());
                 format!("run {}", step.command)
             }
         };

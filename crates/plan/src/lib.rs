@@ -758,6 +758,7 @@ impl Planner<'_> {
                         // (installing packages, say) run as root unless
                         // they say otherwise.
                         user: user.as_ref().map(|u| u.value.clone()),
+                        platform: config.platform(),
                         network: network.as_ref().is_some_and(|n| n.value),
                     }),
                     None,

@@ -122,6 +122,7 @@ impl RunDirs {
     /// Runs one step in the sandbox; its changes accumulate in `upper`.
     pub fn run(&self, step: &RunStep) -> Result<(), Error> {
         check_user_namespaces()?;
+        check_platform(&step.platform)?;
         let root = self._tmp.path();
         let log_path = root.join("output.log");
         let log = fs::File::create(&log_path).map_err(|e| io_err(&log_path, e))?;
@@ -284,6 +285,57 @@ pub(crate) fn remove_abandoned(tmp: &Path) {
             open_up(&dir);
             let _ = fs::remove_dir_all(&dir);
         }
+    }
+}
+
+/// The OCI name of the host's architecture.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// The binfmt_misc handler name (qemu-user's) for an OCI architecture.
+fn qemu_name(arch: &str) -> &str {
+    match arch {
+        "amd64" => "x86_64",
+        "arm64" => "aarch64",
+        "386" => "i386",
+        "arm" => "arm",
+        other => other,
+    }
+}
+
+/// Refuses a step whose image is of another platform than the host's,
+/// unless a binfmt_misc handler (qemu-user, `qemu-user-binfmt`) is
+/// registered and enabled for it: host code never runs in a foreign image.
+fn check_platform(platform: &str) -> Result<(), Error> {
+    let mut parts = platform.split('/');
+    let (os, arch) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let host = host_arch();
+    if os != "linux" {
+        return Err(Error::Sandbox(format!(
+            "the image's platform is {platform}: a run step runs only Linux images"
+        )));
+    }
+    // amd64 runs 386 code natively.
+    if arch == host || (host == "amd64" && arch == "386") {
+        return Ok(());
+    }
+    let handler = Path::new("/proc/sys/fs/binfmt_misc").join(format!("qemu-{}", qemu_name(arch)));
+    match fs::read_to_string(&handler) {
+        Ok(text) if text.lines().next() == Some("enabled") => Ok(()),
+        Ok(_) => Err(Error::Sandbox(format!(
+            "the image's platform is {platform}, this host is linux/{host}, and its binfmt handler {} is disabled",
+            handler.display()
+        ))),
+        Err(_) => Err(Error::Sandbox(format!(
+            "the image's platform is {platform}, this host is linux/{host}, and no binfmt handler runs {arch} code (install qemu-user-binfmt, or build this image on a {arch} host)"
+        ))),
     }
 }
 
