@@ -74,7 +74,7 @@ pub fn run(
                     out.push_str(&format!(
                         "{}  {}  {:>10}  used {} ago\n",
                         &e.key[..16.min(e.key.len())],
-                        e.blob.get(..19).unwrap_or(&e.blob),
+                        e.blob.to_string().get(..19).unwrap_or_default(),
                         strata::human_size(e.size),
                         humantime::format_duration(Duration::from_secs(age.as_secs()))
                     ));

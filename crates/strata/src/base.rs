@@ -177,11 +177,8 @@ fn from_layout(dir: &Path, tag: Option<&str>) -> Result<ExternalImage, Error> {
         layers: img
             .layers
             .iter()
-            .map(|(blob, diff_id, size, media_type)| ExternalLayer {
-                blob: *blob,
-                diff_id: *diff_id,
-                size: *size,
-                media_type: media_type.as_str().to_owned(),
+            .map(|desc| ExternalLayer {
+                desc: *desc,
                 fetch: BlobSource::Layout(dir.clone()),
             })
             .collect(),
@@ -273,14 +270,16 @@ fn from_registry(
         .zip(diff_ids)
         .map(|(l, diff_id)| {
             Ok(ExternalLayer {
-                blob: l
-                    .digest()
-                    .to_string()
-                    .parse()
-                    .map_err(|e| Error::Other(format!("{e}")))?,
-                diff_id: diff_id.parse().map_err(|e| Error::Other(format!("{e}")))?,
-                size: l.size(),
-                media_type: layer_media_type(l.media_type().as_ref())?,
+                desc: strata_layer::LayerDescriptor {
+                    blob: l
+                        .digest()
+                        .to_string()
+                        .parse()
+                        .map_err(|e| Error::Other(format!("{e}")))?,
+                    diff_id: diff_id.parse().map_err(|e| Error::Other(format!("{e}")))?,
+                    size: l.size(),
+                    media_type: layer_media_type(l.media_type().as_ref())?,
+                },
                 fetch: BlobSource::Registry {
                     repository: repository.clone(),
                     insecure,
@@ -321,17 +320,12 @@ fn manifest(
 /// The OCI media type of a layer of a base: a docker schema 2 layer is the
 /// same bytes under another name, so the image built on it is the same
 /// whichever format the base was pushed in.
-fn layer_media_type(t: &str) -> Result<String, Error> {
-    if t == "application/vnd.docker.image.rootfs.diff.tar" {
-        return Ok(strata_layer::MediaType::Tar.as_str().to_owned());
-    }
-    strata_layer::MediaType::parse(t)
-        .map(|m| m.as_str().to_owned())
-        .ok_or_else(|| {
-            Error::Other(format!(
-                "a layer has media type {t}, which strata cannot reuse (tar, tar+gzip or tar+zstd)"
-            ))
-        })
+fn layer_media_type(t: &str) -> Result<strata_layer::MediaType, Error> {
+    strata_layer::MediaType::parse(t).ok_or_else(|| {
+        Error::Other(format!(
+            "a layer has media type {t}, which strata cannot reuse (tar, tar+gzip or tar+zstd)"
+        ))
+    })
 }
 
 fn media_type(bytes: &[u8]) -> Result<String, Error> {
@@ -406,18 +400,18 @@ pub fn fetch_layer(
     };
     match &ext.fetch {
         BlobSource::Layout(dir) => {
-            let path = dir.join("blobs/sha256").join(ext.blob.hex());
+            let path = dir.join("blobs/sha256").join(ext.desc.blob.hex());
             let mut src = fs::File::open(&path).map_err(io_err(&path))?;
             let mut w = HashingWriter::new(io::BufWriter::new(tmp.as_file_mut()));
             io::copy(&mut src, &mut w).map_err(io_err(&path))?;
             let (found, n, mut inner) = w.finish();
             inner.flush().map_err(io_err(&path))?;
-            if found != ext.blob || n != ext.size {
+            if found != ext.desc.blob || n != ext.desc.size {
                 return Err(Error::Other(format!(
                     "{} hashes to {found} ({n} bytes), the manifest says {} ({} bytes)",
                     path.display(),
-                    ext.blob,
-                    ext.size
+                    ext.desc.blob,
+                    ext.desc.size
                 )));
             }
         }
@@ -430,14 +424,14 @@ pub fn fetch_layer(
                 insecure: *insecure,
             })?;
             let mut w = io::BufWriter::new(tmp.as_file_mut());
-            reg.fetch_blob(&r, &ext.blob, Some(ext.size), &mut w)?;
+            reg.fetch_blob(&r, &ext.desc.blob, Some(ext.desc.size), &mut w)?;
             w.flush().map_err(io_err(&tmp_dir))?;
         }
     }
     let listing = check_contents(
         tmp.path(),
-        &ext.media_type,
-        &ext.diff_id,
+        ext.desc.media_type,
+        &ext.desc.diff_id,
         &layer.qualified_name(),
     )?;
     let mut file = fs::File::open(tmp.path()).map_err(io_err(tmp.path()))?;
@@ -450,7 +444,7 @@ pub fn fetch_layer(
 /// a base or remote cache that says otherwise is refused here, not there).
 pub(crate) fn check_contents(
     path: &Path,
-    media_type: &str,
+    media_type: strata_layer::MediaType,
     diff_id: &Digest,
     layer: &str,
 ) -> Result<strata_layer::Listing, Error> {
@@ -459,12 +453,12 @@ pub(crate) fn check_contents(
         source,
     };
     let file = io::BufReader::with_capacity(1 << 20, fs::File::open(path).map_err(io_err)?);
-    let tar: Box<dyn io::Read> = match strata_layer::MediaType::parse(media_type) {
-        Some(strata_layer::MediaType::TarGzip) => Box::new(flate2::read::MultiGzDecoder::new(file)),
-        Some(strata_layer::MediaType::TarZstd) => {
+    let tar: Box<dyn io::Read> = match media_type {
+        strata_layer::MediaType::TarGzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        strata_layer::MediaType::TarZstd => {
             Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(io_err)?)
         }
-        _ => Box::new(file),
+        strata_layer::MediaType::Tar => Box::new(file),
     };
     let mut hashed = HashingReader(tar, HashingWriter::new(io::sink()));
     let listing = strata_layer::list_blob(&mut hashed).map_err(|source| Error::Layer {

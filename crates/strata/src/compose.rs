@@ -7,8 +7,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use strata_cache::{Cache, InputIndex, LastBuild, LayerRecord, Miss};
 use strata_export::{ExportImage, LayerDesc};
-use strata_layer::MediaType;
-use strata_layer::listing::LowerView;
+use strata_layer::LowerView;
 use strata_plan::{DigestMemo, LayerNode, Plan, PlanOptions};
 use strata_spec::SpecDiagnostic;
 
@@ -184,22 +183,10 @@ pub fn compose(
         for &id in &img.layers {
             let r = &ready[id.0].record;
             let node = plan.layer(id);
-            // A record's media type is one strata wrote, or one checked when
-            // it came from a base or a remote cache; never guess another.
-            let media_type = MediaType::parse(&r.media_type).ok_or_else(|| {
-                Error::Other(format!(
-                    "layer {}: the cache record has an unknown media type {:?}",
-                    node.qualified_name(),
-                    r.media_type
-                ))
-            })?;
             layers.push(LayerDesc {
-                digest: r.blob,
-                diff_id: r.diff_id,
-                size: r.size,
-                media_type,
-                blob_path: cache.blob_path(&r.blob),
-                created_by: format!("strata: layer {}", node.name),
+                desc: r.desc,
+                blob_path: cache.blob_path(&r.desc.blob),
+                created_by: strata_layer::history::created_by(&node.name),
                 // A miss was hashed as the builder wrote it; a hit was
                 // checked by `Cache::get_head` (see its stamp rule).
                 verified: true,
@@ -261,8 +248,8 @@ pub fn compose(
             sbom,
             name: img.name.clone(),
             tag: img.tag.clone(),
-            manifest: ex.manifest.to_string(),
-            config: ex.config.to_string(),
+            manifest: ex.manifest,
+            config: ex.config,
             layers: img
                 .layers
                 .iter()
@@ -270,10 +257,7 @@ pub fn compose(
                     let r = &ready[id.0];
                     LayerReport {
                         name: plan.layer(id).qualified_name(),
-                        diff_id: r.record.diff_id.to_string(),
-                        digest: r.record.blob.to_string(),
-                        size: r.record.size,
-                        media_type: r.record.media_type.clone(),
+                        desc: r.record.desc,
                         cache: r.cache.clone(),
                         miss_reason: r.miss_reason.clone(),
                         key: plan.layer(id).key.hex(),
@@ -298,7 +282,7 @@ pub fn compose(
             .map(|(from, b)| crate::report::BaseReport {
                 from: from.clone(),
                 source: b.source.clone(),
-                manifest: b.manifest.to_string(),
+                manifest: b.manifest,
             })
             .collect(),
         remote_cache_fetched,
@@ -443,7 +427,7 @@ fn build_one(
                 index,
                 name,
                 cache: CacheStatus::Hit,
-                size: record.size,
+                size: record.desc.size,
                 reason: None,
             });
             return Ok(Ready {
@@ -482,10 +466,7 @@ fn build_one(
         // A layer of an external base: its blob as it is, checked.
         let listing = crate::base::fetch_layer(layer, ext, cache, &mut blob)?;
         LayerRecord {
-            diff_id: ext.diff_id,
-            blob: ext.blob,
-            size: ext.size,
-            media_type: ext.media_type.clone(),
+            desc: ext.desc,
             listing,
         }
     } else {
@@ -500,7 +481,7 @@ fn build_one(
         index,
         name,
         cache: CacheStatus::Miss,
-        size: record.size,
+        size: record.desc.size,
         reason: Some(miss_reason.clone()),
     });
     Ok(Ready {
@@ -544,10 +525,7 @@ fn built_record(
         })
     }?;
     Ok(LayerRecord {
-        diff_id: out.diff_id,
-        blob: out.blob,
-        size: out.size,
-        media_type: out.media_type.as_str().to_owned(),
+        desc: out.desc,
         listing: out.listing,
     })
 }

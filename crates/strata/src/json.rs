@@ -95,7 +95,16 @@ pub fn inspect_json(target: &str, files: bool) -> Result<String, Error> {
     let mut out = Vec::with_capacity(images.len());
     for img in images {
         let mut layers = Vec::with_capacity(img.layers.len());
-        for (i, (blob, diff_id, size, media_type)) in img.layers.iter().enumerate() {
+        for (
+            i,
+            strata_layer::LayerDescriptor {
+                blob,
+                diff_id,
+                size,
+                media_type,
+            },
+        ) in img.layers.iter().enumerate()
+        {
             let mut layer = json!({
                 "digest": blob.to_string(),
                 "diff_id": diff_id.to_string(),

@@ -137,7 +137,7 @@ fn push_mounting(
     let all = image
         .layers
         .iter()
-        .map(|(digest, _, size, _)| (*digest, *size))
+        .map(|l| (l.blob, l.size))
         .chain([(image.config_digest, config_size)]);
     let mut blobs = Vec::new();
     for (digest, size) in all {

@@ -58,7 +58,8 @@ pub(crate) fn referrers<'a>(
         for (&id, desc) in node.layers.iter().zip(&image.layers) {
             let layer = plan.layer(id);
             let label = layer.qualified_name();
-            if let std::collections::btree_map::Entry::Vacant(slot) = layer_files.entry(desc.digest)
+            if let std::collections::btree_map::Entry::Vacant(slot) =
+                layer_files.entry(desc.desc.blob)
             {
                 slot.insert(files_of(listing(id), &desc.blob_path, &label)?);
             }
@@ -77,10 +78,13 @@ pub(crate) fn referrers<'a>(
             }
             layers.push(SbomLayer {
                 name: label,
-                digest: desc.digest.to_string(),
-                diff_id: desc.diff_id.to_string(),
+                digest: desc.desc.blob.to_string(),
+                diff_id: desc.desc.diff_id.to_string(),
                 inputs,
-                files: layer_files.get(&desc.digest).cloned().unwrap_or_default(),
+                files: layer_files
+                    .get(&desc.desc.blob)
+                    .cloned()
+                    .unwrap_or_default(),
             });
         }
         let doc = document(&SbomImage {

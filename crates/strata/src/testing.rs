@@ -105,7 +105,8 @@ pub fn snapshot_with(spec: &Path, cache_dir: Option<PathBuf>) -> Result<Snapshot
     for img in &report.images {
         let li = layout.image(&img.name)?;
         let mut layers = Vec::new();
-        for (n, (blob, diff_id, _, _)) in li.layers.iter().enumerate() {
+        for (n, strata_layer::LayerDescriptor { blob, diff_id, .. }) in li.layers.iter().enumerate()
+        {
             let listing = crate::inspect::layer_listing(
                 &layout,
                 blob,

@@ -1,8 +1,8 @@
 //! Image paths, the escaped text form, serde, and the union view.
 
 use super::*;
-use crate::listing::{escape, unescape};
 use crate::{Digest, Entry, EntryKind, Listing};
+use strata_oci::listing::{escape, unescape};
 
 #[test]
 fn parse_abs_normalises_and_refuses() {
