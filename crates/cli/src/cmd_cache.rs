@@ -112,7 +112,7 @@ pub fn run(
             json,
         } => {
             if max_size.is_none() && older_than.is_none() {
-                return Err(strata::Error::Other(
+                return Err(strata::Error::Usage(
                     "cache gc needs --max-size SIZE and/or --older-than DURATION".into(),
                 ));
             }

@@ -467,7 +467,7 @@ fn source_date_epoch() -> Result<Option<u64>, strata::Error> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if v.trim().is_empty() => Ok(None),
         Ok(v) => v.trim().parse().map(Some).map_err(|_| {
-            strata::Error::Other(format!(
+            strata::Error::Usage(format!(
                 "SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds"
             ))
         }),

@@ -158,12 +158,10 @@ fn from_layout(dir: &Path, tag: Option<&str>) -> Result<ExternalImage, Error> {
         None => match layout.images() {
             [one] => one,
             all => {
-                return Err(Error::Other(format!(
-                    "{} holds {} images; name one with oci:{}:NAME",
-                    dir.display(),
-                    all.len(),
-                    dir.display()
-                )));
+                return Err(Error::WhichImage {
+                    dir: dir.to_path_buf(),
+                    names: all.iter().map(|i| i.name.clone()).collect(),
+                });
             }
         },
     };
@@ -214,18 +212,19 @@ fn from_registry(
                         && variant.as_ref().is_none_or(|v| p.variant().as_ref() == Some(v))
                 })
             })
-            .ok_or_else(|| {
-                Error::Other(format!(
+            .ok_or_else(|| Error::BadSource {
+                source_ref: r.to_string(),
+                reason: format!(
                     "index {} has no {} image",
                     manifest.digest,
                     platform_text(&(os.clone(), arch.clone(), variant.clone()))
-                ))
+                ),
             })?;
         let d: Digest = pick
             .digest()
             .to_string()
             .parse()
-            .map_err(|e| Error::Other(format!("{e}")))?;
+            .map_err(|e| bad_source(&r, e))?;
         manifest = self::manifest(reg, cache, &r.at_digest(d))?;
     }
     let m: ImageManifest = json(&manifest.bytes, "manifest")?;
@@ -234,7 +233,7 @@ fn from_registry(
         .digest()
         .to_string()
         .parse()
-        .map_err(|e| Error::Other(format!("{e}")))?;
+        .map_err(|e| bad_source(&r, e))?;
     let config_bytes = match cache.get_bytes(&config_digest) {
         Some(b) => b,
         None => {
@@ -242,10 +241,13 @@ fn from_registry(
             // before it is fetched into memory.
             const MAX_CONFIG: u64 = 16 << 20;
             if m.config().size() > MAX_CONFIG {
-                return Err(Error::Other(format!(
-                    "{r}: config {config_digest} is {} bytes, more than the {MAX_CONFIG} an image config may have",
-                    m.config().size()
-                )));
+                return Err(bad_source(
+                    &r,
+                    format!(
+                        "config {config_digest} is {} bytes, more than the {MAX_CONFIG} an image config may have",
+                        m.config().size()
+                    ),
+                ));
             }
             let mut buf = Vec::new();
             reg.fetch_blob(&r, &config_digest, Some(m.config().size()), &mut buf)?;
@@ -256,12 +258,15 @@ fn from_registry(
     let config: ImageConfiguration = json(&config_bytes, "config")?;
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != m.layers().len() {
-        return Err(Error::Other(format!(
-            "manifest {} has {} layers but its config {} diff_ids",
-            manifest.digest,
-            m.layers().len(),
-            diff_ids.len()
-        )));
+        return Err(bad_source(
+            &r,
+            format!(
+                "manifest {} has {} layers but its config {} diff_ids",
+                manifest.digest,
+                m.layers().len(),
+                diff_ids.len()
+            ),
+        ));
     }
     let repository = format!("docker://{}/{}", r.registry, r.repository);
     let layers = m
@@ -275,8 +280,8 @@ fn from_registry(
                         .digest()
                         .to_string()
                         .parse()
-                        .map_err(|e| Error::Other(format!("{e}")))?,
-                    diff_id: diff_id.parse().map_err(|e| Error::Other(format!("{e}")))?,
+                        .map_err(|e| bad_source(&r, e))?,
+                    diff_id: diff_id.parse().map_err(|e| bad_source(&r, e))?,
                     size: l.size(),
                     media_type: layer_media_type(l.media_type().as_ref())?,
                 },
@@ -321,10 +326,11 @@ fn manifest(
 /// same bytes under another name, so the image built on it is the same
 /// whichever format the base was pushed in.
 fn layer_media_type(t: &str) -> Result<strata_layer::MediaType, Error> {
-    strata_layer::MediaType::parse(t).ok_or_else(|| {
-        Error::Other(format!(
+    strata_layer::MediaType::parse(t).ok_or_else(|| Error::BadSource {
+        source_ref: "a base".to_owned(),
+        reason: format!(
             "a layer has media type {t}, which strata cannot reuse (tar, tar+gzip or tar+zstd)"
-        ))
+        ),
     })
 }
 
@@ -338,7 +344,18 @@ fn media_type(bytes: &[u8]) -> Result<String, Error> {
 }
 
 fn json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Other(format!("unreadable {what}: {e}")))
+    serde_json::from_slice(bytes).map_err(|source| Error::Json {
+        what: format!("unreadable {what}"),
+        source,
+    })
+}
+
+/// An external base strata refuses, and why.
+fn bad_source(r: &impl std::fmt::Display, reason: impl std::fmt::Display) -> Error {
+    Error::BadSource {
+        source_ref: r.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 /// The config an image inherits from an external base, as strata holds it.
@@ -407,12 +424,15 @@ pub fn fetch_layer(
             let (found, n, mut inner) = w.finish();
             inner.flush().map_err(io_err(&path))?;
             if found != ext.desc.blob || n != ext.desc.size {
-                return Err(Error::Other(format!(
-                    "{} hashes to {found} ({n} bytes), the manifest says {} ({} bytes)",
-                    path.display(),
-                    ext.desc.blob,
-                    ext.desc.size
-                )));
+                return Err(Error::DigestMismatch {
+                    what: format!(
+                        "{} ({n} bytes; the manifest says {})",
+                        path.display(),
+                        ext.desc.size
+                    ),
+                    expected: ext.desc.blob,
+                    found,
+                });
             }
         }
         BlobSource::Registry {
@@ -469,9 +489,11 @@ pub(crate) fn check_contents(
     io::copy(&mut hashed, &mut io::sink()).map_err(io_err)?;
     let (found, _, _) = hashed.1.finish();
     if found != *diff_id {
-        return Err(Error::Other(format!(
-            "layer {layer}: its tar hashes to {found}, but its diff_id is {diff_id}"
-        )));
+        return Err(Error::DiffIdMismatch {
+            layer: layer.to_owned(),
+            expected: *diff_id,
+            found,
+        });
     }
     Ok(listing)
 }

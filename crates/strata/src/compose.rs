@@ -153,7 +153,7 @@ pub fn compose(
     }
     let pool = pool
         .build()
-        .map_err(|e| Error::Other(format!("cannot start worker threads: {e}")))?;
+        .map_err(|e| Error::Workers(format!("cannot start them: {e}")))?;
     let mut remote_cache_fetched = None;
     if let Some(repo) = &cache_from {
         let registry = strata_registry::Registry::new(&strata_registry::Options {
@@ -304,7 +304,7 @@ fn build_all(
         let wave: Vec<&LayerNode> = {
             let done = done
                 .lock()
-                .map_err(|_| Error::Other("a worker thread panicked".into()))?;
+                .map_err(|_| Error::Workers("one panicked".into()))?;
             plan.layers
                 .iter()
                 .filter(|l| done[l.id.0].is_none() && l.deps().iter().all(|d| done[d.0].is_some()))
@@ -319,7 +319,7 @@ fn build_all(
                 let (lower, below) = {
                     let mut done = done
                         .lock()
-                        .map_err(|_| Error::Other("a worker thread panicked".into()))?;
+                        .map_err(|_| Error::Workers("one panicked".into()))?;
                     let mut view = LowerView::new();
                     // `from-dir` and `run` read the layers' contents, not only the view.
                     let mut below = Vec::new();
@@ -341,7 +341,7 @@ fn build_all(
         {
             let mut done = done
                 .lock()
-                .map_err(|_| Error::Other("a worker thread panicked".into()))?;
+                .map_err(|_| Error::Workers("one panicked".into()))?;
             for r in results {
                 match r {
                     Ok((i, ready)) => done[i] = Some(ready),
@@ -355,12 +355,12 @@ fn build_all(
     }
     let done = done
         .into_inner()
-        .map_err(|_| Error::Other("a worker thread panicked".into()))?;
+        .map_err(|_| Error::Workers("one panicked".into()))?;
     done.into_iter()
         .enumerate()
         .map(|(i, r)| {
             r.ok_or_else(|| {
-                Error::Other(format!(
+                Error::Workers(format!(
                     "layer {} was never built",
                     plan.layers[i].qualified_name()
                 ))
@@ -387,7 +387,7 @@ fn merge_errors(errors: Vec<Error>) -> Error {
     match (diags, other) {
         (Some(d), _) => Error::Spec(d),
         (None, Some(e)) => e,
-        (None, None) => Error::Other("no error".into()),
+        (None, None) => Error::Workers("a build failed without saying why".into()),
     }
 }
 

@@ -132,11 +132,14 @@ impl Side {
                                 // A lock read by `Lock::parse` has a section for
                                 // every layer its images name.
                                 let l: &LockedLayer = lock.layer(name).ok_or_else(|| {
-                                Error::Other(format!(
-                                    "{target}: image {} names layer {name}, which the lock lacks",
-                                    i.name
-                                ))
-                            })?;
+                                    Error::Lock(crate::lock::LockError::Invalid {
+                                        path: path.clone(),
+                                        reason: format!(
+                                            "image {} names layer {name}, which the lock lacks",
+                                            i.name
+                                        ),
+                                    })
+                                })?;
                                 Ok(LayerView {
                                     label: Some(name.clone()),
                                     desc: l.desc,
@@ -150,15 +153,11 @@ impl Side {
             if let Some(t) = &tag
                 && images.is_empty()
             {
-                return Err(Error::Other(format!(
-                    "{}: no image {t:?} in this lock (images: {})",
-                    path.display(),
-                    lock.images
-                        .iter()
-                        .map(|i| i.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
+                return Err(Error::NoImage {
+                    target: path.display().to_string(),
+                    name: t.clone(),
+                    available: lock.images.iter().map(|i| i.name.clone()).collect(),
+                });
             }
             return Ok(Side {
                 images,
@@ -208,7 +207,10 @@ impl Side {
             return lines
                 .iter()
                 .map(|l| {
-                    Facts::of_line(l).map_err(|e| Error::Other(format!("{what} of the lock: {e}")))
+                    Facts::of_line(l).map_err(|e| Error::BadSource {
+                        source_ref: format!("{what} of the lock"),
+                        reason: e.to_string(),
+                    })
                 })
                 .collect();
         }

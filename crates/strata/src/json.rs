@@ -117,13 +117,18 @@ pub fn inspect_json(target: &str, files: bool) -> Result<String, Error> {
                     blob,
                     &format!("{} layer {}", img.name, i + 1),
                 )?;
-                layer["files"] = serde_json::to_value(&listing.entries)
-                    .map_err(|e| Error::Other(format!("{} layer {}: {e}", img.name, i + 1)))?;
+                layer["files"] =
+                    serde_json::to_value(&listing.entries).map_err(|source| Error::Json {
+                        what: format!("{} layer {}", img.name, i + 1),
+                        source,
+                    })?;
             }
             layers.push(layer);
         }
-        let config = serde_json::to_value(&img.config)
-            .map_err(|e| Error::Other(format!("{}: the config: {e}", img.name)))?;
+        let config = serde_json::to_value(&img.config).map_err(|source| Error::Json {
+            what: format!("{}: the config", img.name),
+            source,
+        })?;
         let referrers: Vec<Value> = layout
             .referrers()
             .iter()

@@ -112,7 +112,10 @@ fn pull_one(
         Err(e) if e.is_not_found() => return Ok(false),
         Err(e) => return Err(e.into()),
     };
-    let bad = |reason: String| Error::Other(format!("{r}: {reason}"));
+    let bad = |reason: String| Error::BadSource {
+        source_ref: r.to_string(),
+        reason,
+    };
     let m: serde_json::Value = serde_json::from_slice(&manifest.bytes)
         .map_err(|e| bad(format!("unreadable manifest: {e}")))?;
     let config = &m["config"];
@@ -208,8 +211,10 @@ pub fn push(
         }
         let r = repo.with_tag(&tag_for(key))?;
         registry.push_blob(&r, &record.desc.blob, &cache.blob_path(&record.desc.blob))?;
-        let record_bytes = serde_json::to_vec(record)
-            .map_err(|e| Error::Other(format!("cannot write a layer record: {e}")))?;
+        let record_bytes = serde_json::to_vec(record).map_err(|source| Error::Json {
+            what: "cannot write a layer record".to_owned(),
+            source,
+        })?;
         let config = registry.push_blob_bytes(&r, &record_bytes)?;
         let manifest = json!({
             "schemaVersion": 2,
@@ -226,8 +231,10 @@ pub fn push(
                 "size": record.desc.size,
             }],
         });
-        let bytes = serde_json::to_vec(&manifest)
-            .map_err(|e| Error::Other(format!("cannot write a manifest: {e}")))?;
+        let bytes = serde_json::to_vec(&manifest).map_err(|source| Error::Json {
+            what: "cannot write a manifest".to_owned(),
+            source,
+        })?;
         registry.push_manifest(&r, &bytes, OCI_MANIFEST)?;
         pushed += 1;
     }
