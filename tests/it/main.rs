@@ -8,6 +8,7 @@ mod cli;
 mod completions;
 mod demo;
 mod diff;
+mod dockerfile_way;
 mod hostile;
 mod json_output;
 mod layout_up_to_date;
