@@ -393,18 +393,7 @@ fn write_item<W: Write>(
         device: None,
         xattrs: &[],
     };
-    let mut entry = Entry {
-        path: item.path.clone(),
-        kind: EntryKind::Whiteout,
-        mode: 0,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        digest: None,
-        link: None,
-        device: None,
-        xattrs: Vec::new(),
-    };
+    let mut entry = Entry::bare(item.path.clone(), EntryKind::Whiteout);
     let node = match item.what {
         What::Whiteout => {
             tar.header(&header)?;

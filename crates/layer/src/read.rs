@@ -128,18 +128,7 @@ impl<'r> BlobReader<'r> {
             Marker::Plain => None,
         };
         if let Some((path, kind)) = marker {
-            return Ok(Some(Entry {
-                path,
-                kind,
-                mode: 0,
-                uid: 0,
-                gid: 0,
-                size: 0,
-                digest: None,
-                link: None,
-                device: None,
-                xattrs: Vec::new(),
-            }));
+            return Ok(Some(Entry::bare(path, kind)));
         }
         let id =
             |n: u64| u32::try_from(n).map_err(|_| err(format!("id {n} does not fit in 32 bits")));

@@ -99,6 +99,23 @@ impl EntryKind {
 }
 
 impl Entry {
+    /// An entry of `kind` at `path` with every other field zero or empty:
+    /// what a whiteout or an opaque marker is, and where a builder starts.
+    pub fn bare(path: ImagePath, kind: EntryKind) -> Entry {
+        Entry {
+            path,
+            kind,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            digest: None,
+            link: None,
+            device: None,
+            xattrs: Vec::new(),
+        }
+    }
+
     /// The entry's line of the text form (see the module documentation),
     /// without a newline.
     pub fn line(&self) -> String {
@@ -187,18 +204,7 @@ impl Entry {
             _ => path_text,
         };
         let path = ImagePath::from_display(path_text).ok_or_else(|| bad("bad path"))?;
-        let mut e = Entry {
-            path,
-            kind,
-            mode: 0,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            digest: None,
-            link: None,
-            device: None,
-            xattrs: Vec::new(),
-        };
+        let mut e = Entry::bare(path, kind);
         if matches!(kind, EntryKind::Whiteout | EntryKind::Opaque) {
             return match tokens.next() {
                 None => Ok(e),
@@ -426,16 +432,10 @@ mod tests {
 
     fn entry(path: &[u8], kind: EntryKind) -> Entry {
         Entry {
-            path: ImagePath(path.to_vec()),
-            kind,
             mode: 0o4755,
             uid: 1000,
             gid: 50,
-            size: 0,
-            digest: None,
-            link: None,
-            device: None,
-            xattrs: Vec::new(),
+            ..Entry::bare(ImagePath(path.to_vec()), kind)
         }
     }
 
@@ -453,12 +453,7 @@ mod tests {
         hardlink.link = Some(b"usr/bin/busybox".to_vec());
         let mut dev = entry(b"dev/null", EntryKind::Char);
         dev.device = Some((1, 3));
-        let marker = |p: &[u8], k| Entry {
-            mode: 0,
-            uid: 0,
-            gid: 0,
-            ..entry(p, k)
-        };
+        let marker = |p: &[u8], k| Entry::bare(ImagePath(p.to_vec()), k);
         let all = [
             entry(b"", EntryKind::Dir),
             entry(b"usr", EntryKind::Dir),
