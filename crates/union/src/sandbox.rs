@@ -246,7 +246,7 @@ fn stage1(a: &Args) -> i32 {
         Ok(f) => f,
         Err(e) => return fail("cannot duplicate stderr", e),
     };
-    let mut child = match Command::new(&exe)
+    let mut child = match Command::new(exe)
         .arg(ARG)
         .arg("2")
         .args(a.to_args())
