@@ -71,22 +71,22 @@ fn noise(len: usize) -> Vec<u8> {
 // ---- running strata and checking what it left -------------------------------
 
 /// A temporary project: a spec, its inputs, a cache and an output path.
-struct Project {
+pub(crate) struct Project {
     tmp: tempfile::TempDir,
 }
 
 impl Project {
-    fn new() -> Project {
+    pub(crate) fn new() -> Project {
         Project {
             tmp: tempfile::tempdir().expect("a temp dir"),
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.tmp.path()
     }
 
-    fn put(&self, name: &str, bytes: &[u8]) -> PathBuf {
+    pub(crate) fn put(&self, name: &str, bytes: &[u8]) -> PathBuf {
         let p = self.path().join(name);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).expect("a dir");
@@ -95,12 +95,12 @@ impl Project {
         p
     }
 
-    fn spec(&self, text: &str) {
+    pub(crate) fn spec(&self, text: &str) {
         self.put("spec.kdl", text.as_bytes());
     }
 
     /// `strata compose spec.kdl --out out` with `cache` as the cache.
-    fn compose(&self, cache: &Path, out: &Path, env: &[(&str, &Path)]) -> Output {
+    pub(crate) fn compose(&self, cache: &Path, out: &Path, env: &[(&str, &Path)]) -> Output {
         let mut cmd = Command::new(strata_bin());
         cmd.args(["compose", "spec.kdl", "--quiet", "--out"])
             .arg(out)
@@ -116,7 +116,7 @@ impl Project {
     }
 
     /// stderr with this project's path (and `extra` paths) replaced.
-    fn stderr(&self, out: &Output, extra: &[(&Path, &str)]) -> String {
+    pub(crate) fn stderr(&self, out: &Output, extra: &[(&Path, &str)]) -> String {
         let mut s = String::from_utf8_lossy(&out.stderr).into_owned();
         for (p, name) in extra {
             s = s.replace(&p.display().to_string(), name);
@@ -417,14 +417,14 @@ fn is_root() -> bool {
 // ---- a disk that fills up --------------------------------------------------------
 
 /// A 2 MiB tmpfs, unmounted when dropped.
-struct Tmpfs {
+pub(crate) struct Tmpfs {
     dir: PathBuf,
 }
 
 impl Tmpfs {
     /// `None` (with the reason printed) where this machine cannot mount one:
     /// not root, or no mount permission in a container.
-    fn mount(dir: PathBuf, test: &str) -> Option<Tmpfs> {
+    pub(crate) fn mount(dir: PathBuf, test: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(&dir).expect("a mount point");
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])

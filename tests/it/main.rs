@@ -8,6 +8,7 @@ mod cli;
 mod completions;
 mod demo;
 mod diff;
+mod escape;
 mod hostile;
 mod json_output;
 mod layout_up_to_date;

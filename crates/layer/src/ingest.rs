@@ -326,16 +326,13 @@ enum Parsed {
 /// The `unpack` operation: the archive's entries go below `to` in `tree`.
 pub(crate) fn unpack(
     tree: &mut Tree<'_>,
-    archive: &Path,
+    input: &crate::HostInput,
     to: &ImagePath,
     owner: Option<Owner>,
     mode: Option<u32>,
 ) -> Result<(), Error> {
     let limits = tree.limits;
-    let io_err = |source: io::Error| Error::Io {
-        path: archive.to_owned(),
-        source,
-    };
+    let archive = input.path();
     let bad = |reason: String| Error::BadArchive {
         archive: archive.to_owned(),
         reason,
@@ -347,8 +344,15 @@ pub(crate) fn unpack(
         source,
     };
 
-    let (format, input) =
-        sniff(BufReader::new(File::open(archive).map_err(io_err)?)).map_err(io_err)?;
+    // The handle the planner opened and hashed, not the path again.
+    let reader = input.reader().ok_or_else(|| Error::Host {
+        path: archive.to_owned(),
+        reason: "is a directory, not a tarball".to_owned(),
+    })?;
+    let (format, input) = sniff(BufReader::new(reader)).map_err(|source| Error::Io {
+        path: archive.to_owned(),
+        source,
+    })?;
     let format = format.ok_or_else(|| bad(NOT_A_TAR.to_owned()))?;
     let spool = tempfile::tempfile_in(&tmp).map_err(spool_err)?;
     let len = decompress(format, input, &spool, limits.max_input_size).map_err(|e| match e {

@@ -1,8 +1,9 @@
 //! One layer job -> a deterministic tar stream -> diff_id, compressed blob,
 //! blob digest and a file listing.
 //!
-//! A [`LayerJob`] is a list of operations with every input already resolved to a
-//! host path. [`build`] applies them to an in-memory tree of the layer (paths
+//! A [`LayerJob`] is a list of operations with every input already resolved
+//! and opened ([`HostInput`]: the file the planner hashed is the handle packed
+//! here, and nothing below an input directory is reached through a symlink). [`build`] applies them to an in-memory tree of the layer (paths
 //! sorted by bytes, parent directories made explicit, metadata normalised), then
 //! streams that tree through a tar writer, sha256 (the diff_id), the compressor
 //! and sha256 again (the blob digest) into the caller's writer. File contents are
@@ -25,6 +26,7 @@
 //! depend on what lies below it (`from-dir` and `run`, which read the lower
 //! layers' contents, are built by `strata-union` with [`build_entries`]).
 
+mod beneath;
 mod build;
 mod compress;
 pub mod digest;
@@ -38,11 +40,12 @@ pub mod read;
 mod tree;
 mod ustar;
 
+pub use beneath::{AtReader, HostInput, open_file, read_dir_stated, read_link};
 pub use build::{BuildOutput, Progress, build};
 pub use compress::{Compression, MediaType};
 pub use digest::Digest;
 pub use entries::{HostEntry, Source, build_entries};
-pub use host::{read_dir_stated, read_listed};
+pub use host::read_listed;
 pub use listing::{Entry, EntryKind, Listing, LowerView, list_blob};
 
 use std::path::PathBuf;
@@ -259,7 +262,7 @@ pub enum JobOp {
     /// Unpack a tarball (gzip, xz, zstd, bzip2 or plain, detected by its magic
     /// bytes, never by its name) into the directory `to`.
     Unpack {
-        archive: PathBuf,
+        archive: HostInput,
         to: ImagePath,
         /// Overrides every entry's owner.
         owner: Option<Owner>,
@@ -268,7 +271,7 @@ pub enum JobOp {
     },
     /// Copy a host file or directory (its contents, recursively, as Docker COPY).
     Copy {
-        src: PathBuf,
+        src: HostInput,
         to: ImagePath,
         into_dir: bool,
         mode: Option<u32>,

@@ -1,0 +1,181 @@
+//! Issue 16, items 4 to 6 from outside: inputs swapped for symlinks while
+//! composing never bring in an outside file, and the output swap is atomic
+//! under concurrent composes.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::hostile::Project;
+use crate::support::strata_bin;
+
+/// Content no layer may ever hold: it lives outside the spec's directory.
+const SECRET: &[u8] = b"STRATA-OUTSIDE-SECRET-0f3c9a1e-never-packed";
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every regular file below `dir` (blobs of the layout and of the cache).
+fn files_below(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            files_below(&e.path(), out);
+        } else if ft.is_file() {
+            out.push(e.path());
+        }
+    }
+}
+
+/// One swap of `path` between a regular file and a symlink to `target`,
+/// each by an atomic rename so the path never goes missing.
+fn swap(path: &Path, target: &Path, as_link: bool, content: &[u8]) {
+    // Made beside `inputs`, not in it: an entry of a copied directory that
+    // vanishes while it is listed is a failure of its own.
+    let name = path.file_name().expect("a name").to_string_lossy();
+    let tmp = path
+        .ancestors()
+        .find(|a| a.ends_with("inputs"))
+        .and_then(Path::parent)
+        .expect("below inputs/")
+        .join(format!(".swap-{name}"));
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_dir_all(&tmp);
+    // Errors are ignored: the project goes away under the swapper when
+    // the test fails.
+    let _ = if as_link {
+        std::os::unix::fs::symlink(target, &tmp)
+    } else {
+        std::fs::write(&tmp, content)
+    };
+    // Renaming a file over a directory (or back) fails: remove it first.
+    if std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_dir_all(path);
+        let _ = std::fs::remove_file(path);
+        let _ = std::fs::rename(&tmp, path);
+    }
+}
+
+/// Issue 16, item 4: with a thread swapping `inputs/x` (a copied file),
+/// `inputs/t.tar` (an added tarball) and `inputs/d/y` (a file in a copied
+/// directory) between their own content and symlinks to an outside file,
+/// for a bounded time, no compose packs the outside file, and every
+/// compose either succeeds or fails with a clean error.
+#[test]
+fn inputs_swapped_for_symlinks_while_composing_never_pack_an_outside_file() {
+    let outside = tempfile::tempdir().expect("a temp dir");
+    let secret = outside.path().join("secret");
+    // A tarball holding the secret too, so `add` of it would unpack it.
+    std::fs::write(&secret, SECRET).expect("the secret");
+    let p = Project::new();
+    p.put("inputs/x", b"harmless x");
+    p.put("inputs/d/y", b"harmless y");
+    p.put("inputs/t.tar", &tar_of("t", b"harmless t"));
+    // One spec per kind of input, composed in turn: a compose succeeds
+    // when its one input is not a symlink at that moment.
+    let ops = [
+        "copy \"inputs/x\" to=\"/x\"",
+        "copy \"inputs/d\" to=\"/d\"",
+        "add \"inputs/t.tar\" to=\"/t/\"",
+    ];
+    for (i, op) in ops.iter().enumerate() {
+        p.put(
+            &format!("spec{i}.kdl"),
+            format!("compression \"none\"\nimage app {{\n    layer l {{ {op} }}\n}}\n").as_bytes(),
+        );
+    }
+    let secret_tar = outside.path().join("secret.tar");
+    std::fs::write(&secret_tar, tar_of("s", SECRET)).expect("a tarball");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let root = p.path().to_owned();
+        let (secret, secret_tar) = (secret.clone(), secret_tar.clone());
+        std::thread::spawn(move || {
+            let t = tar_of("t", b"harmless t");
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let link = i.is_multiple_of(2);
+                swap(&root.join("inputs/x"), &secret, link, b"harmless x");
+                swap(&root.join("inputs/d/y"), &secret, link, b"harmless y");
+                swap(&root.join("inputs/t.tar"), &secret_tar, link, &t);
+                i += 1;
+            }
+            i
+        })
+    };
+
+    let cache = p.path().join("cache");
+    let (mut ok, mut failed) = (0, 0);
+    let bin = strata_bin();
+    let start = Instant::now();
+    let mut round = 0;
+    while start.elapsed() < Duration::from_secs(12) && round < 80 {
+        let out_dir = p.path().join(format!("out{round}"));
+        let out = Command::new(bin)
+            .arg("compose")
+            .arg(format!("spec{}.kdl", round % ops.len()))
+            .args(["--quiet", "--out"])
+            .arg(&out_dir)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .current_dir(p.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run strata");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!err.contains("panicked"), "round {round}: {err}");
+        match out.status.code() {
+            Some(0) => ok += 1,
+            // A spec error (the input is outside the spec's directory, or
+            // changed while it was opened) or an input error (it changed
+            // while it was read): both clean, neither packs anything.
+            Some(1 | 3) => {
+                failed += 1;
+                assert!(
+                    err.contains("outside") || err.contains("changed"),
+                    "round {round}: an unexpected failure: {err}"
+                );
+            }
+            other => panic!("round {round}: exit {other:?}: {err}"),
+        }
+        round += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().expect("the swapper");
+    assert!(swaps > 10, "the swapper ran ({swaps} swaps)");
+    assert!(ok > 0, "some composes succeed ({ok} of {round})");
+
+    let mut files = Vec::new();
+    files_below(p.path(), &mut files);
+    files.retain(|f| !f.starts_with(p.path().join("inputs")));
+    for f in &files {
+        let bytes = std::fs::read(f).expect("a written file");
+        assert!(
+            !contains(&bytes, SECRET),
+            "{} holds the outside file ({ok} composes succeeded, {failed} failed, {swaps} swaps)",
+            f.display()
+        );
+    }
+    eprintln!(
+        "{round} composes ({ok} ok, {failed} refused) against {swaps} swaps: nothing from outside packed"
+    );
+}
+
+/// A plain tar of one file.
+fn tar_of(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_size(content.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, name, content).expect("append");
+    b.into_inner().expect("a tar")
+}
