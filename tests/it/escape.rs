@@ -179,3 +179,138 @@ fn tar_of(name: &str, content: &[u8]) -> Vec<u8> {
     b.append_data(&mut h, name, content).expect("append");
     b.into_inner().expect("a tar")
 }
+
+/// `strata compose SPEC --out OUT` in `dir`, with `cache`.
+fn compose_into(dir: &Path, spec: &str, out: &Path, cache: &Path) -> std::process::Output {
+    Command::new(strata_bin())
+        .args(["compose", spec, "--quiet", "--out"])
+        .arg(out)
+        .arg("--cache-dir")
+        .arg(cache)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run strata")
+}
+
+/// The names in `dir` that a writer of the output `name` leaves while it
+/// works (`.NAME.tmp-*`, `.NAME.old-*`).
+fn temporaries(dir: &Path, name: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("the parent")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|n| n.starts_with(&format!(".{name}.")))
+        .collect()
+}
+
+/// Issue 16, item 6: four composes of different specs into one `--out` at
+/// once, over several rounds, all succeed; the output is then exactly a
+/// fresh compose of one of them; a watcher never sees the output missing
+/// while they replace it; and no temporary directory is left.
+#[test]
+fn concurrent_composes_into_one_out_all_succeed_and_out_is_never_missing() {
+    let p = Project::new();
+    let specs: Vec<String> = (0..4)
+        .map(|i| {
+            let name = format!("spec{i}.kdl");
+            p.put(
+                &name,
+                format!(
+                    "image app {{\n    layer l {{ file \"/which\" \"{i}\" }}\n    layer big {{ file \"/pad\" \"{}\" }}\n}}\n",
+                    "x".repeat(100 * 1024 + i)
+                )
+                .as_bytes(),
+            );
+            name
+        })
+        .collect();
+    let cache = p.path().join("cache");
+    // What each spec gives, composed alone.
+    let fresh: Vec<_> = specs
+        .iter()
+        .map(|s| {
+            let out = p.path().join(format!("fresh-{s}"));
+            let o = compose_into(p.path(), s, &out, &cache);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            crate::support::index_digests(&out)
+        })
+        .collect();
+    let out = p.path().join("img");
+    let first = compose_into(p.path(), &specs[0], &out, &cache);
+    assert!(first.status.success());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, index) = (stop.clone(), out.join("index.json"));
+        std::thread::spawn(move || {
+            let mut missing = 0u64;
+            let mut looks = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                looks += 1;
+                if !index.exists() {
+                    missing += 1;
+                }
+            }
+            (missing, looks)
+        })
+    };
+    for round in 0..6 {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                // Each round in another order, so each spec is last sometimes.
+                let spec = specs[(i + round) % 4].clone();
+                let (dir, out, cache) = (p.path().to_owned(), out.clone(), cache.clone());
+                std::thread::spawn(move || compose_into(&dir, &spec, &out, &cache))
+            })
+            .collect();
+        for h in handles {
+            let o = h.join().expect("a compose thread");
+            assert!(
+                o.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        let now = crate::support::index_digests(&out);
+        assert!(
+            fresh.contains(&now),
+            "round {round}: the output is none of the four images: {now:?}"
+        );
+        assert_eq!(temporaries(p.path(), "img"), Vec::<String>::new());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (missing, looks) = watcher.join().expect("the watcher");
+    assert_eq!(
+        missing, 0,
+        "the output was missing {missing} of {looks} looks"
+    );
+}
+
+/// Issue 16, item 6: what a killed compose left beside the output (its
+/// temporary layout, or the old one it set aside) is removed by the next.
+#[test]
+fn leftovers_of_a_killed_compose_are_removed_by_the_next() {
+    let p = Project::new();
+    p.spec("image app {\n    layer l { file \"/a\" \"a\" }\n}\n");
+    let leftovers = [".img.tmp-AbC123", ".img.old-XyZ789"];
+    for l in leftovers {
+        p.put(&format!("{l}/blobs/sha256/junk"), &vec![0u8; 4096]);
+    }
+    // Another output's temporaries are not this compose's business.
+    p.put(".other.tmp-Q1/x", b"");
+    let out = p.path().join("img");
+    let o = compose_into(p.path(), "spec.kdl", &out, &p.path().join("cache"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(temporaries(p.path(), "img"), Vec::<String>::new());
+    assert!(p.path().join(".other.tmp-Q1/x").exists());
+    // Also when the layout is up to date and left alone.
+    p.put(".img.tmp-Again/x", b"");
+    let o = compose_into(p.path(), "spec.kdl", &out, &p.path().join("cache"));
+    assert!(o.status.success());
+    assert_eq!(temporaries(p.path(), "img"), Vec::<String>::new());
+}
