@@ -314,3 +314,49 @@ fn leftovers_of_a_killed_compose_are_removed_by_the_next() {
     assert!(o.status.success());
     assert_eq!(temporaries(p.path(), "img"), Vec::<String>::new());
 }
+
+/// Issue 16, item 5: with `$TMPDIR` on a 2 MiB disk, an archive whose spool
+/// cannot fit is refused before the disk fills, with a message naming
+/// `$TMPDIR`, the need and the free bytes; an archive that expands to 64 MiB
+/// of zeros fits (the spool is sparse); a plain tar larger than the disk
+/// needs no spool at all.
+#[test]
+fn the_spool_fits_tmpdir_or_is_refused_naming_it() {
+    use crate::hostile::{Tmpfs, gz, noise, tar};
+    const TEST: &str = "the_spool_fits_tmpdir_or_is_refused_naming_it";
+    let p = Project::new();
+    let Some(small) = Tmpfs::mount(p.path().join("small"), TEST) else {
+        return;
+    };
+    p.put(
+        "noise.tar.gz",
+        &gz(&tar(&[(b"noise", b'0', &noise(4 << 20), b"")])),
+    );
+    p.put(
+        "zeros.tar.gz",
+        &gz(&tar(&[(b"zeros", b'0', &vec![0u8; 64 << 20], b"")])),
+    );
+    p.put("plain.tar", &tar(&[(b"noise", b'0', &noise(4 << 20), b"")]));
+    let cache = p.path().join("cache");
+    let run = |input: &str| {
+        p.spec(&format!(
+            "image app {{\n    layer l {{ add \"{input}\" to=\"/\" }}\n}}\n"
+        ));
+        let out = p.compose(&cache, &p.path().join("out"), &[("TMPDIR", &small.dir)]);
+        (
+            out.status.code(),
+            p.stderr(&out, &[(&small.dir, "[SMALL]")]),
+        )
+    };
+    let (code, err) = run("noise.tar.gz");
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        err.trim(),
+        "strata: error: layer app/l (spec.kdl:2:15): noise.tar.gz: not enough space in $TMPDIR ([SMALL]) to spool the decompressed archive: it needs 4.2 MiB or more, 2 MiB free (No space left on device); set TMPDIR to a directory on a larger disk"
+    );
+    let (code, err) = run("zeros.tar.gz");
+    assert_eq!(code, Some(0), "a sparse spool fits: {err}");
+    let (code, err) = run("plain.tar");
+    assert_eq!(code, Some(0), "a plain tar is read in place: {err}");
+    drop(small);
+}

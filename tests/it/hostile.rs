@@ -35,10 +35,10 @@ fn header(name: &[u8], typeflag: u8, size: u64, link: &[u8]) -> Vec<u8> {
 }
 
 /// One member of a hand-made tar: name, typeflag, data, link target.
-type Member<'a> = (&'a [u8], u8, &'a [u8], &'a [u8]);
+pub(crate) type Member<'a> = (&'a [u8], u8, &'a [u8], &'a [u8]);
 
 /// A plain tar of `members`.
-fn tar(members: &[Member<'_>]) -> Vec<u8> {
+pub(crate) fn tar(members: &[Member<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, typeflag, data, link) in members {
         out.extend(header(name, *typeflag, data.len() as u64, link));
@@ -49,14 +49,14 @@ fn tar(members: &[Member<'_>]) -> Vec<u8> {
     out
 }
 
-fn gz(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn gz(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(bytes).expect("gzip");
     e.finish().expect("gzip")
 }
 
 /// Bytes that do not compress, the same on every run.
-fn noise(len: usize) -> Vec<u8> {
+pub(crate) fn noise(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..len)
         .map(|_| {
@@ -418,7 +418,7 @@ fn is_root() -> bool {
 
 /// A 2 MiB tmpfs, unmounted when dropped.
 pub(crate) struct Tmpfs {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl Tmpfs {
@@ -464,8 +464,12 @@ fn skip_or_fail(test: &str, why: &str) {
 /// wherever its spool, blob or layout is written.
 fn big_project() -> Project {
     let p = Project::new();
-    p.put("big.tar", &tar(&[(b"noise", b'0', &noise(4 << 20), b"")]));
-    p.spec("compression \"none\"\nimage app {\n    layer big { add \"big.tar\" to=\"/\" }\n}\n");
+    // Compressed: a plain tar is read in place, without a spool in $TMPDIR.
+    p.put(
+        "big.tar.gz",
+        &gz(&tar(&[(b"noise", b'0', &noise(4 << 20), b"")])),
+    );
+    p.spec("compression \"none\"\nimage app {\n    layer big { add \"big.tar.gz\" to=\"/\" }\n}\n");
     p
 }
 

@@ -114,6 +114,23 @@ impl AtReader {
     }
 }
 
+impl std::io::Seek for AtReader {
+    fn seek(&mut self, to: std::io::SeekFrom) -> io::Result<u64> {
+        let (base, delta) = match to {
+            std::io::SeekFrom::Start(n) => {
+                self.pos = n;
+                return Ok(n);
+            }
+            std::io::SeekFrom::Current(d) => (self.pos, d),
+            std::io::SeekFrom::End(d) => (self.file.metadata()?.len(), d),
+        };
+        self.pos = base
+            .checked_add_signed(delta)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek out of range"))?;
+        Ok(self.pos)
+    }
+}
+
 impl Read for AtReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.file.read_at(buf, self.pos)?;

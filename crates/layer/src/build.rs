@@ -547,7 +547,7 @@ fn write_content<W: Write>(
         }
         Content::Spool { spool, offset } => {
             let spool = &spools[*spool];
-            let mut f = &spool.file;
+            let mut f = crate::beneath::AtReader::new(spool.file.clone());
             f.seek(SeekFrom::Start(*offset))
                 .map_err(|source| Error::Io {
                     path: spool.archive.clone(),

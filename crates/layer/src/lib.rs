@@ -37,6 +37,7 @@ mod ingest;
 pub mod listing;
 mod pgzip;
 pub mod read;
+mod spool;
 mod tree;
 mod ustar;
 
@@ -241,11 +242,14 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// 64 GiB and 10 million entries: far beyond a real rootfs or SDK
-    /// tarball, well below what fills a disk or memory.
+    /// 64 GiB and 500,000 entries: beyond a real rootfs or SDK tarball
+    /// (a full Debian desktop has about 300,000 files). The entry limit is
+    /// what bounds memory: an archive's entries are held while its layer is
+    /// written, about 1 KB each all told (500,000 entries of a plain tar
+    /// peaked at 470 MiB RSS), so 10 million needed about 10 GB.
     pub const DEFAULT: Limits = Limits {
         max_input_size: 64 << 30,
-        max_entries: 10_000_000,
+        max_entries: 500_000,
     };
 }
 
@@ -356,6 +360,19 @@ pub enum Error {
         dir: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    /// `$TMPDIR` has too little free space for an input archive's spool:
+    /// found before it filled up (or when it did), with what was needed.
+    #[error(
+        "{archive}: not enough space in $TMPDIR ({dir}) to spool the decompressed archive: it needs {} or more, {} free (No space left on device); set TMPDIR to a directory on a larger disk",
+        ingest::human_size(*need),
+        ingest::human_size(*free)
+    )]
+    SpoolFull {
+        archive: PathBuf,
+        dir: PathBuf,
+        need: u64,
+        free: u64,
     },
     #[error("{path}: {source}")]
     Io {

@@ -91,7 +91,8 @@ impl<'a> Node<'a> {
 
 /// A decompressed input archive; entries' contents are ranges of it.
 pub(crate) struct Spool {
-    pub file: File,
+    /// A temporary file, or a plain tar input's own handle: read with `pread`.
+    pub file: std::sync::Arc<File>,
     /// The input it was made from, for error messages.
     pub archive: PathBuf,
 }

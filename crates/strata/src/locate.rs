@@ -28,7 +28,8 @@ fn op_of(layer: &LayerNode, err: &LayerError) -> Option<usize> {
         LayerError::BadArchiveEntry { archive, .. }
         | LayerError::BadArchive { archive, .. }
         | LayerError::Limit { archive, .. }
-        | LayerError::Spool { archive, .. } => archive,
+        | LayerError::Spool { archive, .. }
+        | LayerError::SpoolFull { archive, .. } => archive,
         LayerError::Io { path, .. } | LayerError::Host { path, .. } => path,
         _ => return None,
     };
