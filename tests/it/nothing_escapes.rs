@@ -1,6 +1,9 @@
-//! Issue 16, items 4 to 6 from outside: inputs swapped for symlinks while
-//! composing never bring in an outside file, and the output swap is atomic
-//! under concurrent composes.
+//! Issue 16 ("Nothing escapes"), items 4 to 7, checked from outside with the
+//! strata binary: inputs swapped for symlinks while composing never bring in
+//! an outside file; the output swap is atomic under concurrent composes;
+//! the spool fits `$TMPDIR` or says it does not; and the smaller failure
+//! modes (a fifo for a file, a spec nested too deep or not text) end in
+//! clean errors.
 
 use std::path::Path;
 use std::process::Command;
@@ -359,4 +362,108 @@ fn the_spool_fits_tmpdir_or_is_refused_naming_it() {
     let (code, err) = run("plain.tar");
     assert_eq!(code, Some(0), "a plain tar is read in place: {err}");
     drop(small);
+}
+
+/// `strata ARGS` in `dir`, killed (and the test failed) if it runs longer
+/// than `secs`: what must never hang.
+fn strata_within(dir: &Path, args: &[&str], secs: u64) -> std::process::Output {
+    let mut child = Command::new(strata_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run strata");
+    let start = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("strata {args:?} hung for {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Issue 16, item 7: a layout whose `index.json` is a fifo, as a base or to
+/// inspect, is an error naming it, not a hang.
+#[test]
+fn a_fifo_for_index_json_is_an_error_not_a_hang() {
+    let p = Project::new();
+    p.put("base/oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    let made = Command::new("mkfifo")
+        .arg(p.path().join("base/index.json"))
+        .status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    p.spec("image app {\n    from \"oci:base\"\n    cmd \"/x\"\n}\n");
+    let cache = p.path().join("cache").display().to_string();
+    let out = strata_within(
+        p.path(),
+        &[
+            "compose",
+            "spec.kdl",
+            "--quiet",
+            "--out",
+            "out",
+            "--cache-dir",
+            &cache,
+        ],
+        60,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("index.json") && err.contains("not a regular file"),
+        "{err}"
+    );
+    let out = strata_within(p.path(), &["inspect", "base"], 60);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+}
+
+/// Issue 16, item 7: a spec nested 2,000 blocks deep is a spec error at the
+/// brace that goes too deep (exit 3), not a stack overflow (exit 134); 64
+/// levels still reach the parser without harm.
+#[test]
+fn deeply_nested_braces_are_a_spec_error_not_a_crash() {
+    let p = Project::new();
+    p.spec(&format!("image a {{\n{}", "layer l {".repeat(2000)));
+    let out = strata_within(p.path(), &["plan", "spec.kdl"], 60);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("blocks are nested more than 64 deep"), "{err}");
+    assert!(err.contains("spec.kdl:2:"), "a position: {err}");
+
+    let ok_depth = format!("{}{}", "a {".repeat(64), "}".repeat(64));
+    p.spec(&ok_depth);
+    let out = strata_within(p.path(), &["plan", "spec.kdl"], 60);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "an unknown node, reported: {err}"
+    );
+    assert!(!err.contains("nested more than"), "{err}");
+}
+
+/// Issue 16, item 7: a binary file given as the spec is a spec error with
+/// the position of its first byte that is not text (exit 3).
+#[test]
+fn a_binary_spec_is_a_spec_error_with_a_position() {
+    let p = Project::new();
+    let mut bytes = b"image app {\n    cmd \"/x\"\n".to_vec();
+    bytes.extend([0x7f, b'E', b'L', b'F', 0xff, 0xfe, 0, 1, 2]);
+    p.put("spec.kdl", &bytes);
+    let out = strata_within(p.path(), &["plan", "spec.kdl"], 60);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(
+            "spec.kdl:3:5: the spec is not UTF-8 text: byte 0xff cannot start a character"
+        ),
+        "{err}"
+    );
 }
