@@ -107,6 +107,17 @@ fn copy_dir(
             let meta = meta.map_err(io(&path))?;
             let ft = meta.file_type();
             let target = dest.join(name.as_bytes());
+            if target.0.len() > crate::ingest::PATH_MAX {
+                return Err(Error::Host {
+                    path,
+                    reason: format!(
+                        "copied to {} its image path is {} bytes long, more than Linux's limit of {}",
+                        target.display(),
+                        target.0.len(),
+                        crate::ingest::PATH_MAX
+                    ),
+                });
+            }
             if ft.is_dir() {
                 tree.put(
                     target.clone(),

@@ -15,7 +15,8 @@
 //! - A `..` component anywhere is refused (GNU tar refuses those members too),
 //!   and so is a NUL byte, a name component over 255 bytes or a name or link
 //!   target over 4095 bytes (Linux's `NAME_MAX` and `PATH_MAX`: no runtime
-//!   could extract them), and a whiteout name (`.wh.*`).
+//!   could extract them; the path is measured where it lands, below `to=`),
+//!   and a whiteout name (`.wh.*`).
 //! - An entry below a symlink or a non-directory of the same archive is
 //!   refused, whichever comes first in the archive: extracting it would write
 //!   through the link (`link -> /etc` then `link/passwd`).
@@ -46,7 +47,7 @@ use crate::{Error, ImagePath, Limits, Owner};
 /// Linux's longest file name component, and longest path or symlink target
 /// (`PATH_MAX` counts the terminating NUL).
 const NAME_MAX: usize = 255;
-const PATH_MAX: usize = 4095;
+pub(crate) const PATH_MAX: usize = 4095;
 /// Linux's largest xattr value (`XATTR_SIZE_MAX`).
 const XATTR_SIZE_MAX: usize = 65536;
 
@@ -466,7 +467,21 @@ pub(crate) fn unpack(
         node.uid = o.uid;
         node.gid = o.gid;
         node.xattrs = e.meta.xattrs;
-        tree.put(to.join(&path.0), node, true);
+        let dest = to.join(&path.0);
+        // The name alone was checked when read; below `to=` it is longer,
+        // and the image path is what a runtime must create.
+        if dest.0.len() > PATH_MAX {
+            return Err(Error::BadArchiveEntry {
+                archive: archive.to_owned(),
+                entry: e.shown,
+                reason: format!(
+                    "unpacked below {} its path is {} bytes long, more than Linux's limit of {PATH_MAX}",
+                    to.display(),
+                    dest.0.len()
+                ),
+            });
+        }
+        tree.put(dest, node, true);
     }
     Ok(())
 }

@@ -352,3 +352,21 @@ fn archives_written_by_the_tar_crate() {
         "{l:?}"
     );
 }
+
+/// Issue 16, item 7: the 4095-byte limit holds for the path in the image
+/// (`to=` and the name), not just for the name in the archive.
+#[test]
+fn the_path_limit_is_checked_below_the_destination() {
+    let long = vec!["n".repeat(250); 16].join("/");
+    assert_eq!(long.len(), 4015);
+    let tar = tar_of(&[Member::file(&long, b"x")]);
+    unpacked(&tar, "/").expect("4015 bytes fit at the root");
+    let to = format!("/{}/", "d".repeat(100));
+    let err = unpacked(&tar, &to).expect_err("4116 bytes do not");
+    let msg = err.to_string();
+    assert!(matches!(err, Error::BadArchiveEntry { .. }), "{err:?}");
+    assert!(
+        msg.contains("its path is 4116 bytes long, more than Linux's limit of 4095"),
+        "{msg}"
+    );
+}
