@@ -14,6 +14,7 @@ mod json_output;
 mod layout_up_to_date;
 mod lock;
 mod multi_platform;
+mod nothing_escapes;
 mod outputs;
 mod real_tools;
 mod registry;

@@ -632,16 +632,16 @@ impl Planner<'_> {
                 let dest = image_path(to)?;
                 let into_dir = to.value.ends_with('/');
                 let unpack = matches!(op, Op::Add { .. })
-                    && keys::is_archive(&host).map_err(|e| io_diag(src, &host, e))?;
+                    && keys::is_archive(&host).map_err(|e| io_diag(src, host.path(), e))?;
                 if matches!(op, Op::Add { .. })
                     && !unpack
-                    && host.is_file()
+                    && !host.is_dir()
                     && inputs::named_like_archive(&src.value)
                 {
                     return Err(SpecDiagnostic::new(
                         format!(
                             "input {} is named like a tarball but is not one (neither gzip, xz, zstd, bzip2 nor plain tar)",
-                            host.display()
+                            host.path().display()
                         ),
                         src.span,
                         "not a tarball",
@@ -649,8 +649,8 @@ impl Planner<'_> {
                     .with_help("`add` unpacks tarballs and copies other files; to copy this file as it is, write `copy`"));
                 }
                 let digest = keys::digest_input(&host, self.memo.as_deref())
-                    .map_err(|e| io_diag(src, &host, e))?;
-                let path = host.clone();
+                    .map_err(|e| io_diag(src, host.path(), e))?;
+                let path = host.path().to_owned();
                 let job_op = if unpack {
                     JobOp::Unpack {
                         archive: host,
@@ -724,20 +724,22 @@ impl Planner<'_> {
                 let host = self.input(src)?;
                 if !host.is_dir() {
                     return Err(SpecDiagnostic::new(
-                        format!("input {}: not a directory", host.display()),
+                        format!("input {}: not a directory", host.path().display()),
                         src.span,
                         "not a directory",
                     )
                     .with_help("`from-dir` takes a directory: the layer makes the image below look like it"));
                 }
                 let digest = keys::digest_input(&host, self.memo.as_deref())
-                    .map_err(|e| io_diag(src, &host, e))?;
+                    .map_err(|e| io_diag(src, host.path(), e))?;
                 (
-                    JobOp::FromDir { dir: host.clone() },
+                    JobOp::FromDir {
+                        dir: host.path().to_owned(),
+                    },
                     Some(InputDigest {
                         src: src.value.clone(),
                         digest,
-                        path: host,
+                        path: host.path().to_owned(),
                     }),
                 )
             }
@@ -768,7 +770,7 @@ impl Planner<'_> {
 
     /// An input path, relative to the spec's directory, that must exist and
     /// stay inside the inputs root (see `inputs`).
-    fn input(&self, src: &Spanned<String>) -> Result<PathBuf, SpecDiagnostic> {
+    fn input(&self, src: &Spanned<String>) -> Result<strata_layer::HostInput, SpecDiagnostic> {
         inputs::resolve(self.inputs_root.as_ref(), &self.base_dir, src)
     }
 }

@@ -11,6 +11,7 @@
 mod ast;
 mod diag;
 mod dump;
+mod guard;
 mod parse;
 mod suggest;
 

@@ -107,6 +107,9 @@ fn alias(kind: &str) -> Option<String> {
 
 /// Parse spec text. `name` is what diagnostics call the file.
 pub fn parse(name: &str, text: &str) -> Result<Spec, Diagnostics> {
+    if let Some(d) = crate::guard::too_deep(text) {
+        return Err(Diagnostics::single(name, text, d));
+    }
     let doc = match text.parse::<KdlDocument>() {
         Ok(doc) => doc,
         Err(err) => {
@@ -149,10 +152,7 @@ pub enum ReadError {
 
 /// Read and parse a spec file.
 pub fn read(path: &Path) -> Result<Spec, ReadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let text = crate::guard::read_text(path)?;
     parse(&path.display().to_string(), &text).map_err(|d| ReadError::Invalid(Box::new(d)))
 }
 
