@@ -550,9 +550,20 @@ fn a_run_in_a_foreign_platform_image_is_refused_without_a_binfmt_handler() {
     if !ready(test) {
         return;
     }
-    let foreign = if std::env::consts::ARCH == "x86_64" { "arm64" } else { "amd64" };
-    let qemu = if foreign == "arm64" { "aarch64" } else { "x86_64" };
-    if Path::new("/proc/sys/fs/binfmt_misc").join(format!("qemu-{qemu}")).exists() {
+    let foreign = if std::env::consts::ARCH == "x86_64" {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    let qemu = if foreign == "arm64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    if Path::new("/proc/sys/fs/binfmt_misc")
+        .join(format!("qemu-{qemu}"))
+        .exists()
+    {
         eprintln!("SKIPPED {test}: this host has a binfmt handler for {foreign}");
         return;
     }
@@ -565,7 +576,11 @@ fn a_run_in_a_foreign_platform_image_is_refused_without_a_binfmt_handler() {
         ),
     )
     .unwrap();
-    let out = strata(&dir, &tmp.path().join("cache"), &["compose", "s.kdl", "--out", "out"]);
+    let out = strata(
+        &dir,
+        &tmp.path().join("cache"),
+        &["compose", "s.kdl", "--out", "out"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(

@@ -78,6 +78,9 @@ pub enum Error {
     /// The machine does not let a `run` step run: what is missing.
     #[error("cannot run a `run` step: {0}")]
     Sandbox(String),
+    /// The layers below a `run` step have no `/bin/sh` to run `command` with.
+    #[error("the layers below have no /bin/sh to run {command:?} with")]
+    NoShell { command: String },
     /// The command of a `run` step failed; `output` is the end of what it printed.
     #[error("run {command:?} failed ({status}); its output ends with:\n{output}")]
     RunFailed {

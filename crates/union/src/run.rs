@@ -169,10 +169,9 @@ impl RunDirs {
                 output.trim()
             ))),
             Some(status::SETUP) => Err(Error::Sandbox(output.trim().to_owned())),
-            Some(status::NO_SHELL) => Err(Error::Sandbox(format!(
-                "the layers below have no /bin/sh to run {:?} with",
-                step.command
-            ))),
+            Some(status::NO_SHELL) => Err(Error::NoShell {
+                command: step.command.clone(),
+            }),
             code => Err(Error::RunFailed {
                 command: step.command.clone(),
                 status: code.map_or_else(
