@@ -331,7 +331,8 @@ fn a_setuid_file_a_run_makes_is_out_of_other_users_reach() {
             .any(|d| d.join("upper/suid").exists())
     });
     let dirs = run_dirs(&tmpdir);
-    let checks = (|| {
+    // The compose is killed whatever the checks find.
+    let checks = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         assert!(found, "the run never made its setuid file");
         let run = dirs.iter().find(|d| d.join("upper/suid").exists()).unwrap();
         use std::os::unix::fs::MetadataExt;
@@ -351,10 +352,12 @@ fn a_setuid_file_a_run_makes_is_out_of_other_users_reach() {
                 assert!(!out.status.success(), "nobody ran the setuid file: {out:?}");
             }
         }
-    })();
+    }));
     let _ = child.kill();
     let _ = child.wait();
-    checks
+    if let Err(panic) = checks {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 #[test]

@@ -312,10 +312,12 @@ fn stage2(a: &Args) -> i32 {
     if let Err(code) = mount_proc().and_then(|()| mount_dev()) {
         return code;
     }
-    if a.network && is_file("etc/resolv.conf") && is_file("/etc/resolv.conf") {
-        if let Err(e) = mount_bind("/etc/resolv.conf", "etc/resolv.conf") {
-            return fail("cannot bind /etc/resolv.conf", e);
-        }
+    if a.network
+        && is_file("etc/resolv.conf")
+        && is_file("/etc/resolv.conf")
+        && let Err(e) = mount_bind("/etc/resolv.conf", "etc/resolv.conf")
+    {
+        return fail("cannot bind /etc/resolv.conf", e);
     }
     // The old root is stacked on `.` and then detached: after this no path
     // reaches the host's tree.
@@ -335,13 +337,13 @@ fn stage2(a: &Args) -> i32 {
     // Modes of what the command creates must not depend on the builder's umask.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     let wd = Path::new(&a.workdir);
-    if !wd.is_dir() {
-        if let Err(e) = fs::create_dir_all(wd) {
-            return fail(
-                &format!("cannot make the working directory {}", wd.display()),
-                e,
-            );
-        }
+    if !wd.is_dir()
+        && let Err(e) = fs::create_dir_all(wd)
+    {
+        return fail(
+            &format!("cannot make the working directory {}", wd.display()),
+            e,
+        );
     }
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
@@ -466,12 +468,12 @@ fn resolve_user_in(spec: &str, passwd: &str, group: &str) -> Result<User, String
             let mut groups = vec![primary];
             if let Some(name) = &name {
                 for f in &group {
-                    if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
-                        if let Ok(g) = f[2].parse::<u32>() {
-                            if !groups.contains(&g) {
-                                groups.push(g);
-                            }
-                        }
+                    if f.len() >= 4
+                        && f[3].split(',').any(|m| m == name)
+                        && let Ok(g) = f[2].parse::<u32>()
+                        && !groups.contains(&g)
+                    {
+                        groups.push(g);
                     }
                 }
             }
