@@ -12,6 +12,9 @@
 //!                                 or config) as kept; its mtime is its last use
 //! CACHE/inputs-v3.bin             input digests by stat data (see `index`)
 //! CACHE/tmp/                      temporary files, renamed into place when complete
+//! CACHE/unpacked-v1/              layers unpacked by diff_id for `run` steps (owned and
+//!                                 laid out by strata-union's `snapshot`; `gc` removes
+//!                                 those no record names)
 //! ```
 //!
 //! Invariants: an entry becomes visible only by `rename` of a complete file,
@@ -48,6 +51,9 @@ use strata_layer::{Digest, Listing};
 
 /// The bucket of layer records. Bump when [`LayerRecord`] changes shape.
 const LAYERS_BUCKET: &str = "layers-v2";
+
+/// The bucket of layers unpacked for `run` steps (see strata-union's `snapshot`).
+const UNPACKED_BUCKET: &str = "unpacked-v1";
 
 /// Record buckets of earlier versions: `cache gc` and `cache verify` remove
 /// them (v1: one JSON object whose head came after a listing of up to
@@ -135,6 +141,12 @@ impl Cache {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Where `run` steps keep the layers below them unpacked, by diff_id:
+    /// derived data, rebuilt from the blobs when missing.
+    pub fn unpacked_dir(&self) -> PathBuf {
+        self.root.join(UNPACKED_BUCKET)
     }
 
     pub fn blob_path(&self, d: &Digest) -> PathBuf {

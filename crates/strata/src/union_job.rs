@@ -36,9 +36,11 @@ pub(crate) fn build(
         .map(|(r, blob)| Below {
             listing: &r.listing,
             blob,
+            diff_id: &r.diff_id,
         })
         .collect();
-    strata_union::build_job(&layer.job, &below, out, progress, warn).map_err(
+    let store = cache.unpacked_dir();
+    strata_union::build_job(&layer.job, &below, Some(&store), out, progress, warn).map_err(
         |source| match source {
             // A failing command, or no shell to run it with, is a failed
             // build (not an invalid spec), pointed at the command.

@@ -5,18 +5,19 @@
 use std::io::Write;
 use std::path::Path;
 
-use strata_layer::{BuildOutput, JobOp, LayerJob, Listing, Progress, RunStep};
+use strata_layer::{BuildOutput, Digest, JobOp, LayerJob, Listing, Progress, RunStep};
 
 use crate::Error;
 use crate::diff::{DiffOptions, diff_dir};
 use crate::model::Model;
 use crate::run::RunDirs;
 
-/// One layer below a job: its listing and its blob.
+/// One layer below a job: its listing, its blob and its diff_id.
 #[derive(Debug, Clone, Copy)]
 pub struct Below<'a> {
     pub listing: &'a Listing,
     pub blob: &'a Path,
+    pub diff_id: &'a Digest,
 }
 
 /// Whether `job` must be built by [`build_job`] rather than `strata_layer::build`.
@@ -26,10 +27,13 @@ pub fn is_union_job(job: &LayerJob) -> bool {
 
 /// Builds a `from-dir` or `run` layer on the layers `below` (bottom first)
 /// and writes its blob to `out`. A job holds one `from-dir`, or only `run`
-/// steps (the spec refuses anything else).
+/// steps (the spec refuses anything else). `store` is where `run` steps keep
+/// the layers below unpacked (see `snapshot`); without it each run applies
+/// them afresh.
 pub fn build_job(
     job: &LayerJob,
     below: &[Below<'_>],
+    store: Option<&Path>,
     out: &mut dyn Write,
     progress: Progress<'_>,
     warn: &dyn Fn(String),
@@ -58,8 +62,7 @@ pub fn build_job(
                     )),
                 })
                 .collect::<Result<_, _>>()?;
-            let blobs: Vec<_> = below.iter().map(|b| b.blob.to_path_buf()).collect();
-            let dirs = RunDirs::new(&blobs)?;
+            let dirs = RunDirs::new(below, store)?;
             if let Some(w) = dirs.single_id_warning() {
                 warn(w);
             }

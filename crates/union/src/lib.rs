@@ -14,7 +14,8 @@
 //!   [`squash()`], [`commit`]), written back into the layout under a new tag.
 //! - `job` and `run`: the layer jobs the executor cannot build from listings
 //!   alone ([`build_job`]): `from-dir` and `run` steps, the latter run
-//!   rootless in a user namespace on an overlay mount.
+//!   rootless in a user namespace on an overlay mount, on the layers below
+//!   unpacked once each by diff_id (`snapshot`).
 //!
 //! Invariants: nothing is written outside the directory or layout a caller
 //! names, and temporary directories it removes; a layer is always written by
@@ -30,6 +31,7 @@ mod job;
 pub mod model;
 mod run;
 pub mod sandbox;
+mod snapshot;
 pub mod squash;
 mod upper;
 

@@ -19,10 +19,14 @@
 //! it is owned by ids no host user has. It records its owner's pid and start
 //! time: a compose removes those whose strata is gone (killed, say).
 //!
-//! Why a materialised lower rather than a stack of per-layer directories:
-//! one directory is the same view whatever the number of layers, and the
-//! applier that makes it is the one `strata rootfs` uses and the tests hold
-//! to the model.
+//! The lower view is, when strata runs as root and is given a store, the
+//! layers below unpacked once each by diff_id (`snapshot`) and stacked as
+//! overlayfs lower directories, so five `run` layers in a row unpack the
+//! base once (and later composes not at all). Otherwise, or when a layer
+//! cannot be a lower directory by itself or the stack is deeper than
+//! [`MAX_LOWERS`], the layers are applied into `lower`, one directory that
+//! is the same view whatever the number of layers, by the applier that
+//! `strata rootfs` uses and the tests hold to the model.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -34,8 +38,10 @@ use strata_layer::RunStep;
 
 use crate::Error;
 use crate::apply::{self, io_err};
-use crate::idmap::IdMap;
+use crate::idmap::{IdMap, Writer};
+use crate::job::Below;
 use crate::sandbox::{self, status};
+use crate::snapshot::{MAX_LOWERS, Snapshots};
 
 /// The prefix of every run's temporary directory in `$TMPDIR`.
 const PREFIX: &str = "strata-run-";
@@ -47,12 +53,16 @@ pub struct RunDirs {
     pub lower: PathBuf,
     pub upper: PathBuf,
     pub ids: IdMap,
+    /// The layers below as unpacked lower directories, top first; when
+    /// empty, `lower` holds them applied.
+    pub lowers: Vec<PathBuf>,
 }
 
 impl RunDirs {
-    /// Materialises the layer blobs `blobs` (bottom first) as the lower
-    /// directory of a run, and makes its empty upper directory.
-    pub fn new(blobs: &[PathBuf]) -> Result<RunDirs, Error> {
+    /// Makes the lower view of a run on the layers `below` (bottom first),
+    /// from the unpacked layers in `store` where it can, and its empty
+    /// upper directory.
+    pub fn new(below: &[Below<'_>], store: Option<&Path>) -> Result<RunDirs, Error> {
         remove_abandoned(&std::env::temp_dir());
         let tmp = tempfile::Builder::new()
             .prefix(PREFIX)
@@ -63,11 +73,12 @@ impl RunDirs {
         fs::write(&owner, owner_stamp(std::process::id()).unwrap_or_default())
             .map_err(|e| io_err(&owner, e))?;
         let ids = IdMap::for_this_process();
-        let dirs = RunDirs {
+        let mut dirs = RunDirs {
             lower: tmp.path().join("lower"),
             upper: tmp.path().join("upper"),
             _tmp: tmp,
             ids,
+            lowers: Vec::new(),
         };
         let root = dirs._tmp.path();
         for d in [
@@ -103,9 +114,16 @@ impl RunDirs {
                 std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).map_err(|e| io_err(&p, e))?;
             }
         }
+        if let Some(store) = store
+            && let Some(lowers) = stack(store, &dirs.ids, below)?
+        {
+            dirs.lowers = lowers;
+            return Ok(dirs);
+        }
         // The root directory's owner is then the image's own, if it says.
         let shift = dirs.ids.is_full().then_some(&dirs.ids);
-        apply::apply_blobs_shifted(blobs, &dirs.lower, shift)?;
+        let blobs: Vec<PathBuf> = below.iter().map(|b| b.blob.to_path_buf()).collect();
+        apply::apply_blobs_shifted(&blobs, &dirs.lower, shift)?;
         Ok(dirs)
     }
 
@@ -130,6 +148,7 @@ impl RunDirs {
             .map_err(|e| Error::Sandbox(format!("cannot find the strata binary: {e}")))?;
         let mut child = Command::new(&exe)
             .args(sandbox::stage1_args(
+                &self.lowers,
                 step.network,
                 step.workdir.as_deref().unwrap_or("/"),
                 step.user.as_deref(),
@@ -219,6 +238,28 @@ impl Drop for RunDirs {
     fn drop(&mut self) {
         open_up(self._tmp.path());
     }
+}
+
+/// The layers `below` as unpacked lower directories of `store`, top
+/// first; `None` where the run must apply them instead (see the module doc).
+fn stack(store: &Path, ids: &IdMap, below: &[Below<'_>]) -> Result<Option<Vec<PathBuf>>, Error> {
+    if !crate::running_as_root()
+        || ids.writer != Writer::Direct
+        || below.is_empty()
+        || below.len() > MAX_LOWERS
+    {
+        return Ok(None);
+    }
+    let snapshots = Snapshots::open(store, ids)?;
+    let mut lowers = Vec::with_capacity(below.len());
+    for b in below.iter().rev() {
+        match snapshots.get(&b.diff_id.hex(), b.blob)? {
+            // Stage 1 takes the list one path a line.
+            Some(dir) if !dir.as_os_str().as_encoded_bytes().contains(&b'\n') => lowers.push(dir),
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(lowers))
 }
 
 /// Makes every directory below `root` removable by its owner.

@@ -11,7 +11,10 @@
 //!    to write the id maps (see `idmap`) and say `go`;
 //! 3. becomes the namespace's root (`setresgid`/`setgroups`/`setresuid` to
 //!    0, which is a private host range, never the host's root), makes every
-//!    mount private, mounts overlayfs (`lowerdir=lower:scaffold`, the upper
+//!    mount private, mounts overlayfs (`lowerdir=lower:scaffold`, or the
+//!    unpacked layers it bound to `l/N` before entering the namespace, so
+//!    that the namespace's root need not reach them through the cache's
+//!    directories; the upper
 //!    directory that becomes the layer, option `userxattr`) on `merged`, names
 //!    the UTS namespace `strata`, and starts stage 2 in `merged`.
 //!
@@ -26,8 +29,10 @@
 //! with the image's environment, waiting for it.
 //!
 //! `/proc` and `/dev` are mounted even when the image lacks the directories:
-//! `scaffold` is a lowest layer holding just those two, so they exist in the
-//! view but never in the upper directory, and never in the layer.
+//! `scaffold` is a layer holding just those two (the lowest below an applied
+//! `lower`, the topmost above stacked layers, whose whiteouts would hide
+//! it), so they exist in the view but never in the upper directory, and
+//! never in the layer.
 //!
 //! Everything here is safe Rust over `rustix` (and `nix` for `unshare`).
 
@@ -90,6 +95,9 @@ struct Args {
     workdir: OsString,
     /// The image's `user`, empty for root.
     user: OsString,
+    /// The unpacked layers to stack, top first, one path a line; empty for
+    /// the run directory's `lower`.
+    lowers: OsString,
     command: OsString,
     env: Vec<OsString>,
 }
@@ -100,12 +108,14 @@ impl Args {
         let network = it.next()? == "1";
         let workdir = it.next()?;
         let user = it.next()?;
+        let lowers = it.next()?;
         let command = it.next()?;
         Some(Args {
             parent,
             network,
             workdir,
             user,
+            lowers,
             command,
             env: it.collect(),
         })
@@ -117,6 +127,7 @@ impl Args {
             if self.network { "1" } else { "0" }.into(),
             self.workdir.clone(),
             self.user.clone(),
+            self.lowers.clone(),
             self.command.clone(),
         ];
         v.extend(self.env.iter().cloned());
@@ -126,6 +137,7 @@ impl Args {
 
 /// The arguments strata starts stage 1 with.
 pub fn stage1_args(
+    lowers: &[std::path::PathBuf],
     network: bool,
     workdir: &str,
     user: Option<&str>,
@@ -137,6 +149,16 @@ pub fn stage1_args(
         network,
         workdir: workdir.into(),
         user: user.unwrap_or("").into(),
+        lowers: {
+            let mut l = OsString::new();
+            for (i, p) in lowers.iter().enumerate() {
+                if i > 0 {
+                    l.push("\n");
+                }
+                l.push(p);
+            }
+            l
+        },
         command: command.into(),
         env: env.iter().map(OsString::from).collect(),
     };
@@ -183,6 +205,40 @@ fn stage1(a: &Args) -> i32 {
             "its process ended before the sandbox started",
         );
     }
+    // The unpacked layers are bound to `l/N` in the run directory before
+    // the user namespace exists: its root is not strata's user and may not
+    // search the directories that lead to the cache, and overlayfs takes
+    // only lower directories of its own mount namespace, which the user
+    // namespace's copies of these mounts are. The binds live in a private
+    // mount namespace that goes with this process.
+    let lowers: Vec<&Path> = a
+        .lowers
+        .as_bytes()
+        .split(|&b| b == b'\n')
+        .filter(|p| !p.is_empty())
+        .map(|p| Path::new(std::ffi::OsStr::from_bytes(p)))
+        .collect();
+    if !lowers.is_empty() {
+        if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS) {
+            return fail("cannot make a mount namespace for the layers", e);
+        }
+        if let Err(e) = mount_change(
+            "/",
+            MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+        ) {
+            return fail("cannot make the mounts private", e);
+        }
+        for (i, p) in lowers.iter().enumerate() {
+            // A layer's later steps find the mount points its first made.
+            let at = format!("l/{i}");
+            if let Err(e) = fs::create_dir_all(&at) {
+                return fail(&format!("cannot make {at}"), e);
+            }
+            if let Err(e) = mount_bind(*p, at.as_str()) {
+                return fail(&format!("cannot bind {}", p.display()), e);
+            }
+        }
+    }
     use nix::sched::CloneFlags as F;
     let mut flags = F::CLONE_NEWUSER | F::CLONE_NEWNS | F::CLONE_NEWUTS | F::CLONE_NEWIPC;
     flags |= F::CLONE_NEWPID;
@@ -220,12 +276,29 @@ fn stage1(a: &Args) -> i32 {
     ) {
         return fail("cannot make the mounts private", e);
     }
+    // With the layers stacked, the scaffold goes on top: a layer's
+    // whiteout of `/proc` or `/dev` would hide it from below (an applied
+    // `lower` simply lacks them). Mounts cover its two directories, and
+    // nothing copies them up.
+    let lowerdir = if lowers.is_empty() {
+        "lower:scaffold".to_owned()
+    } else {
+        let mut l = "scaffold".to_owned();
+        for i in 0..lowers.len() {
+            l.push_str(&format!(":l/{i}"));
+        }
+        l
+    };
+    let options = format!("lowerdir={lowerdir},upperdir=upper,workdir=work,userxattr");
+    let Ok(options) = std::ffi::CString::new(options) else {
+        return fail("overlay options", "a NUL byte");
+    };
     if let Err(e) = mount(
         "overlay",
         "merged",
         "overlay",
         MountFlags::empty(),
-        c"lowerdir=lower:scaffold,upperdir=upper,workdir=work,userxattr",
+        options.as_c_str(),
     ) {
         eprintln!("strata sandbox: mount overlay: {e}");
         return status::OVERLAY_REFUSED;
