@@ -15,6 +15,8 @@
 //! CACHE/unpacked-v1/              layers unpacked by diff_id for `run` steps (owned and
 //!                                 laid out by strata-union's `snapshot`; `gc` removes
 //!                                 those no record names)
+//! CACHE/mounts-v1/                directories of `run` steps' cache mounts, by id, and
+//!                                 their locks (kept by `gc`: they are the user's caches)
 //! ```
 //!
 //! Invariants: an entry becomes visible only by `rename` of a complete file,
@@ -147,6 +149,12 @@ impl Cache {
     /// derived data, rebuilt from the blobs when missing.
     pub fn unpacked_dir(&self) -> PathBuf {
         self.root.join(UNPACKED_BUCKET)
+    }
+
+    /// Where `run` steps' cache mounts (`cache "/var/cache/apt"`) keep their
+    /// directories, by id.
+    pub fn cache_mounts_dir(&self) -> PathBuf {
+        self.root.join("mounts-v1")
     }
 
     pub fn blob_path(&self, d: &Digest) -> PathBuf {

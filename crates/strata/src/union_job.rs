@@ -39,7 +39,10 @@ pub(crate) fn build(
             diff_id: &r.diff_id,
         })
         .collect();
-    let store = cache.unpacked_dir();
+    let store = strata_union::RunStore {
+        unpacked: cache.unpacked_dir(),
+        cache_mounts: cache.cache_mounts_dir(),
+    };
     strata_union::build_job(&layer.job, &below, Some(&store), out, progress, warn).map_err(
         |source| match source {
             // A failing command, or no shell to run it with, is a failed

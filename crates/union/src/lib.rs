@@ -38,7 +38,7 @@ mod upper;
 pub use apply::{ApplyReport, apply_blobs, running_as_root};
 pub use diff::{DiffOptions, diff_dir};
 pub use image::{Image, WriteOptions, commit, rootfs, squash};
-pub use job::{Below, build_job, is_union_job};
+pub use job::{Below, RunStore, build_job, is_union_job};
 pub use model::{Model, ModelError};
 pub use upper::upper_entries;
 
@@ -83,6 +83,22 @@ pub enum Error {
     /// The layers below a `run` step have no `/bin/sh` to run `command` with.
     #[error("the layers below have no /bin/sh to run {command:?} with")]
     NoShell { command: String },
+    /// A secret of a `run` step whose bytes cannot be read: `source` names
+    /// the file or variable, never the bytes.
+    #[error("the secret for {target}: {from}: {reason}")]
+    Secret {
+        target: String,
+        from: String,
+        reason: String,
+    },
+    /// A mount of a `run` step that cannot be made where the image has
+    /// something else (a file where a cache directory goes, say).
+    #[error("the {kind} mount at {target}: {reason}")]
+    MountPoint {
+        kind: &'static str,
+        target: String,
+        reason: String,
+    },
     /// The command of a `run` step failed; `output` is the end of what it printed.
     #[error("run {command:?} failed ({status}); its output ends with:\n{output}")]
     RunFailed {

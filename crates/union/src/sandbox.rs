@@ -40,6 +40,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::{BufRead, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -98,6 +99,9 @@ struct Args {
     /// The unpacked layers to stack, top first, one path a line; empty for
     /// the run directory's `lower`.
     lowers: OsString,
+    /// The step's mounts, one a line: `cache\tTARGET\tHOST-DIR` or
+    /// `secret\tTARGET\tN` (the Nth secret strata writes after `go`).
+    mounts: OsString,
     command: OsString,
     env: Vec<OsString>,
 }
@@ -109,6 +113,7 @@ impl Args {
         let workdir = it.next()?;
         let user = it.next()?;
         let lowers = it.next()?;
+        let mounts = it.next()?;
         let command = it.next()?;
         Some(Args {
             parent,
@@ -116,6 +121,7 @@ impl Args {
             workdir,
             user,
             lowers,
+            mounts,
             command,
             env: it.collect(),
         })
@@ -128,6 +134,7 @@ impl Args {
             self.workdir.clone(),
             self.user.clone(),
             self.lowers.clone(),
+            self.mounts.clone(),
             self.command.clone(),
         ];
         v.extend(self.env.iter().cloned());
@@ -138,6 +145,7 @@ impl Args {
 /// The arguments strata starts stage 1 with.
 pub fn stage1_args(
     lowers: &[std::path::PathBuf],
+    mounts: &[String],
     network: bool,
     workdir: &str,
     user: Option<&str>,
@@ -159,6 +167,7 @@ pub fn stage1_args(
             }
             l
         },
+        mounts: mounts.join("\n").into(),
         command: command.into(),
         env: env.iter().map(OsString::from).collect(),
     };
@@ -218,7 +227,22 @@ fn stage1(a: &Args) -> i32 {
         .filter(|p| !p.is_empty())
         .map(|p| Path::new(std::ffi::OsStr::from_bytes(p)))
         .collect();
-    if !lowers.is_empty() {
+    let mounts: Vec<Mount<'_>> = a
+        .mounts
+        .as_bytes()
+        .split(|&b| b == b'\n')
+        .filter_map(Mount::parse)
+        .collect();
+    // Cache directories are in strata's cache too: as root, bound to
+    // `c/N` the same way; otherwise the namespace's root is strata's user,
+    // who reaches them.
+    let as_root = rustix::process::geteuid().is_root();
+    let caches: Vec<&Path> = mounts
+        .iter()
+        .filter(|m| m.kind == b"cache")
+        .map(|m| m.source_path())
+        .collect();
+    if !lowers.is_empty() || (as_root && !caches.is_empty()) {
         if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS) {
             return fail("cannot make a mount namespace for the layers", e);
         }
@@ -231,6 +255,15 @@ fn stage1(a: &Args) -> i32 {
         for (i, p) in lowers.iter().enumerate() {
             // A layer's later steps find the mount points its first made.
             let at = format!("l/{i}");
+            if let Err(e) = fs::create_dir_all(&at) {
+                return fail(&format!("cannot make {at}"), e);
+            }
+            if let Err(e) = mount_bind(*p, at.as_str()) {
+                return fail(&format!("cannot bind {}", p.display()), e);
+            }
+        }
+        for (i, p) in caches.iter().enumerate() {
+            let at = format!("c/{i}");
             if let Err(e) = fs::create_dir_all(&at) {
                 return fail(&format!("cannot make {at}"), e);
             }
@@ -259,6 +292,13 @@ fn stage1(a: &Args) -> i32 {
     if stdin.read_line(&mut line).is_err() || line.trim() != "go" {
         return fail("strata did not map the ids", "no `go`");
     }
+    let mut secrets = Vec::new();
+    for _ in mounts.iter().filter(|m| m.kind == b"secret") {
+        match read_secret(&mut stdin) {
+            Some(s) => secrets.push(s),
+            None => return fail("strata did not send the secrets", "short read"),
+        }
+    }
     drop(stdin);
 
     use rustix::thread::{Gid, Uid, set_thread_groups, set_thread_res_gid, set_thread_res_uid};
@@ -280,13 +320,16 @@ fn stage1(a: &Args) -> i32 {
     // whiteout of `/proc` or `/dev` would hide it from below (an applied
     // `lower` simply lacks them). Mounts cover its two directories, and
     // nothing copies them up.
+    // `mnt`, the mounts' points, is the lowest: it adds what the image
+    // lacks and changes nothing it has.
     let lowerdir = if lowers.is_empty() {
-        "lower:scaffold".to_owned()
+        "lower:scaffold:mnt".to_owned()
     } else {
         let mut l = "scaffold".to_owned();
         for i in 0..lowers.len() {
             l.push_str(&format!(":l/{i}"));
         }
+        l.push_str(":mnt");
         l
     };
     let options = format!("lowerdir={lowerdir},upperdir=upper,workdir=work,userxattr");
@@ -302,6 +345,9 @@ fn stage1(a: &Args) -> i32 {
     ) {
         eprintln!("strata sandbox: mount overlay: {e}");
         return status::OVERLAY_REFUSED;
+    }
+    if let Err(code) = mount_all(&mounts, as_root, &mut secrets) {
+        return code;
     }
     if let Err(e) = rustix::system::sethostname(b"strata") {
         return fail("cannot name the UTS namespace", e);
@@ -335,6 +381,140 @@ fn stage1(a: &Args) -> i32 {
         Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(9)),
         Err(e) => fail("cannot wait for the sandbox's init", e),
     }
+}
+
+/// One line of [`Args::mounts`].
+struct Mount<'a> {
+    kind: &'a [u8],
+    target: &'a [u8],
+    source: &'a [u8],
+}
+
+impl<'a> Mount<'a> {
+    fn parse(line: &'a [u8]) -> Option<Mount<'a>> {
+        let mut f = line.splitn(3, |&b| b == b'\t');
+        Some(Mount {
+            kind: f.next()?,
+            target: f.next()?,
+            source: f.next()?,
+        })
+    }
+
+    fn source_path(&self) -> &'a Path {
+        Path::new(std::ffi::OsStr::from_bytes(self.source))
+    }
+}
+
+/// One secret of what strata writes after `go`: `LEN\n` and the bytes.
+fn read_secret(input: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut len = String::new();
+    input.read_line(&mut len).ok()?;
+    let len: usize = len.trim().parse().ok()?;
+    let mut bytes = vec![0; len];
+    std::io::Read::read_exact(input, &mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// The step's mounts on `merged`. Each mount point is opened beneath
+/// `merged` with `RESOLVE_IN_ROOT`, so that a symlink in the image resolves
+/// inside it, never to the host's tree, and mounted on through its
+/// descriptor. Cache directories are bound read-write; secrets are written
+/// 0400 to a tmpfs of this mount namespace and bound read-only, and the
+/// tmpfs detached: their bytes are nowhere on disk, nor anywhere but at
+/// their path in the container.
+fn mount_all(mounts: &[Mount<'_>], as_root: bool, secrets: &mut [Vec<u8>]) -> Result<(), i32> {
+    if mounts.is_empty() {
+        return Ok(());
+    }
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let merged = rustix::fs::open(
+        "merged",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| fail("cannot open the container's root", e))?;
+    if secrets.iter().len() > 0 {
+        fs::create_dir_all("secrets").map_err(|e| fail("cannot make secrets", e))?;
+        mount("tmpfs", "secrets", "tmpfs", LOCKED, c"mode=0700,size=16m")
+            .map_err(|e| fail("cannot mount the secrets' tmpfs", e))?;
+    }
+    let (mut cache, mut secret) = (0, 0);
+    for m in mounts {
+        let target = String::from_utf8_lossy(m.target).into_owned();
+        let rel = std::ffi::OsStr::from_bytes(m.target.strip_prefix(b"/").unwrap_or(m.target));
+        let at = rustix::fs::openat2(
+            &merged,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(|e| fail(&format!("mount point {target}"), e))?;
+        let is_dir = rustix::fs::fstat(&at)
+            .map(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+            })
+            .unwrap_or(false);
+        use std::os::fd::AsRawFd;
+        let at_path = format!("/proc/self/fd/{}", at.as_raw_fd());
+        if m.kind == b"cache" {
+            if !is_dir {
+                eprintln!(
+                    "strata sandbox: the cache mount at {target}: the image has something other than a directory there"
+                );
+                return Err(status::SETUP);
+            }
+            let source = if as_root {
+                format!("c/{cache}")
+            } else {
+                m.source_path().display().to_string()
+            };
+            cache += 1;
+            mount_bind(source.as_str(), at_path.as_str())
+                .map_err(|e| fail(&format!("cannot mount the cache at {target}"), e))?;
+        } else {
+            if is_dir {
+                eprintln!(
+                    "strata sandbox: the secret mount at {target}: the image has a directory there"
+                );
+                return Err(status::SETUP);
+            }
+            let file = format!("secrets/{secret}");
+            let bytes = std::mem::take(&mut secrets[secret]);
+            secret += 1;
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o400)
+                .open(&file)
+                .and_then(|mut f| f.write_all(&bytes))
+                .map_err(|e| fail("cannot write a secret", e))?;
+            mount_bind(file.as_str(), at_path.as_str())
+                .map_err(|e| fail(&format!("cannot mount the secret at {target}"), e))?;
+            // The descriptor is the mount point beneath: the bound secret
+            // is what the path opens now.
+            let bound = rustix::fs::openat2(
+                &merged,
+                rel,
+                OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+            )
+            .map_err(|e| fail(&format!("mount point {target}"), e))?;
+            let bound_path = format!("/proc/self/fd/{}", bound.as_raw_fd());
+            mount_remount(
+                bound_path.as_str(),
+                LOCKED | MountFlags::BIND | MountFlags::RDONLY,
+                c"",
+            )
+            .map_err(|e| fail(&format!("cannot make the secret at {target} read-only"), e))?;
+        }
+    }
+    if secret > 0 {
+        rustix::mount::unmount("secrets", UnmountFlags::DETACH)
+            .map_err(|e| fail("cannot detach the secrets' tmpfs", e))?;
+    }
+    Ok(())
 }
 
 /// Waits for `child`, killing it if stdin closes first (strata ended).
