@@ -249,3 +249,61 @@ fn mounts_are_checked_where_the_spec_says_them() {
     assert!(stderr.contains("secret file"), "{stderr}");
     assert!(stderr.contains("s.kdl:4:30"), "{stderr}");
 }
+
+#[test]
+fn two_composes_sharing_a_cache_mount_take_turns() {
+    let test = "two_composes_sharing_a_cache_mount_take_turns";
+    if !ready(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    // Two specs in two directories, one cache: each step writes its start,
+    // waits, and writes its end in the shared cache. Taking turns, the log
+    // holds each start right before its own end.
+    let mut children = Vec::new();
+    for name in ["a", "b"] {
+        let dir = busybox_dir(&tmp.path().join(name));
+        write_spec(
+            &dir,
+            &format!(
+                "    layer l {{\n        run \"echo start-{name} >> /c/log && sleep 2 && echo end-{name} >> /c/log && echo {name} > /done\" {{\n            cache \"/c\" id=\"shared\"\n        }}\n    }}"
+            ),
+        );
+        children.push(
+            std::process::Command::new(crate::support::strata_bin())
+                .args(["compose", "s.kdl", "--out", "out", "--quiet"])
+                .current_dir(&dir)
+                .env("STRATA_CACHE_DIR", &cache)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The log is in the cache mount's directory: read it through a third step.
+    let dir = busybox_dir(&tmp.path().join("c"));
+    write_spec(
+        &dir,
+        "    layer l {\n        run \"cat /c/log > /log\" {\n            cache \"/c\" id=\"shared\"\n        }\n    }",
+    );
+    strata_ok(
+        &dir,
+        &cache,
+        &["compose", "s.kdl", "--out", "out", "--quiet"],
+    );
+    let log = fs::read_to_string(unpack(&dir, &cache).join("log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        lines == ["start-a", "end-a", "start-b", "end-b"]
+            || lines == ["start-b", "end-b", "start-a", "end-a"],
+        "the steps overlapped: {lines:?}"
+    );
+}
