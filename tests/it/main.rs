@@ -19,6 +19,7 @@ mod outputs;
 mod real_tools;
 mod registry;
 mod repro;
+mod run_mounts;
 mod sandbox;
 mod sbom;
 mod snapshot;

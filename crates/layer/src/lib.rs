@@ -169,6 +169,31 @@ pub struct RunStep {
     /// The image's platform, `os/arch[/variant]`: a command of another
     /// architecture than the host's runs only through a binfmt handler.
     pub platform: String,
+    /// What is mounted for the command only (cache directories, secrets):
+    /// never in the layer, and in its key only by their declaration.
+    pub mounts: Vec<RunMount>,
+}
+
+/// A mount of a `run` step, as BuildKit's `RUN --mount`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMount {
+    /// A directory of strata's cache shared by the runs that name `id`,
+    /// read-write at `target`.
+    Cache { target: String, id: String },
+    /// Bytes read when the step runs, visible read-only at `target`.
+    Secret {
+        target: String,
+        source: SecretSource,
+    },
+}
+
+/// Where a secret's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A host file.
+    File(PathBuf),
+    /// An environment variable of strata's.
+    Env(String),
 }
 
 impl JobOp {

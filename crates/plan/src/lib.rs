@@ -22,6 +22,7 @@ mod index;
 mod inputs;
 mod keys;
 mod render;
+mod run_mounts;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -747,7 +748,12 @@ impl Planner<'_> {
                 command,
                 network,
                 user,
+                mounts,
             } => {
+                let mounts = mounts
+                    .iter()
+                    .map(|m| self.run_mount(&m.value))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let config = self.image_config.clone().unwrap_or_default();
                 (
                     JobOp::Run(strata_layer::RunStep {
@@ -761,6 +767,7 @@ impl Planner<'_> {
                         user: user.as_ref().map(|u| u.value.clone()),
                         platform: config.platform(),
                         network: network.as_ref().is_some_and(|n| n.value),
+                        mounts,
                     }),
                     None,
                 )

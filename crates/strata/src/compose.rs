@@ -609,6 +609,7 @@ fn build_one(
 }
 
 /// Build a layer of the spec into `blob`: its record (not yet stored).
+#[allow(clippy::too_many_arguments)] // the executor's state, passed through once
 fn built_record(
     plan: &Plan,
     layer: &LayerNode,

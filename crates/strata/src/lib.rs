@@ -83,6 +83,11 @@ pub enum Error {
     /// Problems in the spec, located; render with miette for snippets.
     #[error("{0}")]
     Spec(Box<Diagnostics>),
+    /// A build step that failed where the spec is right (a `run` command
+    /// that exits non-zero, an image with no `/bin/sh` to run it), located
+    /// in the spec: a failed build, not an invalid spec.
+    #[error("{0}")]
+    BuildFailed(Box<Diagnostics>),
     #[error("layer {layer}: {source}")]
     Layer {
         layer: String,
