@@ -8,6 +8,7 @@ mod cli;
 mod completions;
 mod demo;
 mod diff;
+mod exit_codes;
 mod hostile;
 mod json_output;
 mod layout_up_to_date;

@@ -5,10 +5,15 @@
 //! stdout carries data only (summaries, listings, JSON); progress, warnings
 //! and errors go to stderr.
 //!
-//! Exit codes: 0 success, 1 failure (build, cache, export, I/O), 2 usage
-//! error, 3 the spec is invalid (every problem is printed with its location),
-//! 4 `compose --locked` found images that differ from the lock. `strata diff`
-//! and `strata snapshot` exit 1 when they find a difference, like diff(1).
+//! Exit codes, one per kind of failure ([`strata::FailureKind`]): 0 success,
+//! 1 failure of the machine (I/O, cache, export, a registry), 2 usage error,
+//! 3 the spec is invalid (every problem is printed with its location, nothing
+//! was built), 4 `compose --locked` found images that differ from the lock,
+//! 5 the build failed on what the spec asked for (a `run` command that
+//! failed, a tarball refused, a `delete` of a missing path, an input that
+//! cannot be copied, a sandbox that cannot start, no `/bin/sh`). `strata
+//! diff` and `strata snapshot` exit 1 when they find a difference, like
+//! diff(1).
 
 mod cmd_cache;
 mod cmd_diff;
@@ -39,8 +44,10 @@ Examples:
   strata push target/images/tomcat:tomcat docker://registry.example.com/team/tomcat:1.0
   strata compose specs/tomcat.kdl --push docker://registry.example.com/team
 
-Exit codes: 0 success, 1 failure, 2 usage error, 3 invalid spec,
-4 the images differ from the lock (compose --locked).
+Exit codes: 0 success, 1 failure (I/O, cache, registry), 2 usage error,
+3 invalid spec (nothing built), 4 the images differ from the lock
+(compose --locked), 5 the build failed (a run command, a refused tarball,
+a delete of a missing path, the sandbox, no /bin/sh).
 The spec language: docs/spec.md.";
 
 /// Compose container images from a declarative KDL spec: a base rootfs plus
@@ -489,8 +496,25 @@ fn print_stdout(s: &str) {
 /// apart from 1, so CI can tell "the image drifted" from "the build broke".
 const LOCK_MISMATCH: u8 = 4;
 
+/// The exit code of a build that failed on what the spec asked for (a `run`
+/// command, a refused tarball, a `delete` of a missing path, the sandbox):
+/// apart from 3 (nothing was built, fix the spec) and 1 (the machine, the
+/// cache or a registry is in trouble).
+const BUILD_FAILED: u8 = 5;
+
+/// The exit code of an invalid spec.
+const INVALID_SPEC: u8 = 3;
+
+fn exit_code(e: &strata::Error) -> ExitCode {
+    match e.kind() {
+        strata::FailureKind::Spec => ExitCode::from(INVALID_SPEC),
+        strata::FailureKind::Build => ExitCode::from(BUILD_FAILED),
+        strata::FailureKind::Other => ExitCode::FAILURE,
+    }
+}
+
 fn report_error(e: &strata::Error) -> ExitCode {
-    if let strata::Error::Spec(diags) = e {
+    if let strata::Error::Spec(diags) | strata::Error::Build(diags) = e {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let theme = if color {
             miette::GraphicalTheme::unicode()
@@ -502,12 +526,17 @@ fn report_error(e: &strata::Error) -> ExitCode {
         let _ = handler.render_report(&mut s, diags.as_ref());
         eprint!("{s}");
         let n = diags.items.len();
+        let what = if matches!(e, strata::Error::Build(_)) {
+            "the build failed: "
+        } else {
+            ""
+        };
         eprintln!(
-            "strata: {n} error{} in {}",
+            "strata: {what}{n} error{} in {}",
             if n == 1 { "" } else { "s" },
             diags.src.name()
         );
-        return ExitCode::from(3);
+        return exit_code(e);
     }
     let mut msg = format!("strata: error: {e}");
     let mut source = std::error::Error::source(e);
@@ -519,5 +548,5 @@ fn report_error(e: &strata::Error) -> ExitCode {
         source = s.source();
     }
     eprintln!("{msg}");
-    ExitCode::FAILURE
+    exit_code(e)
 }

@@ -379,5 +379,22 @@ pub enum Error {
     BadCompression(String),
 }
 
+impl Error {
+    /// Whether the build failed on what the spec asked for (a refused or
+    /// corrupt tarball, a missing path to delete, an uncopyable input), as
+    /// opposed to the machine (I/O, a full disk) or a bad setting.
+    pub fn is_build_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::DeleteMissing { .. }
+                | Error::BadArchiveEntry { .. }
+                | Error::BadArchive { .. }
+                | Error::Limit { .. }
+                | Error::BadPath { .. }
+                | Error::Host { .. }
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests;

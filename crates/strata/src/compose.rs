@@ -385,7 +385,8 @@ fn build_all(
         .collect()
 }
 
-/// Several spec diagnostics become one report; otherwise the first error wins.
+/// Several spec diagnostics (or located build failures) become one report;
+/// otherwise the first error wins.
 fn merge_errors(errors: Vec<Error>) -> Error {
     let mut diags: Option<Box<strata_spec::Diagnostics>> = None;
     let mut other = None;
@@ -394,6 +395,13 @@ fn merge_errors(errors: Vec<Error>) -> Error {
             Error::Spec(d) => match &mut diags {
                 Some(all) => all.items.extend(d.items),
                 None => diags = Some(d),
+            },
+            // Located build failures are reported together, like spec errors.
+            Error::Build(d) => match &mut other {
+                Some(Error::Build(all)) => all.items.extend(d.items),
+                _ => {
+                    other.get_or_insert(Error::Build(d));
+                }
             },
             e => {
                 other.get_or_insert(e);
@@ -528,7 +536,7 @@ fn built_record(
         strata_layer::build(&layer.job, lower, blob, progress).map_err(|e| match e {
             strata_layer::Error::DeleteMissing { op, path } => {
                 let span = layer.op_spans.get(op).copied().unwrap_or(layer.span);
-                Error::Spec(Box::new(plan.diagnostic(
+                Error::Build(Box::new(plan.diagnostic(
                     SpecDiagnostic::new(
                         format!("cannot delete {path}: no layer below `{}` in image `{}` has it", layer.name, layer.image),
                         span,

@@ -113,6 +113,43 @@ pub enum Error {
     },
     #[error("{0}")]
     Other(String),
+    /// A build step that failed, located in the spec: a `run` command that
+    /// exited non-zero, a `delete` of a path no layer below has.
+    #[error("{0}")]
+    Build(Box<Diagnostics>),
+}
+
+/// The kinds of failure a front end tells apart (the `strata` binary gives
+/// each its own exit code), so a CI job can say "fix the spec" from "the build
+/// broke" from "the machine is in trouble".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The spec is invalid: nothing was built.
+    Spec,
+    /// A build step failed on what the spec asked for: a `run` command, a
+    /// tarball refused (unsafe entry, corrupt, over a limit), a `delete` of
+    /// a missing path, a host input that cannot be copied, a sandbox that
+    /// cannot start, an image without `/bin/sh`.
+    Build,
+    /// Anything else: I/O, the cache, a registry, the outputs.
+    Other,
+}
+
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Error::Spec(_) | Error::ReadSpec { .. } => FailureKind::Spec,
+            Error::Build(_) => FailureKind::Build,
+            Error::Layer { source, .. } if source.is_build_failure() => FailureKind::Build,
+            Error::Union(source) | Error::UnionLayer { source, .. }
+                if source.is_build_failure() =>
+            {
+                FailureKind::Build
+            }
+            _ => FailureKind::Other,
+        }
+    }
 }
 
 /// An error and its sources, on one line (`a: b: c`), each said once.

@@ -54,7 +54,7 @@ pub(crate) fn build(
                 let span = op
                     .and_then(|i| layer.op_spans.get(i).copied())
                     .unwrap_or(layer.span);
-                Error::Spec(Box::new(
+                Error::Build(Box::new(
                     plan.diagnostic(
                         SpecDiagnostic::new(
                             format!(

@@ -86,3 +86,25 @@ pub enum Error {
         output: String,
     },
 }
+
+impl Error {
+    /// Whether the build failed on what it was asked to do (a command that
+    /// failed, a sandbox that cannot start, an image without `/bin/sh`, a
+    /// layer or directory that cannot be applied or recorded), as opposed to
+    /// the machine's I/O.
+    pub fn is_build_failure(&self) -> bool {
+        // Not an exhaustive match: a new variant is the machine's trouble (1)
+        // until it is said to be the build's.
+        match self {
+            Error::Layer(e) => e.is_build_failure(),
+            e => matches!(
+                e,
+                Error::RunFailed { .. }
+                    | Error::Sandbox(_)
+                    | Error::BadLayer { .. }
+                    | Error::BadDir { .. }
+                    | Error::Model(_)
+            ),
+        }
+    }
+}
