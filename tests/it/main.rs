@@ -9,6 +9,7 @@ mod completions;
 mod demo;
 mod diff;
 mod exit_codes;
+mod docker;
 mod hostile;
 mod json_output;
 mod layout_up_to_date;
