@@ -10,6 +10,7 @@ mod demo;
 mod diff;
 mod exit_codes;
 mod docker;
+mod commit_exact;
 mod hostile;
 mod json_output;
 mod layout_up_to_date;

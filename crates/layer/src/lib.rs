@@ -37,6 +37,7 @@ mod pgzip;
 pub mod read;
 mod tree;
 mod ustar;
+mod xattr;
 
 pub use build::{BuildOutput, Progress, build};
 pub use compress::{Compression, MediaType};
@@ -44,6 +45,7 @@ pub use digest::Digest;
 pub use entries::{HostEntry, Source, build_entries};
 pub use host::{read_dir_stated, read_listed};
 pub use listing::{Entry, EntryKind, Listing, LowerView, list_blob};
+pub use xattr::{is_recorded as is_recorded_xattr, recorded_xattrs};
 
 use std::path::PathBuf;
 
@@ -295,8 +297,11 @@ pub enum JobOp {
     Delete { path: ImagePath },
     /// The difference between the union of the layers below and the host
     /// directory `dir`. Built by `strata-union` (which reads the layers
-    /// below), never by [`build`].
-    FromDir { dir: PathBuf },
+    /// below), never by [`build`]. Modes, owners and xattrs are recorded
+    /// exactly, as `docker commit` does, unless `normalize` (a tree checked
+    /// out from git): then only the exec bit counts and host owners never
+    /// reach the layer, as for `copy`.
+    FromDir { dir: PathBuf, normalize: bool },
     /// A command run on the union of the layers below; the layer is what it
     /// changed. Built by `strata-union`, never by [`build`].
     Run(RunStep),

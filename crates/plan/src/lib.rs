@@ -721,7 +721,8 @@ impl Planner<'_> {
                 },
                 None,
             ),
-            Op::FromDir { src } => {
+            Op::FromDir { src, normalize } => {
+                let normalize = normalize.as_ref().is_some_and(|n| n.value);
                 let host = self.input(src)?;
                 if !host.is_dir() {
                     return Err(SpecDiagnostic::new(
@@ -731,10 +732,17 @@ impl Planner<'_> {
                     )
                     .with_help("`from-dir` takes a directory: the layer makes the image below look like it"));
                 }
-                let digest = keys::digest_input(&host, self.memo.as_deref())
-                    .map_err(|e| io_diag(src, &host, e))?;
+                let digest = if normalize {
+                    keys::digest_input(&host, self.memo.as_deref())
+                } else {
+                    keys::digest_input_exact(&host, self.memo.as_deref())
+                }
+                .map_err(|e| io_diag(src, &host, e))?;
                 (
-                    JobOp::FromDir { dir: host.clone() },
+                    JobOp::FromDir {
+                        dir: host.clone(),
+                        normalize,
+                    },
                     Some(InputDigest {
                         src: src.value.clone(),
                         digest,

@@ -191,9 +191,14 @@ pub enum Op {
     /// `delete "/path"`: a whiteout for a path some lower layer has. A path
     /// with `*`, `?` or `[` is a glob matched against the layers below.
     Delete { path: Spanned<String> },
-    /// `from-dir "dir"`: the layer is the difference between the union of the
-    /// layers below and this host directory (relative to the spec file).
-    FromDir { src: Spanned<String> },
+    /// `from-dir "dir" [normalize=#true]`: the layer is the difference
+    /// between the union of the layers below and this host directory
+    /// (relative to the spec file), recorded exactly as `docker commit`
+    /// does, or with modes and owners normalised as for `copy`.
+    FromDir {
+        src: Spanned<String>,
+        normalize: Option<Spanned<bool>>,
+    },
     /// `run "command" [network=#true]`: the layer is what the command, run by
     /// `/bin/sh -c` on the layers below, changed.
     Run {

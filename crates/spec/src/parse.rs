@@ -83,7 +83,7 @@ fn usage(kind: &str) -> &'static str {
         "mkdir" => "mkdir \"/PATH\" [mode=0o755] [owner=\"UID:GID\"]",
         "symlink" => "symlink \"/PATH\" target=\"TARGET\" [owner=\"UID:GID\"]",
         "delete" => "delete \"/PATH\"",
-        "from-dir" => "from-dir \"DIR\"",
+        "from-dir" => "from-dir \"DIR\" [normalize=#true]",
         "run" => "run \"COMMAND\" [network=#true] [user=\"NAME[:GROUP]\"]",
         _ => "",
     }
@@ -1586,10 +1586,13 @@ impl Parser<'_> {
                 Op::Delete { path }
             }
             "from-dir" => {
-                let (arg, _) = self.one_arg(node, "directory", &[]);
+                let (arg, e) = self.one_arg(node, "directory", &["normalize"]);
                 let src =
                     arg.and_then(|a| self.checked(a, "a source directory", values::source_path))?;
-                Op::FromDir { src }
+                let normalize = e
+                    .prop("normalize")
+                    .and_then(|n| self.boolean(n, "`normalize`"));
+                Op::FromDir { src, normalize }
             }
             "run" => {
                 let (arg, e) = self.one_arg(node, "command", &["network", "user"]);

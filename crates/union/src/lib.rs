@@ -19,8 +19,9 @@
 //! Invariants: nothing is written outside the directory or layout a caller
 //! names, and temporary directories it removes; a layer is always written by
 //! `strata_layer` (sorted, normalised mtimes, the same bytes for the same
-//! entries); host owners reach a layer only where the operation is about the
-//! host's own state (`commit` as root, `run`), never for a spec's `from-dir`.
+//! entries); host owners reach a layer only where the operation records a
+//! tree exactly and can know them (`commit` and `from-dir` as root, `run`),
+//! never for `from-dir normalize=#true`.
 
 pub mod apply;
 pub mod diff;
