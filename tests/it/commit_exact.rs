@@ -157,3 +157,69 @@ fn a_chmod_alone_changes_the_from_dir_key() {
     let layer = commit_layer(dir, &cache, " normalize=#true");
     assert_eq!(layer, "", "normalised: {layer}");
 }
+
+/// A base whose `/tmp` is sticky and world-writable and whose `/srv` is a
+/// service's private directory, as a tarball.
+fn base_with_special_dirs(dir: &Path) {
+    let mut b = tar::Builder::new(fs::File::create(dir.join("base.tar")).unwrap());
+    for (path, mode, owner) in [
+        ("tmp/", 0o1777, 0),
+        ("srv/", 0o750, 33),
+        ("srv/www/", 0o2750, 33),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(mode);
+        h.set_uid(owner);
+        h.set_gid(owner);
+        h.set_size(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, path, &[][..]).unwrap();
+    }
+    b.into_inner().unwrap();
+}
+
+#[test]
+fn parents_keep_what_the_layers_below_gave_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, cache) = (tmp.path(), tmp.path().join("cache"));
+    base_with_special_dirs(dir);
+    fs::create_dir_all(dir.join("site/css")).unwrap();
+    fs::write(dir.join("site/index.html"), "hi").unwrap();
+    fs::write(dir.join("site/css/a.css"), "a").unwrap();
+    fs::write(
+        dir.join("s.kdl"),
+        "image app {\n    rootfs \"base.tar\"\n    layer l {\n        file \"/tmp/y\" \"y\"\n        copy \"site\" to=\"/srv/www/\"\n        file \"/new/deep/z\" \"z\"\n    }\n}\n",
+    )
+    .unwrap();
+    strata_ok(
+        dir,
+        &cache,
+        &["compose", "s.kdl", "--quiet", "--out", "out"],
+    );
+    let inspect = strata_ok(dir, &cache, &["inspect", "out:app", "--files"]);
+    let layer = layer_files(&inspect, 2);
+    for line in [
+        "/tmp/ dir 1777 0:0",
+        "/srv/ dir 0750 33:33",
+        // The destination of a directory copy that exists below.
+        "/srv/www/ dir 2750 33:33",
+        // What the copy brings is the host's, normalised.
+        "/srv/www/css/ dir 0755 0:0",
+        // Parents nothing below has.
+        "/new/ dir 0755 0:0",
+        "/new/deep/ dir 0755 0:0",
+    ] {
+        assert!(layer.contains(&format!("{line}\n")), "{line} in:\n{layer}");
+    }
+    // The layer read the base: it is planned after it.
+    let plan = strata_ok(dir, &cache, &["plan", "s.kdl", "--json"]);
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    let reads: Vec<bool> = plan["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["reads_below"].as_bool().unwrap_or(false))
+        .collect();
+    assert_eq!(reads, [false, true], "{plan}");
+}

@@ -328,8 +328,31 @@ pub struct RunStep {
 impl JobOp {
     /// Whether this operation needs the content of the layers below, which
     /// only `strata-union` can read: `from-dir` and `run`.
+    ///
+    /// (See also [`JobOp::keeps_lower_parents`].)
     pub fn reads_lower_content(&self) -> bool {
         matches!(self, JobOp::FromDir { .. } | JobOp::Run(_))
+    }
+
+    /// Whether the operation may write below a directory that the layers
+    /// below have, which then keeps their mode, owner and xattrs (as
+    /// Docker's COPY keeps existing parents): everything but a path right
+    /// under `/`, a `delete`, and what `strata-union` builds.
+    pub fn keeps_lower_parents(&self) -> bool {
+        let under = |p: &ImagePath| p.parent().is_some_and(|d| !d.is_root());
+        match self {
+            JobOp::Unpack { .. } => true,
+            JobOp::Copy { to, into_dir, .. } => *into_dir || under(to) || self.copies_a_tree(),
+            JobOp::File { path, .. } | JobOp::Mkdir { path, .. } | JobOp::Symlink { path, .. } => {
+                under(path)
+            }
+            JobOp::Delete { .. } | JobOp::FromDir { .. } | JobOp::Run(_) => false,
+        }
+    }
+
+    /// Whether a `copy` copies a directory (into its destination, which may exist).
+    fn copies_a_tree(&self) -> bool {
+        matches!(self, JobOp::Copy { src, .. } if src.is_dir())
     }
 }
 

@@ -562,8 +562,9 @@ impl Planner<'_> {
         for op in ops {
             match self.job_op(&op.value) {
                 Ok((job_op, input)) => {
-                    reads_below |=
-                        matches!(job_op, JobOp::Delete { .. }) || job_op.reads_lower_content();
+                    reads_below |= matches!(job_op, JobOp::Delete { .. })
+                        || job_op.reads_lower_content()
+                        || (!below.is_empty() && job_op.keeps_lower_parents());
                     job_ops.push(job_op);
                     op_spans.push(op.span);
                     inputs.extend(input);
