@@ -5,12 +5,13 @@
 mod big_layer;
 mod cache;
 mod cli;
+mod commit_exact;
 mod completions;
 mod demo;
 mod diff;
-mod exit_codes;
 mod docker;
-mod commit_exact;
+mod dockerfile_way;
+mod exit_codes;
 mod hostile;
 mod json_output;
 mod layout_up_to_date;

@@ -550,9 +550,20 @@ fn a_run_in_a_foreign_platform_image_is_refused_without_a_binfmt_handler() {
     if !ready(test) {
         return;
     }
-    let foreign = if std::env::consts::ARCH == "x86_64" { "arm64" } else { "amd64" };
-    let qemu = if foreign == "arm64" { "aarch64" } else { "x86_64" };
-    if Path::new("/proc/sys/fs/binfmt_misc").join(format!("qemu-{qemu}")).exists() {
+    let foreign = if std::env::consts::ARCH == "x86_64" {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    let qemu = if foreign == "arm64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    if Path::new("/proc/sys/fs/binfmt_misc")
+        .join(format!("qemu-{qemu}"))
+        .exists()
+    {
         eprintln!("SKIPPED {test}: this host has a binfmt handler for {foreign}");
         return;
     }
@@ -565,7 +576,11 @@ fn a_run_in_a_foreign_platform_image_is_refused_without_a_binfmt_handler() {
         ),
     )
     .unwrap();
-    let out = strata(&dir, &tmp.path().join("cache"), &["compose", "s.kdl", "--out", "out"]);
+    let out = strata(
+        &dir,
+        &tmp.path().join("cache"),
+        &["compose", "s.kdl", "--out", "out"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
@@ -573,4 +588,40 @@ fn a_run_in_a_foreign_platform_image_is_refused_without_a_binfmt_handler() {
             && stderr.contains("no binfmt handler"),
         "{stderr}"
     );
+}
+
+#[test]
+fn run_steps_start_the_running_binary_even_when_its_path_is_gone() {
+    let test = "run_steps_start_the_running_binary_even_when_its_path_is_gone";
+    if !ready(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = busybox_dir(tmp.path());
+    // The second step starts after the binary's path was removed, as when
+    // a rebuild or an upgrade replaces strata under a long compose.
+    write_spec(
+        &dir,
+        "    layer one { run \"sleep 3; echo one > /one\" }\n    layer two { run \"echo two > /two\" }",
+    );
+    let copy = tmp.path().join("strata-copy");
+    fs::copy(strata_bin(), &copy).unwrap();
+    let child = Command::new(&copy)
+        .current_dir(&dir)
+        .args(["compose", "s.kdl", "--out", "out", "--quiet", "--cache-dir"])
+        .arg(tmp.path().join("cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    fs::remove_file(&copy).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = unpack(&dir, &tmp.path().join("cache"));
+    assert_eq!(fs::read_to_string(root.join("two")).unwrap(), "two\n");
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
-use strata_layer::Digest;
+use strata_oci::Digest;
 
 use crate::{Cache, Error, io_err};
 
@@ -17,10 +17,10 @@ use crate::{Cache, Error, io_err};
 #[derive(Debug, Clone, Serialize)]
 pub struct EntryInfo {
     pub key: String,
-    pub blob: String,
+    pub blob: strata_oci::Digest,
     /// Compressed size of the blob.
     pub size: u64,
-    pub media_type: String,
+    pub media_type: strata_oci::MediaType,
     /// When the entry was last written or hit.
     #[serde(skip)]
     pub last_used: SystemTime,
@@ -70,9 +70,9 @@ impl Cache {
                 .unwrap_or(SystemTime::UNIX_EPOCH);
             out.push(EntryInfo {
                 key: key.to_owned(),
-                blob: rec.blob.to_string(),
-                size: rec.size,
-                media_type: rec.media_type,
+                blob: rec.desc.blob,
+                size: rec.desc.size,
+                media_type: rec.desc.media_type,
                 last_used,
                 last_used_unix: last_used
                     .duration_since(SystemTime::UNIX_EPOCH)
@@ -108,7 +108,7 @@ impl Cache {
             report.checked += 1;
             match self.get_checked(&key, true, true)? {
                 Ok(rec) => {
-                    referenced.insert(rec.blob);
+                    referenced.insert(rec.desc.blob);
                 }
                 Err(crate::Miss::Dropped(reason)) => report.removed.push((key, reason)),
                 Err(crate::Miss::Absent) => {}
@@ -191,7 +191,7 @@ impl Cache {
         // Oldest last: pop from the end.
         let now = SystemTime::now();
         let total = |es: &[EntryInfo]| -> u64 {
-            let blobs: BTreeMap<&str, u64> = es.iter().map(|e| (e.blob.as_str(), e.size)).collect();
+            let blobs: BTreeMap<Digest, u64> = es.iter().map(|e| (e.blob, e.size)).collect();
             blobs.values().sum()
         };
         while let Some(oldest) = entries.last() {
@@ -213,8 +213,7 @@ impl Cache {
                 .to_owned(),
             ));
         }
-        let mut referenced: BTreeSet<Digest> =
-            entries.iter().filter_map(|e| e.blob.parse().ok()).collect();
+        let mut referenced: BTreeSet<Digest> = entries.iter().map(|e| e.blob).collect();
         referenced.extend(self.kept_small_blobs(older_than, false, &mut report)?);
         report.freed += self.remove_orphans(&referenced, &mut report.removed)?;
         Ok(report)

@@ -474,7 +474,7 @@ fn source_date_epoch() -> Result<Option<u64>, strata::Error> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if v.trim().is_empty() => Ok(None),
         Ok(v) => v.trim().parse().map(Some).map_err(|_| {
-            strata::Error::Other(format!(
+            strata::Error::Usage(format!(
                 "SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds"
             ))
         }),
@@ -507,6 +507,7 @@ const INVALID_SPEC: u8 = 3;
 
 fn exit_code(e: &strata::Error) -> ExitCode {
     match e.kind() {
+        strata::FailureKind::Usage => ExitCode::from(2),
         strata::FailureKind::Spec => ExitCode::from(INVALID_SPEC),
         strata::FailureKind::Build => ExitCode::from(BUILD_FAILED),
         strata::FailureKind::Other => ExitCode::FAILURE,

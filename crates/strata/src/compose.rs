@@ -7,8 +7,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use strata_cache::{Cache, InputIndex, LastBuild, LayerRecord, Miss};
 use strata_export::{ExportImage, LayerDesc};
-use strata_layer::MediaType;
-use strata_layer::listing::LowerView;
+use strata_layer::LowerView;
 use strata_plan::{DigestMemo, LayerNode, Plan, PlanOptions};
 use strata_spec::SpecDiagnostic;
 
@@ -154,7 +153,7 @@ pub fn compose(
     }
     let pool = pool
         .build()
-        .map_err(|e| Error::Other(format!("cannot start worker threads: {e}")))?;
+        .map_err(|e| Error::Workers(format!("cannot start them: {e}")))?;
     let mut remote_cache_fetched = None;
     if let Some(repo) = &cache_from {
         let registry = strata_registry::Registry::new(&strata_registry::Options {
@@ -184,22 +183,10 @@ pub fn compose(
         for &id in &img.layers {
             let r = &ready[id.0].record;
             let node = plan.layer(id);
-            // A record's media type is one strata wrote, or one checked when
-            // it came from a base or a remote cache; never guess another.
-            let media_type = MediaType::parse(&r.media_type).ok_or_else(|| {
-                Error::Other(format!(
-                    "layer {}: the cache record has an unknown media type {:?}",
-                    node.qualified_name(),
-                    r.media_type
-                ))
-            })?;
             layers.push(LayerDesc {
-                digest: r.blob,
-                diff_id: r.diff_id,
-                size: r.size,
-                media_type,
-                blob_path: cache.blob_path(&r.blob),
-                created_by: format!("strata: layer {}", node.name),
+                desc: r.desc,
+                blob_path: cache.blob_path(&r.desc.blob),
+                created_by: strata_layer::history::created_by(&node.name),
                 // A miss was hashed as the builder wrote it; a hit was
                 // checked by `Cache::get_head` (see its stamp rule).
                 verified: true,
@@ -261,8 +248,8 @@ pub fn compose(
             sbom,
             name: img.name.clone(),
             tag: img.tag.clone(),
-            manifest: ex.manifest.to_string(),
-            config: ex.config.to_string(),
+            manifest: ex.manifest,
+            config: ex.config,
             layers: img
                 .layers
                 .iter()
@@ -270,10 +257,7 @@ pub fn compose(
                     let r = &ready[id.0];
                     LayerReport {
                         name: plan.layer(id).qualified_name(),
-                        diff_id: r.record.diff_id.to_string(),
-                        digest: r.record.blob.to_string(),
-                        size: r.record.size,
-                        media_type: r.record.media_type.clone(),
+                        desc: r.record.desc,
                         cache: r.cache.clone(),
                         miss_reason: r.miss_reason.clone(),
                         key: plan.layer(id).key.hex(),
@@ -298,7 +282,7 @@ pub fn compose(
             .map(|(from, b)| crate::report::BaseReport {
                 from: from.clone(),
                 source: b.source.clone(),
-                manifest: b.manifest.to_string(),
+                manifest: b.manifest,
             })
             .collect(),
         remote_cache_fetched,
@@ -320,7 +304,7 @@ fn build_all(
         let wave: Vec<&LayerNode> = {
             let done = done
                 .lock()
-                .map_err(|_| Error::Other("a worker thread panicked".into()))?;
+                .map_err(|_| Error::Workers("one panicked".into()))?;
             plan.layers
                 .iter()
                 .filter(|l| done[l.id.0].is_none() && l.deps().iter().all(|d| done[d.0].is_some()))
@@ -335,7 +319,7 @@ fn build_all(
                 let (lower, below) = {
                     let mut done = done
                         .lock()
-                        .map_err(|_| Error::Other("a worker thread panicked".into()))?;
+                        .map_err(|_| Error::Workers("one panicked".into()))?;
                     let mut view = LowerView::new();
                     // `from-dir` and `run` read the layers' contents, not only the view.
                     let mut below = Vec::new();
@@ -357,7 +341,7 @@ fn build_all(
         {
             let mut done = done
                 .lock()
-                .map_err(|_| Error::Other("a worker thread panicked".into()))?;
+                .map_err(|_| Error::Workers("one panicked".into()))?;
             for r in results {
                 match r {
                     Ok((i, ready)) => done[i] = Some(ready),
@@ -371,12 +355,12 @@ fn build_all(
     }
     let done = done
         .into_inner()
-        .map_err(|_| Error::Other("a worker thread panicked".into()))?;
+        .map_err(|_| Error::Workers("one panicked".into()))?;
     done.into_iter()
         .enumerate()
         .map(|(i, r)| {
             r.ok_or_else(|| {
-                Error::Other(format!(
+                Error::Workers(format!(
                     "layer {} was never built",
                     plan.layers[i].qualified_name()
                 ))
@@ -411,7 +395,7 @@ fn merge_errors(errors: Vec<Error>) -> Error {
     match (diags, other) {
         (Some(d), _) => Error::Spec(d),
         (None, Some(e)) => e,
-        (None, None) => Error::Other("no error".into()),
+        (None, None) => Error::Workers("a build failed without saying why".into()),
     }
 }
 
@@ -451,7 +435,7 @@ fn build_one(
                 index,
                 name,
                 cache: CacheStatus::Hit,
-                size: record.size,
+                size: record.desc.size,
                 reason: None,
             });
             return Ok(Ready {
@@ -490,10 +474,7 @@ fn build_one(
         // A layer of an external base: its blob as it is, checked.
         let listing = crate::base::fetch_layer(layer, ext, cache, &mut blob)?;
         LayerRecord {
-            diff_id: ext.diff_id,
-            blob: ext.blob,
-            size: ext.size,
-            media_type: ext.media_type.clone(),
+            desc: ext.desc,
             listing,
         }
     } else {
@@ -508,7 +489,7 @@ fn build_one(
         index,
         name,
         cache: CacheStatus::Miss,
-        size: record.size,
+        size: record.desc.size,
         reason: Some(miss_reason.clone()),
     });
     Ok(Ready {
@@ -552,10 +533,7 @@ fn built_record(
         })
     }?;
     Ok(LayerRecord {
-        diff_id: out.diff_id,
-        blob: out.blob,
-        size: out.size,
-        media_type: out.media_type.as_str().to_owned(),
+        desc: out.desc,
         listing: out.listing,
     })
 }

@@ -41,6 +41,7 @@ pub use strata_spec::Diagnostics;
 pub use strata_union as union;
 
 use std::path::PathBuf;
+use strata_layer::Digest;
 
 /// A progress event of [`compose`]. Layer indices refer to the plan's layers.
 #[derive(Debug, Clone)]
@@ -111,8 +112,58 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// What the caller asked for cannot be done as asked (a flag that
+    /// needs another, a value out of its range): the message says how.
     #[error("{0}")]
-    Other(String),
+    Usage(String),
+    /// A layout holds several images and the command needs one.
+    #[error("{dir} holds {} images; name one as {dir}:NAME (one of: {})", names.len(), names.join(", "))]
+    WhichImage { dir: PathBuf, names: Vec<String> },
+    /// A layout or lock lacks the image a command named.
+    #[error("{target}: no image {name:?} in it (images: {})", available.join(", "))]
+    NoImage {
+        target: String,
+        name: String,
+        available: Vec<String>,
+    },
+    /// An external base (`from "oci:..."`, `from "docker://..."`) or a
+    /// shared layer record that strata refuses to build on.
+    #[error("{source_ref}: {reason}")]
+    BadSource { source_ref: String, reason: String },
+    /// Bytes that do not hash to the digest that names them.
+    #[error("{what} hashes to {found}, but {expected} was expected")]
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        found: Digest,
+    },
+    /// A layer's uncompressed tar that does not hash to its diff_id.
+    #[error("layer {layer}: its tar hashes to {found}, but its diff_id is {expected}")]
+    DiffIdMismatch {
+        layer: String,
+        expected: Digest,
+        found: Digest,
+    },
+    /// JSON strata wrote or read (a record, a manifest, a report).
+    #[error("{what}: {source}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An image whose time cannot be written as an RFC 3339 date.
+    #[error("image {image}: its time {created} is past the year 9999")]
+    TimeOutOfRange { image: String, created: u64 },
+    /// A layer's blob and its listing disagree (the SBOM reads both).
+    #[error("layer {layer}: {reason} /{path}")]
+    ListingMismatch {
+        layer: String,
+        path: String,
+        reason: &'static str,
+    },
+    /// The worker pool could not be started, or a worker panicked.
+    #[error("the build's worker threads: {0}")]
+    Workers(String),
     /// A build step that failed, located in the spec: a `run` command that
     /// exited non-zero, a `delete` of a path no layer below has.
     #[error("{0}")]
@@ -124,6 +175,9 @@ pub enum Error {
 /// broke" from "the machine is in trouble".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
+    /// The command was asked for something it cannot do as asked (a flag
+    /// that needs another, a value out of range).
+    Usage,
     /// The spec is invalid: nothing was built.
     Spec,
     /// A build step failed on what the spec asked for: a `run` command, a
@@ -139,6 +193,7 @@ impl Error {
     /// What kind of failure this is.
     pub fn kind(&self) -> FailureKind {
         match self {
+            Error::Usage(_) => FailureKind::Usage,
             Error::Spec(_) | Error::ReadSpec { .. } => FailureKind::Spec,
             Error::Build(_) => FailureKind::Build,
             Error::Layer { source, .. } if source.is_build_failure() => FailureKind::Build,

@@ -29,7 +29,10 @@ pub(crate) fn build(
     progress: strata_layer::Progress<'_>,
     warn: &dyn Fn(String),
 ) -> Result<BuildOutput, Error> {
-    let blobs: Vec<PathBuf> = below.iter().map(|r| cache.blob_path(&r.blob)).collect();
+    let blobs: Vec<PathBuf> = below
+        .iter()
+        .map(|r| cache.blob_path(&r.desc.blob))
+        .collect();
     let below: Vec<Below<'_>> = below
         .iter()
         .zip(&blobs)

@@ -126,9 +126,9 @@ impl RunDirs {
         let root = self._tmp.path();
         let log_path = root.join("output.log");
         let log = fs::File::create(&log_path).map_err(|e| io_err(&log_path, e))?;
-        let exe = std::env::current_exe()
-            .map_err(|e| Error::Sandbox(format!("cannot find the strata binary: {e}")))?;
-        let mut child = Command::new(&exe)
+        // Not `current_exe()`: a rebuild or upgrade of strata while a long
+        // compose runs would leave that path naming another binary, or none.
+        let mut child = Command::new(sandbox::SELF_EXE)
             .args(sandbox::stage1_args(
                 step.network,
                 step.workdir.as_deref().unwrap_or("/"),
@@ -142,7 +142,7 @@ impl RunDirs {
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
-            .map_err(|e| Error::Sandbox(format!("cannot start {}: {e}", exe.display())))?;
+            .map_err(|e| Error::Sandbox(format!("cannot start the strata binary again: {e}")))?;
         // Killing stage 1 on an early return also closes its stdin, which
         // ends the container.
         let result = self.drive(&mut child, &log_path);

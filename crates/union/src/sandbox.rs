@@ -43,6 +43,10 @@ use rustix::mount::{
     MountFlags, MountPropagationFlags, UnmountFlags, mount, mount_bind, mount_change, mount_remount,
 };
 
+/// The binary that is running, whatever became of the path it was started
+/// from: the kernel keeps it reachable here for as long as it runs.
+pub(crate) const SELF_EXE: &str = "/proc/self/exe";
+
 /// The first argument that makes the strata binary a sandbox stage.
 pub const ARG: &str = "__strata-sandbox";
 
@@ -234,9 +238,10 @@ fn stage1(a: &Args) -> i32 {
         return fail("cannot name the UTS namespace", e);
     }
 
-    let Ok(exe) = fs::read_link("/proc/self/exe") else {
-        return fail("cannot find the strata binary", "/proc/self/exe");
-    };
+    // The running binary itself, through the kernel's link: the path it was
+    // started from may have been replaced or removed since (an upgrade, a
+    // rebuild), and a path would then start another binary or none.
+    let exe = SELF_EXE;
     let err = match std::io::stderr().as_fd_dup() {
         Ok(f) => f,
         Err(e) => return fail("cannot duplicate stderr", e),

@@ -135,8 +135,14 @@ fn skopeo_reads_and_copies_the_docker_archive() {
         .args(["inspect", "--config"])
         .arg(format!("oci:{}:app", copy.display())));
     let config: serde_json::Value = serde_json::from_str(&config).unwrap();
-    assert_eq!(config["rootfs"]["diff_ids"][0], fx.base.diff_id.to_string());
-    assert_eq!(config["rootfs"]["diff_ids"][1], fx.app.diff_id.to_string());
+    assert_eq!(
+        config["rootfs"]["diff_ids"][0],
+        fx.base.desc.diff_id.to_string()
+    );
+    assert_eq!(
+        config["rootfs"]["diff_ids"][1],
+        fx.app.desc.diff_id.to_string()
+    );
 
     if have("umoci") {
         let bundle = fx.path("bundle");
