@@ -3,6 +3,7 @@
 //! machines-in-miniature, and conformance checked with real OCI tools.
 
 mod big_layer;
+mod build_args;
 mod cache;
 mod cli;
 mod commit_exact;

@@ -140,6 +140,10 @@ enum Command {
         /// registry repository, one artifact tagged strata-layer-KEY per layer.
         #[arg(long, value_name = "docker://HOST/REPO")]
         cache_to: Option<String>,
+        /// Set a build argument the spec declares with `arg NAME="default"`
+        /// (repeatable): substituted where the spec writes $NAME or ${NAME}.
+        #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_arg)]
+        args: Vec<(String, String)>,
     },
     /// Compose a spec and write its lock file next to it (SPEC with the
     /// extension .lock): every image's manifest and config digest, every
@@ -166,6 +170,10 @@ enum Command {
         /// Speak plain HTTP to registries (external bases), not HTTPS.
         #[arg(long)]
         insecure: bool,
+        /// Set a build argument (repeatable); the lock records every
+        /// argument's value.
+        #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_arg)]
+        args: Vec<(String, String)>,
     },
     /// Explain why two images differ: digests, config fields, and layer by
     /// layer the files added (+), removed (-) or changed (~). Each side is an
@@ -205,6 +213,9 @@ enum Command {
         /// Speak plain HTTP to registries (external bases), not HTTPS.
         #[arg(long)]
         insecure: bool,
+        /// Set a build argument (repeatable).
+        #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_arg)]
+        args: Vec<(String, String)>,
     },
     /// List the images, layers and config of an OCI layout.
     Inspect {
@@ -299,6 +310,7 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             insecure,
             cache_from,
             cache_to,
+            args,
         } => {
             let lock_flags = cmd_lock::before(&spec, locked, update_lock)?;
             // A bad destination fails before the build, not after it.
@@ -321,6 +333,7 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                 insecure,
                 cache_from,
                 cache_to,
+                args: args.into_iter().collect(),
                 // A locked compose uses the base digests of the lock, not
                 // whatever the tags name today.
                 base_pins: lock_flags
@@ -373,7 +386,17 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             quiet,
             json,
             insecure,
-        } => cmd_lock::run(&spec, out, jobs, cache_dir, quiet, json, insecure),
+            args,
+        } => cmd_lock::run(
+            &spec,
+            out,
+            jobs,
+            cache_dir,
+            quiet,
+            json,
+            insecure,
+            args.into_iter().collect(),
+        ),
         Command::Diff { a, b, json } => Ok(cmd_diff::run(&a, &b, json)),
         Command::Push(args) => {
             let mut out = String::new();
@@ -392,12 +415,14 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             dot,
             json,
             insecure,
+            args,
         } => {
             // External bases are resolved (and kept) through the default cache.
             let plan = strata::plan_spec_with_bases(
                 &spec,
                 strata::PlanOptions {
                     source_date_epoch: source_date_epoch()?,
+                    args: args.into_iter().collect(),
                     ..Default::default()
                 },
                 None,
@@ -458,6 +483,14 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                 ExitCode::FAILURE
             })
         }
+    }
+}
+
+/// `NAME=VALUE` of `--arg`.
+fn parse_arg(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, not {s:?}")),
     }
 }
 

@@ -49,6 +49,10 @@ pub struct PlanOptions {
     /// External bases (`from "oci:..."`, `from "docker://..."`), resolved by
     /// the caller, by the `from` text. A `from` missing here is an error.
     pub bases: BTreeMap<String, ExternalImage>,
+    /// The value of every build argument of the spec, which the caller has
+    /// substituted in it (`strata_spec::apply_args`); kept in the plan for
+    /// the lock and the report.
+    pub args: BTreeMap<String, String>,
 }
 
 /// An image outside the spec that a `from` names: its layers as they are,
@@ -87,6 +91,7 @@ impl std::fmt::Debug for PlanOptions {
             .field("source_date_epoch", &self.source_date_epoch)
             .field("memo", &self.memo.is_some())
             .field("bases", &self.bases.keys().collect::<Vec<_>>())
+            .field("args", &self.args)
             .finish()
     }
 }
@@ -107,6 +112,8 @@ pub struct Plan {
     pub indexes: Vec<IndexNode>,
     /// The external bases the images build on, by `from` text.
     pub bases: BTreeMap<String, ExternalImage>,
+    /// The build arguments and their values (see [`PlanOptions::args`]).
+    pub args: BTreeMap<String, String>,
 }
 
 /// One layer job.
@@ -418,6 +425,7 @@ impl Planner<'_> {
             images: images.into_iter().flatten().collect(),
             indexes,
             bases: opts.bases.clone(),
+            args: opts.args.clone(),
         })
     }
 

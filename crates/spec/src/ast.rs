@@ -48,6 +48,16 @@ pub struct Spec {
     pub images: Vec<Image>,
     /// The `index` nodes (multi-platform images), in spec order.
     pub indexes: Vec<Index>,
+    /// `arg NAME="default"`: build arguments, in spec order (see
+    /// [`crate::apply_args`]).
+    pub args: Vec<ArgDecl>,
+}
+
+/// One build argument: `arg NAME="default"` (or `arg NAME`, empty by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgDecl {
+    pub name: Spanned<String>,
+    pub default: Option<Spanned<String>>,
 }
 
 /// One `index NAME { image A; image B }` node: images of this spec for

@@ -20,6 +20,8 @@ use crate::{
     SpecDiagnostic,
 };
 
+mod args;
+
 /// The nodes of each context, in the order `docs/spec.md` lists them (the
 /// order of the "takes:" hints).
 const TOP_NODES: &[&str] = &[
@@ -29,6 +31,7 @@ const TOP_NODES: &[&str] = &[
     "compression",
     "inputs-root",
     "limits",
+    "arg",
 ];
 const IMAGE_NODES: &[&str] = &[
     "from",
@@ -84,6 +87,7 @@ fn usage(kind: &str) -> &'static str {
         "symlink" => "symlink \"/PATH\" target=\"TARGET\" [owner=\"UID:GID\"]",
         "delete" => "delete \"/PATH\"",
         "from-dir" => "from-dir \"DIR\" [normalize=#true]",
+        "arg" => "arg NAME=\"default\" (or `arg NAME`; set with --arg NAME=VALUE)",
         "run" => "run \"COMMAND\" [network=#true] [user=\"NAME[:GROUP]\"]",
         _ => "",
     }
@@ -145,6 +149,21 @@ pub enum ReadError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Invalid(#[from] Box<Diagnostics>),
+    /// `--arg NAME=VALUE` for a NAME the spec does not declare with `arg`.
+    #[error(
+        "--arg {name}: {spec} declares no argument {name}{}",
+        match (suggestion, declared.is_empty()) {
+            (Some(s), _) => format!("; did you mean `{s}`?"),
+            (None, true) => " (it declares none: add `arg NAME=\"default\"` to it)".to_owned(),
+            (None, false) => format!(" (it declares: {})", declared.join(", ")),
+        }
+    )]
+    UnknownArg {
+        name: String,
+        spec: String,
+        suggestion: Option<String>,
+        declared: Vec<String>,
+    },
 }
 
 /// Read and parse a spec file.
@@ -678,6 +697,7 @@ impl Parser<'_> {
             limits: Limits::default(),
             images: Vec::new(),
             indexes: Vec::new(),
+            args: Vec::new(),
         };
         let mut seen = BTreeMap::new();
         let mut image_names = BTreeMap::new();
@@ -690,6 +710,7 @@ impl Parser<'_> {
                         spec.images.push(image);
                     }
                 }
+                "arg" => self.arg(node, &mut spec.args),
                 "index" => {
                     if let Some(index) = self.index(node) {
                         spec.indexes.push(index);

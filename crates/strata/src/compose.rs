@@ -52,12 +52,29 @@ pub struct ComposeOptions {
     pub cache_to: Option<String>,
     /// Manifest digests for external bases named by tag (from a lock).
     pub base_pins: std::collections::BTreeMap<String, strata_layer::Digest>,
+    /// `--arg NAME=VALUE`: values of the spec's build arguments (`arg`),
+    /// over their defaults. A name the spec does not declare is an error.
+    pub args: std::collections::BTreeMap<String, String>,
 }
 
 /// Read and plan a spec.
 pub fn plan_spec(spec_path: &Path, opts: &PlanOptions) -> Result<Plan, Error> {
+    let mut opts = opts.clone();
+    let spec = read_spec(spec_path, &mut opts.args)?;
+    strata_plan::plan(&spec, spec_path, &opts).map_err(|d| Error::Spec(Box::new(d)))
+}
+
+/// Read a spec and substitute its build arguments: `args` holds the values
+/// given (`--arg`) on the way in, and every declared argument's value on the
+/// way out.
+pub(crate) fn read_spec(
+    spec_path: &Path,
+    args: &mut std::collections::BTreeMap<String, String>,
+) -> Result<strata_spec::Spec, Error> {
     let spec = strata_spec::read(spec_path)?;
-    strata_plan::plan(&spec, spec_path, opts).map_err(|d| Error::Spec(Box::new(d)))
+    let (spec, values) = strata_spec::apply_args(&spec, args)?;
+    *args = values;
+    Ok(spec)
 }
 
 fn blake3_hex(d: &[u8; 32]) -> String {
@@ -131,6 +148,7 @@ pub fn compose(
         PlanOptions {
             source_date_epoch: opts.source_date_epoch,
             memo: Some(index.clone()),
+            args: opts.args.clone(),
             ..Default::default()
         },
         Some(&cache),
@@ -285,6 +303,7 @@ pub fn compose(
                 manifest: b.manifest,
             })
             .collect(),
+        args: plan.args.clone(),
         remote_cache_fetched,
         remote_cache_pushed,
         elapsed_ms: started.elapsed().as_millis() as u64,

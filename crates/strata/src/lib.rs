@@ -229,6 +229,7 @@ impl From<strata_spec::ReadError> for Error {
                 source,
             },
             strata_spec::ReadError::Invalid(d) => Error::Spec(d),
+            e @ strata_spec::ReadError::UnknownArg { .. } => Error::Usage(e.to_string()),
         }
     }
 }
