@@ -51,6 +51,12 @@ image app {
 /// Compose `text` as a spec in a temporary directory; it must be refused as
 /// invalid (exit 3). Returns stderr with the directory replaced.
 fn invalid_spec_stderr(text: &str) -> String {
+    failed_compose_stderr(text, 3)
+}
+
+/// Compose `text` as a spec in a temporary directory; it must fail with
+/// `code`. Returns stderr with the directory replaced.
+fn failed_compose_stderr(text: &str, code: i32) -> String {
     let tmp = tempfile::tempdir().unwrap();
     write_spec(tmp.path(), text);
     let out = strata(
@@ -60,7 +66,7 @@ fn invalid_spec_stderr(text: &str) -> String {
     );
     assert_eq!(
         out.status.code(),
-        Some(3),
+        Some(code),
         "{}",
         stderr_of(&out, tmp.path())
     );
@@ -78,8 +84,10 @@ fn a_missing_input_points_at_the_spec() {
 
 #[test]
 fn deleting_what_no_lower_layer_has_points_at_the_delete() {
-    let err = invalid_spec_stderr(
+    // A failed build (5), located like a spec error.
+    let err = failed_compose_stderr(
         "image a {\n    layer one { file \"/etc/motd\" \"hi\" }\n    layer two {\n        delete \"/etc/motd\"\n        delete \"/etc/nothing\"\n    }\n}\n",
+        5,
     );
     assert!(err.contains("spec.kdl:5:9"), "{err}");
     assert!(err.contains("cannot delete /etc/nothing"), "{err}");

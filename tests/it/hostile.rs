@@ -218,7 +218,8 @@ fn hostile_tarballs_fail_with_the_archive_the_entry_and_the_spec_location() {
         let cache = p.path().join("cache");
         let layout = p.path().join("out");
         let out = p.compose(&cache, &layout, &[]);
-        assert_failed_cleanly(&out, 1, &layout, &cache, &cache_entries(&cache));
+        // A refused tarball is a failed build (5), not a broken machine (1).
+        assert_failed_cleanly(&out, 5, &layout, &cache, &cache_entries(&cache));
         report.push_str(&format!("{name}: {}", p.stderr(&out, &[])));
     }
     snapshot("hostile_tarballs", &report);
@@ -245,7 +246,7 @@ fn a_failed_compose_leaves_the_previous_layout_intact() {
         &tar(&[(b"app", b'2', b"", b"/"), (b"app/run", b'0', b"x", b"")]),
     );
     let out = p.compose(&cache, &layout, &[]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(5));
     let err = p.stderr(&out, &[]);
     assert_eq!(
         err,
@@ -276,7 +277,7 @@ fn limits_are_named_and_can_be_raised() {
     let cache = p.path().join("cache");
     let layout = p.path().join("out");
     let out = p.compose(&cache, &layout, &[]);
-    assert_failed_cleanly(&out, 1, &layout, &cache, &cache_entries(&cache));
+    assert_failed_cleanly(&out, 5, &layout, &cache, &cache_entries(&cache));
     assert_eq!(
         p.stderr(&out, &[]),
         "strata: error: layer app/rootfs (spec.kdl:3:12): many.tar: the archive has more than 10 entries (max-entries)\n"

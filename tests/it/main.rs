@@ -3,12 +3,16 @@
 //! machines-in-miniature, and conformance checked with real OCI tools.
 
 mod big_layer;
+mod build_args;
 mod cache;
 mod cli;
+mod commit_exact;
 mod completions;
 mod demo;
 mod diff;
+mod docker;
 mod dockerfile_way;
+mod exit_codes;
 mod hostile;
 mod json_output;
 mod layout_up_to_date;

@@ -76,7 +76,9 @@ pub fn compose(spec: &str, out: &Path, cache: &Path) -> strata::ComposeReport {
     };
     match strata::compose(&repo().join(spec), &opts, &|_| {}) {
         Ok(r) => r,
-        Err(strata::Error::Spec(d)) => panic!("{spec}:\n{}", d.render_plain()),
+        Err(strata::Error::Spec(d) | strata::Error::Build(d)) => {
+            panic!("{spec}:\n{}", d.render_plain())
+        }
         Err(e) => panic!("{spec}: {e}"),
     }
 }

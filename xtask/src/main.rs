@@ -28,7 +28,9 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if let Some(strata::Error::Spec(d)) = e.downcast_ref::<strata::Error>() {
+            if let Some(strata::Error::Spec(d) | strata::Error::Build(d)) =
+                e.downcast_ref::<strata::Error>()
+            {
                 let handler = miette::GraphicalReportHandler::new();
                 let mut s = String::new();
                 let _ = handler.render_report(&mut s, d.as_ref());

@@ -81,6 +81,8 @@ fn write(path: &Path, lock: &Lock) -> Result<bool, strata::Error> {
 }
 
 /// `strata lock SPEC`: compose, then write the lock next to the spec.
+// One parameter per flag of `strata lock`, as clap gives them.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     spec: &Path,
     out: Option<PathBuf>,
@@ -89,9 +91,11 @@ pub fn run(
     quiet: bool,
     json: bool,
     insecure: bool,
+    args: std::collections::BTreeMap<String, String>,
 ) -> Result<ExitCode, strata::Error> {
     use std::io::IsTerminal;
     let opts = strata::ComposeOptions {
+        args,
         out: out.unwrap_or_else(|| crate::default_out(spec)),
         jobs: jobs.map(usize::from),
         cache_dir,

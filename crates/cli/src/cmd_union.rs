@@ -12,7 +12,9 @@ pub enum UnionCommand {
     /// Materialise the union view of an image in a directory: every layer
     /// applied in order (whiteouts delete, opaque directories hide what was
     /// below, later entries win; hard links and symlinks kept), nothing ever
-    /// written outside DIR whatever the layers hold. Owners are set and
+    /// written outside DIR whatever the layers hold. Every entry gets the
+    /// mtime its layer gives it (as umoci does), so another tool that packs
+    /// DIR again sees only what was edited as changed. Owners are set and
     /// device nodes made only when running as root.
     Rootfs {
         /// LAYOUT:TAG (TAG is the image name in index.json).
@@ -36,8 +38,9 @@ pub enum UnionCommand {
     /// view and DIR (added and changed files, whiteouts for what is gone,
     /// opaque directories for replaced ones), as `docker commit` does, into
     /// the same layout as NEW. DIR is typically made by `strata rootfs` and
-    /// then changed. Modes are compared exactly, owners only when running
-    /// as root; otherwise a path keeps the owner the image gives it (0:0 when
+    /// then changed. Modes (setuid, setgid, sticky included) and xattrs are
+    /// compared exactly, so a chmod alone is recorded; owners only when
+    /// running as root; otherwise a path keeps the owner the image gives it (0:0 when
     /// new), and device nodes that DIR lacks are kept, since only root can
     /// make them.
     Commit {

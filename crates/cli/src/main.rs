@@ -5,10 +5,15 @@
 //! stdout carries data only (summaries, listings, JSON); progress, warnings
 //! and errors go to stderr.
 //!
-//! Exit codes: 0 success, 1 failure (build, cache, export, I/O), 2 usage
-//! error, 3 the spec is invalid (every problem is printed with its location),
-//! 4 `compose --locked` found images that differ from the lock. `strata diff`
-//! and `strata snapshot` exit 1 when they find a difference, like diff(1).
+//! Exit codes, one per kind of failure ([`strata::FailureKind`]): 0 success,
+//! 1 failure of the machine (I/O, cache, export, a registry), 2 usage error,
+//! 3 the spec is invalid (every problem is printed with its location, nothing
+//! was built), 4 `compose --locked` found images that differ from the lock,
+//! 5 the build failed on what the spec asked for (a `run` command that
+//! failed, a tarball refused, a `delete` of a missing path, an input that
+//! cannot be copied, a sandbox that cannot start, no `/bin/sh`). `strata
+//! diff` and `strata snapshot` exit 1 when they find a difference, like
+//! diff(1).
 
 mod cmd_cache;
 mod cmd_diff;
@@ -39,8 +44,10 @@ Examples:
   strata push target/images/tomcat:tomcat docker://registry.example.com/team/tomcat:1.0
   strata compose specs/tomcat.kdl --push docker://registry.example.com/team
 
-Exit codes: 0 success, 1 failure, 2 usage error, 3 invalid spec,
-4 the images differ from the lock (compose --locked).
+Exit codes: 0 success, 1 failure (I/O, cache, registry), 2 usage error,
+3 invalid spec (nothing built), 4 the images differ from the lock
+(compose --locked), 5 the build failed (a run command, a refused tarball,
+a delete of a missing path, the sandbox, no /bin/sh).
 The spec language: docs/spec.md.";
 
 /// Compose container images from a declarative KDL spec: a base rootfs plus
@@ -133,6 +140,10 @@ enum Command {
         /// registry repository, one artifact tagged strata-layer-KEY per layer.
         #[arg(long, value_name = "docker://HOST/REPO")]
         cache_to: Option<String>,
+        /// Set a build argument the spec declares with `arg NAME="default"`
+        /// (repeatable): substituted where the spec writes $NAME or ${NAME}.
+        #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_arg)]
+        args: Vec<(String, String)>,
     },
     /// Compose a spec and write its lock file next to it (SPEC with the
     /// extension .lock): every image's manifest and config digest, every
@@ -159,6 +170,10 @@ enum Command {
         /// Speak plain HTTP to registries (external bases), not HTTPS.
         #[arg(long)]
         insecure: bool,
+        /// Set a build argument (repeatable); the lock records every
+        /// argument's value.
+        #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_arg)]
+        args: Vec<(String, String)>,
     },
     /// Explain why two images differ: digests, config fields, and layer by
     /// layer the files added (+), removed (-) or changed (~). Each side is an
@@ -198,6 +213,9 @@ enum Command {
         /// Speak plain HTTP to registries (external bases), not HTTPS.
         #[arg(long)]
         insecure: bool,
+        /// Set a build argument (repeatable).
+        #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_arg)]
+        args: Vec<(String, String)>,
     },
     /// List the images, layers and config of an OCI layout.
     Inspect {
@@ -292,6 +310,7 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             insecure,
             cache_from,
             cache_to,
+            args,
         } => {
             let lock_flags = cmd_lock::before(&spec, locked, update_lock)?;
             // A bad destination fails before the build, not after it.
@@ -314,6 +333,7 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                 insecure,
                 cache_from,
                 cache_to,
+                args: args.into_iter().collect(),
                 // A locked compose uses the base digests of the lock, not
                 // whatever the tags name today.
                 base_pins: lock_flags
@@ -366,7 +386,17 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             quiet,
             json,
             insecure,
-        } => cmd_lock::run(&spec, out, jobs, cache_dir, quiet, json, insecure),
+            args,
+        } => cmd_lock::run(
+            &spec,
+            out,
+            jobs,
+            cache_dir,
+            quiet,
+            json,
+            insecure,
+            args.into_iter().collect(),
+        ),
         Command::Diff { a, b, json } => Ok(cmd_diff::run(&a, &b, json)),
         Command::Push(args) => {
             let mut out = String::new();
@@ -385,12 +415,14 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             dot,
             json,
             insecure,
+            args,
         } => {
             // External bases are resolved (and kept) through the default cache.
             let plan = strata::plan_spec_with_bases(
                 &spec,
                 strata::PlanOptions {
                     source_date_epoch: source_date_epoch()?,
+                    args: args.into_iter().collect(),
                     ..Default::default()
                 },
                 None,
@@ -454,6 +486,14 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
     }
 }
 
+/// `NAME=VALUE` of `--arg`.
+fn parse_arg(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, not {s:?}")),
+    }
+}
+
 /// `target/images/<spec file stem>`.
 fn default_out(spec: &Path) -> PathBuf {
     let stem = spec
@@ -489,9 +529,26 @@ fn print_stdout(s: &str) {
 /// apart from 1, so CI can tell "the image drifted" from "the build broke".
 const LOCK_MISMATCH: u8 = 4;
 
+/// The exit code of a build that failed on what the spec asked for (a `run`
+/// command, a refused tarball, a `delete` of a missing path, the sandbox):
+/// apart from 3 (nothing was built, fix the spec) and 1 (the machine, the
+/// cache or a registry is in trouble).
+const BUILD_FAILED: u8 = 5;
+
+/// The exit code of an invalid spec.
+const INVALID_SPEC: u8 = 3;
+
+fn exit_code(e: &strata::Error) -> ExitCode {
+    match e.kind() {
+        strata::FailureKind::Usage => ExitCode::from(2),
+        strata::FailureKind::Spec => ExitCode::from(INVALID_SPEC),
+        strata::FailureKind::Build => ExitCode::from(BUILD_FAILED),
+        strata::FailureKind::Other => ExitCode::FAILURE,
+    }
+}
+
 fn report_error(e: &strata::Error) -> ExitCode {
-    // A failed `run` step is located in the spec too, but is a failed build.
-    if let strata::Error::Spec(diags) | strata::Error::BuildFailed(diags) = e {
+    if let strata::Error::Spec(diags) | strata::Error::Build(diags) = e {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let theme = if color {
             miette::GraphicalTheme::unicode()
@@ -503,15 +560,17 @@ fn report_error(e: &strata::Error) -> ExitCode {
         let _ = handler.render_report(&mut s, diags.as_ref());
         eprint!("{s}");
         let n = diags.items.len();
+        let what = if matches!(e, strata::Error::Build(_)) {
+            "the build failed: "
+        } else {
+            ""
+        };
         eprintln!(
-            "strata: {n} error{} in {}",
+            "strata: {what}{n} error{} in {}",
             if n == 1 { "" } else { "s" },
             diags.src.name()
         );
-        if matches!(e, strata::Error::BuildFailed(_)) {
-            return ExitCode::FAILURE;
-        }
-        return ExitCode::from(3);
+        return exit_code(e);
     }
     let mut msg = format!("strata: error: {e}");
     let mut source = std::error::Error::source(e);
@@ -523,5 +582,5 @@ fn report_error(e: &strata::Error) -> ExitCode {
         source = s.source();
     }
     eprintln!("{msg}");
-    ExitCode::FAILURE
+    exit_code(e)
 }

@@ -39,6 +39,7 @@ pub mod read;
 mod spool;
 mod tree;
 mod ustar;
+mod xattr;
 
 pub use beneath::{AtReader, HostInput, open_file, read_dir_stated, read_link};
 pub use build::{BuildOutput, Progress, build};
@@ -52,6 +53,7 @@ pub use strata_oci::{
     BadLine, Digest, Entry, EntryKind, ImageConfig, ImagePath, LayerDescriptor, Listing, LowerView,
     MediaType, digest, history, whiteout,
 };
+pub use xattr::{is_recorded as is_recorded_xattr, recorded_xattrs};
 
 use std::path::PathBuf;
 
@@ -146,8 +148,11 @@ pub enum JobOp {
     Delete { path: ImagePath },
     /// The difference between the union of the layers below and the host
     /// directory `dir`. Built by `strata-union` (which reads the layers
-    /// below), never by [`build`].
-    FromDir { dir: PathBuf },
+    /// below), never by [`build`]. Modes, owners and xattrs are recorded
+    /// exactly, as `docker commit` does, unless `normalize` (a tree checked
+    /// out from git): then only the exec bit counts and host owners never
+    /// reach the layer, as for `copy`.
+    FromDir { dir: PathBuf, normalize: bool },
     /// A command run on the union of the layers below; the layer is what it
     /// changed. Built by `strata-union`, never by [`build`].
     Run(RunStep),
@@ -199,8 +204,31 @@ pub enum SecretSource {
 impl JobOp {
     /// Whether this operation needs the content of the layers below, which
     /// only `strata-union` can read: `from-dir` and `run`.
+    ///
+    /// (See also [`JobOp::keeps_lower_parents`].)
     pub fn reads_lower_content(&self) -> bool {
         matches!(self, JobOp::FromDir { .. } | JobOp::Run(_))
+    }
+
+    /// Whether the operation may write below a directory that the layers
+    /// below have, which then keeps their mode, owner and xattrs (as
+    /// Docker's COPY keeps existing parents): everything but a path right
+    /// under `/`, a `delete`, and what `strata-union` builds.
+    pub fn keeps_lower_parents(&self) -> bool {
+        let under = |p: &ImagePath| p.parent().is_some_and(|d| !d.is_root());
+        match self {
+            JobOp::Unpack { .. } => true,
+            JobOp::Copy { to, into_dir, .. } => *into_dir || under(to) || self.copies_a_tree(),
+            JobOp::File { path, .. } | JobOp::Mkdir { path, .. } | JobOp::Symlink { path, .. } => {
+                under(path)
+            }
+            JobOp::Delete { .. } | JobOp::FromDir { .. } | JobOp::Run(_) => false,
+        }
+    }
+
+    /// Whether a `copy` copies a directory (into its destination, which may exist).
+    fn copies_a_tree(&self) -> bool {
+        matches!(self, JobOp::Copy { src, .. } if src.is_dir())
     }
 }
 
@@ -266,6 +294,23 @@ pub enum Error {
     /// The job's compression settings are out of range.
     #[error("compression {0}")]
     BadCompression(String),
+}
+
+impl Error {
+    /// Whether the build failed on what the spec asked for (a refused or
+    /// corrupt tarball, a missing path to delete, an uncopyable input), as
+    /// opposed to the machine (I/O, a full disk) or a bad setting.
+    pub fn is_build_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::DeleteMissing { .. }
+                | Error::BadArchiveEntry { .. }
+                | Error::BadArchive { .. }
+                | Error::Limit { .. }
+                | Error::BadPath { .. }
+                | Error::Host { .. }
+        )
+    }
 }
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ pub struct BlobReader<'r> {
     name: PathBuf,
     /// The data size of the entry last returned, when it is a regular file.
     pending: u64,
+    /// The mtime of the entry last returned.
+    mtime: u64,
 }
 
 impl<'r> BlobReader<'r> {
@@ -54,6 +56,7 @@ impl<'r> BlobReader<'r> {
             format,
             name,
             pending: 0,
+            mtime: 0,
         })
     }
 
@@ -87,9 +90,17 @@ impl<'r> BlobReader<'r> {
                 if e.kind == EntryKind::File {
                     self.pending = raw.size;
                 }
+                self.mtime = raw.mtime;
                 return Ok(Some(e));
             }
         }
+    }
+
+    /// The modification time (seconds since the epoch) of the entry last
+    /// returned by [`BlobReader::next_entry`]. Not part of [`Entry`]: a
+    /// listing describes content, and every strata layer has one mtime.
+    pub fn mtime(&self) -> u64 {
+        self.mtime
     }
 
     /// The bytes of the regular file last returned by

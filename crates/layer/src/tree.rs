@@ -173,6 +173,11 @@ impl<'a> Tree<'a> {
                 None => {
                     if self.whiteouts.remove(&path) {
                         *opaque = self.lower.is_dir(&path);
+                    } else if !replace_meta {
+                        // A directory an operation merely needs (`copy` of a
+                        // directory into it) keeps what the layers below gave
+                        // it, as Docker's COPY keeps an existing destination.
+                        self.keep_lower_meta(&path, &mut node);
                     }
                 }
             }
@@ -204,9 +209,28 @@ impl<'a> Tree<'a> {
                 }
                 None => {
                     let opaque = self.whiteouts.remove(&a) && self.lower.is_dir(&a);
-                    self.nodes.insert(a, Node::implicit_dir(opaque));
+                    let mut node = Node::implicit_dir(opaque);
+                    if !opaque {
+                        // An existing parent keeps the mode, owner and
+                        // xattrs the layers below gave it (after `file
+                        // "/tmp/y"`, `/tmp` is still 1777); a missing one is
+                        // 0755 0:0.
+                        self.keep_lower_meta(&a, &mut node);
+                    }
+                    self.nodes.insert(a, node);
                 }
             }
+        }
+    }
+
+    /// Gives the directory `node` at `path` the metadata the layers below
+    /// give that directory, if they list it.
+    fn keep_lower_meta(&self, path: &ImagePath, node: &mut Node<'a>) {
+        if let Some(m) = self.lower.dir_meta(path) {
+            node.mode = m.mode;
+            node.uid = m.uid;
+            node.gid = m.gid;
+            node.xattrs = m.xattrs.clone();
         }
     }
 

@@ -233,6 +233,10 @@ pub(crate) struct RawEntry {
     pub size: u64,
     pub link: Vec<u8>,
     pub device: (u64, u64),
+    /// Seconds since the epoch (a PAX `mtime` record's whole seconds, else
+    /// the header's; 0 when neither can be read: it never decides whether
+    /// an entry is accepted).
+    pub mtime: u64,
     /// The entry's own PAX records (not the global ones), in archive order.
     pub pax: PaxRecords,
     /// Offset of the entry's data from the start of the archive.
@@ -483,6 +487,15 @@ impl<R: Skip> Reader<R> {
             if let Some(r) = pax_number(&pax, b"gid") {
                 gid = r.map_err(|()| bad("pax gid record"))?;
             }
+            let pax_mtime = pax
+                .iter()
+                .rev()
+                .find(|(k, _)| k == b"mtime")
+                .and_then(|(_, v)| {
+                    let whole = v.split(|&c| c == b'.').next().unwrap_or_default();
+                    std::str::from_utf8(whole).ok()?.parse().ok()
+                });
+            let mtime = pax_mtime.or_else(|| number(&b[136..148])).unwrap_or(0);
             return Ok(Some(RawEntry {
                 name,
                 typeflag,
@@ -492,6 +505,7 @@ impl<R: Skip> Reader<R> {
                 size,
                 link,
                 device,
+                mtime,
                 pax,
                 data_offset,
             }));

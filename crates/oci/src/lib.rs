@@ -30,6 +30,6 @@ pub mod whiteout;
 pub use config::ImageConfig;
 pub use descriptor::LayerDescriptor;
 pub use digest::{BadDigest, Digest, HashingWriter, digest_reader};
-pub use listing::{BadLine, Entry, EntryKind, Listing, LowerView};
+pub use listing::{BadLine, DirMeta, Entry, EntryKind, Listing, LowerView};
 pub use media::MediaType;
 pub use path::ImagePath;

@@ -343,10 +343,26 @@ mod escaped_opt {
 
 /// The union view of a stack of layers: which paths exist, and as what,
 /// after each layer's whiteouts and opaque directories hid what was below.
-/// Applied bottom-up, it answers what a `delete` may delete.
+/// Applied bottom-up, it answers what a `delete` may delete, and what mode,
+/// owner and xattrs an existing directory has, which a layer that writes
+/// below it keeps (as Docker's COPY does).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LowerView {
     paths: BTreeMap<ImagePath, EntryKind>,
+    /// The metadata of directories a layer listed (a parent no layer listed
+    /// has none: it is 0755 0:0, as an unpacker creates it).
+    dirs: BTreeMap<ImagePath, DirMeta>,
+}
+
+/// What a layer says of a directory besides its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirMeta {
+    /// Permission bits, `0o7777` mask.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Sorted by name.
+    pub xattrs: Vec<(String, Vec<u8>)>,
 }
 
 impl LowerView {
@@ -364,6 +380,7 @@ impl LowerView {
             match e.kind {
                 EntryKind::Whiteout => {
                     self.paths.remove(&e.path);
+                    self.dirs.remove(&e.path);
                     self.remove_below(&e.path);
                 }
                 EntryKind::Opaque => self.remove_below(&e.path),
@@ -377,10 +394,24 @@ impl LowerView {
             for a in e.path.ancestors() {
                 if self.paths.insert(a.clone(), EntryKind::Dir) != Some(EntryKind::Dir) {
                     self.remove_below(&a);
+                    self.dirs.remove(&a);
                 }
             }
-            if e.kind != EntryKind::Dir {
+            if e.kind == EntryKind::Dir {
+                let mut xattrs = e.xattrs.clone();
+                xattrs.sort();
+                self.dirs.insert(
+                    e.path.clone(),
+                    DirMeta {
+                        mode: e.mode & 0o7777,
+                        uid: e.uid,
+                        gid: e.gid,
+                        xattrs,
+                    },
+                );
+            } else {
                 self.remove_below(&e.path);
+                self.dirs.remove(&e.path);
             }
             self.paths.insert(e.path.clone(), e.kind);
         }
@@ -389,6 +420,7 @@ impl LowerView {
     fn remove_below(&mut self, path: &ImagePath) {
         if path.is_root() {
             self.paths.clear();
+            self.dirs.clear();
             return;
         }
         let mut lo = path.0.clone();
@@ -402,7 +434,14 @@ impl LowerView {
             .collect();
         for p in doomed {
             self.paths.remove(&p);
+            self.dirs.remove(&p);
         }
+    }
+
+    /// The mode, owner and xattrs the stack gives the directory `p`, if a
+    /// layer listed it.
+    pub fn dir_meta(&self, p: &ImagePath) -> Option<&DirMeta> {
+        self.dirs.get(p).filter(|_| self.is_dir(p))
     }
 
     /// Whether the stack shows `p` (the root always exists).

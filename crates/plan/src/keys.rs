@@ -226,10 +226,15 @@ pub fn layer_key(
                 e.field("op", b"delete").field("path", &path.0);
                 format!("delete {}", path.display())
             }
-            JobOp::FromDir { .. } => {
+            JobOp::FromDir { normalize, .. } => {
                 let input = inputs.next();
                 e.field("op", b"from-dir")
                     .field("input", &input.map_or([0; 32], |i| i.digest));
+                // Only the exact form adds a field: a `normalize=#true`
+                // layer keeps the key it had before exact was the default.
+                if !normalize {
+                    e.field("exact", b"");
+                }
                 format!("from-dir {}", input.map_or("?", |i| i.src.as_str()))
             }
             JobOp::Run(step) => {
@@ -388,6 +393,49 @@ pub fn digest_input(input: &HostInput, memo: Option<&dyn DigestMemo>) -> io::Res
         }
     }
     Ok(e.finish())
+}
+
+/// [`digest_input`] of a directory that a `from-dir` records exactly: its
+/// content, and every entry's permission bits (setuid, setgid, sticky),
+/// owner, device numbers and the xattrs it would record, so that a `chmod`
+/// or `chown` alone is a change of the layer's key.
+pub fn digest_input_exact(
+    input: &HostInput,
+    memo: Option<&dyn DigestMemo>,
+) -> io::Result<[u8; 32]> {
+    let mut e = Enc::new();
+    e.field("exact", &digest_input(input, memo)?);
+    digest_tree_meta(input.real(), &mut Vec::new(), &mut e)?;
+    Ok(e.finish())
+}
+
+/// The metadata of `dir` and everything under it, sorted by name bytes.
+fn digest_tree_meta(dir: &Path, rel: &mut Vec<u8>, e: &mut Enc) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(dir)?;
+    e.field("name", rel)
+        .field("mode", &(meta.mode() & 0o7777).to_le_bytes())
+        .field("uid", &meta.uid().to_le_bytes())
+        .field("gid", &meta.gid().to_le_bytes())
+        .field("rdev", &meta.rdev().to_le_bytes());
+    for (name, value) in strata_layer::recorded_xattrs(dir)? {
+        e.field("xattr", name.as_bytes()).field("value", &value);
+    }
+    if !meta.is_dir() {
+        return Ok(());
+    }
+    let mut names: Vec<OsString> = fs::read_dir(dir)?
+        .map(|d| d.map(|d| d.file_name()))
+        .collect::<io::Result<_>>()?;
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    for name in names {
+        let len = rel.len();
+        rel.push(b'/');
+        rel.extend_from_slice(name.as_bytes());
+        digest_tree_meta(&dir.join(&name), rel, e)?;
+        rel.truncate(len);
+    }
+    Ok(())
 }
 
 /// Files up to this size are read whole to be hashed.

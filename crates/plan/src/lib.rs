@@ -50,6 +50,10 @@ pub struct PlanOptions {
     /// External bases (`from "oci:..."`, `from "docker://..."`), resolved by
     /// the caller, by the `from` text. A `from` missing here is an error.
     pub bases: BTreeMap<String, ExternalImage>,
+    /// The value of every build argument of the spec, which the caller has
+    /// substituted in it (`strata_spec::apply_args`); kept in the plan for
+    /// the lock and the report.
+    pub args: BTreeMap<String, String>,
 }
 
 /// An image outside the spec that a `from` names: its layers as they are,
@@ -88,6 +92,7 @@ impl std::fmt::Debug for PlanOptions {
             .field("source_date_epoch", &self.source_date_epoch)
             .field("memo", &self.memo.is_some())
             .field("bases", &self.bases.keys().collect::<Vec<_>>())
+            .field("args", &self.args)
             .finish()
     }
 }
@@ -108,6 +113,8 @@ pub struct Plan {
     pub indexes: Vec<IndexNode>,
     /// The external bases the images build on, by `from` text.
     pub bases: BTreeMap<String, ExternalImage>,
+    /// The build arguments and their values (see [`PlanOptions::args`]).
+    pub args: BTreeMap<String, String>,
 }
 
 /// One layer job.
@@ -419,6 +426,7 @@ impl Planner<'_> {
             images: images.into_iter().flatten().collect(),
             indexes,
             bases: opts.bases.clone(),
+            args: opts.args.clone(),
         })
     }
 
@@ -562,8 +570,9 @@ impl Planner<'_> {
         for op in ops {
             match self.job_op(&op.value) {
                 Ok((job_op, input)) => {
-                    reads_below |=
-                        matches!(job_op, JobOp::Delete { .. }) || job_op.reads_lower_content();
+                    reads_below |= matches!(job_op, JobOp::Delete { .. })
+                        || job_op.reads_lower_content()
+                        || (!below.is_empty() && job_op.keeps_lower_parents());
                     job_ops.push(job_op);
                     op_spans.push(op.span);
                     inputs.extend(input);
@@ -721,7 +730,8 @@ impl Planner<'_> {
                 },
                 None,
             ),
-            Op::FromDir { src } => {
+            Op::FromDir { src, normalize } => {
+                let normalize = normalize.as_ref().is_some_and(|n| n.value);
                 let host = self.input(src)?;
                 if !host.is_dir() {
                     return Err(SpecDiagnostic::new(
@@ -731,11 +741,16 @@ impl Planner<'_> {
                     )
                     .with_help("`from-dir` takes a directory: the layer makes the image below look like it"));
                 }
-                let digest = keys::digest_input(&host, self.memo.as_deref())
-                    .map_err(|e| io_diag(src, host.path(), e))?;
+                let digest = if normalize {
+                    keys::digest_input(&host, self.memo.as_deref())
+                } else {
+                    keys::digest_input_exact(&host, self.memo.as_deref())
+                }
+                .map_err(|e| io_diag(src, host.path(), e))?;
                 (
                     JobOp::FromDir {
                         dir: host.path().to_owned(),
+                        normalize,
                     },
                     Some(InputDigest {
                         src: src.value.clone(),

@@ -48,6 +48,16 @@ pub struct Spec {
     pub images: Vec<Image>,
     /// The `index` nodes (multi-platform images), in spec order.
     pub indexes: Vec<Index>,
+    /// `arg NAME="default"`: build arguments, in spec order (see
+    /// [`crate::apply_args`]).
+    pub args: Vec<ArgDecl>,
+}
+
+/// One build argument: `arg NAME="default"` (or `arg NAME`, empty by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgDecl {
+    pub name: Spanned<String>,
+    pub default: Option<Spanned<String>>,
 }
 
 /// One `index NAME { image A; image B }` node: images of this spec for
@@ -191,9 +201,14 @@ pub enum Op {
     /// `delete "/path"`: a whiteout for a path some lower layer has. A path
     /// with `*`, `?` or `[` is a glob matched against the layers below.
     Delete { path: Spanned<String> },
-    /// `from-dir "dir"`: the layer is the difference between the union of the
-    /// layers below and this host directory (relative to the spec file).
-    FromDir { src: Spanned<String> },
+    /// `from-dir "dir" [normalize=#true]`: the layer is the difference
+    /// between the union of the layers below and this host directory
+    /// (relative to the spec file), recorded exactly as `docker commit`
+    /// does, or with modes and owners normalised as for `copy`.
+    FromDir {
+        src: Spanned<String>,
+        normalize: Option<Spanned<bool>>,
+    },
     /// `run "command" [network=#true]`: the layer is what the command, run by
     /// `/bin/sh -c` on the layers below, changed.
     Run {

@@ -179,7 +179,14 @@ impl Dumper<'_> {
                 )
             }
             Op::Delete { path } => self.s(path),
-            Op::FromDir { src } => self.s(src),
+            Op::FromDir { src, normalize } => format!(
+                "{}{}",
+                self.s(src),
+                normalize
+                    .as_ref()
+                    .map(|n| format!(" normalize={}{}", n.value, self.at(n.span)))
+                    .unwrap_or_default()
+            ),
             Op::Run {
                 command,
                 network,

@@ -8,6 +8,7 @@
 //! Invariants: this crate reads no file but the spec itself ([`read`]); it
 //! never panics on any input text; parsing is a pure function of the text.
 
+mod args;
 mod ast;
 mod diag;
 mod dump;
@@ -19,6 +20,7 @@ pub use suggest::did_you_mean;
 mod syntax;
 mod values;
 
+pub use args::{apply_args, substitute};
 pub use ast::*;
 pub use diag::{Diagnostics, SpecDiagnostic};
 pub use parse::{ReadError, parse, read};

@@ -23,6 +23,8 @@ use crate::{
     SpecDiagnostic,
 };
 
+mod args;
+
 /// The nodes of each context, in the order `docs/spec.md` lists them (the
 /// order of the "takes:" hints).
 const TOP_NODES: &[&str] = &[
@@ -32,6 +34,7 @@ const TOP_NODES: &[&str] = &[
     "compression",
     "inputs-root",
     "limits",
+    "arg",
 ];
 const IMAGE_NODES: &[&str] = &[
     "from",
@@ -86,7 +89,8 @@ fn usage(kind: &str) -> &'static str {
         "mkdir" => "mkdir \"/PATH\" [mode=0o755] [owner=\"UID:GID\"]",
         "symlink" => "symlink \"/PATH\" target=\"TARGET\" [owner=\"UID:GID\"]",
         "delete" => "delete \"/PATH\"",
-        "from-dir" => "from-dir \"DIR\"",
+        "from-dir" => "from-dir \"DIR\" [normalize=#true]",
+        "arg" => "arg NAME=\"default\" (or `arg NAME`; set with --arg NAME=VALUE)",
         "run" => "run \"COMMAND\" [network=#true] [user=\"NAME[:GROUP]\"]",
         _ => "",
     }
@@ -151,6 +155,21 @@ pub enum ReadError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Invalid(#[from] Box<Diagnostics>),
+    /// `--arg NAME=VALUE` for a NAME the spec does not declare with `arg`.
+    #[error(
+        "--arg {name}: {spec} declares no argument {name}{}",
+        match (suggestion, declared.is_empty()) {
+            (Some(s), _) => format!("; did you mean `{s}`?"),
+            (None, true) => " (it declares none: add `arg NAME=\"default\"` to it)".to_owned(),
+            (None, false) => format!(" (it declares: {})", declared.join(", ")),
+        }
+    )]
+    UnknownArg {
+        name: String,
+        spec: String,
+        suggestion: Option<String>,
+        declared: Vec<String>,
+    },
 }
 
 /// Read and parse a spec file.
@@ -681,6 +700,7 @@ impl Parser<'_> {
             limits: Limits::default(),
             images: Vec::new(),
             indexes: Vec::new(),
+            args: Vec::new(),
         };
         let mut seen = BTreeMap::new();
         let mut image_names = BTreeMap::new();
@@ -693,6 +713,7 @@ impl Parser<'_> {
                         spec.images.push(image);
                     }
                 }
+                "arg" => self.arg(node, &mut spec.args),
                 "index" => {
                     if let Some(index) = self.index(node) {
                         spec.indexes.push(index);
@@ -1589,10 +1610,13 @@ impl Parser<'_> {
                 Op::Delete { path }
             }
             "from-dir" => {
-                let (arg, _) = self.one_arg(node, "directory", &[]);
+                let (arg, e) = self.one_arg(node, "directory", &["normalize"]);
                 let src =
                     arg.and_then(|a| self.checked(a, "a source directory", values::source_path))?;
-                Op::FromDir { src }
+                let normalize = e
+                    .prop("normalize")
+                    .and_then(|n| self.boolean(n, "`normalize`"));
+                Op::FromDir { src, normalize }
             }
             "run" => {
                 let (arg, e) = self.run_arg(node);

@@ -518,7 +518,7 @@ pub fn plan_spec_with_bases(
     cache: Option<&Cache>,
     base_opts: &BaseOptions,
 ) -> Result<strata_plan::Plan, Error> {
-    let spec = strata_spec::read(spec_path)?;
+    let spec = crate::compose::read_spec(spec_path, &mut opts.args)?;
     let dir = spec_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

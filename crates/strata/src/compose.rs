@@ -52,12 +52,29 @@ pub struct ComposeOptions {
     pub cache_to: Option<String>,
     /// Manifest digests for external bases named by tag (from a lock).
     pub base_pins: std::collections::BTreeMap<String, strata_layer::Digest>,
+    /// `--arg NAME=VALUE`: values of the spec's build arguments (`arg`),
+    /// over their defaults. A name the spec does not declare is an error.
+    pub args: std::collections::BTreeMap<String, String>,
 }
 
 /// Read and plan a spec.
 pub fn plan_spec(spec_path: &Path, opts: &PlanOptions) -> Result<Plan, Error> {
+    let mut opts = opts.clone();
+    let spec = read_spec(spec_path, &mut opts.args)?;
+    strata_plan::plan(&spec, spec_path, &opts).map_err(|d| Error::Spec(Box::new(d)))
+}
+
+/// Read a spec and substitute its build arguments: `args` holds the values
+/// given (`--arg`) on the way in, and every declared argument's value on the
+/// way out.
+pub(crate) fn read_spec(
+    spec_path: &Path,
+    args: &mut std::collections::BTreeMap<String, String>,
+) -> Result<strata_spec::Spec, Error> {
     let spec = strata_spec::read(spec_path)?;
-    strata_plan::plan(&spec, spec_path, opts).map_err(|d| Error::Spec(Box::new(d)))
+    let (spec, values) = strata_spec::apply_args(&spec, args)?;
+    *args = values;
+    Ok(spec)
 }
 
 fn blake3_hex(d: &[u8; 32]) -> String {
@@ -176,6 +193,7 @@ fn plan_stage(
         PlanOptions {
             source_date_epoch: opts.source_date_epoch,
             memo: Some(index.clone()),
+            args: opts.args.clone(),
             ..Default::default()
         },
         Some(cache),
@@ -401,6 +419,7 @@ fn report_stage(
                 manifest: b.manifest,
             })
             .collect(),
+        args: plan.args.clone(),
         remote_cache_fetched,
         remote_cache_pushed,
         elapsed_ms: started.elapsed().as_millis() as u64,
@@ -485,7 +504,8 @@ fn build_all(
         .collect()
 }
 
-/// Several spec diagnostics become one report; otherwise the first error wins.
+/// Several spec diagnostics (or located build failures) become one report;
+/// otherwise the first error wins.
 fn merge_errors(errors: Vec<Error>) -> Error {
     let mut diags: Option<Box<strata_spec::Diagnostics>> = None;
     let mut other = None;
@@ -494,6 +514,13 @@ fn merge_errors(errors: Vec<Error>) -> Error {
             Error::Spec(d) => match &mut diags {
                 Some(all) => all.items.extend(d.items),
                 None => diags = Some(d),
+            },
+            // Located build failures are reported together, like spec errors.
+            Error::Build(d) => match &mut other {
+                Some(Error::Build(all)) => all.items.extend(d.items),
+                _ => {
+                    other.get_or_insert(Error::Build(d));
+                }
             },
             e => {
                 other.get_or_insert(e);
@@ -626,7 +653,7 @@ fn built_record(
         strata_layer::build(&layer.job, lower, blob, progress).map_err(|e| match e {
             strata_layer::Error::DeleteMissing { op, path } => {
                 let span = layer.op_spans.get(op).copied().unwrap_or(layer.span);
-                Error::Spec(Box::new(plan.diagnostic(
+                Error::Build(Box::new(plan.diagnostic(
                     SpecDiagnostic::new(
                         format!("cannot delete {path}: no layer below `{}` in image `{}` has it", layer.name, layer.image),
                         span,

@@ -83,11 +83,6 @@ pub enum Error {
     /// Problems in the spec, located; render with miette for snippets.
     #[error("{0}")]
     Spec(Box<Diagnostics>),
-    /// A build step that failed where the spec is right (a `run` command
-    /// that exits non-zero, an image with no `/bin/sh` to run it), located
-    /// in the spec: a failed build, not an invalid spec.
-    #[error("{0}")]
-    BuildFailed(Box<Diagnostics>),
     #[error("layer {layer}: {source}")]
     Layer {
         layer: String,
@@ -169,6 +164,48 @@ pub enum Error {
     /// The worker pool could not be started, or a worker panicked.
     #[error("the build's worker threads: {0}")]
     Workers(String),
+    /// A build step that failed where the spec is right, located in the
+    /// spec: a `run` command that exited non-zero, an image with no
+    /// `/bin/sh` to run it, a `delete` of a path no layer below has.
+    #[error("{0}")]
+    Build(Box<Diagnostics>),
+}
+
+/// The kinds of failure a front end tells apart (the `strata` binary gives
+/// each its own exit code), so a CI job can say "fix the spec" from "the build
+/// broke" from "the machine is in trouble".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The command was asked for something it cannot do as asked (a flag
+    /// that needs another, a value out of range).
+    Usage,
+    /// The spec is invalid: nothing was built.
+    Spec,
+    /// A build step failed on what the spec asked for: a `run` command, a
+    /// tarball refused (unsafe entry, corrupt, over a limit), a `delete` of
+    /// a missing path, a host input that cannot be copied, a sandbox that
+    /// cannot start, an image without `/bin/sh`.
+    Build,
+    /// Anything else: I/O, the cache, a registry, the outputs.
+    Other,
+}
+
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Error::Usage(_) => FailureKind::Usage,
+            Error::Spec(_) | Error::ReadSpec { .. } => FailureKind::Spec,
+            Error::Build(_) => FailureKind::Build,
+            Error::Layer { source, .. } if source.is_build_failure() => FailureKind::Build,
+            Error::Union(source) | Error::UnionLayer { source, .. }
+                if source.is_build_failure() =>
+            {
+                FailureKind::Build
+            }
+            _ => FailureKind::Other,
+        }
+    }
 }
 
 /// An error and its sources, on one line (`a: b: c`), each said once.
@@ -193,6 +230,7 @@ impl From<strata_spec::ReadError> for Error {
                 source,
             },
             strata_spec::ReadError::Invalid(d) => Error::Spec(d),
+            e @ strata_spec::ReadError::UnknownArg { .. } => Error::Usage(e.to_string()),
         }
     }
 }

@@ -83,6 +83,8 @@ pub struct Lock {
     /// Every external base: the `from` as written and the manifest digest it
     /// resolved to (for a tag, the digest it named when the lock was written).
     pub bases: Vec<(String, Digest)>,
+    /// Every build argument (`arg`) and the value the compose gave it.
+    pub args: Vec<(String, String)>,
     pub images: Vec<LockedImage>,
     /// Every layer once, in the order the images first name them.
     pub layers: Vec<LockedLayer>,
@@ -190,6 +192,11 @@ impl Lock {
                 .iter()
                 .map(|b| (b.from.clone(), b.manifest))
                 .collect(),
+            args: report
+                .args
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             images,
             layers,
         }
@@ -229,6 +236,11 @@ impl Lock {
         }
         for (from, manifest) in &self.bases {
             let _ = writeln!(s, "base {from} {manifest}");
+        }
+        for (name, value) in &self.args {
+            // Quoted as a JSON string: a value may hold spaces or newlines.
+            let quoted = serde_json::to_string(value).unwrap_or_default();
+            let _ = writeln!(s, "arg {name} {quoted}");
         }
         for img in &self.images {
             let _ = writeln!(s, "\nimage {}", img.name);
@@ -346,6 +358,7 @@ impl Parser<'_> {
             layer_format: String::new(),
             compression: Vec::new(),
             bases: Vec::new(),
+            args: Vec::new(),
             images: Vec::new(),
             layers: Vec::new(),
         };
@@ -396,6 +409,15 @@ impl Parser<'_> {
                                 .rsplit_once(' ')
                                 .ok_or_else(|| self.err("expected `base FROM DIGEST`"))?;
                             lock.bases.push((from.to_owned(), self.digest(digest)?));
+                        }
+                        "arg" => {
+                            let (name, quoted) = rest
+                                .split_once(' ')
+                                .ok_or_else(|| self.err("expected `arg NAME \"VALUE\"`"))?;
+                            let value: String = serde_json::from_str(quoted).map_err(|_| {
+                                self.err(format!("bad value {quoted:?} of arg {name}"))
+                            })?;
+                            lock.args.push((name.to_owned(), value));
                         }
                         "image" => {
                             lock.images.push(LockedImage {
@@ -758,6 +780,7 @@ mod tests {
             layer_format: "strata-layer-key-v1".into(),
             compression: vec!["gzip/x/6".into()],
             bases: vec![("docker://h.io/base:1".into(), d(7))],
+            args: vec![("VERSION".into(), "1 \"two\"\n".into())],
             images: vec![LockedImage {
                 name: "app".into(),
                 manifest: d(1),

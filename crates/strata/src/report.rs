@@ -121,6 +121,9 @@ pub struct ComposeReport {
     /// manifest digest each resolved to.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bases: Vec<BaseReport>,
+    /// The build arguments (`arg`) and their values.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub args: std::collections::BTreeMap<String, String>,
     /// `--cache-from`: layers fetched from the remote cache before building.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_cache_fetched: Option<usize>,

@@ -77,7 +77,7 @@ pub(crate) fn build(
     )
 }
 
-/// [`Error::BuildFailed`] at the `run` step of `layer` whose command is `command`.
+/// [`Error::Build`] at the `run` step of `layer` whose command is `command`.
 fn failed_at(plan: &Plan, layer: &LayerNode, command: &str, what: String, help: String) -> Error {
     let op = layer
         .job
@@ -87,7 +87,7 @@ fn failed_at(plan: &Plan, layer: &LayerNode, command: &str, what: String, help: 
     let span = op
         .and_then(|i| layer.op_spans.get(i).copied())
         .unwrap_or(layer.span);
-    Error::BuildFailed(Box::new(
+    Error::Build(Box::new(
         plan.diagnostic(
             SpecDiagnostic::new(
                 format!("layer `{}` of image `{}`: {what}", layer.name, layer.image),

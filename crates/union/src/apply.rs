@@ -15,7 +15,11 @@
 //! layers below left, so the paths this layer already wrote (tar order puts
 //! some names before `.wh..wh..opq`) are remembered and spared. Directory
 //! modes are applied last, deepest first, so that a read-only directory does
-//! not stop its own contents from being written.
+//! not stop its own contents from being written; their mtimes after that,
+//! because writing into a directory changes its mtime. Every entry gets the
+//! mtime its layer gives it, as umoci restores them, so that a tree
+//! unpacked, edited and packed again by another tool shows only what was
+//! edited as changed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
@@ -49,6 +53,8 @@ pub struct Applier {
     written: BTreeSet<ImagePath>,
     /// Every directory's mode, set at the end.
     dir_modes: BTreeMap<ImagePath, u32>,
+    /// Every directory's mtime from its layer, set after the modes.
+    dir_mtimes: BTreeMap<ImagePath, u64>,
     report: ApplyReport,
     /// The id map of a `run` step's namespace: owners are written as the
     /// host ids that stand for them there.
@@ -76,6 +82,7 @@ impl Applier {
             privileged,
             written: BTreeSet::new(),
             dir_modes: BTreeMap::new(),
+            dir_mtimes: BTreeMap::new(),
             report: ApplyReport::default(),
             shift: None,
             overlay: false,
@@ -112,6 +119,7 @@ impl Applier {
                 EntryKind::Opaque => self.hide(&e.path, false)?,
                 _ => {
                     self.put(&e, &mut reader, blob)?;
+                    self.mtime(&e, reader.mtime())?;
                     self.written.insert(e.path.clone());
                 }
             }
@@ -133,7 +141,34 @@ impl Applier {
                 _ => {}
             }
         }
+        for (path, mtime) in self.dir_mtimes.iter().rev() {
+            let host = self.host(path);
+            if fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
+                set_mtime(&host, *mtime)?;
+            }
+        }
         Ok(self.report)
+    }
+
+    /// Gives the entry `e`, just put, the mtime of its layer: now for what
+    /// is not a directory, at the end for a directory. A hard link is its
+    /// target's inode, and a device node not made has none.
+    fn mtime(&mut self, e: &Entry, mtime: u64) -> Result<(), Error> {
+        match e.kind {
+            EntryKind::Dir => {
+                self.dir_mtimes.insert(e.path.clone(), mtime);
+                Ok(())
+            }
+            EntryKind::Hardlink | EntryKind::Whiteout | EntryKind::Opaque => Ok(()),
+            _ if e.path.is_root() => Ok(()),
+            _ => {
+                let host = self.host(&e.path);
+                if fs::symlink_metadata(&host).is_err() {
+                    return Ok(());
+                }
+                set_mtime(&host, mtime)
+            }
+        }
     }
 
     fn host(&self, path: &ImagePath) -> PathBuf {
@@ -279,6 +314,7 @@ impl Applier {
                 .collect();
             for p in doomed {
                 self.dir_modes.remove(&p);
+                self.dir_mtimes.remove(&p);
             }
         } else {
             fs::remove_file(host).map_err(|e| io_err(host, e))?;
@@ -500,6 +536,25 @@ pub fn prepare_dir(dir: &Path) -> Result<(), Error> {
         }
         Err(e) => Err(io_err(dir, e)),
     }
+}
+
+/// Sets the access and modification times of `host` (not following a
+/// symlink) to `mtime` seconds since the epoch.
+fn set_mtime(host: &Path, mtime: u64) -> Result<(), Error> {
+    let t = rustix::fs::Timespec {
+        tv_sec: i64::try_from(mtime).unwrap_or(i64::MAX),
+        tv_nsec: 0,
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        host,
+        &rustix::fs::Timestamps {
+            last_access: t,
+            last_modification: t,
+        },
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| io_err(host, e.into()))
 }
 
 pub(crate) fn io_err(path: &Path, source: io::Error) -> Error {

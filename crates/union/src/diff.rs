@@ -13,10 +13,11 @@
 //! reset it to 0755 0:0.
 //!
 //! What "compared metadata" means is the caller's choice ([`DiffOptions`]):
-//! a spec's `from-dir` keeps builds reproducible (modes only by their exec
-//! bit, owners never from the host), `commit` records exact modes, and exact
-//! owners only when it runs as root (an unprivileged `rootfs` could not set
-//! them, so they carry no information).
+//! `commit` and a spec's `from-dir` record exact modes and xattrs, as `docker
+//! commit` does, and exact owners only when they run as root (an
+//! unprivileged `rootfs` could not set them, so they carry no information);
+//! `from-dir normalize=#true` keeps a checkout's tree reproducible (modes
+//! only by their exec bit, owners and xattrs never from the host).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -42,6 +43,11 @@ pub struct DiffOptions {
     /// A device node of the union that the directory lacks is kept rather
     /// than deleted (an unprivileged user cannot create one in a directory).
     pub keep_missing_devices: bool,
+    /// Compare and record the host's xattrs (those a layer records, see
+    /// [`strata_layer::recorded_xattrs`]): all of them with `owners`, the
+    /// `user.*` ones otherwise (the only ones an unprivileged `rootfs` could
+    /// set). The others are kept as the union has them.
+    pub xattrs: bool,
 }
 
 /// The entries of the layer that turns the union `lower` into the tree under `dir`.
@@ -137,7 +143,15 @@ impl Differ<'_> {
             let Some(low_dir) = low_dir else {
                 // New (or replacing a non-directory): everything below is new.
                 self.walk(host, path, false)?;
-                let e = self.new_entry(path, meta, low, Source::Dir { opaque: false }, 0o755);
+                let xattrs = self.xattrs_for(host, None)?;
+                let e = self.new_entry(
+                    path,
+                    meta,
+                    low,
+                    Source::Dir { opaque: false },
+                    0o755,
+                    xattrs,
+                );
                 self.out.push(e);
                 return Ok(true);
             };
@@ -153,11 +167,14 @@ impl Differ<'_> {
                     fs::symlink_metadata(host.join(std::ffi::OsStr::from_bytes(n))).is_err()
                 });
             let below = self.walk(host, path, !replaced)?;
-            let changed = !self.same_meta(meta, low_dir, true) || replaced;
+            let xattrs = self.xattrs_for(host, Some(low_dir))?;
+            let changed = !self.same_meta(meta, low_dir, true)
+                || replaced
+                || !same_xattrs(&xattrs, &low_dir.xattrs);
             if changed || below {
                 let source = Source::Dir { opaque: replaced };
                 let e = if changed {
-                    self.new_entry(path, meta, low, source, 0o755)
+                    self.new_entry(path, meta, low, source, 0o755, xattrs)
                 } else {
                     crate::squash::entry(path, low_dir, source)
                 };
@@ -166,6 +183,12 @@ impl Differ<'_> {
             }
             return Ok(false);
         }
+        // A symlink's xattrs are never recorded (Linux refuses `user.*` on one).
+        let xattrs = if ft.is_symlink() {
+            Vec::new()
+        } else {
+            self.xattrs_for(host, low)?
+        };
         let (source, normal) = if ft.is_file() {
             let size = meta.len();
             if let Some(n) = low
@@ -174,6 +197,7 @@ impl Differ<'_> {
                 } = &n.kind
                 && *s == size
                 && self.same_meta(meta, n, false)
+                && same_xattrs(&xattrs, &n.xattrs)
             {
                 let (found, _) = strata_layer::digest::digest_reader(std::io::BufReader::new(
                     fs::File::open(host).map_err(|e| io_err(host, e))?,
@@ -226,6 +250,7 @@ impl Differ<'_> {
             if let Some(n) = low
                 && n.kind == kind
                 && self.same_meta(meta, n, false)
+                && same_xattrs(&xattrs, &n.xattrs)
             {
                 return Ok(false);
             }
@@ -236,9 +261,27 @@ impl Differ<'_> {
                 reason: "a socket cannot be part of an image".to_owned(),
             });
         };
-        let e = self.new_entry(path, meta, low, source, normal);
+        let e = self.new_entry(path, meta, low, source, normal, xattrs);
         self.out.push(e);
         Ok(true)
+    }
+
+    /// The xattrs the layer gives `host` (whose union node is `low`), sorted:
+    /// with [`DiffOptions::xattrs`] the host's for the names it controls,
+    /// the union's for the others; without, the union's.
+    fn xattrs_for(&self, host: &Path, low: Option<&Node>) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let mut kept: Vec<(String, Vec<u8>)> = low.map(|n| n.xattrs.clone()).unwrap_or_default();
+        if !self.opts.xattrs {
+            return Ok(kept);
+        }
+        let controlled = |name: &str| {
+            strata_layer::is_recorded_xattr(name) && (self.opts.owners || name.starts_with("user."))
+        };
+        kept.retain(|(name, _)| !controlled(name));
+        let host_xattrs = strata_layer::recorded_xattrs(host).map_err(|e| io_err(host, e))?;
+        kept.extend(host_xattrs.into_iter().filter(|(name, _)| controlled(name)));
+        kept.sort();
+        Ok(kept)
     }
 
     /// Whether the host metadata matches the union's node, as the options compare it.
@@ -264,6 +307,7 @@ impl Differ<'_> {
         low: Option<&Node>,
         source: Source,
         normal: u32,
+        xattrs: Vec<(String, Vec<u8>)>,
     ) -> HostEntry {
         let host_mode = meta.mode() & 0o7777;
         let same_kind = low.is_some_and(|n| same_kind(&n.kind, &source));
@@ -293,12 +337,22 @@ impl Differ<'_> {
             mode,
             uid,
             gid,
-            xattrs: low
-                .filter(|_| same_kind)
-                .map(|n| n.xattrs.clone())
-                .unwrap_or_default(),
+            // A path that changed kind keeps none of the union's xattrs.
+            xattrs: if same_kind || self.opts.xattrs {
+                xattrs
+            } else {
+                Vec::new()
+            },
         }
     }
+}
+
+/// Whether the sorted `ours` are the union's `theirs`, in whatever order a
+/// tarball listed them.
+fn same_xattrs(ours: &[(String, Vec<u8>)], theirs: &[(String, Vec<u8>)]) -> bool {
+    let mut theirs = theirs.to_vec();
+    theirs.sort();
+    ours == theirs.as_slice()
 }
 
 fn same_kind(kind: &Kind, source: &Source) -> bool {

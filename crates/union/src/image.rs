@@ -117,6 +117,7 @@ pub fn commit(
             exact_modes: true,
             owners: root,
             keep_missing_devices: !root,
+            xattrs: true,
         },
     )?;
     write_image(

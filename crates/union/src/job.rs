@@ -48,15 +48,30 @@ pub fn build_job(
 ) -> Result<BuildOutput, Error> {
     let lower = Model::of(below.iter().map(|b| b.listing))?;
     let entries = match job.ops.as_slice() {
-        [JobOp::FromDir { dir }] => diff_dir(
+        [JobOp::FromDir { dir, normalize }] => diff_dir(
             &lower,
             dir,
-            // Reproducible whoever builds: modes by their exec bit, owners
-            // never from the host, device nodes never deleted.
-            DiffOptions {
-                exact_modes: false,
-                owners: false,
-                keep_missing_devices: true,
+            if *normalize {
+                // A checkout's tree, reproducible whoever builds: modes by
+                // their exec bit, owners and xattrs never from the host.
+                DiffOptions {
+                    exact_modes: false,
+                    owners: false,
+                    keep_missing_devices: true,
+                    xattrs: false,
+                }
+            } else {
+                // As `docker commit` records a container: every mode bit and
+                // xattr, and owners when running as root (as a non-root user
+                // every file is the user's, which says nothing). Device
+                // nodes are never deleted: an unprivileged `rootfs` cannot
+                // make them.
+                DiffOptions {
+                    exact_modes: true,
+                    owners: crate::apply::running_as_root(),
+                    keep_missing_devices: true,
+                    xattrs: true,
+                }
             },
         )?,
         ops => {

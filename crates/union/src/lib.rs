@@ -20,8 +20,9 @@
 //! Invariants: nothing is written outside the directory or layout a caller
 //! names, and temporary directories it removes; a layer is always written by
 //! `strata_layer` (sorted, normalised mtimes, the same bytes for the same
-//! entries); host owners reach a layer only where the operation is about the
-//! host's own state (`commit` as root, `run`), never for a spec's `from-dir`.
+//! entries); host owners reach a layer only where the operation records a
+//! tree exactly and can know them (`commit` and `from-dir` as root, `run`),
+//! never for `from-dir normalize=#true`.
 
 pub mod apply;
 pub mod diff;
@@ -106,4 +107,26 @@ pub enum Error {
         status: String,
         output: String,
     },
+}
+
+impl Error {
+    /// Whether the build failed on what it was asked to do (a command that
+    /// failed, a sandbox that cannot start, an image without `/bin/sh`, a
+    /// layer or directory that cannot be applied or recorded), as opposed to
+    /// the machine's I/O.
+    pub fn is_build_failure(&self) -> bool {
+        // Not an exhaustive match: a new variant is the machine's trouble (1)
+        // until it is said to be the build's.
+        match self {
+            Error::Layer(e) => e.is_build_failure(),
+            e => matches!(
+                e,
+                Error::RunFailed { .. }
+                    | Error::Sandbox(_)
+                    | Error::BadLayer { .. }
+                    | Error::BadDir { .. }
+                    | Error::Model(_)
+            ),
+        }
+    }
 }
