@@ -33,8 +33,9 @@
 //! root, so no host user reaches the setuid files of an image; `cache gc`
 //! (holding the cache's exclusive lock, so no run uses a snapshot) removes
 //! what no layer record names, and the `tmp-*` a killed compose left. Only used when strata runs as root: the
-//! shifted owners are then removable, and stage 1 of the sandbox opens the
-//! directories as root before it enters its namespace.
+//! shifted owners are then removable, and stage 1 of the sandbox binds the
+//! directories into the run's directory as root, before it enters its
+//! namespace.
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -58,6 +59,8 @@ pub struct Snapshots {
 impl Snapshots {
     /// The store under `root` (made 0700 if missing) for the range `ids`.
     pub fn open(root: &Path, ids: &IdMap) -> Result<Snapshots, Error> {
+        // Stage 1 binds the layers from the run's directory, not from here.
+        let root = &std::path::absolute(root).map_err(|e| io_err(root, e))?;
         let (uid, gid) = (ids.host_uid(0).unwrap_or(0), ids.host_gid(0).unwrap_or(0));
         let dir = root.join(format!("{uid}-{gid}"));
         for d in [root, &dir] {
