@@ -640,7 +640,7 @@ fn consecutive_run_layers_unpack_each_layer_below_once_and_see_the_union() {
     );
     strata_ok(
         &dir,
-        &cache,
+        cache,
         &["compose", "s.kdl", "--out", "out", "--quiet"],
     );
     let root = unpack(&dir, cache);
@@ -659,7 +659,7 @@ fn consecutive_run_layers_unpack_each_layer_below_once_and_see_the_union() {
     write_spec(&dir, &layers("cat /d/a > /again"));
     strata_ok(
         &dir,
-        &cache,
+        cache,
         &["compose", "s.kdl", "--out", "out", "--quiet"],
     );
     assert_eq!(unpacked(&cache_abs), first);
