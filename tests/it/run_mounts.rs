@@ -59,7 +59,8 @@ fn a_cache_mount_is_shared_by_later_composes_and_never_in_the_layer_or_key() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = busybox_dir(tmp.path());
-    let cache = tmp.path().join("cache");
+    // Relative to the spec's directory: the sandbox starts elsewhere.
+    let cache = Path::new("../cache");
     let step = |command: &str| {
         format!(
             "    layer deps {{\n        run \"{command}\" {{\n            cache \"/var/cache/apt\" id=\"apt\"\n            cache \"/root/.cache/new\"\n        }}\n    }}"
@@ -69,10 +70,10 @@ fn a_cache_mount_is_shared_by_later_composes_and_never_in_the_layer_or_key() {
     // the image lacks is made for the mount and is not in the layer either.
     let first = "ls /var/cache/apt > /first && echo one >> /var/cache/apt/count && echo n > /root/.cache/new/x";
     write_spec(&dir, &step(first));
-    compose(&dir, &cache);
-    let root = unpack(&dir, &cache);
+    compose(&dir, cache);
+    let root = unpack(&dir, cache);
     assert_eq!(fs::read_to_string(root.join("first")).unwrap(), "");
-    let inspect = strata_ok(&dir, &cache, &["inspect", "out:app", "--files"]);
+    let inspect = strata_ok(&dir, cache, &["inspect", "out:app", "--files"]);
     let files = layer_files(&inspect, 2);
     assert_eq!(
         files
@@ -89,12 +90,12 @@ fn a_cache_mount_is_shared_by_later_composes_and_never_in_the_layer_or_key() {
             "cat /var/cache/apt/count /root/.cache/new/x > /second && echo two >> /var/cache/apt/count",
         ),
     );
-    compose(&dir, &cache);
-    let root = unpack(&dir, &cache);
+    compose(&dir, cache);
+    let root = unpack(&dir, cache);
     assert_eq!(fs::read_to_string(root.join("second")).unwrap(), "one\nn\n");
     // The first step again: its key never saw the cache's content.
     write_spec(&dir, &step(first));
-    let json = compose(&dir, &cache);
+    let json = compose(&dir, cache);
     assert_eq!(caches(&json), ["hit", "hit"], "{json}");
 }
 

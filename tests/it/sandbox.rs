@@ -658,7 +658,9 @@ fn consecutive_run_layers_unpack_each_layer_below_once_and_see_the_union() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = busybox_dir(tmp.path());
-    let cache = tmp.path().join("cache");
+    // A cache dir relative to the spec's (the sandbox starts elsewhere).
+    let cache = Path::new("../cache");
+    let cache_abs = tmp.path().join("cache");
     // Each step sees what the one before wrote, with its owner and mode,
     // and not what it deleted; the directory it made opaque hides the base.
     let layers = |last: &str| {
@@ -674,17 +676,17 @@ fn consecutive_run_layers_unpack_each_layer_below_once_and_see_the_union() {
     );
     strata_ok(
         &dir,
-        &cache,
+        cache,
         &["compose", "s.kdl", "--out", "out", "--quiet"],
     );
-    let root = unpack(&dir, &cache);
+    let root = unpack(&dir, cache);
     assert_eq!(
         fs::read_to_string(root.join("seen")).unwrap(),
         "1000:50 640\n"
     );
     assert_eq!(fs::read_to_string(root.join("etc-now")).unwrap(), "only\n");
     // The base and the layers one and two, once each.
-    let first = unpacked(&cache);
+    let first = unpacked(&cache_abs);
     assert_eq!(first.len(), 3, "{first:?}");
     use std::os::unix::fs::MetadataExt;
     let inode = |p: &Path| fs::metadata(p).unwrap().ino();
@@ -693,12 +695,12 @@ fn consecutive_run_layers_unpack_each_layer_below_once_and_see_the_union() {
     write_spec(&dir, &layers("cat /d/a > /again"));
     strata_ok(
         &dir,
-        &cache,
+        cache,
         &["compose", "s.kdl", "--out", "out", "--quiet"],
     );
-    assert_eq!(unpacked(&cache), first);
+    assert_eq!(unpacked(&cache_abs), first);
     assert_eq!(first.iter().map(|p| inode(p)).collect::<Vec<_>>(), inodes);
     // They are the cache's: gc removes those no layer record names.
-    strata_ok(&dir, &cache, &["cache", "gc", "--max-size", "0"]);
-    assert_eq!(unpacked(&cache), Vec::<PathBuf>::new());
+    strata_ok(&dir, cache, &["cache", "gc", "--max-size", "0"]);
+    assert_eq!(unpacked(&cache_abs), Vec::<PathBuf>::new());
 }

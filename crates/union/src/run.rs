@@ -326,6 +326,8 @@ impl RunDirs {
                 RunMount::Cache { id, .. } => {
                     let (dir, lock) = match cache_mounts {
                         Some(base) => {
+                            // Stage 1 binds it from the run's directory.
+                            let base = &std::path::absolute(base).map_err(|e| io_err(base, e))?;
                             make_private_dir(base)?;
                             // By a digest of the id: any id is a safe name.
                             let name = Digest::of(id.as_bytes()).hex();

@@ -438,7 +438,7 @@ fn mount_all(mounts: &[Mount<'_>], as_root: bool, secrets: &mut [Vec<u8>]) -> Re
         Mode::empty(),
     )
     .map_err(|e| fail("cannot open the container's root", e))?;
-    if secrets.iter().len() > 0 {
+    if !secrets.is_empty() {
         fs::create_dir_all("secrets").map_err(|e| fail("cannot make secrets", e))?;
         mount("tmpfs", "secrets", "tmpfs", LOCKED, c"mode=0700,size=16m")
             .map_err(|e| fail("cannot mount the secrets' tmpfs", e))?;

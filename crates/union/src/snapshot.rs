@@ -33,8 +33,9 @@
 //! root, so no host user reaches the setuid files of an image; `cache gc`
 //! (holding the cache's exclusive lock, so no run uses a snapshot) removes
 //! what no layer record names, and the `tmp-*` a killed compose left. Only used when strata runs as root: the
-//! shifted owners are then removable, and stage 1 of the sandbox opens the
-//! directories as root before it enters its namespace.
+//! shifted owners are then removable, and stage 1 of the sandbox binds the
+//! directories into the run's directory as root, before it enters its
+//! namespace.
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -58,6 +59,8 @@ pub struct Snapshots {
 impl Snapshots {
     /// The store under `root` (made 0700 if missing) for the range `ids`.
     pub fn open(root: &Path, ids: &IdMap) -> Result<Snapshots, Error> {
+        // Stage 1 binds the layers from the run's directory, not from here.
+        let root = &std::path::absolute(root).map_err(|e| io_err(root, e))?;
         let (uid, gid) = (ids.host_uid(0).unwrap_or(0), ids.host_gid(0).unwrap_or(0));
         let dir = root.join(format!("{uid}-{gid}"));
         for d in [root, &dir] {
@@ -122,5 +125,90 @@ impl Snapshots {
         let path = tmp.keep();
         fs::rename(&path, &done).map_err(|e| io_err(&done, e))?;
         Ok(Some(done))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+    /// An uncompressed layer of `(path, kind, content)`: `d` a directory,
+    /// `f` a file.
+    fn layer(dir: &Path, name: &str, entries: &[(&str, char, &str)]) -> PathBuf {
+        let path = dir.join(name);
+        let mut b = tar::Builder::new(fs::File::create(&path).unwrap());
+        for (p, kind, content) in entries {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(if *kind == 'd' {
+                tar::EntryType::Directory
+            } else {
+                tar::EntryType::Regular
+            });
+            h.set_mode(if *kind == 'd' { 0o750 } else { 0o640 });
+            h.set_uid(1000);
+            h.set_gid(50);
+            h.set_size(content.len() as u64);
+            b.append_data(&mut h, p, content.as_bytes()).unwrap();
+        }
+        b.into_inner().unwrap();
+        path
+    }
+
+    #[test]
+    fn a_layer_unpacks_as_an_overlay_lower_directory_or_is_refused() {
+        if !crate::running_as_root() {
+            eprintln!(
+                "SKIPPED a_layer_unpacks_as_an_overlay_lower_directory_or_is_refused: needs root"
+            );
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let ids = IdMap::for_this_process();
+        let store = Snapshots::open(&tmp.path().join("unpacked"), &ids).unwrap();
+        let whole = layer(
+            tmp.path(),
+            "whole.tar",
+            &[
+                ("etc/", 'd', ""),
+                ("etc/.wh.old", 'f', ""),
+                ("opt/", 'd', ""),
+                ("opt/.wh..wh..opq", 'f', ""),
+                ("opt/new", 'f', "new"),
+            ],
+        );
+        let dir = store.get("aa", &whole).unwrap().expect("a lower directory");
+        let old = fs::symlink_metadata(dir.join("etc/old")).unwrap();
+        assert!(
+            old.file_type().is_char_device() && old.rdev() == 0,
+            "a whiteout"
+        );
+        let opaque = rustix::fs::lgetxattr(dir.join("opt"), "user.overlay.opaque", &mut [0u8; 4]);
+        assert_eq!(opaque.ok(), Some(1), "an opaque directory");
+        let new = fs::symlink_metadata(dir.join("opt/new")).unwrap();
+        assert_eq!(
+            (new.uid(), new.gid(), new.mode() & 0o7777),
+            (
+                ids.host_uid(1000).unwrap(),
+                ids.host_gid(50).unwrap(),
+                0o640
+            ),
+            "owners shifted into the range, modes kept"
+        );
+        assert_eq!(
+            fs::metadata(dir.join("opt")).unwrap().mode() & 0o7777,
+            0o750
+        );
+        // The second time, the same directory, not unpacked again.
+        let ino = fs::metadata(&dir).unwrap().ino();
+        let again = store.get("aa", &whole).unwrap().unwrap();
+        assert_eq!(fs::metadata(&again).unwrap().ino(), ino);
+        // A layer that implies `usr/` without an entry for it would hide the
+        // owner and mode of the `usr/` below: it is applied instead.
+        let implied = layer(tmp.path(), "implied.tar", &[("usr/bin/tool", 'f', "x")]);
+        assert_eq!(store.get("bb", &implied).unwrap(), None);
+        assert!(store.dir.join("bb.applied").exists());
+        assert!(!store.dir.join("bb").exists());
+        assert_eq!(store.get("bb", &implied).unwrap(), None);
     }
 }
