@@ -145,6 +145,8 @@ pub struct Universe {
     /// provided name -> (index, provided version).
     providers: BTreeMap<String, Vec<(usize, Option<Version>)>>,
     native: String,
+    /// Every architecture of a package but `all`.
+    arches: BTreeSet<String>,
 }
 
 impl Universe {
@@ -172,11 +174,17 @@ impl Universe {
                     .then(a.cmp(&b))
             });
         }
+        let arches = packages
+            .iter()
+            .filter(|p| p.arch != "all")
+            .map(|p| p.arch.clone())
+            .collect();
         Universe {
             packages,
             by_name,
             providers,
             native: native.to_owned(),
+            arches,
         }
     }
 
@@ -233,6 +241,15 @@ struct State<'u> {
     marked: BTreeMap<(String, String), usize>,
     /// name -> the requested version constraint that pins its candidate.
     pins: BTreeMap<String, (Op, Version)>,
+    /// A real or provided name -> the marked and installed packages that
+    /// have it, so that a dependency is checked against those only.
+    having: BTreeMap<String, Vec<HaveId>>,
+}
+
+#[derive(Clone, Copy)]
+enum HaveId {
+    Marked(usize),
+    Installed(usize),
 }
 
 /// Resolves `requests` against `universe`, on top of `installed`.
@@ -246,7 +263,13 @@ pub fn resolve(
         installed,
         marked: BTreeMap::new(),
         pins: BTreeMap::new(),
+        having: BTreeMap::new(),
     };
+    for (i, p) in installed.iter().enumerate() {
+        for n in std::iter::once(&p.name).chain(p.provides.iter().map(|r| &r.name)) {
+            st.having.entry(n.clone()).or_default().push(HaveId::Installed(i));
+        }
+    }
     for r in requests {
         if let Some(v) = &r.version {
             st.pins.insert(r.name.clone(), v.clone());
@@ -316,9 +339,37 @@ impl<'u> State<'u> {
         })
     }
 
+    fn have(&self, id: HaveId) -> Have<'_> {
+        match id {
+            HaveId::Marked(i) => {
+                let p = &self.u.packages[i];
+                Have {
+                    name: &p.name,
+                    arch: &p.arch,
+                    version: &p.version,
+                    multi_arch: p.multi_arch,
+                    provides: &p.provides,
+                }
+            }
+            HaveId::Installed(i) => {
+                let p = &self.installed[i];
+                Have {
+                    name: &p.name,
+                    arch: &p.arch,
+                    version: &p.version,
+                    multi_arch: p.multi_arch,
+                    provides: &p.provides,
+                }
+            }
+        }
+    }
+
     fn group_satisfied(&self, g: &Alternatives, from: &str) -> bool {
-        self.haves()
-            .any(|h| g.iter().any(|r| self.satisfies(&h, r, from)))
+        g.iter().any(|r| {
+            self.having
+                .get(&r.name)
+                .is_some_and(|ids| ids.iter().any(|&id| self.satisfies(&self.have(id), r, from)))
+        })
     }
 
     /// The candidate of `name` for architecture `arch` (or `all`).
@@ -338,13 +389,7 @@ impl<'u> State<'u> {
         if from != self.u.native {
             v.push(self.u.native.clone());
         }
-        let mut others: BTreeSet<String> = BTreeSet::new();
-        for p in &self.u.packages {
-            if p.arch != "all" && !v.contains(&p.arch) {
-                others.insert(p.arch.clone());
-            }
-        }
-        v.extend(others);
+        v.extend(self.u.arches.iter().filter(|a| **a != from && **a != self.u.native).cloned());
         v
     }
 
@@ -492,6 +537,9 @@ impl<'u> State<'u> {
             }),
             None => {
                 self.marked.insert(key, i);
+                for n in std::iter::once(&p.name).chain(p.provides.iter().map(|r| &r.name)) {
+                    self.having.entry(n.clone()).or_default().push(HaveId::Marked(i));
+                }
                 Ok(true)
             }
         }
@@ -604,5 +652,183 @@ impl<'u> State<'u> {
         } else {
             Err(ResolveError::Conflicts(found.into_iter().collect()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packages::parse_index;
+
+    /// An index from short records: `name version arch [Field: value]...`
+    /// separated by `;`.
+    fn universe(records: &[&str]) -> Universe {
+        let mut text = String::new();
+        for (i, r) in records.iter().enumerate() {
+            let mut parts = r.split(';').map(str::trim);
+            let head: Vec<&str> = parts.next().unwrap().split_whitespace().collect();
+            text.push_str(&format!(
+                "Package: {}\nVersion: {}\nArchitecture: {}\nFilename: pool/{i}.deb\nSize: 1\nSHA256: {:064x}\n",
+                head[0],
+                head[1],
+                head.get(2).unwrap_or(&"amd64"),
+                i
+            ));
+            for f in parts {
+                text.push_str(f);
+                text.push('\n');
+            }
+            text.push('\n');
+        }
+        Universe::new(parse_index("Packages", &text).unwrap(), "amd64")
+    }
+
+    fn req(s: &str) -> Request {
+        Request::parse(s).unwrap()
+    }
+
+    fn names(u: &Universe, installed: &[Installed], reqs: &[&str]) -> Result<Vec<String>, ResolveError> {
+        let reqs: Vec<Request> = reqs.iter().map(|r| req(r)).collect();
+        resolve(u, installed, &reqs).map(|r| r.packages.iter().map(|p| format!("{}={}", p.name, p.version)).collect())
+    }
+
+    #[test]
+    fn depends_and_pre_depends_highest_version() {
+        let u = universe(&[
+            "app 1 amd64; Depends: libc (>= 2), tool; Pre-Depends: init",
+            "libc 2 amd64",
+            "libc 3 amd64",
+            "tool 1 all; Depends: libc",
+            "init 1 amd64",
+            "unrelated 1 amd64",
+        ]);
+        assert_eq!(names(&u, &[], &["app"]).unwrap(), ["app=1", "init=1", "libc=3", "tool=1"]);
+    }
+
+    #[test]
+    fn alternatives_first_satisfiable_unless_one_is_chosen() {
+        let u = universe(&[
+            "a 1; Depends: x (>= 5) | y | z",
+            "x 1",
+            "y 1",
+            "z 1",
+            "b 1; Depends: z",
+        ]);
+        // x's candidate is too old, so y.
+        assert_eq!(names(&u, &[], &["a"]).unwrap(), ["a=1", "y=1"]);
+        // z already chosen (b first): the group is satisfied by it.
+        assert_eq!(names(&u, &[], &["b", "a"]).unwrap(), ["a=1", "b=1", "z=1"]);
+    }
+
+    #[test]
+    fn virtual_packages_and_versioned_provides() {
+        let u = universe(&[
+            "app 1; Depends: java-runtime (>= 17)",
+            "jre11 11; Provides: java-runtime (= 11)",
+            "jre17 17; Provides: java-runtime (= 17)",
+            "web 1; Depends: httpd",
+            "nginx 1; Provides: httpd; Priority: optional",
+            "apache2 1; Provides: httpd; Priority: optional",
+            "mail 1; Depends: mta",
+            "exim 1; Provides: mta",
+        ]);
+        assert_eq!(names(&u, &[], &["app"]).unwrap(), ["app=1", "jre17=17"]);
+        // Several providers: the name decides, deterministically.
+        assert_eq!(names(&u, &[], &["web"]).unwrap(), ["apache2=1", "web=1"]);
+        // Requested by name: one provider is taken, several are refused.
+        assert_eq!(names(&u, &[], &["mta"]).unwrap(), ["exim=1"]);
+        assert!(matches!(names(&u, &[], &["httpd"]), Err(ResolveError::Virtual { .. })));
+        // An unversioned provide does not satisfy a versioned dependency.
+        let u = universe(&["app 1; Depends: v (>= 1)", "p 1; Provides: v"]);
+        assert!(matches!(names(&u, &[], &["app"]), Err(ResolveError::Unsatisfiable { .. })));
+    }
+
+    #[test]
+    fn pins_are_the_candidate_for_dependencies_too() {
+        let u = universe(&["app 1; Depends: lib", "lib 1", "lib 2"]);
+        assert_eq!(names(&u, &[], &["app", "lib=1"]).unwrap(), ["app=1", "lib=1"]);
+        assert_eq!(names(&u, &[], &["lib (<< 2)"]).unwrap(), ["lib=1"]);
+        match names(&u, &[], &["lib (>= 3)"]) {
+            Err(ResolveError::NoVersion { available, .. }) => assert_eq!(available, "lib:amd64 1, lib:amd64 2"),
+            other => panic!("{other:?}"),
+        }
+        // A dependency the candidate does not satisfy is not satisfied by an
+        // older version (apt never reaches back).
+        let u = universe(&["app 1; Depends: lib (<< 2)", "lib 1", "lib 2"]);
+        assert!(matches!(names(&u, &[], &["app"]), Err(ResolveError::Unsatisfiable { .. })));
+    }
+
+    #[test]
+    fn multi_arch() {
+        let u = universe(&[
+            "app 1 amd64; Depends: perl:any, helper, lib",
+            "perl 1 arm64; Multi-Arch: allowed",
+            "helper 1 arm64; Multi-Arch: foreign",
+            "lib 1 arm64; Multi-Arch: same",
+            "lib 1 amd64; Multi-Arch: same",
+        ]);
+        let got = names(&u, &[], &["app"]).unwrap();
+        assert_eq!(got, ["app=1", "helper=1", "lib=1", "perl=1"]);
+        let r = resolve(&u, &[], &[req("app")]).unwrap();
+        let lib = r.packages.iter().find(|p| p.name == "lib").unwrap();
+        assert_eq!(lib.arch, "amd64", "a plain dependency takes its own architecture");
+        // Without Multi-Arch, another architecture does not satisfy.
+        let u = universe(&["app 1 amd64; Depends: tool", "tool 1 arm64"]);
+        assert!(matches!(names(&u, &[], &["app"]), Err(ResolveError::Unsatisfiable { .. })));
+    }
+
+    #[test]
+    fn installed_packages_are_not_installed_again() {
+        let u = universe(&["app 1; Depends: libc (>= 2)", "libc 3"]);
+        let installed = [Installed {
+            name: "libc".into(),
+            arch: "amd64".into(),
+            version: Version::parse("2.5").unwrap(),
+            multi_arch: MultiArch::Same,
+            provides: vec![],
+        }];
+        assert_eq!(names(&u, &installed, &["app"]).unwrap(), ["app=1"]);
+        assert_eq!(names(&u, &installed, &["libc"]).unwrap(), Vec::<String>::new());
+        assert!(matches!(names(&u, &installed, &["libc=3"]), Err(ResolveError::Installed { .. })));
+    }
+
+    #[test]
+    fn conflicts_and_breaks_are_reported() {
+        let u = universe(&[
+            "a 1; Conflicts: b",
+            "b 1",
+            "c 2; Breaks: d (<< 2)",
+            "d 1",
+            "mta1 1; Provides: mta; Conflicts: mta",
+            "mta2 1; Provides: mta; Conflicts: mta",
+        ]);
+        match names(&u, &[], &["a", "b", "c", "d"]) {
+            Err(ResolveError::Conflicts(list)) => {
+                assert_eq!(list.len(), 2, "{list:?}");
+                assert!(list[0].contains("a:amd64 1 conflicts with b: b:amd64 1"), "{list:?}");
+                assert!(list[1].contains("c:amd64 2 breaks d (<< 2)"), "{list:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A package that conflicts with what it provides is fine alone.
+        assert!(names(&u, &[], &["mta1"]).is_ok());
+        assert!(matches!(names(&u, &[], &["mta1", "mta2"]), Err(ResolveError::Conflicts(_))));
+    }
+
+    #[test]
+    fn required_base_and_missing_names() {
+        let u = universe(&["base-files 1; Priority: required", "bash 1; Priority: required; Essential: yes", "vim 1; Priority: optional"]);
+        let reqs = u.required();
+        assert_eq!(reqs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["base-files", "bash"]);
+        assert!(matches!(names(&u, &[], &["nope"]), Err(ResolveError::NoPackage { .. })));
+    }
+
+    #[test]
+    fn deep_chains_and_cycles_do_not_overflow() {
+        let mut recs: Vec<String> = (0..20_000).map(|i| format!("p{i} 1; Depends: p{}", i + 1)).collect();
+        recs.push("p20000 1; Depends: p0".into());
+        let refs: Vec<&str> = recs.iter().map(String::as_str).collect();
+        let u = universe(&refs);
+        assert_eq!(names(&u, &[], &["p0"]).unwrap().len(), 20_001);
     }
 }
