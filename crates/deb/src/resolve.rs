@@ -267,7 +267,10 @@ pub fn resolve(
     };
     for (i, p) in installed.iter().enumerate() {
         for n in std::iter::once(&p.name).chain(p.provides.iter().map(|r| &r.name)) {
-            st.having.entry(n.clone()).or_default().push(HaveId::Installed(i));
+            st.having
+                .entry(n.clone())
+                .or_default()
+                .push(HaveId::Installed(i));
         }
     }
     for r in requests {
@@ -366,9 +369,10 @@ impl<'u> State<'u> {
 
     fn group_satisfied(&self, g: &Alternatives, from: &str) -> bool {
         g.iter().any(|r| {
-            self.having
-                .get(&r.name)
-                .is_some_and(|ids| ids.iter().any(|&id| self.satisfies(&self.have(id), r, from)))
+            self.having.get(&r.name).is_some_and(|ids| {
+                ids.iter()
+                    .any(|&id| self.satisfies(&self.have(id), r, from))
+            })
         })
     }
 
@@ -389,7 +393,13 @@ impl<'u> State<'u> {
         if from != self.u.native {
             v.push(self.u.native.clone());
         }
-        v.extend(self.u.arches.iter().filter(|a| **a != from && **a != self.u.native).cloned());
+        v.extend(
+            self.u
+                .arches
+                .iter()
+                .filter(|a| **a != from && **a != self.u.native)
+                .cloned(),
+        );
         v
     }
 
@@ -538,7 +548,10 @@ impl<'u> State<'u> {
             None => {
                 self.marked.insert(key, i);
                 for n in std::iter::once(&p.name).chain(p.provides.iter().map(|r| &r.name)) {
-                    self.having.entry(n.clone()).or_default().push(HaveId::Marked(i));
+                    self.having
+                        .entry(n.clone())
+                        .or_default()
+                        .push(HaveId::Marked(i));
                 }
                 Ok(true)
             }
@@ -687,9 +700,18 @@ mod tests {
         Request::parse(s).unwrap()
     }
 
-    fn names(u: &Universe, installed: &[Installed], reqs: &[&str]) -> Result<Vec<String>, ResolveError> {
+    fn names(
+        u: &Universe,
+        installed: &[Installed],
+        reqs: &[&str],
+    ) -> Result<Vec<String>, ResolveError> {
         let reqs: Vec<Request> = reqs.iter().map(|r| req(r)).collect();
-        resolve(u, installed, &reqs).map(|r| r.packages.iter().map(|p| format!("{}={}", p.name, p.version)).collect())
+        resolve(u, installed, &reqs).map(|r| {
+            r.packages
+                .iter()
+                .map(|p| format!("{}={}", p.name, p.version))
+                .collect()
+        })
     }
 
     #[test]
@@ -702,7 +724,10 @@ mod tests {
             "init 1 amd64",
             "unrelated 1 amd64",
         ]);
-        assert_eq!(names(&u, &[], &["app"]).unwrap(), ["app=1", "init=1", "libc=3", "tool=1"]);
+        assert_eq!(
+            names(&u, &[], &["app"]).unwrap(),
+            ["app=1", "init=1", "libc=3", "tool=1"]
+        );
     }
 
     #[test]
@@ -737,25 +762,39 @@ mod tests {
         assert_eq!(names(&u, &[], &["web"]).unwrap(), ["apache2=1", "web=1"]);
         // Requested by name: one provider is taken, several are refused.
         assert_eq!(names(&u, &[], &["mta"]).unwrap(), ["exim=1"]);
-        assert!(matches!(names(&u, &[], &["httpd"]), Err(ResolveError::Virtual { .. })));
+        assert!(matches!(
+            names(&u, &[], &["httpd"]),
+            Err(ResolveError::Virtual { .. })
+        ));
         // An unversioned provide does not satisfy a versioned dependency.
         let u = universe(&["app 1; Depends: v (>= 1)", "p 1; Provides: v"]);
-        assert!(matches!(names(&u, &[], &["app"]), Err(ResolveError::Unsatisfiable { .. })));
+        assert!(matches!(
+            names(&u, &[], &["app"]),
+            Err(ResolveError::Unsatisfiable { .. })
+        ));
     }
 
     #[test]
     fn pins_are_the_candidate_for_dependencies_too() {
         let u = universe(&["app 1; Depends: lib", "lib 1", "lib 2"]);
-        assert_eq!(names(&u, &[], &["app", "lib=1"]).unwrap(), ["app=1", "lib=1"]);
+        assert_eq!(
+            names(&u, &[], &["app", "lib=1"]).unwrap(),
+            ["app=1", "lib=1"]
+        );
         assert_eq!(names(&u, &[], &["lib (<< 2)"]).unwrap(), ["lib=1"]);
         match names(&u, &[], &["lib (>= 3)"]) {
-            Err(ResolveError::NoVersion { available, .. }) => assert_eq!(available, "lib:amd64 1, lib:amd64 2"),
+            Err(ResolveError::NoVersion { available, .. }) => {
+                assert_eq!(available, "lib:amd64 1, lib:amd64 2")
+            }
             other => panic!("{other:?}"),
         }
         // A dependency the candidate does not satisfy is not satisfied by an
         // older version (apt never reaches back).
         let u = universe(&["app 1; Depends: lib (<< 2)", "lib 1", "lib 2"]);
-        assert!(matches!(names(&u, &[], &["app"]), Err(ResolveError::Unsatisfiable { .. })));
+        assert!(matches!(
+            names(&u, &[], &["app"]),
+            Err(ResolveError::Unsatisfiable { .. })
+        ));
     }
 
     #[test]
@@ -771,10 +810,16 @@ mod tests {
         assert_eq!(got, ["app=1", "helper=1", "lib=1", "perl=1"]);
         let r = resolve(&u, &[], &[req("app")]).unwrap();
         let lib = r.packages.iter().find(|p| p.name == "lib").unwrap();
-        assert_eq!(lib.arch, "amd64", "a plain dependency takes its own architecture");
+        assert_eq!(
+            lib.arch, "amd64",
+            "a plain dependency takes its own architecture"
+        );
         // Without Multi-Arch, another architecture does not satisfy.
         let u = universe(&["app 1 amd64; Depends: tool", "tool 1 arm64"]);
-        assert!(matches!(names(&u, &[], &["app"]), Err(ResolveError::Unsatisfiable { .. })));
+        assert!(matches!(
+            names(&u, &[], &["app"]),
+            Err(ResolveError::Unsatisfiable { .. })
+        ));
     }
 
     #[test]
@@ -788,8 +833,14 @@ mod tests {
             provides: vec![],
         }];
         assert_eq!(names(&u, &installed, &["app"]).unwrap(), ["app=1"]);
-        assert_eq!(names(&u, &installed, &["libc"]).unwrap(), Vec::<String>::new());
-        assert!(matches!(names(&u, &installed, &["libc=3"]), Err(ResolveError::Installed { .. })));
+        assert_eq!(
+            names(&u, &installed, &["libc"]).unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(matches!(
+            names(&u, &installed, &["libc=3"]),
+            Err(ResolveError::Installed { .. })
+        ));
     }
 
     #[test]
@@ -805,27 +856,45 @@ mod tests {
         match names(&u, &[], &["a", "b", "c", "d"]) {
             Err(ResolveError::Conflicts(list)) => {
                 assert_eq!(list.len(), 2, "{list:?}");
-                assert!(list[0].contains("a:amd64 1 conflicts with b: b:amd64 1"), "{list:?}");
+                assert!(
+                    list[0].contains("a:amd64 1 conflicts with b: b:amd64 1"),
+                    "{list:?}"
+                );
                 assert!(list[1].contains("c:amd64 2 breaks d (<< 2)"), "{list:?}");
             }
             other => panic!("{other:?}"),
         }
         // A package that conflicts with what it provides is fine alone.
         assert!(names(&u, &[], &["mta1"]).is_ok());
-        assert!(matches!(names(&u, &[], &["mta1", "mta2"]), Err(ResolveError::Conflicts(_))));
+        assert!(matches!(
+            names(&u, &[], &["mta1", "mta2"]),
+            Err(ResolveError::Conflicts(_))
+        ));
     }
 
     #[test]
     fn required_base_and_missing_names() {
-        let u = universe(&["base-files 1; Priority: required", "bash 1; Priority: required; Essential: yes", "vim 1; Priority: optional"]);
+        let u = universe(&[
+            "base-files 1; Priority: required",
+            "bash 1; Priority: required; Essential: yes",
+            "vim 1; Priority: optional",
+        ]);
         let reqs = u.required();
-        assert_eq!(reqs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["base-files", "bash"]);
-        assert!(matches!(names(&u, &[], &["nope"]), Err(ResolveError::NoPackage { .. })));
+        assert_eq!(
+            reqs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["base-files", "bash"]
+        );
+        assert!(matches!(
+            names(&u, &[], &["nope"]),
+            Err(ResolveError::NoPackage { .. })
+        ));
     }
 
     #[test]
     fn deep_chains_and_cycles_do_not_overflow() {
-        let mut recs: Vec<String> = (0..20_000).map(|i| format!("p{i} 1; Depends: p{}", i + 1)).collect();
+        let mut recs: Vec<String> = (0..20_000)
+            .map(|i| format!("p{i} 1; Depends: p{}", i + 1))
+            .collect();
         recs.push("p20000 1; Depends: p0".into());
         let refs: Vec<&str> = recs.iter().map(String::as_str).collect();
         let u = universe(&refs);
