@@ -133,6 +133,10 @@ enum Command {
         /// registry repository, one artifact tagged strata-layer-KEY per layer.
         #[arg(long, value_name = "docker://HOST/REPO")]
         cache_to: Option<String>,
+        /// The Debian mirror of `repository` nodes without `url=`; the
+        /// host's apt sources when not given.
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
     },
     /// Compose a spec and write its lock file next to it (SPEC with the
     /// extension .lock): every image's manifest and config digest, every
@@ -292,6 +296,7 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             insecure,
             cache_from,
             cache_to,
+            mirror,
         } => {
             let lock_flags = cmd_lock::before(&spec, locked, update_lock)?;
             // A bad destination fails before the build, not after it.
@@ -321,6 +326,7 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                     .as_ref()
                     .map(|l| l.bases.iter().cloned().collect())
                     .unwrap_or_default(),
+                packages: strata::packages::PackageOptions { mirror },
             };
             let show_progress = !json && !quiet && std::io::stderr().is_terminal();
             let progress = progress::Progress::new(show_progress);

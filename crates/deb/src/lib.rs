@@ -125,6 +125,10 @@ pub enum Error {
     BadDeb { deb: String, reason: String },
     #[error("{0}")]
     Resolve(#[from] resolve::ResolveError),
+    /// A package request that is not `name[:arch]`, `name=version` or
+    /// `name (op version)`.
+    #[error("{0}")]
+    Request(#[from] relation::BadRelation),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

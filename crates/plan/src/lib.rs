@@ -49,6 +49,20 @@ pub struct PlanOptions {
     /// External bases (`from "oci:..."`, `from "docker://..."`), resolved by
     /// the caller, by the `from` text. A `from` missing here is an error.
     pub bases: BTreeMap<String, ExternalImage>,
+    /// The operations of each layer with `packages`, by (image, layer)
+    /// name, resolved by the caller (`strata-deb` through `strata`): a
+    /// `packages` layer missing here is an error.
+    pub packages: BTreeMap<(String, String), PackageOps>,
+}
+
+/// A `packages` layer's operations: each verified `.deb`'s data archive to
+/// unpack (with its input digest, which covers the package's sha256) and
+/// the files that make the packages installed (dpkg status, links).
+#[derive(Debug, Clone, Default)]
+pub struct PackageOps {
+    pub ops: Vec<JobOp>,
+    /// One per `Unpack` of `ops`, in order.
+    pub inputs: Vec<InputDigest>,
 }
 
 /// An image outside the spec that a `from` names: its layers as they are,
@@ -253,6 +267,7 @@ pub fn plan(spec: &Spec, spec_path: &Path, opts: &PlanOptions) -> Result<Plan, D
         memo: opts.memo.clone(),
         errors,
         image_config: None,
+        packages: opts.packages.clone(),
     }
     .run(opts)
 }
@@ -269,6 +284,8 @@ struct Planner<'a> {
     /// The resolved config of the image whose layers are being planned:
     /// `run` steps run in its environment.
     image_config: Option<ImageConfig>,
+    /// See [`PlanOptions::packages`].
+    packages: BTreeMap<(String, String), PackageOps>,
 }
 
 /// Default `PATH` of an image built from scratch, as Docker and BuildKit set it.
@@ -559,7 +576,29 @@ impl Planner<'_> {
         let mut inputs = Vec::new();
         let mut ok = true;
         let mut reads_below = false;
+        let mut packages_seen = false;
         for op in ops {
+            if matches!(op.value, Op::Packages(_)) {
+                // Every `packages` of a layer was resolved as one set.
+                if std::mem::replace(&mut packages_seen, true) {
+                    continue;
+                }
+                match self.packages.get(&(image.to_owned(), name.to_owned())) {
+                    Some(p) => {
+                        job_ops.extend(p.ops.iter().cloned());
+                        op_spans.extend(p.ops.iter().map(|_| op.span));
+                        inputs.extend(p.inputs.iter().cloned());
+                    }
+                    None => {
+                        self.errors.push(
+                            SpecDiagnostic::new("packages were not resolved", op.span, "not resolved")
+                                .with_help("`strata compose` and `strata lock` resolve packages; this command does not"),
+                        );
+                        ok = false;
+                    }
+                }
+                continue;
+            }
             match self.job_op(&op.value) {
                 Ok((job_op, input)) => {
                     reads_below |=
@@ -763,6 +802,19 @@ impl Planner<'_> {
                     }),
                     None,
                 )
+            }
+            // `layer_node` puts the resolved operations of `packages` in
+            // place of the op; it never asks for it alone.
+            Op::Packages(p) => {
+                let span = p
+                    .packages
+                    .first()
+                    .map_or(miette::SourceSpan::new(0.into(), 0), |n| n.span);
+                return Err(SpecDiagnostic::new(
+                    "packages are planned with their layer",
+                    span,
+                    "here",
+                ));
             }
         })
     }

@@ -48,6 +48,8 @@ pub struct Spec {
     pub images: Vec<Image>,
     /// The `index` nodes (multi-platform images), in spec order.
     pub indexes: Vec<Index>,
+    /// Debian repositories that `packages` operations install from.
+    pub repositories: Vec<Repository>,
 }
 
 /// One `index NAME { image A; image B }` node: images of this spec for
@@ -204,6 +206,8 @@ pub enum Op {
         /// USER before RUN); default root.
         user: Option<Spanned<String>>,
     },
+    /// Debian packages, resolved with their dependencies and unpacked.
+    Packages(PackagesOp),
 }
 
 impl Spec {
@@ -242,6 +246,7 @@ impl Op {
             Op::Delete { .. } => "delete",
             Op::FromDir { .. } => "from-dir",
             Op::Run { .. } => "run",
+            Op::Packages(_) => "packages",
         }
     }
 
@@ -255,7 +260,7 @@ impl Op {
             | Op::Mkdir { path, .. }
             | Op::Symlink { path, .. }
             | Op::Delete { path } => Some(path),
-            Op::FromDir { .. } | Op::Run { .. } => None,
+            Op::FromDir { .. } | Op::Run { .. } | Op::Packages(_) => None,
         }
     }
 
@@ -266,7 +271,11 @@ impl Op {
             | Op::Copy { mode, .. }
             | Op::File { mode, .. }
             | Op::Mkdir { mode, .. } => mode.as_ref(),
-            Op::Symlink { .. } | Op::Delete { .. } | Op::FromDir { .. } | Op::Run { .. } => None,
+            Op::Symlink { .. }
+            | Op::Delete { .. }
+            | Op::FromDir { .. }
+            | Op::Run { .. }
+            | Op::Packages(_) => None,
         }
     }
 
@@ -278,7 +287,7 @@ impl Op {
             | Op::File { owner, .. }
             | Op::Mkdir { owner, .. }
             | Op::Symlink { owner, .. } => owner.as_ref(),
-            Op::Delete { .. } | Op::FromDir { .. } | Op::Run { .. } => None,
+            Op::Delete { .. } | Op::FromDir { .. } | Op::Run { .. } | Op::Packages(_) => None,
         }
     }
 }
@@ -312,4 +321,33 @@ impl ExternalBase {
             },
         })
     }
+}
+
+/// `repository NAME suite="bookworm" keyring="debian.gpg" [url="..."]
+/// [components="main ..."] [architectures="amd64 ..."]`: a signed Debian
+/// repository. Without `url`, the mirror comes from `--mirror` or the
+/// host's apt sources, so a spec need not name one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    pub name: Spanned<String>,
+    pub span: SourceSpan,
+    pub url: Option<Spanned<String>>,
+    pub suite: Spanned<String>,
+    /// `main` when unset.
+    pub components: Vec<String>,
+    /// The first is the native architecture; `amd64` when unset.
+    pub architectures: Vec<String>,
+    /// A keyring file (binary or armored OpenPGP keys), relative to the spec.
+    pub keyring: Spanned<String>,
+}
+
+/// `packages "NAME" "NAME (>= VERSION)" "NAME=VERSION" ... [required=#true]
+/// [repository=NAME]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackagesOp {
+    pub packages: Vec<Spanned<String>>,
+    /// Also every package of `Priority: required` (a minbase system).
+    pub required: bool,
+    /// The repository's name; the spec's only repository when unset.
+    pub repository: Option<Spanned<String>>,
 }

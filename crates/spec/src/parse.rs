@@ -15,6 +15,9 @@ use miette::SourceSpan;
 use crate::suggest::did_you_mean;
 use crate::syntax;
 use crate::values::{self, Problem};
+
+#[path = "parse_packages.rs"]
+mod parse_packages;
 use crate::{
     Compression, Diagnostics, Image, ImageConfig, Index, Layer, Limits, Op, Owner, Spanned, Spec,
     SpecDiagnostic,
@@ -29,6 +32,7 @@ const TOP_NODES: &[&str] = &[
     "compression",
     "inputs-root",
     "limits",
+    "repository",
 ];
 const IMAGE_NODES: &[&str] = &[
     "from",
@@ -49,7 +53,7 @@ const IMAGE_NODES: &[&str] = &[
     "platform",
 ];
 const OP_NODES: &[&str] = &[
-    "add", "copy", "file", "mkdir", "symlink", "delete", "from-dir", "run",
+    "add", "copy", "file", "mkdir", "symlink", "delete", "from-dir", "run", "packages",
 ];
 
 /// How each node is written, for "usage:" hints.
@@ -85,6 +89,12 @@ fn usage(kind: &str) -> &'static str {
         "delete" => "delete \"/PATH\"",
         "from-dir" => "from-dir \"DIR\"",
         "run" => "run \"COMMAND\" [network=#true] [user=\"NAME[:GROUP]\"]",
+        "repository" => {
+            "repository NAME suite=\"bookworm\" keyring=\"debian-archive-keyring.gpg\" [url=\"http://MIRROR/debian\"] [components=\"main\"] [architectures=\"amd64\"]"
+        }
+        "packages" => {
+            "packages \"NAME\" \"NAME=VERSION\" \"NAME (>= VERSION)\" ... [required=#true] [repository=NAME]"
+        }
         _ => "",
     }
 }
@@ -678,6 +688,7 @@ impl Parser<'_> {
             limits: Limits::default(),
             images: Vec::new(),
             indexes: Vec::new(),
+            repositories: Vec::new(),
         };
         let mut seen = BTreeMap::new();
         let mut image_names = BTreeMap::new();
@@ -726,6 +737,11 @@ impl Parser<'_> {
                         spec.limits = limits;
                     }
                 }
+                "repository" => {
+                    if let Some(r) = self.repository(node) {
+                        spec.repositories.push(r);
+                    }
+                }
                 kind if IMAGE_NODES.contains(&kind) => self.misplaced(
                     node,
                     format!("`{kind}` must be inside an image"),
@@ -742,6 +758,7 @@ impl Parser<'_> {
             }
         }
         self.index_names(&spec.indexes, &image_names);
+        self.repository_names(&spec);
         if !any_image {
             self.push(
                 SpecDiagnostic::new(
@@ -1621,6 +1638,7 @@ impl Parser<'_> {
                     user,
                 }
             }
+            "packages" => Op::Packages(self.packages(node)?),
             "layer" => {
                 self.misplaced(
                     node,

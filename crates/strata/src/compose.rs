@@ -53,6 +53,8 @@ pub struct ComposeOptions {
     pub cache_to: Option<String>,
     /// Manifest digests for external bases named by tag (from a lock).
     pub base_pins: std::collections::BTreeMap<String, strata_layer::Digest>,
+    /// How `packages` layers are resolved (`--mirror`).
+    pub packages: crate::packages::PackageOptions,
 }
 
 /// Read and plan a spec.
@@ -138,6 +140,7 @@ pub fn compose(
         &crate::base::BaseOptions {
             insecure: opts.insecure,
             pins: opts.base_pins.clone(),
+            packages: opts.packages.clone(),
         },
     )?;
     if let Err(e) = index.0.save() {

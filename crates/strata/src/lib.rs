@@ -19,6 +19,7 @@ pub mod json;
 mod locate;
 pub mod lock;
 mod outputs;
+pub mod packages;
 pub mod push;
 pub mod remote_cache;
 mod report;
@@ -113,6 +114,13 @@ pub enum Error {
     },
     #[error("{0}")]
     Other(String),
+    /// A `packages` layer that could not be resolved, fetched or verified.
+    #[error("layer {layer}: {source}")]
+    Packages {
+        layer: String,
+        #[source]
+        source: Box<strata_deb::Error>,
+    },
 }
 
 /// An error and its sources, on one line (`a: b: c`), each said once.

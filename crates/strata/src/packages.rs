@@ -1,0 +1,331 @@
+//! `packages` layers: each is resolved against its spec's `repository`
+//! (signed, verified, cached by `strata-deb`), and becomes ordinary layer
+//! operations before planning: one `Unpack` per package of its `.deb`'s
+//! data archive, and the files that make dpkg see the packages installed.
+//!
+//! Nothing of a package runs: its data archive is unpacked by the layer
+//! builder (with its checks against hostile archives), and of its
+//! maintainer scripts' effects only what dpkg itself records is written:
+//! `/var/lib/dpkg/status` (every package of the image's `packages` layers
+//! so far, so `dpkg -l` lists them all) and `/var/lib/dpkg/info/PKG.md5sums`
+//! and `PKG.conffiles` from the package's control archive.
+//!
+//! Each package's input digest is made from its `.deb`'s sha256 (which the
+//! signed index vouches for), so a layer's key covers the resolved set:
+//! names, versions and hashes. The `.deb` files and their data archives are
+//! kept in the cache's `debs-v1` directory, by sha256.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use strata_deb::control::Paragraph;
+use strata_deb::debfile::DebFile;
+use strata_deb::repo::{self, Fetcher, Repository, Source};
+use strata_deb::resolve::{self, Installed, Request, Universe};
+use strata_deb::{Keyring, Package, status};
+use strata_layer::{ImagePath, JobOp};
+use strata_plan::InputDigest;
+use strata_plan::PackageOps;
+use strata_spec::{Op, Spec};
+
+use crate::Error;
+
+/// Bump when what a package's input digest stands for changes.
+const DEB_INPUT_VERSION: &[u8] = b"strata-deb-v1";
+
+/// How `packages` layers are resolved.
+#[derive(Debug, Clone, Default)]
+pub struct PackageOptions {
+    /// The mirror for repositories whose spec gives no `url`; the host's
+    /// apt sources when unset.
+    pub mirror: Option<String>,
+}
+
+/// One package installed by a layer, as a lock records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedPackage {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    pub sha256: String,
+    pub size: u64,
+    /// The `.deb`'s path in the repository (its `Filename`).
+    pub filename: String,
+}
+
+/// The outcome for a spec: each `packages` layer's operations and packages.
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    pub ops: BTreeMap<(String, String), PackageOps>,
+    pub packages: BTreeMap<(String, String), Vec<LockedPackage>>,
+}
+
+/// What the layers below a layer have installed.
+#[derive(Clone, Default)]
+struct Below {
+    installed: Vec<Installed>,
+    entries: Vec<Paragraph>,
+}
+
+fn err(layer: &str, source: strata_deb::Error) -> Error {
+    Error::Packages {
+        layer: layer.to_owned(),
+        source: Box::new(source),
+    }
+}
+
+/// Resolves every `packages` layer of `spec` (whose directory is
+/// `spec_dir`), fetching into `cache_dir`.
+pub fn resolve(
+    spec: &Spec,
+    spec_dir: &Path,
+    cache_dir: &Path,
+    opts: &PackageOptions,
+) -> Result<Resolved, Error> {
+    let mut out = Resolved::default();
+    let any = spec
+        .images
+        .iter()
+        .flat_map(|i| &i.layers)
+        .flat_map(|l| &l.ops)
+        .any(|o| matches!(o.value, Op::Packages(_)));
+    if !any {
+        return Ok(out);
+    }
+    let mut fetcher = Fetcher::new(&cache_dir.join("debs-v1")).map_err(|e| err("(cache)", e))?;
+    let mut repos: BTreeMap<String, (Repository, Universe)> = BTreeMap::new();
+    let mut done: BTreeMap<String, Below> = BTreeMap::new();
+    // Parents first: an image's packages build on those of its `from`.
+    let mut pending: Vec<usize> = (0..spec.images.len()).collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut rest = Vec::new();
+        for idx in pending {
+            let image = &spec.images[idx];
+            let parent = image.from.as_ref().map(|f| f.value.clone());
+            let below = match &parent {
+                Some(p) if spec.image(p).is_some() => match done.get(p) {
+                    Some(b) => b.clone(),
+                    None => {
+                        rest.push(idx);
+                        continue;
+                    }
+                },
+                _ => Below::default(),
+            };
+            let mut below = below;
+            for layer in &image.layers {
+                let reqs: Vec<&strata_spec::PackagesOp> = layer
+                    .ops
+                    .iter()
+                    .filter_map(|o| match &o.value {
+                        Op::Packages(p) => Some(p),
+                        _ => None,
+                    })
+                    .collect();
+                if reqs.is_empty() {
+                    continue;
+                }
+                let qualified = format!("{}/{}", image.name.value, layer.name.value);
+                let repo_name = reqs
+                    .iter()
+                    .find_map(|p| p.repository.as_ref().map(|r| r.value.clone()))
+                    .or_else(|| spec.repositories.first().map(|r| r.name.value.clone()))
+                    .unwrap_or_default();
+                if !repos.contains_key(&repo_name) {
+                    let r = open_repository(spec, spec_dir, &repo_name, &mut fetcher, opts)
+                        .map_err(|e| err(&qualified, e))?;
+                    let u = Universe::new(r.packages.clone(), r.native());
+                    repos.insert(repo_name.clone(), (r, u));
+                }
+                let (repo, universe) = &repos[&repo_name];
+                let mut requests = Vec::new();
+                for p in &reqs {
+                    if p.required {
+                        requests.extend(universe.required());
+                    }
+                    for n in &p.packages {
+                        let r = Request::parse(&n.value).map_err(|e| err(&qualified, e.into()))?;
+                        requests.push(r);
+                    }
+                }
+                let resolution = resolve::resolve(universe, &below.installed, &requests)
+                    .map_err(|e| err(&qualified, e.into()))?;
+                let (ops, locked) = layer_ops(
+                    &qualified,
+                    repo,
+                    &resolution.packages,
+                    &mut below,
+                    &mut fetcher,
+                    cache_dir,
+                )?;
+                let key = (image.name.value.clone(), layer.name.value.clone());
+                out.ops.insert(key.clone(), ops);
+                out.packages.insert(key, locked);
+            }
+            done.insert(image.name.value.clone(), below);
+        }
+        if rest.len() == before {
+            // A `from` cycle: the planner reports it, with its spans.
+            break;
+        }
+        pending = rest;
+    }
+    Ok(out)
+}
+
+/// The repository's source: URL from the spec, else `--mirror`, else the
+/// host's apt sources.
+fn open_repository(
+    spec: &Spec,
+    spec_dir: &Path,
+    name: &str,
+    fetcher: &mut Fetcher,
+    opts: &PackageOptions,
+) -> Result<Repository, strata_deb::Error> {
+    let Some(r) = spec.repositories.iter().find(|r| r.name.value == name) else {
+        return Err(strata_deb::Error::BadRelease {
+            file: name.to_owned(),
+            reason: "no such repository in the spec".into(),
+        });
+    };
+    let url = match (&r.url, &opts.mirror) {
+        (Some(u), _) => u.value.clone(),
+        (None, Some(m)) => m.clone(),
+        (None, None) => repo::host_mirrors(Path::new("/"))
+            .into_iter()
+            .next()
+            .ok_or_else(|| strata_deb::Error::Fetch {
+                url: format!("repository {name}"),
+                reason:
+                    "no url=, no --mirror, and the host has no apt sources to take a mirror from"
+                        .into(),
+            })?,
+    };
+    let keyring_path = spec_dir.join(&r.keyring.value);
+    let bytes = std::fs::read(&keyring_path).map_err(|e| strata_deb::Error::Io {
+        path: keyring_path.clone(),
+        source: e,
+    })?;
+    let keyring = Keyring::from_bytes(&keyring_path.display().to_string(), &bytes)?;
+    let source = Source {
+        url,
+        suite: r.suite.value.clone(),
+        components: r.components.clone(),
+        architectures: r.architectures.clone(),
+    };
+    Repository::open(&source, &keyring, fetcher)
+}
+
+/// The operations of one layer installing `packages`, on top of `below`
+/// (which this layer's packages are added to).
+fn layer_ops(
+    layer: &str,
+    repo: &Repository,
+    packages: &[Package],
+    below: &mut Below,
+    fetcher: &mut Fetcher,
+    cache_dir: &Path,
+) -> Result<(PackageOps, Vec<LockedPackage>), Error> {
+    let data_dir = cache_dir.join("debs-v1").join("data");
+    std::fs::create_dir_all(&data_dir).map_err(|e| Error::Io {
+        path: data_dir.clone(),
+        source: e,
+    })?;
+    let mut ops = PackageOps::default();
+    let mut locked = Vec::new();
+    let mut info: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for p in packages {
+        let url = repo.source.file_url(&p.filename);
+        let deb_path = repo::fetch_deb(fetcher, &p.name, &url, &p.sha256, p.size)
+            .map_err(|e| err(layer, e))?;
+        let mut deb = DebFile::open(&deb_path, &p.filename).map_err(|e| err(layer, e))?;
+        let control = deb.control().map_err(|e| err(layer, e))?;
+        below
+            .entries
+            .push(status::entry(&p.filename, &control.control).map_err(|e| err(layer, e))?);
+        below.installed.push(Installed::of(p));
+        // dpkg names a Multi-Arch: same package's files NAME:ARCH.
+        let info_name = if p.multi_arch == strata_deb::MultiArch::Same {
+            format!("{}:{}", p.name, p.arch)
+        } else {
+            p.name.clone()
+        };
+        for member in ["md5sums", "conffiles"] {
+            if let Some(bytes) = control.files.get(member) {
+                info.insert(format!("{info_name}.{member}"), bytes.clone());
+            }
+        }
+        let data = extract_data(&mut deb, &data_dir, p).map_err(|e| err(layer, e))?;
+        let mut digest = blake3::Hasher::new();
+        digest.update(DEB_INPUT_VERSION);
+        digest.update(&p.sha256.0);
+        ops.ops.push(JobOp::Unpack {
+            archive: data.clone(),
+            to: ImagePath::root(),
+            owner: None,
+            mode: None,
+        });
+        ops.inputs.push(InputDigest {
+            src: format!("{}_{}_{}.deb", p.name, p.version, p.arch),
+            digest: *digest.finalize().as_bytes(),
+            path: data,
+        });
+        locked.push(LockedPackage {
+            name: p.name.clone(),
+            version: p.version.to_string(),
+            arch: p.arch.clone(),
+            sha256: p.sha256.hex(),
+            size: p.size,
+            filename: p.filename.clone(),
+        });
+    }
+    let path = |s: &str| ImagePath::parse_abs(s).expect("a literal absolute path");
+    for dir in ["/var/lib/dpkg/info", "/var/lib/dpkg/updates"] {
+        ops.ops.push(JobOp::Mkdir {
+            path: path(dir),
+            mode: Some(0o755),
+            owner: None,
+        });
+    }
+    for (name, content) in info {
+        ops.ops.push(JobOp::File {
+            path: path(&format!("/var/lib/dpkg/info/{name}")),
+            content,
+            mode: Some(0o644),
+            owner: None,
+        });
+    }
+    ops.ops.push(JobOp::File {
+        path: path("/var/lib/dpkg/status"),
+        content: status::write(&below.entries).into_bytes(),
+        mode: Some(0o644),
+        owner: None,
+    });
+    Ok((ops, locked))
+}
+
+/// The package's data archive, copied out of its verified `.deb` into the
+/// cache (temporary name, then rename), named by the `.deb`'s sha256.
+fn extract_data(deb: &mut DebFile, dir: &Path, p: &Package) -> Result<PathBuf, strata_deb::Error> {
+    let ext = deb.data_compression().to_owned();
+    let name = if ext.is_empty() {
+        format!("{}.tar", p.sha256.hex())
+    } else {
+        format!("{}.tar.{ext}", p.sha256.hex())
+    };
+    let dest = dir.join(name);
+    let io = |e: std::io::Error| strata_deb::Error::Io {
+        path: dest.clone(),
+        source: e,
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        deb.copy_data(&mut w)?;
+        w.flush().map_err(io)?;
+    }
+    tmp.persist(&dest).map_err(|e| io(e.error))?;
+    Ok(dest)
+}
