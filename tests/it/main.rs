@@ -14,6 +14,7 @@ mod layout_up_to_date;
 mod lock;
 mod multi_platform;
 mod outputs;
+mod packages;
 mod real_tools;
 mod registry;
 mod repro;
