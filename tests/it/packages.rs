@@ -349,3 +349,81 @@ fn strata_deb_host_mirror() -> Option<String> {
         .into_iter()
         .find(|u| u.starts_with("http"))
 }
+
+#[test]
+fn the_lock_pins_the_packages_and_locked_composes_install_exactly_them() {
+    let test = "the_lock_pins_the_packages_and_locked_composes_install_exactly_them";
+    if !tools(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, gnupg, cache) = (
+        tmp.path().join("repo"),
+        tmp.path().join("gnupg"),
+        tmp.path().join("cache"),
+    );
+    fs::create_dir_all(&gnupg).unwrap();
+    fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    build_deb(&root, "app", "1.0", "amd64", &["Depends: lib"]);
+    build_deb(&root, "lib", "1.0", "amd64", &[]);
+    let key = index_and_sign(&root, &gnupg);
+    let dir = tmp.path().join("spec");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("test.gpg"), &key).unwrap();
+    fs::write(
+        dir.join("app.kdl"),
+        format!(
+            "repository test url=\"file://{}\" suite=\"stable\" keyring=\"test.gpg\"\nimage app {{\n    layer app {{ packages \"app\" }}\n}}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    crate::support::strata_ok(&dir, &cache, &["lock", "app.kdl"]);
+    let lock = fs::read_to_string(dir.join("app.lock")).unwrap();
+    let pkgs: Vec<&str> = lock
+        .lines()
+        .filter(|l| l.starts_with("  package "))
+        .collect();
+    assert_eq!(pkgs.len(), 2, "{lock}");
+    assert!(
+        pkgs[0].starts_with("  package app 1.0 amd64 ")
+            && pkgs[0].ends_with(" pool/main/app_1.0_amd64.deb"),
+        "{lock}"
+    );
+    assert!(pkgs[1].starts_with("  package lib 1.0 amd64 "), "{lock}");
+
+    // The mirror moves on: lib 2.0 appears. A locked compose installs the
+    // lock's lib 1.0 and matches the lock; a fresh one would not.
+    build_deb(&root, "lib", "2.0", "amd64", &[]);
+    index_and_sign(&root, &gnupg);
+    crate::support::strata_ok(
+        &dir,
+        &cache,
+        &["compose", "app.kdl", "--locked", "--out", "out1"],
+    );
+    crate::support::strata_ok(&dir, &cache, &["lock", "app.kdl"]);
+    let relocked = fs::read_to_string(dir.join("app.lock")).unwrap();
+    assert!(relocked.contains("  package lib 2.0 amd64 "), "{relocked}");
+    fs::write(dir.join("app.lock"), &lock).unwrap();
+
+    // Offline: the repository is gone, the cache has every file.
+    fs::rename(&root, tmp.path().join("gone")).unwrap();
+    crate::support::strata_ok(
+        &dir,
+        &cache,
+        &["compose", "app.kdl", "--locked", "--out", "out3"],
+    );
+    // Neither cache nor mirror: the error names the package.
+    let out = crate::support::strata(
+        &dir,
+        &tmp.path().join("cold"),
+        &["compose", "app.kdl", "--locked", "--out", "out4"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("package app")
+            && err.contains("neither in the cache nor on the mirror"),
+        "{err}"
+    );
+}

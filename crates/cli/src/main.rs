@@ -326,7 +326,15 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                     .as_ref()
                     .map(|l| l.bases.iter().cloned().collect())
                     .unwrap_or_default(),
-                packages: strata::packages::PackageOptions { mirror },
+                // A locked compose installs the packages of the lock.
+                packages: strata::packages::PackageOptions {
+                    mirror,
+                    locked: lock_flags
+                        .locked
+                        .as_ref()
+                        .map(|l| l.packages())
+                        .unwrap_or_default(),
+                },
             };
             let show_progress = !json && !quiet && std::io::stderr().is_terminal();
             let progress = progress::Progress::new(show_progress);

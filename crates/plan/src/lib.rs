@@ -63,6 +63,8 @@ pub struct PackageOps {
     pub ops: Vec<JobOp>,
     /// One per `Unpack` of `ops`, in order.
     pub inputs: Vec<InputDigest>,
+    /// The packages as the lock records them, one line each.
+    pub lock: Vec<String>,
 }
 
 /// An image outside the spec that a `from` names: its layers as they are,
@@ -123,6 +125,9 @@ pub struct Plan {
     pub indexes: Vec<IndexNode>,
     /// The external bases the images build on, by `from` text.
     pub bases: BTreeMap<String, ExternalImage>,
+    /// The packages each `packages` layer installs, by `image/layer`, as
+    /// the lock records them ([`PackageOps::lock`]).
+    pub packages: BTreeMap<String, Vec<String>>,
 }
 
 /// One layer job.
@@ -436,6 +441,11 @@ impl Planner<'_> {
             images: images.into_iter().flatten().collect(),
             indexes,
             bases: opts.bases.clone(),
+            packages: opts
+                .packages
+                .iter()
+                .map(|((image, layer), p)| (format!("{image}/{layer}"), p.lock.clone()))
+                .collect(),
         })
     }
 

@@ -288,6 +288,7 @@ pub fn compose(
         })
         .collect();
     Ok(ComposeReport {
+        packages: plan.packages.clone(),
         spec: spec_path.to_path_buf(),
         out: opts.out.clone(),
         layout_unchanged,

@@ -23,6 +23,7 @@ use strata_deb::control::Paragraph;
 use strata_deb::debfile::DebFile;
 use strata_deb::repo::{self, Fetcher, Repository, Source};
 use strata_deb::resolve::{self, Installed, Request, Universe};
+
 use strata_deb::{Keyring, Package, status};
 use strata_layer::{ImagePath, JobOp};
 use strata_plan::InputDigest;
@@ -40,6 +41,10 @@ pub struct PackageOptions {
     /// The mirror for repositories whose spec gives no `url`; the host's
     /// apt sources when unset.
     pub mirror: Option<String>,
+    /// `compose --locked`: the packages of each layer (`image/layer`) as
+    /// the lock records them. Such a layer installs exactly these, from the
+    /// cache when it holds them, else from the mirror, without resolving.
+    pub locked: BTreeMap<String, Vec<LockedPackage>>,
 }
 
 /// One package installed by a layer, as a lock records it.
@@ -52,6 +57,45 @@ pub struct LockedPackage {
     pub size: u64,
     /// The `.deb`'s path in the repository (its `Filename`).
     pub filename: String,
+}
+
+impl LockedPackage {
+    /// The lock's text: `NAME VERSION ARCH SHA256 SIZE FILENAME`.
+    pub fn line(&self) -> String {
+        format!(
+            "{} {} {} {} {} {}",
+            self.name, self.version, self.arch, self.sha256, self.size, self.filename
+        )
+    }
+
+    /// Reads [`LockedPackage::line`] back; `None` if it is not one.
+    pub fn parse(line: &str) -> Option<LockedPackage> {
+        let mut w = line.split(' ');
+        let p = LockedPackage {
+            name: w.next()?.to_owned(),
+            version: w.next()?.to_owned(),
+            arch: w.next()?.to_owned(),
+            sha256: w.next()?.to_owned(),
+            size: w.next()?.parse().ok()?,
+            filename: w.next()?.to_owned(),
+        };
+        let ok = w.next().is_none()
+            && strata_deb::Sha256::from_hex(&p.sha256).is_some()
+            && strata_deb::relation::valid_name(&p.name)
+            && !p.filename.split('/').any(|c| c == ".." || c.is_empty());
+        ok.then_some(p)
+    }
+
+    fn of(p: &Package) -> LockedPackage {
+        LockedPackage {
+            name: p.name.clone(),
+            version: p.version.to_string(),
+            arch: p.arch.clone(),
+            sha256: p.sha256.hex(),
+            size: p.size,
+            filename: p.filename.clone(),
+        }
+    }
 }
 
 /// The outcome for a spec: each `packages` layer's operations and packages.
@@ -133,29 +177,41 @@ pub fn resolve(
                     .find_map(|p| p.repository.as_ref().map(|r| r.value.clone()))
                     .or_else(|| spec.repositories.first().map(|r| r.name.value.clone()))
                     .unwrap_or_default();
-                if !repos.contains_key(&repo_name) {
-                    let r = open_repository(spec, spec_dir, &repo_name, &mut fetcher, opts)
-                        .map_err(|e| err(&qualified, e))?;
-                    let u = Universe::new(r.packages.clone(), r.native());
-                    repos.insert(repo_name.clone(), (r, u));
-                }
-                let (repo, universe) = &repos[&repo_name];
-                let mut requests = Vec::new();
-                for p in &reqs {
-                    if p.required {
-                        requests.extend(universe.required());
+                let set: Vec<LockedPackage> = if let Some(set) = opts.locked.get(&qualified) {
+                    set.clone()
+                } else {
+                    if !repos.contains_key(&repo_name) {
+                        let r = open_repository(spec, spec_dir, &repo_name, &mut fetcher, opts)
+                            .map_err(|e| err(&qualified, e))?;
+                        let u = Universe::new(r.packages.clone(), r.native());
+                        repos.insert(repo_name.clone(), (r, u));
                     }
-                    for n in &p.packages {
-                        let r = Request::parse(&n.value).map_err(|e| err(&qualified, e.into()))?;
-                        requests.push(r);
+                    let (_, universe) = &repos[&repo_name];
+                    let mut requests = Vec::new();
+                    for p in &reqs {
+                        if p.required {
+                            requests.extend(universe.required());
+                        }
+                        for n in &p.packages {
+                            let r =
+                                Request::parse(&n.value).map_err(|e| err(&qualified, e.into()))?;
+                            requests.push(r);
+                        }
                     }
-                }
-                let resolution = resolve::resolve(universe, &below.installed, &requests)
-                    .map_err(|e| err(&qualified, e.into()))?;
+                    let resolution = resolve::resolve(universe, &below.installed, &requests)
+                        .map_err(|e| err(&qualified, e.into()))?;
+                    resolution.packages.iter().map(LockedPackage::of).collect()
+                };
+                let base_url = match repos.get(&repo_name) {
+                    Some((r, _)) => r.source.url.clone(),
+                    None => {
+                        repository_url(spec, &repo_name, opts).map_err(|e| err(&qualified, e))?
+                    }
+                };
                 let (ops, locked) = layer_ops(
                     &qualified,
-                    repo,
-                    &resolution.packages,
+                    &base_url,
+                    &set,
                     &mut below,
                     &mut fetcher,
                     cache_dir,
@@ -184,24 +240,9 @@ fn open_repository(
     fetcher: &mut Fetcher,
     opts: &PackageOptions,
 ) -> Result<Repository, strata_deb::Error> {
+    let url = repository_url(spec, name, opts)?;
     let Some(r) = spec.repositories.iter().find(|r| r.name.value == name) else {
-        return Err(strata_deb::Error::BadRelease {
-            file: name.to_owned(),
-            reason: "no such repository in the spec".into(),
-        });
-    };
-    let url = match (&r.url, &opts.mirror) {
-        (Some(u), _) => u.value.clone(),
-        (None, Some(m)) => m.clone(),
-        (None, None) => repo::host_mirrors(Path::new("/"))
-            .into_iter()
-            .next()
-            .ok_or_else(|| strata_deb::Error::Fetch {
-                url: format!("repository {name}"),
-                reason:
-                    "no url=, no --mirror, and the host has no apt sources to take a mirror from"
-                        .into(),
-            })?,
+        return Err(no_repository(name));
     };
     let keyring_path = spec_dir.join(&r.keyring.value);
     let bytes = std::fs::read(&keyring_path).map_err(|e| strata_deb::Error::Io {
@@ -218,12 +259,44 @@ fn open_repository(
     Repository::open(&source, &keyring, fetcher)
 }
 
+fn no_repository(name: &str) -> strata_deb::Error {
+    strata_deb::Error::BadRelease {
+        file: name.to_owned(),
+        reason: "no such repository in the spec".into(),
+    }
+}
+
+/// A repository's URL: from the spec, else `--mirror`, else the host's apt
+/// sources.
+fn repository_url(
+    spec: &Spec,
+    name: &str,
+    opts: &PackageOptions,
+) -> Result<String, strata_deb::Error> {
+    let Some(r) = spec.repositories.iter().find(|r| r.name.value == name) else {
+        return Err(no_repository(name));
+    };
+    Ok(match (&r.url, &opts.mirror) {
+        (Some(u), _) => u.value.clone(),
+        (None, Some(m)) => m.clone(),
+        (None, None) => repo::host_mirrors(Path::new("/"))
+            .into_iter()
+            .next()
+            .ok_or_else(|| strata_deb::Error::Fetch {
+                url: format!("repository {name}"),
+                reason:
+                    "no url=, no --mirror, and the host has no apt sources to take a mirror from"
+                        .into(),
+            })?,
+    })
+}
+
 /// The operations of one layer installing `packages`, on top of `below`
 /// (which this layer's packages are added to).
 fn layer_ops(
     layer: &str,
-    repo: &Repository,
-    packages: &[Package],
+    base_url: &str,
+    packages: &[LockedPackage],
     below: &mut Below,
     fetcher: &mut Fetcher,
     cache_dir: &Path,
@@ -234,20 +307,33 @@ fn layer_ops(
         source: e,
     })?;
     let mut ops = PackageOps::default();
-    let mut locked = Vec::new();
     let mut info: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for p in packages {
-        let url = repo.source.file_url(&p.filename);
-        let deb_path = repo::fetch_deb(fetcher, &p.name, &url, &p.sha256, p.size)
-            .map_err(|e| err(layer, e))?;
+        let url = format!("{}/{}", base_url.trim_end_matches('/'), p.filename);
+        let sha256 = strata_deb::Sha256::from_hex(&p.sha256).ok_or_else(|| {
+            err(
+                layer,
+                strata_deb::Error::BadPackage {
+                    file: "(lock)".into(),
+                    package: p.name.clone(),
+                    reason: format!("bad sha256 {:?}", p.sha256),
+                },
+            )
+        })?;
+        let deb_path =
+            repo::fetch_deb(fetcher, &p.name, &url, &sha256, p.size).map_err(|e| err(layer, e))?;
         let mut deb = DebFile::open(&deb_path, &p.filename).map_err(|e| err(layer, e))?;
         let control = deb.control().map_err(|e| err(layer, e))?;
-        below
-            .entries
-            .push(status::entry(&p.filename, &control.control).map_err(|e| err(layer, e))?);
-        below.installed.push(Installed::of(p));
+        let entry = status::entry(&p.filename, &control.control).map_err(|e| err(layer, e))?;
+        // What the package is, from its own control file: the lower
+        // layers' packages for the layers above.
+        let installed = status::read(&p.filename, &status::write(std::slice::from_ref(&entry)))
+            .map_err(|e| err(layer, e))?;
+        let same = entry.get("Multi-Arch") == Some("same");
+        below.entries.push(entry);
+        below.installed.extend(installed);
         // dpkg names a Multi-Arch: same package's files NAME:ARCH.
-        let info_name = if p.multi_arch == strata_deb::MultiArch::Same {
+        let info_name = if same {
             format!("{}:{}", p.name, p.arch)
         } else {
             p.name.clone()
@@ -257,10 +343,10 @@ fn layer_ops(
                 info.insert(format!("{info_name}.{member}"), bytes.clone());
             }
         }
-        let data = extract_data(&mut deb, &data_dir, p).map_err(|e| err(layer, e))?;
+        let data = extract_data(&mut deb, &data_dir, &sha256).map_err(|e| err(layer, e))?;
         let mut digest = blake3::Hasher::new();
         digest.update(DEB_INPUT_VERSION);
-        digest.update(&p.sha256.0);
+        digest.update(&sha256.0);
         ops.ops.push(JobOp::Unpack {
             archive: data.clone(),
             to: ImagePath::root(),
@@ -272,15 +358,9 @@ fn layer_ops(
             digest: *digest.finalize().as_bytes(),
             path: data,
         });
-        locked.push(LockedPackage {
-            name: p.name.clone(),
-            version: p.version.to_string(),
-            arch: p.arch.clone(),
-            sha256: p.sha256.hex(),
-            size: p.size,
-            filename: p.filename.clone(),
-        });
+        ops.lock.push(p.line());
     }
+    let locked = packages.to_vec();
     let path = |s: &str| ImagePath::parse_abs(s).expect("a literal absolute path");
     for dir in ["/var/lib/dpkg/info", "/var/lib/dpkg/updates"] {
         ops.ops.push(JobOp::Mkdir {
@@ -308,12 +388,16 @@ fn layer_ops(
 
 /// The package's data archive, copied out of its verified `.deb` into the
 /// cache (temporary name, then rename), named by the `.deb`'s sha256.
-fn extract_data(deb: &mut DebFile, dir: &Path, p: &Package) -> Result<PathBuf, strata_deb::Error> {
+fn extract_data(
+    deb: &mut DebFile,
+    dir: &Path,
+    sha256: &strata_deb::Sha256,
+) -> Result<PathBuf, strata_deb::Error> {
     let ext = deb.data_compression().to_owned();
     let name = if ext.is_empty() {
-        format!("{}.tar", p.sha256.hex())
+        format!("{}.tar", sha256.hex())
     } else {
-        format!("{}.tar.{ext}", p.sha256.hex())
+        format!("{}.tar.{ext}", sha256.hex())
     };
     let dest = dir.join(name);
     let io = |e: std::io::Error| strata_deb::Error::Io {
