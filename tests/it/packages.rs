@@ -33,6 +33,13 @@ fn build_deb(root: &Path, name: &str, version: &str, arch: &str, extra: &[&str])
         control.push('\n');
     }
     fs::write(dir.join("DEBIAN/control"), control).unwrap();
+    // As dh_md5sums writes them: dpkg --audit wants them.
+    let sums = run_ok(
+        Command::new("sh")
+            .args(["-c", "find usr -type f | sort | xargs md5sum"])
+            .current_dir(&dir),
+    );
+    fs::write(dir.join("DEBIAN/md5sums"), sums).unwrap();
     fs::create_dir_all(root.join("pool/main")).unwrap();
     run_ok(
         Command::new("dpkg-deb")
@@ -224,6 +231,31 @@ fn a_layer_of_packages_from_a_signed_repository() {
         .filter_map(|l| l.split_whitespace().nth(1))
         .collect();
     assert_eq!(installed, ["app", "base", "jre", "lib"], "{listed}");
+    for pkg in ["app", "base", "jre", "lib"] {
+        for kind in ["list", "md5sums"] {
+            let f = format!("info/{pkg}.{kind}");
+            fs::write(
+                admin.join(&f),
+                image_file(&out, &format!("var/lib/dpkg/{f}")).unwrap(),
+            )
+            .unwrap();
+        }
+    }
+    let files = run_ok(
+        Command::new("dpkg")
+            .arg(format!("--admindir={}", admin.display()))
+            .args(["-L", "app"]),
+    );
+    assert!(
+        files.lines().any(|l| l == "/usr/share/app/1.0-1"),
+        "{files}"
+    );
+    let audit = run_ok(
+        Command::new("dpkg")
+            .arg(format!("--admindir={}", admin.display()))
+            .arg("--audit"),
+    );
+    assert_eq!(audit, "", "dpkg --audit finds nothing to fix");
 
     // The same spec again: every layer from the cache, the same image.
     let again = compose(&spec, &tmp.path().join("out2"), &cache).unwrap();
@@ -320,7 +352,7 @@ fn a_minimal_debian_image_lists_its_packages_in_dpkg() {
         "mini:latest",
         "sh",
         "-c",
-        "dpkg -l; curl --version",
+        "dpkg -l; curl --version; dpkg -L curl; echo AUDIT; dpkg --audit",
     ]));
     let _ = Command::new(docker).args(["rmi", "mini:latest"]).output();
     for pkg in [
@@ -341,6 +373,14 @@ fn a_minimal_debian_image_lists_its_packages_in_dpkg() {
         );
     }
     assert!(listed.contains("curl 7."), "{listed}");
+    assert!(
+        listed.lines().any(|l| l == "/usr/bin/curl"),
+        "dpkg -L curl: {listed}"
+    );
+    assert!(
+        listed.trim_end().ends_with("AUDIT"),
+        "dpkg --audit finds nothing: {listed}"
+    );
 }
 
 /// The host's first http(s) apt mirror (never named in the repository).

@@ -150,6 +150,48 @@ impl DebFile {
         self.data.name.strip_prefix("data.tar.").unwrap_or("")
     }
 
+    /// The paths the data archive holds, as dpkg lists them in
+    /// `info/PKG.list`: `/.` for the root, then each path absolute and
+    /// without a trailing `/`, in archive order. At most `max_entries`;
+    /// the archive is decompressed as a stream and only its headers are
+    /// read.
+    pub fn data_paths(&mut self, max_entries: usize) -> Result<Vec<String>, Error> {
+        self.file
+            .seek(SeekFrom::Start(self.data.offset))
+            .map_err(|e| self.io(e))?;
+        let raw = (&self.file).take(self.data.size);
+        let bad = |reason: String| Error::BadDeb {
+            deb: self.name.clone(),
+            reason: format!("{}: {reason}", self.data.name),
+        };
+        let reader: Box<dyn Read + '_> = match self.data_compression() {
+            "" => Box::new(raw),
+            "xz" => Box::new(liblzma::read::XzDecoder::new_multi_decoder(raw)),
+            "gz" => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+            "zst" => {
+                Box::new(zstd::stream::read::Decoder::new(raw).map_err(|e| bad(e.to_string()))?)
+            }
+            other => return Err(bad(format!("unsupported compression {other:?}"))),
+        };
+        let mut out = Vec::new();
+        let mut ar = tar::Archive::new(reader);
+        for e in ar.entries().map_err(|e| bad(e.to_string()))? {
+            let e = e.map_err(|e| bad(e.to_string()))?;
+            if out.len() >= max_entries {
+                return Err(bad(format!("more than {max_entries} entries")));
+            }
+            let path = e.path_bytes();
+            let text = String::from_utf8_lossy(&path);
+            let t = text.trim_start_matches('.').trim_matches('/');
+            out.push(if t.is_empty() {
+                "/.".to_owned()
+            } else {
+                format!("/{t}")
+            });
+        }
+        Ok(out)
+    }
+
     /// Reads the control members.
     pub fn control(&mut self) -> Result<Control, Error> {
         let m = self.control.clone();

@@ -7,8 +7,9 @@
 //! builder (with its checks against hostile archives), and of its
 //! maintainer scripts' effects only what dpkg itself records is written:
 //! `/var/lib/dpkg/status` (every package of the image's `packages` layers
-//! so far, so `dpkg -l` lists them all) and `/var/lib/dpkg/info/PKG.md5sums`
-//! and `PKG.conffiles` from the package's control archive.
+//! so far, so `dpkg -l` lists them all), `/var/lib/dpkg/info/PKG.list` (the
+//! paths of its data archive) and `PKG.md5sums` and `PKG.conffiles` from the
+//! package's control archive.
 //!
 //! Each package's input digest is made from its `.deb`'s sha256 (which the
 //! signed index vouches for), so a layer's key covers the resolved set:
@@ -34,6 +35,10 @@ use crate::Error;
 
 /// Bump when what a package's input digest stands for changes.
 const DEB_INPUT_VERSION: &[u8] = b"strata-deb-v1";
+
+/// The most entries a package's data archive may list (the largest
+/// Debian packages hold about 100 000 files).
+const MAX_ENTRIES: usize = 2_000_000;
 
 /// How `packages` layers are resolved.
 #[derive(Debug, Clone, Default)]
@@ -343,6 +348,12 @@ fn layer_ops(
                 info.insert(format!("{info_name}.{member}"), bytes.clone());
             }
         }
+        // `info/PKG.list`: what `dpkg -L` shows and what scanners use to
+        // tell which package a file belongs to.
+        let paths = deb.data_paths(MAX_ENTRIES).map_err(|e| err(layer, e))?;
+        let mut list = paths.join("\n");
+        list.push('\n');
+        info.insert(format!("{info_name}.list"), list.into_bytes());
         let data = extract_data(&mut deb, &data_dir, &sha256).map_err(|e| err(layer, e))?;
         let mut digest = blake3::Hasher::new();
         digest.update(DEB_INPUT_VERSION);
@@ -369,6 +380,10 @@ fn layer_ops(
             owner: None,
         });
     }
+    // The database's format: 1 names a Multi-Arch: same package's files
+    // NAME:ARCH, as dpkg has since 1.16.2 (without it, dpkg reads the
+    // old unqualified names).
+    info.insert("format".to_owned(), b"1\n".to_vec());
     for (name, content) in info {
         ops.ops.push(JobOp::File {
             path: path(&format!("/var/lib/dpkg/info/{name}")),
