@@ -18,6 +18,10 @@ use crate::Error;
 /// kilobytes to a few hundred (large `md5sums`).
 pub const CONTROL_MAX: u64 = 64 << 20;
 
+/// The most a file read out of a data archive by [`DebFile::scan_data`]
+/// may weigh (a CA certificate is a few kilobytes).
+pub const WANTED_MAX: u64 = 1 << 20;
+
 /// One member of the `ar` archive.
 #[derive(Debug, Clone)]
 struct Member {
@@ -156,6 +160,18 @@ impl DebFile {
     /// the archive is decompressed as a stream and only its headers are
     /// read.
     pub fn data_paths(&mut self, max_entries: usize) -> Result<Vec<String>, Error> {
+        self.scan_data(max_entries, |_| false)
+            .map(|(paths, _)| paths)
+    }
+
+    /// Like [`DebFile::data_paths`], also returning the content of the
+    /// regular files whose path `want` picks (at most [`WANTED_MAX`] bytes
+    /// each), by path.
+    pub fn scan_data(
+        &mut self,
+        max_entries: usize,
+        want: impl Fn(&str) -> bool,
+    ) -> Result<(Vec<String>, std::collections::BTreeMap<String, Vec<u8>>), Error> {
         self.file
             .seek(SeekFrom::Start(self.data.offset))
             .map_err(|e| self.io(e))?;
@@ -174,22 +190,35 @@ impl DebFile {
             other => return Err(bad(format!("unsupported compression {other:?}"))),
         };
         let mut out = Vec::new();
+        let mut files = std::collections::BTreeMap::new();
         let mut ar = tar::Archive::new(reader);
         for e in ar.entries().map_err(|e| bad(e.to_string()))? {
-            let e = e.map_err(|e| bad(e.to_string()))?;
+            let mut e = e.map_err(|e| bad(e.to_string()))?;
             if out.len() >= max_entries {
                 return Err(bad(format!("more than {max_entries} entries")));
             }
-            let path = e.path_bytes();
-            let text = String::from_utf8_lossy(&path);
+            let raw = e.path_bytes().into_owned();
+            let text = String::from_utf8_lossy(&raw);
             let t = text.trim_start_matches('.').trim_matches('/');
-            out.push(if t.is_empty() {
+            let path = if t.is_empty() {
                 "/.".to_owned()
             } else {
                 format!("/{t}")
-            });
+            };
+            if e.header().entry_type().is_file() && want(&path) {
+                let mut buf = Vec::new();
+                (&mut e)
+                    .take(WANTED_MAX + 1)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| bad(e.to_string()))?;
+                if buf.len() as u64 > WANTED_MAX {
+                    return Err(bad(format!("{path} is larger than {WANTED_MAX} bytes")));
+                }
+                files.insert(path.clone(), buf);
+            }
+            out.push(path);
         }
-        Ok(out)
+        Ok((out, files))
     }
 
     /// Reads the control members.

@@ -115,6 +115,10 @@ pub struct Resolved {
 struct Below {
     installed: Vec<Installed>,
     entries: Vec<Paragraph>,
+    /// The CA certificates the packages ship, by path.
+    certs: BTreeMap<String, Vec<u8>>,
+    /// Whether `ca-certificates` is installed.
+    ca_certificates: bool,
 }
 
 fn err(layer: &str, source: strata_deb::Error) -> Error {
@@ -313,6 +317,7 @@ fn layer_ops(
     })?;
     let mut ops = PackageOps::default();
     let mut info: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let (certs_before, had_ca_certificates) = (below.certs.len(), below.ca_certificates);
     for p in packages {
         let url = format!("{}/{}", base_url.trim_end_matches('/'), p.filename);
         let sha256 = strata_deb::Sha256::from_hex(&p.sha256).ok_or_else(|| {
@@ -350,7 +355,13 @@ fn layer_ops(
         }
         // `info/PKG.list`: what `dpkg -L` shows and what scanners use to
         // tell which package a file belongs to.
-        let paths = deb.data_paths(MAX_ENTRIES).map_err(|e| err(layer, e))?;
+        let (paths, certs) = deb
+            .scan_data(MAX_ENTRIES, |p| {
+                p.starts_with(CA_DIR) && p.ends_with(".crt")
+            })
+            .map_err(|e| err(layer, e))?;
+        below.certs.extend(certs);
+        below.ca_certificates |= p.name == "ca-certificates";
         let mut list = paths.join("\n");
         list.push('\n');
         info.insert(format!("{info_name}.list"), list.into_bytes());
@@ -392,6 +403,10 @@ fn layer_ops(
             owner: None,
         });
     }
+    // Made again only by a layer that changes what goes into it.
+    if below.ca_certificates && (below.certs.len() != certs_before || !had_ca_certificates) {
+        ca_certificates(&below.certs, &mut ops, &path);
+    }
     ops.ops.push(JobOp::File {
         path: path("/var/lib/dpkg/status"),
         content: status::write(&below.entries).into_bytes(),
@@ -399,6 +414,61 @@ fn layer_ops(
         owner: None,
     });
     Ok((ops, locked))
+}
+
+/// Where packages put CA certificates (`update-ca-certificates` reads
+/// them there).
+const CA_DIR: &str = "/usr/share/ca-certificates/";
+
+/// What `ca-certificates`' postinst makes with `update-ca-certificates`,
+/// done declaratively: every certificate enabled (the debconf default) in
+/// `/etc/ca-certificates.conf`, a `/etc/ssl/certs/NAME.pem` link to each,
+/// and the bundle `/etc/ssl/certs/ca-certificates.crt` that OpenSSL,
+/// GnuTLS and curl read, in the conf's (sorted) order. The OpenSSL
+/// subject-hash links (`HASH.0`) are not made: clients that read the
+/// bundle or the directory by name do not need them.
+fn ca_certificates(
+    certs: &BTreeMap<String, Vec<u8>>,
+    ops: &mut PackageOps,
+    path: &dyn Fn(&str) -> ImagePath,
+) {
+    let mut conf = String::from(
+        "# Written by strata as the ca-certificates postinst would (all certificates enabled).\n",
+    );
+    let mut bundle = Vec::new();
+    for (p, content) in certs {
+        let rel = &p[CA_DIR.len()..];
+        conf.push_str(rel);
+        conf.push('\n');
+        bundle.extend_from_slice(content);
+        if !content.ends_with(b"\n") {
+            bundle.push(b'\n');
+        }
+        let name = rel
+            .rsplit('/')
+            .next()
+            .unwrap_or(rel)
+            .trim_end_matches(".crt");
+        if let Some(link) = ImagePath::parse_abs(&format!("/etc/ssl/certs/{name}.pem")) {
+            ops.ops.push(JobOp::Symlink {
+                path: link,
+                target: p.as_bytes().to_vec(),
+                owner: None,
+            });
+        }
+    }
+    ops.ops.push(JobOp::File {
+        path: path("/etc/ca-certificates.conf"),
+        content: conf.into_bytes(),
+        mode: Some(0o644),
+        owner: None,
+    });
+    ops.ops.push(JobOp::File {
+        path: path("/etc/ssl/certs/ca-certificates.crt"),
+        content: bundle,
+        mode: Some(0o644),
+        owner: None,
+    });
 }
 
 /// The package's data archive, copied out of its verified `.deb` into the
