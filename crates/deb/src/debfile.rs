@@ -22,6 +22,9 @@ pub const CONTROL_MAX: u64 = 64 << 20;
 /// may weigh (a CA certificate is a few kilobytes).
 pub const WANTED_MAX: u64 = 1 << 20;
 
+/// Files read out of an archive, by path.
+pub type Files = std::collections::BTreeMap<String, Vec<u8>>;
+
 /// One member of the `ar` archive.
 #[derive(Debug, Clone)]
 struct Member {
@@ -171,7 +174,7 @@ impl DebFile {
         &mut self,
         max_entries: usize,
         want: impl Fn(&str) -> bool,
-    ) -> Result<(Vec<String>, std::collections::BTreeMap<String, Vec<u8>>), Error> {
+    ) -> Result<(Vec<String>, Files), Error> {
         self.file
             .seek(SeekFrom::Start(self.data.offset))
             .map_err(|e| self.io(e))?;
