@@ -190,9 +190,11 @@ pub fn resolve(
                     set.clone()
                 } else {
                     if !repos.contains_key(&repo_name) {
-                        let r = open_repository(spec, spec_dir, &repo_name, &mut fetcher, opts)
+                        let mut r = open_repository(spec, spec_dir, &repo_name, &mut fetcher, opts)
                             .map_err(|e| err(&qualified, e))?;
-                        let u = Universe::new(r.packages.clone(), r.native());
+                        // Moved, not copied: an index is tens of megabytes.
+                        let native = r.native().to_owned();
+                        let u = Universe::new(std::mem::take(&mut r.packages), &native);
                         repos.insert(repo_name.clone(), (r, u));
                     }
                     let (_, universe) = &repos[&repo_name];
@@ -330,11 +332,8 @@ fn layer_ops(
                 },
             )
         })?;
-        let deb_path =
-            repo::fetch_deb(fetcher, &p.name, &url, &sha256, p.size).map_err(|e| err(layer, e))?;
-        let mut deb = DebFile::open(&deb_path, &p.filename).map_err(|e| err(layer, e))?;
-        let control = deb.control().map_err(|e| err(layer, e))?;
-        let entry = status::entry(&p.filename, &control.control).map_err(|e| err(layer, e))?;
+        let facts = deb_facts(&url, p, &sha256, fetcher, &data_dir).map_err(|e| err(layer, e))?;
+        let entry = status::entry(&p.filename, &facts.control).map_err(|e| err(layer, e))?;
         // What the package is, from its own control file: the lower
         // layers' packages for the layers above.
         let installed = status::read(&p.filename, &status::write(std::slice::from_ref(&entry)))
@@ -348,24 +347,17 @@ fn layer_ops(
         } else {
             p.name.clone()
         };
-        for member in ["md5sums", "conffiles"] {
-            if let Some(bytes) = control.files.get(member) {
-                info.insert(format!("{info_name}.{member}"), bytes.clone());
-            }
+        for (member, text) in &facts.info {
+            info.insert(format!("{info_name}.{member}"), text.clone().into_bytes());
         }
-        // `info/PKG.list`: what `dpkg -L` shows and what scanners use to
-        // tell which package a file belongs to.
-        let (paths, certs) = deb
-            .scan_data(MAX_ENTRIES, |p| {
-                p.starts_with(CA_DIR) && p.ends_with(".crt")
-            })
-            .map_err(|e| err(layer, e))?;
-        below.certs.extend(certs);
+        below.certs.extend(
+            facts
+                .certs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into_bytes())),
+        );
         below.ca_certificates |= p.name == "ca-certificates";
-        let mut list = paths.join("\n");
-        list.push('\n');
-        info.insert(format!("{info_name}.list"), list.into_bytes());
-        let data = extract_data(&mut deb, &data_dir, &sha256).map_err(|e| err(layer, e))?;
+        let data = data_dir.join(&facts.data_file);
         let mut digest = blake3::Hasher::new();
         digest.update(DEB_INPUT_VERSION);
         digest.update(&sha256.0);
@@ -469,6 +461,93 @@ fn ca_certificates(
         mode: Some(0o644),
         owner: None,
     });
+}
+
+/// What strata needs of a verified `.deb`, kept in the cache beside its
+/// data archive (`debs-v1/facts/SHA256.json`) so that a warm compose reads
+/// neither the `.deb` nor its data again: its control file, its
+/// `info/PKG.*` files (`md5sums`, `conffiles`, `list`), the CA
+/// certificates it ships, and the data archive's name and sha256 (checked
+/// whenever the facts are used).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Facts {
+    control: String,
+    info: BTreeMap<String, String>,
+    certs: BTreeMap<String, String>,
+    data_file: String,
+    data_sha256: String,
+}
+
+/// Bump when [`Facts`] changes meaning.
+const FACTS_VERSION: &str = "facts-v1";
+
+fn deb_facts(
+    url: &str,
+    p: &LockedPackage,
+    sha256: &strata_deb::Sha256,
+    fetcher: &mut Fetcher,
+    data_dir: &Path,
+) -> Result<Facts, strata_deb::Error> {
+    let facts_dir = data_dir.with_file_name(FACTS_VERSION);
+    let facts_path = facts_dir.join(format!("{}.json", sha256.hex()));
+    if let Some(f) = std::fs::read(&facts_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Facts>(&b).ok())
+        .filter(|f| {
+            !f.data_file.contains('/')
+                && repo::hash_file(&data_dir.join(&f.data_file))
+                    .is_ok_and(|h| h.hex() == f.data_sha256)
+        })
+    {
+        return Ok(f);
+    }
+    let deb_path = repo::fetch_deb(fetcher, &p.name, url, sha256, p.size)?;
+    let mut deb = DebFile::open(&deb_path, &p.filename)?;
+    let control = deb.control()?;
+    let text = |name: &str, b: &[u8]| {
+        String::from_utf8(b.to_vec()).map_err(|_| strata_deb::Error::BadDeb {
+            deb: p.filename.clone(),
+            reason: format!("{name} is not UTF-8 text"),
+        })
+    };
+    let mut info = BTreeMap::new();
+    for member in ["md5sums", "conffiles"] {
+        if let Some(bytes) = control.files.get(member) {
+            info.insert(member.to_owned(), text(member, bytes)?);
+        }
+    }
+    // `info/PKG.list`: what `dpkg -L` shows and what scanners use to tell
+    // which package a file belongs to.
+    let (paths, certs) = deb.scan_data(MAX_ENTRIES, |p| {
+        p.starts_with(CA_DIR) && p.ends_with(".crt")
+    })?;
+    let mut list = paths.join("\n");
+    list.push('\n');
+    info.insert("list".to_owned(), list);
+    let mut cert_text = BTreeMap::new();
+    for (path, bytes) in certs {
+        cert_text.insert(path.clone(), text(&path, &bytes)?);
+    }
+    let data = extract_data(&mut deb, data_dir, sha256)?;
+    let io = |e: std::io::Error| strata_deb::Error::Io {
+        path: facts_path.clone(),
+        source: e,
+    };
+    let facts = Facts {
+        control: control.control,
+        info,
+        certs: cert_text,
+        data_file: data
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        data_sha256: repo::hash_file(&data).map_err(io)?.hex(),
+    };
+    std::fs::create_dir_all(&facts_dir).map_err(io)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&facts_dir).map_err(io)?;
+    serde_json::to_writer(&mut tmp, &facts).map_err(|e| io(e.into()))?;
+    tmp.persist(&facts_path).map_err(|e| io(e.error))?;
+    Ok(facts)
 }
 
 /// The package's data archive, copied out of its verified `.deb` into the
