@@ -20,6 +20,7 @@ mod lock;
 mod multi_platform;
 mod nothing_escapes;
 mod outputs;
+mod packages;
 mod real_tools;
 mod registry;
 mod repro;

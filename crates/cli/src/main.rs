@@ -144,6 +144,10 @@ enum Command {
         /// (repeatable): substituted where the spec writes $NAME or ${NAME}.
         #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_arg)]
         args: Vec<(String, String)>,
+        /// The Debian mirror of `repository` nodes without `url=`; the
+        /// host's apt sources when not given.
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
     },
     /// Compose a spec and write its lock file next to it (SPEC with the
     /// extension .lock): every image's manifest and config digest, every
@@ -311,6 +315,7 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             cache_from,
             cache_to,
             args,
+            mirror,
         } => {
             let lock_flags = cmd_lock::before(&spec, locked, update_lock)?;
             // A bad destination fails before the build, not after it.
@@ -341,6 +346,15 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                     .as_ref()
                     .map(|l| l.bases.iter().cloned().collect())
                     .unwrap_or_default(),
+                // A locked compose installs the packages of the lock.
+                packages: strata::packages::PackageOptions {
+                    mirror,
+                    locked: lock_flags
+                        .locked
+                        .as_ref()
+                        .map(|l| l.packages())
+                        .unwrap_or_default(),
+                },
             };
             let show_progress = !json && !quiet && std::io::stderr().is_terminal();
             let progress = progress::Progress::new(show_progress);

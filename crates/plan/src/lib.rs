@@ -54,6 +54,22 @@ pub struct PlanOptions {
     /// substituted in it (`strata_spec::apply_args`); kept in the plan for
     /// the lock and the report.
     pub args: BTreeMap<String, String>,
+    /// The operations of each layer with `packages`, by (image, layer)
+    /// name, resolved by the caller (`strata-deb` through `strata`): a
+    /// `packages` layer missing here is an error.
+    pub packages: BTreeMap<(String, String), PackageOps>,
+}
+
+/// A `packages` layer's operations: each verified `.deb`'s data archive to
+/// unpack (with its input digest, which covers the package's sha256) and
+/// the files that make the packages installed (dpkg status, links).
+#[derive(Debug, Clone, Default)]
+pub struct PackageOps {
+    pub ops: Vec<JobOp>,
+    /// One per `Unpack` of `ops`, in order.
+    pub inputs: Vec<InputDigest>,
+    /// The packages as the lock records them, one line each.
+    pub lock: Vec<String>,
 }
 
 /// An image outside the spec that a `from` names: its layers as they are,
@@ -115,6 +131,9 @@ pub struct Plan {
     pub bases: BTreeMap<String, ExternalImage>,
     /// The build arguments and their values (see [`PlanOptions::args`]).
     pub args: BTreeMap<String, String>,
+    /// The packages each `packages` layer installs, by `image/layer`, as
+    /// the lock records them ([`PackageOps::lock`]).
+    pub packages: BTreeMap<String, Vec<String>>,
 }
 
 /// One layer job.
@@ -260,6 +279,7 @@ pub fn plan(spec: &Spec, spec_path: &Path, opts: &PlanOptions) -> Result<Plan, D
         memo: opts.memo.clone(),
         errors,
         image_config: None,
+        packages: opts.packages.clone(),
     }
     .run(opts)
 }
@@ -276,6 +296,8 @@ struct Planner<'a> {
     /// The resolved config of the image whose layers are being planned:
     /// `run` steps run in its environment.
     image_config: Option<ImageConfig>,
+    /// See [`PlanOptions::packages`].
+    packages: BTreeMap<(String, String), PackageOps>,
 }
 
 /// Default `PATH` of an image built from scratch, as Docker and BuildKit set it.
@@ -427,6 +449,11 @@ impl Planner<'_> {
             indexes,
             bases: opts.bases.clone(),
             args: opts.args.clone(),
+            packages: opts
+                .packages
+                .iter()
+                .map(|((image, layer), p)| (format!("{image}/{layer}"), p.lock.clone()))
+                .collect(),
         })
     }
 
@@ -567,7 +594,29 @@ impl Planner<'_> {
         let mut inputs = Vec::new();
         let mut ok = true;
         let mut reads_below = false;
+        let mut packages_seen = false;
         for op in ops {
+            if matches!(op.value, Op::Packages(_)) {
+                // Every `packages` of a layer was resolved as one set.
+                if std::mem::replace(&mut packages_seen, true) {
+                    continue;
+                }
+                match self.packages.get(&(image.to_owned(), name.to_owned())) {
+                    Some(p) => {
+                        job_ops.extend(p.ops.iter().cloned());
+                        op_spans.extend(p.ops.iter().map(|_| op.span));
+                        inputs.extend(p.inputs.iter().cloned());
+                    }
+                    None => {
+                        self.errors.push(
+                            SpecDiagnostic::new("packages were not resolved", op.span, "not resolved")
+                                .with_help("`strata compose` and `strata lock` resolve packages; this command does not"),
+                        );
+                        ok = false;
+                    }
+                }
+                continue;
+            }
             match self.job_op(&op.value) {
                 Ok((job_op, input)) => {
                     reads_below |= matches!(job_op, JobOp::Delete { .. })
@@ -786,6 +835,19 @@ impl Planner<'_> {
                     }),
                     None,
                 )
+            }
+            // `layer_node` puts the resolved operations of `packages` in
+            // place of the op; it never asks for it alone.
+            Op::Packages(p) => {
+                let span = p
+                    .packages
+                    .first()
+                    .map_or(miette::SourceSpan::new(0.into(), 0), |n| n.span);
+                return Err(SpecDiagnostic::new(
+                    "packages are planned with their layer",
+                    span,
+                    "here",
+                ));
             }
         })
     }

@@ -74,6 +74,8 @@ pub fn apply_args(
                     }
                     Op::Run { command, .. } => sub(command),
                     Op::FromDir { .. } => {}
+                    // A package set may name versions by argument too.
+                    Op::Packages(p) => p.packages.iter_mut().for_each(sub),
                 }
             }
         }

@@ -51,6 +51,8 @@ pub struct Spec {
     /// `arg NAME="default"`: build arguments, in spec order (see
     /// [`crate::apply_args`]).
     pub args: Vec<ArgDecl>,
+    /// Debian repositories that `packages` operations install from.
+    pub repositories: Vec<Repository>,
 }
 
 /// One build argument: `arg NAME="default"` (or `arg NAME`, empty by default).
@@ -221,6 +223,8 @@ pub enum Op {
         /// The mounts of the command, from the `run` node's block.
         mounts: Vec<Spanned<RunMount>>,
     },
+    /// Debian packages, resolved with their dependencies and unpacked.
+    Packages(PackagesOp),
 }
 
 /// A mount of a `run` step (a child node of `run`), as BuildKit's
@@ -296,6 +300,7 @@ impl Op {
             Op::Delete { .. } => "delete",
             Op::FromDir { .. } => "from-dir",
             Op::Run { .. } => "run",
+            Op::Packages(_) => "packages",
         }
     }
 
@@ -309,7 +314,7 @@ impl Op {
             | Op::Mkdir { path, .. }
             | Op::Symlink { path, .. }
             | Op::Delete { path } => Some(path),
-            Op::FromDir { .. } | Op::Run { .. } => None,
+            Op::FromDir { .. } | Op::Run { .. } | Op::Packages(_) => None,
         }
     }
 
@@ -320,7 +325,11 @@ impl Op {
             | Op::Copy { mode, .. }
             | Op::File { mode, .. }
             | Op::Mkdir { mode, .. } => mode.as_ref(),
-            Op::Symlink { .. } | Op::Delete { .. } | Op::FromDir { .. } | Op::Run { .. } => None,
+            Op::Symlink { .. }
+            | Op::Delete { .. }
+            | Op::FromDir { .. }
+            | Op::Run { .. }
+            | Op::Packages(_) => None,
         }
     }
 
@@ -332,7 +341,7 @@ impl Op {
             | Op::File { owner, .. }
             | Op::Mkdir { owner, .. }
             | Op::Symlink { owner, .. } => owner.as_ref(),
-            Op::Delete { .. } | Op::FromDir { .. } | Op::Run { .. } => None,
+            Op::Delete { .. } | Op::FromDir { .. } | Op::Run { .. } | Op::Packages(_) => None,
         }
     }
 }
@@ -366,4 +375,33 @@ impl ExternalBase {
             },
         })
     }
+}
+
+/// `repository NAME suite="bookworm" keyring="debian.gpg" [url="..."]
+/// [components="main ..."] [architectures="amd64 ..."]`: a signed Debian
+/// repository. Without `url`, the mirror comes from `--mirror` or the
+/// host's apt sources, so a spec need not name one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    pub name: Spanned<String>,
+    pub span: SourceSpan,
+    pub url: Option<Spanned<String>>,
+    pub suite: Spanned<String>,
+    /// `main` when unset.
+    pub components: Vec<String>,
+    /// The first is the native architecture; `amd64` when unset.
+    pub architectures: Vec<String>,
+    /// A keyring file (binary or armored OpenPGP keys), relative to the spec.
+    pub keyring: Spanned<String>,
+}
+
+/// `packages "NAME" "NAME (>= VERSION)" "NAME=VERSION" ... [required=#true]
+/// [repository=NAME]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackagesOp {
+    pub packages: Vec<Spanned<String>>,
+    /// Also every package of `Priority: required` (a minbase system).
+    pub required: bool,
+    /// The repository's name; the spec's only repository when unset.
+    pub repository: Option<Spanned<String>>,
 }

@@ -35,6 +35,21 @@ impl Spec {
                 let _ = writeln!(out, "  image {}", d.s(image));
             }
         }
+        for r in &self.repositories {
+            let _ = writeln!(
+                out,
+                "repository {} suite={} keyring={}{} components={:?} architectures={:?}",
+                d.s(&r.name),
+                d.s(&r.suite),
+                d.s(&r.keyring),
+                r.url
+                    .as_ref()
+                    .map(|u| format!(" url={}", d.s(u)))
+                    .unwrap_or_default(),
+                r.components.join(" "),
+                r.architectures.join(" "),
+            );
+        }
         for image in &self.images {
             let _ = writeln!(out, "image {:?}{}", image.name.value, d.at(image.name.span));
             let mut line = |s: String| {
@@ -224,6 +239,19 @@ impl Dumper<'_> {
                         ),
                     })
                     .collect::<String>()
+            ),
+            Op::Packages(p) => format!(
+                "{}{}{}",
+                p.packages
+                    .iter()
+                    .map(|n| self.s(n))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                if p.required { " required=true" } else { "" },
+                p.repository
+                    .as_ref()
+                    .map(|r| format!(" repository={}", self.s(r)))
+                    .unwrap_or_default()
             ),
         };
         format!("{}{} {body}", op.value.kind(), self.at(op.span))

@@ -18,6 +18,9 @@ use crate::suggest::did_you_mean;
 mod parse_run;
 use crate::syntax;
 use crate::values::{self, Problem};
+
+#[path = "parse_packages.rs"]
+mod parse_packages;
 use crate::{
     Compression, Diagnostics, Image, ImageConfig, Index, Layer, Limits, Op, Owner, Spanned, Spec,
     SpecDiagnostic,
@@ -35,6 +38,7 @@ const TOP_NODES: &[&str] = &[
     "inputs-root",
     "limits",
     "arg",
+    "repository",
 ];
 const IMAGE_NODES: &[&str] = &[
     "from",
@@ -55,7 +59,7 @@ const IMAGE_NODES: &[&str] = &[
     "platform",
 ];
 const OP_NODES: &[&str] = &[
-    "add", "copy", "file", "mkdir", "symlink", "delete", "from-dir", "run",
+    "add", "copy", "file", "mkdir", "symlink", "delete", "from-dir", "run", "packages",
 ];
 
 /// How each node is written, for "usage:" hints.
@@ -92,6 +96,12 @@ fn usage(kind: &str) -> &'static str {
         "from-dir" => "from-dir \"DIR\" [normalize=#true]",
         "arg" => "arg NAME=\"default\" (or `arg NAME`; set with --arg NAME=VALUE)",
         "run" => "run \"COMMAND\" [network=#true] [user=\"NAME[:GROUP]\"]",
+        "repository" => {
+            "repository NAME suite=\"bookworm\" keyring=\"debian-archive-keyring.gpg\" [url=\"http://MIRROR/debian\"] [components=\"main\"] [architectures=\"amd64\"]"
+        }
+        "packages" => {
+            "packages \"NAME\" \"NAME=VERSION\" \"NAME (>= VERSION)\" ... [required=#true] [repository=NAME]"
+        }
         _ => "",
     }
 }
@@ -701,6 +711,7 @@ impl Parser<'_> {
             images: Vec::new(),
             indexes: Vec::new(),
             args: Vec::new(),
+            repositories: Vec::new(),
         };
         let mut seen = BTreeMap::new();
         let mut image_names = BTreeMap::new();
@@ -750,6 +761,11 @@ impl Parser<'_> {
                         spec.limits = limits;
                     }
                 }
+                "repository" => {
+                    if let Some(r) = self.repository(node) {
+                        spec.repositories.push(r);
+                    }
+                }
                 kind if IMAGE_NODES.contains(&kind) => self.misplaced(
                     node,
                     format!("`{kind}` must be inside an image"),
@@ -766,6 +782,7 @@ impl Parser<'_> {
             }
         }
         self.index_names(&spec.indexes, &image_names);
+        self.repository_names(&spec);
         if !any_image {
             self.push(
                 SpecDiagnostic::new(
@@ -1650,6 +1667,7 @@ impl Parser<'_> {
                     mounts,
                 }
             }
+            "packages" => Op::Packages(self.packages(node)?),
             "layer" => {
                 self.misplaced(
                     node,

@@ -38,6 +38,8 @@ pub struct BaseOptions {
     /// text (a lock's `base` lines, for `compose --locked`): the tag is not
     /// asked, so a moved tag does not change a locked build.
     pub pins: BTreeMap<String, Digest>,
+    /// How `packages` layers are resolved.
+    pub packages: crate::packages::PackageOptions,
 }
 
 /// An image's platform: OS, architecture, variant.
@@ -534,6 +536,20 @@ pub fn plan_spec_with_bases(
             None => Cache::open(Cache::default_dir())?,
         };
         opts.bases = resolve(&spec, dir, &cache, base_opts)?;
+    }
+    let has_packages = spec
+        .images
+        .iter()
+        .flat_map(|i| &i.layers)
+        .flat_map(|l| &l.ops)
+        .any(|o| matches!(o.value, strata_spec::Op::Packages(_)));
+    if has_packages {
+        let cache = match cache {
+            Some(c) => c.clone(),
+            None => Cache::open(Cache::default_dir())?,
+        };
+        opts.packages =
+            crate::packages::resolve(&spec, dir, cache.root(), &base_opts.packages)?.ops;
     }
     strata_plan::plan(&spec, spec_path, &opts).map_err(|d| Error::Spec(Box::new(d)))
 }

@@ -55,6 +55,8 @@ pub struct ComposeOptions {
     /// `--arg NAME=VALUE`: values of the spec's build arguments (`arg`),
     /// over their defaults. A name the spec does not declare is an error.
     pub args: std::collections::BTreeMap<String, String>,
+    /// How `packages` layers are resolved (`--mirror`).
+    pub packages: crate::packages::PackageOptions,
 }
 
 /// Read and plan a spec.
@@ -200,6 +202,7 @@ fn plan_stage(
         &crate::base::BaseOptions {
             insecure: opts.insecure,
             pins: opts.base_pins.clone(),
+            packages: opts.packages.clone(),
         },
     )?;
     if let Err(e) = index.0.save() {
@@ -403,6 +406,7 @@ fn report_stage(
         })
         .collect();
     ComposeReport {
+        packages: plan.packages.clone(),
         spec: spec_path.to_path_buf(),
         out: opts.out.clone(),
         layout_unchanged: exported.layout_unchanged,

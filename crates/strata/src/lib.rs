@@ -19,6 +19,7 @@ pub mod json;
 mod locate;
 pub mod lock;
 mod outputs;
+pub mod packages;
 pub mod push;
 pub mod remote_cache;
 mod report;
@@ -169,6 +170,13 @@ pub enum Error {
     /// `/bin/sh` to run it, a `delete` of a path no layer below has.
     #[error("{0}")]
     Build(Box<Diagnostics>),
+    /// A `packages` layer that could not be resolved, fetched or verified.
+    #[error("layer {layer}: {source}")]
+    Packages {
+        layer: String,
+        #[source]
+        source: Box<strata_deb::Error>,
+    },
 }
 
 /// The kinds of failure a front end tells apart (the `strata` binary gives

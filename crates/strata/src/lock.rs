@@ -110,6 +110,10 @@ pub struct LockedLayer {
     pub desc: LayerDescriptor,
     /// The listing, one [`Entry::line`](strata_layer::Entry::line) per entry, in tar order.
     pub listing: Vec<String>,
+    /// The Debian packages a `packages` layer installs, one
+    /// [`LockedPackage::line`](crate::packages::LockedPackage::line) each:
+    /// what `compose --locked` installs again, without resolving.
+    pub packages: Vec<String>,
 }
 
 impl LockedLayer {
@@ -171,6 +175,7 @@ impl Lock {
                         compression: l.compression.clone(),
                         desc: l.desc,
                         listing: l.listing.entries.iter().map(|e| e.line()).collect(),
+                        packages: report.packages.get(&l.name).cloned().unwrap_or_default(),
                     });
                 }
             }
@@ -200,6 +205,23 @@ impl Lock {
             images,
             layers,
         }
+    }
+
+    /// The packages of each `packages` layer, by `image/layer`, for
+    /// `compose --locked` ([`PackageOptions::locked`](crate::packages::PackageOptions::locked)).
+    pub fn packages(&self) -> BTreeMap<String, Vec<crate::packages::LockedPackage>> {
+        self.layers
+            .iter()
+            .filter(|l| !l.packages.is_empty())
+            .map(|l| {
+                let set = l
+                    .packages
+                    .iter()
+                    .filter_map(|p| crate::packages::LockedPackage::parse(p))
+                    .collect();
+                (l.name.clone(), set)
+            })
+            .collect()
     }
 
     pub fn layer(&self, name: &str) -> Option<&LockedLayer> {
@@ -258,6 +280,9 @@ impl Lock {
             let _ = writeln!(s, "  diff-id {}", l.desc.diff_id);
             let _ = writeln!(s, "  blob {}", l.desc.blob);
             let _ = writeln!(s, "  size {}", l.desc.size);
+            for p in &l.packages {
+                let _ = writeln!(s, "  package {p}");
+            }
             let _ = writeln!(s, "  listing {} {}", l.listing.len(), l.listing_digest());
             for line in &l.listing {
                 let _ = writeln!(s, "    {line}");
@@ -442,6 +467,7 @@ impl Parser<'_> {
                                     media_type: MediaType::Tar,
                                 },
                                 listing: Vec::new(),
+                                packages: Vec::new(),
                             });
                             section = Section::Layer(lock.layers.len() - 1);
                         }
@@ -489,6 +515,14 @@ impl Parser<'_> {
                             layer.desc.size = rest
                                 .parse()
                                 .map_err(|_| self.err(format!("bad size {rest:?}")))?;
+                        }
+                        "package" => {
+                            if crate::packages::LockedPackage::parse(rest).is_none() {
+                                return Err(self.err(format!(
+                                    "expected `package NAME VERSION ARCH SHA256 SIZE FILENAME`, found {rest:?}"
+                                )));
+                            }
+                            layer.packages.push(rest.to_owned());
                         }
                         "listing" => {
                             let (count, digest) = rest
@@ -802,6 +836,10 @@ mod tests {
                     "/etc/motd file 0644 0:0 2 sha256:".to_owned() + &"00".repeat(32),
                     "/odd\\x20name symlink 0777 0:0 -> a\\x0ab".into(),
                 ],
+                packages: vec![format!(
+                    "libc6 2.36-9+deb12u10 amd64 {} 2758208 pool/main/g/glibc/libc6_2.36-9+deb12u10_amd64.deb",
+                    "ab".repeat(32)
+                )],
             }],
         }
     }

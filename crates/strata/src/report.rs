@@ -132,6 +132,10 @@ pub struct ComposeReport {
     pub remote_cache_pushed: Option<usize>,
     /// Wall time of the compose in milliseconds (not part of any digest).
     pub elapsed_ms: u64,
+    /// The packages each `packages` layer installed, by `image/layer`, one
+    /// `NAME VERSION ARCH SHA256 SIZE FILENAME` line each.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub packages: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl ComposeReport {

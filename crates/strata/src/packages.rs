@@ -1,0 +1,585 @@
+//! `packages` layers: each is resolved against its spec's `repository`
+//! (signed, verified, cached by `strata-deb`), and becomes ordinary layer
+//! operations before planning: one `Unpack` per package of its `.deb`'s
+//! data archive, and the files that make dpkg see the packages installed.
+//!
+//! Nothing of a package runs: its data archive is unpacked by the layer
+//! builder (with its checks against hostile archives), and of its
+//! maintainer scripts' effects only what dpkg itself records is written:
+//! `/var/lib/dpkg/status` (every package of the image's `packages` layers
+//! so far, so `dpkg -l` lists them all), `/var/lib/dpkg/info/PKG.list` (the
+//! paths of its data archive) and `PKG.md5sums` and `PKG.conffiles` from the
+//! package's control archive.
+//!
+//! Each package's input digest is made from its `.deb`'s sha256 (which the
+//! signed index vouches for), so a layer's key covers the resolved set:
+//! names, versions and hashes. The `.deb` files and their data archives are
+//! kept in the cache's `debs-v1` directory, by sha256.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use strata_deb::control::Paragraph;
+use strata_deb::debfile::DebFile;
+use strata_deb::repo::{self, Fetcher, Repository, Source};
+use strata_deb::resolve::{self, Installed, Request, Universe};
+
+use strata_deb::{Keyring, Package, status};
+use strata_layer::{ImagePath, JobOp};
+use strata_plan::InputDigest;
+use strata_plan::PackageOps;
+use strata_spec::{Op, Spec};
+
+use crate::Error;
+
+/// Bump when what a package's input digest stands for changes.
+const DEB_INPUT_VERSION: &[u8] = b"strata-deb-v1";
+
+/// The most entries a package's data archive may list (the largest
+/// Debian packages hold about 100 000 files).
+const MAX_ENTRIES: usize = 2_000_000;
+
+/// How `packages` layers are resolved.
+#[derive(Debug, Clone, Default)]
+pub struct PackageOptions {
+    /// The mirror for repositories whose spec gives no `url`; the host's
+    /// apt sources when unset.
+    pub mirror: Option<String>,
+    /// `compose --locked`: the packages of each layer (`image/layer`) as
+    /// the lock records them. Such a layer installs exactly these, from the
+    /// cache when it holds them, else from the mirror, without resolving.
+    pub locked: BTreeMap<String, Vec<LockedPackage>>,
+}
+
+/// One package installed by a layer, as a lock records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedPackage {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    pub sha256: String,
+    pub size: u64,
+    /// The `.deb`'s path in the repository (its `Filename`).
+    pub filename: String,
+}
+
+impl LockedPackage {
+    /// The lock's text: `NAME VERSION ARCH SHA256 SIZE FILENAME`.
+    pub fn line(&self) -> String {
+        format!(
+            "{} {} {} {} {} {}",
+            self.name, self.version, self.arch, self.sha256, self.size, self.filename
+        )
+    }
+
+    /// Reads [`LockedPackage::line`] back; `None` if it is not one.
+    pub fn parse(line: &str) -> Option<LockedPackage> {
+        let mut w = line.split(' ');
+        let p = LockedPackage {
+            name: w.next()?.to_owned(),
+            version: w.next()?.to_owned(),
+            arch: w.next()?.to_owned(),
+            sha256: w.next()?.to_owned(),
+            size: w.next()?.parse().ok()?,
+            filename: w.next()?.to_owned(),
+        };
+        let ok = w.next().is_none()
+            && strata_deb::Sha256::from_hex(&p.sha256).is_some()
+            && strata_deb::relation::valid_name(&p.name)
+            && !p.filename.split('/').any(|c| c == ".." || c.is_empty());
+        ok.then_some(p)
+    }
+
+    fn of(p: &Package) -> LockedPackage {
+        LockedPackage {
+            name: p.name.clone(),
+            version: p.version.to_string(),
+            arch: p.arch.clone(),
+            sha256: p.sha256.hex(),
+            size: p.size,
+            filename: p.filename.clone(),
+        }
+    }
+}
+
+/// The outcome for a spec: each `packages` layer's operations and packages.
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    pub ops: BTreeMap<(String, String), PackageOps>,
+    pub packages: BTreeMap<(String, String), Vec<LockedPackage>>,
+}
+
+/// What the layers below a layer have installed.
+#[derive(Clone, Default)]
+struct Below {
+    installed: Vec<Installed>,
+    entries: Vec<Paragraph>,
+    /// The CA certificates the packages ship, by path.
+    certs: BTreeMap<String, Vec<u8>>,
+    /// Whether `ca-certificates` is installed.
+    ca_certificates: bool,
+}
+
+fn err(layer: &str, source: strata_deb::Error) -> Error {
+    Error::Packages {
+        layer: layer.to_owned(),
+        source: Box::new(source),
+    }
+}
+
+/// Resolves every `packages` layer of `spec` (whose directory is
+/// `spec_dir`), fetching into `cache_dir`.
+pub fn resolve(
+    spec: &Spec,
+    spec_dir: &Path,
+    cache_dir: &Path,
+    opts: &PackageOptions,
+) -> Result<Resolved, Error> {
+    let mut out = Resolved::default();
+    let any = spec
+        .images
+        .iter()
+        .flat_map(|i| &i.layers)
+        .flat_map(|l| &l.ops)
+        .any(|o| matches!(o.value, Op::Packages(_)));
+    if !any {
+        return Ok(out);
+    }
+    let mut fetcher = Fetcher::new(&cache_dir.join("debs-v1")).map_err(|e| err("(cache)", e))?;
+    let mut repos: BTreeMap<String, (Repository, Universe)> = BTreeMap::new();
+    let mut done: BTreeMap<String, Below> = BTreeMap::new();
+    // Parents first: an image's packages build on those of its `from`.
+    let mut pending: Vec<usize> = (0..spec.images.len()).collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut rest = Vec::new();
+        for idx in pending {
+            let image = &spec.images[idx];
+            let parent = image.from.as_ref().map(|f| f.value.clone());
+            let below = match &parent {
+                Some(p) if spec.image(p).is_some() => match done.get(p) {
+                    Some(b) => b.clone(),
+                    None => {
+                        rest.push(idx);
+                        continue;
+                    }
+                },
+                _ => Below::default(),
+            };
+            let mut below = below;
+            for layer in &image.layers {
+                let reqs: Vec<&strata_spec::PackagesOp> = layer
+                    .ops
+                    .iter()
+                    .filter_map(|o| match &o.value {
+                        Op::Packages(p) => Some(p),
+                        _ => None,
+                    })
+                    .collect();
+                if reqs.is_empty() {
+                    continue;
+                }
+                let qualified = format!("{}/{}", image.name.value, layer.name.value);
+                let repo_name = reqs
+                    .iter()
+                    .find_map(|p| p.repository.as_ref().map(|r| r.value.clone()))
+                    .or_else(|| spec.repositories.first().map(|r| r.name.value.clone()))
+                    .unwrap_or_default();
+                let set: Vec<LockedPackage> = if let Some(set) = opts.locked.get(&qualified) {
+                    set.clone()
+                } else {
+                    if !repos.contains_key(&repo_name) {
+                        let mut r = open_repository(spec, spec_dir, &repo_name, &mut fetcher, opts)
+                            .map_err(|e| err(&qualified, e))?;
+                        // Moved, not copied: an index is tens of megabytes.
+                        let native = r.native().to_owned();
+                        let u = Universe::new(std::mem::take(&mut r.packages), &native);
+                        repos.insert(repo_name.clone(), (r, u));
+                    }
+                    let (_, universe) = &repos[&repo_name];
+                    let mut requests = Vec::new();
+                    for p in &reqs {
+                        if p.required {
+                            requests.extend(universe.required());
+                        }
+                        for n in &p.packages {
+                            let r =
+                                Request::parse(&n.value).map_err(|e| err(&qualified, e.into()))?;
+                            requests.push(r);
+                        }
+                    }
+                    let resolution = resolve::resolve(universe, &below.installed, &requests)
+                        .map_err(|e| err(&qualified, e.into()))?;
+                    resolution.packages.iter().map(LockedPackage::of).collect()
+                };
+                let base_url = match repos.get(&repo_name) {
+                    Some((r, _)) => r.source.url.clone(),
+                    None => {
+                        repository_url(spec, &repo_name, opts).map_err(|e| err(&qualified, e))?
+                    }
+                };
+                let (ops, locked) = layer_ops(
+                    &qualified,
+                    &base_url,
+                    &set,
+                    &mut below,
+                    &mut fetcher,
+                    cache_dir,
+                )?;
+                let key = (image.name.value.clone(), layer.name.value.clone());
+                out.ops.insert(key.clone(), ops);
+                out.packages.insert(key, locked);
+            }
+            done.insert(image.name.value.clone(), below);
+        }
+        if rest.len() == before {
+            // A `from` cycle: the planner reports it, with its spans.
+            break;
+        }
+        pending = rest;
+    }
+    Ok(out)
+}
+
+/// The repository's source: URL from the spec, else `--mirror`, else the
+/// host's apt sources.
+fn open_repository(
+    spec: &Spec,
+    spec_dir: &Path,
+    name: &str,
+    fetcher: &mut Fetcher,
+    opts: &PackageOptions,
+) -> Result<Repository, strata_deb::Error> {
+    let url = repository_url(spec, name, opts)?;
+    let Some(r) = spec.repositories.iter().find(|r| r.name.value == name) else {
+        return Err(no_repository(name));
+    };
+    let keyring_path = spec_dir.join(&r.keyring.value);
+    let bytes = std::fs::read(&keyring_path).map_err(|e| strata_deb::Error::Io {
+        path: keyring_path.clone(),
+        source: e,
+    })?;
+    let keyring = Keyring::from_bytes(&keyring_path.display().to_string(), &bytes)?;
+    let source = Source {
+        url,
+        suite: r.suite.value.clone(),
+        components: r.components.clone(),
+        architectures: r.architectures.clone(),
+    };
+    Repository::open(&source, &keyring, fetcher)
+}
+
+fn no_repository(name: &str) -> strata_deb::Error {
+    strata_deb::Error::BadRelease {
+        file: name.to_owned(),
+        reason: "no such repository in the spec".into(),
+    }
+}
+
+/// A repository's URL: from the spec, else `--mirror`, else the host's apt
+/// sources.
+fn repository_url(
+    spec: &Spec,
+    name: &str,
+    opts: &PackageOptions,
+) -> Result<String, strata_deb::Error> {
+    let Some(r) = spec.repositories.iter().find(|r| r.name.value == name) else {
+        return Err(no_repository(name));
+    };
+    Ok(match (&r.url, &opts.mirror) {
+        (Some(u), _) => u.value.clone(),
+        (None, Some(m)) => m.clone(),
+        (None, None) => repo::host_mirrors(Path::new("/"))
+            .into_iter()
+            .next()
+            .ok_or_else(|| strata_deb::Error::Fetch {
+                url: format!("repository {name}"),
+                reason:
+                    "no url=, no --mirror, and the host has no apt sources to take a mirror from"
+                        .into(),
+            })?,
+    })
+}
+
+/// The operations of one layer installing `packages`, on top of `below`
+/// (which this layer's packages are added to).
+fn layer_ops(
+    layer: &str,
+    base_url: &str,
+    packages: &[LockedPackage],
+    below: &mut Below,
+    fetcher: &mut Fetcher,
+    cache_dir: &Path,
+) -> Result<(PackageOps, Vec<LockedPackage>), Error> {
+    let data_dir = cache_dir.join("debs-v1").join("data");
+    std::fs::create_dir_all(&data_dir).map_err(|e| Error::Io {
+        path: data_dir.clone(),
+        source: e,
+    })?;
+    let mut ops = PackageOps::default();
+    let mut info: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let (certs_before, had_ca_certificates) = (below.certs.len(), below.ca_certificates);
+    for p in packages {
+        let url = format!("{}/{}", base_url.trim_end_matches('/'), p.filename);
+        let sha256 = strata_deb::Sha256::from_hex(&p.sha256).ok_or_else(|| {
+            err(
+                layer,
+                strata_deb::Error::BadPackage {
+                    file: "(lock)".into(),
+                    package: p.name.clone(),
+                    reason: format!("bad sha256 {:?}", p.sha256),
+                },
+            )
+        })?;
+        let facts = deb_facts(&url, p, &sha256, fetcher, &data_dir).map_err(|e| err(layer, e))?;
+        let entry = status::entry(&p.filename, &facts.control).map_err(|e| err(layer, e))?;
+        // What the package is, from its own control file: the lower
+        // layers' packages for the layers above.
+        let installed = status::read(&p.filename, &status::write(std::slice::from_ref(&entry)))
+            .map_err(|e| err(layer, e))?;
+        let same = entry.get("Multi-Arch") == Some("same");
+        below.entries.push(entry);
+        below.installed.extend(installed);
+        // dpkg names a Multi-Arch: same package's files NAME:ARCH.
+        let info_name = if same {
+            format!("{}:{}", p.name, p.arch)
+        } else {
+            p.name.clone()
+        };
+        for (member, text) in &facts.info {
+            info.insert(format!("{info_name}.{member}"), text.clone().into_bytes());
+        }
+        below.certs.extend(
+            facts
+                .certs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into_bytes())),
+        );
+        below.ca_certificates |= p.name == "ca-certificates";
+        let data = data_dir.join(&facts.data_file);
+        let mut digest = blake3::Hasher::new();
+        digest.update(DEB_INPUT_VERSION);
+        digest.update(&sha256.0);
+        // Opened now, and packed from this handle: the cache's file is what
+        // was verified, whatever happens to its path meanwhile.
+        let archive = strata_layer::HostInput::open(&data).map_err(|e| Error::Io {
+            path: data.clone(),
+            source: e,
+        })?;
+        ops.ops.push(JobOp::Unpack {
+            archive,
+            to: ImagePath::root(),
+            owner: None,
+            mode: None,
+        });
+        ops.inputs.push(InputDigest {
+            src: format!("{}_{}_{}.deb", p.name, p.version, p.arch),
+            digest: *digest.finalize().as_bytes(),
+            path: data,
+        });
+        ops.lock.push(p.line());
+    }
+    let locked = packages.to_vec();
+    let path = |s: &str| ImagePath::parse_abs(s).expect("a literal absolute path");
+    for dir in ["/var/lib/dpkg/info", "/var/lib/dpkg/updates"] {
+        ops.ops.push(JobOp::Mkdir {
+            path: path(dir),
+            mode: Some(0o755),
+            owner: None,
+        });
+    }
+    // The database's format: 1 names a Multi-Arch: same package's files
+    // NAME:ARCH, as dpkg has since 1.16.2 (without it, dpkg reads the
+    // old unqualified names).
+    info.insert("format".to_owned(), b"1\n".to_vec());
+    for (name, content) in info {
+        ops.ops.push(JobOp::File {
+            path: path(&format!("/var/lib/dpkg/info/{name}")),
+            content,
+            mode: Some(0o644),
+            owner: None,
+        });
+    }
+    // Made again only by a layer that changes what goes into it.
+    if below.ca_certificates && (below.certs.len() != certs_before || !had_ca_certificates) {
+        ca_certificates(&below.certs, &mut ops, &path);
+    }
+    ops.ops.push(JobOp::File {
+        path: path("/var/lib/dpkg/status"),
+        content: status::write(&below.entries).into_bytes(),
+        mode: Some(0o644),
+        owner: None,
+    });
+    Ok((ops, locked))
+}
+
+/// Where packages put CA certificates (`update-ca-certificates` reads
+/// them there).
+const CA_DIR: &str = "/usr/share/ca-certificates/";
+
+/// What `ca-certificates`' postinst makes with `update-ca-certificates`,
+/// done declaratively: every certificate enabled (the debconf default) in
+/// `/etc/ca-certificates.conf`, a `/etc/ssl/certs/NAME.pem` link to each,
+/// and the bundle `/etc/ssl/certs/ca-certificates.crt` that OpenSSL,
+/// GnuTLS and curl read, in the conf's (sorted) order. The OpenSSL
+/// subject-hash links (`HASH.0`) are not made: clients that read the
+/// bundle or the directory by name do not need them.
+fn ca_certificates(
+    certs: &BTreeMap<String, Vec<u8>>,
+    ops: &mut PackageOps,
+    path: &dyn Fn(&str) -> ImagePath,
+) {
+    let mut conf = String::from(
+        "# Written by strata as the ca-certificates postinst would (all certificates enabled).\n",
+    );
+    let mut bundle = Vec::new();
+    for (p, content) in certs {
+        let rel = &p[CA_DIR.len()..];
+        conf.push_str(rel);
+        conf.push('\n');
+        bundle.extend_from_slice(content);
+        if !content.ends_with(b"\n") {
+            bundle.push(b'\n');
+        }
+        let name = rel
+            .rsplit('/')
+            .next()
+            .unwrap_or(rel)
+            .trim_end_matches(".crt");
+        if let Some(link) = ImagePath::parse_abs(&format!("/etc/ssl/certs/{name}.pem")) {
+            ops.ops.push(JobOp::Symlink {
+                path: link,
+                target: p.as_bytes().to_vec(),
+                owner: None,
+            });
+        }
+    }
+    ops.ops.push(JobOp::File {
+        path: path("/etc/ca-certificates.conf"),
+        content: conf.into_bytes(),
+        mode: Some(0o644),
+        owner: None,
+    });
+    ops.ops.push(JobOp::File {
+        path: path("/etc/ssl/certs/ca-certificates.crt"),
+        content: bundle,
+        mode: Some(0o644),
+        owner: None,
+    });
+}
+
+/// What strata needs of a verified `.deb`, kept in the cache beside its
+/// data archive (`debs-v1/facts/SHA256.json`) so that a warm compose reads
+/// neither the `.deb` nor its data again: its control file, its
+/// `info/PKG.*` files (`md5sums`, `conffiles`, `list`), the CA
+/// certificates it ships, and the data archive's name and sha256 (checked
+/// whenever the facts are used).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Facts {
+    control: String,
+    info: BTreeMap<String, String>,
+    certs: BTreeMap<String, String>,
+    data_file: String,
+    data_sha256: String,
+}
+
+/// Bump when [`Facts`] changes meaning.
+const FACTS_VERSION: &str = "facts-v1";
+
+fn deb_facts(
+    url: &str,
+    p: &LockedPackage,
+    sha256: &strata_deb::Sha256,
+    fetcher: &mut Fetcher,
+    data_dir: &Path,
+) -> Result<Facts, strata_deb::Error> {
+    let facts_dir = data_dir.with_file_name(FACTS_VERSION);
+    let facts_path = facts_dir.join(format!("{}.json", sha256.hex()));
+    if let Some(f) = std::fs::read(&facts_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Facts>(&b).ok())
+        .filter(|f| {
+            !f.data_file.contains('/')
+                && repo::hash_file(&data_dir.join(&f.data_file))
+                    .is_ok_and(|h| h.hex() == f.data_sha256)
+        })
+    {
+        return Ok(f);
+    }
+    let deb_path = repo::fetch_deb(fetcher, &p.name, url, sha256, p.size)?;
+    let mut deb = DebFile::open(&deb_path, &p.filename)?;
+    let control = deb.control()?;
+    let text = |name: &str, b: &[u8]| {
+        String::from_utf8(b.to_vec()).map_err(|_| strata_deb::Error::BadDeb {
+            deb: p.filename.clone(),
+            reason: format!("{name} is not UTF-8 text"),
+        })
+    };
+    let mut info = BTreeMap::new();
+    for member in ["md5sums", "conffiles"] {
+        if let Some(bytes) = control.files.get(member) {
+            info.insert(member.to_owned(), text(member, bytes)?);
+        }
+    }
+    // `info/PKG.list`: what `dpkg -L` shows and what scanners use to tell
+    // which package a file belongs to.
+    let (paths, certs) = deb.scan_data(MAX_ENTRIES, |p| {
+        p.starts_with(CA_DIR) && p.ends_with(".crt")
+    })?;
+    let mut list = paths.join("\n");
+    list.push('\n');
+    info.insert("list".to_owned(), list);
+    let mut cert_text = BTreeMap::new();
+    for (path, bytes) in certs {
+        cert_text.insert(path.clone(), text(&path, &bytes)?);
+    }
+    let data = extract_data(&mut deb, data_dir, sha256)?;
+    let io = |e: std::io::Error| strata_deb::Error::Io {
+        path: facts_path.clone(),
+        source: e,
+    };
+    let facts = Facts {
+        control: control.control,
+        info,
+        certs: cert_text,
+        data_file: data
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        data_sha256: repo::hash_file(&data).map_err(io)?.hex(),
+    };
+    std::fs::create_dir_all(&facts_dir).map_err(io)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&facts_dir).map_err(io)?;
+    serde_json::to_writer(&mut tmp, &facts).map_err(|e| io(e.into()))?;
+    tmp.persist(&facts_path).map_err(|e| io(e.error))?;
+    Ok(facts)
+}
+
+/// The package's data archive, copied out of its verified `.deb` into the
+/// cache (temporary name, then rename), named by the `.deb`'s sha256.
+fn extract_data(
+    deb: &mut DebFile,
+    dir: &Path,
+    sha256: &strata_deb::Sha256,
+) -> Result<PathBuf, strata_deb::Error> {
+    let ext = deb.data_compression().to_owned();
+    let name = if ext.is_empty() {
+        format!("{}.tar", sha256.hex())
+    } else {
+        format!("{}.tar.{ext}", sha256.hex())
+    };
+    let dest = dir.join(name);
+    let io = |e: std::io::Error| strata_deb::Error::Io {
+        path: dest.clone(),
+        source: e,
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        deb.copy_data(&mut w)?;
+        w.flush().map_err(io)?;
+    }
+    tmp.persist(&dest).map_err(|e| io(e.error))?;
+    Ok(dest)
+}
