@@ -326,7 +326,7 @@ fn a_minimal_debian_image_lists_its_packages_in_dpkg() {
     fs::write(
         &spec,
         format!(
-            "repository debian url=\"{mirror}\" suite=\"bookworm\" keyring=\"{}\"\nimage mini {{\n    layer base {{ packages required=#true }}\n    layer tools {{ packages \"curl\" \"ca-certificates\" }}\n    cmd \"/bin/bash\"\n}}\n",
+            "repository debian url=\"{mirror}\" suite=\"bookworm\" keyring=\"{}\"\nimage mini {{\n    layer base {{ packages required=#true }}\n    layer tools {{ packages \"curl\" \"ca-certificates\" }}\n    layer jre {{ packages \"openjdk-17-jre-headless\" }}\n    cmd \"/bin/bash\"\n}}\n",
             keyring.display()
         ),
     )
@@ -352,7 +352,7 @@ fn a_minimal_debian_image_lists_its_packages_in_dpkg() {
         "mini:latest",
         "sh",
         "-c",
-        "dpkg -l; curl --version; dpkg -L curl; echo CERTS $(grep -c BEGIN /etc/ssl/certs/ca-certificates.crt) $(ls /usr/share/ca-certificates/mozilla | wc -l); echo AUDIT; dpkg --audit",
+        "dpkg -l; curl --version; java -version 2>&1; dpkg -L curl; echo CERTS $(grep -c BEGIN /etc/ssl/certs/ca-certificates.crt) $(ls /usr/share/ca-certificates/mozilla | wc -l); echo AUDIT; dpkg --audit",
     ]));
     let _ = Command::new(docker).args(["rmi", "mini:latest"]).output();
     for pkg in [
@@ -373,6 +373,10 @@ fn a_minimal_debian_image_lists_its_packages_in_dpkg() {
         );
     }
     assert!(listed.contains("curl 7."), "{listed}");
+    assert!(
+        listed.contains("openjdk version \"17."),
+        "java on PATH through its alternative: {listed}"
+    );
     assert!(
         listed.lines().any(|l| l == "/usr/bin/curl"),
         "dpkg -L curl: {listed}"

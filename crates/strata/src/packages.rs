@@ -320,6 +320,9 @@ fn layer_ops(
     let mut ops = PackageOps::default();
     let mut info: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let (certs_before, had_ca_certificates) = (below.certs.len(), below.ca_certificates);
+    // Java's alternatives: link name -> (priority, path).
+    let mut alternatives: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    let mut shipped: std::collections::BTreeSet<String> = Default::default();
     for p in packages {
         let url = format!("{}/{}", base_url.trim_end_matches('/'), p.filename);
         let sha256 = strata_deb::Sha256::from_hex(&p.sha256).ok_or_else(|| {
@@ -357,6 +360,12 @@ fn layer_ops(
                 .map(|(k, v)| (k.clone(), v.clone().into_bytes())),
         );
         below.ca_certificates |= p.name == "ca-certificates";
+        for t in facts.jinfo.values() {
+            java_alternatives(t, &mut alternatives);
+        }
+        if let Some(list) = facts.info.get("list") {
+            shipped.extend(list.lines().map(str::to_owned));
+        }
         let data = data_dir.join(&facts.data_file);
         let mut digest = blake3::Hasher::new();
         digest.update(DEB_INPUT_VERSION);
@@ -401,6 +410,36 @@ fn layer_ops(
             owner: None,
         });
     }
+    for (name, (priority, target)) in &alternatives {
+        // Only tools this layer's packages ship: a JRE's jinfo also lists
+        // the JDK's.
+        if !shipped.contains(target) {
+            continue;
+        }
+        let (Some(link), Some(alt), Some(db)) = (
+            ImagePath::parse_abs(&format!("/usr/bin/{name}")),
+            ImagePath::parse_abs(&format!("/etc/alternatives/{name}")),
+            ImagePath::parse_abs(&format!("/var/lib/dpkg/alternatives/{name}")),
+        ) else {
+            continue;
+        };
+        ops.ops.push(JobOp::Symlink {
+            path: link,
+            target: format!("/etc/alternatives/{name}").into_bytes(),
+            owner: None,
+        });
+        ops.ops.push(JobOp::Symlink {
+            path: alt,
+            target: target.clone().into_bytes(),
+            owner: None,
+        });
+        ops.ops.push(JobOp::File {
+            path: db,
+            content: format!("auto\n/usr/bin/{name}\n\n{target}\n{priority}\n\n").into_bytes(),
+            mode: Some(0o644),
+            owner: None,
+        });
+    }
     // Made again only by a layer that changes what goes into it.
     if below.ca_certificates && (below.certs.len() != certs_before || !had_ca_certificates) {
         ca_certificates(&below.certs, &mut ops, &path);
@@ -412,6 +451,41 @@ fn layer_ops(
         owner: None,
     });
     Ok((ops, locked))
+}
+
+/// Whether a data archive's path is a Java runtime's `.jinfo` file.
+fn is_jinfo(p: &str) -> bool {
+    p.starts_with("/usr/lib/jvm/.") && p.ends_with(".jinfo") && !p[1..].contains("/.jinfo")
+}
+
+/// The alternatives a Java runtime's postinst installs, from its `.jinfo`
+/// (the data `update-java-alternatives` reads): each `hl` (headless) and
+/// `jre` line `TYPE NAME PATH` at the file's `priority=`; the highest
+/// priority wins a name, as update-alternatives' auto mode does.
+fn java_alternatives(jinfo: &str, out: &mut BTreeMap<String, (u64, String)>) {
+    let priority = jinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("priority="))
+        .and_then(|p| p.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    for line in jinfo.lines() {
+        let mut w = line.split_whitespace();
+        let (Some(kind), Some(name), Some(path), None) = (w.next(), w.next(), w.next(), w.next())
+        else {
+            continue;
+        };
+        let name_ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
+        if !matches!(kind, "hl" | "jre") || !name_ok || !path.starts_with('/') {
+            continue;
+        }
+        let better = out.get(name).is_none_or(|(p, _)| priority > *p);
+        if better {
+            out.insert(name.to_owned(), (priority, path.to_owned()));
+        }
+    }
 }
 
 /// Where packages put CA certificates (`update-ca-certificates` reads
@@ -480,12 +554,14 @@ struct Facts {
     control: String,
     info: BTreeMap<String, String>,
     certs: BTreeMap<String, String>,
+    /// Java's `/usr/lib/jvm/.NAME.jinfo` files, by path.
+    jinfo: BTreeMap<String, String>,
     data_file: String,
     data_sha256: String,
 }
 
 /// Bump when [`Facts`] changes meaning.
-const FACTS_VERSION: &str = "facts-v1";
+const FACTS_VERSION: &str = "facts-v2";
 
 fn deb_facts(
     url: &str,
@@ -524,15 +600,21 @@ fn deb_facts(
     }
     // `info/PKG.list`: what `dpkg -L` shows and what scanners use to tell
     // which package a file belongs to.
-    let (paths, certs) = deb.scan_data(MAX_ENTRIES, |p| {
-        p.starts_with(CA_DIR) && p.ends_with(".crt")
+    let (paths, wanted) = deb.scan_data(MAX_ENTRIES, |p| {
+        (p.starts_with(CA_DIR) && p.ends_with(".crt")) || is_jinfo(p)
     })?;
     let mut list = paths.join("\n");
     list.push('\n');
     info.insert("list".to_owned(), list);
     let mut cert_text = BTreeMap::new();
-    for (path, bytes) in certs {
-        cert_text.insert(path.clone(), text(&path, &bytes)?);
+    let mut jinfo = BTreeMap::new();
+    for (path, bytes) in wanted {
+        let t = text(&path, &bytes)?;
+        if is_jinfo(&path) {
+            jinfo.insert(path, t);
+        } else {
+            cert_text.insert(path, t);
+        }
     }
     let data = extract_data(&mut deb, data_dir, sha256)?;
     let io = |e: std::io::Error| strata_deb::Error::Io {
@@ -543,6 +625,7 @@ fn deb_facts(
         control: control.control,
         info,
         certs: cert_text,
+        jinfo,
         data_file: data
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -582,4 +665,57 @@ fn extract_data(
     }
     tmp.persist(&dest).map_err(|e| io(e.error))?;
     Ok(dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_alternatives_come_from_the_jinfo_highest_priority_first() {
+        let jre17 = "name=java-1.17.0-openjdk-amd64\nalias=java-1.17.0-openjdk-amd64\npriority=1711\nsection=main\n\nhl java /usr/lib/jvm/java-17-openjdk-amd64/bin/java\nhl keytool /usr/lib/jvm/java-17-openjdk-amd64/bin/keytool\njdkhl javac /usr/lib/jvm/java-17-openjdk-amd64/bin/javac\njre bad name /x\nhl ../evil /x\nhl rel bin/rel\n";
+        let jre11 = "priority=1111\nhl java /usr/lib/jvm/java-11-openjdk-amd64/bin/java\n";
+        let mut out = BTreeMap::new();
+        java_alternatives(jre11, &mut out);
+        java_alternatives(jre17, &mut out);
+        let got: Vec<(&str, u64, &str)> = out
+            .iter()
+            .map(|(n, (p, t))| (n.as_str(), *p, t.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("java", 1711, "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"),
+                (
+                    "keytool",
+                    1711,
+                    "/usr/lib/jvm/java-17-openjdk-amd64/bin/keytool"
+                ),
+            ]
+        );
+        assert!(is_jinfo("/usr/lib/jvm/.java-1.17.0-openjdk-amd64.jinfo"));
+        assert!(!is_jinfo("/usr/lib/jvm/x/.jinfo"));
+        assert!(!is_jinfo("/etc/.java.jinfo"));
+    }
+
+    #[test]
+    fn lock_lines_round_trip_and_refuse_junk() {
+        let p = LockedPackage {
+            name: "libc6".into(),
+            version: "2.36-9+deb12u10".into(),
+            arch: "amd64".into(),
+            sha256: "ab".repeat(32),
+            size: 2758208,
+            filename: "pool/main/g/glibc/libc6_2.36-9+deb12u10_amd64.deb".into(),
+        };
+        assert_eq!(LockedPackage::parse(&p.line()), Some(p.clone()));
+        for junk in [
+            "libc6 1 amd64",
+            &p.line().replace("pool/main", "../main"),
+            &p.line().replace(&"ab".repeat(32), "zz"),
+            &format!("{} extra", p.line()),
+        ] {
+            assert_eq!(LockedPackage::parse(junk), None, "{junk}");
+        }
+    }
 }
