@@ -467,3 +467,31 @@ fn a_binary_spec_is_a_spec_error_with_a_position() {
         "{err}"
     );
 }
+
+/// Issue 16, item 7: a garbage input index is ignored with a warning (and
+/// rewritten), not dropped silently; the compose succeeds.
+#[test]
+fn a_garbage_input_index_is_dropped_with_a_warning() {
+    let p = Project::new();
+    p.put("in.txt", b"input");
+    p.spec("image app {\n    layer l { copy \"in.txt\" to=\"/in.txt\" }\n}\n");
+    let cache = p.path().join("cache");
+    let out = p.path().join("out");
+    let first = compose_into(p.path(), "spec.kdl", &out, &cache);
+    assert!(first.status.success());
+    let index = cache.join("inputs-v3.bin");
+    assert!(index.exists(), "the compose saved its input index");
+    std::fs::write(&index, b"garbage, not an index").expect("overwrite");
+    let again = compose_into(p.path(), "spec.kdl", &out, &cache);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("inputs-v3.bin is damaged and was ignored"),
+        "{err}"
+    );
+    let third = compose_into(p.path(), "spec.kdl", &out, &cache);
+    assert!(
+        !String::from_utf8_lossy(&third.stderr).contains("damaged"),
+        "the index was rewritten"
+    );
+}

@@ -127,6 +127,12 @@ pub fn compose(
     // Held until the compose is done, so `strata cache gc` never removes a blob in use.
     let _lock = cache.lock_shared()?;
     let index = Arc::new(MemoIndex(InputIndex::load(cache.root())));
+    if let Some(path) = index.0.damaged() {
+        on_event(Event::Warning(format!(
+            "the input index {} is damaged and was ignored: every input is hashed again, and the index rewritten",
+            path.display()
+        )));
+    }
     let plan = crate::base::plan_spec_with_bases(
         spec_path,
         PlanOptions {
