@@ -495,3 +495,34 @@ fn a_garbage_input_index_is_dropped_with_a_warning() {
         "the index was rewritten"
     );
 }
+
+/// Issue 16, item 7: an `oci:` base that cannot be read is reported with
+/// the spec's other mistakes, not instead of them.
+#[test]
+fn a_failing_oci_base_does_not_hide_the_other_errors() {
+    let p = Project::new();
+    p.spec(
+        "image app {\n    from \"oci:no-such-layout\"\n    cmd \"/x\"\n}\nimage other {\n    layer l { copy \"missing.txt\" to=\"/m\" }\n}\n",
+    );
+    let out = strata_within(
+        p.path(),
+        &[
+            "compose",
+            "spec.kdl",
+            "--quiet",
+            "--out",
+            "out",
+            "--cache-dir",
+            "cache",
+        ],
+        120,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("spec.kdl:2:10: cannot resolve base `oci:no-such-layout`"),
+        "{err}"
+    );
+    assert!(err.contains("spec.kdl:6:20: input missing.txt"), "{err}");
+    assert!(err.contains("2 errors"), "{err}");
+}
