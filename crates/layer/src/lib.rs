@@ -374,6 +374,16 @@ pub enum Error {
         need: u64,
         free: u64,
     },
+    /// The disk being written filled up while a blob or archive was
+    /// unpacked (not a fault of the blob).
+    #[error(
+        "{archive}: cannot unpack it: the disk it is written to is full ({source}); for a `run` step that is $TMPDIR: free space there or set TMPDIR to a larger disk"
+    )]
+    DiskFull {
+        archive: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
