@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! CACHE/blobs/sha256/<hex>        compressed layer blobs
-//! CACHE/layers-v2/<key>.json      LayerRecord: a head line (diff_id, blob, size, media
-//!                                 type, the listing's length and blake3), then the listing
+//! CACHE/layers-v2/<key>.json      LayerRecord: a head line (its key, diff_id, blob, size,
+//!                                 media type, the listing's length and blake3), then the listing
 //! CACHE/verified-v1/<hex>        when the blob was last hashed, and its stat data then
 //! CACHE/small-v1/<hex>            marks a small blob no record names (a base's manifest
 //!                                 or config) as kept; its mtime is its last use
