@@ -63,9 +63,16 @@ fn many_chunk_layers_are_thread_count_free_and_real_tools_decode_them() {
         let one = compose(dir.path(), spec, 1);
         let two = compose(dir.path(), spec, 2);
         let layer = &one.images[0].layers[0];
-        assert_eq!(layer.digest, two.images[0].layers[0].digest, "{codec}");
+        assert_eq!(
+            layer.desc.blob, two.images[0].layers[0].desc.blob,
+            "{codec}"
+        );
         assert_eq!(one.images[0].manifest, two.images[0].manifest, "{codec}");
-        assert!(layer.size < 1_500_000, "{codec}: {} bytes", layer.size);
+        assert!(
+            layer.desc.size < 1_500_000,
+            "{codec}: {} bytes",
+            layer.desc.size
+        );
 
         if !have(
             codec,
@@ -76,7 +83,7 @@ fn many_chunk_layers_are_thread_count_free_and_real_tools_decode_them() {
         let blob = dir
             .path()
             .join(format!("out-{spec}-1/blobs/sha256"))
-            .join(layer.digest.trim_start_matches("sha256:"));
+            .join(layer.desc.blob.hex());
         let tar_digest = run_ok(
             Command::new("sh").args(["-c", &format!("{decode} '{}' | sha256sum", blob.display())]),
         );
@@ -85,7 +92,7 @@ fn many_chunk_layers_are_thread_count_free_and_real_tools_decode_them() {
                 "sha256:{}",
                 tar_digest.split_whitespace().next().unwrap_or("")
             ),
-            layer.diff_id,
+            layer.desc.diff_id.to_string(),
             "{decode} of the blob is not the tar its diff_id names"
         );
     }

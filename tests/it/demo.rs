@@ -73,17 +73,17 @@ fn tomcat_stores_the_shared_base_layer_once() {
     assert_eq!(centos.layers.len(), 1);
     assert_eq!(tomcat.layers.len(), 4, "rootfs + jdk + tomcat + webapp");
     assert_eq!(
-        centos.layers[0].digest, tomcat.layers[0].digest,
+        centos.layers[0].desc.blob, tomcat.layers[0].desc.blob,
         "tomcat builds on centos's layer"
     );
 
     // Every blob once: 4 distinct layers + 2 configs + 2 manifests.
     let blobs = std::fs::read_dir(out.join("blobs/sha256")).unwrap().count();
-    let distinct: BTreeSet<&str> = report
+    let distinct: BTreeSet<_> = report
         .images
         .iter()
         .flat_map(|i| &i.layers)
-        .map(|l| l.digest.as_str())
+        .map(|l| l.desc.blob)
         .collect();
     assert_eq!(distinct.len(), 4);
     assert_eq!(blobs, distinct.len() + 2 * 2);

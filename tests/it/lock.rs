@@ -163,7 +163,7 @@ fn same_inputs_other_bytes_is_told_apart_from_changed_inputs() {
     let mut moved = good.clone();
     moved.images[0].manifest.0[0] ^= 1;
     moved.images[0].layers[1].1.0[0] ^= 1;
-    moved.layers[1].blob.0[0] ^= 1;
+    moved.layers[1].desc.blob.0[0] ^= 1;
     let err = check(&moved, &good).unwrap_err().to_string();
     assert!(
         err.contains("layer 2 (app/bin)")

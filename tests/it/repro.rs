@@ -292,7 +292,8 @@ fn source_date_epoch_is_the_only_time_everywhere() {
     let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
     let mut seen = std::collections::BTreeSet::new();
     for img in layout.images() {
-        for (blob, _, _, _) in &img.layers {
+        for l in &img.layers {
+            let blob = &l.blob;
             if !seen.insert(*blob) {
                 continue;
             }

@@ -1,6 +1,9 @@
 //! Rules a reviewer would otherwise have to remember, checked on every
-//! `cargo test`: every Rust file says what it owns in a `//!` line, and no
-//! `HashMap`/`HashSet` appears where iteration order could reach output bytes.
+//! `cargo test`: every Rust file says what it owns in a `//!` line; no
+//! `HashMap`/`HashSet` appears where iteration order could reach output
+//! bytes; the crates depend on each other only along the arrows of
+//! docs/architecture.md; only the binaries print; each library crate has
+//! one error enum.
 
 use std::path::{Path, PathBuf};
 
@@ -58,11 +61,15 @@ fn no_hash_maps_in_crates_that_write_output() {
     for p in all_sources() {
         let rel = p.strip_prefix(repo()).unwrap().display().to_string();
         let output_crate = [
+            "crates/oci/",
             "crates/layer/",
             "crates/export/",
             "crates/plan/",
             "crates/cache/",
             "crates/spec/",
+            // Locks, reports, SBOMs and run layers are bytes on disk too.
+            "crates/strata/",
+            "crates/union/",
         ]
         .iter()
         .any(|c| rel.starts_with(c));
@@ -81,5 +88,190 @@ fn no_hash_maps_in_crates_that_write_output() {
         offenders.is_empty(),
         "use BTreeMap/BTreeSet where order can reach output:\n{}",
         offenders.join("\n")
+    );
+}
+
+/// The allowed arrows between workspace crates (docs/architecture.md, "Crate
+/// map"): a crate may depend on the crates listed for it, and on no other
+/// workspace crate. `strata-oci` is the ground every crate may stand on.
+const ALLOWED_DEPS: &[(&str, &[&str])] = &[
+    ("strata-oci", &[]),
+    ("strata-spec", &[]),
+    ("strata-layer", &["strata-oci"]),
+    ("strata-cache", &["strata-oci"]),
+    ("strata-export", &["strata-oci"]),
+    ("strata-registry", &["strata-oci"]),
+    (
+        "strata-plan",
+        &["strata-oci", "strata-spec", "strata-layer"],
+    ),
+    (
+        "strata-union",
+        &["strata-oci", "strata-layer", "strata-export"],
+    ),
+    (
+        "strata",
+        &[
+            "strata-oci",
+            "strata-spec",
+            "strata-plan",
+            "strata-layer",
+            "strata-cache",
+            "strata-export",
+            "strata-union",
+            "strata-registry",
+        ],
+    ),
+    ("strata-cli", &["strata"]),
+    ("strata-testkit", &[]),
+    ("xtask", &["strata"]),
+];
+
+/// The workspace crates a manifest's `[dependencies]` name (dev-dependencies
+/// are for tests and may reach anywhere).
+fn workspace_deps(manifest: &str) -> Vec<String> {
+    let mut section = "";
+    let mut out = Vec::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            section = line;
+            continue;
+        }
+        if section == "[dependencies]"
+            && let Some((name, _)) = line.split_once(['.', ' ', '='])
+            && (name == "strata" || name.starts_with("strata-"))
+        {
+            out.push(name.to_owned());
+        }
+    }
+    out
+}
+
+fn package_name(manifest: &str) -> Option<String> {
+    manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("name = "))
+        .map(|n| n.trim_matches('"').to_owned())
+}
+
+#[test]
+fn crates_depend_only_along_the_documented_arrows() {
+    let mut manifests: Vec<PathBuf> = std::fs::read_dir(repo().join("crates"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("Cargo.toml"))
+        .collect();
+    manifests.push(repo().join("xtask/Cargo.toml"));
+    manifests.sort();
+    let mut problems = Vec::new();
+    for m in &manifests {
+        let text = std::fs::read_to_string(m).unwrap();
+        let name = package_name(&text).unwrap();
+        let Some((_, allowed)) = ALLOWED_DEPS.iter().find(|(c, _)| *c == name) else {
+            problems.push(format!(
+                "{name} is not in the crate map: add it to docs/architecture.md and ALLOWED_DEPS"
+            ));
+            continue;
+        };
+        for dep in workspace_deps(&text) {
+            if !allowed.contains(&dep.as_str()) {
+                problems.push(format!("{name} -> {dep} is not an allowed arrow"));
+            }
+        }
+    }
+    assert!(
+        problems.len() < manifests.len(),
+        "the manifest reader found nothing"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // The reader itself: an arrow that is there must be seen.
+    let strata = std::fs::read_to_string(repo().join("crates/strata/Cargo.toml")).unwrap();
+    assert!(workspace_deps(&strata).contains(&"strata-plan".to_owned()));
+}
+
+/// Files outside the binaries that may print: the sandbox's stages are
+/// processes of their own, whose stderr is the run step's log.
+const PRINT_ALLOWED: &[&str] = &["crates/union/src/sandbox.rs"];
+
+#[test]
+fn only_the_binaries_print() {
+    let mut offenders = Vec::new();
+    for p in all_sources() {
+        let rel = p.strip_prefix(repo()).unwrap().display().to_string();
+        let library = rel.starts_with("crates/") && !rel.starts_with("crates/cli/");
+        if !library || rel.contains("/tests/") || PRINT_ALLOWED.contains(&rel.as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        // Test modules at the end of a file may print what they check.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if ["println!", "eprintln!", "print!(", "eprint!(", "dbg!("]
+                .iter()
+                .any(|m| code.contains(m))
+            {
+                offenders.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "libraries report through their return values and progress events, not stdout/stderr:\n{}",
+        offenders.join("\n")
+    );
+}
+
+/// Error enums besides a crate's `Error`, each with why it stands apart.
+/// `LockError`: reading a lock file is also a library API of its own
+/// (`strata::Lock::read`), whose callers match on its cases.
+const EXTRA_ERROR_ENUMS: &[&str] = &["crates/strata/src/lock.rs: LockError"];
+
+#[test]
+fn each_library_crate_has_one_error_enum() {
+    let mut found: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for p in all_sources() {
+        let rel = p.strip_prefix(repo()).unwrap().display().to_string();
+        if !rel.starts_with("crates/") || rel.starts_with("crates/cli/") || rel.contains("/tests/")
+        {
+            continue;
+        }
+        let krate = rel.split('/').nth(1).unwrap().to_owned();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        let lines: Vec<&str> = code.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(name) = line
+                .trim()
+                .strip_prefix("pub enum ")
+                .and_then(|r| r.split([' ', '{', '<']).next())
+            else {
+                continue;
+            };
+            let derives_error = lines[..i]
+                .iter()
+                .rev()
+                .take_while(|l| {
+                    l.trim_start().starts_with("#[") || l.trim_start().starts_with("///")
+                })
+                .any(|l| l.contains("thiserror::Error") || l.contains("derive(Debug, Error"));
+            if derives_error && !EXTRA_ERROR_ENUMS.contains(&format!("{rel}: {name}").as_str()) {
+                found
+                    .entry(krate.clone())
+                    .or_default()
+                    .push(format!("{rel}: {name}"));
+            }
+        }
+    }
+    let many: Vec<String> = found
+        .iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(k, v)| format!("{k}: {}", v.join(", ")))
+        .collect();
+    assert!(found.len() >= 5, "the error enum scan found only {found:?}");
+    assert!(
+        many.is_empty(),
+        "one error enum per crate (variants carry the context):\n{}",
+        many.join("\n")
     );
 }

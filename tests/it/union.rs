@@ -215,6 +215,8 @@ fn a_failing_run_step_points_at_its_command() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
+    // A failed build, not an invalid spec (3).
+    assert_ne!(out.status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains("the command failed (exit status 7)"),
         "{stderr}"
@@ -224,6 +226,32 @@ fn a_failing_run_step_points_at_its_command() {
         stderr.contains("s.kdl:9:17:"),
         "the diagnostic names the spec line: {stderr}"
     );
+}
+
+#[test]
+fn a_run_step_on_layers_without_a_shell_is_a_failed_build() {
+    let test = "a_run_step_on_layers_without_a_shell_is_a_failed_build";
+    if !have("unshare", test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("spec");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("s.kdl"),
+        "image app {\n    layer a { file \"/hello\" \"hi\" }\n    layer r { run \"true\" }\n}\n",
+    )
+    .unwrap();
+    let out = strata(
+        &dir,
+        &tmp.path().join("cache"),
+        &["compose", "s.kdl", "--out", "out"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_ne!(out.status.code(), Some(3), "not an invalid spec: {stderr}");
+    assert!(stderr.contains("no /bin/sh"), "{stderr}");
+    assert!(stderr.contains("s.kdl:3:15"), "{stderr}");
 }
 
 #[test]

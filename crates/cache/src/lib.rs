@@ -12,6 +12,11 @@
 //!                                 or config) as kept; its mtime is its last use
 //! CACHE/inputs-v3.bin             input digests by stat data (see `index`)
 //! CACHE/tmp/                      temporary files, renamed into place when complete
+//! CACHE/unpacked-v1/              layers unpacked by diff_id for `run` steps (owned and
+//!                                 laid out by strata-union's `snapshot`; `gc` removes
+//!                                 those no record names)
+//! CACHE/mounts-v1/                directories of `run` steps' cache mounts, by id, and
+//!                                 their locks (kept by `gc`: they are the user's caches)
 //! ```
 //!
 //! Invariants: an entry becomes visible only by `rename` of a complete file,
@@ -45,10 +50,13 @@ pub use index::{InputIndex, RACY_MARGIN_NS};
 pub use maint::{EntryInfo, LastBuild, MaintReport, dir_size};
 
 use serde::{Deserialize, Serialize};
-use strata_layer::{Digest, Listing};
+use strata_oci::{Digest, LayerDescriptor, Listing};
 
 /// The bucket of layer records. Bump when [`LayerRecord`] changes shape.
 const LAYERS_BUCKET: &str = "layers-v2";
+
+/// The bucket of layers unpacked for `run` steps (see strata-union's `snapshot`).
+const UNPACKED_BUCKET: &str = "unpacked-v1";
 
 /// Record buckets of earlier versions: `cache gc` and `cache verify` remove
 /// them (v1: one JSON object whose head came after a listing of up to
@@ -66,10 +74,10 @@ const VERIFIED_BUCKET: &str = "verified-v1";
 /// What the cache remembers of one built layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerRecord {
-    pub diff_id: Digest,
-    pub blob: Digest,
-    pub size: u64,
-    pub media_type: String,
+    /// The blob and what it holds. Serialized flat, as one object with the
+    /// listing (the form `--cache-to` shares).
+    #[serde(flatten)]
+    pub desc: LayerDescriptor,
     pub listing: Listing,
 }
 
@@ -138,6 +146,18 @@ impl Cache {
         &self.root
     }
 
+    /// Where `run` steps keep the layers below them unpacked, by diff_id:
+    /// derived data, rebuilt from the blobs when missing.
+    pub fn unpacked_dir(&self) -> PathBuf {
+        self.root.join(UNPACKED_BUCKET)
+    }
+
+    /// Where `run` steps' cache mounts (`cache "/var/cache/apt"`) keep their
+    /// directories, by id.
+    pub fn cache_mounts_dir(&self) -> PathBuf {
+        self.root.join("mounts-v1")
+    }
+
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(d.hex())
     }
@@ -180,13 +200,11 @@ impl Cache {
                 "unreadable layer record ({e}); it was removed: compose again to rebuild the layer"
             )))
         })?;
-        if (record.blob, record.diff_id, record.size, &record.media_type)
-            != (head.blob, head.diff_id, head.size, &head.media_type)
-        {
+        if record.desc != head.desc {
             return Err(io_err(&path)(io::Error::other(format!(
                 "the layer record changed while this compose read it (blob {} became {}): \
                  another compose replaced it; compose again",
-                head.blob, record.blob
+                head.desc.blob, record.desc.blob
             ))));
         }
         Ok(record.listing)
@@ -218,17 +236,17 @@ impl Cache {
                 ))));
             }
         };
-        if !full && self.stamp_holds(&record.blob, record.size) {
+        if !full && self.stamp_holds(&record.desc.blob, record.desc.size) {
             return Ok(Ok(record));
         }
-        match self.verify_blob(&record.blob, record.size) {
+        match self.verify_blob(&record.desc.blob, record.desc.size) {
             Ok(()) => Ok(Ok(record)),
             Err(reason) => {
                 let _ = fs::remove_file(&path);
                 // Whatever is there: a directory in a blob's place, left
                 // there, would refuse the rebuilt blob's rename forever.
-                let _ = repair::remove_any(&self.blob_path(&record.blob));
-                let _ = fs::remove_file(self.stamp_path(&record.blob));
+                let _ = repair::remove_any(&self.blob_path(&record.desc.blob));
+                let _ = fs::remove_file(self.stamp_path(&record.desc.blob));
                 Ok(Err(Miss::Dropped(reason)))
             }
         }
@@ -277,7 +295,7 @@ impl Cache {
         let f = repair::open_file(&path).map_err(|e| format!("blob {digest}: {e}"))?;
         let before = f.metadata().map_err(|e| format!("blob {digest}: {e}"))?;
         let (found, n) =
-            strata_layer::digest::digest_reader(io::BufReader::with_capacity(1 << 20, &f))
+            strata_oci::digest::digest_reader(io::BufReader::with_capacity(1 << 20, &f))
                 .map_err(|e| format!("blob {digest}: {e}"))?;
         if n != size {
             return Err(format!(
@@ -314,7 +332,7 @@ impl Cache {
     pub fn put(&self, key: &str, record: &LayerRecord, blob: BlobWriter) -> Result<(), Error> {
         let tmp_dir = self.root.join("tmp");
         let size = blob.count;
-        let digest = record.blob;
+        let digest = record.desc.blob;
         if let Some(wb) = blob.write_back {
             wb.finish();
         }
@@ -322,12 +340,12 @@ impl Cache {
             .inner
             .into_inner()
             .map_err(|e| io_err(&tmp_dir)(e.into_error()))?;
-        if size != record.size {
+        if size != record.desc.size {
             return Err(Error::Io {
                 path: file.path().to_path_buf(),
                 source: io::Error::other(format!(
                     "blob written is {size} bytes, the layer says {} ({} bytes)",
-                    record.blob, record.size
+                    record.desc.blob, record.desc.size
                 )),
             });
         }
@@ -571,10 +589,12 @@ mod tests {
 
     fn record_for(bytes: &[u8]) -> LayerRecord {
         LayerRecord {
-            diff_id: Digest::of(b"tar"),
-            blob: Digest::of(bytes),
-            size: bytes.len() as u64,
-            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            desc: LayerDescriptor {
+                diff_id: Digest::of(b"tar"),
+                blob: Digest::of(bytes),
+                size: bytes.len() as u64,
+                media_type: strata_oci::MediaType::TarGzip,
+            },
             listing: Listing::default(),
         }
     }
@@ -606,13 +626,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let cache = Cache::open(d.path()).unwrap();
         let rec = put(&cache, "k", b"blob bytes");
-        fs::write(cache.blob_path(&rec.blob), b"blob bytez").unwrap();
+        fs::write(cache.blob_path(&rec.desc.blob), b"blob bytez").unwrap();
         match cache.get("k").unwrap() {
             Err(Miss::Dropped(reason)) => assert!(reason.contains("hashes to"), "{reason}"),
             other => panic!("expected a dropped entry, got {other:?}"),
         }
         assert_eq!(cache.get("k").unwrap(), Err(Miss::Absent));
-        assert!(!cache.blob_path(&rec.blob).exists());
+        assert!(!cache.blob_path(&rec.desc.blob).exists());
     }
 
     /// Age a blob's stamp as if it had been written long after the blob's last change.
@@ -638,10 +658,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let cache = Cache::open(d.path()).unwrap();
         let rec = put(&cache, "k", b"blob bytes");
-        let blob = cache.blob_path(&rec.blob);
+        let blob = cache.blob_path(&rec.desc.blob);
         // Racy: the blob's mtime is not older than its stamp's, so a hit
         // hashes it (and stamps it again).
-        let stamped = fs::metadata(cache.stamp_path(&rec.blob))
+        let stamped = fs::metadata(cache.stamp_path(&rec.desc.blob))
             .unwrap()
             .modified()
             .unwrap();
@@ -652,21 +672,21 @@ mod tests {
             .set_modified(stamped)
             .unwrap();
         assert!(
-            rehashed(&cache, "k", &rec.blob),
+            rehashed(&cache, "k", &rec.desc.blob),
             "an mtime equal to the stamp's is racy"
         );
-        age_stamp(&cache, &rec.blob);
+        age_stamp(&cache, &rec.desc.blob);
         assert!(
-            !rehashed(&cache, "k", &rec.blob),
+            !rehashed(&cache, "k", &rec.desc.blob),
             "an older mtime is trusted"
         );
 
         // A hard link (as every export makes) moves ctime, not the stamp's hold.
         fs::hard_link(&blob, d.path().join("exported")).unwrap();
-        let stamp = fs::read(cache.stamp_path(&rec.blob)).unwrap();
+        let stamp = fs::read(cache.stamp_path(&rec.desc.blob)).unwrap();
         assert_eq!(cache.get("k").unwrap(), Ok(rec.clone()));
         assert_eq!(
-            fs::read(cache.stamp_path(&rec.blob)).unwrap(),
+            fs::read(cache.stamp_path(&rec.desc.blob)).unwrap(),
             stamp,
             "no re-hash"
         );
@@ -682,12 +702,12 @@ mod tests {
             Err(Miss::Dropped(reason)) => assert!(reason.contains("hashes to"), "{reason}"),
             other => panic!("expected a dropped entry, got {other:?}"),
         }
-        assert!(!cache.stamp_path(&rec.blob).exists());
+        assert!(!cache.stamp_path(&rec.desc.blob).exists());
 
         // Bytes changed under an unchanged stat (a disk flipping bits, forged
         // here by re-stamping the bad bytes): `get` cannot see it, `verify` does.
         let rec = put(&cache, "k2", b"other bytes");
-        let blob = cache.blob_path(&rec.blob);
+        let blob = cache.blob_path(&rec.desc.blob);
         let before = fs::metadata(&blob).unwrap();
         fs::write(&blob, b"other bytez").unwrap();
         filetime::set_file_mtime(
@@ -695,7 +715,7 @@ mod tests {
             filetime::FileTime::from_last_modification_time(&before),
         )
         .unwrap();
-        age_stamp(&cache, &rec.blob);
+        age_stamp(&cache, &rec.desc.blob);
         assert_eq!(cache.get("k2").unwrap(), Ok(rec.clone()), "stat-trusted");
         let report = cache.verify().unwrap();
         assert_eq!(report.removed.len(), 1, "{:?}", report.removed);
@@ -724,7 +744,7 @@ mod tests {
         assert!(w.written_back > 2 * WRITE_BACK_EVERY, "{}", w.written_back);
         assert!(w.count - w.written_back < WRITE_BACK_EVERY);
         cache.put("k", &rec, w).unwrap();
-        assert_eq!(fs::read(cache.blob_path(&rec.blob)).unwrap(), bytes);
+        assert_eq!(fs::read(cache.blob_path(&rec.desc.blob)).unwrap(), bytes);
         assert_eq!(cache.get("k").unwrap(), Ok(rec));
     }
 
@@ -745,7 +765,7 @@ mod tests {
         let err = cache.listing("k", &head).unwrap_err().to_string();
         assert!(err.contains("changed while this compose read it"), "{err}");
         let head = cache.get_head("k").unwrap().unwrap();
-        assert_eq!(head.blob, other.blob);
+        assert_eq!(head.desc.blob, other.desc.blob);
 
         // Valid JSON, not the listing the head describes: the head passes,
         // the listing does not, and the record is removed so the next
@@ -857,7 +877,7 @@ mod tests {
         let report = cache.gc(None, None).unwrap();
         assert!(!old.exists());
         assert!(!cache.blob_path(&orphan).exists());
-        assert!(cache.blob_path(&rec.blob).exists());
+        assert!(cache.blob_path(&rec.desc.blob).exists());
         assert!(
             report.removed.iter().any(|(what, _)| what == "layers-v1/"),
             "{report:?}"

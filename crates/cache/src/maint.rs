@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
-use strata_layer::Digest;
+use strata_oci::Digest;
 
 use crate::{Cache, Error, io_err};
 
@@ -17,10 +17,10 @@ use crate::{Cache, Error, io_err};
 #[derive(Debug, Clone, Serialize)]
 pub struct EntryInfo {
     pub key: String,
-    pub blob: String,
+    pub blob: strata_oci::Digest,
     /// Compressed size of the blob.
     pub size: u64,
-    pub media_type: String,
+    pub media_type: strata_oci::MediaType,
     /// When the entry was last written or hit.
     #[serde(skip)]
     pub last_used: SystemTime,
@@ -70,9 +70,9 @@ impl Cache {
                 .unwrap_or(SystemTime::UNIX_EPOCH);
             out.push(EntryInfo {
                 key: key.to_owned(),
-                blob: rec.blob.to_string(),
-                size: rec.size,
-                media_type: rec.media_type,
+                blob: rec.desc.blob,
+                size: rec.desc.size,
+                media_type: rec.desc.media_type,
                 last_used,
                 last_used_unix: last_used
                     .duration_since(SystemTime::UNIX_EPOCH)
@@ -108,7 +108,7 @@ impl Cache {
             report.checked += 1;
             match self.get_checked(&key, true, true)? {
                 Ok(rec) => {
-                    referenced.insert(rec.blob);
+                    referenced.insert(rec.desc.blob);
                 }
                 Err(crate::Miss::Dropped(reason)) => report.removed.push((key, reason)),
                 Err(crate::Miss::Absent) => {}
@@ -191,7 +191,7 @@ impl Cache {
         // Oldest last: pop from the end.
         let now = SystemTime::now();
         let total = |es: &[EntryInfo]| -> u64 {
-            let blobs: BTreeMap<&str, u64> = es.iter().map(|e| (e.blob.as_str(), e.size)).collect();
+            let blobs: BTreeMap<Digest, u64> = es.iter().map(|e| (e.blob, e.size)).collect();
             blobs.values().sum()
         };
         while let Some(oldest) = entries.last() {
@@ -213,11 +213,67 @@ impl Cache {
                 .to_owned(),
             ));
         }
-        let mut referenced: BTreeSet<Digest> =
-            entries.iter().filter_map(|e| e.blob.parse().ok()).collect();
+        let mut referenced: BTreeSet<Digest> = entries.iter().map(|e| e.blob).collect();
         referenced.extend(self.kept_small_blobs(older_than, false, &mut report)?);
         report.freed += self.remove_orphans(&referenced, &mut report.removed)?;
+        let diff_ids: BTreeSet<String> = entries
+            .iter()
+            .filter_map(|e| {
+                crate::record::read_head_for(&self.record_path(&e.key), &e.key)
+                    .ok()?
+                    .ok()
+            })
+            .map(|r| r.desc.diff_id.hex())
+            .collect();
+        report.freed += self.remove_unpacked(&diff_ids, &mut report.removed);
         Ok(report)
+    }
+
+    /// Removes the unpacked layers (`CACHE/unpacked-v1/<range>/<hex>`, with
+    /// their `.lock` and `.applied` markers) whose diff_id no kept record
+    /// has, and every `tmp-*` a killed compose left. With the exclusive lock
+    /// held, no run is using them. Returns the bytes freed.
+    fn remove_unpacked(
+        &self,
+        diff_ids: &BTreeSet<String>,
+        removed: &mut Vec<(String, String)>,
+    ) -> u64 {
+        let mut freed = 0;
+        let Ok(ranges) = fs::read_dir(self.unpacked_dir()) else {
+            return 0;
+        };
+        for range in ranges.flatten() {
+            let Ok(entries) = fs::read_dir(range.path()) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let hex = name
+                    .strip_suffix(".lock")
+                    .or_else(|| name.strip_suffix(".applied"))
+                    .unwrap_or(&name);
+                if !name.starts_with("tmp-") && diff_ids.contains(hex) {
+                    continue;
+                }
+                let path = e.path();
+                let size = dir_size(&path);
+                let gone = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+                if gone.is_ok() {
+                    freed += size;
+                    if !name.ends_with(".lock") {
+                        removed.push((
+                            format!("unpacked {name}"),
+                            "no record has this layer".to_owned(),
+                        ));
+                    }
+                }
+            }
+        }
+        freed
     }
 
     /// Remove blobs no record names (and stale temporary files); returns the bytes freed.

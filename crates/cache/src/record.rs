@@ -14,6 +14,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use strata_oci::{LayerDescriptor, MediaType};
+
 use crate::LayerRecord;
 
 #[derive(Serialize, Deserialize)]
@@ -25,10 +27,10 @@ struct Head {
     /// have none, and are taken as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     key: Option<String>,
-    diff_id: strata_layer::Digest,
-    blob: strata_layer::Digest,
+    diff_id: strata_oci::Digest,
+    blob: strata_oci::Digest,
     size: u64,
-    media_type: String,
+    media_type: MediaType,
     listing_bytes: u64,
     /// Hex blake3 of the listing's JSON.
     listing_blake3: String,
@@ -37,10 +39,12 @@ struct Head {
 impl Head {
     fn record(self) -> LayerRecord {
         LayerRecord {
-            diff_id: self.diff_id,
-            blob: self.blob,
-            size: self.size,
-            media_type: self.media_type,
+            desc: LayerDescriptor {
+                diff_id: self.diff_id,
+                blob: self.blob,
+                size: self.size,
+                media_type: self.media_type,
+            },
             listing: Default::default(),
         }
     }
@@ -63,10 +67,10 @@ fn encode_inner(key: Option<&str>, record: &LayerRecord) -> serde_json::Result<V
     let listing = serde_json::to_vec(&record.listing)?;
     let head = Head {
         key: key.map(str::to_owned),
-        diff_id: record.diff_id,
-        blob: record.blob,
-        size: record.size,
-        media_type: record.media_type.clone(),
+        diff_id: record.desc.diff_id,
+        blob: record.desc.blob,
+        size: record.desc.size,
+        media_type: record.desc.media_type,
         listing_bytes: listing.len() as u64,
         listing_blake3: blake3::hash(&listing).to_hex().to_string(),
     };
@@ -172,15 +176,17 @@ mod tests {
     use super::*;
 
     fn record() -> LayerRecord {
-        let listing: strata_layer::Listing = serde_json::from_value(serde_json::json!({
+        let listing: strata_oci::Listing = serde_json::from_value(serde_json::json!({
             "entries": []
         }))
         .unwrap();
         LayerRecord {
-            diff_id: strata_layer::Digest::of(b"tar"),
-            blob: strata_layer::Digest::of(b"blob"),
-            size: 4,
-            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            desc: strata_oci::LayerDescriptor {
+                diff_id: strata_oci::Digest::of(b"tar"),
+                blob: strata_oci::Digest::of(b"blob"),
+                size: 4,
+                media_type: strata_oci::MediaType::TarGzip,
+            },
             listing,
         }
     }
@@ -194,7 +200,7 @@ mod tests {
         let p = d.path().join("r.json");
         fs::write(&p, &bytes).unwrap();
         let head = read_head(&p).unwrap().unwrap();
-        assert_eq!((head.blob, head.size), (r.blob, r.size));
+        assert_eq!((head.desc.blob, head.desc.size), (r.desc.blob, r.desc.size));
         // A record cut short, or with bytes after its listing, is refused
         // by its head already.
         let nl = bytes.iter().position(|&b| b == b'\n').unwrap();

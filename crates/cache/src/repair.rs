@@ -56,10 +56,12 @@ mod tests {
 
     fn record(bytes: &[u8]) -> LayerRecord {
         LayerRecord {
-            diff_id: strata_layer::Digest::of(b"tar"),
-            blob: strata_layer::Digest::of(bytes),
-            size: bytes.len() as u64,
-            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+            desc: strata_oci::LayerDescriptor {
+                diff_id: strata_oci::Digest::of(b"tar"),
+                blob: strata_oci::Digest::of(bytes),
+                size: bytes.len() as u64,
+                media_type: strata_oci::MediaType::Tar,
+            },
             listing: Default::default(),
         }
     }
@@ -80,7 +82,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let cache = Cache::open(d.path().join("c")).unwrap();
         let r = put(&cache, "k1", b"layer one");
-        let blob = cache.blob_path(&r.blob);
+        let blob = cache.blob_path(&r.desc.blob);
         fs::remove_file(&blob).unwrap();
         fs::create_dir_all(blob.join("sub")).unwrap();
         fs::write(blob.join("sub/f"), b"x").unwrap();
@@ -99,7 +101,7 @@ mod tests {
         fs::create_dir(&blob).unwrap();
         put(&cache, "k1", b"layer one");
         assert!(cache.get("k1").unwrap().is_ok());
-        let orphan = cache.blob_path(&strata_layer::Digest::of(b"nobody"));
+        let orphan = cache.blob_path(&strata_oci::Digest::of(b"nobody"));
         fs::create_dir_all(orphan.join("x")).unwrap();
         fs::remove_file(&blob).unwrap();
         fs::create_dir(&blob).unwrap();
@@ -139,6 +141,6 @@ mod tests {
             }
         }
         // Both blobs stay: each is another layer's, and gc finds them orphans.
-        assert!(cache.blob_path(&record(b"layer a").blob).exists());
+        assert!(cache.blob_path(&record(b"layer a").desc.blob).exists());
     }
 }

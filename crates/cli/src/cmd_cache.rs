@@ -74,7 +74,7 @@ pub fn run(
                     out.push_str(&format!(
                         "{}  {}  {:>10}  used {} ago\n",
                         &e.key[..16.min(e.key.len())],
-                        e.blob.get(..19).unwrap_or(&e.blob),
+                        e.blob.to_string().get(..19).unwrap_or_default(),
                         strata::human_size(e.size),
                         humantime::format_duration(Duration::from_secs(age.as_secs()))
                     ));
@@ -112,7 +112,7 @@ pub fn run(
             json,
         } => {
             if max_size.is_none() && older_than.is_none() {
-                return Err(strata::Error::Other(
+                return Err(strata::Error::Usage(
                     "cache gc needs --max-size SIZE and/or --older-than DURATION".into(),
                 ));
             }

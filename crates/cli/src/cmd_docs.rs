@@ -22,8 +22,9 @@ pub fn man_page() -> Result<String, strata::Error> {
 /// Write `strata.1` and one `strata-SUBCOMMAND.1` per subcommand into `dir`
 /// (created if missing); returns the file names written.
 pub fn write_man_pages(dir: &Path) -> Result<Vec<String>, strata::Error> {
-    let io = |path: &Path, e: std::io::Error| {
-        strata::Error::Other(format!("cannot write {}: {e}", path.display()))
+    let io = |path: &Path, source: std::io::Error| strata::Error::Io {
+        path: path.to_path_buf(),
+        source,
     };
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let cmd = crate::Cli::command();
@@ -50,6 +51,9 @@ fn render(cmd: clap::Command) -> Result<String, strata::Error> {
     let mut out = Vec::new();
     clap_mangen::Man::new(cmd)
         .render(&mut out)
-        .map_err(|e| strata::Error::Other(format!("cannot render the man page: {e}")))?;
+        .map_err(|source| strata::Error::Io {
+            path: "the man page".into(),
+            source,
+        })?;
     Ok(String::from_utf8_lossy(&out).into_owned())
 }

@@ -31,8 +31,10 @@ pub fn run(args: PushArgs, out: &mut String) -> Result<ExitCode, strata::Error> 
     })?;
     let report = strata::push::push(&registry, Path::new(&dir), tag.as_deref(), &dest)?;
     if args.json {
-        let json = serde_json::to_string(&report)
-            .map_err(|e| strata::Error::Other(format!("cannot write JSON: {e}")))?;
+        let json = serde_json::to_string(&report).map_err(|source| strata::Error::Json {
+            what: "cannot write JSON".to_owned(),
+            source,
+        })?;
         out.push_str(&json);
         out.push('\n');
     } else {

@@ -118,7 +118,7 @@ fn written(name: &str, manifest: &str, json: bool) -> String {
 fn target_tag(target: &str) -> Result<(PathBuf, String), strata::Error> {
     match strata::inspect::parse_target(target) {
         (layout, Some(tag)) => Ok((layout, tag)),
-        (layout, None) => Err(strata::Error::Other(format!(
+        (layout, None) => Err(strata::Error::Usage(format!(
             "{target}: name the image as LAYOUT:TAG (the images of {} are listed by `strata inspect {}`)",
             layout.display(),
             layout.display()

@@ -467,7 +467,7 @@ fn source_date_epoch() -> Result<Option<u64>, strata::Error> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if v.trim().is_empty() => Ok(None),
         Ok(v) => v.trim().parse().map(Some).map_err(|_| {
-            strata::Error::Other(format!(
+            strata::Error::Usage(format!(
                 "SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds"
             ))
         }),
@@ -490,7 +490,8 @@ fn print_stdout(s: &str) {
 const LOCK_MISMATCH: u8 = 4;
 
 fn report_error(e: &strata::Error) -> ExitCode {
-    if let strata::Error::Spec(diags) = e {
+    // A failed `run` step is located in the spec too, but is a failed build.
+    if let strata::Error::Spec(diags) | strata::Error::BuildFailed(diags) = e {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let theme = if color {
             miette::GraphicalTheme::unicode()
@@ -507,6 +508,9 @@ fn report_error(e: &strata::Error) -> ExitCode {
             if n == 1 { "" } else { "s" },
             diags.src.name()
         );
+        if matches!(e, strata::Error::BuildFailed(_)) {
+            return ExitCode::FAILURE;
+        }
         return ExitCode::from(3);
     }
     let mut msg = format!("strata: error: {e}");

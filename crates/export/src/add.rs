@@ -19,7 +19,7 @@ use oci_spec::image::{
     Descriptor, DescriptorBuilder, ImageConfiguration, ImageIndex, MediaType as OciMediaType,
     Sha256Digest,
 };
-use strata_layer::{Digest, MediaType};
+use strata_oci::{Digest, MediaType};
 
 use crate::layout::io_err;
 use crate::manifest::{ANNOTATION_REF_NAME, hash_map, len_u64};

@@ -20,7 +20,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use strata_layer::Digest;
+use strata_oci::Digest;
 
 use crate::layout::{check_blob, check_unique_names, io_err};
 use crate::manifest::{
@@ -163,7 +163,7 @@ fn plan_entries<'a>(
     for (image, docker_ref) in images.iter().zip(&refs) {
         for layer in &image.layers {
             entries
-                .entry(blob_name(&layer.digest))
+                .entry(blob_name(&layer.desc.blob))
                 .or_insert(Entry::Layer(layer));
         }
         let json = image_json(image)?;
@@ -179,7 +179,11 @@ fn plan_entries<'a>(
         manifest.push(ManifestItem {
             config: blob_name(&json.config_digest),
             repo_tags: vec![format!("{}:{}", docker_ref.familiar, image.tag)],
-            layers: image.layers.iter().map(|l| blob_name(&l.digest)).collect(),
+            layers: image
+                .layers
+                .iter()
+                .map(|l| blob_name(&l.desc.blob))
+                .collect(),
         });
         // As docker does: the tag names the top layer's blob. Docker itself
         // reads `manifest.json` when there is one; this file is for tools
@@ -189,7 +193,7 @@ fn plan_entries<'a>(
             repositories
                 .entry(docker_ref.familiar.clone())
                 .or_default()
-                .insert(image.tag.clone(), top.digest.hex());
+                .insert(image.tag.clone(), top.desc.blob.hex());
         }
         entries
             .entry(blob_name(&json.config_digest))
@@ -342,11 +346,11 @@ fn write_entry<W: Write>(
                 .metadata()
                 .map_err(|e| EntryError::Blob(io_err(src, e)))?
                 .len();
-            if len != layer.size {
+            if len != layer.desc.size {
                 // The tar header, written before the bytes, must carry the
                 // size. Hash the blob anyway, to tell a wrong blob (BadBlob)
                 // from the right one under a wrong size (Invalid).
-                let (found, size) = strata_layer::digest::digest_reader(io::BufReader::new(file))
+                let (found, size) = strata_oci::digest::digest_reader(io::BufReader::new(file))
                     .map_err(|e| EntryError::Blob(io_err(src, e)))?;
                 return Err(EntryError::Blob(
                     check_blob(layer, found, size)
@@ -359,9 +363,9 @@ fn write_entry<W: Write>(
             }
             header.set_entry_type(tar::EntryType::Regular);
             header.set_mode(0o644);
-            header.set_size(layer.size);
+            header.set_size(layer.desc.size);
             header.set_cksum();
-            let mut reader = HashingReader::new(io::BufReader::new(file).take(layer.size));
+            let mut reader = HashingReader::new(io::BufReader::new(file).take(layer.desc.size));
             tar.append(&header, &mut reader)
                 .map_err(|e| EntryError::Blob(io_err(src, e)))?;
             let (found, size) = reader.finish();
@@ -394,14 +398,14 @@ fn write_entry<W: Write>(
 /// blob is verified in the same pass that copies it into the archive.
 struct HashingReader<R> {
     inner: R,
-    hasher: strata_layer::digest::HashingWriter<io::Sink>,
+    hasher: strata_oci::digest::HashingWriter<io::Sink>,
 }
 
 impl<R: Read> HashingReader<R> {
     fn new(inner: R) -> Self {
         HashingReader {
             inner,
-            hasher: strata_layer::digest::HashingWriter::new(io::sink()),
+            hasher: strata_oci::digest::HashingWriter::new(io::sink()),
         }
     }
 

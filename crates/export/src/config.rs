@@ -5,47 +5,14 @@
 //! ports and volumes in `HashMap`s, so its own serializer would give a different
 //! byte string (and so a different config digest) on every run.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use oci_spec::image::{
     Arch, Config, ConfigBuilder, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, Os,
     RootFsBuilder,
 };
 
+pub use strata_oci::ImageConfig;
+
 use crate::{Error, LayerDesc};
-
-/// A fully resolved image config (inheritance from `from` applied, `env`
-/// expanded). Ordered types only: this reaches the output bytes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImageConfig {
-    /// `K=V`, in order (a later value of the same key replaced the earlier one in place).
-    pub env: Vec<String>,
-    pub cmd: Option<Vec<String>>,
-    pub entrypoint: Option<Vec<String>>,
-    pub workdir: Option<String>,
-    pub user: Option<String>,
-    /// `8080/tcp`
-    pub exposed_ports: BTreeSet<String>,
-    pub volumes: BTreeSet<String>,
-    pub labels: BTreeMap<String, String>,
-    pub stop_signal: Option<String>,
-    pub author: Option<String>,
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-    /// `created` of the config and of each history entry, seconds since 1970.
-    pub created: u64,
-}
-
-impl ImageConfig {
-    /// `os/architecture[/variant]`, as `platform` in a spec is written.
-    pub fn platform(&self) -> String {
-        match &self.variant {
-            Some(v) => format!("{}/{}/{v}", self.os, self.architecture),
-            None => format!("{}/{}", self.os, self.architecture),
-        }
-    }
-}
 
 /// The OCI image configuration of an image with these layers (in order, lowest
 /// first): `rootfs.diff_ids` from their diff_ids, one history entry per layer.
@@ -88,7 +55,7 @@ pub fn image_configuration(
         .diff_ids(
             layers
                 .iter()
-                .map(|layer| layer.diff_id.to_string())
+                .map(|layer| layer.desc.diff_id.to_string())
                 .collect::<Vec<_>>(),
         )
         .build()

@@ -20,8 +20,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use strata_layer::Digest;
-use strata_layer::digest::{HashingWriter, digest_reader};
+use strata_oci::Digest;
+use strata_oci::digest::{HashingWriter, digest_reader};
 
 use crate::manifest::{
     ANNOTATION_REF_NAME, IndexEntry, image_json, index_json, multi_platform_json, oci_layout_json,
@@ -335,7 +335,7 @@ impl<'a> Contents<'a> {
                     layer.verified
                         && src.is_file()
                         && (src.dev(), src.ino()) == (meta.dev(), meta.ino())
-                        && meta.len() == layer.size
+                        && meta.len() == layer.desc.size
                 }
             };
             if !same {
@@ -369,7 +369,7 @@ fn contents<'a>(
     let mut index = Vec::with_capacity(images.len());
     for image in images {
         for layer in &image.layers {
-            contents.add_blob(layer.digest, Source::Layer(layer));
+            contents.add_blob(layer.desc.blob, Source::Layer(layer));
         }
         let json = image_json(image)?;
         let manifest_size = crate::manifest::len_u64(&json.manifest);
@@ -465,7 +465,7 @@ fn place_layer_blob(layer: &LayerDesc, dst: &Path) -> Result<(), Error> {
         // Linked, so these are the very bytes the caller checked; only the
         // size is looked at again (a stat, not a read).
         let size = fs::metadata(dst).map_err(|e| io_err(dst, e))?.len();
-        return check_blob(layer, layer.digest, size);
+        return check_blob(layer, layer.desc.blob, size);
     }
     let (found, size) = if is_file && fs::hard_link(src, dst).is_ok() {
         // Read back what is now in the layout: a linked blob has not been
@@ -505,19 +505,19 @@ fn copy_hashing(src: &Path, dst: &Path) -> Result<(Digest, u64), Error> {
 /// A blob whose digest or size is not the one its descriptor names is
 /// refused (the temporary layout holding it is then removed).
 pub(crate) fn check_blob(layer: &LayerDesc, found: Digest, size: u64) -> Result<(), Error> {
-    if found != layer.digest {
+    if found != layer.desc.blob {
         return Err(Error::BadBlob {
             path: layer.blob_path.clone(),
-            digest: layer.digest,
+            digest: layer.desc.blob,
             found,
         });
     }
-    if size != layer.size {
+    if size != layer.desc.size {
         return Err(Error::Invalid {
             path: layer.blob_path.clone(),
             reason: format!(
                 "blob {} has {size} bytes but its descriptor says {}",
-                layer.digest, layer.size
+                layer.desc.blob, layer.desc.size
             ),
         });
     }

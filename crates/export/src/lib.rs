@@ -38,20 +38,18 @@ pub use referrer::{ANNOTATION_TITLE, ARTIFACT_TYPE_SPDX, Referrer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use strata_layer::{Digest, MediaType};
+use strata_oci::{Digest, LayerDescriptor};
 
 /// One layer of an image to export: a finished blob on disk.
 #[derive(Debug, Clone)]
 pub struct LayerDesc {
-    pub digest: Digest,
-    pub diff_id: Digest,
-    pub size: u64,
-    pub media_type: MediaType,
+    /// The blob and the diff_id of the tar inside it.
+    pub desc: LayerDescriptor,
     /// Where the blob's bytes are (hard-linked into the output where possible, else copied).
     pub blob_path: PathBuf,
     /// The history entry's `created_by` (`strata: layer jdk`).
     pub created_by: String,
-    /// The caller has checked that the bytes at `blob_path` hash to `digest`
+    /// The caller has checked that the bytes at `blob_path` hash to `desc.blob`
     /// (the cache does, on every hit and write): the layout then hard-links
     /// the blob without reading it again. When false, it is re-hashed as it
     /// is linked or copied, and a mismatch is an error.

@@ -8,7 +8,7 @@ use oci_spec::image::{
     Arch, Descriptor, DescriptorBuilder, ImageIndexBuilder, ImageManifestBuilder,
     MediaType as OciMediaType, Os, PlatformBuilder, Sha256Digest,
 };
-use strata_layer::Digest;
+use strata_oci::Digest;
 
 use crate::{Error, ExportImage};
 
@@ -44,9 +44,9 @@ pub fn image_json(image: &ExportImage) -> Result<ImageJson, Error> {
         .iter()
         .map(|layer| {
             descriptor(
-                OciMediaType::from(layer.media_type.as_str()),
-                &layer.digest,
-                layer.size,
+                OciMediaType::from(layer.desc.media_type.as_str()),
+                &layer.desc.blob,
+                layer.desc.size,
                 BTreeMap::new(),
             )
         })

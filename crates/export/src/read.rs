@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::{
     Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType as OciMediaType, OciLayout,
 };
-use strata_layer::digest::digest_reader;
-use strata_layer::{Digest, MediaType};
+use strata_oci::digest::digest_reader;
+use strata_oci::{Digest, LayerDescriptor, MediaType};
 
 use crate::Error;
 use crate::layout::io_err;
@@ -67,8 +67,8 @@ pub struct LayoutImage {
     pub manifest: ImageManifest,
     pub config_digest: Digest,
     pub config: ImageConfiguration,
-    /// (blob digest, diff_id, blob size, media type), lowest layer first.
-    pub layers: Vec<(Digest, Digest, u64, MediaType)>,
+    /// Lowest layer first.
+    pub layers: Vec<LayerDescriptor>,
 }
 
 /// Read the image layout at `dir`: `oci-layout`, `index.json`, and for each
@@ -161,7 +161,7 @@ impl Layout {
     pub fn verify(&self) -> Result<(), Error> {
         let mut done = std::collections::BTreeSet::new();
         for image in &self.images {
-            for (digest, _, _, _) in &image.layers {
+            for LayerDescriptor { blob: digest, .. } in &image.layers {
                 if !done.insert(*digest) {
                     continue;
                 }
@@ -319,7 +319,12 @@ impl Layout {
                     ),
                 ));
             }
-            layers.push((digest, diff_id, layer.size(), media_type));
+            layers.push(LayerDescriptor {
+                diff_id,
+                blob: digest,
+                size: layer.size(),
+                media_type,
+            });
         }
 
         Ok(LayoutImage {
@@ -492,7 +497,8 @@ pub fn layers_summary(img: &LayoutImage) -> String {
         .filter(|h| h.empty_layer() != Some(true))
         .collect();
     let mut out = String::new();
-    for (i, (digest, diff_id, size, media_type)) in img.layers.iter().enumerate() {
+    for (i, l) in img.layers.iter().enumerate() {
+        let (digest, diff_id, size, media_type) = (l.blob, l.diff_id, l.size, l.media_type);
         let created_by = history
             .get(i)
             .and_then(|h| h.created_by().as_deref())

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use oci_spec::image::{ImageManifestBuilder, MediaType as OciMediaType};
-use strata_layer::Digest;
+use strata_oci::Digest;
 
 use crate::Error;
 use crate::manifest::{descriptor, hash_map, len_u64};

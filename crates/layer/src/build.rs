@@ -13,11 +13,11 @@ use std::path::Path;
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::HashingWriter;
-use crate::listing::{Entry, EntryKind, Listing, LowerView};
 use crate::pgzip::ParGzWriter;
 use crate::tree::{Content, Item, Kind, Node, Spool, Tree, What, is_reserved};
 use crate::ustar::{self, Header};
-use crate::{Compression, Digest, Error, ImagePath, JobOp, LayerJob, MediaType, host, ingest};
+use crate::{Compression, Digest, Error, ImagePath, JobOp, LayerJob, host, ingest};
+use crate::{Entry, EntryKind, LayerDescriptor, Listing, LowerView};
 
 /// Called with the number of uncompressed tar bytes written since the last
 /// call (about every MiB, and after each entry).
@@ -26,13 +26,9 @@ pub type Progress<'a> = &'a dyn Fn(u64);
 /// What [`build`] made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildOutput {
-    /// sha256 of the uncompressed tar.
-    pub diff_id: Digest,
-    /// sha256 of the bytes written to `out`.
-    pub blob: Digest,
-    /// Number of bytes written to `out` (the compressed size).
-    pub size: u64,
-    pub media_type: MediaType,
+    /// The blob written to `out`: its digest and size, the diff_id of the
+    /// tar inside it, and its media type.
+    pub desc: LayerDescriptor,
     pub listing: Listing,
 }
 
@@ -232,10 +228,12 @@ pub(crate) fn write_tree(
     let blob = blob.unwrap_or(diff_id);
     out.flush().map_err(Error::Write)?;
     Ok(BuildOutput {
-        diff_id,
-        blob,
-        size,
-        media_type: compression.media_type(),
+        desc: LayerDescriptor {
+            diff_id,
+            blob,
+            size,
+            media_type: compression.media_type(),
+        },
         listing: Listing { entries },
     })
 }
@@ -419,18 +417,7 @@ fn write_item<W: Write>(
         device: None,
         xattrs: &[],
     };
-    let mut entry = Entry {
-        path: item.path.clone(),
-        kind: EntryKind::Whiteout,
-        mode: 0,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        digest: None,
-        link: None,
-        device: None,
-        xattrs: Vec::new(),
-    };
+    let mut entry = Entry::bare(item.path.clone(), EntryKind::Whiteout);
     let node = match item.what {
         What::Whiteout => {
             tar.header(&header)?;

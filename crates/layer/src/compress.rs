@@ -1,5 +1,7 @@
 //! Layer compression: the codec, its settings, and the OCI media type it gives.
 
+use crate::MediaType;
+
 /// How a layer's tar stream is compressed. The codec, its implementation and
 /// its level are part of the output contract: they decide the blob bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -55,31 +57,3 @@ const _: () = assert!(
         && crate::pgzip::DICT == 32 << 10
         && crate::build::ZSTD_JOB_SIZE == 2 << 20
 );
-
-/// The OCI media type of a layer blob.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum MediaType {
-    Tar,
-    TarGzip,
-    TarZstd,
-}
-
-impl MediaType {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            MediaType::Tar => "application/vnd.oci.image.layer.v1.tar",
-            MediaType::TarGzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            MediaType::TarZstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<MediaType> {
-        match s {
-            "application/vnd.oci.image.layer.v1.tar" => Some(MediaType::Tar),
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-            | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Some(MediaType::TarGzip),
-            "application/vnd.oci.image.layer.v1.tar+zstd" => Some(MediaType::TarZstd),
-            _ => None,
-        }
-    }
-}

@@ -12,8 +12,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::LowerView;
 use crate::build::{Progress, write_tree};
-use crate::listing::LowerView;
 use crate::tree::{Content, Kind, Node, Tree, is_reserved};
 use crate::{BuildOutput, Compression, Error, ImagePath};
 

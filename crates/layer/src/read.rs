@@ -13,10 +13,10 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 
 use crate::ingest::{self, Format, NOT_A_TAR};
-use crate::listing::{Entry, EntryKind};
-use crate::tree::{OPAQUE_NAME, WHITEOUT_PREFIX};
 use crate::ustar::{self, ReadError};
+use crate::{Entry, EntryKind};
 use crate::{Error, ImagePath};
+use strata_oci::whiteout::{self, Marker};
 
 struct Stream<R>(R);
 
@@ -123,36 +123,13 @@ impl<'r> BlobReader<'r> {
         }
         let name = path.file_name().unwrap_or_default();
         let parent = path.parent().unwrap_or_else(ImagePath::root);
-        let marker = if name == OPAQUE_NAME {
-            Some((parent, EntryKind::Opaque))
-        } else {
-            match name.strip_prefix(WHITEOUT_PREFIX) {
-                // `.wh..` and `.wh...` would whiteout the parent or the
-                // grandparent, outside the directory the marker lives in.
-                Some(b"." | b"..") => {
-                    return Err(err(
-                        "a whiteout of `.` or `..` escapes its directory".to_owned()
-                    ));
-                }
-                Some(deleted) if !deleted.is_empty() => {
-                    Some((parent.join(deleted), EntryKind::Whiteout))
-                }
-                _ => None,
-            }
+        let marker = match whiteout::classify(name).map_err(|r| err(r.to_owned()))? {
+            Marker::Opaque => Some((parent, EntryKind::Opaque)),
+            Marker::Whiteout(deleted) => Some((parent.join(deleted), EntryKind::Whiteout)),
+            Marker::Plain => None,
         };
         if let Some((path, kind)) = marker {
-            return Ok(Some(Entry {
-                path,
-                kind,
-                mode: 0,
-                uid: 0,
-                gid: 0,
-                size: 0,
-                digest: None,
-                link: None,
-                device: None,
-                xattrs: Vec::new(),
-            }));
+            return Ok(Some(Entry::bare(path, kind)));
         }
         let id =
             |n: u64| u32::try_from(n).map_err(|_| err(format!("id {n} does not fit in 32 bits")));

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::PathBuf;
 
-use crate::{Error, ImagePath, Limits, Owner, listing::LowerView};
+use crate::{Error, ImagePath, Limits, LowerView, Owner};
 
 /// Where a regular file's bytes come from.
 #[derive(Debug, Clone)]
@@ -113,14 +113,7 @@ pub(crate) struct Item<'a> {
     pub what: What<'a>,
 }
 
-pub(crate) const WHITEOUT_PREFIX: &[u8] = b".wh.";
-pub(crate) const OPAQUE_NAME: &[u8] = b".wh..wh..opq";
-
-/// Whether a name is reserved for whiteouts: it could not be told apart from
-/// one in the tar, so no entry may have it.
-pub(crate) fn is_reserved(name: &[u8]) -> bool {
-    name.starts_with(WHITEOUT_PREFIX)
-}
+pub(crate) use strata_oci::whiteout::{OPAQUE_NAME, WHITEOUT_PREFIX, is_reserved};
 
 pub(crate) struct Tree<'a> {
     lower: &'a LowerView,

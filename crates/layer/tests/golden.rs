@@ -137,17 +137,17 @@ fn compressed_bytes_match_the_committed_digests() {
         table.push_str(&format!(
             "    {compression:?}: identity {:?}, blob {}\n",
             compression.identity(),
-            built.blob
+            built.desc.blob
         ));
-        diff_id_now = built.diff_id.to_string();
-        if built.diff_id.to_string() != DIFF_ID
+        diff_id_now = built.desc.diff_id.to_string();
+        if built.desc.diff_id.to_string() != DIFF_ID
             && !problems.iter().any(|p| p.starts_with("the tar"))
         {
             problems.push(format!(
                 "the tar of the corpus changed: diff_id {} (committed {DIFF_ID}): strata's tar \
                  writer now writes other bytes for the same files; that changes every layer \
                  digest, so bump strata_plan::KEY_FORMAT too",
-                built.diff_id
+                built.desc.diff_id
             ));
         }
         if compression.identity() != identity {
@@ -156,10 +156,10 @@ fn compressed_bytes_match_the_committed_digests() {
                 compression.identity()
             ));
         }
-        if built.blob.to_string() != blob {
+        if built.desc.blob.to_string() != blob {
             problems.push(format!(
                 "{compression:?} ({identity}): the compressed bytes changed: blob {} (committed {blob})",
-                built.blob
+                built.desc.blob
             ));
         }
     }

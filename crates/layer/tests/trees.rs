@@ -243,7 +243,7 @@ proptest! {
         let (out_b, blob_b) = build_tree(second.path());
         check_listing(&tree, &out_a)?;
         prop_assert_eq!(&out_a.listing, &out_b.listing);
-        prop_assert_eq!(out_a.diff_id, out_b.diff_id);
+        prop_assert_eq!(out_a.desc.diff_id, out_b.desc.diff_id);
         prop_assert!(blob_a == blob_b, "the layers differ in bytes");
     }
 }

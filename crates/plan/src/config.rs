@@ -1,7 +1,7 @@
 //! Image config resolution: inheritance from the `from` base, and `$VAR`
 //! expansion in `env` values, as Docker does it.
 
-use strata_export::ImageConfig;
+use strata_layer::ImageConfig;
 
 /// The config of an image: its base's (or a fresh one with the default `PATH`),
 /// then its own nodes on top.

@@ -244,6 +244,19 @@ pub fn layer_key(
                     // Two platforms' images may share a base tarball: their
                     // commands run different binaries.
                     .field("platform", step.platform.as_bytes());
+                // A mount's declaration, never its content: a cache's files
+                // and a secret's bytes do not change what the key says.
+                for m in &step.mounts {
+                    match m {
+                        strata_layer::RunMount::Cache { target, id } => e
+                            .field("mount", b"cache")
+                            .field("target", target.as_bytes())
+                            .field("id", id.as_bytes()),
+                        strata_layer::RunMount::Secret { target, .. } => e
+                            .field("mount", b"secret")
+                            .field("target", target.as_bytes()),
+                    };
+                }
                 format!("run {}", step.command)
             }
         };

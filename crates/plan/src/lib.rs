@@ -22,12 +22,13 @@ mod index;
 mod inputs;
 mod keys;
 mod render;
+mod run_mounts;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use miette::SourceSpan;
-use strata_export::ImageConfig;
+use strata_layer::ImageConfig;
 use strata_layer::{Compression, ImagePath, JobOp, LayerJob, Owner};
 use strata_spec::{Diagnostics, Op, Spanned, Spec, SpecDiagnostic};
 
@@ -66,10 +67,8 @@ pub struct ExternalImage {
 /// One layer of an external base, reused as it is (never rebuilt or recompressed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExternalLayer {
-    pub blob: strata_layer::Digest,
-    pub diff_id: strata_layer::Digest,
-    pub size: u64,
-    pub media_type: String,
+    /// The layer as the base's manifest and config describe it.
+    pub desc: strata_layer::LayerDescriptor,
     /// Where to fetch the blob on a cache miss (not part of the key).
     pub fetch: BlobSource,
 }
@@ -171,7 +170,8 @@ fn external_base(
 ) -> ImageNode {
     let mut stack = Vec::new();
     for (n, l) in base.layers.iter().enumerate() {
-        let (key, key_parts) = keys::external_key(&l.blob, &l.diff_id, &l.media_type);
+        let (key, key_parts) =
+            keys::external_key(&l.desc.blob, &l.desc.diff_id, l.desc.media_type.as_str());
         let id = LayerId(layers.len());
         layers.push(LayerNode {
             id,
@@ -748,7 +748,12 @@ impl Planner<'_> {
                 command,
                 network,
                 user,
+                mounts,
             } => {
+                let mounts = mounts
+                    .iter()
+                    .map(|m| self.run_mount(&m.value))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let config = self.image_config.clone().unwrap_or_default();
                 (
                     JobOp::Run(strata_layer::RunStep {
@@ -762,6 +767,7 @@ impl Planner<'_> {
                         user: user.as_ref().map(|u| u.value.clone()),
                         platform: config.platform(),
                         network: network.as_ref().is_some_and(|n| n.value),
+                        mounts,
                     }),
                     None,
                 )

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use strata_export::ImageConfig;
-use strata_layer::Digest;
+use strata_layer::ImageConfig;
+use strata_layer::{Digest, LayerDescriptor, MediaType};
 use strata_plan::{BlobSource, ExternalImage, ExternalLayer, Plan, PlanOptions};
 
 const FROM: &str = "docker://h.io/base:1";
@@ -16,10 +16,12 @@ fn base(blob: &[u8]) -> ExternalImage {
         source: format!("{FROM}@{}", Digest::of(b"manifest")),
         manifest: Digest::of(b"manifest"),
         layers: vec![ExternalLayer {
-            blob: Digest::of(blob),
-            diff_id: Digest::of(b"tar"),
-            size: blob.len() as u64,
-            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            desc: LayerDescriptor {
+                blob: Digest::of(blob),
+                diff_id: Digest::of(b"tar"),
+                size: blob.len() as u64,
+                media_type: MediaType::TarGzip,
+            },
             fetch: BlobSource::Registry {
                 repository: "docker://h.io/base".into(),
                 insecure: false,
@@ -63,7 +65,7 @@ fn base_layers_come_first_and_the_config_is_inherited() {
     let first = p.layer(app.layers[0]);
     assert_eq!(first.qualified_name(), "app/base-1");
     assert_eq!(
-        first.external.as_ref().map(|e| e.blob),
+        first.external.as_ref().map(|e| e.desc.blob),
         Some(Digest::of(b"blob"))
     );
     assert_eq!(app.config.cmd, Some(vec!["/bin/sh".to_owned()]));

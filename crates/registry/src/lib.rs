@@ -33,8 +33,8 @@ use futures_util::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
-use strata_layer::Digest;
-use strata_layer::digest::HashingWriter;
+use strata_oci::Digest;
+use strata_oci::digest::HashingWriter;
 
 pub use reference::{DOCKER_HUB, MAX_TAG_LEN, Reference, check_tag};
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use strata_layer::Digest;
+use strata_oci::Digest;
 
 use crate::Error;
 

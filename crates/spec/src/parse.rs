@@ -13,6 +13,9 @@ use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
 use crate::suggest::did_you_mean;
+
+#[path = "parse_run.rs"]
+mod parse_run;
 use crate::syntax;
 use crate::values::{self, Problem};
 use crate::{
@@ -1592,7 +1595,7 @@ impl Parser<'_> {
                 Op::FromDir { src }
             }
             "run" => {
-                let (arg, e) = self.one_arg(node, "command", &["network", "user"]);
+                let (arg, e) = self.run_arg(node);
                 let command = arg.and_then(|a| {
                     self.checked(a, "the command", |s| {
                         if s.trim().is_empty() {
@@ -1615,10 +1618,12 @@ impl Parser<'_> {
                     .prop("user")
                     .and_then(|u| self.string(u, "`user`"))
                     .filter(|u| !u.value.is_empty());
+                let mounts = self.run_mounts(node);
                 Op::Run {
                     command: command?,
                     network,
                     user,
+                    mounts,
                 }
             }
             "layer" => {

@@ -26,12 +26,11 @@ pub(crate) fn annotations(
     image: &ImageNode,
     opts: &ComposeOptions,
 ) -> Result<BTreeMap<String, String>, Error> {
-    let created = strata_export::rfc3339(image.config.created).ok_or_else(|| {
-        Error::Other(format!(
-            "image {}: its time {} is past the year 9999",
-            image.name, image.config.created
-        ))
-    })?;
+    let created =
+        strata_export::rfc3339(image.config.created).ok_or_else(|| Error::TimeOutOfRange {
+            image: image.name.clone(),
+            created: image.config.created,
+        })?;
     let mut map = BTreeMap::from([(ANNOTATION_CREATED.to_owned(), created)]);
     map.extend(image.annotations.clone());
     for (key, value) in [

@@ -158,12 +158,10 @@ fn from_layout(dir: &Path, tag: Option<&str>) -> Result<ExternalImage, Error> {
         None => match layout.images() {
             [one] => one,
             all => {
-                return Err(Error::Other(format!(
-                    "{} holds {} images; name one with oci:{}:NAME",
-                    dir.display(),
-                    all.len(),
-                    dir.display()
-                )));
+                return Err(Error::WhichImage {
+                    dir: dir.to_path_buf(),
+                    names: all.iter().map(|i| i.name.clone()).collect(),
+                });
             }
         },
     };
@@ -177,11 +175,8 @@ fn from_layout(dir: &Path, tag: Option<&str>) -> Result<ExternalImage, Error> {
         layers: img
             .layers
             .iter()
-            .map(|(blob, diff_id, size, media_type)| ExternalLayer {
-                blob: *blob,
-                diff_id: *diff_id,
-                size: *size,
-                media_type: media_type.as_str().to_owned(),
+            .map(|desc| ExternalLayer {
+                desc: *desc,
                 fetch: BlobSource::Layout(dir.clone()),
             })
             .collect(),
@@ -217,18 +212,19 @@ fn from_registry(
                         && variant.as_ref().is_none_or(|v| p.variant().as_ref() == Some(v))
                 })
             })
-            .ok_or_else(|| {
-                Error::Other(format!(
+            .ok_or_else(|| Error::BadSource {
+                source_ref: r.to_string(),
+                reason: format!(
                     "index {} has no {} image",
                     manifest.digest,
                     platform_text(&(os.clone(), arch.clone(), variant.clone()))
-                ))
+                ),
             })?;
         let d: Digest = pick
             .digest()
             .to_string()
             .parse()
-            .map_err(|e| Error::Other(format!("{e}")))?;
+            .map_err(|e| bad_source(&r, e))?;
         manifest = self::manifest(reg, cache, &r.at_digest(d))?;
     }
     let m: ImageManifest = json(&manifest.bytes, "manifest")?;
@@ -237,7 +233,7 @@ fn from_registry(
         .digest()
         .to_string()
         .parse()
-        .map_err(|e| Error::Other(format!("{e}")))?;
+        .map_err(|e| bad_source(&r, e))?;
     let config_bytes = match cache.get_bytes(&config_digest) {
         Some(b) => b,
         None => {
@@ -245,10 +241,13 @@ fn from_registry(
             // before it is fetched into memory.
             const MAX_CONFIG: u64 = 16 << 20;
             if m.config().size() > MAX_CONFIG {
-                return Err(Error::Other(format!(
-                    "{r}: config {config_digest} is {} bytes, more than the {MAX_CONFIG} an image config may have",
-                    m.config().size()
-                )));
+                return Err(bad_source(
+                    &r,
+                    format!(
+                        "config {config_digest} is {} bytes, more than the {MAX_CONFIG} an image config may have",
+                        m.config().size()
+                    ),
+                ));
             }
             let mut buf = Vec::new();
             reg.fetch_blob(&r, &config_digest, Some(m.config().size()), &mut buf)?;
@@ -259,12 +258,15 @@ fn from_registry(
     let config: ImageConfiguration = json(&config_bytes, "config")?;
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != m.layers().len() {
-        return Err(Error::Other(format!(
-            "manifest {} has {} layers but its config {} diff_ids",
-            manifest.digest,
-            m.layers().len(),
-            diff_ids.len()
-        )));
+        return Err(bad_source(
+            &r,
+            format!(
+                "manifest {} has {} layers but its config {} diff_ids",
+                manifest.digest,
+                m.layers().len(),
+                diff_ids.len()
+            ),
+        ));
     }
     let repository = format!("docker://{}/{}", r.registry, r.repository);
     let layers = m
@@ -273,14 +275,16 @@ fn from_registry(
         .zip(diff_ids)
         .map(|(l, diff_id)| {
             Ok(ExternalLayer {
-                blob: l
-                    .digest()
-                    .to_string()
-                    .parse()
-                    .map_err(|e| Error::Other(format!("{e}")))?,
-                diff_id: diff_id.parse().map_err(|e| Error::Other(format!("{e}")))?,
-                size: l.size(),
-                media_type: layer_media_type(l.media_type().as_ref())?,
+                desc: strata_layer::LayerDescriptor {
+                    blob: l
+                        .digest()
+                        .to_string()
+                        .parse()
+                        .map_err(|e| bad_source(&r, e))?,
+                    diff_id: diff_id.parse().map_err(|e| bad_source(&r, e))?,
+                    size: l.size(),
+                    media_type: layer_media_type(l.media_type().as_ref())?,
+                },
                 fetch: BlobSource::Registry {
                     repository: repository.clone(),
                     insecure,
@@ -321,17 +325,13 @@ fn manifest(
 /// The OCI media type of a layer of a base: a docker schema 2 layer is the
 /// same bytes under another name, so the image built on it is the same
 /// whichever format the base was pushed in.
-fn layer_media_type(t: &str) -> Result<String, Error> {
-    if t == "application/vnd.docker.image.rootfs.diff.tar" {
-        return Ok(strata_layer::MediaType::Tar.as_str().to_owned());
-    }
-    strata_layer::MediaType::parse(t)
-        .map(|m| m.as_str().to_owned())
-        .ok_or_else(|| {
-            Error::Other(format!(
-                "a layer has media type {t}, which strata cannot reuse (tar, tar+gzip or tar+zstd)"
-            ))
-        })
+fn layer_media_type(t: &str) -> Result<strata_layer::MediaType, Error> {
+    strata_layer::MediaType::parse(t).ok_or_else(|| Error::BadSource {
+        source_ref: "a base".to_owned(),
+        reason: format!(
+            "a layer has media type {t}, which strata cannot reuse (tar, tar+gzip or tar+zstd)"
+        ),
+    })
 }
 
 fn media_type(bytes: &[u8]) -> Result<String, Error> {
@@ -344,7 +344,18 @@ fn media_type(bytes: &[u8]) -> Result<String, Error> {
 }
 
 fn json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Other(format!("unreadable {what}: {e}")))
+    serde_json::from_slice(bytes).map_err(|source| Error::Json {
+        what: format!("unreadable {what}"),
+        source,
+    })
+}
+
+/// An external base strata refuses, and why.
+fn bad_source(r: &impl std::fmt::Display, reason: impl std::fmt::Display) -> Error {
+    Error::BadSource {
+        source_ref: r.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 /// The config an image inherits from an external base, as strata holds it.
@@ -406,19 +417,22 @@ pub fn fetch_layer(
     };
     match &ext.fetch {
         BlobSource::Layout(dir) => {
-            let path = dir.join("blobs/sha256").join(ext.blob.hex());
+            let path = dir.join("blobs/sha256").join(ext.desc.blob.hex());
             let mut src = fs::File::open(&path).map_err(io_err(&path))?;
             let mut w = HashingWriter::new(io::BufWriter::new(tmp.as_file_mut()));
             io::copy(&mut src, &mut w).map_err(io_err(&path))?;
             let (found, n, mut inner) = w.finish();
             inner.flush().map_err(io_err(&path))?;
-            if found != ext.blob || n != ext.size {
-                return Err(Error::Other(format!(
-                    "{} hashes to {found} ({n} bytes), the manifest says {} ({} bytes)",
-                    path.display(),
-                    ext.blob,
-                    ext.size
-                )));
+            if found != ext.desc.blob || n != ext.desc.size {
+                return Err(Error::DigestMismatch {
+                    what: format!(
+                        "{} ({n} bytes; the manifest says {})",
+                        path.display(),
+                        ext.desc.size
+                    ),
+                    expected: ext.desc.blob,
+                    found,
+                });
             }
         }
         BlobSource::Registry {
@@ -430,14 +444,14 @@ pub fn fetch_layer(
                 insecure: *insecure,
             })?;
             let mut w = io::BufWriter::new(tmp.as_file_mut());
-            reg.fetch_blob(&r, &ext.blob, Some(ext.size), &mut w)?;
+            reg.fetch_blob(&r, &ext.desc.blob, Some(ext.desc.size), &mut w)?;
             w.flush().map_err(io_err(&tmp_dir))?;
         }
     }
     let listing = check_contents(
         tmp.path(),
-        &ext.media_type,
-        &ext.diff_id,
+        ext.desc.media_type,
+        &ext.desc.diff_id,
         &layer.qualified_name(),
     )?;
     let mut file = fs::File::open(tmp.path()).map_err(io_err(tmp.path()))?;
@@ -450,7 +464,7 @@ pub fn fetch_layer(
 /// a base or remote cache that says otherwise is refused here, not there).
 pub(crate) fn check_contents(
     path: &Path,
-    media_type: &str,
+    media_type: strata_layer::MediaType,
     diff_id: &Digest,
     layer: &str,
 ) -> Result<strata_layer::Listing, Error> {
@@ -459,12 +473,12 @@ pub(crate) fn check_contents(
         source,
     };
     let file = io::BufReader::with_capacity(1 << 20, fs::File::open(path).map_err(io_err)?);
-    let tar: Box<dyn io::Read> = match strata_layer::MediaType::parse(media_type) {
-        Some(strata_layer::MediaType::TarGzip) => Box::new(flate2::read::MultiGzDecoder::new(file)),
-        Some(strata_layer::MediaType::TarZstd) => {
+    let tar: Box<dyn io::Read> = match media_type {
+        strata_layer::MediaType::TarGzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        strata_layer::MediaType::TarZstd => {
             Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(io_err)?)
         }
-        _ => Box::new(file),
+        strata_layer::MediaType::Tar => Box::new(file),
     };
     let mut hashed = HashingReader(tar, HashingWriter::new(io::sink()));
     let listing = strata_layer::list_blob(&mut hashed).map_err(|source| Error::Layer {
@@ -475,9 +489,11 @@ pub(crate) fn check_contents(
     io::copy(&mut hashed, &mut io::sink()).map_err(io_err)?;
     let (found, _, _) = hashed.1.finish();
     if found != *diff_id {
-        return Err(Error::Other(format!(
-            "layer {layer}: its tar hashes to {found}, but its diff_id is {diff_id}"
-        )));
+        return Err(Error::DiffIdMismatch {
+            layer: layer.to_owned(),
+            expected: *diff_id,
+            found,
+        });
     }
     Ok(listing)
 }

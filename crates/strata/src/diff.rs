@@ -27,7 +27,8 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use serde_json::Value;
-use strata_layer::{Digest, Entry, ImagePath};
+use strata_layer::whiteout::{self, Marker};
+use strata_layer::{Digest, Entry, EntryKind, ImagePath, LayerDescriptor};
 
 use crate::Error;
 use crate::inspect::parse_target;
@@ -103,10 +104,7 @@ struct LayerView {
     /// The layer's name: `image/layer` from a lock, from the history's
     /// `created_by` (`strata: layer jdk`) in a layout.
     label: Option<String>,
-    blob: Digest,
-    diff_id: Digest,
-    size: u64,
-    media_type: String,
+    desc: LayerDescriptor,
     /// The listing lines a lock holds; `None` means: read the blob.
     lines: Option<Vec<String>>,
 }
@@ -120,43 +118,46 @@ impl Side {
                 .images
                 .iter()
                 .filter(|i| tag.as_deref().is_none_or(|t| t == i.name))
-                .map(|i| ImageView {
-                    name: i.name.clone(),
-                    manifest: i.manifest,
-                    config_digest: i.config,
-                    manifest_json: None,
-                    config_json: None,
-                    layers: i
-                        .layers
-                        .iter()
-                        .map(|(name, blob)| {
-                            let l = lock.layer(name);
-                            LayerView {
-                                label: Some(name.clone()),
-                                blob: *blob,
-                                diff_id: l.map_or(Digest([0; 32]), |l| l.diff_id),
-                                size: l.map_or(0, |l| l.size),
-                                media_type: l.map_or_else(String::new, |l| l.media_type.clone()),
-                                lines: Some(
-                                    l.map_or_else(Vec::new, |l: &LockedLayer| l.listing.clone()),
-                                ),
-                            }
-                        })
-                        .collect(),
+                .map(|i| {
+                    Ok(ImageView {
+                        name: i.name.clone(),
+                        manifest: i.manifest,
+                        config_digest: i.config,
+                        manifest_json: None,
+                        config_json: None,
+                        layers: i
+                            .layers
+                            .iter()
+                            .map(|(name, _)| {
+                                // A lock read by `Lock::parse` has a section for
+                                // every layer its images name.
+                                let l: &LockedLayer = lock.layer(name).ok_or_else(|| {
+                                    Error::Lock(crate::lock::LockError::Invalid {
+                                        path: path.clone(),
+                                        reason: format!(
+                                            "image {} names layer {name}, which the lock lacks",
+                                            i.name
+                                        ),
+                                    })
+                                })?;
+                                Ok(LayerView {
+                                    label: Some(name.clone()),
+                                    desc: l.desc,
+                                    lines: Some(l.listing.clone()),
+                                })
+                            })
+                            .collect::<Result<_, Error>>()?,
+                    })
                 })
-                .collect::<Vec<_>>();
+                .collect::<Result<Vec<_>, Error>>()?;
             if let Some(t) = &tag
                 && images.is_empty()
             {
-                return Err(Error::Other(format!(
-                    "{}: no image {t:?} in this lock (images: {})",
-                    path.display(),
-                    lock.images
-                        .iter()
-                        .map(|i| i.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
+                return Err(Error::NoImage {
+                    target: path.display().to_string(),
+                    name: t.clone(),
+                    available: lock.images.iter().map(|i| i.name.clone()).collect(),
+                });
             }
             return Ok(Side {
                 images,
@@ -183,12 +184,9 @@ impl Side {
                     .layers
                     .iter()
                     .enumerate()
-                    .map(|(i, (blob, diff_id, size, media_type))| LayerView {
+                    .map(|(i, desc)| LayerView {
                         label: labels.get(i).cloned().flatten(),
-                        blob: *blob,
-                        diff_id: *diff_id,
-                        size: *size,
-                        media_type: media_type.as_str().to_owned(),
+                        desc: *desc,
                         lines: None,
                     })
                     .collect(),
@@ -204,18 +202,22 @@ impl Side {
     /// is there to read them from.
     fn entries(&self, layer: &LayerView, what: &str) -> Result<BTreeMap<Key, Facts>, Error> {
         if let Some(lines) = &layer.lines {
-            return Ok(lines
+            // A lock's lines were checked against its listing digest when it
+            // was read; one that is still no listing line is a broken lock.
+            return lines
                 .iter()
                 .map(|l| {
-                    let (key, facts) = Facts::of_line(l);
-                    (key, facts)
+                    Facts::of_line(l).map_err(|e| Error::BadSource {
+                        source_ref: format!("{what} of the lock"),
+                        reason: e.to_string(),
+                    })
                 })
-                .collect());
+                .collect();
         }
         let Some(layout) = &self.layout else {
             return Ok(BTreeMap::new());
         };
-        let path = layout.blob_path(&layer.blob);
+        let path = layout.blob_path(&layer.desc.blob);
         let open = || {
             std::fs::File::open(&path).map_err(|source| {
                 Error::Export(strata_export::Error::Io {
@@ -254,7 +256,7 @@ fn layer_labels(config: &Value) -> Vec<Option<String>> {
                 .map(|e| {
                     e["created_by"]
                         .as_str()
-                        .map(|s| s.strip_prefix("strata: layer ").unwrap_or(s).to_owned())
+                        .map(|s| strata_layer::history::layer_name(s).unwrap_or(s).to_owned())
                 })
                 .collect()
         })
@@ -323,7 +325,7 @@ fn diff_image(
     for i in 0..a.layers.len().max(b.layers.len()) {
         let n = i + 1;
         match (a.layers.get(i), b.layers.get(i)) {
-            (Some(x), Some(y)) if x.blob == y.blob => {}
+            (Some(x), Some(y)) if x.desc.blob == y.desc.blob => {}
             (Some(x), Some(y)) => {
                 let label = match (&x.label, &y.label) {
                     (Some(p), Some(q)) if p == q => format!(" ({p})"),
@@ -334,17 +336,25 @@ fn diff_image(
                     (Some(p), None) | (None, Some(p)) => format!(" ({p})"),
                     (None, None) => String::new(),
                 };
-                let _ = writeln!(out, "  layer {n}{label}: blob {} -> {}", x.blob, y.blob);
-                if x.diff_id != y.diff_id {
-                    let _ = writeln!(out, "    diff_id {} -> {}", x.diff_id, y.diff_id);
+                let _ = writeln!(
+                    out,
+                    "  layer {n}{label}: blob {} -> {}",
+                    x.desc.blob, y.desc.blob
+                );
+                if x.desc.diff_id != y.desc.diff_id {
+                    let _ = writeln!(out, "    diff_id {} -> {}", x.desc.diff_id, y.desc.diff_id);
                 }
-                if x.size != y.size {
-                    let _ = writeln!(out, "    size {} -> {}", x.size, y.size);
+                if x.desc.size != y.desc.size {
+                    let _ = writeln!(out, "    size {} -> {}", x.desc.size, y.desc.size);
                 }
-                if x.media_type != y.media_type {
-                    let _ = writeln!(out, "    media type {} -> {}", x.media_type, y.media_type);
+                if x.desc.media_type != y.desc.media_type {
+                    let _ = writeln!(
+                        out,
+                        "    media type {} -> {}",
+                        x.desc.media_type, y.desc.media_type
+                    );
                 }
-                if x.diff_id == y.diff_id {
+                if x.desc.diff_id == y.desc.diff_id {
                     let _ = writeln!(
                         out,
                         "    the same tar, compressed to other bytes (another compressor or level)"
@@ -367,14 +377,14 @@ fn diff_image(
                 let _ = writeln!(
                     out,
                     "  layer {n}: only in A: blob {}, {} bytes",
-                    x.blob, x.size
+                    x.desc.blob, x.desc.size
                 );
             }
             (None, Some(y)) => {
                 let _ = writeln!(
                     out,
                     "  layer {n}: only in B: blob {}, {} bytes",
-                    y.blob, y.size
+                    y.desc.blob, y.desc.size
                 );
             }
             (None, None) => {}
@@ -493,14 +503,6 @@ fn quote(s: &str) -> String {
 /// or an opaque marker (which may share a path with a real entry).
 type Key = (ImagePath, u8);
 
-fn class(kind: &str) -> u8 {
-    match kind {
-        "whiteout" => 1,
-        "opaque" => 2,
-        _ => 0,
-    }
-}
-
 /// What is known of one entry, field by field, from a listing line (and
 /// from the blob, when there is one: xattr values and the mtime).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -519,55 +521,53 @@ struct Facts {
 }
 
 impl Facts {
-    /// Parse a listing line (the format of [`Entry::line`]); fields are
-    /// separated by single spaces, which the line format escapes elsewhere.
-    fn of_line(line: &str) -> (Key, Facts) {
-        let mut tokens = line.split(' ');
-        let path = tokens.next().unwrap_or_default().to_owned();
-        let kind = tokens.next().unwrap_or_default().to_owned();
-        let rest: Vec<&str> = tokens.collect();
-        let (xattrs, fields): (Vec<&str>, Vec<&str>) =
-            rest.into_iter().partition(|t| t.starts_with("xattr="));
-        let field = |i: usize| fields.get(i).map(|s| s.to_string());
-        let mut f = Facts {
-            line: line.to_owned(),
-            path: path.clone(),
-            kind: kind.clone(),
-            mode: field(0),
-            owner: field(1),
-            content: None,
-            link: None,
-            device: None,
-            xattrs: xattrs
-                .iter()
-                .map(|x| (x.trim_start_matches("xattr=").to_owned(), None))
-                .collect(),
-            mtime: None,
-        };
-        match kind.as_str() {
-            "file" => f.content = Some(fields.get(2..).unwrap_or_default().join(" ")),
-            "symlink" | "hardlink" => f.link = Some(fields.get(2..).unwrap_or_default().join(" ")),
-            "char" | "block" => f.device = field(2),
-            _ => {}
-        }
-        let trimmed = if path.len() > 1 {
-            path.trim_end_matches('/')
-        } else {
-            &path
-        };
-        let image_path = ImagePath::from_display(trimmed)
-            .unwrap_or_else(|| ImagePath(trimmed.trim_start_matches('/').as_bytes().to_vec()));
-        ((image_path, class(&kind)), f)
+    /// The facts of a listing line (the format of [`Entry::line`], read
+    /// back by [`Entry::parse_line`]).
+    fn of_line(line: &str) -> Result<(Key, Facts), strata_layer::BadLine> {
+        Ok(Facts::of_entry(&Entry::parse_line(line)?))
     }
 
     fn of_entry(e: &Entry) -> (Key, Facts) {
-        let (key, mut f) = Facts::of_line(&e.line());
-        f.xattrs = e
-            .xattrs
-            .iter()
-            .map(|(n, v)| (n.clone(), Some(Digest::of(v))))
-            .collect();
-        ((e.path.clone(), key.1), f)
+        let class = match e.kind {
+            EntryKind::Whiteout => 1,
+            EntryKind::Opaque => 2,
+            _ => 0,
+        };
+        let marker = matches!(e.kind, EntryKind::Whiteout | EntryKind::Opaque);
+        // Compared as the listing prints them, so a change reads as a review
+        // of the lock's diff would show it.
+        let line = e.line();
+        let printed = |from: &str| {
+            line.split_once(from)
+                .map(|(_, v)| v.split(" xattr=").next().unwrap_or(v).to_owned())
+        };
+        let f = Facts {
+            path: line.split(' ').next().unwrap_or_default().to_owned(),
+            kind: e.kind.as_str().to_owned(),
+            mode: (!marker).then(|| format!("{:04o}", e.mode)),
+            owner: (!marker).then(|| format!("{}:{}", e.uid, e.gid)),
+            content: (e.kind == EntryKind::File).then(|| match &e.digest {
+                Some(d) => format!("{} {d}", e.size),
+                None => format!("{} -", e.size),
+            }),
+            link: match e.kind {
+                EntryKind::Symlink => printed(" -> ").map(|t| format!("-> {t}")),
+                EntryKind::Hardlink => printed(" => ").map(|t| format!("=> {t}")),
+                _ => None,
+            },
+            device: e
+                .device
+                .filter(|_| matches!(e.kind, EntryKind::Char | EntryKind::Block))
+                .map(|(major, minor)| format!("{major},{minor}")),
+            xattrs: e
+                .xattrs
+                .iter()
+                .map(|(n, v)| (n.clone(), Some(Digest::of(v))))
+                .collect(),
+            mtime: None,
+            line,
+        };
+        ((e.path.clone(), class), f)
     }
 
     /// What differs between `self` (A) and `other` (B), as `field a -> b`.
@@ -703,14 +703,11 @@ fn read_mtimes(mut r: impl Read) -> std::io::Result<BTreeMap<Key, u64>> {
         if path.is_root() {
             continue;
         }
-        let name = path.file_name().unwrap_or_default().to_vec();
         let parent = path.parent().unwrap_or_else(ImagePath::root);
-        let key = if name == b".wh..wh..opq" {
-            (parent, 2)
-        } else if let Some(deleted) = name.strip_prefix(b".wh.").filter(|d| !d.is_empty()) {
-            (parent.join(deleted), 1)
-        } else {
-            (path, 0)
+        let key = match whiteout::classify(path.file_name().unwrap_or_default()) {
+            Ok(Marker::Opaque) => (parent, 2),
+            Ok(Marker::Whiteout(deleted)) => (parent.join(deleted), 1),
+            Ok(Marker::Plain) | Err(_) => (path, 0),
         };
         out.insert(key, mtime);
     }
@@ -723,24 +720,31 @@ mod tests {
 
     #[test]
     fn lines_parse_into_fields() {
-        let (key, f) = Facts::of_line("/usr/bin/ dir 0755 0:0");
+        let d = Digest::of(b"abc");
+        let (key, f) = Facts::of_line("/usr/bin/ dir 0755 0:0").unwrap();
         assert_eq!(key, (ImagePath(b"usr/bin".to_vec()), 0));
         assert_eq!(f.mode.as_deref(), Some("0755"));
-        let (key, f) = Facts::of_line("/a\\x20b symlink 0777 1:2 -> x\\x20y xattr=user.k");
+        let (key, f) =
+            Facts::of_line("/a\\x20b symlink 0777 1:2 -> x\\x20y xattr=user.k=v").unwrap();
         assert_eq!(key.0, ImagePath(b"a b".to_vec()));
         assert_eq!(f.link.as_deref(), Some("-> x\\x20y"));
         assert_eq!(f.owner.as_deref(), Some("1:2"));
-        assert_eq!(f.xattrs, vec![("user.k".to_owned(), None)]);
-        let (key, _) = Facts::of_line("/etc/motd whiteout");
+        assert_eq!(
+            f.xattrs,
+            vec![("user.k".to_owned(), Some(Digest::of(b"v")))]
+        );
+        let (key, _) = Facts::of_line("/etc/motd whiteout").unwrap();
         assert_eq!(key, (ImagePath(b"etc/motd".to_vec()), 1));
-        let (_, f) = Facts::of_line("/f file 0644 0:0 3 sha256:ab");
-        assert_eq!(f.content.as_deref(), Some("3 sha256:ab"));
+        let (_, f) = Facts::of_line(&format!("/f file 0644 0:0 3 {d}")).unwrap();
+        assert_eq!(f.content, Some(format!("3 {d}")));
+        assert!(Facts::of_line("/f file 0644 0:0 3 sha256:ab").is_err());
     }
 
     #[test]
     fn changes_name_their_fields() {
-        let (_, mut x) = Facts::of_line("/f file 0644 0:0 3 sha256:ab");
-        let (_, mut y) = Facts::of_line("/f file 0755 1:1 3 sha256:ab");
+        let d = Digest::of(b"abc");
+        let (_, mut x) = Facts::of_line(&format!("/f file 0644 0:0 3 {d}")).unwrap();
+        let (_, mut y) = Facts::of_line(&format!("/f file 0755 1:1 3 {d}")).unwrap();
         x.mtime = Some(0);
         y.mtime = Some(5);
         let c: Vec<String> = x.changes(&y).into_iter().map(|(_, t)| t).collect();

@@ -89,7 +89,16 @@ pub fn inspect(target: &str, files: bool) -> Result<String, Error> {
                 );
             }
         }
-        for (i, (blob, diff_id, size, media_type)) in img.layers.iter().enumerate() {
+        for (
+            i,
+            strata_layer::LayerDescriptor {
+                blob,
+                diff_id,
+                size,
+                media_type,
+            },
+        ) in img.layers.iter().enumerate()
+        {
             let _ = writeln!(
                 s,
                 "  layer {} {} {} bytes {} diff_id {}",
@@ -104,7 +113,7 @@ pub fn inspect(target: &str, files: bool) -> Result<String, Error> {
             let _ = writeln!(s, "  {line}");
         }
         if files {
-            for (i, (blob, _, _, _)) in img.layers.iter().enumerate() {
+            for (i, strata_layer::LayerDescriptor { blob, .. }) in img.layers.iter().enumerate() {
                 let listing =
                     layer_listing(&layout, blob, &format!("{} layer {}", img.name, i + 1))?;
                 let _ = writeln!(s, "  files of layer {} ({}):", i + 1, blob);

@@ -95,7 +95,16 @@ pub fn inspect_json(target: &str, files: bool) -> Result<String, Error> {
     let mut out = Vec::with_capacity(images.len());
     for img in images {
         let mut layers = Vec::with_capacity(img.layers.len());
-        for (i, (blob, diff_id, size, media_type)) in img.layers.iter().enumerate() {
+        for (
+            i,
+            strata_layer::LayerDescriptor {
+                blob,
+                diff_id,
+                size,
+                media_type,
+            },
+        ) in img.layers.iter().enumerate()
+        {
             let mut layer = json!({
                 "digest": blob.to_string(),
                 "diff_id": diff_id.to_string(),
@@ -108,13 +117,18 @@ pub fn inspect_json(target: &str, files: bool) -> Result<String, Error> {
                     blob,
                     &format!("{} layer {}", img.name, i + 1),
                 )?;
-                layer["files"] = serde_json::to_value(&listing.entries)
-                    .map_err(|e| Error::Other(format!("{} layer {}: {e}", img.name, i + 1)))?;
+                layer["files"] =
+                    serde_json::to_value(&listing.entries).map_err(|source| Error::Json {
+                        what: format!("{} layer {}", img.name, i + 1),
+                        source,
+                    })?;
             }
             layers.push(layer);
         }
-        let config = serde_json::to_value(&img.config)
-            .map_err(|e| Error::Other(format!("{}: the config: {e}", img.name)))?;
+        let config = serde_json::to_value(&img.config).map_err(|source| Error::Json {
+            what: format!("{}: the config", img.name),
+            source,
+        })?;
         let referrers: Vec<Value> = layout
             .referrers()
             .iter()

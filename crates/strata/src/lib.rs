@@ -41,6 +41,7 @@ pub use strata_spec::Diagnostics;
 pub use strata_union as union;
 
 use std::path::PathBuf;
+use strata_layer::Digest;
 
 /// A progress event of [`compose`]. Layer indices refer to the plan's layers.
 #[derive(Debug, Clone)]
@@ -82,6 +83,11 @@ pub enum Error {
     /// Problems in the spec, located; render with miette for snippets.
     #[error("{0}")]
     Spec(Box<Diagnostics>),
+    /// A build step that failed where the spec is right (a `run` command
+    /// that exits non-zero, an image with no `/bin/sh` to run it), located
+    /// in the spec: a failed build, not an invalid spec.
+    #[error("{0}")]
+    BuildFailed(Box<Diagnostics>),
     #[error("layer {layer}: {source}")]
     Layer {
         layer: String,
@@ -111,8 +117,58 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// What the caller asked for cannot be done as asked (a flag that
+    /// needs another, a value out of its range): the message says how.
     #[error("{0}")]
-    Other(String),
+    Usage(String),
+    /// A layout holds several images and the command needs one.
+    #[error("{dir} holds {} images; name one as {dir}:NAME (one of: {})", names.len(), names.join(", "))]
+    WhichImage { dir: PathBuf, names: Vec<String> },
+    /// A layout or lock lacks the image a command named.
+    #[error("{target}: no image {name:?} in it (images: {})", available.join(", "))]
+    NoImage {
+        target: String,
+        name: String,
+        available: Vec<String>,
+    },
+    /// An external base (`from "oci:..."`, `from "docker://..."`) or a
+    /// shared layer record that strata refuses to build on.
+    #[error("{source_ref}: {reason}")]
+    BadSource { source_ref: String, reason: String },
+    /// Bytes that do not hash to the digest that names them.
+    #[error("{what} hashes to {found}, but {expected} was expected")]
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        found: Digest,
+    },
+    /// A layer's uncompressed tar that does not hash to its diff_id.
+    #[error("layer {layer}: its tar hashes to {found}, but its diff_id is {expected}")]
+    DiffIdMismatch {
+        layer: String,
+        expected: Digest,
+        found: Digest,
+    },
+    /// JSON strata wrote or read (a record, a manifest, a report).
+    #[error("{what}: {source}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An image whose time cannot be written as an RFC 3339 date.
+    #[error("image {image}: its time {created} is past the year 9999")]
+    TimeOutOfRange { image: String, created: u64 },
+    /// A layer's blob and its listing disagree (the SBOM reads both).
+    #[error("layer {layer}: {reason} /{path}")]
+    ListingMismatch {
+        layer: String,
+        path: String,
+        reason: &'static str,
+    },
+    /// The worker pool could not be started, or a worker panicked.
+    #[error("the build's worker threads: {0}")]
+    Workers(String),
 }
 
 /// An error and its sources, on one line (`a: b: c`), each said once.

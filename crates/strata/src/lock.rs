@@ -55,7 +55,7 @@ use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use strata_layer::Digest;
+use strata_layer::{Digest, LayerDescriptor, MediaType};
 
 use crate::report::ComposeReport;
 
@@ -104,10 +104,8 @@ pub struct LockedLayer {
     /// The cache key (blake3 hex) of its inputs and settings.
     pub key: String,
     pub compression: String,
-    pub media_type: String,
-    pub diff_id: Digest,
-    pub blob: Digest,
-    pub size: u64,
+    /// The blob: media type, diff_id, digest and size.
+    pub desc: LayerDescriptor,
     /// The listing, one [`Entry::line`](strata_layer::Entry::line) per entry, in tar order.
     pub listing: Vec<String>,
 }
@@ -163,25 +161,21 @@ impl Lock {
         for img in &report.images {
             let mut image_layers = Vec::new();
             for l in &img.layers {
-                let blob = parse_digest(&l.digest);
-                image_layers.push((l.name.clone(), blob));
+                image_layers.push((l.name.clone(), l.desc.blob));
                 if seen.insert(l.name.clone()) {
                     layers.push(LockedLayer {
                         name: l.name.clone(),
                         key: l.key.clone(),
                         compression: l.compression.clone(),
-                        media_type: l.media_type.clone(),
-                        diff_id: parse_digest(&l.diff_id),
-                        blob,
-                        size: l.size,
+                        desc: l.desc,
                         listing: l.listing.entries.iter().map(|e| e.line()).collect(),
                     });
                 }
             }
             images.push(LockedImage {
                 name: img.name.clone(),
-                manifest: parse_digest(&img.manifest),
-                config: parse_digest(&img.config),
+                manifest: img.manifest,
+                config: img.config,
                 layers: image_layers,
             });
         }
@@ -194,7 +188,7 @@ impl Lock {
             bases: report
                 .bases
                 .iter()
-                .map(|b| (b.from.clone(), parse_digest(&b.manifest)))
+                .map(|b| (b.from.clone(), b.manifest))
                 .collect(),
             images,
             layers,
@@ -248,10 +242,10 @@ impl Lock {
             let _ = writeln!(s, "\nlayer {}", l.name);
             let _ = writeln!(s, "  key {}", l.key);
             let _ = writeln!(s, "  compression {}", l.compression);
-            let _ = writeln!(s, "  media-type {}", l.media_type);
-            let _ = writeln!(s, "  diff-id {}", l.diff_id);
-            let _ = writeln!(s, "  blob {}", l.blob);
-            let _ = writeln!(s, "  size {}", l.size);
+            let _ = writeln!(s, "  media-type {}", l.desc.media_type);
+            let _ = writeln!(s, "  diff-id {}", l.desc.diff_id);
+            let _ = writeln!(s, "  blob {}", l.desc.blob);
+            let _ = writeln!(s, "  size {}", l.desc.size);
             let _ = writeln!(s, "  listing {} {}", l.listing.len(), l.listing_digest());
             for line in &l.listing {
                 let _ = writeln!(s, "    {line}");
@@ -313,10 +307,8 @@ fn epoch_text(e: Option<u64>) -> String {
     e.map_or_else(|| "unset".to_owned(), |e| e.to_string())
 }
 
-/// Digests in a report come from [`Digest`]'s own display form.
-fn parse_digest(s: &str) -> Digest {
-    s.parse().unwrap_or(Digest([0; 32]))
-}
+/// The fields every `layer` section must have, once.
+const REQUIRED_LAYER_FIELDS: [&str; 4] = ["media-type", "diff-id", "blob", "size"];
 
 /// What the lock's parser is in the middle of.
 enum Section {
@@ -361,6 +353,8 @@ impl Parser<'_> {
         let mut section = Section::Header;
         // Declared listing sizes and digests, checked at the end.
         let mut declared: BTreeMap<usize, (usize, Digest, usize)> = BTreeMap::new();
+        // (image section?, index, field) of every pinned field read once.
+        let mut seen: BTreeSet<(bool, usize, String)> = BTreeSet::new();
         for (n, raw) in text.lines().enumerate() {
             self.line = n + 1;
             let indent = raw.len() - raw.trim_start_matches(' ').len();
@@ -417,10 +411,14 @@ impl Parser<'_> {
                                 name: rest.to_owned(),
                                 key: String::new(),
                                 compression: String::new(),
-                                media_type: String::new(),
-                                diff_id: Digest([0; 32]),
-                                blob: Digest([0; 32]),
-                                size: 0,
+                                // Placeholders until the fields are read;
+                                // a field never read is an error below.
+                                desc: LayerDescriptor {
+                                    diff_id: Digest([0; 32]),
+                                    blob: Digest([0; 32]),
+                                    size: 0,
+                                    media_type: MediaType::Tar,
+                                },
                                 listing: Vec::new(),
                             });
                             section = Section::Layer(lock.layers.len() - 1);
@@ -432,6 +430,9 @@ impl Parser<'_> {
                     let img = &mut lock.images[*i];
                     let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
                     match word {
+                        "manifest" | "config" if !seen.insert((true, *i, word.to_owned())) => {
+                            return Err(self.err(format!("a second {word} line")));
+                        }
                         "manifest" => img.manifest = self.digest(rest)?,
                         "config" => img.config = self.digest(rest)?,
                         "layer" => {
@@ -447,14 +448,23 @@ impl Parser<'_> {
                     let i = *i;
                     let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
                     let layer = &mut lock.layers[i];
+                    if REQUIRED_LAYER_FIELDS.contains(&word)
+                        && !seen.insert((false, i, word.to_owned()))
+                    {
+                        return Err(self.err(format!("a second {word} line")));
+                    }
                     match word {
                         "key" => layer.key = rest.to_owned(),
                         "compression" => layer.compression = rest.to_owned(),
-                        "media-type" => layer.media_type = rest.to_owned(),
-                        "diff-id" => layer.diff_id = self.digest(rest)?,
-                        "blob" => layer.blob = self.digest(rest)?,
+                        "media-type" => {
+                            layer.desc.media_type = MediaType::parse(rest).ok_or_else(|| {
+                                self.err(format!("{rest:?} is not a layer media type"))
+                            })?;
+                        }
+                        "diff-id" => layer.desc.diff_id = self.digest(rest)?,
+                        "blob" => layer.desc.blob = self.digest(rest)?,
                         "size" => {
-                            layer.size = rest
+                            layer.desc.size = rest
                                 .parse()
                                 .map_err(|_| self.err(format!("bad size {rest:?}")))?;
                         }
@@ -477,6 +487,26 @@ impl Parser<'_> {
         if version.is_none() {
             self.line = 1;
             return Err(self.err("not a strata lock file (no `strata-lock` line)"));
+        }
+        // Every digest a lock pins must have been read: a missing line is an
+        // error naming it, never a zero digest that no compose can match.
+        let missing = |what: String, field: &str| LockError::Invalid {
+            path: self.path.to_owned(),
+            reason: format!("{what} has no `{field}` line"),
+        };
+        for (i, img) in lock.images.iter().enumerate() {
+            for field in ["manifest", "config"] {
+                if !seen.contains(&(true, i, field.to_owned())) {
+                    return Err(missing(format!("image {}", img.name), field));
+                }
+            }
+        }
+        for (i, layer) in lock.layers.iter().enumerate() {
+            for field in REQUIRED_LAYER_FIELDS {
+                if !seen.contains(&(false, i, field.to_owned())) {
+                    return Err(missing(format!("layer {}", layer.name), field));
+                }
+            }
         }
         for (i, layer) in lock.layers.iter().enumerate() {
             let Some(&(count, digest, line)) = declared.get(&i) else {
@@ -569,7 +599,7 @@ pub fn check(locked: &Lock, found: &Lock) -> Result<(), LockMismatch> {
             let diff_ids = |i: &LockedImage, lock: &Lock| {
                 i.layers
                     .iter()
-                    .map(|(n, _)| lock.layer(n).map(|l| l.diff_id))
+                    .map(|(n, _)| lock.layer(n).map(|l| l.desc.diff_id))
                     .collect::<Vec<_>>()
             };
             let why = if diff_ids(old, locked) == diff_ids(img, found) {
@@ -622,18 +652,23 @@ pub fn check(locked: &Lock, found: &Lock) -> Result<(), LockMismatch> {
 
 /// Why a layer's bytes differ from the locked ones, indented for [`check`].
 fn explain_layer(old: &LockedLayer, new: &LockedLayer) -> String {
-    let mut s = format!("blob {} (locked {})", new.blob, old.blob);
-    if old.diff_id != new.diff_id {
-        let _ = write!(s, "\n    diff_id {} (locked {})", new.diff_id, old.diff_id);
+    let (old_d, new_d) = (&old.desc, &new.desc);
+    let mut s = format!("blob {} (locked {})", new_d.blob, old_d.blob);
+    if old_d.diff_id != new_d.diff_id {
+        let _ = write!(
+            s,
+            "\n    diff_id {} (locked {})",
+            new_d.diff_id, old_d.diff_id
+        );
     }
-    if old.size != new.size {
-        let _ = write!(s, "\n    size {} (locked {})", new.size, old.size);
+    if old_d.size != new_d.size {
+        let _ = write!(s, "\n    size {} (locked {})", new_d.size, old_d.size);
     }
-    if old.media_type != new.media_type {
+    if old_d.media_type != new_d.media_type {
         let _ = write!(
             s,
             "\n    media type {} (locked {})",
-            new.media_type, old.media_type
+            new_d.media_type, old_d.media_type
         );
     }
     if old.key == new.key {
@@ -661,7 +696,7 @@ fn explain_layer(old: &LockedLayer, new: &LockedLayer) -> String {
         Some(d) => {
             let _ = write!(s, "\n    first differing entry: {d}");
         }
-        None if old.diff_id == new.diff_id => s.push_str(
+        None if old.desc.diff_id == new.desc.diff_id => s.push_str(
             "\n    the uncompressed tar is identical: the compressor wrote other bytes (a compression library upgrade?)",
         ),
         None => s.push_str(
@@ -733,10 +768,12 @@ mod tests {
                 name: "app/one".into(),
                 key: "ab".repeat(32),
                 compression: "gzip/x/6".into(),
-                media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-                diff_id: d(4),
-                blob: d(3),
-                size: 42,
+                desc: LayerDescriptor {
+                    media_type: MediaType::TarGzip,
+                    diff_id: d(4),
+                    blob: d(3),
+                    size: 42,
+                },
                 listing: vec![
                     "/etc/ dir 0755 0:0".into(),
                     "/etc/motd file 0644 0:0 2 sha256:".to_owned() + &"00".repeat(32),
@@ -784,8 +821,8 @@ mod tests {
         let mut found = sample();
         found.images[0].manifest = d(9);
         found.images[0].layers[0].1 = d(8);
-        found.layers[0].blob = d(8);
-        found.layers[0].diff_id = d(7);
+        found.layers[0].desc.blob = d(8);
+        found.layers[0].desc.diff_id = d(7);
         found.layers[0].listing[1] =
             "/etc/motd file 0755 0:0 2 sha256:".to_owned() + &"00".repeat(32);
         let e = check(&locked, &found).unwrap_err().to_string();

@@ -42,11 +42,14 @@ pub(crate) fn layout_extras<'a>(
 }
 
 /// For each image, the digest of its SBOM artifact manifest, if it has one.
-pub(crate) fn sbom_digests(extras: &LayoutExtras, written: &Written) -> Vec<Option<String>> {
+pub(crate) fn sbom_digests(
+    extras: &LayoutExtras,
+    written: &Written,
+) -> Vec<Option<strata_layer::Digest>> {
     let mut sboms = vec![None; written.images.len()];
     for (referrer, digest) in extras.referrers.iter().zip(&written.referrers) {
         if let Some(slot) = sboms.get_mut(referrer.subject) {
-            *slot = Some(digest.to_string());
+            *slot = Some(*digest);
         }
     }
     sboms

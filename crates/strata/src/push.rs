@@ -104,17 +104,10 @@ fn push_mounting(
         None => match layout.images() {
             [one] => one,
             images => {
-                return Err(Error::Other(format!(
-                    "{} holds {} images; name one as {}:NAME (one of: {})",
-                    dir.display(),
-                    images.len(),
-                    dir.display(),
-                    images
-                        .iter()
-                        .map(|i| i.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
+                return Err(Error::WhichImage {
+                    dir: dir.to_path_buf(),
+                    names: images.iter().map(|i| i.name.clone()).collect(),
+                });
             }
         },
     };
@@ -126,7 +119,7 @@ fn push_mounting(
     if let Some(d) = dest.digest
         && d != image.manifest_digest
     {
-        return Err(Error::Other(format!(
+        return Err(Error::Usage(format!(
             "{dest} names digest {d}, but image {} has manifest {}",
             image.name, image.manifest_digest
         )));
@@ -137,7 +130,7 @@ fn push_mounting(
     let all = image
         .layers
         .iter()
-        .map(|(digest, _, size, _)| (*digest, *size))
+        .map(|l| (l.blob, l.size))
         .chain([(image.config_digest, config_size)]);
     let mut blobs = Vec::new();
     for (digest, size) in all {
@@ -176,11 +169,11 @@ fn push_mounting(
     // are not the layout's image.
     let found = strata_layer::Digest::of(&bytes);
     if found != image.manifest_digest {
-        return Err(Error::Other(format!(
-            "{} hashes to {found}, the layout's index says {}",
-            manifest_path.display(),
-            image.manifest_digest
-        )));
+        return Err(Error::DigestMismatch {
+            what: format!("{} (the layout's index names it)", manifest_path.display()),
+            expected: image.manifest_digest,
+            found,
+        });
     }
     let pushed = registry.push_manifest(&dest, &bytes, &media_type)?;
     debug_assert_eq!(pushed, found);

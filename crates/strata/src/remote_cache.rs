@@ -112,7 +112,10 @@ fn pull_one(
         Err(e) if e.is_not_found() => return Ok(false),
         Err(e) => return Err(e.into()),
     };
-    let bad = |reason: String| Error::Other(format!("{r}: {reason}"));
+    let bad = |reason: String| Error::BadSource {
+        source_ref: r.to_string(),
+        reason,
+    };
     let m: serde_json::Value = serde_json::from_slice(&manifest.bytes)
         .map_err(|e| bad(format!("unreadable manifest: {e}")))?;
     let config = &m["config"];
@@ -141,22 +144,22 @@ fn pull_one(
     // The key covers the compressor, so the record must carry its media
     // type, and so must the artifact's layer; anything else would be
     // exported under a media type its bytes do not have.
-    if strata_layer::MediaType::parse(&record.media_type) != Some(media_type)
+    if record.desc.media_type != media_type
         || m["layers"][0]["mediaType"].as_str() != Some(media_type.as_str())
     {
         return Err(bad(format!(
             "the record's media type {} is not {}",
-            record.media_type,
+            record.desc.media_type,
             media_type.as_str()
         )));
     }
     let layer = &m["layers"][0];
-    if layer["digest"].as_str() != Some(record.blob.to_string().as_str())
-        || layer["size"].as_u64() != Some(record.size)
+    if layer["digest"].as_str() != Some(record.desc.blob.to_string().as_str())
+        || layer["size"].as_u64() != Some(record.desc.size)
     {
         return Err(bad(format!(
             "the artifact's layer is not the record's blob {}",
-            record.blob
+            record.desc.blob
         )));
     }
     // Into a temporary file, checked (diff_id, listing) before it goes in
@@ -170,15 +173,19 @@ fn pull_one(
     let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
     {
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        reg.fetch_blob(&r, &record.blob, Some(record.size), &mut w)?;
+        reg.fetch_blob(&r, &record.desc.blob, Some(record.desc.size), &mut w)?;
         std::io::Write::flush(&mut w).map_err(io_err(&tmp_dir))?;
     }
-    let listing =
-        crate::base::check_contents(tmp.path(), &record.media_type, &record.diff_id, key)?;
+    let listing = crate::base::check_contents(
+        tmp.path(),
+        record.desc.media_type,
+        &record.desc.diff_id,
+        key,
+    )?;
     if listing != record.listing {
         return Err(bad(format!(
             "the record's listing does not match the files of blob {}",
-            record.blob
+            record.desc.blob
         )));
     }
     let mut blob = cache.new_blob()?;
@@ -203,9 +210,11 @@ pub fn push(
             continue;
         }
         let r = repo.with_tag(&tag_for(key))?;
-        registry.push_blob(&r, &record.blob, &cache.blob_path(&record.blob))?;
-        let record_bytes = serde_json::to_vec(record)
-            .map_err(|e| Error::Other(format!("cannot write a layer record: {e}")))?;
+        registry.push_blob(&r, &record.desc.blob, &cache.blob_path(&record.desc.blob))?;
+        let record_bytes = serde_json::to_vec(record).map_err(|source| Error::Json {
+            what: "cannot write a layer record".to_owned(),
+            source,
+        })?;
         let config = registry.push_blob_bytes(&r, &record_bytes)?;
         let manifest = json!({
             "schemaVersion": 2,
@@ -217,13 +226,15 @@ pub fn push(
                 "size": record_bytes.len(),
             },
             "layers": [{
-                "mediaType": record.media_type,
-                "digest": record.blob.to_string(),
-                "size": record.size,
+                "mediaType": record.desc.media_type,
+                "digest": record.desc.blob.to_string(),
+                "size": record.desc.size,
             }],
         });
-        let bytes = serde_json::to_vec(&manifest)
-            .map_err(|e| Error::Other(format!("cannot write a manifest: {e}")))?;
+        let bytes = serde_json::to_vec(&manifest).map_err(|source| Error::Json {
+            what: "cannot write a manifest".to_owned(),
+            source,
+        })?;
         registry.push_manifest(&r, &bytes, OCI_MANIFEST)?;
         pushed += 1;
     }

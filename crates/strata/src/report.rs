@@ -5,6 +5,7 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 use serde::Serialize;
+use strata_layer::{Digest, LayerDescriptor};
 
 /// Whether a layer came from the cache.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,10 +19,9 @@ pub enum CacheStatus {
 pub struct LayerReport {
     /// `image/layer` of the image that defines it.
     pub name: String,
-    pub diff_id: String,
-    pub digest: String,
-    pub size: u64,
-    pub media_type: String,
+    /// The blob: in JSON its `diff_id`, `digest`, `size` and `media_type`.
+    #[serde(flatten)]
+    pub desc: LayerDescriptor,
     pub cache: CacheStatus,
     /// Why a layer missed: the first build, which part of its key changed
     /// since the last build of this layer, or a corrupt entry that was dropped.
@@ -40,12 +40,12 @@ pub struct LayerReport {
 pub struct ImageReport {
     pub name: String,
     pub tag: String,
-    pub manifest: String,
-    pub config: String,
+    pub manifest: Digest,
+    pub config: Digest,
     pub layers: Vec<LayerReport>,
     /// The SBOM artifact manifest about this image (`compose --sbom`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sbom: Option<String>,
+    pub sbom: Option<Digest>,
 }
 
 /// A multi-platform image: an image index over images of the spec.
@@ -53,7 +53,7 @@ pub struct ImageReport {
 pub struct IndexReport {
     pub name: String,
     /// The digest of the image index.
-    pub digest: String,
+    pub digest: Digest,
     /// Its images: name and `os/arch[/variant]`.
     pub images: Vec<IndexMember>,
 }
@@ -62,7 +62,7 @@ pub struct IndexReport {
 pub struct IndexMember {
     pub name: String,
     pub platform: String,
-    pub manifest: String,
+    pub manifest: Digest,
 }
 
 /// The report of each index of `plan`, as `written`.
@@ -75,7 +75,7 @@ pub(crate) fn index_reports(
         .zip(&written.indexes)
         .map(|(index, digest)| IndexReport {
             name: index.name.clone(),
-            digest: digest.to_string(),
+            digest: *digest,
             images: index
                 .images
                 .iter()
@@ -84,7 +84,7 @@ pub(crate) fn index_reports(
                     Some(IndexMember {
                         name: image.name.clone(),
                         platform: image.config.platform(),
-                        manifest: written.images.get(i)?.manifest.to_string(),
+                        manifest: written.images.get(i)?.manifest,
                     })
                 })
                 .collect(),
@@ -99,7 +99,7 @@ pub struct BaseReport {
     pub from: String,
     /// Where it was found, by digest.
     pub source: String,
-    pub manifest: String,
+    pub manifest: Digest,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -135,17 +135,17 @@ impl ComposeReport {
     /// The short summary a terminal user sees.
     pub fn summary(&self) -> String {
         let mut s = String::new();
-        let layers: std::collections::BTreeSet<&str> = self
+        let layers: std::collections::BTreeSet<Digest> = self
             .images
             .iter()
-            .flat_map(|i| i.layers.iter().map(|l| l.digest.as_str()))
+            .flat_map(|i| i.layers.iter().map(|l| l.desc.blob))
             .collect();
         let hits = self
             .images
             .iter()
             .flat_map(|i| &i.layers)
             .filter(|l| l.cache == CacheStatus::Hit)
-            .map(|l| l.digest.as_str())
+            .map(|l| l.desc.blob)
             .collect::<std::collections::BTreeSet<_>>()
             .len();
         let _ = writeln!(
@@ -176,8 +176,8 @@ impl ComposeReport {
                     s,
                     "    {:<24} {}  {:>10}  {}",
                     l.name,
-                    short(&l.digest),
-                    human_size(l.size),
+                    short(&l.desc.blob.to_string()),
+                    human_size(l.desc.size),
                     match (&l.cache, &l.miss_reason) {
                         (CacheStatus::Hit, _) => "cached".to_owned(),
                         (CacheStatus::Miss, Some(why)) => format!("built: {why}"),

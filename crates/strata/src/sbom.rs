@@ -48,17 +48,17 @@ pub(crate) fn referrers<'a>(
     let mut out = Vec::with_capacity(images.len());
     for (i, (node, image)) in plan.images.iter().zip(images).enumerate() {
         let json = strata_export::image_json(image)?;
-        let created = strata_export::rfc3339(image.config.created).ok_or_else(|| {
-            Error::Other(format!(
-                "image {}: its time is past the year 9999",
-                image.name
-            ))
-        })?;
+        let created =
+            strata_export::rfc3339(image.config.created).ok_or_else(|| Error::TimeOutOfRange {
+                image: image.name.clone(),
+                created: image.config.created,
+            })?;
         let mut layers = Vec::with_capacity(node.layers.len());
         for (&id, desc) in node.layers.iter().zip(&image.layers) {
             let layer = plan.layer(id);
             let label = layer.qualified_name();
-            if let std::collections::btree_map::Entry::Vacant(slot) = layer_files.entry(desc.digest)
+            if let std::collections::btree_map::Entry::Vacant(slot) =
+                layer_files.entry(desc.desc.blob)
             {
                 slot.insert(files_of(listing(id), &desc.blob_path, &label)?);
             }
@@ -77,10 +77,13 @@ pub(crate) fn referrers<'a>(
             }
             layers.push(SbomLayer {
                 name: label,
-                digest: desc.digest.to_string(),
-                diff_id: desc.diff_id.to_string(),
+                digest: desc.desc.blob.to_string(),
+                diff_id: desc.desc.diff_id.to_string(),
                 inputs,
-                files: layer_files.get(&desc.digest).cloned().unwrap_or_default(),
+                files: layer_files
+                    .get(&desc.desc.blob)
+                    .cloned()
+                    .unwrap_or_default(),
             });
         }
         let doc = document(&SbomImage {
@@ -90,9 +93,10 @@ pub(crate) fn referrers<'a>(
             created: &created,
             layers: &layers,
         });
-        let bytes = doc
-            .to_canon_json_vec()
-            .map_err(|e| Error::Other(format!("image {}: writing the sbom: {e}", image.name)))?;
+        let bytes = doc.to_canon_json_vec().map_err(|source| Error::Io {
+            path: format!("the sbom of image {}", image.name).into(),
+            source,
+        })?;
         out.push(Referrer {
             subject: i,
             artifact_type: ARTIFACT_TYPE_SPDX.to_owned(),
@@ -157,18 +161,22 @@ fn files_of(listing: &Listing, blob: &Path, label: &str) -> Result<Vec<SbomFile>
         .iter()
         .filter(|e| e.kind == EntryKind::File)
         .map(|e| {
-            let sha256 = e.digest.map(|d| d.hex()).ok_or_else(|| {
-                Error::Other(format!(
-                    "layer {label}: no digest for file /{} in its listing",
-                    String::from_utf8_lossy(&e.path.0)
-                ))
-            })?;
-            let sha1 = sha1s.get(&e.path.0).cloned().ok_or_else(|| {
-                Error::Other(format!(
-                    "layer {label}: the blob has no file /{} that its listing has",
-                    String::from_utf8_lossy(&e.path.0)
-                ))
-            })?;
+            let sha256 = e
+                .digest
+                .map(|d| d.hex())
+                .ok_or_else(|| Error::ListingMismatch {
+                    layer: label.to_owned(),
+                    path: String::from_utf8_lossy(&e.path.0).into_owned(),
+                    reason: "its listing has no digest for the file",
+                })?;
+            let sha1 = sha1s
+                .get(&e.path.0)
+                .cloned()
+                .ok_or_else(|| Error::ListingMismatch {
+                    layer: label.to_owned(),
+                    path: String::from_utf8_lossy(&e.path.0).into_owned(),
+                    reason: "its blob lacks a file its listing has:",
+                })?;
             Ok(SbomFile {
                 path: String::from_utf8_lossy(&e.path.0).into_owned(),
                 sha1,
@@ -201,8 +209,10 @@ fn blob_sha1s(blob: &Path) -> Result<BTreeMap<Vec<u8>, String>, strata_layer::Er
 
 /// The sha256 (hex) of `path` if it is a regular file; `None` for a directory.
 fn sha256_of_file(path: &Path) -> Result<Option<String>, Error> {
-    let io_err =
-        |source: io::Error| Error::Other(format!("cannot hash input {}: {source}", path.display()));
+    let io_err = |source: io::Error| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let meta = std::fs::metadata(path).map_err(io_err)?;
     if !meta.is_file() {
         return Ok(None);

@@ -90,8 +90,10 @@ pub fn snapshot(spec: impl AsRef<Path>) -> Result<Snapshot, Error> {
 
 /// [`snapshot`] with an explicit cache directory.
 pub fn snapshot_with(spec: &Path, cache_dir: Option<PathBuf>) -> Result<Snapshot, Error> {
-    let tmp = tempfile::tempdir()
-        .map_err(|e| Error::Other(format!("cannot make a temporary directory: {e}")))?;
+    let tmp = tempfile::tempdir().map_err(|source| Error::Io {
+        path: std::env::temp_dir(),
+        source,
+    })?;
     let out = tmp.path().join("layout");
     let opts = ComposeOptions {
         out: out.clone(),
@@ -105,7 +107,8 @@ pub fn snapshot_with(spec: &Path, cache_dir: Option<PathBuf>) -> Result<Snapshot
     for img in &report.images {
         let li = layout.image(&img.name)?;
         let mut layers = Vec::new();
-        for (n, (blob, diff_id, _, _)) in li.layers.iter().enumerate() {
+        for (n, strata_layer::LayerDescriptor { blob, diff_id, .. }) in li.layers.iter().enumerate()
+        {
             let listing = crate::inspect::layer_listing(
                 &layout,
                 blob,
@@ -165,10 +168,10 @@ pub fn check(path: &Path, image: &ImageSnapshot) -> Result<Check, Error> {
                 .to_string(),
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Check::Missing),
-        Err(e) => Err(Error::Other(format!(
-            "cannot read snapshot {}: {e}",
-            path.display()
-        ))),
+        Err(source) => Err(Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 

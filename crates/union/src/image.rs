@@ -47,7 +47,7 @@ impl Image {
         let blobs = image
             .layers
             .iter()
-            .map(|(digest, ..)| layout.blob_path(digest))
+            .map(|l| layout.blob_path(&l.blob))
             .collect();
         Ok(Image {
             layout,
@@ -148,19 +148,19 @@ fn write_image(
         blob.as_file_mut(),
         &|_| {},
     )?;
-    strata_export::keep_blob(dir, blob, &out.blob)?;
+    strata_export::keep_blob(dir, blob, &out.desc.blob)?;
 
     let mut layers: Vec<_> = if append {
         image
             .image
             .layers
             .iter()
-            .map(|(digest, _, size, media_type)| (*digest, *size, *media_type))
+            .map(|l| (l.blob, l.size, l.media_type))
             .collect()
     } else {
         Vec::new()
     };
-    layers.push((out.blob, out.size, out.media_type));
+    layers.push((out.desc.blob, out.desc.size, out.desc.media_type));
     let created_by = if append {
         format!("strata commit {}", image.image.name)
     } else {
@@ -171,7 +171,7 @@ fn write_image(
     } else {
         Vec::new()
     };
-    diff_ids.push(out.diff_id.to_string());
+    diff_ids.push(out.desc.diff_id.to_string());
     config.rootfs_mut().set_diff_ids(diff_ids);
     // An image without history keeps none: one entry for several layers
     // would pair the wrong entry with each layer.

@@ -98,3 +98,96 @@ fn a_hard_link_is_its_target_and_outlives_it() {
     let err = Model::of(&[layer(vec![link("g", Hardlink, "nothing")])]).unwrap_err();
     assert!(err.to_string().contains("hard link"), "{err}");
 }
+
+mod against_the_lower_view {
+    //! The whiteout rules live twice: `strata_oci::LowerView` (which paths
+    //! a stack shows, for `delete`) and the reference model here (what the
+    //! union holds). Random stacks of listings must give both the same
+    //! paths, with the same kinds.
+
+    use proptest::prelude::*;
+    use strata_layer::{EntryKind, ImagePath, Listing, LowerView};
+    use strata_union::model::{Kind, Model};
+
+    use super::e;
+
+    /// A small name space, so that layers collide often.
+    fn gen_path() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 1..4)
+            .prop_map(|c| c.join("/"))
+    }
+
+    fn gen_kind() -> impl Strategy<Value = EntryKind> {
+        prop::sample::select(vec![
+            EntryKind::Dir,
+            EntryKind::File,
+            EntryKind::Fifo,
+            EntryKind::Whiteout,
+            EntryKind::Opaque,
+        ])
+    }
+
+    /// A layer as a tar holds it: sorted by path, one entry per path and
+    /// kind class.
+    fn gen_layer() -> impl Strategy<Value = Listing> {
+        prop::collection::btree_map((gen_path(), any::<bool>()), gen_kind(), 0..6).prop_map(|m| {
+            let mut entries: Vec<_> = m
+                .into_iter()
+                .map(|((p, marker), k)| {
+                    let k = match (marker, k) {
+                        (true, EntryKind::Dir | EntryKind::File | EntryKind::Fifo) => {
+                            EntryKind::Whiteout
+                        }
+                        (false, EntryKind::Whiteout | EntryKind::Opaque) => EntryKind::File,
+                        (_, k) => k,
+                    };
+                    e(&p, k)
+                })
+                .collect();
+            // One real entry per path: a path that is a whiteout and an
+            // entry in one layer is legal, two real entries are not.
+            entries.sort_by(|x, y| x.path.cmp(&y.path));
+            entries.dedup_by(|x, y| {
+                x.path == y.path
+                    && !matches!(x.kind, EntryKind::Whiteout | EntryKind::Opaque)
+                    && !matches!(y.kind, EntryKind::Whiteout | EntryKind::Opaque)
+            });
+            Listing { entries }
+        })
+    }
+
+    fn kind_of(k: &Kind) -> EntryKind {
+        match k {
+            Kind::Dir => EntryKind::Dir,
+            Kind::File { .. } => EntryKind::File,
+            Kind::Symlink(_) => EntryKind::Symlink,
+            Kind::Char(..) => EntryKind::Char,
+            Kind::Block(..) => EntryKind::Block,
+            Kind::Fifo => EntryKind::Fifo,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn both_implementations_show_the_same_paths(layers in prop::collection::vec(gen_layer(), 1..5)) {
+            let mut view = LowerView::new();
+            let mut model = Model::new();
+            for layer in &layers {
+                view.apply(layer);
+                model.apply(layer).unwrap();
+            }
+            let from_view: Vec<(ImagePath, EntryKind)> = view
+                .paths()
+                .map(|p| (p.clone(), view.kind(p).unwrap()))
+                .collect();
+            let from_model: Vec<(ImagePath, EntryKind)> = model
+                .nodes()
+                .iter()
+                .filter(|(p, _)| !p.is_root())
+                .map(|(p, n)| (p.clone(), kind_of(&n.kind)))
+                .collect();
+            prop_assert_eq!(from_view, from_model);
+        }
+    }
+}

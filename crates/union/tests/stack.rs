@@ -179,10 +179,12 @@ fn write_layout(stack: &Stack, dir: &Path) {
                 strata_layer::digest::digest_reader(&mut dec).unwrap().0
             };
             strata_export::LayerDesc {
-                digest: strata_layer::Digest::of(&bytes),
-                diff_id,
-                size: bytes.len() as u64,
-                media_type: strata_layer::MediaType::TarGzip,
+                desc: strata_layer::LayerDescriptor {
+                    blob: strata_layer::Digest::of(&bytes),
+                    diff_id,
+                    size: bytes.len() as u64,
+                    media_type: strata_layer::MediaType::TarGzip,
+                },
                 blob_path: blob.clone(),
                 created_by: "test".to_owned(),
                 verified: false,

@@ -2,28 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 
 use strata_export::{Error, write_docker_archive, write_layout, write_oci_archive};
-use strata_layer::Digest;
+use strata_oci::Digest;
 
 use crate::{Fixture, names};
 
-/// (path, header, content) of every entry of the tar at `path`.
-fn entries(path: &std::path::Path) -> Vec<(String, tar::Header, Vec<u8>)> {
-    let mut archive = tar::Archive::new(fs::File::open(path).unwrap());
-    archive
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let mut content = Vec::new();
-            e.read_to_end(&mut content).unwrap();
-            let path = String::from_utf8(e.path_bytes().to_vec()).unwrap();
-            (path, e.header().clone(), content)
-        })
-        .collect()
-}
+use strata_testkit::tar_entries as entries;
 
 #[test]
 fn archive_holds_a_layout_and_a_docker_manifest() {
@@ -85,18 +70,18 @@ fn archive_holds_a_layout_and_a_docker_manifest() {
         format!(
             r#"[{{"Config":"{}","Layers":["{}"],"RepoTags":["base:1.0"]}},{{"Config":"{}","Layers":["{}","{}"],"RepoTags":["app:latest"]}}]"#,
             blob(&exported[0].config),
-            blob(&fx.base.digest),
+            blob(&fx.base.desc.blob),
             blob(&exported[1].config),
-            blob(&fx.base.digest),
-            blob(&fx.app.digest),
+            blob(&fx.base.desc.blob),
+            blob(&fx.app.desc.blob),
         )
     );
     assert_eq!(
         content("repositories"),
         format!(
             r#"{{"app":{{"latest":"{}"}},"base":{{"1.0":"{}"}}}}"#,
-            fx.app.digest.hex(),
-            fx.base.digest.hex()
+            fx.app.desc.blob.hex(),
+            fx.base.desc.blob.hex()
         )
     );
     let index: serde_json::Value = serde_json::from_str(&content("index.json")).unwrap();
@@ -160,12 +145,12 @@ fn archive_refuses_a_bad_blob_and_leaves_nothing() {
 
     let mut images = fx.images();
     images[1].layers[1].blob_path = fx.base.blob_path.clone();
-    images[1].layers[1].size = fx.base.size;
+    images[1].layers[1].desc.size = fx.base.desc.size;
     let err = write_docker_archive(&file, &images).unwrap_err();
     assert!(matches!(err, Error::BadBlob { .. }), "{err}");
 
     let mut images = fx.images();
-    images[1].layers[1].size += 3;
+    images[1].layers[1].desc.size += 3;
     let err = write_docker_archive(&file, &images).unwrap_err();
     assert!(matches!(err, Error::Invalid { .. }), "{err}");
 
@@ -201,7 +186,7 @@ fn oci_archive_refuses_a_corrupt_layout_blob_and_leaves_nothing() {
     );
 
     // Flip one byte of a layer blob: the archive names the blob.
-    let blob = layout.join("blobs/sha256").join(fx.base.digest.hex());
+    let blob = layout.join("blobs/sha256").join(fx.base.desc.blob.hex());
     let mut bytes = fs::read(&blob).unwrap();
     bytes[0] ^= 1;
     fs::remove_file(&blob).unwrap();

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use strata_export::{Error, ExportImage, ImageConfig, LayerDesc, image_json};
-use strata_layer::{Digest, MediaType};
+use strata_oci::LayerDescriptor;
+use strata_oci::{Digest, MediaType};
 
 /// Layers that exist only as descriptors: `image_json` reads no blob.
 fn fake_layers() -> Vec<LayerDesc> {
@@ -11,13 +12,15 @@ fn fake_layers() -> Vec<LayerDesc> {
         .iter()
         .enumerate()
         .map(|(i, name)| LayerDesc {
-            digest: Digest::of(format!("blob {name}").as_bytes()),
-            diff_id: Digest::of(format!("tar {name}").as_bytes()),
-            size: 1000 + i as u64,
-            media_type: if i == 2 {
-                MediaType::TarZstd
-            } else {
-                MediaType::TarGzip
+            desc: LayerDescriptor {
+                blob: Digest::of(format!("blob {name}").as_bytes()),
+                diff_id: Digest::of(format!("tar {name}").as_bytes()),
+                size: 1000 + i as u64,
+                media_type: if i == 2 {
+                    MediaType::TarZstd
+                } else {
+                    MediaType::TarGzip
+                },
             },
             blob_path: PathBuf::from("/nonexistent"),
             created_by: format!("strata: layer {name}"),

@@ -4,7 +4,7 @@ use std::fs;
 
 use oci_spec::image::ImageIndex;
 use strata_export::{Error, config_summary, layers_summary, open_layout, write_layout};
-use strata_layer::Digest;
+use strata_oci::Digest;
 
 use crate::{Fixture, image, names, tar_layer};
 
@@ -42,11 +42,7 @@ fn two_images_share_a_layer_stored_once() {
         assert_eq!(read.name, written.name);
         assert_eq!(read.manifest_digest, written.manifest);
         assert_eq!(read.config_digest, written.config);
-        let expected: Vec<_> = input
-            .layers
-            .iter()
-            .map(|l| (l.digest, l.diff_id, l.size, l.media_type))
-            .collect();
+        let expected: Vec<_> = input.layers.iter().map(|l| l.desc).collect();
         assert_eq!(read.layers, expected);
         let manifest_len = fs::metadata(layout.blob_path(&read.manifest_digest))
             .unwrap()
@@ -86,11 +82,11 @@ fn a_blob_that_does_not_match_its_digest_is_refused() {
     let mut images = fx.images();
     // The app layer's bytes are not the ones its digest names.
     let claimed = Digest::of(b"some other layer");
-    images[1].layers[1].digest = claimed;
+    images[1].layers[1].desc.blob = claimed;
     let out = fx.path("out");
     let err = write_layout(&out, &images).unwrap_err();
     assert!(
-        matches!(&err, Error::BadBlob { digest, found, .. } if *digest == claimed && *found == fx.app.digest),
+        matches!(&err, Error::BadBlob { digest, found, .. } if *digest == claimed && *found == fx.app.desc.blob),
         "{err}"
     );
     assert!(!out.exists());
@@ -108,7 +104,7 @@ fn a_copied_blob_is_verified_too() {
     good.layers[0].blob_path = link.clone();
     let out = fx.path("out");
     write_layout(&out, &[good.clone()]).unwrap();
-    let blob = out.join("blobs/sha256").join(fx.base.digest.hex());
+    let blob = out.join("blobs/sha256").join(fx.base.desc.blob.hex());
     assert!(!fs::symlink_metadata(&blob).unwrap().is_symlink());
     assert_eq!(
         fs::read(&blob).unwrap(),
@@ -127,7 +123,7 @@ fn a_copied_blob_is_verified_too() {
 fn a_wrong_size_is_refused() {
     let fx = Fixture::two_layers();
     let mut images = fx.images();
-    images[0].layers[0].size += 1;
+    images[0].layers[0].desc.size += 1;
     let err = write_layout(&fx.path("out"), &images).unwrap_err();
     assert!(matches!(err, Error::Invalid { .. }), "{err}");
     assert!(!fx.path("out").exists());
@@ -219,7 +215,7 @@ fn a_layout_that_lies_is_reported() {
     fs::rename(fx.path("config"), &config).unwrap();
 
     // A layer blob that changed is caught by verify, not by open.
-    let layer = layout.blob_path(&fx.app.digest);
+    let layer = layout.blob_path(&fx.app.desc.blob);
     let mut bytes = fs::read(&layer).unwrap();
     fs::remove_file(&layer).unwrap();
     let last = bytes.len() - 1;

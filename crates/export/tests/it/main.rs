@@ -13,7 +13,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use strata_export::{ExportImage, ImageConfig, LayerDesc};
-use strata_layer::{Digest, MediaType};
+use strata_oci::LayerDescriptor;
+use strata_oci::{Digest, MediaType};
 
 /// A layer tar holding `files`.
 fn tar_bytes(files: &[(&str, &[u8])]) -> Vec<u8> {
@@ -38,10 +39,12 @@ pub fn tar_layer(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> LayerDesc {
     let blob_path = dir.join(name);
     fs::write(&blob_path, &tar).unwrap();
     LayerDesc {
-        digest: Digest::of(&tar),
-        diff_id: Digest::of(&tar),
-        size: tar.len() as u64,
-        media_type: MediaType::Tar,
+        desc: LayerDescriptor {
+            blob: Digest::of(&tar),
+            diff_id: Digest::of(&tar),
+            size: tar.len() as u64,
+            media_type: MediaType::Tar,
+        },
         blob_path,
         created_by: format!("strata: layer {name}"),
         verified: false,
@@ -59,10 +62,12 @@ pub fn gz_layer(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> LayerDesc {
     let blob_path = dir.join(name);
     fs::write(&blob_path, &gz).unwrap();
     LayerDesc {
-        digest: Digest::of(&gz),
-        diff_id: Digest::of(&tar),
-        size: gz.len() as u64,
-        media_type: MediaType::TarGzip,
+        desc: LayerDescriptor {
+            blob: Digest::of(&gz),
+            diff_id: Digest::of(&tar),
+            size: gz.len() as u64,
+            media_type: MediaType::TarGzip,
+        },
         blob_path,
         created_by: format!("strata: layer {name}"),
         verified: false,

@@ -41,13 +41,9 @@ fn run(cmd: &mut Command) -> String {
 }
 
 fn index_digests(layout: &Path) -> Vec<String> {
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
-    index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["digest"].as_str().unwrap().to_owned())
+    strata_testkit::index_digests(layout)
+        .into_iter()
+        .map(|(_, digest)| digest)
         .collect()
 }
 
@@ -135,8 +131,14 @@ fn skopeo_reads_and_copies_the_docker_archive() {
         .args(["inspect", "--config"])
         .arg(format!("oci:{}:app", copy.display())));
     let config: serde_json::Value = serde_json::from_str(&config).unwrap();
-    assert_eq!(config["rootfs"]["diff_ids"][0], fx.base.diff_id.to_string());
-    assert_eq!(config["rootfs"]["diff_ids"][1], fx.app.diff_id.to_string());
+    assert_eq!(
+        config["rootfs"]["diff_ids"][0],
+        fx.base.desc.diff_id.to_string()
+    );
+    assert_eq!(
+        config["rootfs"]["diff_ids"][1],
+        fx.app.desc.diff_id.to_string()
+    );
 
     if have("umoci") {
         let bundle = fx.path("bundle");

@@ -68,7 +68,7 @@ fn tree_or_none(dir: &Path) -> Option<BTreeMap<String, Vec<u8>>> {
 /// Whether every layer blob in `out` is a hard link of the fixture's file.
 fn linked(out: &Path, fx: &Fixture) -> bool {
     [&fx.base, &fx.app].iter().all(|layer| {
-        let blob = out.join("blobs/sha256").join(layer.digest.hex());
+        let blob = out.join("blobs/sha256").join(layer.desc.blob.hex());
         fs::symlink_metadata(&blob).is_ok_and(|m| m.ino() == ino(&layer.blob_path))
     })
 }
@@ -90,7 +90,7 @@ fn a_second_identical_write_leaves_the_layout_untouched() {
     let first = write_layout_with(&out, &images, &extras()).unwrap();
     assert!(!first.unchanged, "a new layout is written");
     let index = out.join("index.json");
-    let blob = out.join("blobs/sha256").join(fx.app.digest.hex());
+    let blob = out.join("blobs/sha256").join(fx.app.desc.blob.hex());
     assert_eq!(
         ino(&blob),
         ino(&fx.app.blob_path),
@@ -160,7 +160,7 @@ const CHANGES: &[(&str, Change)] = &[
         fs::create_dir(out.join("blobs/sha512")).unwrap();
     }),
     ("a missing layer blob", |out, fx| {
-        fs::remove_file(out.join("blobs/sha256").join(fx.base.digest.hex())).unwrap();
+        fs::remove_file(out.join("blobs/sha256").join(fx.base.desc.blob.hex())).unwrap();
     }),
     ("a missing index.json", |out, _| {
         fs::remove_file(out.join("index.json")).unwrap();
@@ -178,7 +178,7 @@ const CHANGES: &[(&str, Change)] = &[
         fs::write(out.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.1"}"#).unwrap();
     }),
     ("a layer blob replaced by a same-size copy", |out, fx| {
-        let blob = out.join("blobs/sha256").join(fx.app.digest.hex());
+        let blob = out.join("blobs/sha256").join(fx.app.desc.blob.hex());
         let mut bytes = fs::read(&blob).unwrap();
         bytes[20] ^= 1;
         fs::remove_file(&blob).unwrap();
@@ -186,13 +186,13 @@ const CHANGES: &[(&str, Change)] = &[
     }),
     ("a layer blob replaced by an exact copy", |out, fx| {
         // The right bytes, but not the caller's file: not checked by hashing.
-        let blob = out.join("blobs/sha256").join(fx.app.digest.hex());
+        let blob = out.join("blobs/sha256").join(fx.app.desc.blob.hex());
         let bytes = fs::read(&blob).unwrap();
         fs::remove_file(&blob).unwrap();
         fs::write(&blob, bytes).unwrap();
     }),
     ("a layer blob replaced by a symlink to it", |out, fx| {
-        let blob = out.join("blobs/sha256").join(fx.app.digest.hex());
+        let blob = out.join("blobs/sha256").join(fx.app.desc.blob.hex());
         fs::remove_file(&blob).unwrap();
         std::os::unix::fs::symlink(&fx.app.blob_path, &blob).unwrap();
     }),

@@ -91,12 +91,12 @@ fn digests_listing_and_blob_agree_for_every_codec() {
         Compression::None,
     ] {
         let (out, blob) = build_job(&job(ops.clone(), c), &lower).expect("builds");
-        assert_eq!(out.media_type, c.media_type());
-        assert_eq!(out.blob, Digest::of(&blob), "{c:?}");
-        assert_eq!(out.size, blob.len() as u64, "{c:?}");
-        let tar = decompress(out.media_type, &blob);
+        assert_eq!(out.desc.media_type, c.media_type());
+        assert_eq!(out.desc.blob, Digest::of(&blob), "{c:?}");
+        assert_eq!(out.desc.size, blob.len() as u64, "{c:?}");
+        let tar = decompress(out.desc.media_type, &blob);
         assert_eq!(
-            out.diff_id,
+            out.desc.diff_id,
             Digest::of(&tar),
             "{c:?}: diff_id is the sha256 of the tar"
         );
@@ -113,7 +113,7 @@ fn gzip_header_is_machine_independent() {
         &LowerView::new(),
     )
     .expect("builds");
-    assert_eq!(out.media_type, MediaType::TarGzip);
+    assert_eq!(out.desc.media_type, MediaType::TarGzip);
     // magic, deflate, no flags (no name), mtime 0, xfl, OS 255 (unknown).
     assert_eq!(&blob[..4], &[0x1f, 0x8b, 8, 0]);
     assert_eq!(&blob[4..8], &[0, 0, 0, 0]);
@@ -241,7 +241,7 @@ fn progress_adds_up_to_the_tar_size() {
         })
         .expect("builds");
         assert_eq!(total.get(), blob.len() as u64);
-        assert_eq!(digest_reader(&blob[..]).expect("hash").0, out.diff_id);
+        assert_eq!(digest_reader(&blob[..]).expect("hash").0, out.desc.diff_id);
     }
 }
 

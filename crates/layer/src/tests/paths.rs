@@ -1,8 +1,8 @@
 //! Image paths, the escaped text form, serde, and the union view.
 
 use super::*;
-use crate::listing::{escape, unescape};
 use crate::{Digest, Entry, EntryKind, Listing};
+use strata_oci::listing::{escape, unescape};
 
 #[test]
 fn parse_abs_normalises_and_refuses() {
@@ -49,16 +49,8 @@ fn display_escapes_and_round_trips() {
 
 fn entry(path: &str, kind: EntryKind) -> Entry {
     Entry {
-        path: p(path),
-        kind,
         mode: 0o755,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        digest: None,
-        link: None,
-        device: None,
-        xattrs: Vec::new(),
+        ..Entry::bare(p(path), kind)
     }
 }
 

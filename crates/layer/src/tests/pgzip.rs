@@ -177,7 +177,7 @@ fn an_uncompressed_blob_is_the_tar_and_its_digest_the_diff_id() {
         owner: None,
     }];
     let (out, blob) = super::build_ok(ops);
-    assert_eq!(out.blob, out.diff_id);
-    assert_eq!(out.blob, crate::Digest::of(&blob));
-    assert_eq!(out.size, blob.len() as u64);
+    assert_eq!(out.desc.blob, out.desc.diff_id);
+    assert_eq!(out.desc.blob, crate::Digest::of(&blob));
+    assert_eq!(out.desc.size, blob.len() as u64);
 }
