@@ -526,3 +526,66 @@ fn a_failing_oci_base_does_not_hide_the_other_errors() {
     assert!(err.contains("spec.kdl:6:20: input missing.txt"), "{err}");
     assert!(err.contains("2 errors"), "{err}");
 }
+
+/// Issue 16, item 6: `kill -9` of composes that replace `--out`, at moments
+/// spread over their run, leaves the output whole: the previous layout or
+/// the new one, never none; the next compose removes what they left.
+#[test]
+fn a_killed_compose_leaves_the_previous_output_or_the_new_one() {
+    let p = Project::new();
+    let cache = p.path().join("cache");
+    let specs = ["a.kdl", "b.kdl"];
+    let mut fresh = Vec::new();
+    for (i, name) in specs.iter().enumerate() {
+        p.put(
+            name,
+            format!(
+                "image app {{\n    layer l {{ file \"/which\" \"{i}\" }}\n    layer pad {{ file \"/pad\" \"{}\" }}\n}}\n",
+                "y".repeat(512 * 1024 + i)
+            )
+            .as_bytes(),
+        );
+        let out = p.path().join(format!("fresh-{i}"));
+        let o = compose_into(p.path(), name, &out, &cache);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        fresh.push(crate::support::index_digests(&out));
+    }
+    let out = p.path().join("img");
+    assert!(
+        compose_into(p.path(), specs[0], &out, &cache)
+            .status
+            .success()
+    );
+    for round in 0..10u64 {
+        let mut child = Command::new(strata_bin())
+            .args([
+                "compose",
+                specs[(round as usize + 1) % 2],
+                "--quiet",
+                "--out",
+            ])
+            .arg(&out)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .current_dir(p.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run strata");
+        std::thread::sleep(Duration::from_millis(20 + round * 37));
+        let _ = child.kill();
+        let _ = child.wait();
+        let now = crate::support::index_digests(&out);
+        assert!(
+            fresh.contains(&now),
+            "round {round}: the output is neither layout: {now:?}"
+        );
+    }
+    assert!(
+        compose_into(p.path(), specs[0], &out, &cache)
+            .status
+            .success()
+    );
+    assert_eq!(temporaries(p.path(), "img"), Vec::<String>::new());
+    assert_eq!(crate::support::index_digests(&out), fresh[0]);
+}
