@@ -589,3 +589,29 @@ fn a_killed_compose_leaves_the_previous_output_or_the_new_one() {
     assert_eq!(temporaries(p.path(), "img"), Vec::<String>::new());
     assert_eq!(crate::support::index_digests(&out), fresh[0]);
 }
+
+/// Each file input is held open from planning to packing: a spec of more
+/// file inputs than the soft limit of open files (here 256) still composes,
+/// as strata raises the soft limit to the hard one when it is met.
+#[test]
+fn more_file_inputs_than_the_soft_open_file_limit_compose() {
+    let p = Project::new();
+    let mut ops = String::new();
+    for i in 0..600 {
+        p.put(&format!("in/f{i}"), format!("{i}").as_bytes());
+        ops.push_str(&format!("        copy \"in/f{i}\" to=\"/f/\"\n"));
+    }
+    p.spec(&format!("image app {{\n    layer l {{\n{ops}    }}\n}}\n"));
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -Sn 256 && exec \"$0\" compose spec.kdl --quiet --out out --cache-dir cache")
+        .arg(strata_bin())
+        .current_dir(p.path())
+        .output()
+        .expect("run strata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
