@@ -467,3 +467,151 @@ fn a_binary_spec_is_a_spec_error_with_a_position() {
         "{err}"
     );
 }
+
+/// Issue 16, item 7: a garbage input index is ignored with a warning (and
+/// rewritten), not dropped silently; the compose succeeds.
+#[test]
+fn a_garbage_input_index_is_dropped_with_a_warning() {
+    let p = Project::new();
+    p.put("in.txt", b"input");
+    p.spec("image app {\n    layer l { copy \"in.txt\" to=\"/in.txt\" }\n}\n");
+    let cache = p.path().join("cache");
+    let out = p.path().join("out");
+    let first = compose_into(p.path(), "spec.kdl", &out, &cache);
+    assert!(first.status.success());
+    let index = cache.join("inputs-v3.bin");
+    assert!(index.exists(), "the compose saved its input index");
+    std::fs::write(&index, b"garbage, not an index").expect("overwrite");
+    let again = compose_into(p.path(), "spec.kdl", &out, &cache);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("inputs-v3.bin is damaged and was ignored"),
+        "{err}"
+    );
+    let third = compose_into(p.path(), "spec.kdl", &out, &cache);
+    assert!(
+        !String::from_utf8_lossy(&third.stderr).contains("damaged"),
+        "the index was rewritten"
+    );
+}
+
+/// Issue 16, item 7: an `oci:` base that cannot be read is reported with
+/// the spec's other mistakes, not instead of them.
+#[test]
+fn a_failing_oci_base_does_not_hide_the_other_errors() {
+    let p = Project::new();
+    p.spec(
+        "image app {\n    from \"oci:no-such-layout\"\n    cmd \"/x\"\n}\nimage other {\n    layer l { copy \"missing.txt\" to=\"/m\" }\n}\n",
+    );
+    let out = strata_within(
+        p.path(),
+        &[
+            "compose",
+            "spec.kdl",
+            "--quiet",
+            "--out",
+            "out",
+            "--cache-dir",
+            "cache",
+        ],
+        120,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("spec.kdl:2:10: cannot resolve base `oci:no-such-layout`"),
+        "{err}"
+    );
+    assert!(err.contains("spec.kdl:6:20: input missing.txt"), "{err}");
+    assert!(err.contains("2 errors"), "{err}");
+}
+
+/// Issue 16, item 6: `kill -9` of composes that replace `--out`, at moments
+/// spread over their run, leaves the output whole: the previous layout or
+/// the new one, never none; the next compose removes what they left.
+#[test]
+fn a_killed_compose_leaves_the_previous_output_or_the_new_one() {
+    let p = Project::new();
+    let cache = p.path().join("cache");
+    let specs = ["a.kdl", "b.kdl"];
+    let mut fresh = Vec::new();
+    for (i, name) in specs.iter().enumerate() {
+        p.put(
+            name,
+            format!(
+                "image app {{\n    layer l {{ file \"/which\" \"{i}\" }}\n    layer pad {{ file \"/pad\" \"{}\" }}\n}}\n",
+                "y".repeat(512 * 1024 + i)
+            )
+            .as_bytes(),
+        );
+        let out = p.path().join(format!("fresh-{i}"));
+        let o = compose_into(p.path(), name, &out, &cache);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        fresh.push(crate::support::index_digests(&out));
+    }
+    let out = p.path().join("img");
+    assert!(
+        compose_into(p.path(), specs[0], &out, &cache)
+            .status
+            .success()
+    );
+    for round in 0..10u64 {
+        let mut child = Command::new(strata_bin())
+            .args([
+                "compose",
+                specs[(round as usize + 1) % 2],
+                "--quiet",
+                "--out",
+            ])
+            .arg(&out)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .current_dir(p.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run strata");
+        std::thread::sleep(Duration::from_millis(20 + round * 37));
+        let _ = child.kill();
+        let _ = child.wait();
+        let now = crate::support::index_digests(&out);
+        assert!(
+            fresh.contains(&now),
+            "round {round}: the output is neither layout: {now:?}"
+        );
+    }
+    assert!(
+        compose_into(p.path(), specs[0], &out, &cache)
+            .status
+            .success()
+    );
+    assert_eq!(temporaries(p.path(), "img"), Vec::<String>::new());
+    assert_eq!(crate::support::index_digests(&out), fresh[0]);
+}
+
+/// Each file input is held open from planning to packing: a spec of more
+/// file inputs than the soft limit of open files (here 256) still composes,
+/// as strata raises the soft limit to the hard one when it is met.
+#[test]
+fn more_file_inputs_than_the_soft_open_file_limit_compose() {
+    let p = Project::new();
+    let mut ops = String::new();
+    for i in 0..600 {
+        p.put(&format!("in/f{i}"), format!("{i}").as_bytes());
+        ops.push_str(&format!("        copy \"in/f{i}\" to=\"/f/\"\n"));
+    }
+    p.spec(&format!("image app {{\n    layer l {{\n{ops}    }}\n}}\n"));
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -Sn 256 && exec \"$0\" compose spec.kdl --quiet --out out --cache-dir cache")
+        .arg(strata_bin())
+        .current_dir(p.path())
+        .output()
+        .expect("run strata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

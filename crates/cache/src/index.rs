@@ -211,6 +211,8 @@ pub struct InputIndex {
     loaded: Loaded,
     /// What this process learned (stat data changed, or new paths), by full path.
     fresh: Mutex<HashMap<Box<[u8]>, Entry>>,
+    /// Whether the file was there but did not check out (see [`InputIndex::damaged`]).
+    damaged: bool,
 }
 
 impl InputIndex {
@@ -221,12 +223,27 @@ impl InputIndex {
             let _ = fs::remove_file(cache_root.join(old));
         }
         let path = cache_root.join(INDEX_FILE);
-        let loaded = fs::read(&path).ok().and_then(decode).unwrap_or_default();
+        let (loaded, damaged) = match fs::read(&path) {
+            Ok(bytes) => match decode(bytes) {
+                Some(loaded) => (loaded, false),
+                None => (Loaded::default(), true),
+            },
+            Err(_) => (Loaded::default(), false),
+        };
         InputIndex {
             path,
             loaded,
             fresh: Mutex::new(HashMap::new()),
+            damaged,
         }
+    }
+
+    /// The index file, when it was there but did not check out (truncated,
+    /// garbage, another version): it was ignored, so every input is hashed
+    /// again, and the next save replaces it. A caller says so: silently, a
+    /// cache that keeps being damaged only looks slow.
+    pub fn damaged(&self) -> Option<&Path> {
+        self.damaged.then_some(self.path.as_path())
     }
 
     /// The digest remembered for `path`, if its stat data matches and the entry is not racy.
@@ -521,7 +538,14 @@ mod tests {
             assert!(decode(good[..n].to_vec()).is_none(), "truncated to {n}");
         }
         std::fs::write(&file, &good[..good.len() - 3]).unwrap();
-        assert!(InputIndex::load(d.path()).loaded.is_empty());
+        let damaged = InputIndex::load(d.path());
+        assert!(damaged.loaded.is_empty());
+        // ...and says so (issue 16, item 7), unlike a missing or a good one.
+        assert_eq!(damaged.damaged(), Some(file.as_path()));
+        std::fs::write(&file, &good).unwrap();
+        assert_eq!(InputIndex::load(d.path()).damaged(), None);
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(InputIndex::load(d.path()).damaged(), None);
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! CACHE/blobs/sha256/<hex>        compressed layer blobs
-//! CACHE/layers-v2/<key>.json      LayerRecord: a head line (diff_id, blob, size, media
-//!                                 type, the listing's length and blake3), then the listing
+//! CACHE/layers-v2/<key>.json      LayerRecord: a head line (its key, diff_id, blob, size,
+//!                                 media type, the listing's length and blake3), then the listing
 //! CACHE/verified-v1/<hex>        when the blob was last hashed, and its stat data then
 //! CACHE/small-v1/<hex>            marks a small blob no record names (a base's manifest
 //!                                 or config) as kept; its mtime is its last use
@@ -44,6 +44,7 @@ use std::path::{Path, PathBuf};
 mod index;
 mod maint;
 mod record;
+mod repair;
 
 pub use index::{InputIndex, RACY_MARGIN_NS};
 pub use maint::{EntryInfo, LastBuild, MaintReport, dir_size};
@@ -193,7 +194,7 @@ impl Cache {
     pub fn listing(&self, key: &str, head: &LayerRecord) -> Result<Listing, Error> {
         let path = self.record_path(key);
         let bytes = fs::read(&path).map_err(io_err(&path))?;
-        let record = record::decode(&bytes).map_err(|e| {
+        let record = record::decode_for(&bytes, key).map_err(|e| {
             let _ = fs::remove_file(&path);
             io_err(&path)(io::Error::other(format!(
                 "unreadable layer record ({e}); it was removed: compose again to rebuild the layer"
@@ -219,9 +220,9 @@ impl Cache {
     ) -> Result<Result<LayerRecord, Miss>, Error> {
         let path = self.record_path(key);
         let read = if with_listing {
-            fs::read(&path).map(|b| record::decode(&b))
+            fs::read(&path).map(|b| record::decode_for(&b, key))
         } else {
-            record::read_head(&path)
+            record::read_head_for(&path, key)
         };
         let record: LayerRecord = match read {
             Ok(Ok(r)) => r,
@@ -242,7 +243,9 @@ impl Cache {
             Ok(()) => Ok(Ok(record)),
             Err(reason) => {
                 let _ = fs::remove_file(&path);
-                let _ = fs::remove_file(self.blob_path(&record.desc.blob));
+                // Whatever is there: a directory in a blob's place, left
+                // there, would refuse the rebuilt blob's rename forever.
+                let _ = repair::remove_any(&self.blob_path(&record.desc.blob));
                 let _ = fs::remove_file(self.stamp_path(&record.desc.blob));
                 Ok(Err(Miss::Dropped(reason)))
             }
@@ -289,7 +292,7 @@ impl Cache {
     /// Check a blob's size and sha256, and stamp it when it checks out.
     fn verify_blob(&self, digest: &Digest, size: u64) -> Result<(), String> {
         let path = self.blob_path(digest);
-        let f = fs::File::open(&path).map_err(|e| format!("blob {digest}: {e}"))?;
+        let f = repair::open_file(&path).map_err(|e| format!("blob {digest}: {e}"))?;
         let before = f.metadata().map_err(|e| format!("blob {digest}: {e}"))?;
         let (found, n) =
             strata_oci::digest::digest_reader(io::BufReader::with_capacity(1 << 20, &f))
@@ -353,6 +356,9 @@ impl Cache {
             .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .map_err(io_err(file.path()))?;
         let blob_path = self.blob_path(&digest);
+        // A directory (or anything but a file) where the blob goes would
+        // refuse the rename: it is no blob, remove it.
+        repair::clear_for_file(&blob_path).map_err(io_err(&blob_path))?;
         let written = file.as_file().metadata().map_err(io_err(&blob_path));
         file.persist(&blob_path)
             .map_err(|e| io_err(&blob_path)(e.error))?;
@@ -364,7 +370,7 @@ impl Cache {
 
         let rec_path = self.record_path(key);
         let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
-        let bytes = record::encode(record).map_err(|e| io_err(&rec_path)(e.into()))?;
+        let bytes = record::encode_for(key, record).map_err(|e| io_err(&rec_path)(e.into()))?;
         tmp.write_all(&bytes).map_err(io_err(tmp.path()))?;
         tmp.as_file().sync_data().map_err(io_err(tmp.path()))?;
         tmp.persist(&rec_path)

@@ -61,7 +61,7 @@ impl Cache {
             else {
                 continue;
             };
-            let Ok(Ok(rec)) = crate::record::read_head(&path) else {
+            let Ok(Ok(rec)) = crate::record::read_head_for(&path, key) else {
                 continue;
             };
             let last_used = e
@@ -219,7 +219,7 @@ impl Cache {
         let diff_ids: BTreeSet<String> = entries
             .iter()
             .filter_map(|e| {
-                crate::record::read_head(&self.record_path(&e.key))
+                crate::record::read_head_for(&self.record_path(&e.key), &e.key)
                     .ok()?
                     .ok()
             })
@@ -301,12 +301,16 @@ impl Cache {
                 .is_ok_and(|d| referenced.contains(&d));
             if !keep {
                 let _ = fs::remove_file(self.root().join(crate::VERIFIED_BUCKET).join(name));
-                freed += fs::metadata(&path).map_or(0, |m| m.len());
-                if fs::remove_file(&path).is_ok() {
-                    removed.push((
-                        format!("blob sha256:{name}"),
-                        "no record uses it".to_owned(),
-                    ));
+                let meta = fs::symlink_metadata(&path);
+                freed += meta.as_ref().map_or(0, |m| m.len());
+                let why = match meta {
+                    Ok(m) if !m.is_file() => {
+                        "not a regular file (a directory or link in a blob's place)"
+                    }
+                    _ => "no record uses it",
+                };
+                if crate::repair::remove_any(&path).is_ok() {
+                    removed.push((format!("blob sha256:{name}"), why.to_owned()));
                 }
             }
         }

@@ -20,6 +20,13 @@ use crate::LayerRecord;
 
 #[derive(Serialize, Deserialize)]
 struct Head {
+    /// The key the record was stored under. Read back, it must be the key
+    /// it is found under: two record files swapped or copied over each
+    /// other would otherwise give an image with another layer's blob, and
+    /// every digest would check out. Records written before it was added
+    /// have none, and are taken as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
     diff_id: strata_oci::Digest,
     blob: strata_oci::Digest,
     size: u64,
@@ -46,9 +53,20 @@ impl Head {
 /// A head longer than this is not a head (it is a few hundred bytes).
 const MAX_HEAD: u64 = 64 * 1024;
 
+#[cfg(test)]
 pub(crate) fn encode(record: &LayerRecord) -> serde_json::Result<Vec<u8>> {
+    encode_inner(None, record)
+}
+
+/// [`encode`], with the key the record is stored under in its head.
+pub(crate) fn encode_for(key: &str, record: &LayerRecord) -> serde_json::Result<Vec<u8>> {
+    encode_inner(Some(key), record)
+}
+
+fn encode_inner(key: Option<&str>, record: &LayerRecord) -> serde_json::Result<Vec<u8>> {
     let listing = serde_json::to_vec(&record.listing)?;
     let head = Head {
+        key: key.map(str::to_owned),
         diff_id: record.desc.diff_id,
         blob: record.desc.blob,
         size: record.desc.size,
@@ -64,12 +82,36 @@ pub(crate) fn encode(record: &LayerRecord) -> serde_json::Result<Vec<u8>> {
 
 /// A whole record, its listing checked against its head. `Err` says why
 /// the bytes are not a record.
+#[cfg(test)]
 pub(crate) fn decode(bytes: &[u8]) -> Result<LayerRecord, String> {
+    decode_inner(bytes, None)
+}
+
+/// [`decode`] of the record found under `key`: one whose head names another
+/// key is refused.
+pub(crate) fn decode_for(bytes: &[u8], key: &str) -> Result<LayerRecord, String> {
+    decode_inner(bytes, Some(key))
+}
+
+/// Refuses a head that names another key than `expected`.
+fn check_key(head: &Head, expected: Option<&str>) -> Result<(), String> {
+    match (&head.key, expected) {
+        (Some(found), Some(expected)) if found != expected => Err(format!(
+            "it is the record of layer key {found} (blob {}), not of {expected}: \
+             record files were swapped or copied over each other",
+            head.blob
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn decode_inner(bytes: &[u8], expected: Option<&str>) -> Result<LayerRecord, String> {
     let nl = bytes
         .iter()
         .position(|&b| b == b'\n')
         .ok_or("no head line")?;
     let head: Head = serde_json::from_slice(&bytes[..nl]).map_err(|e| format!("head: {e}"))?;
+    check_key(&head, expected)?;
     let listing = &bytes[nl + 1..];
     if listing.len() as u64 != head.listing_bytes
         || blake3::hash(listing).to_hex().as_str() != head.listing_blake3
@@ -91,7 +133,17 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LayerRecord, String> {
 /// The head of the record at `path`, with an empty listing: the outer
 /// `Err` is an I/O error (`NotFound` for no record), the inner one says why
 /// the bytes are not a record head.
+#[cfg(test)]
 pub(crate) fn read_head(path: &Path) -> io::Result<Result<LayerRecord, String>> {
+    read_head_inner(path, None)
+}
+
+/// [`read_head`] of the record stored under `key` (see [`decode_for`]).
+pub(crate) fn read_head_for(path: &Path, key: &str) -> io::Result<Result<LayerRecord, String>> {
+    read_head_inner(path, Some(key))
+}
+
+fn read_head_inner(path: &Path, expected: Option<&str>) -> io::Result<Result<LayerRecord, String>> {
     let file = fs::File::open(path)?;
     let mut line = Vec::with_capacity(512);
     io::BufReader::with_capacity(4096, &file)
@@ -104,6 +156,9 @@ pub(crate) fn read_head(path: &Path) -> io::Result<Result<LayerRecord, String>> 
         Ok(h) => h,
         Err(e) => return Ok(Err(format!("head: {e}"))),
     };
+    if let Err(e) = check_key(&head, expected) {
+        return Ok(Err(e));
+    }
     // A record cut short or grown is found here, so that the layer is
     // rebuilt now rather than failing when its listing is read.
     let len = file.metadata()?.len();
@@ -157,6 +212,22 @@ mod tests {
         }
         fs::write(&p, [&bytes[..], b" "].concat()).unwrap();
         assert!(read_head(&p).unwrap().is_err());
+    }
+
+    #[test]
+    fn a_record_read_under_another_key_is_refused() {
+        let r = record();
+        let bytes = encode_for("aaaa", &r).unwrap();
+        assert_eq!(decode_for(&bytes, "aaaa").unwrap(), r);
+        let err = decode_for(&bytes, "bbbb").unwrap_err();
+        assert!(err.contains("record of layer key aaaa"), "{err}");
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("bbbb.json");
+        fs::write(&p, &bytes).unwrap();
+        assert!(read_head_for(&p, "aaaa").unwrap().is_ok());
+        assert!(read_head_for(&p, "bbbb").unwrap().is_err());
+        // A record of before the key was written is taken as it is.
+        assert_eq!(decode_for(&encode(&r).unwrap(), "bbbb").unwrap(), r);
     }
 
     #[test]

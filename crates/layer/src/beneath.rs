@@ -61,7 +61,12 @@ impl HostInput {
         } else {
             std::env::current_dir()?.join(path)
         };
-        let (real, file) = resolve(&absolute)?;
+        let (real, file) = match resolve(&absolute) {
+            Err(e) if e.raw_os_error() == Some(Errno::MFILE.raw_os_error()) && raise_fd_limit() => {
+                resolve(&absolute)?
+            }
+            r => r?,
+        };
         Ok(HostInput {
             path: path.to_owned(),
             real,
@@ -97,6 +102,31 @@ impl HostInput {
 
     pub(crate) fn shared_file(&self) -> Option<Arc<File>> {
         self.file.clone()
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit, once. Each file a
+/// spec names is held open from planning to packing ([`HostInput`]), so a
+/// spec of more than about a thousand file inputs met the usual soft limit
+/// of 1,024 (`EMFILE`), while the hard limit is far higher; Go's runtime
+/// raises it the same way at start.
+fn raise_fd_limit() -> bool {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    static RAISED: AtomicBool = AtomicBool::new(false);
+    if RAISED.swap(true, Ordering::Relaxed) {
+        return false;
+    }
+    let limit = getrlimit(Resource::Nofile);
+    match (limit.current, limit.maximum) {
+        (Some(current), Some(maximum)) if maximum > current => setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(maximum),
+                maximum: Some(maximum),
+            },
+        )
+        .is_ok(),
+        _ => false,
     }
 }
 

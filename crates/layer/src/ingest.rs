@@ -5,8 +5,9 @@
 //! archive's are in any order: the archive is decompressed once to an
 //! anonymous temporary file (memory stays bounded whatever its size), its
 //! headers are read recording where each file's data lies, and the data is
-//! read back from there when the tar is written. Archives are data: nothing
-//! is ever extracted onto the host.
+//! read back from there when the tar is written. A plain tar needs no spool:
+//! it is read in place, from the handle the planner opened (see `spool`).
+//! Archives are data: nothing is ever extracted onto the host.
 //!
 //! What an archive may hold, and how hostile names are treated:
 //!

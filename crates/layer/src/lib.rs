@@ -9,7 +9,8 @@
 //! and sha256 again (the blob digest) into the caller's writer. File contents are
 //! never held in memory: they are read from their source while the tar is
 //! written, and an input tarball is first decompressed to a temporary spool file
-//! so that its entries can be written in sorted order.
+//! (sparse, and checked against the free space of `$TMPDIR`; a plain tar is
+//! read in place) so that its entries can be written in sorted order.
 //!
 //! [`list_blob`] reads a blob back into the [`Listing`] that `build` returned
 //! for it; [`LowerView`] stacks listings into the union view that `delete`
@@ -270,6 +271,16 @@ pub enum Error {
         dir: PathBuf,
         need: u64,
         free: u64,
+    },
+    /// The disk being written filled up while a blob or archive was
+    /// unpacked (not a fault of the blob).
+    #[error(
+        "{archive}: cannot unpack it: the disk it is written to is full ({source}); for a `run` step that is $TMPDIR: free space there or set TMPDIR to a larger disk"
+    )]
+    DiskFull {
+        archive: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error("{path}: {source}")]
     Io {

@@ -61,11 +61,12 @@ impl<'r> BlobReader<'r> {
     }
 
     /// The error for bytes that could not be read or decompressed.
+    ///
+    /// An error of the disk being written while the data is copied (a full
+    /// `$TMPDIR` under a `run` step's lower layers, say) is said to be that,
+    /// not a corrupt blob: reading a blob never fails for a full disk.
     pub fn data_error(&self, e: io::Error) -> Error {
-        Error::BadArchive {
-            archive: self.name.clone(),
-            reason: format!("corrupt or truncated {} data: {e}", self.format.name()),
-        }
+        data_error(&self.name, self.format, e)
     }
 
     /// The next entry, in tar order; `None` at the end of the archive. A
@@ -189,5 +190,41 @@ impl<'r> BlobReader<'r> {
             t => return Err(err(format!("unsupported entry type {:?}", char::from(t)))),
         }
         Ok(Some(e))
+    }
+}
+
+/// See [`BlobReader::data_error`].
+fn data_error(name: &std::path::Path, format: Format, e: io::Error) -> Error {
+    // ENOSPC, EDQUOT, EROFS: the writing side failed.
+    if matches!(e.raw_os_error(), Some(28 | 122 | 30)) {
+        return Error::DiskFull {
+            archive: name.to_owned(),
+            source: e,
+        };
+    }
+    Error::BadArchive {
+        archive: name.to_owned(),
+        reason: format!("corrupt or truncated {} data: {e}", format.name()),
+    }
+}
+
+#[cfg(test)]
+mod data_error_tests {
+    use super::*;
+
+    /// Issue 16, item 7: a full disk while unpacking is no corrupt blob.
+    #[test]
+    fn a_full_disk_is_not_a_corrupt_blob() {
+        let name = std::path::Path::new("CACHE/blobs/sha256/ab");
+        let full = data_error(name, Format::Gzip, io::Error::from_raw_os_error(28));
+        assert!(matches!(full, Error::DiskFull { .. }), "{full:?}");
+        let msg = full.to_string();
+        assert!(msg.contains("the disk it is written to is full"), "{msg}");
+        assert!(!msg.contains("corrupt"), "{msg}");
+        let bad = data_error(name, Format::Gzip, io::Error::other("invalid gzip header"));
+        assert!(
+            bad.to_string().contains("corrupt or truncated gzip data"),
+            "{bad}"
+        );
     }
 }

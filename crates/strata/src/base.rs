@@ -530,12 +530,20 @@ pub fn plan_spec_with_bases(
             .as_ref()
             .is_some_and(|f| ExternalBase::parse(&f.value).is_some())
     });
+    let mut base_problems = None;
     if external {
         let cache = match cache {
             Some(c) => c.clone(),
             None => Cache::open(Cache::default_dir())?,
         };
-        opts.bases = resolve(&spec, dir, &cache, base_opts)?;
+        match resolve(&spec, dir, &cache, base_opts) {
+            Ok(bases) => opts.bases = bases,
+            // Planned all the same: a base that cannot be fetched must not
+            // hide the spec's other mistakes, which the user would otherwise
+            // meet one run later.
+            Err(Error::Spec(d)) => base_problems = Some(d),
+            Err(e) => return Err(e),
+        }
     }
     let has_packages = spec
         .images
@@ -551,5 +559,23 @@ pub fn plan_spec_with_bases(
         opts.packages =
             crate::packages::resolve(&spec, dir, cache.root(), &base_opts.packages)?.ops;
     }
-    strata_plan::plan(&spec, spec_path, &opts).map_err(|d| Error::Spec(Box::new(d)))
+    let planned = strata_plan::plan(&spec, spec_path, &opts);
+    match (planned, base_problems) {
+        (Ok(plan), None) => Ok(plan),
+        (Ok(_), Some(bases)) => Err(Error::Spec(bases)),
+        (Err(planned), None) => Err(Error::Spec(Box::new(planned))),
+        (Err(planned), Some(mut all)) => {
+            for item in planned.items {
+                // The planner's word for a base that `resolve` already
+                // reported, with its reason.
+                let unresolved = item.message.starts_with("external base `")
+                    && item.message.ends_with("` was not resolved");
+                if !unresolved {
+                    all.push(item);
+                }
+            }
+            all.items.sort_by_key(|d| d.span.offset());
+            Err(Error::Spec(all))
+        }
+    }
 }

@@ -190,6 +190,12 @@ fn plan_stage(
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Plan, Error> {
     let index = Arc::new(MemoIndex(InputIndex::load(cache.root())));
+    if let Some(path) = index.0.damaged() {
+        on_event(Event::Warning(format!(
+            "the input index {} is damaged and was ignored: every input is hashed again, and the index rewritten",
+            path.display()
+        )));
+    }
     let plan = crate::base::plan_spec_with_bases(
         spec_path,
         PlanOptions {
