@@ -14,6 +14,7 @@ pub mod annotate;
 mod base;
 mod compose;
 pub mod diff;
+pub mod import;
 pub mod inspect;
 pub mod json;
 mod locate;
@@ -168,6 +169,18 @@ pub enum Error {
     /// exited non-zero, a `delete` of a path no layer below has.
     #[error("{0}")]
     Build(Box<Diagnostics>),
+    /// `strata import`: the Dockerfile lines that cannot be translated.
+    #[error(
+        "{} cannot be translated ({} problem{}):\n{}",
+        dockerfile.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        import::render_problems(dockerfile, problems).trim_end()
+    )]
+    Import {
+        dockerfile: PathBuf,
+        problems: Vec<import::Problem>,
+    },
 }
 
 /// The kinds of failure a front end tells apart (the `strata` binary gives
@@ -194,7 +207,7 @@ impl Error {
     pub fn kind(&self) -> FailureKind {
         match self {
             Error::Usage(_) => FailureKind::Usage,
-            Error::Spec(_) | Error::ReadSpec { .. } => FailureKind::Spec,
+            Error::Spec(_) | Error::ReadSpec { .. } | Error::Import { .. } => FailureKind::Spec,
             Error::Build(_) => FailureKind::Build,
             Error::Layer { source, .. } if source.is_build_failure() => FailureKind::Build,
             Error::Union(source) | Error::UnionLayer { source, .. }
