@@ -8,13 +8,16 @@ use std::process::{Command, Stdio};
 use crate::support::{repo, strata, strata_bin, strata_ok};
 
 /// A spec with three independent layers and one that reads below (a delete).
+// `app` and `tools` write right under `/`, so that they do not read the
+// layers below (a file under a directory does: its parents keep what the
+// layers below gave them).
 const SPEC: &str = r#"
 image base {
     layer os { copy "os/" to="/etc/" }
-    layer app { copy "app.txt" to="/srv/app.txt" }
-    layer tools { copy "tool.sh" to="/usr/bin/tool" mode=0o755 }
+    layer app { copy "app.txt" to="/app.txt" }
+    layer tools { copy "tool.sh" to="/tool" mode=0o755 }
     layer trim { delete "/etc/motd" }
-    cmd "/usr/bin/tool"
+    cmd "/tool"
 }
 "#;
 
@@ -328,7 +331,11 @@ fn cache_ls_gc_and_path() {
         0
     );
     let out = strata(&dir, &cache, &["cache", "gc"]);
-    assert_eq!(out.status.code(), Some(1), "gc without a limit is refused");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "gc without a limit is refused as a usage error"
+    );
 
     // After eviction the next compose misses and says so.
     let (_, again) = compose_json(&dir, &cache, "out");
