@@ -159,7 +159,9 @@ fn headers_are_canonical() {
     assert_eq!(with_pax.len(), 6, "{with_pax:?}");
     for parent in ["home/", "home/user/"] {
         assert!(
-            with_pax.iter().any(|(n, pax)| n == parent && pax == &["uid"]),
+            with_pax
+                .iter()
+                .any(|(n, pax)| n == parent && pax == &["uid"]),
             "{parent}: {with_pax:?}"
         );
     }
