@@ -120,10 +120,11 @@ fn http_get(port: u16, path: &str, secs: u64) -> Option<String> {
             let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
             let req = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
             let mut body = String::new();
-            if s.write_all(req.as_bytes()).is_ok() && s.read_to_string(&mut body).is_ok() {
-                if body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.0 200") {
-                    return Some(body);
-                }
+            if s.write_all(req.as_bytes()).is_ok()
+                && s.read_to_string(&mut body).is_ok()
+                && (body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.0 200"))
+            {
+                return Some(body);
             }
         }
         std::thread::sleep(Duration::from_millis(500));

@@ -35,10 +35,10 @@ fn header(name: &[u8], typeflag: u8, size: u64, link: &[u8]) -> Vec<u8> {
 }
 
 /// One member of a hand-made tar: name, typeflag, data, link target.
-type Member<'a> = (&'a [u8], u8, &'a [u8], &'a [u8]);
+pub(crate) type Member<'a> = (&'a [u8], u8, &'a [u8], &'a [u8]);
 
 /// A plain tar of `members`.
-fn tar(members: &[Member<'_>]) -> Vec<u8> {
+pub(crate) fn tar(members: &[Member<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, typeflag, data, link) in members {
         out.extend(header(name, *typeflag, data.len() as u64, link));
@@ -49,14 +49,14 @@ fn tar(members: &[Member<'_>]) -> Vec<u8> {
     out
 }
 
-fn gz(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn gz(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(bytes).expect("gzip");
     e.finish().expect("gzip")
 }
 
 /// Bytes that do not compress, the same on every run.
-fn noise(len: usize) -> Vec<u8> {
+pub(crate) fn noise(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..len)
         .map(|_| {
@@ -71,22 +71,22 @@ fn noise(len: usize) -> Vec<u8> {
 // ---- running strata and checking what it left -------------------------------
 
 /// A temporary project: a spec, its inputs, a cache and an output path.
-struct Project {
+pub(crate) struct Project {
     tmp: tempfile::TempDir,
 }
 
 impl Project {
-    fn new() -> Project {
+    pub(crate) fn new() -> Project {
         Project {
             tmp: tempfile::tempdir().expect("a temp dir"),
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.tmp.path()
     }
 
-    fn put(&self, name: &str, bytes: &[u8]) -> PathBuf {
+    pub(crate) fn put(&self, name: &str, bytes: &[u8]) -> PathBuf {
         let p = self.path().join(name);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).expect("a dir");
@@ -95,12 +95,12 @@ impl Project {
         p
     }
 
-    fn spec(&self, text: &str) {
+    pub(crate) fn spec(&self, text: &str) {
         self.put("spec.kdl", text.as_bytes());
     }
 
     /// `strata compose spec.kdl --out out` with `cache` as the cache.
-    fn compose(&self, cache: &Path, out: &Path, env: &[(&str, &Path)]) -> Output {
+    pub(crate) fn compose(&self, cache: &Path, out: &Path, env: &[(&str, &Path)]) -> Output {
         let mut cmd = Command::new(strata_bin());
         cmd.args(["compose", "spec.kdl", "--quiet", "--out"])
             .arg(out)
@@ -116,7 +116,7 @@ impl Project {
     }
 
     /// stderr with this project's path (and `extra` paths) replaced.
-    fn stderr(&self, out: &Output, extra: &[(&Path, &str)]) -> String {
+    pub(crate) fn stderr(&self, out: &Output, extra: &[(&Path, &str)]) -> String {
         let mut s = String::from_utf8_lossy(&out.stderr).into_owned();
         for (p, name) in extra {
             s = s.replace(&p.display().to_string(), name);
@@ -418,14 +418,14 @@ fn is_root() -> bool {
 // ---- a disk that fills up --------------------------------------------------------
 
 /// A 2 MiB tmpfs, unmounted when dropped.
-struct Tmpfs {
-    dir: PathBuf,
+pub(crate) struct Tmpfs {
+    pub(crate) dir: PathBuf,
 }
 
 impl Tmpfs {
     /// `None` (with the reason printed) where this machine cannot mount one:
     /// not root, or no mount permission in a container.
-    fn mount(dir: PathBuf, test: &str) -> Option<Tmpfs> {
+    pub(crate) fn mount(dir: PathBuf, test: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(&dir).expect("a mount point");
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
@@ -465,8 +465,12 @@ fn skip_or_fail(test: &str, why: &str) {
 /// wherever its spool, blob or layout is written.
 fn big_project() -> Project {
     let p = Project::new();
-    p.put("big.tar", &tar(&[(b"noise", b'0', &noise(4 << 20), b"")]));
-    p.spec("compression \"none\"\nimage app {\n    layer big { add \"big.tar\" to=\"/\" }\n}\n");
+    // Compressed: a plain tar is read in place, without a spool in $TMPDIR.
+    p.put(
+        "big.tar.gz",
+        &gz(&tar(&[(b"noise", b'0', &noise(4 << 20), b"")])),
+    );
+    p.spec("compression \"none\"\nimage app {\n    layer big { add \"big.tar.gz\" to=\"/\" }\n}\n");
     p
 }
 

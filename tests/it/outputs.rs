@@ -3,7 +3,6 @@
 //! (`gzip`, `zstd`, `none`) unpacked by umoci and copied by skopeo.
 
 use std::fs;
-use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
@@ -27,21 +26,7 @@ fn small_spec(dir: &Path, codec: &str) -> std::path::PathBuf {
     spec
 }
 
-/// (path, header, content) of every entry of the tar at `path`.
-fn entries(path: &Path) -> Vec<(String, tar::Header, Vec<u8>)> {
-    let mut archive = tar::Archive::new(fs::File::open(path).unwrap());
-    archive
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let mut content = Vec::new();
-            e.read_to_end(&mut content).unwrap();
-            let path = String::from_utf8(e.path_bytes().to_vec()).unwrap();
-            (path, e.header().clone(), content)
-        })
-        .collect()
-}
+use strata_testkit::tar_entries as entries;
 
 #[test]
 fn oci_archive_is_the_layout_in_a_canonical_tar_and_reproducible() {

@@ -331,7 +331,8 @@ fn a_setuid_file_a_run_makes_is_out_of_other_users_reach() {
             .any(|d| d.join("upper/suid").exists())
     });
     let dirs = run_dirs(&tmpdir);
-    let checks = (|| {
+    // The compose is killed whatever the checks find.
+    let checks = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         assert!(found, "the run never made its setuid file");
         let run = dirs.iter().find(|d| d.join("upper/suid").exists()).unwrap();
         use std::os::unix::fs::MetadataExt;
@@ -351,10 +352,12 @@ fn a_setuid_file_a_run_makes_is_out_of_other_users_reach() {
                 assert!(!out.status.success(), "nobody ran the setuid file: {out:?}");
             }
         }
-    })();
+    }));
     let _ = child.kill();
     let _ = child.wait();
-    checks
+    if let Err(panic) = checks {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 #[test]
@@ -624,4 +627,80 @@ fn run_steps_start_the_running_binary_even_when_its_path_is_gone() {
     );
     let root = unpack(&dir, &tmp.path().join("cache"));
     assert_eq!(fs::read_to_string(root.join("two")).unwrap(), "two\n");
+}
+
+/// The unpacked layers of `cache` (`unpacked-v1/<range>/<diff_id hex>`).
+fn unpacked(cache: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for range in fs::read_dir(cache.join("unpacked-v1"))
+        .into_iter()
+        .flatten()
+    {
+        for e in fs::read_dir(range.unwrap().path()).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            }
+        }
+    }
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn consecutive_run_layers_unpack_each_layer_below_once_and_see_the_union() {
+    let test = "consecutive_run_layers_unpack_each_layer_below_once_and_see_the_union";
+    if !ready(test) || !root() {
+        if !root() {
+            eprintln!("SKIPPED {test}: unpacked layers are kept only as root");
+        }
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = busybox_dir(tmp.path());
+    // A cache dir relative to the spec's (the sandbox starts elsewhere).
+    let cache = Path::new("../cache");
+    let cache_abs = tmp.path().join("cache");
+    // Each step sees what the one before wrote, with its owner and mode,
+    // and not what it deleted; the directory it made opaque hides the base.
+    let layers = |last: &str| {
+        format!(
+            "    layer one {{ run \"mkdir -p /d && echo a > /d/a && chown 1000:50 /d/a && chmod 0640 /d/a && rm /etc/old\" }}\n\
+             \x20   layer two {{ run \"test ! -e /etc/old && stat -c '%u:%g %a' /d/a > /seen && rm -rf /etc && mkdir /etc && echo new > /etc/only\" }}\n\
+             \x20   layer three {{ run \"{last}\" }}"
+        )
+    };
+    write_spec(
+        &dir,
+        &layers("ls /etc > /etc-now && cat /seen > /seen-again"),
+    );
+    strata_ok(
+        &dir,
+        cache,
+        &["compose", "s.kdl", "--out", "out", "--quiet"],
+    );
+    let root = unpack(&dir, cache);
+    assert_eq!(
+        fs::read_to_string(root.join("seen")).unwrap(),
+        "1000:50 640\n"
+    );
+    assert_eq!(fs::read_to_string(root.join("etc-now")).unwrap(), "only\n");
+    // The base and the layers one and two, once each.
+    let first = unpacked(&cache_abs);
+    assert_eq!(first.len(), 3, "{first:?}");
+    use std::os::unix::fs::MetadataExt;
+    let inode = |p: &Path| fs::metadata(p).unwrap().ino();
+    let inodes: Vec<u64> = first.iter().map(|p| inode(p)).collect();
+    // A changed last step reuses them: nothing is unpacked again.
+    write_spec(&dir, &layers("cat /d/a > /again"));
+    strata_ok(
+        &dir,
+        cache,
+        &["compose", "s.kdl", "--out", "out", "--quiet"],
+    );
+    assert_eq!(unpacked(&cache_abs), first);
+    assert_eq!(first.iter().map(|p| inode(p)).collect::<Vec<_>>(), inodes);
+    // They are the cache's: gc removes those no layer record names.
+    strata_ok(&dir, cache, &["cache", "gc", "--max-size", "0"]);
+    assert_eq!(unpacked(&cache_abs), Vec::<PathBuf>::new());
 }

@@ -117,26 +117,7 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The manifest digest of each tag in a layout's index.json.
-pub fn index_digests(layout: &Path) -> Vec<(String, String)> {
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index.json"))
-            .expect("index json");
-    index["manifests"]
-        .as_array()
-        .expect("manifests")
-        .iter()
-        .map(|m| {
-            (
-                m["annotations"]["org.opencontainers.image.ref.name"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_owned(),
-                m["digest"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect()
-}
+pub use strata_testkit::index_digests;
 
 /// Every file under `dir` with its bytes, sorted by relative path.
 pub fn tree_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {

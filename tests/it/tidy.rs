@@ -123,6 +123,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
         ],
     ),
     ("strata-cli", &["strata"]),
+    ("strata-testkit", &[]),
     ("xtask", &["strata"]),
 ];
 

@@ -227,6 +227,32 @@ fn a_failing_run_step_points_at_its_command() {
 }
 
 #[test]
+fn a_run_step_on_layers_without_a_shell_is_a_failed_build() {
+    let test = "a_run_step_on_layers_without_a_shell_is_a_failed_build";
+    if !have("unshare", test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("spec");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("s.kdl"),
+        "image app {\n    layer a { file \"/hello\" \"hi\" }\n    layer r { run \"true\" }\n}\n",
+    )
+    .unwrap();
+    let out = strata(
+        &dir,
+        &tmp.path().join("cache"),
+        &["compose", "s.kdl", "--out", "out"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_ne!(out.status.code(), Some(3), "not an invalid spec: {stderr}");
+    assert!(stderr.contains("no /bin/sh"), "{stderr}");
+    assert!(stderr.contains("s.kdl:3:15"), "{stderr}");
+}
+
+#[test]
 fn a_glob_delete_that_matches_nothing_is_an_error() {
     let test = "a_glob_delete_that_matches_nothing_is_an_error";
     if !have("busybox", test) {

@@ -21,6 +21,12 @@
 //!   compose of the changed layer alone. The warm and one-change composes
 //!   are the user's rerun: the output layout of the run before is there; a
 //!   warm compose into a removed output is shown beside them.
+//! - `runs`: five consecutive `run` layers on a Debian minbase rootfs
+//!   (`target/test-inputs/bookworm-minbase.tar`, made by the tests with
+//!   debootstrap; the piece is skipped with a note without it), its rootfs
+//!   layer already in the cache, against the same five commands run bare
+//!   with `chroot` in an unpacked copy: what a run step costs beyond its
+//!   command (the sandbox, the lower view, the layer).
 //!
 //! strata runs as the release binary (built here with cargo), one process per
 //! run under `/usr/bin/time` for its peak RSS, exactly as a user runs it. All
@@ -44,10 +50,11 @@ const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--only NAME[,NAME...]] [--reps N]
 
   --quick   a corpus about 10x smaller, for a fast check
-  --only    jdk, small, big (one-layer corpora), tomcat, multi (warm and one-change)
+  --only    jdk, small, big (one-layer corpora), tomcat, multi (warm and one-change),
+            runs (five run layers on a Debian base)
   --reps    repetitions per measurement (default 3); medians are reported";
 
-const ALL: [&str; 5] = ["jdk", "small", "big", "tomcat", "multi"];
+const ALL: [&str; 6] = ["jdk", "small", "big", "tomcat", "multi", "runs"];
 
 /// The tar options of every shell baseline: sorted, numeric, mtime 0, as a
 /// reproducible tar must be.
@@ -98,6 +105,9 @@ pub fn run(args: &[String], root: &Path) -> Result<()> {
     }
     if wants("multi") {
         b.multi(&corpus)?;
+    }
+    if wants("runs") {
+        b.runs(root)?;
     }
     b.report(root, opts.quick)?;
     // Caches and layouts of the last runs: up to a few GiB.
@@ -1119,6 +1129,82 @@ impl Bench {
         self.warm_and_change("multi", &spec, &alone, &changed, a + b)
     }
 
+    /// Five consecutive `run` layers on a Debian base whose rootfs layer is
+    /// cached, against five bare runs of their commands (see the module doc).
+    fn runs(&mut self, root: &Path) -> Result<()> {
+        let base = root.join("target/test-inputs/bookworm-minbase.tar");
+        if !base.is_file() {
+            self.note(&format!(
+                "runs: skipped, no {} (the Dockerfile-way test makes it with debootstrap)",
+                base.display()
+            ));
+            return Ok(());
+        }
+        if !rustix_is_root() || !have("chroot") {
+            self.note("runs: skipped, it needs root and chroot");
+            return Ok(());
+        }
+        let dir = self.fresh("runs")?;
+        fs::hard_link(&base, dir.join("base.tar"))
+            .or_else(|_| fs::copy(&base, dir.join("base.tar")).map(|_| ()))?;
+        let command = |i: usize| {
+            format!(
+                "dpkg-query -W -f '${{Package}} ${{Version}}\\n' > /var/tmp/pkgs-{i} && ls -lR /usr/share/doc > /var/tmp/docs-{i}"
+            )
+        };
+        let base_spec = "image base {\n    rootfs \"base.tar\"\n    env PATH=\"/usr/sbin:/usr/bin:/sbin:/bin\"\n}\n";
+        fs::write(dir.join("base.kdl"), base_spec)?;
+        let mut spec = format!("{base_spec}image app {{\n    from base\n");
+        for i in 1..=5 {
+            spec.push_str(&format!(
+                "    layer r{i} {{ run \"{}\" }}\n",
+                command(i).replace('"', "\\\"")
+            ));
+        }
+        spec.push_str("}\n");
+        fs::write(dir.join("runs.kdl"), &spec)?;
+        let bytes = fs::metadata(&base)?.len();
+        let tree = dir.join("tree");
+        fs::create_dir(&tree)?;
+        let status = Command::new("tar")
+            .arg("-xf")
+            .arg(&base)
+            .arg("-C")
+            .arg(&tree)
+            .status()?;
+        if !status.success() {
+            bail!("unpacking {} failed", base.display());
+        }
+        self.corpora
+            .push(json!({"name": "runs", "bytes": bytes, "spec": dir.join("runs.kdl")}));
+        for rep in 0..self.reps {
+            eprintln!("bench: runs: repetition {}", rep + 1);
+            let cache = self.fresh("cache")?;
+            // The base's layer in the cache: only the run layers are built.
+            self.compose(&dir.join("base.kdl"), &cache, false)?;
+            let c = self.compose(&dir.join("runs.kdl"), &cache, false)?;
+            if c.layers - c.hits != 5 {
+                bail!("the run compose built {} layers, not 5", c.layers - c.hits);
+            }
+            self.add("runs", "strata compose, five run layers", bytes, c.sample);
+            let mut script = String::new();
+            for i in 1..=5 {
+                script.push_str(&format!(
+                    "chroot {} /bin/sh -c {} && ",
+                    tree.display(),
+                    shell_quote(&command(i))
+                ));
+            }
+            script.push_str("true");
+            let bare = self.shell(&script)?;
+            self.add("runs", "5 x the bare command (chroot)", bytes, bare);
+        }
+        let runs = self.median("runs", "strata compose, five run layers");
+        let bare = self.median("runs", "5 x the bare command (chroot)");
+        self.ratio("runs: five run layers / 5 x bare command", runs, bare, None);
+        Ok(())
+    }
+
     fn warm_and_change(
         &mut self,
         name: &str,
@@ -1325,6 +1411,23 @@ fn loadavg() -> String {
 }
 
 /// Whether a tool answers `--version`.
+/// `'text'` for bash, with its single quotes escaped.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// Whether this process runs as root (`run` steps' unpacked layers, chroot).
+fn rustix_is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
 fn have(tool: &str) -> bool {
     Command::new(tool)
         .arg("--version")

@@ -12,6 +12,11 @@
 //!                                 or config) as kept; its mtime is its last use
 //! CACHE/inputs-v3.bin             input digests by stat data (see `index`)
 //! CACHE/tmp/                      temporary files, renamed into place when complete
+//! CACHE/unpacked-v1/              layers unpacked by diff_id for `run` steps (owned and
+//!                                 laid out by strata-union's `snapshot`; `gc` removes
+//!                                 those no record names)
+//! CACHE/mounts-v1/                directories of `run` steps' cache mounts, by id, and
+//!                                 their locks (kept by `gc`: they are the user's caches)
 //! ```
 //!
 //! Invariants: an entry becomes visible only by `rename` of a complete file,
@@ -48,6 +53,9 @@ use strata_oci::{Digest, LayerDescriptor, Listing};
 
 /// The bucket of layer records. Bump when [`LayerRecord`] changes shape.
 const LAYERS_BUCKET: &str = "layers-v2";
+
+/// The bucket of layers unpacked for `run` steps (see strata-union's `snapshot`).
+const UNPACKED_BUCKET: &str = "unpacked-v1";
 
 /// Record buckets of earlier versions: `cache gc` and `cache verify` remove
 /// them (v1: one JSON object whose head came after a listing of up to
@@ -135,6 +143,18 @@ impl Cache {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Where `run` steps keep the layers below them unpacked, by diff_id:
+    /// derived data, rebuilt from the blobs when missing.
+    pub fn unpacked_dir(&self) -> PathBuf {
+        self.root.join(UNPACKED_BUCKET)
+    }
+
+    /// Where `run` steps' cache mounts (`cache "/var/cache/apt"`) keep their
+    /// directories, by id.
+    pub fn cache_mounts_dir(&self) -> PathBuf {
+        self.root.join("mounts-v1")
     }
 
     pub fn blob_path(&self, d: &Digest) -> PathBuf {

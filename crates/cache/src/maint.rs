@@ -216,7 +216,64 @@ impl Cache {
         let mut referenced: BTreeSet<Digest> = entries.iter().map(|e| e.blob).collect();
         referenced.extend(self.kept_small_blobs(older_than, false, &mut report)?);
         report.freed += self.remove_orphans(&referenced, &mut report.removed)?;
+        let diff_ids: BTreeSet<String> = entries
+            .iter()
+            .filter_map(|e| {
+                crate::record::read_head(&self.record_path(&e.key))
+                    .ok()?
+                    .ok()
+            })
+            .map(|r| r.desc.diff_id.hex())
+            .collect();
+        report.freed += self.remove_unpacked(&diff_ids, &mut report.removed);
         Ok(report)
+    }
+
+    /// Removes the unpacked layers (`CACHE/unpacked-v1/<range>/<hex>`, with
+    /// their `.lock` and `.applied` markers) whose diff_id no kept record
+    /// has, and every `tmp-*` a killed compose left. With the exclusive lock
+    /// held, no run is using them. Returns the bytes freed.
+    fn remove_unpacked(
+        &self,
+        diff_ids: &BTreeSet<String>,
+        removed: &mut Vec<(String, String)>,
+    ) -> u64 {
+        let mut freed = 0;
+        let Ok(ranges) = fs::read_dir(self.unpacked_dir()) else {
+            return 0;
+        };
+        for range in ranges.flatten() {
+            let Ok(entries) = fs::read_dir(range.path()) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let hex = name
+                    .strip_suffix(".lock")
+                    .or_else(|| name.strip_suffix(".applied"))
+                    .unwrap_or(&name);
+                if !name.starts_with("tmp-") && diff_ids.contains(hex) {
+                    continue;
+                }
+                let path = e.path();
+                let size = dir_size(&path);
+                let gone = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+                if gone.is_ok() {
+                    freed += size;
+                    if !name.ends_with(".lock") {
+                        removed.push((
+                            format!("unpacked {name}"),
+                            "no record has this layer".to_owned(),
+                        ));
+                    }
+                }
+            }
+        }
+        freed
     }
 
     /// Remove blobs no record names (and stale temporary files); returns the bytes freed.

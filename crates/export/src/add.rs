@@ -110,7 +110,10 @@ pub fn add_image(
     write_blob(dir, &manifest_digest, &manifest_bytes)?;
 
     let index_path = dir.join("index.json");
-    let bytes = fs::read(&index_path).map_err(|e| io_err(&index_path, e))?;
+    let mut bytes = Vec::new();
+    crate::read::open_regular(&index_path)
+        .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
+        .map_err(|e| io_err(&index_path, e))?;
     let mut index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| Error::Invalid {
         path: index_path.clone(),
         reason: format!("bad json: {e}"),

@@ -98,6 +98,12 @@ pub fn write_layout_with(
     extras: &LayoutExtras,
 ) -> Result<Written, Error> {
     let (parent, name) = split_dir(dir)?;
+    // Like `mkdir -p`: `--out target/images/x` on a fresh clone has no `target/images` yet.
+    fs::create_dir_all(&parent).map_err(|e| io_err(&parent, e))?;
+    // One writer of this output at a time, from the look at what is there
+    // to the swap (see `swap`).
+    let lock = crate::swap::OutputLock::acquire(&parent)?;
+    crate::swap::remove_leftovers(&parent, &name, &lock);
     let existing = existing_kind(dir)?;
     check_unique_names(
         images
@@ -114,8 +120,6 @@ pub fn write_layout_with(
         });
     }
 
-    // Like `mkdir -p`: `--out target/images/x` on a fresh clone has no `target/images` yet.
-    fs::create_dir_all(&parent).map_err(|e| io_err(&parent, e))?;
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}.tmp-"))
         .tempdir_in(&parent)
@@ -182,8 +186,15 @@ fn existing_kind(dir: &Path) -> Result<Existing, Error> {
     }
 }
 
-/// Move the old layout at `dir` aside, the new one in, and remove the old one.
+/// Put the new layout at `dir` and remove the old one: in one exchange
+/// where the filesystem can, so that `dir` is never missing; else moving
+/// the old one aside and the new one in.
 fn swap_in(new: tempfile::TempDir, dir: &Path, parent: &Path, name: &str) -> Result<(), Error> {
+    if crate::swap::exchange(new.path(), dir)? {
+        // `new`'s name now holds the old layout: dropping it removes that.
+        drop(new);
+        return Ok(());
+    }
     // An empty directory reserves a unique name for the old layout; renaming a
     // directory over an empty one is allowed (POSIX rename). When this guard is
     // dropped it removes whatever is then under that name: the old layout once

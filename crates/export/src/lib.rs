@@ -21,6 +21,7 @@ mod layout;
 mod manifest;
 mod read;
 mod referrer;
+mod swap;
 
 pub use add::{add_image, keep_blob, new_blob};
 pub use archive::{write_docker_archive, write_oci_archive};

@@ -166,7 +166,7 @@ impl Layout {
                     continue;
                 }
                 let path = self.blob_path(digest);
-                let file = fs::File::open(&path).map_err(|e| io_err(&path, e))?;
+                let file = open_regular(&path).map_err(|e| io_err(&path, e))?;
                 let (found, _) =
                     digest_reader(io::BufReader::new(file)).map_err(|e| io_err(&path, e))?;
                 if found != *digest {
@@ -346,7 +346,7 @@ impl Layout {
                 format!("blob of {size} bytes is too large for a manifest or config"),
             ));
         }
-        let file = fs::File::open(&path).map_err(|e| missing_or_io(&path, e))?;
+        let file = open_regular(&path).map_err(|e| missing_or_io(&path, e))?;
         let mut bytes = Vec::new();
         // One byte more than expected tells a longer blob from an exact one.
         file.take(size + 1)
@@ -383,7 +383,7 @@ fn sha256_of(desc: &Descriptor, blamed: &Path) -> Result<Digest, Error> {
 }
 
 fn read_small(path: &Path) -> Result<Vec<u8>, Error> {
-    let file = fs::File::open(path).map_err(|e| missing_or_io(path, e))?;
+    let file = open_regular(path).map_err(|e| missing_or_io(path, e))?;
     let mut bytes = Vec::new();
     file.take(MAX_JSON_BLOB + 1)
         .read_to_end(&mut bytes)
@@ -392,6 +392,28 @@ fn read_small(path: &Path) -> Result<Vec<u8>, Error> {
         return Err(invalid(path, "file is too large".to_owned()));
     }
     Ok(bytes)
+}
+
+/// Opens a file of a layout for reading, if it is a regular file. Layouts
+/// come from elsewhere (`from "oci:..."`, `strata inspect`): a fifo named
+/// `index.json` would block `open` until a writer came, and a device or a
+/// fifo's `read` forever, so the file is opened without blocking and its
+/// type checked on the open handle.
+pub(crate) fn open_regular(path: &Path) -> io::Result<fs::File> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let file = fs::File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a fifo, socket or device)",
+        ));
+    }
+    Ok(file)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], path: &Path) -> Result<T, Error> {

@@ -82,34 +82,58 @@ struct Prefetched {
     digest: Digest,
 }
 
-/// The path and size of an item worth reading ahead: a small host file
+/// The source and size of an item worth reading ahead: a small host file
 /// whose content is written here (not a hard link to an earlier entry).
-fn prefetchable<'i>(item: &'i Item<'_>) -> Option<(&'i Path, u64)> {
+fn prefetchable<'i, 't>(item: &'i Item<'t>) -> Option<(&'i Content<'t>, u64)> {
     match &item.what {
         What::Node(Node {
             kind:
                 Kind::File {
-                    content: Content::Host(path),
+                    content:
+                        content @ (Content::Host(_) | Content::Input(_) | Content::Opened { .. }),
                     size,
                     group: None,
                 },
             ..
-        }) if *size <= PREFETCH_MAX_FILE => Some((path, *size)),
+        }) if *size <= PREFETCH_MAX_FILE => Some((content, *size)),
         _ => None,
     }
 }
 
+/// A host file's content opened for reading, and its path for messages:
+/// an input below a spec's directory without following any symlink, a
+/// spec's input file from the handle the planner hashed.
+fn open_host<'c>(content: &'c Content<'_>) -> Result<(Box<dyn Read + 'c>, &'c Path), Error> {
+    let (reader, path): (io::Result<Box<dyn Read>>, &Path) = match content {
+        Content::Host(path) => (File::open(path).map(|f| Box::new(f) as _), path),
+        Content::Input(path) => (
+            crate::beneath::open_file(path).map(|f| Box::new(f) as _),
+            path,
+        ),
+        Content::Opened { file, path } => (
+            Ok(Box::new(crate::beneath::AtReader::new(file.clone())) as _),
+            path,
+        ),
+        Content::Inline(_) | Content::Spool { .. } => unreachable!("not a host file"),
+    };
+    let reader = reader.map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok((reader, path))
+}
+
 /// Reads a whole small file and hashes it, checking it still has the size it
 /// had when it was listed (the tar header will promise that size).
-fn prefetch(path: &Path, size: u64) -> Result<Prefetched, Error> {
+fn prefetch(content: &Content<'_>, size: u64) -> Result<Prefetched, Error> {
+    let (mut reader, path) = open_host(content)?;
     let io_err = |source| Error::Io {
         path: path.to_owned(),
         source,
     };
     let mut bytes = vec![0; usize::try_from(size).unwrap_or(0) + 1];
     // Not `fs::read`, which stats the file again for a size we know.
-    let n = crate::host::read_listed(&mut File::open(path).map_err(io_err)?, &mut bytes)
-        .map_err(io_err)?;
+    let n = crate::host::read_listed(&mut reader, &mut bytes).map_err(io_err)?;
     match (n as u64).cmp(&size) {
         std::cmp::Ordering::Less => return Err(changed(path, size, "fewer")),
         std::cmp::Ordering::Greater => return Err(changed(path, size, "more")),
@@ -125,7 +149,7 @@ fn read_window(window: &[Item<'_>]) -> Vec<Option<Result<Prefetched, Error>>> {
     use rayon::prelude::*;
     window
         .par_iter()
-        .map(|item| prefetchable(item).map(|(path, size)| prefetch(path, size)))
+        .map(|item| prefetchable(item).map(|(content, size)| prefetch(content, size)))
         .collect()
 }
 
@@ -505,22 +529,22 @@ fn write_content<W: Write>(
             tar.write(bytes)?;
             Ok(Digest::of(bytes))
         }
-        Content::Host(path) => {
-            let io_err = |source| Error::Io {
-                path: path.clone(),
-                source,
-            };
-            let mut f = File::open(path).map_err(io_err)?;
+        Content::Host(_) | Content::Input(_) | Content::Opened { .. } => {
+            let (mut f, path) = open_host(content)?;
             let digest = copy_exact(tar, &mut f, size, path, buf)?;
             let mut probe = [0u8; 1];
-            if f.read(&mut probe).map_err(io_err)? > 0 {
+            let more = f.read(&mut probe).map_err(|source| Error::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+            if more > 0 {
                 return Err(changed(path, size, "more"));
             }
             Ok(digest)
         }
         Content::Spool { spool, offset } => {
             let spool = &spools[*spool];
-            let mut f = &spool.file;
+            let mut f = crate::beneath::AtReader::new(spool.file.clone());
             f.seek(SeekFrom::Start(*offset))
                 .map_err(|source| Error::Io {
                     path: spool.archive.clone(),

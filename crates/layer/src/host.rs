@@ -8,15 +8,14 @@
 //! and the size seen now, and the tar writer checks that it still reads
 //! exactly that many bytes.
 
-use std::ffi::OsString;
-use std::fs::{self, FileType, Metadata};
+use std::fs::{FileType, Metadata};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::tree::{Content, Kind, Node, Tree, is_reserved};
-use crate::{Error, ImagePath, Owner};
+use crate::{Error, HostInput, ImagePath, Owner};
 
 /// The `copy` operation (index `op`). A file goes to `to`, or into it when
 /// `into_dir`; a directory's contents go into `to`, recursively, as Docker's
@@ -25,30 +24,30 @@ use crate::{Error, ImagePath, Owner};
 pub(crate) fn copy(
     tree: &mut Tree<'_>,
     op: usize,
-    src: &Path,
+    src: &HostInput,
     to: &ImagePath,
     into_dir: bool,
     mode: Option<u32>,
     owner: Option<Owner>,
 ) -> Result<(), Error> {
-    let meta = fs::metadata(src).map_err(|source| Error::Io {
-        path: src.to_owned(),
-        source,
-    })?;
-    if meta.is_dir() {
+    let Some(file) = src.shared_file() else {
         tree.put(
             to.clone(),
             Node::new(Kind::Dir { opaque: false }, 0o755, owner),
             false,
         );
-        return copy_dir(tree, src, to, mode, owner);
-    }
-    if !meta.is_file() {
-        return Err(special(src, meta.file_type()));
-    }
+        return copy_dir(tree, src.real(), to, mode, owner);
+    };
+    let path = src.path();
+    // The handle the planner opened, checked and hashed: its metadata, not
+    // the path's, which may have changed since.
+    let meta = file.metadata().map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     let dest = if into_dir {
-        let name = src.file_name().ok_or_else(|| Error::Host {
-            path: src.to_owned(),
+        let name = path.file_name().ok_or_else(|| Error::Host {
+            path: path.to_owned(),
             reason: "the path has no file name".to_owned(),
         })?;
         to.join(name.as_bytes())
@@ -69,13 +68,18 @@ pub(crate) fn copy(
             reason: RESERVED.to_owned(),
         });
     }
-    tree.put(dest, file_node(src.to_owned(), &meta, mode, owner), true);
+    let content = Content::Opened {
+        file,
+        path: path.to_owned(),
+    };
+    tree.put(dest, file_node(content, &meta, mode, owner), true);
     Ok(())
 }
 
 pub(crate) const RESERVED: &str = "names starting with .wh. are reserved for whiteouts";
 
-/// The contents of the host directory `src`, put below `to`. Iterative, so
+/// The contents of the host directory at the physical path `src`, put below
+/// `to`; nothing below it is reached through a symlink. Iterative, so
 /// a deep tree cannot exhaust the stack; entries are visited in name order
 /// (the tree sorts them anyway, but errors should not depend on readdir).
 fn copy_dir(
@@ -91,7 +95,7 @@ fn copy_dir(
     };
     let mut stack: Vec<(PathBuf, ImagePath)> = vec![(src.to_owned(), to.clone())];
     while let Some((dir, dest)) = stack.pop() {
-        let stated = read_dir_stated(&dir).map_err(io(&dir))?;
+        let stated = crate::beneath::read_dir_stated(&dir).map_err(io(&dir))?;
         for (name, meta) in stated {
             let path = dir.join(&name);
             if is_reserved(name.as_bytes()) {
@@ -103,6 +107,17 @@ fn copy_dir(
             let meta = meta.map_err(io(&path))?;
             let ft = meta.file_type();
             let target = dest.join(name.as_bytes());
+            if target.0.len() > crate::ingest::PATH_MAX {
+                return Err(Error::Host {
+                    path,
+                    reason: format!(
+                        "copied to {} its image path is {} bytes long, more than Linux's limit of {}",
+                        target.display(),
+                        target.0.len(),
+                        crate::ingest::PATH_MAX
+                    ),
+                });
+            }
             if ft.is_dir() {
                 tree.put(
                     target.clone(),
@@ -111,9 +126,10 @@ fn copy_dir(
                 );
                 stack.push((path, target));
             } else if ft.is_file() {
-                tree.put(target, file_node(path, &meta, mode, owner), true);
+                let content = Content::Input(path);
+                tree.put(target, file_node(content, &meta, mode, owner), true);
             } else if ft.is_symlink() {
-                let link = fs::read_link(&path).map_err(io(&path))?;
+                let link = crate::beneath::read_link(&path).map_err(io(&path))?;
                 let kind = Kind::Symlink(link.as_os_str().as_bytes().to_vec());
                 tree.put(target, Node::new(kind, 0o777, owner), true);
             } else {
@@ -125,7 +141,7 @@ fn copy_dir(
 }
 
 fn file_node<'a>(
-    path: PathBuf,
+    content: Content<'a>,
     meta: &Metadata,
     mode: Option<u32>,
     owner: Option<Owner>,
@@ -133,7 +149,7 @@ fn file_node<'a>(
     let exec = meta.permissions().mode() & 0o111 != 0;
     let mode = mode.unwrap_or(if exec { 0o755 } else { 0o644 });
     let kind = Kind::File {
-        content: Content::Host(path),
+        content,
         size: meta.len(),
         group: None,
     };
@@ -156,29 +172,6 @@ fn special(path: &Path, ft: FileType) -> Error {
     }
 }
 
-/// The entries of `dir`, sorted by name bytes, each with its metadata (not
-/// following symlinks; an error stays with its entry, so a caller can report
-/// errors in name order). They are stated on the rayon pool, relative to the
-/// open directory (`statx` on its fd): one at a time by full path, that was a
-/// tenth of a cold build of 50,000 small files. The directory is closed when
-/// this returns, so a walk that descends holds no descriptor per level.
-pub fn read_dir_stated(dir: &Path) -> io::Result<Vec<(OsString, io::Result<Metadata>)>> {
-    use rayon::prelude::*;
-    // Names are taken once: `DirEntry::file_name` allocates, and sorting by
-    // it would allocate two names per comparison.
-    let mut entries = fs::read_dir(dir)?
-        .map(|e| e.map(|e| (e.file_name(), e)))
-        .collect::<io::Result<Vec<_>>>()?;
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    Ok(entries
-        .into_par_iter()
-        .map(|(name, e)| {
-            let meta = e.metadata();
-            (name, meta)
-        })
-        .collect())
-}
-
 /// Reads a file listed with `buf.len() - 1` bytes into `buf` and returns how
 /// many bytes it had: the size it was listed with, fewer if it shrank, or
 /// `buf.len()` if it grew (without reading all of what it grew by).
@@ -190,7 +183,7 @@ pub fn read_dir_stated(dir: &Path) -> io::Result<Vec<(OsString, io::Result<Metad
 /// filesystem that returns short reads mid-file exactly at the listed size:
 /// no different from a file that grows right after it was read, which no
 /// check here could see either.
-pub fn read_listed(f: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+pub fn read_listed(f: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let listed = buf.len().saturating_sub(1);
     let mut n = 0;
     while n < buf.len() {

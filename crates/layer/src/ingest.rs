@@ -15,7 +15,8 @@
 //! - A `..` component anywhere is refused (GNU tar refuses those members too),
 //!   and so is a NUL byte, a name component over 255 bytes or a name or link
 //!   target over 4095 bytes (Linux's `NAME_MAX` and `PATH_MAX`: no runtime
-//!   could extract them), and a whiteout name (`.wh.*`).
+//!   could extract them; the path is measured where it lands, below `to=`),
+//!   and a whiteout name (`.wh.*`).
 //! - An entry below a symlink or a non-directory of the same archive is
 //!   refused, whichever comes first in the archive: extracting it would write
 //!   through the link (`link -> /etc` then `link/passwd`).
@@ -36,7 +37,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::tree::{Content, Kind, Node, Spool, Tree, is_reserved};
@@ -46,7 +47,7 @@ use crate::{Error, ImagePath, Limits, Owner};
 /// Linux's longest file name component, and longest path or symlink target
 /// (`PATH_MAX` counts the terminating NUL).
 const NAME_MAX: usize = 255;
-const PATH_MAX: usize = 4095;
+pub(crate) const PATH_MAX: usize = 4095;
 /// Linux's largest xattr value (`XATTR_SIZE_MAX`).
 const XATTR_SIZE_MAX: usize = 65536;
 
@@ -255,16 +256,17 @@ impl<R: Read> io::BufRead for Peek<R> {
     }
 }
 
-/// The spool is a file: skipping an entry's data is a seek.
-struct SpoolReader<'f>(BufReader<&'f File>);
+/// The spool is a file: skipping an entry's data is a seek. Read with
+/// `pread` (the spool may be the input's own handle, shared).
+struct SpoolReader(BufReader<crate::beneath::AtReader>);
 
-impl Read for SpoolReader<'_> {
+impl Read for SpoolReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.read(buf)
     }
 }
 
-impl ustar::Skip for SpoolReader<'_> {
+impl ustar::Skip for SpoolReader {
     fn skip(&mut self, n: u64) -> io::Result<()> {
         let n = i64::try_from(n).map_err(|_| io::Error::other("entry size overflows"))?;
         self.0.seek_relative(n)
@@ -326,16 +328,13 @@ enum Parsed {
 /// The `unpack` operation: the archive's entries go below `to` in `tree`.
 pub(crate) fn unpack(
     tree: &mut Tree<'_>,
-    archive: &Path,
+    opened: &crate::HostInput,
     to: &ImagePath,
     owner: Option<Owner>,
     mode: Option<u32>,
 ) -> Result<(), Error> {
     let limits = tree.limits;
-    let io_err = |source: io::Error| Error::Io {
-        path: archive.to_owned(),
-        source,
-    };
+    let archive = opened.path();
     let bad = |reason: String| Error::BadArchive {
         archive: archive.to_owned(),
         reason,
@@ -347,36 +346,75 @@ pub(crate) fn unpack(
         source,
     };
 
-    let (format, input) =
-        sniff(BufReader::new(File::open(archive).map_err(io_err)?)).map_err(io_err)?;
-    let format = format.ok_or_else(|| bad(NOT_A_TAR.to_owned()))?;
-    let spool = tempfile::tempfile_in(&tmp).map_err(spool_err)?;
-    let len = decompress(format, input, &spool, limits.max_input_size).map_err(|e| match e {
-        Copy::Read(e) => bad(format!("corrupt or truncated {} data: {e}", format.name())),
-        Copy::Write(e) => spool_err(e),
-        Copy::TooLarge => Error::Limit {
-            archive: archive.to_owned(),
-            reason: format!(
-                "the archive expands to more than {} (max-input-size)",
-                human_size(limits.max_input_size)
-            ),
-        },
+    // The handle the planner opened and hashed, not the path again.
+    let reader = opened.reader().ok_or_else(|| Error::Host {
+        path: archive.to_owned(),
+        reason: "is a directory, not a tarball".to_owned(),
     })?;
-    if format != Format::Tar {
-        let mut head = Vec::with_capacity(512);
-        (&spool).seek(SeekFrom::Start(0)).map_err(spool_err)?;
-        (&spool)
-            .take(512)
-            .read_to_end(&mut head)
-            .map_err(spool_err)?;
-        if !looks_like_tar(&head) {
-            return Err(bad(format!(
-                "the decompressed {} data is not a tar archive",
-                format.name()
-            )));
+    let (format, input) = sniff(BufReader::new(reader)).map_err(|source| Error::Io {
+        path: archive.to_owned(),
+        source,
+    })?;
+    let format = format.ok_or_else(|| bad(NOT_A_TAR.to_owned()))?;
+    let too_large = || Error::Limit {
+        archive: archive.to_owned(),
+        reason: format!(
+            "the archive expands to more than {} (max-input-size)",
+            human_size(limits.max_input_size)
+        ),
+    };
+    let (spool, len) = match (format, opened.shared_file()) {
+        // A plain tar is read where it is (see `spool`).
+        (Format::Tar, Some(file)) => {
+            let len = file
+                .metadata()
+                .map_err(|source| Error::Io {
+                    path: archive.to_owned(),
+                    source,
+                })?
+                .len();
+            if len > limits.max_input_size {
+                return Err(too_large());
+            }
+            (file, len)
         }
-    }
-    (&spool).seek(SeekFrom::Start(0)).map_err(spool_err)?;
+        _ => {
+            let expected = opened.file().map_or(0, crate::spool::expected_size);
+            let spool = tempfile::tempfile_in(&tmp).map_err(spool_err)?;
+            let mut r = decoder(format, input)
+                .map_err(|e| bad(format!("corrupt or truncated {} data: {e}", format.name())))?;
+            let len = crate::spool::fill(&mut r, &spool, limits.max_input_size, expected).map_err(
+                |e| match e {
+                    Copy::Read(e) => {
+                        bad(format!("corrupt or truncated {} data: {e}", format.name()))
+                    }
+                    Copy::Write(e) => spool_err(e),
+                    Copy::TooLarge => too_large(),
+                    Copy::NoSpace { need, free } => Error::SpoolFull {
+                        archive: archive.to_owned(),
+                        dir: tmp.clone(),
+                        need,
+                        free,
+                    },
+                },
+            )?;
+            if format != Format::Tar {
+                let mut head = Vec::with_capacity(512);
+                (&spool).seek(SeekFrom::Start(0)).map_err(spool_err)?;
+                (&spool)
+                    .take(512)
+                    .read_to_end(&mut head)
+                    .map_err(spool_err)?;
+                if !looks_like_tar(&head) {
+                    return Err(bad(format!(
+                        "the decompressed {} data is not a tar archive",
+                        format.name()
+                    )));
+                }
+            }
+            (std::sync::Arc::new(spool), len)
+        }
+    };
 
     let (entries, inodes) = read_entries(&spool, len, archive, limits)?;
     check_parents(&entries, archive)?;
@@ -429,7 +467,21 @@ pub(crate) fn unpack(
         node.uid = o.uid;
         node.gid = o.gid;
         node.xattrs = e.meta.xattrs;
-        tree.put(to.join(&path.0), node, true);
+        let dest = to.join(&path.0);
+        // The name alone was checked when read; below `to=` it is longer,
+        // and the image path is what a runtime must create.
+        if dest.0.len() > PATH_MAX {
+            return Err(Error::BadArchiveEntry {
+                archive: archive.to_owned(),
+                entry: e.shown,
+                reason: format!(
+                    "unpacked below {} its path is {} bytes long, more than Linux's limit of {PATH_MAX}",
+                    to.display(),
+                    dest.0.len()
+                ),
+            });
+        }
+        tree.put(dest, node, true);
     }
     Ok(())
 }
@@ -437,7 +489,7 @@ pub(crate) fn unpack(
 /// Every entry of the spooled archive (`len` bytes) by normalised path, the
 /// last of duplicates winning, and the file contents they point to.
 fn read_entries(
-    spool: &File,
+    spool: &std::sync::Arc<File>,
     len: u64,
     archive: &Path,
     limits: Limits,
@@ -449,7 +501,9 @@ fn read_entries(
     let mut entries: BTreeMap<ImagePath, ArchEntry> = BTreeMap::new();
     let mut inodes: Vec<Inode> = Vec::new();
     let mut count = 0u64;
-    let mut reader = ustar::Reader::new(SpoolReader(BufReader::new(spool)));
+    let mut reader = ustar::Reader::new(SpoolReader(BufReader::new(
+        crate::beneath::AtReader::new(spool.clone()),
+    )));
     loop {
         let raw = match reader.next_entry() {
             Ok(Some(raw)) => raw,
@@ -536,36 +590,7 @@ pub(crate) fn human_size(n: u64) -> String {
     format!("{s} {}", UNITS[unit])
 }
 
-enum Copy {
-    Read(io::Error),
-    Write(io::Error),
-    /// More than the limit came out.
-    TooLarge,
-}
-
-/// Decompresses `input` into the spool, `max` bytes at most; returns the
-/// number of bytes.
-fn decompress(format: Format, input: impl Read, spool: &File, max: u64) -> Result<u64, Copy> {
-    let mut r = decoder(format, input).map_err(Copy::Read)?;
-    let mut w = BufWriter::with_capacity(1 << 16, spool);
-    let mut buf = vec![0u8; 1 << 16];
-    let mut total = 0u64;
-    loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Copy::Read(e)),
-        };
-        total += n as u64;
-        if total > max {
-            return Err(Copy::TooLarge);
-        }
-        w.write_all(&buf[..n]).map_err(Copy::Write)?;
-    }
-    w.flush().map_err(Copy::Write)?;
-    Ok(total)
-}
+use crate::spool::Copy;
 
 fn entry_error(archive: &Path, name: &[u8], reason: impl Into<String>) -> Error {
     Error::BadArchiveEntry {

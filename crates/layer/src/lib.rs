@@ -1,8 +1,9 @@
 //! One layer job -> a deterministic tar stream -> diff_id, compressed blob,
 //! blob digest and a file listing.
 //!
-//! A [`LayerJob`] is a list of operations with every input already resolved to a
-//! host path. [`build`] applies them to an in-memory tree of the layer (paths
+//! A [`LayerJob`] is a list of operations with every input already resolved
+//! and opened ([`HostInput`]: the file the planner hashed is the handle packed
+//! here, and nothing below an input directory is reached through a symlink). [`build`] applies them to an in-memory tree of the layer (paths
 //! sorted by bytes, parent directories made explicit, metadata normalised), then
 //! streams that tree through a tar writer, sha256 (the diff_id), the compressor
 //! and sha256 again (the blob digest) into the caller's writer. File contents are
@@ -25,6 +26,7 @@
 //! depend on what lies below it (`from-dir` and `run`, which read the lower
 //! layers' contents, are built by `strata-union` with [`build_entries`]).
 
+mod beneath;
 mod build;
 mod compress;
 mod entries;
@@ -34,14 +36,16 @@ mod ingest;
 pub mod listing;
 mod pgzip;
 pub mod read;
+mod spool;
 mod tree;
 mod ustar;
 mod xattr;
 
+pub use beneath::{AtReader, HostInput, open_file, read_dir_stated, read_link};
 pub use build::{BuildOutput, Progress, build};
 pub use compress::Compression;
 pub use entries::{HostEntry, Source, build_entries};
-pub use host::{read_dir_stated, read_listed};
+pub use host::read_listed;
 pub use listing::list_blob;
 // The image model's types, from the ground crate: re-exported so that a
 // layer's callers name them where they meet them.
@@ -84,11 +88,14 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// 64 GiB and 10 million entries: far beyond a real rootfs or SDK
-    /// tarball, well below what fills a disk or memory.
+    /// 64 GiB and 500,000 entries: beyond a real rootfs or SDK tarball
+    /// (a full Debian desktop has about 300,000 files). The entry limit is
+    /// what bounds memory: an archive's entries are held while its layer is
+    /// written, about 1 KB each all told (500,000 entries of a plain tar
+    /// peaked at 470 MiB RSS), so 10 million needed about 10 GB.
     pub const DEFAULT: Limits = Limits {
         max_input_size: 64 << 30,
-        max_entries: 10_000_000,
+        max_entries: 500_000,
     };
 }
 
@@ -105,7 +112,7 @@ pub enum JobOp {
     /// Unpack a tarball (gzip, xz, zstd, bzip2 or plain, detected by its magic
     /// bytes, never by its name) into the directory `to`.
     Unpack {
-        archive: PathBuf,
+        archive: HostInput,
         to: ImagePath,
         /// Overrides every entry's owner.
         owner: Option<Owner>,
@@ -114,7 +121,7 @@ pub enum JobOp {
     },
     /// Copy a host file or directory (its contents, recursively, as Docker COPY).
     Copy {
-        src: PathBuf,
+        src: HostInput,
         to: ImagePath,
         into_dir: bool,
         mode: Option<u32>,
@@ -167,6 +174,31 @@ pub struct RunStep {
     /// The image's platform, `os/arch[/variant]`: a command of another
     /// architecture than the host's runs only through a binfmt handler.
     pub platform: String,
+    /// What is mounted for the command only (cache directories, secrets):
+    /// never in the layer, and in its key only by their declaration.
+    pub mounts: Vec<RunMount>,
+}
+
+/// A mount of a `run` step, as BuildKit's `RUN --mount`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMount {
+    /// A directory of strata's cache shared by the runs that name `id`,
+    /// read-write at `target`.
+    Cache { target: String, id: String },
+    /// Bytes read when the step runs, visible read-only at `target`.
+    Secret {
+        target: String,
+        source: SecretSource,
+    },
+}
+
+/// Where a secret's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A host file.
+    File(PathBuf),
+    /// An environment variable of strata's.
+    Env(String),
 }
 
 impl JobOp {
@@ -225,6 +257,19 @@ pub enum Error {
         dir: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    /// `$TMPDIR` has too little free space for an input archive's spool:
+    /// found before it filled up (or when it did), with what was needed.
+    #[error(
+        "{archive}: not enough space in $TMPDIR ({dir}) to spool the decompressed archive: it needs {} or more, {} free (No space left on device); set TMPDIR to a directory on a larger disk",
+        ingest::human_size(*need),
+        ingest::human_size(*free)
+    )]
+    SpoolFull {
+        archive: PathBuf,
+        dir: PathBuf,
+        need: u64,
+        free: u64,
     },
     #[error("{path}: {source}")]
     Io {

@@ -21,6 +21,16 @@ use crate::{Error, ImagePath, Limits, LowerView, Owner};
 pub(crate) enum Content<'a> {
     /// A host file, read when the tar is written.
     Host(PathBuf),
+    /// A file below a spec's input directory, at this physical path: opened
+    /// when the tar is written without following any symlink, so a file
+    /// swapped for one meanwhile fails rather than leads outside.
+    Input(PathBuf),
+    /// A spec's input file, opened (and hashed for the key) by the planner:
+    /// packed from that handle. `path` is for messages.
+    Opened {
+        file: std::sync::Arc<File>,
+        path: PathBuf,
+    },
     /// Bytes of the job itself.
     Inline(&'a [u8]),
     /// A range of the spool file `spool` (an index into [`Tree::spools`]).
@@ -81,7 +91,8 @@ impl<'a> Node<'a> {
 
 /// A decompressed input archive; entries' contents are ranges of it.
 pub(crate) struct Spool {
-    pub file: File,
+    /// A temporary file, or a plain tar input's own handle: read with `pread`.
+    pub file: std::sync::Arc<File>,
     /// The input it was made from, for error messages.
     pub archive: PathBuf,
 }

@@ -175,7 +175,7 @@ fn materialise(tree: &BTreeMap<String, Node>, seed: u64) -> tempfile::TempDir {
 fn build_tree(dir: &Path) -> (BuildOutput, Vec<u8>) {
     let job = LayerJob {
         ops: vec![JobOp::Copy {
-            src: dir.join("tree"),
+            src: strata_layer::HostInput::open(&dir.join("tree")).unwrap(),
             to: ImagePath::parse_abs("/app").expect("a path"),
             into_dir: false,
             mode: None,

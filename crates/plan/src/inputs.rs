@@ -16,6 +16,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path, PathBuf};
 
 use miette::SourceSpan;
+use strata_layer::HostInput;
 use strata_spec::{Spanned, Spec, SpecDiagnostic};
 
 /// The directory every source must lie in.
@@ -75,16 +76,22 @@ pub(crate) fn root(spec: &Spec, base_dir: &Path) -> Result<InputRoot, SpecDiagno
     }
 }
 
-/// The host path of the source `src`: it exists, lies inside `root` once
-/// its symlinks are followed, and is a regular file or a directory. The path
-/// is returned as written (joined to `base_dir`), not resolved, so that a
-/// symlinked source keeps its own name (`copy "current" to="/opt/"` makes
+/// The source `src`, opened: it exists, lies inside `root` once its
+/// symlinks are followed, and is a regular file or a directory. Its path is
+/// kept as written (joined to `base_dir`), not resolved, so that a symlinked
+/// source keeps its own name (`copy "current" to="/opt/"` makes
 /// `/opt/current`, as Docker's COPY does).
+///
+/// The path is checked first, for messages that say where it leads; then it
+/// is opened once, on directory handles ([`HostInput::open`]), and what was
+/// opened is checked again: a source swapped for a symlink between the two
+/// cannot bring in a file from outside, as the handle is what is hashed and
+/// packed.
 pub(crate) fn resolve(
     root: Option<&InputRoot>,
     base_dir: &Path,
     src: &Spanned<String>,
-) -> Result<PathBuf, SpecDiagnostic> {
+) -> Result<HostInput, SpecDiagnostic> {
     // `inputs/x` rather than `./inputs/x` for a spec in the working
     // directory: the path appears in messages.
     let path = if base_dir == Path::new(".") {
@@ -153,7 +160,22 @@ pub(crate) fn resolve(
             "not a file or directory",
         ));
     }
-    Ok(path)
+    let input = HostInput::open(&path).map_err(|e| missing(&e))?;
+    if let Some(root) = root
+        && !input.real().starts_with(&root.dir)
+    {
+        return Err(diag(
+            format!(
+                "input {} changed while it was opened: it now resolves to {}, outside the inputs root {}",
+                path.display(),
+                input.real().display(),
+                root.dir.display()
+            ),
+            "outside the inputs root",
+        )
+        .with_help("something replaced the input with a symlink while strata read it; nothing from outside was read"));
+    }
+    Ok(input)
 }
 
 /// Whether a source's name says it is a tarball: `add` of such a file that

@@ -17,7 +17,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use strata_layer::{JobOp, LayerJob};
+use strata_layer::{HostInput, JobOp, LayerJob};
 
 /// Bump when the encoding below, or the way a layer is built from a job,
 /// changes: every old key then misses instead of hitting wrongly.
@@ -249,6 +249,19 @@ pub fn layer_key(
                     // Two platforms' images may share a base tarball: their
                     // commands run different binaries.
                     .field("platform", step.platform.as_bytes());
+                // A mount's declaration, never its content: a cache's files
+                // and a secret's bytes do not change what the key says.
+                for m in &step.mounts {
+                    match m {
+                        strata_layer::RunMount::Cache { target, id } => e
+                            .field("mount", b"cache")
+                            .field("target", target.as_bytes())
+                            .field("id", id.as_bytes()),
+                        strata_layer::RunMount::Secret { target, .. } => e
+                            .field("mount", b"secret")
+                            .field("target", target.as_bytes()),
+                    };
+                }
                 format!("run {}", step.command)
             }
         };
@@ -327,14 +340,14 @@ pub trait DigestMemo: Send + Sync {
     fn put(&self, path: &Path, meta: &fs::Metadata, digest: [u8; 32]);
 }
 
-/// Whether a file is a tarball that `add` unpacks: compressed (gzip, xz, zstd,
-/// bzip2) by its magic bytes, or a plain tar by its ustar magic. A directory is not.
-pub fn is_archive(path: &Path) -> io::Result<bool> {
-    if !fs::metadata(path)?.is_file() {
+/// Whether an input is a tarball that `add` unpacks: compressed (gzip, xz,
+/// zstd, bzip2) by its magic bytes, or a plain tar by its ustar magic. A
+/// directory is not. Read from the input's open handle.
+pub fn is_archive(input: &HostInput) -> io::Result<bool> {
+    let Some(mut f) = input.reader() else {
         return Ok(false);
-    }
+    };
     let mut head = [0u8; 512];
-    let mut f = fs::File::open(path)?;
     let mut n = 0;
     while n < head.len() {
         match f.read(&mut head[n..])? {
@@ -352,16 +365,32 @@ pub fn is_archive(path: &Path) -> io::Result<bool> {
 
 /// The content digest of an input: a file's bytes and exec bit, or a directory
 /// tree's names (sorted by bytes), types, exec bits, contents and link targets.
-/// Symlinks given directly are followed (the spec named them); inside a
-/// directory they are recorded as links, as the layer copies them.
-pub fn digest_input(path: &Path, memo: Option<&dyn DigestMemo>) -> io::Result<[u8; 32]> {
+/// Symlinks given directly were followed when the input was opened (the spec
+/// named them); inside a directory they are recorded as links, as the layer
+/// copies them. A file is hashed from the handle the layer packs; a tree is
+/// walked at its physical path without following any symlink.
+pub fn digest_input(input: &HostInput, memo: Option<&dyn DigestMemo>) -> io::Result<[u8; 32]> {
     let mut e = Enc::new();
-    let meta = fs::metadata(path)?;
-    if meta.is_dir() {
-        e.field("dir", b"");
-        digest_tree(path, &mut e, memo)?;
-    } else {
-        digest_file(path, &meta, &mut e, memo)?;
+    match (input.file(), input.reader()) {
+        (Some(file), Some(mut reader)) => {
+            let meta = file.metadata()?;
+            let content = match memo.and_then(|m| m.get(input.path(), &meta)) {
+                Some(d) => d,
+                None => {
+                    let d = hash_reader(&mut reader, &meta)?;
+                    if let Some(m) = memo {
+                        m.put(input.path(), &meta, d);
+                    }
+                    d
+                }
+            };
+            e.field("file", &content)
+                .field("exec", &[u8::from(meta.permissions().mode() & 0o111 != 0)]);
+        }
+        _ => {
+            e.field("dir", b"");
+            digest_tree(input.real(), &mut e, memo)?;
+        }
     }
     Ok(e.finish())
 }
@@ -370,10 +399,13 @@ pub fn digest_input(path: &Path, memo: Option<&dyn DigestMemo>) -> io::Result<[u
 /// content, and every entry's permission bits (setuid, setgid, sticky),
 /// owner, device numbers and the xattrs it would record, so that a `chmod`
 /// or `chown` alone is a change of the layer's key.
-pub fn digest_input_exact(path: &Path, memo: Option<&dyn DigestMemo>) -> io::Result<[u8; 32]> {
+pub fn digest_input_exact(
+    input: &HostInput,
+    memo: Option<&dyn DigestMemo>,
+) -> io::Result<[u8; 32]> {
     let mut e = Enc::new();
-    e.field("exact", &digest_input(path, memo)?);
-    digest_tree_meta(path, &mut Vec::new(), &mut e)?;
+    e.field("exact", &digest_input(input, memo)?);
+    digest_tree_meta(input.real(), &mut Vec::new(), &mut e)?;
     Ok(e.finish())
 }
 
@@ -406,62 +438,43 @@ fn digest_tree_meta(dir: &Path, rel: &mut Vec<u8>, e: &mut Enc) -> io::Result<()
     Ok(())
 }
 
-fn digest_file(
-    path: &Path,
-    meta: &fs::Metadata,
-    e: &mut Enc,
-    memo: Option<&dyn DigestMemo>,
-) -> io::Result<()> {
-    let content = file_content_digest(path, meta, memo)?;
-    e.field("file", &content)
-        .field("exec", &[u8::from(meta.permissions().mode() & 0o111 != 0)]);
-    Ok(())
-}
-
 /// Files up to this size are read whole to be hashed.
 const SMALL_FILE: u64 = 1 << 20;
 
-/// A file's content digest: remembered by the memo, else read and hashed.
-fn file_content_digest(
-    path: &Path,
-    meta: &fs::Metadata,
-    memo: Option<&dyn DigestMemo>,
-) -> io::Result<[u8; 32]> {
-    if let Some(d) = memo.and_then(|m| m.get(path, meta)) {
-        return Ok(d);
+/// The content digest of the file below an input directory at the physical
+/// path `path`: opened without following symlinks,
+/// hashed from that handle, and remembered by the memo with the handle's own
+/// stat data (what was hashed is what is remembered).
+fn hash_file(path: &Path, memo: Option<&dyn DigestMemo>) -> io::Result<([u8; 32], bool)> {
+    let mut f = strata_layer::open_file(path)?;
+    let meta = f.metadata()?;
+    let d = hash_reader(&mut f, &meta)?;
+    if let Some(m) = memo {
+        m.put(path, &meta, d);
     }
-    hash_file(path, meta, memo)
+    Ok((d, meta.permissions().mode() & 0o111 != 0))
 }
 
-/// A file's content digest, read and hashed (and remembered by the memo).
-fn hash_file(
-    path: &Path,
-    meta: &fs::Metadata,
-    memo: Option<&dyn DigestMemo>,
-) -> io::Result<[u8; 32]> {
+/// The blake3 of what `f` reads, `meta` being its stat data.
+fn hash_reader(f: &mut impl Read, meta: &fs::Metadata) -> io::Result<[u8; 32]> {
     let mut h = blake3::Hasher::new();
     if meta.len() <= SMALL_FILE {
         // One read into a buffer of the file's size: `update_reader` zeroes
         // a 64 KiB buffer per call, which on 50,000 files of a few KiB
         // cost more than the hashing.
         // Not `fs::read`: it stats the file again for its size, which the
-        // directory scan already has.
+        // caller already has.
         let mut bytes = vec![0; usize::try_from(meta.len()).unwrap_or(0) + 1];
-        let n = strata_layer::read_listed(&mut fs::File::open(path)?, &mut bytes)?;
+        let n = strata_layer::read_listed(f, &mut bytes)?;
+        h.update(&bytes[..n]);
         if n as u64 > meta.len() {
-            // It grew since it was listed: stream it rather than hold it.
-            h.update_reader(fs::File::open(path)?)?;
-        } else {
-            h.update(&bytes[..n]);
+            // It grew since it was listed: stream the rest rather than hold it.
+            h.update_reader(f)?;
         }
     } else {
-        h.update_reader(fs::File::open(path)?)?;
+        h.update_reader(f)?;
     }
-    let d: [u8; 32] = h.finalize().into();
-    if let Some(m) = memo {
-        m.put(path, meta, d);
-    }
-    Ok(d)
+    Ok(h.finalize().into())
 }
 
 /// One entry of a tree, as it enters the key: what [`digest_tree`] encodes,
@@ -485,19 +498,20 @@ fn scan_tree(dir: &Path, memo: Option<&dyn DigestMemo>) -> io::Result<Vec<(OsStr
         .map(|(name, meta)| {
             let meta = meta?;
             let item = if meta.file_type().is_symlink() {
-                TreeItem::Symlink(fs::read_link(dir.join(&name))?.into_os_string().into_vec())
+                TreeItem::Symlink(
+                    strata_layer::read_link(&dir.join(&name))?
+                        .into_os_string()
+                        .into_vec(),
+                )
             } else if meta.is_dir() {
                 TreeItem::Dir(scan_tree(&dir.join(&name), memo)?)
             } else if meta.is_file() {
                 // A remembered digest is found without joining the path.
-                let content = match memo.and_then(|m| m.get_in(dir, &name, &meta)) {
-                    Some(d) => d,
-                    None => hash_file(&dir.join(&name), &meta, memo)?,
+                let (content, exec) = match memo.and_then(|m| m.get_in(dir, &name, &meta)) {
+                    Some(d) => (d, meta.permissions().mode() & 0o111 != 0),
+                    None => hash_file(&dir.join(&name), memo)?,
                 };
-                TreeItem::File {
-                    content,
-                    exec: meta.permissions().mode() & 0o111 != 0,
-                }
+                TreeItem::File { content, exec }
             } else {
                 TreeItem::Special
             };
@@ -545,6 +559,10 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
+    fn digest(path: &Path) -> [u8; 32] {
+        digest_input(&HostInput::open(path).unwrap(), None).unwrap()
+    }
+
     fn tree(root: &Path, order: &[&str]) {
         for name in order {
             let p = root.join(name);
@@ -568,28 +586,25 @@ mod tests {
             filetime::FileTime::from_unix_time(12345, 0),
         )
         .unwrap();
-        assert_eq!(
-            digest_input(a.path(), None).unwrap(),
-            digest_input(b.path(), None).unwrap()
-        );
+        assert_eq!(digest(a.path()), digest(b.path()));
     }
 
     #[test]
     fn directory_digest_sees_content_exec_bit_and_links() {
         let a = tempfile::tempdir().unwrap();
         tree(a.path(), &["f"]);
-        let d0 = digest_input(a.path(), None).unwrap();
+        let d0 = digest(a.path());
         fs::set_permissions(a.path().join("f"), fs::Permissions::from_mode(0o755)).unwrap();
-        let d1 = digest_input(a.path(), None).unwrap();
+        let d1 = digest(a.path());
         assert_ne!(d0, d1, "exec bit");
         fs::write(a.path().join("f"), b"other").unwrap();
-        let d2 = digest_input(a.path(), None).unwrap();
+        let d2 = digest(a.path());
         assert_ne!(d1, d2, "content");
         symlink("f", a.path().join("l")).unwrap();
-        let d3 = digest_input(a.path(), None).unwrap();
+        let d3 = digest(a.path());
         fs::remove_file(a.path().join("l")).unwrap();
         symlink("g", a.path().join("l")).unwrap();
-        assert_ne!(d3, digest_input(a.path(), None).unwrap(), "link target");
+        assert_ne!(d3, digest(a.path()), "link target");
     }
 
     #[test]
@@ -597,11 +612,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("looks.tar.gz");
         fs::write(&p, b"plain text").unwrap();
-        assert!(!is_archive(&p).unwrap());
+        assert!(!is_archive(&HostInput::open(&p).unwrap()).unwrap());
         let q = d.path().join("data.bin");
         fs::write(&q, [0x1f, 0x8b, 8, 0]).unwrap();
-        assert!(is_archive(&q).unwrap());
-        assert!(!is_archive(d.path()).unwrap());
+        assert!(is_archive(&HostInput::open(&q).unwrap()).unwrap());
+        assert!(!is_archive(&HostInput::open(d.path()).unwrap()).unwrap());
     }
 
     /// The digest of a fixed tree, pinned: the key encoding must not change
@@ -626,7 +641,7 @@ mod tests {
         fs::create_dir_all(root.join("empty")).unwrap();
         let hex = |d: [u8; 32]| blake3::Hash::from(d).to_hex().to_string();
         assert_eq!(
-            hex(digest_input(root, None).unwrap()),
+            hex(digest(root)),
             "0a8a2a7bb2eb95b57ab2565930acf592d88a47bbdc132b0c199067d8140bff4b",
             "the tree encoding changed: bump KEY_FORMAT"
         );

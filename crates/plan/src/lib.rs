@@ -22,6 +22,7 @@ mod index;
 mod inputs;
 mod keys;
 mod render;
+mod run_mounts;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -641,16 +642,16 @@ impl Planner<'_> {
                 let dest = image_path(to)?;
                 let into_dir = to.value.ends_with('/');
                 let unpack = matches!(op, Op::Add { .. })
-                    && keys::is_archive(&host).map_err(|e| io_diag(src, &host, e))?;
+                    && keys::is_archive(&host).map_err(|e| io_diag(src, host.path(), e))?;
                 if matches!(op, Op::Add { .. })
                     && !unpack
-                    && host.is_file()
+                    && !host.is_dir()
                     && inputs::named_like_archive(&src.value)
                 {
                     return Err(SpecDiagnostic::new(
                         format!(
                             "input {} is named like a tarball but is not one (neither gzip, xz, zstd, bzip2 nor plain tar)",
-                            host.display()
+                            host.path().display()
                         ),
                         src.span,
                         "not a tarball",
@@ -658,8 +659,8 @@ impl Planner<'_> {
                     .with_help("`add` unpacks tarballs and copies other files; to copy this file as it is, write `copy`"));
                 }
                 let digest = keys::digest_input(&host, self.memo.as_deref())
-                    .map_err(|e| io_diag(src, &host, e))?;
-                let path = host.clone();
+                    .map_err(|e| io_diag(src, host.path(), e))?;
+                let path = host.path().to_owned();
                 let job_op = if unpack {
                     JobOp::Unpack {
                         archive: host,
@@ -734,7 +735,7 @@ impl Planner<'_> {
                 let host = self.input(src)?;
                 if !host.is_dir() {
                     return Err(SpecDiagnostic::new(
-                        format!("input {}: not a directory", host.display()),
+                        format!("input {}: not a directory", host.path().display()),
                         src.span,
                         "not a directory",
                     )
@@ -745,16 +746,16 @@ impl Planner<'_> {
                 } else {
                     keys::digest_input_exact(&host, self.memo.as_deref())
                 }
-                .map_err(|e| io_diag(src, &host, e))?;
+                .map_err(|e| io_diag(src, host.path(), e))?;
                 (
                     JobOp::FromDir {
-                        dir: host.clone(),
+                        dir: host.path().to_owned(),
                         normalize,
                     },
                     Some(InputDigest {
                         src: src.value.clone(),
                         digest,
-                        path: host,
+                        path: host.path().to_owned(),
                     }),
                 )
             }
@@ -762,7 +763,12 @@ impl Planner<'_> {
                 command,
                 network,
                 user,
+                mounts,
             } => {
+                let mounts = mounts
+                    .iter()
+                    .map(|m| self.run_mount(&m.value))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let config = self.image_config.clone().unwrap_or_default();
                 (
                     JobOp::Run(strata_layer::RunStep {
@@ -776,6 +782,7 @@ impl Planner<'_> {
                         user: user.as_ref().map(|u| u.value.clone()),
                         platform: config.platform(),
                         network: network.as_ref().is_some_and(|n| n.value),
+                        mounts,
                     }),
                     None,
                 )
@@ -785,7 +792,7 @@ impl Planner<'_> {
 
     /// An input path, relative to the spec's directory, that must exist and
     /// stay inside the inputs root (see `inputs`).
-    fn input(&self, src: &Spanned<String>) -> Result<PathBuf, SpecDiagnostic> {
+    fn input(&self, src: &Spanned<String>) -> Result<strata_layer::HostInput, SpecDiagnostic> {
         inputs::resolve(self.inputs_root.as_ref(), &self.base_dir, src)
     }
 }

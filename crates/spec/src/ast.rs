@@ -218,7 +218,46 @@ pub enum Op {
         /// `user="NAME[:GROUP]"`: who the command runs as (as a Dockerfile's
         /// USER before RUN); default root.
         user: Option<Spanned<String>>,
+        /// The mounts of the command, from the `run` node's block.
+        mounts: Vec<Spanned<RunMount>>,
     },
+}
+
+/// A mount of a `run` step (a child node of `run`), as BuildKit's
+/// `RUN --mount`: visible to the command only, never in the layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMount {
+    /// `cache "/var/cache/apt" [id="apt"]`: a directory kept in strata's
+    /// cache and shared by every run that names the same id (default: the
+    /// path).
+    Cache {
+        target: Spanned<String>,
+        id: Option<Spanned<String>>,
+    },
+    /// `secret "/run/secrets/token" file="token.txt"` (or `env="TOKEN"`):
+    /// bytes visible at the path during the run only.
+    Secret {
+        target: Spanned<String>,
+        source: SecretSource,
+    },
+}
+
+impl RunMount {
+    /// Where the mount is in the image.
+    pub fn target(&self) -> &Spanned<String> {
+        match self {
+            RunMount::Cache { target, .. } | RunMount::Secret { target, .. } => target,
+        }
+    }
+}
+
+/// Where a secret's bytes come from, read when the step runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `file="..."`: a host file, relative to the spec file.
+    File(Spanned<String>),
+    /// `env="NAME"`: an environment variable of strata's.
+    Env(Spanned<String>),
 }
 
 impl Spec {

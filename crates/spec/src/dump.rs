@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use miette::SourceSpan;
 
-use crate::{Diagnostics, Op, Owner, Spanned, Spec};
+use crate::{Diagnostics, Op, Owner, RunMount, SecretSource, Spanned, Spec};
 
 impl Spec {
     /// The spec as indented text: one line per node, each value followed by
@@ -191,8 +191,9 @@ impl Dumper<'_> {
                 command,
                 network,
                 user,
+                mounts,
             } => format!(
-                "{}{}{}",
+                "{}{}{}{}",
                 self.s(command),
                 network
                     .as_ref()
@@ -200,7 +201,29 @@ impl Dumper<'_> {
                     .unwrap_or_default(),
                 user.as_ref()
                     .map(|u| format!(" user={}", self.s(u)))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                mounts
+                    .iter()
+                    .map(|m| match &m.value {
+                        RunMount::Cache { target, id } => format!(
+                            " {{ cache{} {}{} }}",
+                            self.at(m.span),
+                            self.s(target),
+                            id.as_ref()
+                                .map(|i| format!(" id={}", self.s(i)))
+                                .unwrap_or_default()
+                        ),
+                        RunMount::Secret { target, source } => format!(
+                            " {{ secret{} {} {} }}",
+                            self.at(m.span),
+                            self.s(target),
+                            match source {
+                                SecretSource::File(f) => format!("file={}", self.s(f)),
+                                SecretSource::Env(v) => format!("env={}", self.s(v)),
+                            }
+                        ),
+                    })
+                    .collect::<String>()
             ),
         };
         format!("{}{} {body}", op.value.kind(), self.at(op.span))

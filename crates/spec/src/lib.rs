@@ -12,6 +12,7 @@ mod args;
 mod ast;
 mod diag;
 mod dump;
+mod guard;
 mod parse;
 mod suggest;
 

@@ -13,6 +13,9 @@ use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
 use crate::suggest::did_you_mean;
+
+#[path = "parse_run.rs"]
+mod parse_run;
 use crate::syntax;
 use crate::values::{self, Problem};
 use crate::{
@@ -111,6 +114,9 @@ fn alias(kind: &str) -> Option<String> {
 
 /// Parse spec text. `name` is what diagnostics call the file.
 pub fn parse(name: &str, text: &str) -> Result<Spec, Diagnostics> {
+    if let Some(d) = crate::guard::too_deep(text) {
+        return Err(Diagnostics::single(name, text, d));
+    }
     let doc = match text.parse::<KdlDocument>() {
         Ok(doc) => doc,
         Err(err) => {
@@ -168,10 +174,7 @@ pub enum ReadError {
 
 /// Read and parse a spec file.
 pub fn read(path: &Path) -> Result<Spec, ReadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let text = crate::guard::read_text(path)?;
     parse(&path.display().to_string(), &text).map_err(|d| ReadError::Invalid(Box::new(d)))
 }
 
@@ -1616,7 +1619,7 @@ impl Parser<'_> {
                 Op::FromDir { src, normalize }
             }
             "run" => {
-                let (arg, e) = self.one_arg(node, "command", &["network", "user"]);
+                let (arg, e) = self.run_arg(node);
                 let command = arg.and_then(|a| {
                     self.checked(a, "the command", |s| {
                         if s.trim().is_empty() {
@@ -1639,10 +1642,12 @@ impl Parser<'_> {
                     .prop("user")
                     .and_then(|u| self.string(u, "`user`"))
                     .filter(|u| !u.value.is_empty());
+                let mounts = self.run_mounts(node);
                 Op::Run {
                     command: command?,
                     network,
                     user,
+                    mounts,
                 }
             }
             "layer" => {

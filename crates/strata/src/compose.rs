@@ -123,25 +123,70 @@ impl Ready {
 }
 
 /// Compose every image of a spec. See the crate docs.
+///
+/// The stages, in order: **plan** the spec (external bases resolved and
+/// their manifests fetched), **pull** layers a remote cache has
+/// (`--cache-from`), **build** every layer the cache lacks, **export** the
+/// images, **publish** the layers to a remote cache (`--cache-to`), and
+/// **report**. Every stage after the build reads one join of the plan's
+/// layers and their cache records ([`Built`]).
 pub fn compose(
     spec_path: &Path,
     opts: &ComposeOptions,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<ComposeReport, Error> {
     let started = Instant::now();
-    let cache_from = opts
-        .cache_from
-        .as_deref()
-        .map(crate::remote_cache::parse_repo)
-        .transpose()?;
-    let cache_to = opts
-        .cache_to
-        .as_deref()
-        .map(crate::remote_cache::parse_repo)
-        .transpose()?;
+    let remotes = Remotes::of(opts)?;
     let cache = Cache::open(opts.cache_dir.clone().unwrap_or_else(Cache::default_dir))?;
     // Held until the compose is done, so `strata cache gc` never removes a blob in use.
     let _lock = cache.lock_shared()?;
+    let plan = plan_stage(spec_path, opts, &cache, on_event)?;
+    let pulled = pull_stage(&plan, &cache, &remotes, opts, on_event)?;
+    // An SBOM lists every file of every layer, and a record pushed to a
+    // remote cache carries its listing.
+    let listings = !opts.lazy_listings || opts.sbom || remotes.cache_to.is_some();
+    let ready = build_stage(&plan, &cache, opts, listings, on_event)?;
+    let built = Built { plan, ready };
+    let exported = export_stage(&built, &cache, opts, on_event)?;
+    let pushed = publish_stage(&built, &cache, &remotes, opts, on_event)?;
+    Ok(report_stage(
+        spec_path, opts, &built, exported, pulled, pushed, started,
+    ))
+}
+
+/// The remote layer caches a compose reads and writes.
+struct Remotes {
+    cache_from: Option<strata_registry::Reference>,
+    cache_to: Option<strata_registry::Reference>,
+}
+
+impl Remotes {
+    fn of(opts: &ComposeOptions) -> Result<Remotes, Error> {
+        let parse = |r: &Option<String>| {
+            r.as_deref()
+                .map(crate::remote_cache::parse_repo)
+                .transpose()
+        };
+        Ok(Remotes {
+            cache_from: parse(&opts.cache_from)?,
+            cache_to: parse(&opts.cache_to)?,
+        })
+    }
+
+    fn registry(opts: &ComposeOptions) -> Result<strata_registry::Registry, Error> {
+        Ok(strata_registry::Registry::new(&strata_registry::Options {
+            insecure: opts.insecure,
+        })?)
+    }
+}
+
+/// The plan, with the inputs' digests remembered in the cache's index.
+fn plan_stage(
+    spec_path: &Path,
+    opts: &ComposeOptions,
+    cache: &Cache,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> Result<Plan, Error> {
     let index = Arc::new(MemoIndex(InputIndex::load(cache.root())));
     let plan = crate::base::plan_spec_with_bases(
         spec_path,
@@ -151,7 +196,7 @@ pub fn compose(
             args: opts.args.clone(),
             ..Default::default()
         },
-        Some(&cache),
+        Some(cache),
         &crate::base::BaseOptions {
             insecure: opts.insecure,
             pins: opts.base_pins.clone(),
@@ -164,7 +209,55 @@ pub fn compose(
         layers: plan.layers.iter().map(LayerNode::qualified_name).collect(),
         images: plan.images.len(),
     });
+    Ok(plan)
+}
 
+/// `--cache-from`: the layers the remote cache holds, fetched into the
+/// local cache so that the build finds them there. `None` without one.
+fn pull_stage(
+    plan: &Plan,
+    cache: &Cache,
+    remotes: &Remotes,
+    opts: &ComposeOptions,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> Result<Option<usize>, Error> {
+    let Some(repo) = &remotes.cache_from else {
+        return Ok(None);
+    };
+    let registry = Remotes::registry(opts)?;
+    Ok(Some(crate::remote_cache::pull(
+        plan, cache, &registry, repo, on_event,
+    )?))
+}
+
+/// The plan joined with a ready record for each of its layers (by
+/// `LayerId`): what export, publish and report all read.
+struct Built {
+    plan: Plan,
+    ready: Vec<Ready>,
+}
+
+impl Built {
+    /// The layers of `image`, bottom first, with their records.
+    fn layers<'a>(
+        &'a self,
+        image: &'a strata_plan::ImageNode,
+    ) -> impl Iterator<Item = (&'a LayerNode, &'a Ready)> + 'a {
+        image
+            .layers
+            .iter()
+            .map(|&id| (self.plan.layer(id), &self.ready[id.0]))
+    }
+}
+
+/// Every layer built, or found in the cache, on a pool of `--jobs` threads.
+fn build_stage(
+    plan: &Plan,
+    cache: &Cache,
+    opts: &ComposeOptions,
+    listings: bool,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> Result<Vec<Ready>, Error> {
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(jobs) = opts.jobs {
         pool = pool.num_threads(jobs.max(1));
@@ -172,49 +265,50 @@ pub fn compose(
     let pool = pool
         .build()
         .map_err(|e| Error::Workers(format!("cannot start them: {e}")))?;
-    let mut remote_cache_fetched = None;
-    if let Some(repo) = &cache_from {
-        let registry = strata_registry::Registry::new(&strata_registry::Options {
-            insecure: opts.insecure,
-        })?;
-        remote_cache_fetched = Some(crate::remote_cache::pull(
-            &plan, &cache, &registry, repo, on_event,
-        )?);
-    }
-    let mut ready = pool.install(|| build_all(&plan, &cache, on_event))?;
-    // An SBOM lists every file of every layer, and a record pushed to a
-    // remote cache carries its listing.
-    if !opts.lazy_listings || opts.sbom || cache_to.is_some() {
+    let mut ready = pool.install(|| build_all(plan, cache, on_event))?;
+    if listings {
         for r in &mut ready {
-            r.load_listing(&cache)?;
+            r.load_listing(cache)?;
         }
     }
+    Ok(ready)
+}
 
-    let annotations = plan
-        .images
-        .iter()
-        .map(|img| crate::annotate::annotations(img, opts))
-        .collect::<Result<Vec<_>, _>>()?;
+/// What the export wrote.
+struct Exported {
+    layout_unchanged: bool,
+    /// Per image: its manifest and config digests.
+    images: Vec<strata_export::ExportedImage>,
+    sboms: Vec<Option<strata_layer::Digest>>,
+    indexes: Vec<crate::report::IndexReport>,
+}
+
+/// The OCI layout (and the archives asked for) of every image.
+fn export_stage(
+    built: &Built,
+    cache: &Cache,
+    opts: &ComposeOptions,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> Result<Exported, Error> {
+    let plan = &built.plan;
     let mut images: Vec<ExportImage> = Vec::with_capacity(plan.images.len());
-    for (img, annotations) in plan.images.iter().zip(annotations) {
-        let mut layers = Vec::with_capacity(img.layers.len());
-        for &id in &img.layers {
-            let r = &ready[id.0].record;
-            let node = plan.layer(id);
-            layers.push(LayerDesc {
-                desc: r.desc,
-                blob_path: cache.blob_path(&r.desc.blob),
+    for img in &plan.images {
+        let layers = built
+            .layers(img)
+            .map(|(node, r)| LayerDesc {
+                desc: r.record.desc,
+                blob_path: cache.blob_path(&r.record.desc.blob),
                 created_by: strata_layer::history::created_by(&node.name),
                 // A miss was hashed as the builder wrote it; a hit was
                 // checked by `Cache::get_head` (see its stamp rule).
                 verified: true,
-            });
-        }
+            })
+            .collect();
         images.push(ExportImage {
             name: img.name.clone(),
             tag: img.tag.clone(),
             config: img.config.clone(),
-            annotations,
+            annotations: crate::annotate::annotations(img, opts)?,
             layers,
         });
     }
@@ -222,77 +316,99 @@ pub fn compose(
         out: opts.out.clone(),
     });
     let extras =
-        crate::outputs::layout_extras(&plan, &images, opts, |id| &ready[id.0].record.listing)?;
+        crate::outputs::layout_extras(plan, &images, opts, |id| &built.ready[id.0].record.listing)?;
     let written = strata_export::write_layout_with(&opts.out, &images, &extras)?;
     on_event(Event::LayoutDone {
         out: opts.out.clone(),
         unchanged: written.unchanged,
     });
-    let layout_unchanged = written.unchanged;
-    let sboms = crate::outputs::sbom_digests(&extras, &written);
-    let indexes = crate::report::index_reports(&plan, &written);
-    let exported = written.images;
     if let Some(archive) = &opts.docker_archive {
         strata_export::write_docker_archive(archive, &images)?;
     }
     crate::outputs::write_oci_archive(opts, &images)?;
-    let mut remote_cache_pushed = None;
-    if let Some(repo) = &cache_to {
-        let registry = strata_registry::Registry::new(&strata_registry::Options {
-            insecure: opts.insecure,
-        })?;
-        let layers: Vec<(String, &LayerRecord)> = plan
-            .layers
-            .iter()
-            .filter(|l| l.external.is_none())
-            .map(|l| (l.key.hex(), &ready[l.id.0].record))
-            .collect();
-        // The images are built and exported: a cache that cannot take them
-        // is worth a warning, not a failed compose (as with --cache-from).
-        match crate::remote_cache::push(&layers, &cache, &registry, repo) {
-            Ok(n) => remote_cache_pushed = Some(n),
-            Err(e) => on_event(Event::Warning(format!(
+    Ok(Exported {
+        layout_unchanged: written.unchanged,
+        sboms: crate::outputs::sbom_digests(&extras, &written),
+        indexes: crate::report::index_reports(plan, &written),
+        images: written.images,
+    })
+}
+
+/// `--cache-to`: every layer the spec builds, shared through the registry.
+/// The images are built and exported by now: a cache that cannot take them
+/// is worth a warning, not a failed compose (as with `--cache-from`).
+fn publish_stage(
+    built: &Built,
+    cache: &Cache,
+    remotes: &Remotes,
+    opts: &ComposeOptions,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> Result<Option<usize>, Error> {
+    let Some(repo) = &remotes.cache_to else {
+        return Ok(None);
+    };
+    let registry = Remotes::registry(opts)?;
+    let layers: Vec<(String, &LayerRecord)> = built
+        .plan
+        .layers
+        .iter()
+        .filter(|l| l.external.is_none())
+        .map(|l| (l.key.hex(), &built.ready[l.id.0].record))
+        .collect();
+    match crate::remote_cache::push(&layers, cache, &registry, repo) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) => {
+            on_event(Event::Warning(format!(
                 "remote cache: could not push to {repo}: {e}"
-            ))),
+            )));
+            Ok(None)
         }
     }
+}
 
+/// The report: per image and layer, from the same join the export read.
+fn report_stage(
+    spec_path: &Path,
+    opts: &ComposeOptions,
+    built: &Built,
+    exported: Exported,
+    remote_cache_fetched: Option<usize>,
+    remote_cache_pushed: Option<usize>,
+    started: Instant,
+) -> ComposeReport {
+    let plan = &built.plan;
     let images = plan
         .images
         .iter()
-        .zip(exported)
-        .zip(sboms)
+        .zip(exported.images)
+        .zip(exported.sboms)
         .map(|((img, ex), sbom)| ImageReport {
             sbom,
             name: img.name.clone(),
             tag: img.tag.clone(),
             manifest: ex.manifest,
             config: ex.config,
-            layers: img
-                .layers
-                .iter()
-                .map(|&id| {
-                    let r = &ready[id.0];
-                    LayerReport {
-                        name: plan.layer(id).qualified_name(),
-                        desc: r.record.desc,
-                        cache: r.cache.clone(),
-                        miss_reason: r.miss_reason.clone(),
-                        key: plan.layer(id).key.hex(),
-                        compression: plan.layer(id).job.compression.identity(),
-                        listing: r.record.listing.clone(),
-                    }
+            layers: built
+                .layers(img)
+                .map(|(node, r)| LayerReport {
+                    name: node.qualified_name(),
+                    desc: r.record.desc,
+                    cache: r.cache.clone(),
+                    miss_reason: r.miss_reason.clone(),
+                    key: node.key.hex(),
+                    compression: node.job.compression.identity(),
+                    listing: r.record.listing.clone(),
                 })
                 .collect(),
         })
         .collect();
-    Ok(ComposeReport {
+    ComposeReport {
         spec: spec_path.to_path_buf(),
         out: opts.out.clone(),
-        layout_unchanged,
+        layout_unchanged: exported.layout_unchanged,
         docker_archive: opts.docker_archive.clone(),
         oci_archive: opts.oci_archive.clone(),
-        indexes,
+        indexes: exported.indexes,
         images,
         bases: plan
             .bases
@@ -307,7 +423,7 @@ pub fn compose(
         remote_cache_fetched,
         remote_cache_pushed,
         elapsed_ms: started.elapsed().as_millis() as u64,
-    })
+    }
 }
 
 /// Build (or fetch from the cache) every layer of the plan. Layers run in
@@ -520,6 +636,7 @@ fn build_one(
 }
 
 /// Build a layer of the spec into `blob`: its record (not yet stored).
+#[allow(clippy::too_many_arguments)] // the executor's state, passed through once
 fn built_record(
     plan: &Plan,
     layer: &LayerNode,

@@ -165,8 +165,9 @@ pub enum Error {
     /// The worker pool could not be started, or a worker panicked.
     #[error("the build's worker threads: {0}")]
     Workers(String),
-    /// A build step that failed, located in the spec: a `run` command that
-    /// exited non-zero, a `delete` of a path no layer below has.
+    /// A build step that failed where the spec is right, located in the
+    /// spec: a `run` command that exited non-zero, an image with no
+    /// `/bin/sh` to run it, a `delete` of a path no layer below has.
     #[error("{0}")]
     Build(Box<Diagnostics>),
     /// `strata import`: the Dockerfile lines that cannot be translated.

@@ -28,14 +28,16 @@ fn op_of(layer: &LayerNode, err: &LayerError) -> Option<usize> {
         LayerError::BadArchiveEntry { archive, .. }
         | LayerError::BadArchive { archive, .. }
         | LayerError::Limit { archive, .. }
-        | LayerError::Spool { archive, .. } => archive,
+        | LayerError::Spool { archive, .. }
+        | LayerError::SpoolFull { archive, .. } => archive,
         LayerError::Io { path, .. } | LayerError::Host { path, .. } => path,
         _ => return None,
     };
     layer.job.ops.iter().position(|op| match op {
-        JobOp::Unpack { archive, .. } => archive == path,
-        // A file below a copied directory names the file.
-        JobOp::Copy { src, .. } => path.starts_with(src),
+        JobOp::Unpack { archive, .. } => archive.path() == path,
+        // A file below a copied directory names the file, at its physical
+        // path (see `HostInput::real`).
+        JobOp::Copy { src, .. } => path.starts_with(src.path()) || path.starts_with(src.real()),
         _ => false,
     })
 }

@@ -39,42 +39,62 @@ pub(crate) fn build(
         .map(|(r, blob)| Below {
             listing: &r.listing,
             blob,
+            diff_id: &r.desc.diff_id,
         })
         .collect();
-    strata_union::build_job(&layer.job, &below, out, progress, warn).map_err(
+    let store = strata_union::RunStore {
+        unpacked: cache.unpacked_dir(),
+        cache_mounts: cache.cache_mounts_dir(),
+    };
+    strata_union::build_job(&layer.job, &below, Some(&store), out, progress, warn).map_err(
         |source| match source {
-            // A failing command is the spec's problem: point at it.
+            // A failing command, or no shell to run it with, is a failed
+            // build (not an invalid spec), pointed at the command.
             strata_union::Error::RunFailed {
                 command,
                 status,
                 output,
-            } => {
-                let op = layer
-                    .job
-                    .ops
-                    .iter()
-                    .position(|op| matches!(op, JobOp::Run(s) if s.command == command));
-                let span = op
-                    .and_then(|i| layer.op_spans.get(i).copied())
-                    .unwrap_or(layer.span);
-                Error::Build(Box::new(
-                    plan.diagnostic(
-                        SpecDiagnostic::new(
-                            format!(
-                                "layer `{}` of image `{}`: the command failed ({status})",
-                                layer.name, layer.image
-                            ),
-                            span,
-                            "this command",
-                        )
-                        .with_help(format!("its output ends with:\n{}", output.trim_end())),
-                    ),
-                ))
-            }
+            } => failed_at(
+                plan,
+                layer,
+                &command,
+                format!("the command failed ({status})"),
+                format!("its output ends with:\n{}", output.trim_end()),
+            ),
+            strata_union::Error::NoShell { command } => failed_at(
+                plan,
+                layer,
+                &command,
+                "the layers below have no /bin/sh to run the command with".to_owned(),
+                "a `run` step runs `/bin/sh -c COMMAND`: build on an image that has a shell"
+                    .to_owned(),
+            ),
             source => Error::UnionLayer {
                 layer: layer.qualified_name(),
                 source,
             },
         },
     )
+}
+
+/// [`Error::Build`] at the `run` step of `layer` whose command is `command`.
+fn failed_at(plan: &Plan, layer: &LayerNode, command: &str, what: String, help: String) -> Error {
+    let op = layer
+        .job
+        .ops
+        .iter()
+        .position(|op| matches!(op, JobOp::Run(s) if s.command == command));
+    let span = op
+        .and_then(|i| layer.op_spans.get(i).copied())
+        .unwrap_or(layer.span);
+    Error::Build(Box::new(
+        plan.diagnostic(
+            SpecDiagnostic::new(
+                format!("layer `{}` of image `{}`: {what}", layer.name, layer.image),
+                span,
+                "this command",
+            )
+            .with_help(help),
+        ),
+    ))
 }

@@ -59,6 +59,14 @@ pub struct Applier {
     /// The id map of a `run` step's namespace: owners are written as the
     /// host ids that stand for them there.
     shift: Option<IdMap>,
+    /// One layer as an overlayfs lower directory (`snapshot`) rather than
+    /// applied onto the layers below: whiteouts become whiteout devices,
+    /// opaque markers the `user.overlay.opaque` xattr.
+    pub(crate) overlay: bool,
+    /// In overlay mode, directories made for a path whose own entry the
+    /// layer lacks: their owner and mode would hide those of the layers
+    /// below, so a layer with any cannot be a snapshot.
+    pub(crate) implied: BTreeSet<ImagePath>,
 }
 
 /// Whether this process runs as root (and so can set owners and make devices).
@@ -77,7 +85,14 @@ impl Applier {
             dir_mtimes: BTreeMap::new(),
             report: ApplyReport::default(),
             shift: None,
+            overlay: false,
+            implied: BTreeSet::new(),
         }
+    }
+
+    /// Shifts owners into a `run` step's id range.
+    pub(crate) fn set_shift(&mut self, ids: &IdMap) {
+        self.shift = Some(ids.clone());
     }
 
     /// The host owner that stands for the image's `uid`:`gid`: itself, or
@@ -186,6 +201,9 @@ impl Applier {
         if path.is_root() && itself {
             return Ok(());
         }
+        if self.overlay {
+            return self.mark_hidden(path, itself);
+        }
         let Some(host) = self.resolve(path)? else {
             return Ok(());
         };
@@ -212,6 +230,61 @@ impl Applier {
             }
         }
         Ok(())
+    }
+
+    /// Overlay mode: what `hide` removes from the layers below is marked
+    /// instead, as overlayfs reads it in a lower directory mounted with
+    /// `userxattr`: a whiteout device (0/0) at a deleted path, the
+    /// `user.overlay.opaque` xattr on a directory whose lower content is gone.
+    fn mark_hidden(&mut self, path: &ImagePath, itself: bool) -> Result<(), Error> {
+        if itself && self.written.contains(path) {
+            return Ok(());
+        }
+        let host = self.parents(path)?;
+        let existing = match fs::symlink_metadata(&host) {
+            Ok(m) => Some(m.is_dir()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(&host, e)),
+        };
+        if itself {
+            if existing.is_some() {
+                return Ok(());
+            }
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &host,
+                rustix::fs::FileType::CharacterDevice,
+                rustix::fs::Mode::empty(),
+                rustix::fs::makedev(0, 0),
+            )
+            .map_err(|err| io_err(&host, err.into()))?;
+            return self.chown(&host, 0, 0);
+        }
+        if path.is_root() {
+            // An opaque root hides every layer below: no lower directory
+            // can say that, so the caller applies the layers instead.
+            self.implied.insert(path.clone());
+            return Ok(());
+        }
+        match existing {
+            Some(true) => {}
+            Some(false) => {
+                fs::remove_file(&host).map_err(|e| io_err(&host, e))?;
+                self.mkdir(path, &host, 0o755, 0, 0)?;
+                self.implied.insert(path.clone());
+            }
+            None => {
+                self.mkdir(path, &host, 0o755, 0, 0)?;
+                self.implied.insert(path.clone());
+            }
+        }
+        rustix::fs::lsetxattr(
+            &host,
+            "user.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .map_err(|err| io_err(&host, err.into()))
     }
 
     fn written_below(&self, path: &ImagePath) -> bool {
@@ -262,6 +335,9 @@ impl Applier {
                 Err(e) => return Err(io_err(&host, e)),
             }
             self.mkdir(&a, &host, 0o755, 0, 0)?;
+            if self.overlay {
+                self.implied.insert(a.clone());
+            }
         }
         Ok(self.host(path))
     }
@@ -318,6 +394,7 @@ impl Applier {
             Err(err) => return Err(io_err(&host, err)),
         };
         if e.kind == EntryKind::Dir {
+            self.implied.remove(&e.path);
             match existing {
                 Some(true) => {
                     self.chown(&host, e.uid, e.gid)?;

@@ -3,20 +3,30 @@
 //! listing alone cannot answer.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use strata_layer::{BuildOutput, JobOp, LayerJob, Listing, Progress, RunStep};
+use strata_layer::{BuildOutput, Digest, JobOp, LayerJob, Listing, Progress, RunStep};
 
 use crate::Error;
 use crate::diff::{DiffOptions, diff_dir};
 use crate::model::Model;
 use crate::run::RunDirs;
 
-/// One layer below a job: its listing and its blob.
+/// One layer below a job: its listing, its blob and its diff_id.
 #[derive(Debug, Clone, Copy)]
 pub struct Below<'a> {
     pub listing: &'a Listing,
     pub blob: &'a Path,
+    pub diff_id: &'a Digest,
+}
+
+/// Where `run` steps keep what outlives them, in strata's cache: the
+/// layers below unpacked (see `snapshot`), and the directories of cache
+/// mounts, by id.
+#[derive(Debug, Clone)]
+pub struct RunStore {
+    pub unpacked: PathBuf,
+    pub cache_mounts: PathBuf,
 }
 
 /// Whether `job` must be built by [`build_job`] rather than `strata_layer::build`.
@@ -26,10 +36,12 @@ pub fn is_union_job(job: &LayerJob) -> bool {
 
 /// Builds a `from-dir` or `run` layer on the layers `below` (bottom first)
 /// and writes its blob to `out`. A job holds one `from-dir`, or only `run`
-/// steps (the spec refuses anything else).
+/// steps (the spec refuses anything else). Without a `store`, each run
+/// applies the layers below afresh and its cache mounts start empty.
 pub fn build_job(
     job: &LayerJob,
     below: &[Below<'_>],
+    store: Option<&RunStore>,
     out: &mut dyn Write,
     progress: Progress<'_>,
     warn: &dyn Fn(String),
@@ -73,13 +85,12 @@ pub fn build_job(
                     )),
                 })
                 .collect::<Result<_, _>>()?;
-            let blobs: Vec<_> = below.iter().map(|b| b.blob.to_path_buf()).collect();
-            let dirs = RunDirs::new(&blobs)?;
+            let dirs = RunDirs::new(below, store.map(|s| s.unpacked.as_path()))?;
             if let Some(w) = dirs.single_id_warning() {
                 warn(w);
             }
             for step in steps {
-                dirs.run(step)?;
+                dirs.run(step, store.map(|s| s.cache_mounts.as_path()))?;
             }
             let ids = dirs.ids.is_full().then_some(&dirs.ids);
             let entries = crate::upper::upper_entries(&lower, &dirs.upper, ids)?;

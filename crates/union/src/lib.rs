@@ -14,7 +14,8 @@
 //!   [`squash()`], [`commit`]), written back into the layout under a new tag.
 //! - `job` and `run`: the layer jobs the executor cannot build from listings
 //!   alone ([`build_job`]): `from-dir` and `run` steps, the latter run
-//!   rootless in a user namespace on an overlay mount.
+//!   rootless in a user namespace on an overlay mount, on the layers below
+//!   unpacked once each by diff_id (`snapshot`).
 //!
 //! Invariants: nothing is written outside the directory or layout a caller
 //! names, and temporary directories it removes; a layer is always written by
@@ -31,13 +32,14 @@ mod job;
 pub mod model;
 mod run;
 pub mod sandbox;
+mod snapshot;
 pub mod squash;
 mod upper;
 
 pub use apply::{ApplyReport, apply_blobs, running_as_root};
 pub use diff::{DiffOptions, diff_dir};
 pub use image::{Image, WriteOptions, commit, rootfs, squash};
-pub use job::{Below, build_job, is_union_job};
+pub use job::{Below, RunStore, build_job, is_union_job};
 pub use model::{Model, ModelError};
 pub use upper::upper_entries;
 
@@ -79,6 +81,25 @@ pub enum Error {
     /// The machine does not let a `run` step run: what is missing.
     #[error("cannot run a `run` step: {0}")]
     Sandbox(String),
+    /// The layers below a `run` step have no `/bin/sh` to run `command` with.
+    #[error("the layers below have no /bin/sh to run {command:?} with")]
+    NoShell { command: String },
+    /// A secret of a `run` step whose bytes cannot be read: `source` names
+    /// the file or variable, never the bytes.
+    #[error("the secret for {target}: {from}: {reason}")]
+    Secret {
+        target: String,
+        from: String,
+        reason: String,
+    },
+    /// A mount of a `run` step that cannot be made where the image has
+    /// something else (a file where a cache directory goes, say).
+    #[error("the {kind} mount at {target}: {reason}")]
+    MountPoint {
+        kind: &'static str,
+        target: String,
+        reason: String,
+    },
     /// The command of a `run` step failed; `output` is the end of what it printed.
     #[error("run {command:?} failed ({status}); its output ends with:\n{output}")]
     RunFailed {

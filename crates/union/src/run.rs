@@ -19,23 +19,30 @@
 //! it is owned by ids no host user has. It records its owner's pid and start
 //! time: a compose removes those whose strata is gone (killed, say).
 //!
-//! Why a materialised lower rather than a stack of per-layer directories:
-//! one directory is the same view whatever the number of layers, and the
-//! applier that makes it is the one `strata rootfs` uses and the tests hold
-//! to the model.
+//! The lower view is, when strata runs as root and is given a store, the
+//! layers below unpacked once each by diff_id (`snapshot`) and stacked as
+//! overlayfs lower directories, so five `run` layers in a row unpack the
+//! base once (and later composes not at all). Otherwise, or when a layer
+//! cannot be a lower directory by itself or the stack is deeper than
+//! [`MAX_LOWERS`], the layers are applied into `lower`, one directory that
+//! is the same view whatever the number of layers, by the applier that
+//! `strata rootfs` uses and the tests hold to the model.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use strata_layer::RunStep;
+use strata_layer::{Digest, ImagePath, RunMount, RunStep, SecretSource};
 
 use crate::Error;
 use crate::apply::{self, io_err};
-use crate::idmap::IdMap;
+use crate::idmap::{IdMap, Writer};
+use crate::job::Below;
 use crate::sandbox::{self, status};
+use crate::snapshot::{MAX_LOWERS, Snapshots};
 
 /// The prefix of every run's temporary directory in `$TMPDIR`.
 const PREFIX: &str = "strata-run-";
@@ -47,12 +54,16 @@ pub struct RunDirs {
     pub lower: PathBuf,
     pub upper: PathBuf,
     pub ids: IdMap,
+    /// The layers below as unpacked lower directories, top first; when
+    /// empty, `lower` holds them applied.
+    pub lowers: Vec<PathBuf>,
 }
 
 impl RunDirs {
-    /// Materialises the layer blobs `blobs` (bottom first) as the lower
-    /// directory of a run, and makes its empty upper directory.
-    pub fn new(blobs: &[PathBuf]) -> Result<RunDirs, Error> {
+    /// Makes the lower view of a run on the layers `below` (bottom first),
+    /// from the unpacked layers in `store` where it can, and its empty
+    /// upper directory.
+    pub fn new(below: &[Below<'_>], store: Option<&Path>) -> Result<RunDirs, Error> {
         remove_abandoned(&std::env::temp_dir());
         let tmp = tempfile::Builder::new()
             .prefix(PREFIX)
@@ -63,11 +74,12 @@ impl RunDirs {
         fs::write(&owner, owner_stamp(std::process::id()).unwrap_or_default())
             .map_err(|e| io_err(&owner, e))?;
         let ids = IdMap::for_this_process();
-        let dirs = RunDirs {
+        let mut dirs = RunDirs {
             lower: tmp.path().join("lower"),
             upper: tmp.path().join("upper"),
             _tmp: tmp,
             ids,
+            lowers: Vec::new(),
         };
         let root = dirs._tmp.path();
         for d in [
@@ -78,6 +90,7 @@ impl RunDirs {
             "scaffold",
             "scaffold/proc",
             "scaffold/dev",
+            "mnt",
         ] {
             let p = root.join(d);
             fs::create_dir(&p).map_err(|e| io_err(&p, e))?;
@@ -98,14 +111,22 @@ impl RunDirs {
                 "scaffold",
                 "scaffold/proc",
                 "scaffold/dev",
+                "mnt",
             ] {
                 let p = root.join(d);
                 std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).map_err(|e| io_err(&p, e))?;
             }
         }
+        if let Some(store) = store
+            && let Some(lowers) = stack(store, &dirs.ids, below)?
+        {
+            dirs.lowers = lowers;
+            return Ok(dirs);
+        }
         // The root directory's owner is then the image's own, if it says.
         let shift = dirs.ids.is_full().then_some(&dirs.ids);
-        apply::apply_blobs_shifted(blobs, &dirs.lower, shift)?;
+        let blobs: Vec<PathBuf> = below.iter().map(|b| b.blob.to_path_buf()).collect();
+        apply::apply_blobs_shifted(&blobs, &dirs.lower, shift)?;
         Ok(dirs)
     }
 
@@ -120,9 +141,12 @@ impl RunDirs {
     }
 
     /// Runs one step in the sandbox; its changes accumulate in `upper`.
-    pub fn run(&self, step: &RunStep) -> Result<(), Error> {
+    /// Its cache mounts are directories of `cache_mounts` (of the run
+    /// directory, so empty, without one).
+    pub fn run(&self, step: &RunStep, cache_mounts: Option<&Path>) -> Result<(), Error> {
         check_user_namespaces()?;
         check_platform(&step.platform)?;
+        let mounts = self.prepare_mounts(step, cache_mounts)?;
         let root = self._tmp.path();
         let log_path = root.join("output.log");
         let log = fs::File::create(&log_path).map_err(|e| io_err(&log_path, e))?;
@@ -130,6 +154,8 @@ impl RunDirs {
         // compose runs would leave that path naming another binary, or none.
         let mut child = Command::new(sandbox::SELF_EXE)
             .args(sandbox::stage1_args(
+                &self.lowers,
+                &mounts.lines,
                 step.network,
                 step.workdir.as_deref().unwrap_or("/"),
                 step.user.as_deref(),
@@ -145,7 +171,7 @@ impl RunDirs {
             .map_err(|e| Error::Sandbox(format!("cannot start the strata binary again: {e}")))?;
         // Killing stage 1 on an early return also closes its stdin, which
         // ends the container.
-        let result = self.drive(&mut child, &log_path);
+        let result = self.drive(&mut child, &log_path, &mounts.secrets);
         if result.is_err() {
             let _ = child.kill();
         }
@@ -154,6 +180,8 @@ impl RunDirs {
         let lifeline = child.stdin.take();
         let status = child.wait();
         drop(lifeline);
+        // The cache mounts' locks are held until the container has ended.
+        drop(mounts);
         result?;
         let status =
             status.map_err(|e| Error::Sandbox(format!("cannot wait for the sandbox: {e}")))?;
@@ -169,10 +197,9 @@ impl RunDirs {
                 output.trim()
             ))),
             Some(status::SETUP) => Err(Error::Sandbox(output.trim().to_owned())),
-            Some(status::NO_SHELL) => Err(Error::Sandbox(format!(
-                "the layers below have no /bin/sh to run {:?} with",
-                step.command
-            ))),
+            Some(status::NO_SHELL) => Err(Error::NoShell {
+                command: step.command.clone(),
+            }),
             code => Err(Error::RunFailed {
                 command: step.command.clone(),
                 status: code.map_or_else(
@@ -186,7 +213,12 @@ impl RunDirs {
 
     /// The handshake with stage 1: wait for its namespaces, map the ids,
     /// say go; then hold its stdin open until it ends.
-    fn drive(&self, child: &mut std::process::Child, log: &Path) -> Result<(), Error> {
+    fn drive(
+        &self,
+        child: &mut std::process::Child,
+        log: &Path,
+        secrets: &[Vec<u8>],
+    ) -> Result<(), Error> {
         let mut out = BufReader::new(child.stdout.take().expect("piped"));
         let mut line = String::new();
         let _ = out.read_line(&mut line);
@@ -205,11 +237,163 @@ impl RunDirs {
         }
         self.ids.write(child.id())?;
         let stdin = child.stdin.as_mut().expect("piped");
+        // The secrets follow `go`, each as its length and its bytes: they
+        // reach the sandbox's tmpfs through this pipe, never a file.
+        let mut message = b"go\n".to_vec();
+        for s in secrets {
+            message.extend_from_slice(format!("{}\n", s.len()).as_bytes());
+            message.extend_from_slice(s);
+        }
         stdin
-            .write_all(b"go\n")
+            .write_all(&message)
             .and_then(|_| stdin.flush())
             .map_err(|e| Error::Sandbox(format!("the sandbox ended at its start: {e}")))?;
         Ok(())
+    }
+}
+
+/// A step's mounts made ready: the lines stage 1 takes (`KIND\tTARGET\tSOURCE`),
+/// the secrets' bytes, and the locks of its cache directories.
+struct Mounts {
+    lines: Vec<String>,
+    secrets: Vec<Vec<u8>>,
+    _locks: Vec<fs::File>,
+}
+
+impl RunDirs {
+    /// Makes each mount's point in `mnt` (the lowest layer of the view, so
+    /// it exists whatever the image has, and never reaches the layer), each
+    /// cache mount's directory (locked for this run: two composes sharing
+    /// an id take turns, as BuildKit's `sharing=locked`), and reads each
+    /// secret.
+    fn prepare_mounts(&self, step: &RunStep, cache_mounts: Option<&Path>) -> Result<Mounts, Error> {
+        let root = self._tmp.path();
+        let as_root = crate::running_as_root();
+        let own = |p: &Path| -> Result<(), Error> {
+            if as_root {
+                let (uid, gid) = (self.ids.host_uid(0), self.ids.host_gid(0));
+                std::os::unix::fs::lchown(p, uid, gid).map_err(|e| io_err(p, e))?;
+            }
+            Ok(())
+        };
+        let mut out = Mounts {
+            lines: Vec::new(),
+            secrets: Vec::new(),
+            _locks: Vec::new(),
+        };
+        for (i, m) in step.mounts.iter().enumerate() {
+            let (kind, target, is_dir) = match m {
+                RunMount::Cache { target, .. } => ("cache", target, true),
+                RunMount::Secret { target, .. } => ("secret", target, false),
+            };
+            let bad = |reason: String| Error::MountPoint {
+                kind,
+                target: target.clone(),
+                reason,
+            };
+            let path = ImagePath::parse_abs(target)
+                .filter(|p| !p.is_root() && !target.contains(['\t', '\n']))
+                .ok_or_else(|| bad("not a path a mount can be at".to_owned()))?;
+            let comps: Vec<&[u8]> = path.components().collect();
+            let mut stub = root.join("mnt");
+            for (k, c) in comps.iter().enumerate() {
+                stub.push(std::ffi::OsStr::from_bytes(c));
+                let made = if k + 1 == comps.len() && !is_dir {
+                    fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o400)
+                        .open(&stub)
+                        .map(drop)
+                } else {
+                    fs::create_dir(&stub)
+                };
+                match made {
+                    Ok(()) => own(&stub)?,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let meta = fs::symlink_metadata(&stub).map_err(|e| io_err(&stub, e))?;
+                        if meta.is_dir() != (is_dir || k + 1 < comps.len()) {
+                            return Err(bad(
+                                "another mount of this layer's steps needs a file where this one needs a directory, or the other way round"
+                                    .to_owned(),
+                            ));
+                        }
+                    }
+                    Err(e) => return Err(io_err(&stub, e)),
+                }
+            }
+            match m {
+                RunMount::Cache { id, .. } => {
+                    let (dir, lock) = match cache_mounts {
+                        Some(base) => {
+                            // Stage 1 binds it from the run's directory.
+                            let base = &std::path::absolute(base).map_err(|e| io_err(base, e))?;
+                            make_private_dir(base)?;
+                            // By a digest of the id: any id is a safe name.
+                            let name = Digest::of(id.as_bytes()).hex();
+                            let name = &name[..32];
+                            (base.join(name), Some(base.join(format!("{name}.lock"))))
+                        }
+                        None => (root.join(format!("cache-{i}")), None),
+                    };
+                    if let Some(lock) = lock {
+                        let f = fs::File::create(&lock).map_err(|e| io_err(&lock, e))?;
+                        f.lock().map_err(|e| io_err(&lock, e))?;
+                        out._locks.push(f);
+                    }
+                    match fs::create_dir(&dir) {
+                        Ok(()) => own(&dir)?,
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(io_err(&dir, e)),
+                    }
+                    if dir.as_os_str().as_encoded_bytes().contains(&b'\n') {
+                        return Err(bad(format!(
+                            "{}: a newline in the cache's path",
+                            dir.display()
+                        )));
+                    }
+                    out.lines
+                        .push(format!("cache\t{target}\t{}", dir.display()));
+                }
+                RunMount::Secret { source, .. } => {
+                    let (name, bytes) = match source {
+                        SecretSource::File(p) => (
+                            p.display().to_string(),
+                            fs::read(p).map_err(|e| e.to_string()),
+                        ),
+                        SecretSource::Env(v) => (
+                            format!("environment variable {v}"),
+                            std::env::var_os(v)
+                                .map(|b| b.into_encoded_bytes())
+                                .ok_or_else(|| "not set".to_owned()),
+                        ),
+                    };
+                    let bytes = bytes.map_err(|reason| Error::Secret {
+                        target: target.clone(),
+                        from: name,
+                        reason,
+                    })?;
+                    out.lines
+                        .push(format!("secret\t{target}\t{}", out.secrets.len()));
+                    out.secrets.push(bytes);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Makes `dir` (0700: what the namespace's users own there is out of other
+/// host users' reach) if it is missing.
+fn make_private_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        Ok(()) => Ok(()),
+        Err(e) => Err(io_err(dir, e)),
     }
 }
 
@@ -220,6 +404,28 @@ impl Drop for RunDirs {
     fn drop(&mut self) {
         open_up(self._tmp.path());
     }
+}
+
+/// The layers `below` as unpacked lower directories of `store`, top
+/// first; `None` where the run must apply them instead (see the module doc).
+fn stack(store: &Path, ids: &IdMap, below: &[Below<'_>]) -> Result<Option<Vec<PathBuf>>, Error> {
+    if !crate::running_as_root()
+        || ids.writer != Writer::Direct
+        || below.is_empty()
+        || below.len() > MAX_LOWERS
+    {
+        return Ok(None);
+    }
+    let snapshots = Snapshots::open(store, ids)?;
+    let mut lowers = Vec::with_capacity(below.len());
+    for b in below.iter().rev() {
+        match snapshots.get(&b.diff_id.hex(), b.blob)? {
+            // Stage 1 takes the list one path a line.
+            Some(dir) if !dir.as_os_str().as_encoded_bytes().contains(&b'\n') => lowers.push(dir),
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(lowers))
 }
 
 /// Makes every directory below `root` removable by its owner.

@@ -11,7 +11,10 @@
 //!    to write the id maps (see `idmap`) and say `go`;
 //! 3. becomes the namespace's root (`setresgid`/`setgroups`/`setresuid` to
 //!    0, which is a private host range, never the host's root), makes every
-//!    mount private, mounts overlayfs (`lowerdir=lower:scaffold`, the upper
+//!    mount private, mounts overlayfs (`lowerdir=lower:scaffold`, or the
+//!    unpacked layers it bound to `l/N` before entering the namespace, so
+//!    that the namespace's root need not reach them through the cache's
+//!    directories; the upper
 //!    directory that becomes the layer, option `userxattr`) on `merged`, names
 //!    the UTS namespace `strata`, and starts stage 2 in `merged`.
 //!
@@ -26,8 +29,10 @@
 //! with the image's environment, waiting for it.
 //!
 //! `/proc` and `/dev` are mounted even when the image lacks the directories:
-//! `scaffold` is a lowest layer holding just those two, so they exist in the
-//! view but never in the upper directory, and never in the layer.
+//! `scaffold` is a layer holding just those two (the lowest below an applied
+//! `lower`, the topmost above stacked layers, whose whiteouts would hide
+//! it), so they exist in the view but never in the upper directory, and
+//! never in the layer.
 //!
 //! Everything here is safe Rust over `rustix` (and `nix` for `unshare`).
 
@@ -35,6 +40,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::{BufRead, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -94,6 +100,12 @@ struct Args {
     workdir: OsString,
     /// The image's `user`, empty for root.
     user: OsString,
+    /// The unpacked layers to stack, top first, one path a line; empty for
+    /// the run directory's `lower`.
+    lowers: OsString,
+    /// The step's mounts, one a line: `cache\tTARGET\tHOST-DIR` or
+    /// `secret\tTARGET\tN` (the Nth secret strata writes after `go`).
+    mounts: OsString,
     command: OsString,
     env: Vec<OsString>,
 }
@@ -104,12 +116,16 @@ impl Args {
         let network = it.next()? == "1";
         let workdir = it.next()?;
         let user = it.next()?;
+        let lowers = it.next()?;
+        let mounts = it.next()?;
         let command = it.next()?;
         Some(Args {
             parent,
             network,
             workdir,
             user,
+            lowers,
+            mounts,
             command,
             env: it.collect(),
         })
@@ -121,6 +137,8 @@ impl Args {
             if self.network { "1" } else { "0" }.into(),
             self.workdir.clone(),
             self.user.clone(),
+            self.lowers.clone(),
+            self.mounts.clone(),
             self.command.clone(),
         ];
         v.extend(self.env.iter().cloned());
@@ -130,6 +148,8 @@ impl Args {
 
 /// The arguments strata starts stage 1 with.
 pub fn stage1_args(
+    lowers: &[std::path::PathBuf],
+    mounts: &[String],
     network: bool,
     workdir: &str,
     user: Option<&str>,
@@ -141,6 +161,17 @@ pub fn stage1_args(
         network,
         workdir: workdir.into(),
         user: user.unwrap_or("").into(),
+        lowers: {
+            let mut l = OsString::new();
+            for (i, p) in lowers.iter().enumerate() {
+                if i > 0 {
+                    l.push("\n");
+                }
+                l.push(p);
+            }
+            l
+        },
+        mounts: mounts.join("\n").into(),
         command: command.into(),
         env: env.iter().map(OsString::from).collect(),
     };
@@ -187,6 +218,64 @@ fn stage1(a: &Args) -> i32 {
             "its process ended before the sandbox started",
         );
     }
+    // The unpacked layers are bound to `l/N` in the run directory before
+    // the user namespace exists: its root is not strata's user and may not
+    // search the directories that lead to the cache, and overlayfs takes
+    // only lower directories of its own mount namespace, which the user
+    // namespace's copies of these mounts are. The binds live in a private
+    // mount namespace that goes with this process.
+    let lowers: Vec<&Path> = a
+        .lowers
+        .as_bytes()
+        .split(|&b| b == b'\n')
+        .filter(|p| !p.is_empty())
+        .map(|p| Path::new(std::ffi::OsStr::from_bytes(p)))
+        .collect();
+    let mounts: Vec<Mount<'_>> = a
+        .mounts
+        .as_bytes()
+        .split(|&b| b == b'\n')
+        .filter_map(Mount::parse)
+        .collect();
+    // Cache directories are in strata's cache too: as root, bound to
+    // `c/N` the same way; otherwise the namespace's root is strata's user,
+    // who reaches them.
+    let as_root = rustix::process::geteuid().is_root();
+    let caches: Vec<&Path> = mounts
+        .iter()
+        .filter(|m| m.kind == b"cache")
+        .map(|m| m.source_path())
+        .collect();
+    if !lowers.is_empty() || (as_root && !caches.is_empty()) {
+        if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS) {
+            return fail("cannot make a mount namespace for the layers", e);
+        }
+        if let Err(e) = mount_change(
+            "/",
+            MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+        ) {
+            return fail("cannot make the mounts private", e);
+        }
+        for (i, p) in lowers.iter().enumerate() {
+            // A layer's later steps find the mount points its first made.
+            let at = format!("l/{i}");
+            if let Err(e) = fs::create_dir_all(&at) {
+                return fail(&format!("cannot make {at}"), e);
+            }
+            if let Err(e) = mount_bind(*p, at.as_str()) {
+                return fail(&format!("cannot bind {}", p.display()), e);
+            }
+        }
+        for (i, p) in caches.iter().enumerate() {
+            let at = format!("c/{i}");
+            if let Err(e) = fs::create_dir_all(&at) {
+                return fail(&format!("cannot make {at}"), e);
+            }
+            if let Err(e) = mount_bind(*p, at.as_str()) {
+                return fail(&format!("cannot bind {}", p.display()), e);
+            }
+        }
+    }
     use nix::sched::CloneFlags as F;
     let mut flags = F::CLONE_NEWUSER | F::CLONE_NEWNS | F::CLONE_NEWUTS | F::CLONE_NEWIPC;
     flags |= F::CLONE_NEWPID;
@@ -207,6 +296,13 @@ fn stage1(a: &Args) -> i32 {
     if stdin.read_line(&mut line).is_err() || line.trim() != "go" {
         return fail("strata did not map the ids", "no `go`");
     }
+    let mut secrets = Vec::new();
+    for _ in mounts.iter().filter(|m| m.kind == b"secret") {
+        match read_secret(&mut stdin) {
+            Some(s) => secrets.push(s),
+            None => return fail("strata did not send the secrets", "short read"),
+        }
+    }
     drop(stdin);
 
     use rustix::thread::{Gid, Uid, set_thread_groups, set_thread_res_gid, set_thread_res_uid};
@@ -224,15 +320,38 @@ fn stage1(a: &Args) -> i32 {
     ) {
         return fail("cannot make the mounts private", e);
     }
+    // With the layers stacked, the scaffold goes on top: a layer's
+    // whiteout of `/proc` or `/dev` would hide it from below (an applied
+    // `lower` simply lacks them). Mounts cover its two directories, and
+    // nothing copies them up.
+    // `mnt`, the mounts' points, is the lowest: it adds what the image
+    // lacks and changes nothing it has.
+    let lowerdir = if lowers.is_empty() {
+        "lower:scaffold:mnt".to_owned()
+    } else {
+        let mut l = "scaffold".to_owned();
+        for i in 0..lowers.len() {
+            l.push_str(&format!(":l/{i}"));
+        }
+        l.push_str(":mnt");
+        l
+    };
+    let options = format!("lowerdir={lowerdir},upperdir=upper,workdir=work,userxattr");
+    let Ok(options) = std::ffi::CString::new(options) else {
+        return fail("overlay options", "a NUL byte");
+    };
     if let Err(e) = mount(
         "overlay",
         "merged",
         "overlay",
         MountFlags::empty(),
-        c"lowerdir=lower:scaffold,upperdir=upper,workdir=work,userxattr",
+        options.as_c_str(),
     ) {
         eprintln!("strata sandbox: mount overlay: {e}");
         return status::OVERLAY_REFUSED;
+    }
+    if let Err(code) = mount_all(&mounts, as_root, &mut secrets) {
+        return code;
     }
     if let Err(e) = rustix::system::sethostname(b"strata") {
         return fail("cannot name the UTS namespace", e);
@@ -246,7 +365,7 @@ fn stage1(a: &Args) -> i32 {
         Ok(f) => f,
         Err(e) => return fail("cannot duplicate stderr", e),
     };
-    let mut child = match Command::new(&exe)
+    let mut child = match Command::new(exe)
         .arg(ARG)
         .arg("2")
         .args(a.to_args())
@@ -267,6 +386,140 @@ fn stage1(a: &Args) -> i32 {
         Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(9)),
         Err(e) => fail("cannot wait for the sandbox's init", e),
     }
+}
+
+/// One line of [`Args::mounts`].
+struct Mount<'a> {
+    kind: &'a [u8],
+    target: &'a [u8],
+    source: &'a [u8],
+}
+
+impl<'a> Mount<'a> {
+    fn parse(line: &'a [u8]) -> Option<Mount<'a>> {
+        let mut f = line.splitn(3, |&b| b == b'\t');
+        Some(Mount {
+            kind: f.next()?,
+            target: f.next()?,
+            source: f.next()?,
+        })
+    }
+
+    fn source_path(&self) -> &'a Path {
+        Path::new(std::ffi::OsStr::from_bytes(self.source))
+    }
+}
+
+/// One secret of what strata writes after `go`: `LEN\n` and the bytes.
+fn read_secret(input: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut len = String::new();
+    input.read_line(&mut len).ok()?;
+    let len: usize = len.trim().parse().ok()?;
+    let mut bytes = vec![0; len];
+    std::io::Read::read_exact(input, &mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// The step's mounts on `merged`. Each mount point is opened beneath
+/// `merged` with `RESOLVE_IN_ROOT`, so that a symlink in the image resolves
+/// inside it, never to the host's tree, and mounted on through its
+/// descriptor. Cache directories are bound read-write; secrets are written
+/// 0400 to a tmpfs of this mount namespace and bound read-only, and the
+/// tmpfs detached: their bytes are nowhere on disk, nor anywhere but at
+/// their path in the container.
+fn mount_all(mounts: &[Mount<'_>], as_root: bool, secrets: &mut [Vec<u8>]) -> Result<(), i32> {
+    if mounts.is_empty() {
+        return Ok(());
+    }
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let merged = rustix::fs::open(
+        "merged",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| fail("cannot open the container's root", e))?;
+    if !secrets.is_empty() {
+        fs::create_dir_all("secrets").map_err(|e| fail("cannot make secrets", e))?;
+        mount("tmpfs", "secrets", "tmpfs", LOCKED, c"mode=0700,size=16m")
+            .map_err(|e| fail("cannot mount the secrets' tmpfs", e))?;
+    }
+    let (mut cache, mut secret) = (0, 0);
+    for m in mounts {
+        let target = String::from_utf8_lossy(m.target).into_owned();
+        let rel = std::ffi::OsStr::from_bytes(m.target.strip_prefix(b"/").unwrap_or(m.target));
+        let at = rustix::fs::openat2(
+            &merged,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(|e| fail(&format!("mount point {target}"), e))?;
+        let is_dir = rustix::fs::fstat(&at)
+            .map(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+            })
+            .unwrap_or(false);
+        use std::os::fd::AsRawFd;
+        let at_path = format!("/proc/self/fd/{}", at.as_raw_fd());
+        if m.kind == b"cache" {
+            if !is_dir {
+                eprintln!(
+                    "strata sandbox: the cache mount at {target}: the image has something other than a directory there"
+                );
+                return Err(status::SETUP);
+            }
+            let source = if as_root {
+                format!("c/{cache}")
+            } else {
+                m.source_path().display().to_string()
+            };
+            cache += 1;
+            mount_bind(source.as_str(), at_path.as_str())
+                .map_err(|e| fail(&format!("cannot mount the cache at {target}"), e))?;
+        } else {
+            if is_dir {
+                eprintln!(
+                    "strata sandbox: the secret mount at {target}: the image has a directory there"
+                );
+                return Err(status::SETUP);
+            }
+            let file = format!("secrets/{secret}");
+            let bytes = std::mem::take(&mut secrets[secret]);
+            secret += 1;
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o400)
+                .open(&file)
+                .and_then(|mut f| f.write_all(&bytes))
+                .map_err(|e| fail("cannot write a secret", e))?;
+            mount_bind(file.as_str(), at_path.as_str())
+                .map_err(|e| fail(&format!("cannot mount the secret at {target}"), e))?;
+            // The descriptor is the mount point beneath: the bound secret
+            // is what the path opens now.
+            let bound = rustix::fs::openat2(
+                &merged,
+                rel,
+                OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+            )
+            .map_err(|e| fail(&format!("mount point {target}"), e))?;
+            let bound_path = format!("/proc/self/fd/{}", bound.as_raw_fd());
+            mount_remount(
+                bound_path.as_str(),
+                LOCKED | MountFlags::BIND | MountFlags::RDONLY,
+                c"",
+            )
+            .map_err(|e| fail(&format!("cannot make the secret at {target} read-only"), e))?;
+        }
+    }
+    if secret > 0 {
+        rustix::mount::unmount("secrets", UnmountFlags::DETACH)
+            .map_err(|e| fail("cannot detach the secrets' tmpfs", e))?;
+    }
+    Ok(())
 }
 
 /// Waits for `child`, killing it if stdin closes first (strata ended).
@@ -317,10 +570,12 @@ fn stage2(a: &Args) -> i32 {
     if let Err(code) = mount_proc().and_then(|()| mount_dev()) {
         return code;
     }
-    if a.network && is_file("etc/resolv.conf") && is_file("/etc/resolv.conf") {
-        if let Err(e) = mount_bind("/etc/resolv.conf", "etc/resolv.conf") {
-            return fail("cannot bind /etc/resolv.conf", e);
-        }
+    if a.network
+        && is_file("etc/resolv.conf")
+        && is_file("/etc/resolv.conf")
+        && let Err(e) = mount_bind("/etc/resolv.conf", "etc/resolv.conf")
+    {
+        return fail("cannot bind /etc/resolv.conf", e);
     }
     // The old root is stacked on `.` and then detached: after this no path
     // reaches the host's tree.
@@ -340,13 +595,13 @@ fn stage2(a: &Args) -> i32 {
     // Modes of what the command creates must not depend on the builder's umask.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     let wd = Path::new(&a.workdir);
-    if !wd.is_dir() {
-        if let Err(e) = fs::create_dir_all(wd) {
-            return fail(
-                &format!("cannot make the working directory {}", wd.display()),
-                e,
-            );
-        }
+    if !wd.is_dir()
+        && let Err(e) = fs::create_dir_all(wd)
+    {
+        return fail(
+            &format!("cannot make the working directory {}", wd.display()),
+            e,
+        );
     }
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
@@ -471,12 +726,12 @@ fn resolve_user_in(spec: &str, passwd: &str, group: &str) -> Result<User, String
             let mut groups = vec![primary];
             if let Some(name) = &name {
                 for f in &group {
-                    if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
-                        if let Ok(g) = f[2].parse::<u32>() {
-                            if !groups.contains(&g) {
-                                groups.push(g);
-                            }
-                        }
+                    if f.len() >= 4
+                        && f[3].split(',').any(|m| m == name)
+                        && let Ok(g) = f[2].parse::<u32>()
+                        && !groups.contains(&g)
+                    {
+                        groups.push(g);
                     }
                 }
             }

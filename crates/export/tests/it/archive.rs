@@ -2,28 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 
 use strata_export::{Error, write_docker_archive, write_layout, write_oci_archive};
 use strata_oci::Digest;
 
 use crate::{Fixture, names};
 
-/// (path, header, content) of every entry of the tar at `path`.
-fn entries(path: &std::path::Path) -> Vec<(String, tar::Header, Vec<u8>)> {
-    let mut archive = tar::Archive::new(fs::File::open(path).unwrap());
-    archive
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let mut content = Vec::new();
-            e.read_to_end(&mut content).unwrap();
-            let path = String::from_utf8(e.path_bytes().to_vec()).unwrap();
-            (path, e.header().clone(), content)
-        })
-        .collect()
-}
+use strata_testkit::tar_entries as entries;
 
 #[test]
 fn archive_holds_a_layout_and_a_docker_manifest() {

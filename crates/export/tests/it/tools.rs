@@ -41,13 +41,9 @@ fn run(cmd: &mut Command) -> String {
 }
 
 fn index_digests(layout: &Path) -> Vec<String> {
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
-    index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["digest"].as_str().unwrap().to_owned())
+    strata_testkit::index_digests(layout)
+        .into_iter()
+        .map(|(_, digest)| digest)
         .collect()
 }
 

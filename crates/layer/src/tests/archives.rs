@@ -101,7 +101,7 @@ fn owner_and_mode_overrides() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let archive = put_file(dir.path(), "in.tar", &sample());
     let op = JobOp::Unpack {
-        archive,
+        archive: crate::HostInput::open(&archive).unwrap(),
         to: p("/"),
         owner: Some(crate::Owner { uid: 7, gid: 8 }),
         mode: Some(0o600),
@@ -287,16 +287,8 @@ fn corrupt_and_foreign_inputs_are_bad_archives() {
         msg.contains("header checksum mismatch at offset 1024"),
         "{msg}"
     );
-    // A missing input is an I/O error naming it.
-    let err = build_on(
-        vec![unpack(Path::new("/nonexistent/in.tar"), "/")],
-        &LowerView::new(),
-    )
-    .expect_err("fails");
-    assert!(
-        matches!(err, Error::Io { .. }) && err.to_string().starts_with("/nonexistent/in.tar: "),
-        "{err}"
-    );
+    // A missing input cannot even be opened for a job (the planner reports it).
+    assert!(crate::HostInput::open(Path::new("/nonexistent/in.tar")).is_err());
 }
 
 #[test]
@@ -358,5 +350,23 @@ fn archives_written_by_the_tar_crate() {
     assert!(
         l[3].starts_with(&format!("/srv/{long} file 0640 0:0 5 sha256:")),
         "{l:?}"
+    );
+}
+
+/// Issue 16, item 7: the 4095-byte limit holds for the path in the image
+/// (`to=` and the name), not just for the name in the archive.
+#[test]
+fn the_path_limit_is_checked_below_the_destination() {
+    let long = vec!["n".repeat(250); 16].join("/");
+    assert_eq!(long.len(), 4015);
+    let tar = tar_of(&[Member::file(&long, b"x")]);
+    unpacked(&tar, "/").expect("4015 bytes fit at the root");
+    let to = format!("/{}/", "d".repeat(100));
+    let err = unpacked(&tar, &to).expect_err("4116 bytes do not");
+    let msg = err.to_string();
+    assert!(matches!(err, Error::BadArchiveEntry { .. }), "{err:?}");
+    assert!(
+        msg.contains("its path is 4116 bytes long, more than Linux's limit of 4095"),
+        "{msg}"
     );
 }

@@ -24,7 +24,7 @@ fn the_same_job_twice_gives_the_same_bytes() {
     let ops = vec![
         unpack(&archive, "/opt"),
         JobOp::Copy {
-            src: src.clone(),
+            src: crate::HostInput::open(&src).unwrap(),
             to: p("/app"),
             into_dir: true,
             mode: None,
@@ -121,7 +121,7 @@ proptest! {
             .map(|&seed| {
                 let tree = materialise(&files, seed);
                 let op = JobOp::Copy {
-                    src: tree.path().to_owned(),
+                    src: crate::HostInput::open(tree.path()).unwrap(),
                     to: p("/app/"),
                     into_dir: true,
                     mode: None,

@@ -9,7 +9,7 @@ use crate::{Digest, Owner};
 
 fn copy(src: &Path, to: &str, into_dir: bool) -> JobOp {
     JobOp::Copy {
-        src: src.to_owned(),
+        src: crate::HostInput::open(src).unwrap(),
         to: p(to),
         into_dir,
         mode: None,
@@ -32,7 +32,7 @@ fn copied_files_are_normalised() {
         copy(&plain, "/www/", true),
         copy(&tool, "/usr/bin/renamed", false),
         JobOp::Copy {
-            src: plain.clone(),
+            src: crate::HostInput::open(&plain).unwrap(),
             to: p("/conf/x"),
             into_dir: false,
             mode: Some(0o640),
@@ -64,7 +64,7 @@ fn a_copied_directory_brings_its_contents() {
     std::os::unix::fs::symlink("/etc/passwd", src.join("pw")).expect("symlink");
     std::os::unix::fs::symlink("static", src.join("s")).expect("symlink");
     let (out, _) = build_ok(vec![JobOp::Copy {
-        src,
+        src: crate::HostInput::open(&src).unwrap(),
         to: p("/srv"),
         into_dir: false,
         mode: Some(0o600),
@@ -103,8 +103,13 @@ fn special_and_reserved_host_files_are_refused() {
             sock.display()
         )
     );
-    let (_, msg) = fails(vec![copy(&sock, "/x", false)]);
-    assert!(msg.contains("is a socket"), "{msg}");
+    // Given directly, it is not even opened (the planner reports it).
+    let err = crate::HostInput::open(&sock).expect_err("a socket is no input");
+    assert!(
+        err.to_string()
+            .contains("not a regular file or a directory"),
+        "{err}"
+    );
 
     let src = dir.path().join("e");
     fs::create_dir(&src).expect("dir");
@@ -115,8 +120,7 @@ fn special_and_reserved_host_files_are_refused() {
         "{msg}"
     );
 
-    let (err, _) = fails(vec![copy(&dir.path().join("missing"), "/x", false)]);
-    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(crate::HostInput::open(&dir.path().join("missing")).is_err());
 }
 
 #[test]

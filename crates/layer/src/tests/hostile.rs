@@ -766,7 +766,7 @@ fn a_file_over_8_gib_gets_a_pax_size() {
         total: 0,
     };
     let op = JobOp::Copy {
-        src: path,
+        src: crate::HostInput::open(&path).unwrap(),
         to: p("/huge"),
         into_dir: false,
         mode: None,

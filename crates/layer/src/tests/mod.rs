@@ -10,6 +10,7 @@ mod host;
 mod hostile;
 mod paths;
 mod pgzip;
+mod race;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -88,7 +89,7 @@ pub(crate) fn delete(path: &str) -> JobOp {
 
 pub(crate) fn unpack(archive: &Path, to: &str) -> JobOp {
     JobOp::Unpack {
-        archive: archive.to_owned(),
+        archive: crate::HostInput::open(archive).unwrap(),
         to: p(to),
         owner: None,
         mode: None,
