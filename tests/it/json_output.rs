@@ -57,7 +57,7 @@ fn every_reporting_command_takes_json() {
         };
         assert!(
             REPORTING.iter().any(|c| c[0] == name)
-                || ["rootfs", "completions", "man", "help"].contains(&name),
+                || ["rootfs", "import", "completions", "man", "help"].contains(&name),
             "`strata {name}`: does it report something? add it to REPORTING"
         );
     }

@@ -11,6 +11,7 @@ mod completions;
 mod demo;
 mod diff;
 mod docker;
+mod docker_parity;
 mod dockerfile_way;
 mod exit_codes;
 mod hostile;

@@ -259,6 +259,20 @@ enum Command {
         #[arg(long, value_name = "DIR", global = true)]
         cache_dir: Option<PathBuf>,
     },
+    /// Translate a Dockerfile to a spec: each stage an image, each RUN, COPY,
+    /// ADD and WORKDIR a layer, the rest image settings (docs/spec.md,
+    /// "From a Dockerfile"). Every line that cannot be translated is
+    /// reported with its line and column (exit 3), and nothing is written.
+    ///
+    /// Example: strata import Dockerfile -o app.kdl && strata compose app.kdl
+    Import {
+        /// The Dockerfile; its directory is the build context.
+        dockerfile: PathBuf,
+        /// Write the spec here (source paths are made relative to it)
+        /// instead of printing it.
+        #[arg(long, short, value_name = "SPEC")]
+        output: Option<PathBuf>,
+    },
     /// Print a shell completion script for strata.
     #[command(after_help = "Examples:\n  \
         strata completions bash > ~/.local/share/bash-completion/completions/strata\n  \
@@ -480,6 +494,26 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Import { dockerfile, output } => {
+            let spec_path = output.clone().unwrap_or_else(|| {
+                dockerfile
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join("strata.kdl")
+            });
+            let spec = strata::import::import(&dockerfile, &spec_path)?;
+            match output {
+                Some(path) => {
+                    // Whole or not at all: a temporary name, then a rename.
+                    let tmp = path.with_extension("kdl.tmp");
+                    std::fs::write(&tmp, &spec)
+                        .and_then(|()| std::fs::rename(&tmp, &path))
+                        .map_err(|source| strata::Error::Io { path, source })?;
+                }
+                None => print_stdout(&spec),
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => print_result(Ok(cmd_docs::completions(shell))),
         Command::Man { out: None } => print_result(cmd_docs::man_page()),

@@ -54,6 +54,16 @@ pub fn build(
     let mut tree = Tree::new(lower);
     tree.limits = job.limits;
     for (op, job_op) in job.ops.iter().enumerate() {
+        // Parents an operation with `owner=` creates are that owner's, as
+        // BuildKit's `COPY --chown` makes them.
+        tree.parent_owner = match job_op {
+            JobOp::Unpack { owner, .. }
+            | JobOp::Copy { owner, .. }
+            | JobOp::File { owner, .. }
+            | JobOp::Mkdir { owner, .. }
+            | JobOp::Symlink { owner, .. } => *owner,
+            JobOp::Delete { .. } | JobOp::FromDir { .. } | JobOp::Run(_) => None,
+        };
         apply(&mut tree, op, job_op)?;
     }
     write_tree(tree, job.epoch, job.compression, out, progress)

@@ -123,6 +123,9 @@ pub(crate) struct Tree<'a> {
     next_group: u64,
     /// Bounds on the archives unpacked into the tree.
     pub limits: Limits,
+    /// The owner of the operation being applied, given with `owner=`: the
+    /// owner of the parents it creates that no layer below has.
+    pub parent_owner: Option<Owner>,
 }
 
 impl<'a> Tree<'a> {
@@ -134,6 +137,7 @@ impl<'a> Tree<'a> {
             spools: Vec::new(),
             next_group: 0,
             limits: Limits::DEFAULT,
+            parent_owner: None,
         }
     }
 
@@ -210,6 +214,10 @@ impl<'a> Tree<'a> {
                 None => {
                     let opaque = self.whiteouts.remove(&a) && self.lower.is_dir(&a);
                     let mut node = Node::implicit_dir(opaque);
+                    if let Some(o) = self.parent_owner {
+                        node.uid = o.uid;
+                        node.gid = o.gid;
+                    }
                     if !opaque {
                         // An existing parent keeps the mode, owner and
                         // xattrs the layers below gave it (after `file

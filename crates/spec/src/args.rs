@@ -50,10 +50,20 @@ pub fn apply_args(
         })
         .collect();
     let mut out = spec.clone();
-    if values.is_empty() {
-        return Ok((out, values));
-    }
     let sub = |s: &mut Spanned<String>| s.value = substitute(&s.value, &values);
+    // Paths in the image are checked again with their arguments substituted.
+    let mut problems = Vec::new();
+    let mut sub_path = |s: &mut Spanned<String>| {
+        sub(s);
+        if let Err(p) = crate::values::image_path(&s.value) {
+            problems.push(crate::SpecDiagnostic {
+                message: format!("{} (with the build arguments: {:?})", p.message, s.value),
+                span: s.span,
+                label: p.label,
+                help: p.help,
+            });
+        }
+    };
     for image in &mut out.images {
         if let Some(f) = &mut image.from {
             sub(f);
@@ -63,13 +73,13 @@ pub fn apply_args(
                 match &mut op.value {
                     Op::Add { src, to, .. } | Op::Copy { src, to, .. } => {
                         sub(src);
-                        sub(to);
+                        sub_path(to);
                     }
                     Op::File { path, .. } | Op::Mkdir { path, .. } | Op::Delete { path } => {
-                        sub(path)
+                        sub_path(path)
                     }
                     Op::Symlink { path, target, .. } => {
-                        sub(path);
+                        sub_path(path);
                         sub(target);
                     }
                     Op::Run { command, .. } => sub(command),
@@ -86,15 +96,22 @@ pub fn apply_args(
         for v in c.labels.values_mut() {
             sub(v);
         }
-        for v in c.expose.iter_mut().chain(c.volumes.iter_mut()) {
+        for v in &mut c.expose {
             sub(v);
         }
-        for v in [&mut c.workdir, &mut c.user, &mut c.stop_signal]
-            .into_iter()
-            .flatten()
-        {
+        for v in c.volumes.iter_mut().chain(c.workdir.as_mut()) {
+            sub_path(v);
+        }
+        for v in [&mut c.user, &mut c.stop_signal].into_iter().flatten() {
             sub(v);
         }
+    }
+    if !problems.is_empty() {
+        return Err(ReadError::Invalid(Box::new(crate::Diagnostics::new(
+            &spec.name,
+            &spec.source,
+            problems,
+        ))));
     }
     Ok((out, values))
 }

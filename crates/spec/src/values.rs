@@ -41,7 +41,9 @@ pub(crate) fn image_path(s: &str) -> Check {
             "NUL character",
         ));
     }
-    if !s.starts_with('/') {
+    // A path that starts with a build argument (`$DEST/x`) is checked
+    // again once the argument is substituted (`apply_args`).
+    if !s.starts_with('/') && !s.starts_with('$') {
         let rest = s.trim_start_matches("./");
         return Err(Problem::new("path must be absolute", "relative path")
             .help(format!("paths in the image start at its root: \"/{rest}\"")));

@@ -14,6 +14,7 @@ pub mod annotate;
 mod base;
 mod compose;
 pub mod diff;
+pub mod import;
 pub mod inspect;
 pub mod json;
 mod locate;
@@ -177,6 +178,18 @@ pub enum Error {
         #[source]
         source: Box<strata_deb::Error>,
     },
+    /// `strata import`: the Dockerfile lines that cannot be translated.
+    #[error(
+        "{} cannot be translated ({} problem{}):\n{}",
+        dockerfile.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        import::render_problems(dockerfile, problems).trim_end()
+    )]
+    Import {
+        dockerfile: PathBuf,
+        problems: Vec<import::Problem>,
+    },
 }
 
 /// The kinds of failure a front end tells apart (the `strata` binary gives
@@ -203,7 +216,7 @@ impl Error {
     pub fn kind(&self) -> FailureKind {
         match self {
             Error::Usage(_) => FailureKind::Usage,
-            Error::Spec(_) | Error::ReadSpec { .. } => FailureKind::Spec,
+            Error::Spec(_) | Error::ReadSpec { .. } | Error::Import { .. } => FailureKind::Spec,
             Error::Build(_) => FailureKind::Build,
             Error::Layer { source, .. } if source.is_build_failure() => FailureKind::Build,
             Error::Union(source) | Error::UnionLayer { source, .. }

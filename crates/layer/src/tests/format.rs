@@ -141,7 +141,7 @@ fn headers_are_canonical() {
         names.push(String::from_utf8_lossy(&path).into_owned());
     }
     // PAX only where needed: the long names (file and directory), the big
-    // uid, the xattr. Read
+    // uid (of the file, and of the parents its `owner=` created), the xattr. Read
     // with our reader: the `tar` crate splits PAX records at newlines, which
     // the binary xattr value holds.
     let mut r = crate::ustar::Reader::new(Plain(&tar[..]));
@@ -156,7 +156,15 @@ fn headers_are_canonical() {
             with_pax.push((String::from_utf8_lossy(&e.name).into_owned(), keys));
         }
     }
-    assert_eq!(with_pax.len(), 4, "{with_pax:?}");
+    assert_eq!(with_pax.len(), 6, "{with_pax:?}");
+    for parent in ["home/", "home/user/"] {
+        assert!(
+            with_pax
+                .iter()
+                .any(|(n, pax)| n == parent && pax == &["uid"]),
+            "{parent}: {with_pax:?}"
+        );
+    }
     assert!(
         with_pax
             .iter()

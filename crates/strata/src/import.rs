@@ -1,0 +1,734 @@
+//! `strata import`: a Dockerfile translated to a spec, for users of Docker
+//! arriving with one.
+//!
+//! The common subset is translated, instruction by instruction, each stage
+//! (`FROM ... [AS NAME]`) becoming an `image`: `FROM` (scratch, an earlier
+//! stage, or an image of a registry as `from "docker://..."`), `RUN`,
+//! `COPY`, `ADD` (each a layer, as Docker makes one), `ENV`, `ARG` (a
+//! spec-wide `arg`), `WORKDIR` (the setting, and a layer making the
+//! directory, as Docker does), `USER`, `EXPOSE`, `VOLUME`, `LABEL`, `CMD`,
+//! `ENTRYPOINT` (the shell form as `/bin/sh -c`), `STOPSIGNAL`, `MAINTAINER`.
+//! Whatever cannot be translated faithfully (`COPY --from`, `RUN --mount`,
+//! globs, URLs, `HEALTHCHECK`, `SHELL`, `ONBUILD`, a relative path before any
+//! `WORKDIR`...) is a [`Problem`] at its line and column: every one is
+//! reported, and no spec is written, rather than a spec that builds
+//! something else.
+//!
+//! The Dockerfile's directory is the build context: sources are written
+//! relative to the spec's directory, and an `inputs-root` is added when the
+//! context lies above it.
+
+use std::fmt::Write;
+use std::path::{Component, Path, PathBuf};
+
+/// The `PATH` BuildKit sets in the config of an image built `FROM scratch`.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The settings an image has once: the last one of a Dockerfile wins.
+const SINGLE: &[&str] = &[
+    "workdir",
+    "user",
+    "cmd",
+    "entrypoint",
+    "stop-signal",
+    "author",
+];
+
+/// Something of a Dockerfile that cannot be translated, and where.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
+    pub message: String,
+}
+
+/// One instruction: its keyword, its text after the keyword, where it starts.
+struct Instruction {
+    keyword: String,
+    args: String,
+    line: usize,
+    /// Column of the first character of `args`.
+    args_column: usize,
+}
+
+/// The Dockerfile `text` (read from `dockerfile`) as a spec written to
+/// `spec_path`, or every problem found.
+pub fn translate(text: &str, dockerfile: &Path, spec_path: &Path) -> Result<String, Vec<Problem>> {
+    let context = dockerfile.parent().unwrap_or(Path::new("."));
+    let spec_dir = spec_path.parent().unwrap_or(Path::new("."));
+    let prefix = relative_dir(spec_dir, context);
+    let mut t = Translator {
+        prefix,
+        ..Translator::default()
+    };
+    for ins in instructions(text) {
+        t.instruction(&ins);
+    }
+    if t.stages.is_empty() && t.problems.is_empty() {
+        t.problems.push(Problem {
+            line: 1,
+            column: 1,
+            message: "the Dockerfile has no FROM".into(),
+        });
+    }
+    if !t.problems.is_empty() {
+        return Err(t.problems);
+    }
+    Ok(t.render(dockerfile))
+}
+
+/// The path from `from` to `to`, as a prefix for source paths ("" when the
+/// same directory). Both are made absolute first.
+fn relative_dir(from: &Path, to: &Path) -> String {
+    let abs = |p: &Path| {
+        let p = if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        };
+        std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+    };
+    let (from, to) = (abs(from), abs(to));
+    let a: Vec<Component<'_>> = from.components().collect();
+    let b: Vec<Component<'_>> = to.components().collect();
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut rel = PathBuf::new();
+    for _ in common..a.len() {
+        rel.push("..");
+    }
+    for c in &b[common..] {
+        rel.push(c.as_os_str());
+    }
+    let s = rel.to_string_lossy().into_owned();
+    if s.is_empty() { s } else { format!("{s}/") }
+}
+
+/// The instructions of a Dockerfile: comments and blank lines dropped, lines
+/// continued with a trailing `\` joined.
+fn instructions(text: &str) -> Vec<Instruction> {
+    let mut out = Vec::new();
+    let mut current: Option<Instruction> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let trimmed = raw.trim_start();
+        if current.is_none() && (trimmed.is_empty() || trimmed.starts_with('#')) {
+            continue;
+        }
+        if current.is_some() && trimmed.starts_with('#') {
+            // A comment inside a continued instruction is dropped, as Docker does.
+            continue;
+        }
+        let (body, continues) = match raw.trim_end().strip_suffix('\\') {
+            Some(b) => (b, true),
+            None => (raw.trim_end(), false),
+        };
+        match &mut current {
+            Some(ins) => {
+                ins.args.push(' ');
+                ins.args.push_str(body.trim());
+            }
+            None => {
+                let indent = raw.len() - trimmed.len();
+                let body_trimmed = body.trim_start();
+                let (keyword, rest) = body_trimmed
+                    .split_once(char::is_whitespace)
+                    .unwrap_or((body_trimmed, ""));
+                let args = rest.trim_start();
+                let args_column = indent + keyword.len() + (rest.len() - args.len()) + 2;
+                current = Some(Instruction {
+                    keyword: keyword.to_uppercase(),
+                    args: args.trim_end().to_owned(),
+                    line,
+                    args_column: args_column.min(raw.chars().count() + 1),
+                });
+            }
+        }
+        if !continues && let Some(ins) = current.take() {
+            out.push(ins);
+        }
+    }
+    out.extend(current);
+    out
+}
+
+#[derive(Default)]
+struct Stage {
+    name: String,
+    from: Option<String>,
+    /// Nodes of the image, in order (layers and settings).
+    body: Vec<String>,
+    workdir: Option<String>,
+    /// The `USER` so far.
+    user: Option<String>,
+    layers: usize,
+}
+
+#[derive(Default)]
+struct Translator {
+    prefix: String,
+    stages: Vec<Stage>,
+    /// `ARG`s, in order: name and default.
+    args: Vec<(String, Option<String>)>,
+    problems: Vec<Problem>,
+}
+
+impl Translator {
+    fn problem(&mut self, ins: &Instruction, column: usize, message: impl Into<String>) {
+        self.problems.push(Problem {
+            line: ins.line,
+            column,
+            message: message.into(),
+        });
+    }
+
+    fn stage(&mut self, ins: &Instruction) -> Option<&mut Stage> {
+        if self.stages.is_empty() {
+            self.problem(ins, 1, format!("{} before any FROM", ins.keyword));
+            return None;
+        }
+        self.stages.last_mut()
+    }
+
+    fn instruction(&mut self, ins: &Instruction) {
+        let col = ins.args_column;
+        match ins.keyword.as_str() {
+            "FROM" => self.from(ins),
+            "ARG" => self.arg(ins),
+            "RUN" => self.run(ins),
+            "COPY" | "ADD" => self.copy(ins),
+            "ENV" => {
+                let pairs = match key_values(&ins.args, true) {
+                    Ok(p) => p,
+                    Err(e) => return self.problem(ins, col, e),
+                };
+                let text = pairs
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", q(v)))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                self.setting(ins, format!("env {text}"));
+            }
+            "LABEL" => {
+                let pairs = match key_values(&ins.args, false) {
+                    Ok(p) => p,
+                    Err(e) => return self.problem(ins, col, e),
+                };
+                let text = pairs
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", key(k), q(v)))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                self.setting(ins, format!("label {text}"));
+            }
+            "WORKDIR" => self.workdir(ins),
+            "USER" => {
+                if let Some(st) = self.stages.last_mut() {
+                    st.user = Some(ins.args.trim().to_owned());
+                }
+                self.setting(ins, format!("user {}", q(ins.args.trim())));
+            }
+            "EXPOSE" => {
+                let ports: Vec<String> = ins.args.split_whitespace().map(q).collect();
+                self.setting(ins, format!("expose {}", ports.join(" ")));
+            }
+            "VOLUME" => {
+                let paths = match json_array(&ins.args) {
+                    Some(Ok(v)) => v,
+                    Some(Err(e)) => return self.problem(ins, col, e),
+                    None => ins.args.split_whitespace().map(str::to_owned).collect(),
+                };
+                let paths: Vec<String> = paths.iter().map(|p| q(p)).collect();
+                self.setting(ins, format!("volume {}", paths.join(" ")));
+            }
+            "CMD" | "ENTRYPOINT" => {
+                let argv = match json_array(&ins.args) {
+                    Some(Ok(v)) => v,
+                    Some(Err(e)) => return self.problem(ins, col, e),
+                    None => vec!["/bin/sh".into(), "-c".into(), ins.args.clone()],
+                };
+                let node = if ins.keyword == "CMD" {
+                    "cmd"
+                } else {
+                    "entrypoint"
+                };
+                let argv: Vec<String> = argv.iter().map(|a| q(a)).collect();
+                self.setting(ins, format!("{node} {}", argv.join(" ")));
+            }
+            "STOPSIGNAL" => self.setting(ins, format!("stop-signal {}", q(ins.args.trim()))),
+            "MAINTAINER" => self.setting(ins, format!("author {}", q(ins.args.trim()))),
+            "HEALTHCHECK" | "SHELL" => self.problem(
+                ins,
+                1,
+                format!(
+                    "{} is not translated: strata has no `{}` yet",
+                    ins.keyword,
+                    ins.keyword.to_lowercase()
+                ),
+            ),
+            "ONBUILD" => self.problem(
+                ins,
+                1,
+                "ONBUILD is not translated: a spec has no triggers for the images built on it",
+            ),
+            other => self.problem(ins, 1, format!("unknown instruction {other}")),
+        }
+    }
+
+    /// An image setting of the current stage. A later `WORKDIR`, `USER`,
+    /// `CMD`... replaces the earlier one, as in Docker (a spec has one).
+    fn setting(&mut self, ins: &Instruction, node: String) {
+        if let Some(st) = self.stage(ins) {
+            let kind = node.split(' ').next().unwrap_or("").to_owned();
+            if SINGLE.contains(&kind.as_str()) {
+                st.body.retain(|n| !n.starts_with(&format!("{kind} ")));
+            }
+            st.body.push(node);
+        }
+    }
+
+    /// A layer of the current stage, named after the instruction.
+    fn layer(&mut self, ins: &Instruction, ops: Vec<String>) {
+        if let Some(st) = self.stage(ins) {
+            st.layers += 1;
+            let name = format!("{}-{}", ins.keyword.to_lowercase(), st.layers);
+            let mut s = format!("layer {name} {{\n");
+            for op in ops {
+                let _ = writeln!(s, "        {op}");
+            }
+            s.push_str("    }");
+            st.body.push(s);
+        }
+    }
+
+    fn from(&mut self, ins: &Instruction) {
+        let words: Vec<&str> = ins.args.split_whitespace().collect();
+        let (flags, words): (Vec<&str>, Vec<&str>) =
+            words.iter().partition(|w| w.starts_with("--"));
+        if let Some(f) = flags.first() {
+            return self.problem(
+                ins,
+                ins.args_column,
+                format!(
+                    "FROM {f} is not translated: a spec's image has one `platform`, set inside it"
+                ),
+            );
+        }
+        let (image, name) = match words.as_slice() {
+            [image] => (*image, None),
+            [image, as_, name] if as_.eq_ignore_ascii_case("as") => (*image, Some(*name)),
+            _ => {
+                return self.problem(ins, ins.args_column, "expected FROM IMAGE [AS NAME]");
+            }
+        };
+        let name = name
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("stage-{}", self.stages.len()));
+        let from = if image.eq_ignore_ascii_case("scratch") {
+            None
+        } else if self.stages.iter().any(|s| s.name == image) {
+            Some(image.to_owned())
+        } else {
+            Some(format!("docker://{}", docker_reference(image)))
+        };
+        let base = from
+            .as_ref()
+            .and_then(|f| self.stages.iter().find(|s| &s.name == f));
+        let workdir = base.and_then(|s| s.workdir.clone());
+        let user = base.and_then(|s| s.user.clone());
+        // BuildKit gives an image without a base the default PATH.
+        let body = if from.is_none() {
+            vec![format!("env PATH={}", q(DEFAULT_PATH))]
+        } else {
+            Vec::new()
+        };
+        self.stages.push(Stage {
+            name,
+            from,
+            workdir,
+            user,
+            body,
+            ..Stage::default()
+        });
+    }
+
+    fn arg(&mut self, ins: &Instruction) {
+        for word in ins.args.split_whitespace() {
+            let (name, default) = match word.split_once('=') {
+                Some((n, d)) => (n, Some(unquote(d))),
+                None => (word, None),
+            };
+            match self.args.iter().find(|(n, _)| n == name) {
+                Some((_, d)) if default.is_some() && *d != default => {
+                    let msg = format!(
+                        "ARG {name} is declared again with another default: a spec's arguments apply to every image"
+                    );
+                    self.problem(ins, ins.args_column, msg);
+                }
+                Some(_) => {}
+                None => self.args.push((name.to_owned(), default)),
+            }
+        }
+    }
+
+    fn run(&mut self, ins: &Instruction) {
+        let mut args = ins.args.as_str();
+        let mut network = false;
+        while let Some(rest) = args.strip_prefix("--") {
+            let (flag, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            match flag {
+                "network=host" => network = true,
+                "network=none" | "network=default" => {}
+                _ => {
+                    return self.problem(
+                        ins,
+                        ins.args_column,
+                        format!("RUN --{flag} is not translated: a `run` step has no mounts or security options here"),
+                    );
+                }
+            }
+            args = after.trim_start();
+        }
+        let command = match json_array(args) {
+            Some(Ok(argv)) => argv
+                .iter()
+                .map(|a| shell_quote(a))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Some(Err(e)) => return self.problem(ins, ins.args_column, e),
+            None => args.to_owned(),
+        };
+        let net = if network { " network=#true" } else { "" };
+        self.layer(ins, vec![format!("run {}{net}", q(&command))]);
+    }
+
+    fn workdir(&mut self, ins: &Instruction) {
+        let Some(st) = self.stage(ins) else { return };
+        let dir = ins.args.trim();
+        // `$DIR` is taken as absolute: its value is not known here.
+        let abs = if dir.starts_with('/') || dir.starts_with('$') {
+            dir.to_owned()
+        } else {
+            let base = st.workdir.clone().unwrap_or_else(|| "/".into());
+            format!("{}/{dir}", base.trim_end_matches('/'))
+        };
+        st.workdir = Some(abs.clone());
+        // Docker makes the directory (0755), in a layer, owned by the USER
+        // when one is set by number.
+        let owner = st.user.as_deref().and_then(numeric_owner);
+        let owner = owner
+            .map(|o| format!(" owner={}", q(&o)))
+            .unwrap_or_default();
+        self.layer(ins, vec![format!("mkdir {}{owner}", q(&abs))]);
+        self.setting(ins, format!("workdir {}", q(&abs)));
+    }
+
+    fn copy(&mut self, ins: &Instruction) {
+        let op = ins.keyword.to_lowercase();
+        let mut words = match json_array(&ins.args) {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => return self.problem(ins, ins.args_column, e),
+            None => ins.args.split_whitespace().map(str::to_owned).collect(),
+        };
+        let mut props = String::new();
+        while words.first().is_some_and(|w| w.starts_with("--")) {
+            let flag = words.remove(0);
+            let (name, value) = flag[2..].split_once('=').unwrap_or((&flag[2..], ""));
+            match name {
+                "chown" => {
+                    let _ = write!(props, " owner={}", q(value));
+                }
+                "chmod" => match u32::from_str_radix(value, 8) {
+                    Ok(m) if m <= 0o7777 => {
+                        let _ = write!(props, " mode=0o{m:o}");
+                    }
+                    _ => {
+                        return self.problem(
+                            ins,
+                            ins.args_column,
+                            format!("--chmod={value} is not an octal mode"),
+                        );
+                    }
+                },
+                "from" => {
+                    return self.problem(
+                        ins,
+                        ins.args_column,
+                        format!("{} --from={value} is not translated: `copy` from another image is not on this branch of strata yet", ins.keyword),
+                    );
+                }
+                "link" => {}
+                _ => {
+                    return self.problem(
+                        ins,
+                        ins.args_column,
+                        format!("{} --{name} is not translated", ins.keyword),
+                    );
+                }
+            }
+        }
+        if words.len() < 2 {
+            return self.problem(
+                ins,
+                ins.args_column,
+                format!("{} needs a source and a destination", ins.keyword),
+            );
+        }
+        let dest = words.pop().unwrap_or_default();
+        let workdir = self.stages.last().and_then(|s| s.workdir.clone());
+        let mut to = if dest.starts_with('/') {
+            dest.clone()
+        } else {
+            match workdir {
+                Some(w) => format!("{}/{dest}", w.trim_end_matches('/')),
+                None if dest == "." || dest == "./" => "/".to_owned(),
+                None => format!("/{}", dest.trim_start_matches("./")),
+            }
+        };
+        // Several sources go into the destination directory, as Docker says.
+        if words.len() > 1 && !to.ends_with('/') {
+            to.push('/');
+        }
+        if to.ends_with("/.") {
+            to.pop();
+        }
+        let mut ops = Vec::new();
+        for src in &words {
+            if src.contains("://") {
+                return self.problem(
+                    ins,
+                    ins.args_column,
+                    format!(
+                        "{} of a URL ({src}) is not translated: strata builds from local inputs",
+                        ins.keyword
+                    ),
+                );
+            }
+            if src.contains(['*', '?', '[']) {
+                return self.problem(
+                    ins,
+                    ins.args_column,
+                    format!(
+                        "{} of a glob ({src}) is not translated: name the files",
+                        ins.keyword
+                    ),
+                );
+            }
+            let clean = src.trim_start_matches("./");
+            let clean = if clean.is_empty() || clean == "." {
+                "."
+            } else {
+                clean.trim_end_matches('/')
+            };
+            let path = format!("{}{clean}", self.prefix);
+            let path = path.trim_end_matches("/.").to_owned();
+            ops.push(format!("{op} {} to={}{props}", q(&path), q(&to)));
+        }
+        self.layer(ins, ops);
+    }
+
+    fn render(&self, dockerfile: &Path) -> String {
+        let mut s = format!(
+            "// Translated from {} by `strata import`.\n",
+            dockerfile.display()
+        );
+        if self.prefix.starts_with("..") {
+            let root = self.prefix.trim_end_matches('/');
+            let _ = writeln!(s, "inputs-root {}", q(root));
+        }
+        for (name, default) in &self.args {
+            match default {
+                Some(d) => {
+                    let _ = writeln!(s, "arg {name}={}", q(d));
+                }
+                None => {
+                    let _ = writeln!(s, "arg {}", q(name));
+                }
+            }
+        }
+        for st in &self.stages {
+            let _ = writeln!(s, "\nimage {} {{", key(&st.name));
+            if let Some(f) = &st.from {
+                let _ = writeln!(s, "    from {}", q(f));
+            }
+            for node in &st.body {
+                let _ = writeln!(s, "    {node}");
+            }
+            s.push_str("}\n");
+        }
+        s
+    }
+}
+
+/// `UID[:GID]` as an owner (`UID:GID`, the group 0 when not given), when
+/// both are numbers.
+fn numeric_owner(user: &str) -> Option<String> {
+    let (u, g) = user.split_once(':').unwrap_or((user, "0"));
+    (u.parse::<u32>().is_ok() && g.parse::<u32>().is_ok()).then(|| format!("{u}:{g}"))
+}
+
+/// A Docker image reference as a full registry reference: Docker Hub's
+/// names gain `docker.io/` (and `library/` for official images).
+fn docker_reference(image: &str) -> String {
+    let first = image.split('/').next().unwrap_or("");
+    let has_registry =
+        image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    if has_registry {
+        image.to_owned()
+    } else if image.contains('/') {
+        format!("docker.io/{image}")
+    } else {
+        format!("docker.io/library/{image}")
+    }
+}
+
+/// `KEY=VALUE ...` (or, with `legacy`, Docker's old `KEY VALUE` form).
+fn key_values(args: &str, legacy: bool) -> Result<Vec<(String, String)>, String> {
+    let words = shell_words(args)?;
+    if legacy && words.first().is_some_and(|w| !w.contains('=')) {
+        let (k, v) = args
+            .trim()
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("expected KEY=VALUE, not {args:?}"))?;
+        return Ok(vec![(k.to_owned(), unquote(v.trim()))]);
+    }
+    words
+        .iter()
+        .map(|w| {
+            w.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| format!("expected KEY=VALUE, not {w:?}"))
+        })
+        .collect()
+}
+
+/// Words split on blanks, with `"..."` and `'...'` quoting and `\` escapes.
+fn shell_words(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some('\''), c) => cur.push(c),
+            (_, '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+                in_word = true;
+            }
+            (_, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err(format!("unterminated quote in {s:?}"));
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+fn unquote(s: &str) -> String {
+    match shell_words(s) {
+        Ok(w) if w.len() == 1 => w.into_iter().next().unwrap_or_default(),
+        _ => s.to_owned(),
+    }
+}
+
+/// The exec form `["a", "b"]`: `None` when `s` is not one (the shell form).
+fn json_array(s: &str) -> Option<Result<Vec<String>, String>> {
+    let t = s.trim();
+    if !t.starts_with('[') {
+        return None;
+    }
+    // Docker falls back to the shell form when the JSON is not valid.
+    serde_json::from_str::<Vec<String>>(t).ok().map(Ok)
+}
+
+/// A word for `/bin/sh`, quoted when it needs to be.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// A KDL string.
+fn q(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A KDL property key or node name: bare when KDL allows it, quoted otherwise.
+fn key(s: &str) -> String {
+    let bare = !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !matches!(s, "true" | "false" | "null" | "inf" | "nan");
+    if bare { s.to_owned() } else { q(s) }
+}
+
+/// The problems as `FILE:LINE:COL: message` lines.
+pub fn render_problems(dockerfile: &Path, problems: &[Problem]) -> String {
+    let mut s = String::new();
+    for p in problems {
+        let _ = writeln!(
+            s,
+            "{}:{}:{}: {}",
+            dockerfile.display(),
+            p.line,
+            p.column,
+            p.message
+        );
+    }
+    s
+}
+
+/// Read the Dockerfile at `dockerfile` and translate it to a spec that will
+/// be written at `spec_path` (its directory decides the source paths).
+pub fn import(dockerfile: &Path, spec_path: &Path) -> Result<String, crate::Error> {
+    let text = std::fs::read_to_string(dockerfile).map_err(|source| crate::Error::Io {
+        path: dockerfile.to_path_buf(),
+        source,
+    })?;
+    translate(&text, dockerfile, spec_path).map_err(|problems| crate::Error::Import {
+        dockerfile: dockerfile.to_path_buf(),
+        problems,
+    })
+}
