@@ -91,8 +91,7 @@ fn a_one_file_change_rebuilds_exactly_the_layers_that_read_it_and_says_why() {
     assert!(misses(&warm).is_empty(), "warm: {warm:?}");
 
     // app.txt is read by the app layer, and through it by the delete layer,
-    // which reads every layer below it; the others are hits.
-    // A layer that writes below a directory keeps what the layers below
+    // which reads every layer below it. A layer that writes below a directory keeps what the layers below
     // gave that directory (as Docker's COPY does), so it reads them: the
     // tools layer (under /usr/bin) rebuilds too, and says why. The os layer,
     // below app, does not.

@@ -5,36 +5,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::support::{have, strata, strata_ok};
+use crate::sandbox::{ready, unpack, write_spec};
+use crate::support::{strata, strata_ok};
 use crate::union::{busybox_dir, layer_files};
-
-const BASE: &str = r#"
-image base {
-    rootfs "base.tar"
-    env PATH="/bin"
-}
-"#;
-
-fn ready(test: &str) -> bool {
-    have("busybox", test)
-}
-
-/// A spec `s.kdl` in `dir`: the busybox base, then `layers` in image `app`.
-fn write_spec(dir: &Path, layers: &str) {
-    fs::write(
-        dir.join("s.kdl"),
-        format!("{BASE}\nimage app {{\n    from base\n{layers}\n}}\n"),
-    )
-    .unwrap();
-}
-
-/// `strata rootfs` of image `app` of `dir/out` into `dir/root`.
-fn unpack(dir: &Path, cache: &Path) -> PathBuf {
-    let root = dir.join("root");
-    let _ = fs::remove_dir_all(&root);
-    strata_ok(dir, cache, &["rootfs", "out:app", "root"]);
-    root
-}
 
 fn compose(dir: &Path, cache: &Path) -> String {
     strata_ok(dir, cache, &["compose", "s.kdl", "--out", "out", "--json"])

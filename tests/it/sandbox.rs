@@ -27,7 +27,7 @@ fn root() -> bool {
 }
 
 /// A spec `s.kdl` in `dir`: the busybox base, then `layers` in image `app`.
-fn write_spec(dir: &Path, layers: &str) {
+pub(crate) fn write_spec(dir: &Path, layers: &str) {
     fs::write(
         dir.join("s.kdl"),
         format!("{BASE}\nimage app {{\n    from base\n{layers}\n}}\n"),
@@ -36,14 +36,15 @@ fn write_spec(dir: &Path, layers: &str) {
 }
 
 /// `strata rootfs` of image `app` of `dir/out` into `dir/root`.
-fn unpack(dir: &Path, cache: &Path) -> PathBuf {
+pub(crate) fn unpack(dir: &Path, cache: &Path) -> PathBuf {
     let root = dir.join("root");
     let _ = fs::remove_dir_all(&root);
     strata_ok(dir, cache, &["rootfs", "out:app", "root"]);
     root
 }
 
-fn ready(test: &str) -> bool {
+/// Whether busybox is there to build the base (SKIPPED, or a panic in CI).
+pub(crate) fn ready(test: &str) -> bool {
     have("busybox", test)
 }
 
