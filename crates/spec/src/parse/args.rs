@@ -1,6 +1,5 @@
 //! Parsing `arg NAME="default"`: the spec's build arguments (a Dockerfile's
 //! `ARG`), declared at the top level with their defaults.
-
 use std::collections::BTreeMap;
 
 use kdl::{KdlNode, KdlValue};

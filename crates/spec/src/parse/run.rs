@@ -1,6 +1,5 @@
 //! The block of a `run` step: its mounts (`cache`, `secret`), as BuildKit's
 //! `RUN --mount` gives them. A child module of `parse`, whose checks it uses.
-
 use kdl::{KdlDocument, KdlNode};
 
 use super::Parser;

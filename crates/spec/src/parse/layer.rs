@@ -1,0 +1,286 @@
+//! A `layer` node and its operations (`add`, `copy`, `file`, `mkdir`,
+//! `symlink`, `delete`, `from-dir`, `run`, `packages`).
+
+use super::*;
+
+impl Parser<'_> {
+    pub(super) fn layer(&mut self, st: &mut ImageState, node: &KdlNode) -> Option<Layer> {
+        let name = self.block_name(node, "a layer name", values::layer_name);
+        if let Some(name) = &name {
+            if let Some(&first) = st.layer_names.get(&name.value) {
+                let line = self.line(first);
+                self.push(
+                    SpecDiagnostic::new(
+                        format!("duplicate layer `{}`", name.value),
+                        name.span,
+                        "second layer of this name",
+                    )
+                    .with_help(format!(
+                        "layer `{}` is already defined on line {line}; layer names are unique within an image",
+                        name.value
+                    )),
+                );
+            } else {
+                st.layer_names.insert(name.value.clone(), name.span);
+            }
+        }
+        let children = node.children().map(KdlDocument::nodes).unwrap_or_default();
+        if children.is_empty() {
+            let what = name
+                .as_ref()
+                .map_or(String::new(), |n| format!(" `{}`", n.value));
+            self.push(
+                SpecDiagnostic::new(
+                    format!("empty layer{what}"),
+                    head_span(node),
+                    "no operations",
+                )
+                .with_help(format!(
+                    "a layer needs at least one operation ({}); remove it if it has none",
+                    OP_NODES.join(", ")
+                )),
+            );
+        }
+        let ops: Vec<Spanned<Op>> = children.iter().filter_map(|c| self.op(c)).collect();
+        self.whole_layer_ops(&ops);
+        Some(Layer {
+            name: name?,
+            span: self.node_span(node),
+            ops,
+        })
+    }
+
+    /// `from-dir` is a layer by itself, and `run` steps share their layer
+    /// only with other `run` steps: both compute the whole layer from the
+    /// layers below, which other operations of the layer would contradict.
+    pub(super) fn whole_layer_ops(&mut self, ops: &[Spanned<Op>]) {
+        let runs = ops
+            .iter()
+            .filter(|o| matches!(o.value, Op::Run { .. }))
+            .count();
+        for op in ops {
+            match &op.value {
+                Op::FromDir { .. } if ops.len() > 1 => self.push(
+                    SpecDiagnostic::new(
+                        "`from-dir` must be the only operation of its layer",
+                        op.span,
+                        "not alone in its layer",
+                    )
+                    .with_help(
+                        "a `from-dir` layer is the whole difference to the directory; put the other operations in a layer of their own",
+                    ),
+                ),
+                Op::Run { .. } | Op::FromDir { .. } => {}
+                other if runs > 0 => self.push(
+                    SpecDiagnostic::new(
+                        format!("`{}` cannot share a layer with `run`", other.kind()),
+                        op.span,
+                        "in a `run` layer",
+                    )
+                    .with_help(
+                        "put it in a layer of its own; several `run` steps in one layer run one after another",
+                    ),
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    pub(super) fn op(&mut self, node: &KdlNode) -> Option<Spanned<Op>> {
+        let span = head_span(node);
+        let op = match node.name().value() {
+            kind @ ("add" | "copy") => self.op_add_or_copy(kind, node)?,
+            "file" => self.op_file(node)?,
+            "mkdir" => self.op_mkdir(node)?,
+            "symlink" => self.op_symlink(node)?,
+            "delete" => self.op_delete(node)?,
+            "from-dir" => self.op_from_dir(node)?,
+            "run" => self.op_run(node)?,
+            "packages" => Op::Packages(self.packages(node)?),
+            "layer" => {
+                self.misplaced(
+                    node,
+                    "layers do not nest".to_owned(),
+                    "inside another layer",
+                    "define every layer directly in its image".to_owned(),
+                );
+                return None;
+            }
+            kind if IMAGE_NODES.contains(&kind) => {
+                self.misplaced(
+                    node,
+                    format!("`{kind}` is an image setting, not a layer operation"),
+                    "inside a layer",
+                    format!("move `{kind}` out of the layer, into the image"),
+                );
+                return None;
+            }
+            _ => {
+                self.unknown(node, OP_NODES, "a layer");
+                return None;
+            }
+        };
+        Some(Spanned::new(op, span))
+    }
+
+    fn op_add_or_copy(&mut self, kind: &str, node: &KdlNode) -> Option<Op> {
+        self.common(node, false);
+        let e = self.entries(node, &["to", "mode", "owner"]);
+        // `add "a" "/usr/local/"` is the Dockerfile habit: say where the destination goes.
+        // That one error says it all: no second "needs a destination".
+        let extra_help = match (e.args.get(1).map(|a| a.value()), e.prop("to")) {
+            (Some(KdlValue::String(dst)), None) => {
+                Some(format!("the destination is a property: `to={dst:?}`"))
+            }
+            _ => None,
+        };
+        let dockerfile_habit = extra_help.is_some();
+        self.arity(node, &e.args, &["source path"], false, extra_help);
+        let src = e
+            .args
+            .first()
+            .and_then(|a| self.checked(a, "a source path", values::source_path));
+        let to = if dockerfile_habit {
+            None
+        } else {
+            self.required(node, &e, "to", "a destination")
+                .and_then(|t| self.checked(t, "`to`", values::image_path))
+        };
+        let mode = e.prop("mode").and_then(|m| self.mode(m));
+        let owner = e.prop("owner").and_then(|o| self.owner(o));
+        let (src, to) = (src?, to?);
+        Some(if kind == "add" {
+            Op::Add {
+                src,
+                to,
+                mode,
+                owner,
+            }
+        } else {
+            Op::Copy {
+                src,
+                to,
+                mode,
+                owner,
+            }
+        })
+    }
+
+    fn op_file(&mut self, node: &KdlNode) -> Option<Op> {
+        self.common(node, false);
+        let e = self.entries(node, &["mode", "owner"]);
+        self.arity(node, &e.args, &["path", "content"], false, None);
+        let path = e
+            .args
+            .first()
+            .and_then(|a| self.checked(a, "a path", values::image_path));
+        let content = e.args.get(1).and_then(|a| self.string(a, "the content"));
+        let mode = e.prop("mode").and_then(|m| self.mode(m));
+        let owner = e.prop("owner").and_then(|o| self.owner(o));
+        Some(Op::File {
+            path: path?,
+            content: content?,
+            mode,
+            owner,
+        })
+    }
+
+    fn op_mkdir(&mut self, node: &KdlNode) -> Option<Op> {
+        let (arg, e) = self.one_arg(node, "path", &["mode", "owner"]);
+        let path = arg.and_then(|a| self.checked(a, "a path", values::image_path));
+        let mode = e.prop("mode").and_then(|m| self.mode(m));
+        let owner = e.prop("owner").and_then(|o| self.owner(o));
+        Some(Op::Mkdir {
+            path: path?,
+            mode,
+            owner,
+        })
+    }
+
+    fn op_symlink(&mut self, node: &KdlNode) -> Option<Op> {
+        let (arg, e) = self.one_arg(node, "path", &["target", "owner"]);
+        let path = arg.and_then(|a| self.checked(a, "a path", values::image_path));
+        let target = self.required(node, &e, "target", "a target").and_then(|t| {
+            self.checked(t, "`target`", |s| {
+                if s.is_empty() {
+                    Err(
+                        Problem::new("symlink target must not be empty", "empty target")
+                            .help(usage_help("symlink")),
+                    )
+                } else if s.contains('\0') {
+                    Err(Problem::new(
+                        "target contains a NUL character",
+                        "NUL character",
+                    ))
+                } else {
+                    Ok(())
+                }
+            })
+        });
+        let owner = e.prop("owner").and_then(|o| self.owner(o));
+        Some(Op::Symlink {
+            path: path?,
+            target: target?,
+            owner,
+        })
+    }
+
+    fn op_delete(&mut self, node: &KdlNode) -> Option<Op> {
+        let (arg, _) = self.one_arg(node, "path", &[]);
+        let path = arg.and_then(|a| self.checked(a, "a path", values::image_path))?;
+        if path.value.trim_matches('/').is_empty() {
+            self.push(
+                SpecDiagnostic::new(
+                    "cannot delete the root directory",
+                    path.span,
+                    "the image root",
+                )
+                .with_help("delete the paths under it one by one, or build on another base"),
+            );
+            return None;
+        }
+        Some(Op::Delete { path })
+    }
+
+    fn op_from_dir(&mut self, node: &KdlNode) -> Option<Op> {
+        let (arg, e) = self.one_arg(node, "directory", &["normalize"]);
+        let src = arg.and_then(|a| self.checked(a, "a source directory", values::source_path))?;
+        let normalize = e
+            .prop("normalize")
+            .and_then(|n| self.boolean(n, "`normalize`"));
+        Some(Op::FromDir { src, normalize })
+    }
+
+    fn op_run(&mut self, node: &KdlNode) -> Option<Op> {
+        let (arg, e) = self.run_arg(node);
+        let command = arg.and_then(|a| {
+            self.checked(a, "the command", |s| {
+                if s.trim().is_empty() {
+                    Err(
+                        Problem::new("the command must not be empty", "empty command")
+                            .help(usage_help("run")),
+                    )
+                } else if s.contains('\0') {
+                    Err(Problem::new(
+                        "the command contains a NUL character",
+                        "NUL character",
+                    ))
+                } else {
+                    Ok(())
+                }
+            })
+        });
+        let network = e.prop("network").and_then(|n| self.boolean(n, "`network`"));
+        let user = e
+            .prop("user")
+            .and_then(|u| self.string(u, "`user`"))
+            .filter(|u| !u.value.is_empty());
+        let mounts = self.run_mounts(node);
+        Some(Op::Run {
+            command: command?,
+            network,
+            user,
+            mounts,
+        })
+    }
+}
