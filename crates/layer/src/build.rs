@@ -62,7 +62,7 @@ pub fn build(
             | JobOp::File { owner, .. }
             | JobOp::Mkdir { owner, .. }
             | JobOp::Symlink { owner, .. } => *owner,
-            JobOp::Delete { .. } | JobOp::FromDir { .. } | JobOp::Run(_) => None,
+            JobOp::Delete { .. } => None,
         };
         apply(&mut tree, op, job_op)?;
     }
@@ -333,14 +333,6 @@ fn apply<'a>(tree: &mut Tree<'a>, op: usize, job_op: &'a JobOp) -> Result<(), Er
             })
         }
         JobOp::Delete { path } => tree.delete(op, path),
-        // These read the content of the layers below, which a listing does
-        // not hold: the executor hands them to `strata-union`.
-        JobOp::FromDir { .. } | JobOp::Run(_) => Err(Error::BadPath {
-            op,
-            path: "/".to_owned(),
-            reason: "`from-dir` and `run` layers are built by strata-union from the layers below"
-                .to_owned(),
-        }),
     }
 }
 

@@ -147,16 +147,32 @@ pub enum JobOp {
     /// A whiteout for a path of the lower layers; see [`build`]. A path with
     /// `*`, `?` or `[` is a glob over the union of the lower layers.
     Delete { path: ImagePath },
+}
+
+/// Work that reads the content of the layers below, not only their paths:
+/// built by `strata-union`, never by [`build`], which has no such
+/// operation to be given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnionWork {
     /// The difference between the union of the layers below and the host
-    /// directory `dir`. Built by `strata-union` (which reads the layers
-    /// below), never by [`build`]. Modes, owners and xattrs are recorded
-    /// exactly, as `docker commit` does, unless `normalize` (a tree checked
-    /// out from git): then only the exec bit counts and host owners never
-    /// reach the layer, as for `copy`.
+    /// directory `dir`. Modes, owners and xattrs are recorded exactly, as
+    /// `docker commit` does, unless `normalize` (a tree checked out from
+    /// git): then only the exec bit counts and host owners never reach the
+    /// layer, as for `copy`.
     FromDir { dir: PathBuf, normalize: bool },
-    /// A command run on the union of the layers below; the layer is what it
-    /// changed. Built by `strata-union`, never by [`build`].
-    Run(RunStep),
+    /// Commands run one after another on the union of the layers below; the
+    /// layer is what they changed.
+    Run(Vec<RunStep>),
+}
+
+/// Everything that decides the bytes of a layer built from the layers
+/// below by [`UnionWork`].
+#[derive(Debug, Clone)]
+pub struct UnionJob {
+    pub work: UnionWork,
+    /// mtime of every entry (seconds since 1970).
+    pub epoch: u64,
+    pub compression: Compression,
 }
 
 /// One `run` step: a command and the environment it runs in.
@@ -203,18 +219,10 @@ pub enum SecretSource {
 }
 
 impl JobOp {
-    /// Whether this operation needs the content of the layers below, which
-    /// only `strata-union` can read: `from-dir` and `run`.
-    ///
-    /// (See also [`JobOp::keeps_lower_parents`].)
-    pub fn reads_lower_content(&self) -> bool {
-        matches!(self, JobOp::FromDir { .. } | JobOp::Run(_))
-    }
-
     /// Whether the operation may write below a directory that the layers
     /// below have, which then keeps their mode, owner and xattrs (as
     /// Docker's COPY keeps existing parents): everything but a path right
-    /// under `/`, a `delete`, and what `strata-union` builds.
+    /// under `/` and a `delete`.
     pub fn keeps_lower_parents(&self) -> bool {
         let under = |p: &ImagePath| p.parent().is_some_and(|d| !d.is_root());
         match self {
@@ -223,7 +231,7 @@ impl JobOp {
             JobOp::File { path, .. } | JobOp::Mkdir { path, .. } | JobOp::Symlink { path, .. } => {
                 under(path)
             }
-            JobOp::Delete { .. } | JobOp::FromDir { .. } | JobOp::Run(_) => false,
+            JobOp::Delete { .. } => false,
         }
     }
 

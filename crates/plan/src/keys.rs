@@ -17,7 +17,9 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use strata_layer::{HostInput, JobOp, LayerJob};
+use strata_layer::{Compression, HostInput, JobOp};
+
+use crate::Step;
 
 /// Bump when the encoding below, or the way a layer is built from a job,
 /// changes: every old key then misses instead of hitting wrongly.
@@ -145,28 +147,30 @@ impl KeyPart {
 /// host inputs in op order; `below` the names and keys of the layers under it
 /// when it reads them.
 pub fn layer_key(
-    job: &LayerJob,
+    steps: &[Step<'_>],
+    epoch: u64,
+    compression: Compression,
     inputs: &[InputDigest],
     below: &[(String, &LayerKey)],
 ) -> (LayerKey, Vec<KeyPart>) {
     let mut parts = vec![
         KeyPart::new("format", Enc::new().field("format", KEY_FORMAT.as_bytes())),
         KeyPart::new(
-            format!("compression {}", job.compression.identity()),
-            Enc::new().field("compression", job.compression.identity().as_bytes()),
+            format!("compression {}", compression.identity()),
+            Enc::new().field("compression", compression.identity().as_bytes()),
         ),
         KeyPart::new(
-            format!("epoch {}", job.epoch),
-            Enc::new().field("epoch", &job.epoch.to_le_bytes()),
+            format!("epoch {}", epoch),
+            Enc::new().field("epoch", &epoch.to_le_bytes()),
         ),
     ];
     let mut inputs = inputs.iter();
-    for (n, op) in job.ops.iter().enumerate() {
+    for (n, step) in steps.iter().enumerate() {
         let mut e = Enc::new();
-        let label = match op {
-            JobOp::Unpack {
+        let label = match *step {
+            Step::Op(JobOp::Unpack {
                 to, owner, mode, ..
-            } => {
+            }) => {
                 let input = inputs.next();
                 e.field("op", b"unpack")
                     .field("input", &input.map_or([0; 32], |i| i.digest))
@@ -175,13 +179,13 @@ pub fn layer_key(
                     .opt_u32("mode", *mode);
                 format!("add {}", input.map_or("?", |i| i.src.as_str()))
             }
-            JobOp::Copy {
+            Step::Op(JobOp::Copy {
                 to,
                 into_dir,
                 mode,
                 owner,
                 ..
-            } => {
+            }) => {
                 let input = inputs.next();
                 e.field("op", b"copy")
                     .field("input", &input.map_or([0; 32], |i| i.digest))
@@ -191,12 +195,12 @@ pub fn layer_key(
                     .opt_u32("mode", *mode);
                 format!("copy {}", input.map_or("?", |i| i.src.as_str()))
             }
-            JobOp::File {
+            Step::Op(JobOp::File {
                 path,
                 content,
                 mode,
                 owner,
-            } => {
+            }) => {
                 e.field("op", b"file")
                     .field("path", &path.0)
                     .field("content", content)
@@ -204,29 +208,29 @@ pub fn layer_key(
                     .opt_u32("mode", *mode);
                 format!("file {}", path.display())
             }
-            JobOp::Mkdir { path, mode, owner } => {
+            Step::Op(JobOp::Mkdir { path, mode, owner }) => {
                 e.field("op", b"mkdir")
                     .field("path", &path.0)
                     .owner(*owner)
                     .opt_u32("mode", *mode);
                 format!("mkdir {}", path.display())
             }
-            JobOp::Symlink {
+            Step::Op(JobOp::Symlink {
                 path,
                 target,
                 owner,
-            } => {
+            }) => {
                 e.field("op", b"symlink")
                     .field("path", &path.0)
                     .field("target", target)
                     .owner(*owner);
                 format!("symlink {}", path.display())
             }
-            JobOp::Delete { path } => {
+            Step::Op(JobOp::Delete { path }) => {
                 e.field("op", b"delete").field("path", &path.0);
                 format!("delete {}", path.display())
             }
-            JobOp::FromDir { normalize, .. } => {
+            Step::FromDir { normalize } => {
                 let input = inputs.next();
                 e.field("op", b"from-dir")
                     .field("input", &input.map_or([0; 32], |i| i.digest));
@@ -237,7 +241,7 @@ pub fn layer_key(
                 }
                 format!("from-dir {}", input.map_or("?", |i| i.src.as_str()))
             }
-            JobOp::Run(step) => {
+            Step::Run(step) => {
                 e.field("op", b"run")
                     .field("command", step.command.as_bytes());
                 for kv in &step.env {

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use miette::SourceSpan;
 use strata_layer::ImageConfig;
-use strata_layer::{Compression, ImagePath, JobOp, LayerJob, Owner};
+use strata_layer::{Compression, ImagePath, JobOp, LayerJob, Owner, RunStep, UnionJob, UnionWork};
 use strata_spec::{Diagnostics, Op, Spanned, Spec, SpecDiagnostic};
 
 pub use index::IndexNode;
@@ -145,8 +145,11 @@ pub struct LayerNode {
     /// The layer's name (`rootfs` for an image's rootfs).
     pub name: String,
     pub span: SourceSpan,
-    pub job: LayerJob,
-    /// The span of each op of `job`, for errors the builder reports by op index.
+    /// How the layer is made: the builder it goes to, and everything that
+    /// decides its bytes.
+    pub build: Build,
+    /// The span of each step of `build` ([`LayerNode::steps`]), for errors
+    /// the builder reports by index.
     pub op_spans: Vec<SourceSpan>,
     /// Every layer below this one in its image, bottom first.
     pub below: Vec<LayerId>,
@@ -158,14 +161,83 @@ pub struct LayerNode {
     pub key: LayerKey,
     /// The named parts the key is made of, to explain a miss.
     pub key_parts: Vec<KeyPart>,
-    /// A layer of an external base: fetched, not built (`job` is empty).
-    pub external: Option<ExternalLayer>,
+}
+
+/// How a layer is made. The kind is the type, so no layer can reach a
+/// builder that would refuse it.
+#[derive(Debug, Clone)]
+pub enum Build {
+    /// Operations on a tree of their own (`strata_layer::build`); only a
+    /// `delete` looks at the layers below, and only at their listings.
+    Ops(LayerJob),
+    /// `from-dir` or `run`, which read the content of the layers below
+    /// (`strata_union::build_job`).
+    Union(UnionJob),
+    /// A layer of an external base: fetched as it is, never built.
+    External(ExternalLayer),
+}
+
+/// What the planner makes of one operation of the spec.
+enum Planned {
+    Op(JobOp),
+    Union(UnionStep),
+}
+
+/// A `from-dir` or `run` operation, before the layer's build is chosen.
+enum UnionStep {
+    FromDir { dir: PathBuf, normalize: bool },
+    Run(RunStep),
+}
+
+/// One step of a layer's build, whatever its kind: what keys, plans and
+/// error locations walk.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    Op(&'a JobOp),
+    FromDir { normalize: bool },
+    Run(&'a RunStep),
 }
 
 impl LayerNode {
     /// `image/layer`, the name used in progress, reports and errors.
     pub fn qualified_name(&self) -> String {
         format!("{}/{}", self.image, self.name)
+    }
+
+    /// The compressor strata writes the layer's blob with (`None` for an
+    /// external layer, whose blob is its base's, as it is).
+    pub fn compression(&self) -> Compression {
+        match &self.build {
+            Build::Ops(job) => job.compression,
+            Build::Union(job) => job.compression,
+            Build::External(_) => Compression::None,
+        }
+    }
+
+    /// The external base layer this is, if it is one.
+    pub fn external(&self) -> Option<&ExternalLayer> {
+        match &self.build {
+            Build::External(ext) => Some(ext),
+            _ => None,
+        }
+    }
+
+    /// The steps of the layer's build, in order (none for an external layer).
+    pub fn steps(&self) -> Vec<Step<'_>> {
+        match &self.build {
+            Build::Ops(job) => job.ops.iter().map(Step::Op).collect(),
+            Build::Union(UnionJob {
+                work: UnionWork::FromDir { normalize, .. },
+                ..
+            }) => vec![Step::FromDir {
+                normalize: *normalize,
+            }],
+            Build::Union(UnionJob {
+                work: UnionWork::Run(steps),
+                ..
+            }) => steps.iter().map(Step::Run).collect(),
+            Build::External(_) => Vec::new(),
+        }
     }
 
     /// The layers this one must wait for.
@@ -204,19 +276,13 @@ fn external_base(
             image: image.to_owned(),
             name: format!("base-{}", n + 1),
             span: from.span,
-            job: LayerJob {
-                ops: Vec::new(),
-                epoch: 0,
-                compression: Compression::None,
-                limits: strata_layer::Limits::DEFAULT,
-            },
+            build: Build::External(l.clone()),
             op_spans: Vec::new(),
             below: stack.clone(),
             reads_below: false,
             inputs: Vec::new(),
             key,
             key_parts,
-            external: Some(l.clone()),
         });
         stack.push(id);
     }
@@ -590,6 +656,7 @@ impl Planner<'_> {
         compression: Compression,
     ) -> Option<LayerNode> {
         let mut job_ops = Vec::new();
+        let mut union = Vec::new();
         let mut op_spans = Vec::new();
         let mut inputs = Vec::new();
         let mut ok = true;
@@ -618,11 +685,16 @@ impl Planner<'_> {
                 continue;
             }
             match self.job_op(&op.value) {
-                Ok((job_op, input)) => {
+                Ok((Planned::Op(job_op), input)) => {
                     reads_below |= matches!(job_op, JobOp::Delete { .. })
-                        || job_op.reads_lower_content()
                         || (!below.is_empty() && job_op.keeps_lower_parents());
                     job_ops.push(job_op);
+                    op_spans.push(op.span);
+                    inputs.extend(input);
+                }
+                Ok((Planned::Union(work), input)) => {
+                    reads_below = true;
+                    union.push((work, op.span));
                     op_spans.push(op.span);
                     inputs.extend(input);
                 }
@@ -635,11 +707,12 @@ impl Planner<'_> {
         if !ok {
             return None;
         }
-        let job = LayerJob {
-            ops: job_ops,
-            epoch,
-            compression,
-            limits: self.limits,
+        let build = match self.union_build(job_ops, union, span, epoch, compression) {
+            Ok(build) => build,
+            Err(d) => {
+                self.errors.push(d);
+                return None;
+            }
         };
         let below_keys: Vec<(String, &LayerKey)> = if reads_below {
             below
@@ -649,24 +722,150 @@ impl Planner<'_> {
         } else {
             Vec::new()
         };
-        let (key, key_parts) = keys::layer_key(&job, &inputs, &below_keys);
-        Some(LayerNode {
+        let mut node = LayerNode {
             id: LayerId(layers.len()),
             image: image.to_owned(),
             name: name.to_owned(),
             span,
-            job,
+            build,
             op_spans,
             below: below.to_vec(),
             reads_below,
             inputs,
-            key,
-            key_parts,
-            external: None,
+            key: LayerKey([0; 32]),
+            key_parts: Vec::new(),
+        };
+        (node.key, node.key_parts) =
+            keys::layer_key(&node.steps(), epoch, compression, &node.inputs, &below_keys);
+        Some(node)
+    }
+
+    /// The layer's build from its planned operations: plain operations, or
+    /// one `from-dir`, or `run` steps only (the spec refuses any other mix,
+    /// see `whole_layer_ops`; this says so again rather than build a layer
+    /// no builder takes).
+    fn union_build(
+        &self,
+        ops: Vec<JobOp>,
+        union: Vec<(UnionStep, SourceSpan)>,
+        span: SourceSpan,
+        epoch: u64,
+        compression: Compression,
+    ) -> Result<Build, SpecDiagnostic> {
+        if union.is_empty() {
+            return Ok(Build::Ops(LayerJob {
+                ops,
+                epoch,
+                compression,
+                limits: self.limits,
+            }));
+        }
+        let alone = || {
+            SpecDiagnostic::new(
+                "`from-dir` is alone in its layer, and a layer with `run` steps holds nothing else",
+                span,
+                "this layer",
+            )
+        };
+        if !ops.is_empty() {
+            return Err(alone());
+        }
+        let work = match union.as_slice() {
+            [(UnionStep::FromDir { dir, normalize }, _)] => UnionWork::FromDir {
+                dir: dir.clone(),
+                normalize: *normalize,
+            },
+            steps => UnionWork::Run(
+                steps
+                    .iter()
+                    .map(|(s, _)| match s {
+                        UnionStep::Run(step) => Ok(step.clone()),
+                        UnionStep::FromDir { .. } => Err(alone()),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        Ok(Build::Union(UnionJob {
+            work,
+            epoch,
+            compression,
+        }))
+    }
+
+    fn job_op(&self, op: &Op) -> Result<(Planned, Option<InputDigest>), SpecDiagnostic> {
+        match op {
+            Op::FromDir { .. } | Op::Run { .. } => self.union_step(op),
+            _ => self
+                .plain_op(op)
+                .map(|(op, input)| (Planned::Op(op), input)),
+        }
+    }
+
+    /// A `from-dir` or a `run` step: work for `strata-union`.
+    fn union_step(&self, op: &Op) -> Result<(Planned, Option<InputDigest>), SpecDiagnostic> {
+        Ok(match op {
+            Op::FromDir { src, normalize } => {
+                let normalize = normalize.as_ref().is_some_and(|n| n.value);
+                let host = self.input(src)?;
+                if !host.is_dir() {
+                    return Err(SpecDiagnostic::new(
+                        format!("input {}: not a directory", host.path().display()),
+                        src.span,
+                        "not a directory",
+                    )
+                    .with_help("`from-dir` takes a directory: the layer makes the image below look like it"));
+                }
+                let digest = if normalize {
+                    keys::digest_input(&host, self.memo.as_deref())
+                } else {
+                    keys::digest_input_exact(&host, self.memo.as_deref())
+                }
+                .map_err(|e| io_diag(src, host.path(), e))?;
+                (
+                    Planned::Union(UnionStep::FromDir {
+                        dir: host.path().to_owned(),
+                        normalize,
+                    }),
+                    Some(InputDigest {
+                        src: src.value.clone(),
+                        digest,
+                        path: host.path().to_owned(),
+                    }),
+                )
+            }
+            Op::Run {
+                command,
+                network,
+                user,
+                mounts,
+            } => {
+                let mounts = mounts
+                    .iter()
+                    .map(|m| self.run_mount(&m.value))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let config = self.image_config.clone().unwrap_or_default();
+                (
+                    Planned::Union(UnionStep::Run(RunStep {
+                        command: command.value.clone(),
+                        env: config.env.clone(),
+                        workdir: config.workdir.clone(),
+                        // Not the image's `user`: that is who its
+                        // containers run as, and the steps that build it
+                        // (installing packages, say) run as root unless
+                        // they say otherwise.
+                        user: user.as_ref().map(|u| u.value.clone()),
+                        platform: config.platform(),
+                        network: network.as_ref().is_some_and(|n| n.value),
+                        mounts,
+                    })),
+                    None,
+                )
+            }
+            _ => unreachable!("job_op routes only from-dir and run here"),
         })
     }
 
-    fn job_op(&self, op: &Op) -> Result<(JobOp, Option<InputDigest>), SpecDiagnostic> {
+    fn plain_op(&self, op: &Op) -> Result<(JobOp, Option<InputDigest>), SpecDiagnostic> {
         let owner = |o: &Option<Spanned<strata_spec::Owner>>| {
             o.as_ref().map(|o| Owner {
                 uid: o.value.uid,
@@ -779,62 +978,8 @@ impl Planner<'_> {
                 },
                 None,
             ),
-            Op::FromDir { src, normalize } => {
-                let normalize = normalize.as_ref().is_some_and(|n| n.value);
-                let host = self.input(src)?;
-                if !host.is_dir() {
-                    return Err(SpecDiagnostic::new(
-                        format!("input {}: not a directory", host.path().display()),
-                        src.span,
-                        "not a directory",
-                    )
-                    .with_help("`from-dir` takes a directory: the layer makes the image below look like it"));
-                }
-                let digest = if normalize {
-                    keys::digest_input(&host, self.memo.as_deref())
-                } else {
-                    keys::digest_input_exact(&host, self.memo.as_deref())
-                }
-                .map_err(|e| io_diag(src, host.path(), e))?;
-                (
-                    JobOp::FromDir {
-                        dir: host.path().to_owned(),
-                        normalize,
-                    },
-                    Some(InputDigest {
-                        src: src.value.clone(),
-                        digest,
-                        path: host.path().to_owned(),
-                    }),
-                )
-            }
-            Op::Run {
-                command,
-                network,
-                user,
-                mounts,
-            } => {
-                let mounts = mounts
-                    .iter()
-                    .map(|m| self.run_mount(&m.value))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let config = self.image_config.clone().unwrap_or_default();
-                (
-                    JobOp::Run(strata_layer::RunStep {
-                        command: command.value.clone(),
-                        env: config.env.clone(),
-                        workdir: config.workdir.clone(),
-                        // Not the image's `user`: that is who its
-                        // containers run as, and the steps that build it
-                        // (installing packages, say) run as root unless
-                        // they say otherwise.
-                        user: user.as_ref().map(|u| u.value.clone()),
-                        platform: config.platform(),
-                        network: network.as_ref().is_some_and(|n| n.value),
-                        mounts,
-                    }),
-                    None,
-                )
+            Op::FromDir { .. } | Op::Run { .. } => {
+                unreachable!("job_op routes from-dir and run to union_step")
             }
             // `layer_node` puts the resolved operations of `packages` in
             // place of the op; it never asks for it alone.

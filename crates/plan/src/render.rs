@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use strata_layer::JobOp;
 
-use crate::Plan;
+use crate::{Plan, Step};
 
 impl Plan {
     /// A stable text rendering: every layer with its ops, inputs, dependencies
@@ -41,13 +41,13 @@ impl Plan {
                 let _ = writeln!(s, "  independent: builds in parallel");
             }
             let mut inputs = l.inputs.iter();
-            for op in &l.job.ops {
-                let line = match op {
-                    JobOp::Unpack { to, .. } => {
+            for step in l.steps() {
+                let line = match step {
+                    Step::Op(JobOp::Unpack { to, .. }) => {
                         let i = inputs.next();
                         format!("unpack {} -> {}", i.map_or("?", |i| &i.src), to.display())
                     }
-                    JobOp::Copy { to, into_dir, .. } => {
+                    Step::Op(JobOp::Copy { to, into_dir, .. }) => {
                         let i = inputs.next();
                         let slash = if *into_dir && !to.0.is_empty() {
                             "/"
@@ -60,23 +60,23 @@ impl Plan {
                             to.display()
                         )
                     }
-                    JobOp::File { path, content, .. } => {
+                    Step::Op(JobOp::File { path, content, .. }) => {
                         format!("file {} ({} bytes)", path.display(), content.len())
                     }
-                    JobOp::Mkdir { path, .. } => format!("mkdir {}", path.display()),
-                    JobOp::Symlink { path, target, .. } => {
+                    Step::Op(JobOp::Mkdir { path, .. }) => format!("mkdir {}", path.display()),
+                    Step::Op(JobOp::Symlink { path, target, .. }) => {
                         format!(
                             "symlink {} -> {}",
                             path.display(),
                             String::from_utf8_lossy(target)
                         )
                     }
-                    JobOp::Delete { path } => format!("delete {}", path.display()),
-                    JobOp::FromDir { .. } => {
+                    Step::Op(JobOp::Delete { path }) => format!("delete {}", path.display()),
+                    Step::FromDir { .. } => {
                         let i = inputs.next();
                         format!("from-dir {}", i.map_or("?", |i| &i.src))
                     }
-                    JobOp::Run(step) => format!(
+                    Step::Run(step) => format!(
                         "run {:?}{}",
                         step.command,
                         if step.network { " (network)" } else { "" }

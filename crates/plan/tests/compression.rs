@@ -10,7 +10,7 @@ fn job_compression(dir: &Path, top: &str) -> (Compression, String) {
     let text = format!("{top}\nimage app {{\n    layer l {{ file \"/x\" \"1\" }}\n}}\n");
     let spec = strata_spec::parse("s.kdl", &text).unwrap();
     let p = strata_plan::plan(&spec, &dir.join("s.kdl"), &PlanOptions::default()).unwrap();
-    (p.layers[0].job.compression, p.layers[0].key.hex())
+    (p.layers[0].compression(), p.layers[0].key.hex())
 }
 
 #[test]

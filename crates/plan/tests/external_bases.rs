@@ -65,7 +65,7 @@ fn base_layers_come_first_and_the_config_is_inherited() {
     let first = p.layer(app.layers[0]);
     assert_eq!(first.qualified_name(), "app/base-1");
     assert_eq!(
-        first.external.as_ref().map(|e| e.desc.blob),
+        first.external().map(|e| e.desc.blob),
         Some(Digest::of(b"blob"))
     );
     assert_eq!(app.config.cmd, Some(vec!["/bin/sh".to_owned()]));

@@ -74,9 +74,14 @@ fn run_steps_run_as_root_unless_they_name_a_user() {
     let tmp = tempfile::tempdir().unwrap();
     let step = |text: &str| {
         let p = plan(tmp.path(), text).unwrap();
-        match &p.layers[0].job.ops[0] {
-            strata_layer::JobOp::Run(s) => s.user.clone(),
-            op => panic!("{op:?}"),
+        // A run layer is union work, its steps the run steps: the type
+        // says so, not a check at build time.
+        match &p.layers[0].build {
+            strata_plan::Build::Union(strata_layer::UnionJob {
+                work: strata_layer::UnionWork::Run(steps),
+                ..
+            }) => steps[0].user.clone(),
+            build => panic!("{build:?}"),
         }
     };
     // The image's user is its containers', not its build steps'.

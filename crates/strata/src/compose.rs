@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use strata_cache::{Cache, InputIndex, LastBuild, LayerRecord, Miss};
 use strata_export::{ExportImage, LayerDesc};
 use strata_layer::LowerView;
-use strata_plan::{DigestMemo, LayerNode, Plan, PlanOptions};
+use strata_plan::{Build, DigestMemo, LayerNode, Plan, PlanOptions};
 use strata_spec::SpecDiagnostic;
 
 use crate::report::{CacheStatus, ComposeReport, ImageReport, LayerReport};
@@ -361,7 +361,7 @@ fn publish_stage(
         .plan
         .layers
         .iter()
-        .filter(|l| l.external.is_none())
+        .filter(|l| l.external().is_none())
         .map(|l| (l.key.hex(), &built.ready[l.id.0].record))
         .collect();
     match crate::remote_cache::push(&layers, cache, &registry, repo) {
@@ -405,7 +405,7 @@ fn report_stage(
                     cache: r.cache.clone(),
                     miss_reason: r.miss_reason.clone(),
                     key: node.key.hex(),
-                    compression: node.job.compression.identity(),
+                    compression: node.compression().identity(),
                     listing: r.record.listing.clone(),
                 })
                 .collect(),
@@ -472,7 +472,7 @@ fn build_all(
                         if let Some(r) = &mut done[d.0] {
                             r.load_listing(cache)?;
                             view.apply(&r.record.listing);
-                            if crate::union_job::is_union_layer(layer) {
+                            if matches!(layer.build, Build::Union(_)) {
                                 below.push(r.record.clone());
                             }
                         }
@@ -615,7 +615,7 @@ fn build_one(
     });
     let mut blob = cache.new_blob()?;
     let progress = |bytes: u64| on_event(Event::LayerProgress { index, bytes });
-    let record = if let Some(ext) = &layer.external {
+    let record = if let Some(ext) = layer.external() {
         // A layer of an external base: its blob as it is, checked.
         let listing = crate::base::fetch_layer(layer, ext, cache, &mut blob)?;
         LayerRecord {
@@ -657,10 +657,12 @@ fn built_record(
     progress: &(dyn Fn(u64) + Sync),
     warn: &dyn Fn(String),
 ) -> Result<LayerRecord, Error> {
-    let out = if crate::union_job::is_union_layer(layer) {
-        crate::union_job::build(plan, layer, below, cache, blob, progress, warn)
-    } else {
-        strata_layer::build(&layer.job, lower, blob, progress).map_err(|e| match e {
+    let out = match &layer.build {
+        Build::Union(job) => {
+            crate::union_job::build(plan, layer, job, below, cache, blob, progress, warn)
+        }
+        Build::External(_) => unreachable!("build_one fetches external layers, never builds them"),
+        Build::Ops(job) => strata_layer::build(job, lower, blob, progress).map_err(|e| match e {
             strata_layer::Error::DeleteMissing { op, path } => {
                 let span = layer.op_spans.get(op).copied().unwrap_or(layer.span);
                 Error::Build(Box::new(plan.diagnostic(
@@ -676,7 +678,7 @@ fn built_record(
                 layer: crate::locate::layer_at(plan, layer, &source),
                 source: crate::locate::write_error(source, &cache.root().join("tmp")),
             },
-        })
+        }),
     }?;
     Ok(LayerRecord {
         desc: out.desc,

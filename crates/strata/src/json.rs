@@ -30,7 +30,7 @@ pub fn plan_json(plan: &Plan) -> String {
                 "key": l.key.hex(),
                 "reads_below": l.reads_below,
                 "depends_on": l.deps().iter().map(|&d| plan.layer(d).qualified_name()).collect::<Vec<_>>(),
-                "ops": l.job.ops.len(),
+                "ops": l.steps().len(),
                 "inputs": l.inputs.iter().map(|i| json!({
                     "src": i.src,
                     "blake3": blake3_hex(&i.digest),

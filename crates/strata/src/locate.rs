@@ -33,7 +33,10 @@ fn op_of(layer: &LayerNode, err: &LayerError) -> Option<usize> {
         LayerError::Io { path, .. } | LayerError::Host { path, .. } => path,
         _ => return None,
     };
-    layer.job.ops.iter().position(|op| match op {
+    let strata_plan::Build::Ops(job) = &layer.build else {
+        return None;
+    };
+    job.ops.iter().position(|op| match op {
         JobOp::Unpack { archive, .. } => archive.path() == path,
         // A file below a copied directory names the file, at its physical
         // path (see `HostInput::real`).

@@ -62,7 +62,7 @@ pub fn pull(
     let mut fetched = 0;
     let mut seen = std::collections::BTreeSet::new();
     // Layers of external bases come from where the base is, not from here.
-    for layer in plan.layers.iter().filter(|l| l.external.is_none()) {
+    for layer in plan.layers.iter().filter(|l| l.external().is_none()) {
         let key = layer.key.hex();
         if !seen.insert(key.clone()) || cache.get_head(&key)?.is_ok() {
             continue;
@@ -72,7 +72,7 @@ pub fn pull(
             registry,
             repo,
             &key,
-            layer.job.compression.media_type(),
+            layer.compression().media_type(),
         ) {
             Ok(true) => fetched += 1,
             Ok(false) => {}

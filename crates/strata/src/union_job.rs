@@ -6,23 +6,20 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use strata_cache::{Cache, LayerRecord};
-use strata_layer::{BuildOutput, JobOp};
-use strata_plan::{LayerNode, Plan};
+use strata_layer::{BuildOutput, UnionJob};
+use strata_plan::{LayerNode, Plan, Step};
 use strata_spec::SpecDiagnostic;
 use strata_union::Below;
 
 use crate::Error;
 
-/// Whether the layer must be built by [`build`].
-pub(crate) fn is_union_layer(layer: &LayerNode) -> bool {
-    strata_union::is_union_job(&layer.job)
-}
-
 /// Builds a `from-dir` or `run` layer on `below` (the records of every
 /// layer below it, bottom first, whose blobs are in `cache`).
+#[allow(clippy::too_many_arguments)] // the executor's state, passed through once
 pub(crate) fn build(
     plan: &Plan,
     layer: &LayerNode,
+    job: &UnionJob,
     below: &[LayerRecord],
     cache: &Cache,
     out: &mut dyn Write,
@@ -46,8 +43,8 @@ pub(crate) fn build(
         unpacked: cache.unpacked_dir(),
         cache_mounts: cache.cache_mounts_dir(),
     };
-    strata_union::build_job(&layer.job, &below, Some(&store), out, progress, warn).map_err(
-        |source| match source {
+    strata_union::build_job(job, &below, Some(&store), out, progress, warn).map_err(|source| {
+        match source {
             // A failing command, or no shell to run it with, is a failed
             // build (not an invalid spec), pointed at the command.
             strata_union::Error::RunFailed {
@@ -73,17 +70,16 @@ pub(crate) fn build(
                 layer: layer.qualified_name(),
                 source,
             },
-        },
-    )
+        }
+    })
 }
 
 /// [`Error::Build`] at the `run` step of `layer` whose command is `command`.
 fn failed_at(plan: &Plan, layer: &LayerNode, command: &str, what: String, help: String) -> Error {
     let op = layer
-        .job
-        .ops
+        .steps()
         .iter()
-        .position(|op| matches!(op, JobOp::Run(s) if s.command == command));
+        .position(|step| matches!(step, Step::Run(s) if s.command == command));
     let span = op
         .and_then(|i| layer.op_spans.get(i).copied())
         .unwrap_or(layer.span);

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use strata_layer::{BuildOutput, Digest, JobOp, LayerJob, Listing, Progress, RunStep};
+use strata_layer::{BuildOutput, Digest, Listing, Progress, UnionJob, UnionWork};
 
 use crate::Error;
 use crate::diff::{DiffOptions, diff_dir};
@@ -29,17 +29,11 @@ pub struct RunStore {
     pub cache_mounts: PathBuf,
 }
 
-/// Whether `job` must be built by [`build_job`] rather than `strata_layer::build`.
-pub fn is_union_job(job: &LayerJob) -> bool {
-    job.ops.iter().any(JobOp::reads_lower_content)
-}
-
 /// Builds a `from-dir` or `run` layer on the layers `below` (bottom first)
-/// and writes its blob to `out`. A job holds one `from-dir`, or only `run`
-/// steps (the spec refuses anything else). Without a `store`, each run
-/// applies the layers below afresh and its cache mounts start empty.
+/// and writes its blob to `out`. Without a `store`, each run applies the
+/// layers below afresh and its cache mounts start empty.
 pub fn build_job(
-    job: &LayerJob,
+    job: &UnionJob,
     below: &[Below<'_>],
     store: Option<&RunStore>,
     out: &mut dyn Write,
@@ -47,8 +41,8 @@ pub fn build_job(
     warn: &dyn Fn(String),
 ) -> Result<BuildOutput, Error> {
     let lower = Model::of(below.iter().map(|b| b.listing))?;
-    let entries = match job.ops.as_slice() {
-        [JobOp::FromDir { dir, normalize }] => diff_dir(
+    let entries = match &job.work {
+        UnionWork::FromDir { dir, normalize } => diff_dir(
             &lower,
             dir,
             if *normalize {
@@ -74,17 +68,7 @@ pub fn build_job(
                 }
             },
         )?,
-        ops => {
-            let steps: Vec<&RunStep> = ops
-                .iter()
-                .map(|op| match op {
-                    JobOp::Run(step) => Ok(step),
-                    _ => Err(Error::BadJob(
-                        "a layer with `run` steps holds nothing else, and `from-dir` is alone in its layer"
-                            .to_owned(),
-                    )),
-                })
-                .collect::<Result<_, _>>()?;
+        UnionWork::Run(steps) => {
             let dirs = RunDirs::new(below, store.map(|s| s.unpacked.as_path()))?;
             if let Some(w) = dirs.single_id_warning() {
                 warn(w);

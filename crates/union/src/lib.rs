@@ -39,7 +39,7 @@ mod upper;
 pub use apply::{ApplyReport, apply_blobs, running_as_root};
 pub use diff::{DiffOptions, diff_dir};
 pub use image::{Image, WriteOptions, commit, rootfs, squash};
-pub use job::{Below, RunStore, build_job, is_union_job};
+pub use job::{Below, RunStore, build_job};
 pub use model::{Model, ModelError};
 pub use upper::upper_entries;
 
@@ -75,9 +75,6 @@ pub enum Error {
         "{path}: exists and is not an empty directory; a root file system is only unpacked into a new or empty one"
     )]
     NotEmpty { path: PathBuf },
-    /// A job this crate does not build.
-    #[error("{0}")]
-    BadJob(String),
     /// The machine does not let a `run` step run: what is missing.
     #[error("cannot run a `run` step: {0}")]
     Sandbox(String),
