@@ -96,4 +96,7 @@ pub enum Error {
         tag: String,
         available: String,
     },
+    /// A command that needs one image was given a layout of several and no tag.
+    #[error("{} holds {} images; name one as {}:NAME (one of: {})", layout.display(), names.len(), layout.display(), names.join(", "))]
+    WhichImage { layout: PathBuf, names: Vec<String> },
 }

@@ -126,6 +126,27 @@ impl Layout {
     }
 
     /// The image whose ref name is `tag`.
+    /// The images a `LAYOUT[:TAG]` names: the tagged one, or all of them.
+    pub fn select(&self, tag: Option<&str>) -> Result<Vec<&LayoutImage>, Error> {
+        match tag {
+            Some(t) => Ok(vec![self.image(t)?]),
+            None => Ok(self.images.iter().collect()),
+        }
+    }
+
+    /// The one image a `LAYOUT[:TAG]` names: the tagged one, or the only
+    /// image of the layout (several without a tag is an error naming them).
+    pub fn one(&self, tag: Option<&str>) -> Result<&LayoutImage, Error> {
+        match (tag, self.images.as_slice()) {
+            (Some(t), _) => self.image(t),
+            (None, [one]) => Ok(one),
+            (None, all) => Err(Error::WhichImage {
+                layout: self.dir.clone(),
+                names: all.iter().map(|i| i.name.clone()).collect(),
+            }),
+        }
+    }
+
     pub fn image(&self, tag: &str) -> Result<&LayoutImage, Error> {
         self.images
             .iter()

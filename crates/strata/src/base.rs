@@ -155,18 +155,7 @@ fn diag(from: &Spanned<String>, e: &Error) -> SpecDiagnostic {
 /// A base from an OCI layout on disk.
 fn from_layout(dir: &Path, tag: Option<&str>) -> Result<ExternalImage, Error> {
     let layout = strata_export::open_layout(dir)?;
-    let img = match tag {
-        Some(t) => layout.image(t)?,
-        None => match layout.images() {
-            [one] => one,
-            all => {
-                return Err(Error::WhichImage {
-                    dir: dir.to_path_buf(),
-                    names: all.iter().map(|i| i.name.clone()).collect(),
-                });
-            }
-        },
-    };
+    let img = layout.one(tag)?;
     let dir = fs::canonicalize(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
         source,

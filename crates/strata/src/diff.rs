@@ -165,10 +165,7 @@ impl Side {
             });
         }
         let layout = strata_export::open_layout(&path)?;
-        let chosen: Vec<&strata_export::LayoutImage> = match &tag {
-            Some(t) => vec![layout.image(t)?],
-            None => layout.images().iter().collect(),
-        };
+        let chosen = layout.select(tag.as_deref())?;
         let mut images = Vec::new();
         for img in chosen {
             let manifest_json = read_json(&layout.blob_path(&img.manifest_digest))?;

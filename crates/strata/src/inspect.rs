@@ -43,13 +43,13 @@ pub(crate) fn select<'l>(
                 .collect(),
             indexes: vec![index],
         },
-        (Some(t), None) => Selection {
-            images: vec![layout.image(t)?],
-            indexes: Vec::new(),
-        },
-        (None, None) => Selection {
-            images: layout.images().iter().collect(),
-            indexes: layout.indexes().iter().collect(),
+        (tag, None) => Selection {
+            images: layout.select(tag)?,
+            indexes: if tag.is_some() {
+                Vec::new()
+            } else {
+                layout.indexes().iter().collect()
+            },
         },
     })
 }

@@ -118,9 +118,6 @@ pub enum Error {
     /// needs another, a value out of its range): the message says how.
     #[error("{0}")]
     Usage(String),
-    /// A layout holds several images and the command needs one.
-    #[error("{dir} holds {} images; name one as {dir}:NAME (one of: {})", names.len(), names.join(", "))]
-    WhichImage { dir: PathBuf, names: Vec<String> },
     /// A layout or lock lacks the image a command named.
     #[error("{target}: no image {name:?} in it (images: {})", available.join(", "))]
     NoImage {

@@ -99,18 +99,7 @@ fn push_mounting(
     pushed: &mut BTreeMap<Digest, Reference>,
 ) -> Result<PushReport, Error> {
     let layout = strata_export::open_layout(dir)?;
-    let image = match tag {
-        Some(t) => layout.image(t)?,
-        None => match layout.images() {
-            [one] => one,
-            images => {
-                return Err(Error::WhichImage {
-                    dir: dir.to_path_buf(),
-                    names: images.iter().map(|i| i.name.clone()).collect(),
-                });
-            }
-        },
-    };
+    let image = layout.one(tag)?;
     let dest = if dest.tag.is_none() && dest.digest.is_none() {
         dest.with_tag(&image.name)?
     } else {
