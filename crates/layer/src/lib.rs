@@ -47,7 +47,7 @@ pub use build::{BuildOutput, Progress, build};
 pub use compress::Compression;
 pub use entries::{HostEntry, Source, build_entries};
 pub use host::read_listed;
-pub use listing::list_blob;
+pub use listing::{list_blob, list_blob_with_mtimes};
 // The image model's types, from the ground crate: re-exported so that a
 // layer's callers name them where they meet them.
 pub use strata_oci::{

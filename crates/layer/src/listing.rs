@@ -19,9 +19,18 @@ const BLOB: &str = "layer blob";
 /// (`./` prefixes dropped, the root skipped) but a name with `..` is refused.
 /// Memory does not grow with the blob.
 pub fn list_blob(r: impl Read) -> Result<Listing, Error> {
+    list_blob_with_mtimes(r).map(|(listing, _)| listing)
+}
+
+/// [`list_blob`], and each entry's mtime (seconds since the epoch) in the
+/// listing's order: what a listing leaves out because every strata layer
+/// has one mtime, and what `strata diff` shows of other tools' layers.
+pub fn list_blob_with_mtimes(r: impl Read) -> Result<(Listing, Vec<u64>), Error> {
     let mut reader = BlobReader::new(r, BLOB)?;
     let mut entries = Vec::new();
+    let mut mtimes = Vec::new();
     while let Some(mut e) = reader.next_entry()? {
+        mtimes.push(reader.mtime());
         if e.kind == EntryKind::File {
             let mut h = HashingWriter::new(std::io::sink());
             let copied = std::io::copy(&mut reader.data(), &mut h);
@@ -38,5 +47,5 @@ pub fn list_blob(r: impl Read) -> Result<Listing, Error> {
         entries.push(e);
     }
     reader.finish()?;
-    Ok(Listing { entries })
+    Ok((Listing { entries }, mtimes))
 }

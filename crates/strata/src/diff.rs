@@ -23,11 +23,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::Path;
 
 use serde_json::Value;
-use strata_layer::whiteout::{self, Marker};
 use strata_layer::{Digest, Entry, EntryKind, ImagePath, LayerDescriptor};
 
 use crate::Error;
@@ -223,20 +222,20 @@ impl Side {
                 })
             })
         };
-        let listing =
-            strata_layer::list_blob(BufReader::new(open()?)).map_err(|source| Error::Layer {
+        // One read through the project's own reader: the listing, and the
+        // mtimes a listing leaves out.
+        let (listing, mtimes) = strata_layer::list_blob_with_mtimes(BufReader::new(open()?))
+            .map_err(|source| Error::Layer {
                 layer: what.to_owned(),
                 source,
             })?;
-        // mtimes are a best effort: a blob list_blob read is a sound tar, and
-        // one the second reader cannot decode just shows no mtimes.
-        let mtimes = read_mtimes(BufReader::new(open()?)).unwrap_or_default();
         Ok(listing
             .entries
             .iter()
-            .map(|e| {
+            .zip(mtimes)
+            .map(|(e, mtime)| {
                 let (key, mut facts) = Facts::of_entry(e);
-                facts.mtime = mtimes.get(&key).copied();
+                facts.mtime = Some(mtime);
                 (key, facts)
             })
             .collect())
@@ -657,58 +656,6 @@ fn diff_entries(out: &mut String, a: &BTreeMap<Key, Facts>, b: &BTreeMap<Key, Fa
             );
         }
     }
-}
-
-/// The mtime of every entry of a blob, by the same key as its listing.
-/// gzip, zstd and plain tar are read; anything else gives an error.
-fn read_mtimes(mut r: impl Read) -> std::io::Result<BTreeMap<Key, u64>> {
-    let mut magic = [0u8; 4];
-    let mut n = 0;
-    while n < magic.len() {
-        match r.read(&mut magic[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    let head = std::io::Cursor::new(magic[..n].to_vec()).chain(r);
-    let decoded: Box<dyn Read> = match magic {
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(head)),
-        [0x28, 0xb5, 0x2f, 0xfd] => Box::new(zstd::stream::read::Decoder::new(head)?),
-        _ => Box::new(head),
-    };
-    let mut archive = tar::Archive::new(decoded);
-    let mut out = BTreeMap::new();
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let mut mtime = entry.header().mtime()?;
-        if let Some(pax) = entry.pax_extensions()? {
-            for ext in pax.flatten() {
-                if ext.key_bytes() == b"mtime"
-                    && let Some(secs) = ext
-                        .value()
-                        .ok()
-                        .and_then(|v| v.split('.').next())
-                        .and_then(|v| v.parse().ok())
-                {
-                    mtime = secs;
-                }
-            }
-        }
-        let Ok(path) = ImagePath::normalise(&entry.path_bytes()) else {
-            continue;
-        };
-        if path.is_root() {
-            continue;
-        }
-        let parent = path.parent().unwrap_or_else(ImagePath::root);
-        let key = match whiteout::classify(path.file_name().unwrap_or_default()) {
-            Ok(Marker::Opaque) => (parent, 2),
-            Ok(Marker::Whiteout(deleted)) => (parent.join(deleted), 1),
-            Ok(Marker::Plain) | Err(_) => (path, 0),
-        };
-        out.insert(key, mtime);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
