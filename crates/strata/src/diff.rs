@@ -104,8 +104,8 @@ struct LayerView {
     /// `created_by` (`strata: layer jdk`) in a layout.
     label: Option<String>,
     desc: LayerDescriptor,
-    /// The listing lines a lock holds; `None` means: read the blob.
-    lines: Option<Vec<String>>,
+    /// The listing a lock holds; `None` means: read the blob.
+    lines: Option<Vec<Entry>>,
 }
 
 impl Side {
@@ -197,18 +197,9 @@ impl Side {
     /// The entries of a layer of this side, by path, with mtimes when a blob
     /// is there to read them from.
     fn entries(&self, layer: &LayerView, what: &str) -> Result<BTreeMap<Key, Facts>, Error> {
-        if let Some(lines) = &layer.lines {
-            // A lock's lines were checked against its listing digest when it
-            // was read; one that is still no listing line is a broken lock.
-            return lines
-                .iter()
-                .map(|l| {
-                    Facts::of_line(l).map_err(|e| Error::BadSource {
-                        source_ref: format!("{what} of the lock"),
-                        reason: e.to_string(),
-                    })
-                })
-                .collect();
+        if let Some(entries) = &layer.lines {
+            // A lock's listing was parsed, line by line, when it was read.
+            return Ok(entries.iter().map(Facts::of_entry).collect());
         }
         let Some(layout) = &self.layout else {
             return Ok(BTreeMap::new());
@@ -519,6 +510,7 @@ struct Facts {
 impl Facts {
     /// The facts of a listing line (the format of [`Entry::line`], read
     /// back by [`Entry::parse_line`]).
+    #[cfg(test)]
     fn of_line(line: &str) -> Result<(Key, Facts), strata_layer::BadLine> {
         Ok(Facts::of_entry(&Entry::parse_line(line)?))
     }

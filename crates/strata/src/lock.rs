@@ -55,7 +55,7 @@ use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use strata_layer::{Digest, LayerDescriptor, MediaType};
+use strata_layer::{Digest, Entry, LayerDescriptor, MediaType};
 
 use crate::report::ComposeReport;
 
@@ -108,8 +108,10 @@ pub struct LockedLayer {
     pub compression: String,
     /// The blob: media type, diff_id, digest and size.
     pub desc: LayerDescriptor,
-    /// The listing, one [`Entry::line`](strata_layer::Entry::line) per entry, in tar order.
-    pub listing: Vec<String>,
+    /// The listing, in tar order; written one
+    /// [`Entry::line`](strata_layer::Entry::line) per entry, and read back
+    /// with [`Entry::parse_line`](strata_layer::Entry::parse_line).
+    pub listing: Vec<Entry>,
     /// The Debian packages a `packages` layer installs, one
     /// [`LockedPackage::line`](crate::packages::LockedPackage::line) each:
     /// what `compose --locked` installs again, without resolving.
@@ -123,10 +125,10 @@ impl LockedLayer {
     }
 }
 
-fn listing_digest(lines: &[String]) -> Digest {
+fn listing_digest(entries: &[Entry]) -> Digest {
     let mut text = String::new();
-    for l in lines {
-        text.push_str(l);
+    for e in entries {
+        text.push_str(&e.line());
         text.push('\n');
     }
     Digest::of(text.as_bytes())
@@ -174,7 +176,7 @@ impl Lock {
                         key: l.key.clone(),
                         compression: l.compression.clone(),
                         desc: l.desc,
-                        listing: l.listing.entries.iter().map(|e| e.line()).collect(),
+                        listing: l.listing.entries.clone(),
                         packages: report.packages.get(&l.name).cloned().unwrap_or_default(),
                     });
                 }
@@ -284,7 +286,7 @@ impl Lock {
                 let _ = writeln!(s, "  package {p}");
             }
             let _ = writeln!(s, "  listing {} {}", l.listing.len(), l.listing_digest());
-            for line in &l.listing {
+            for line in l.listing.iter().map(Entry::line) {
                 let _ = writeln!(s, "    {line}");
             }
         }
@@ -402,7 +404,8 @@ impl Parser<'_> {
             }
             match (indent, &section) {
                 (4, Section::Layer(i)) if declared.contains_key(i) => {
-                    lock.layers[*i].listing.push(line.to_owned());
+                    let entry = Entry::parse_line(line).map_err(|e| self.err(e.to_string()))?;
+                    lock.layers[*i].listing.push(entry);
                 }
                 (0, _) => {
                     let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
@@ -767,12 +770,14 @@ fn short(key: &str) -> &str {
 }
 
 /// The path of a listing line: its first field.
-fn line_path(line: &str) -> &str {
-    line.split(' ').next().unwrap_or(line)
+/// An entry's path as its listing line shows it.
+fn line_path(e: &Entry) -> String {
+    let line = e.line();
+    line.split(' ').next().unwrap_or_default().to_owned()
 }
 
 /// The first entry where two listings (in tar order) differ, described.
-pub fn first_difference(locked: &[String], found: &[String]) -> Option<String> {
+pub fn first_difference(locked: &[Entry], found: &[Entry]) -> Option<String> {
     let i = locked
         .iter()
         .zip(found)
@@ -780,20 +785,24 @@ pub fn first_difference(locked: &[String], found: &[String]) -> Option<String> {
         .unwrap_or(locked.len().min(found.len()));
     match (locked.get(i), found.get(i)) {
         (None, None) => None,
-        (Some(a), None) => Some(format!("{} removed (locked: {a})", line_path(a))),
-        (None, Some(b)) => Some(format!("{} added: {b}", line_path(b))),
-        (Some(a), Some(b)) if line_path(a) == line_path(b) => Some(format!(
-            "{} changed\n      locked: {a}\n      built:  {b}",
-            line_path(a)
+        (Some(a), None) => Some(format!("{} removed (locked: {})", line_path(a), a.line())),
+        (None, Some(b)) => Some(format!("{} added: {}", line_path(b), b.line())),
+        (Some(a), Some(b)) if a.path == b.path && a.kind == b.kind => Some(format!(
+            "{} changed\n      locked: {}\n      built:  {}",
+            line_path(a),
+            a.line(),
+            b.line()
         )),
         (Some(a), Some(b)) => {
             // Whichever path the other side still has further on is the
             // shifted one; the other was added or removed.
-            let found_has_a = found[i..].iter().any(|l| line_path(l) == line_path(a));
+            let found_has_a = found[i..]
+                .iter()
+                .any(|l| l.path == a.path && l.kind == a.kind);
             Some(if found_has_a {
-                format!("{} added: {b}", line_path(b))
+                format!("{} added: {}", line_path(b), b.line())
             } else {
-                format!("{} removed (locked: {a})", line_path(a))
+                format!("{} removed (locked: {})", line_path(a), a.line())
             })
         }
     }
@@ -831,11 +840,14 @@ mod tests {
                     blob: d(3),
                     size: 42,
                 },
-                listing: vec![
-                    "/etc/ dir 0755 0:0".into(),
+                listing: [
+                    "/etc/ dir 0755 0:0".to_owned(),
                     "/etc/motd file 0644 0:0 2 sha256:".to_owned() + &"00".repeat(32),
-                    "/odd\\x20name symlink 0777 0:0 -> a\\x0ab".into(),
-                ],
+                    "/odd\\x20name symlink 0777 0:0 -> a\\x0ab".to_owned(),
+                ]
+                .iter()
+                .map(|l| Entry::parse_line(l).unwrap())
+                .collect(),
                 packages: vec![format!(
                     "libc6 2.36-9+deb12u10 amd64 {} 2758208 pool/main/g/glibc/libc6_2.36-9+deb12u10_amd64.deb",
                     "ab".repeat(32)
@@ -864,6 +876,28 @@ mod tests {
     }
 
     #[test]
+    fn a_listing_line_that_is_no_entry_and_a_missing_digest_are_refused() {
+        let text = sample()
+            .render()
+            .replace("/etc/motd file 0644 0:0 2", "/etc/motd file 0644 0:0 two");
+        let e = Lock::parse(&text, Path::new("x.lock"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.lock:") && e.contains("bad size"), "{e}");
+        // A lock without a layer's blob line never pins a zero digest.
+        let text: String = sample()
+            .render()
+            .lines()
+            .filter(|l| !l.starts_with("  blob "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let e = Lock::parse(&text, Path::new("x.lock"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("has no `blob` line"), "{e}");
+    }
+
+    #[test]
     fn junk_is_refused_with_its_line() {
         let e = Lock::parse("strata-lock 1\nbogus 3\n", Path::new("x.lock"))
             .unwrap_err()
@@ -884,8 +918,7 @@ mod tests {
         found.images[0].layers[0].1 = d(8);
         found.layers[0].desc.blob = d(8);
         found.layers[0].desc.diff_id = d(7);
-        found.layers[0].listing[1] =
-            "/etc/motd file 0755 0:0 2 sha256:".to_owned() + &"00".repeat(32);
+        found.layers[0].listing[1].mode = 0o755;
         let e = check(&locked, &found).unwrap_err().to_string();
         assert!(e.contains("image app: manifest"), "{e}");
         assert!(e.contains("layer 1 (app/one): blob"), "{e}");
@@ -898,20 +931,24 @@ mod tests {
 
     #[test]
     fn first_difference_tells_added_from_removed() {
-        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let a = l(&["/a file", "/b file", "/c file"]);
+        let l = |v: &[&str]| {
+            v.iter()
+                .map(|p| Entry::parse_line(&format!("{p} fifo 0644 0:0")).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let a = l(&["/a", "/b", "/c"]);
         assert_eq!(first_difference(&a, &a), None);
         assert_eq!(
-            first_difference(&a, &l(&["/a file", "/c file"])).unwrap(),
-            "/b removed (locked: /b file)"
+            first_difference(&a, &l(&["/a", "/c"])).unwrap(),
+            "/b removed (locked: /b fifo 0644 0:0)"
         );
         assert_eq!(
-            first_difference(&a, &l(&["/a file", "/a2 file", "/b file", "/c file"])).unwrap(),
-            "/a2 added: /a2 file"
+            first_difference(&a, &l(&["/a", "/a2", "/b", "/c"])).unwrap(),
+            "/a2 added: /a2 fifo 0644 0:0"
         );
         assert_eq!(
-            first_difference(&a, &l(&["/a file", "/b file"])).unwrap(),
-            "/c removed (locked: /c file)"
+            first_difference(&a, &l(&["/a", "/b"])).unwrap(),
+            "/c removed (locked: /c fifo 0644 0:0)"
         );
     }
 }
