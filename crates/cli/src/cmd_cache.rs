@@ -58,15 +58,17 @@ pub fn run(
         CacheCommand::Ls { json } => {
             let entries = cache.entries()?;
             if json {
-                let v = serde_json::json!({
-                    "path": root,
-                    "total_size": strata_cache_dir_size(&root),
-                    "layers": entries,
-                });
-                out.push_str(&format!(
-                    "{}\n",
-                    serde_json::to_string_pretty(&v).unwrap_or_default()
-                ));
+                #[derive(serde::Serialize)]
+                struct Ls<'a> {
+                    path: &'a std::path::Path,
+                    total_size: u64,
+                    layers: &'a [strata::EntryInfo],
+                }
+                out.push_str(&crate::json_text(&Ls {
+                    path: &root,
+                    total_size: strata_cache_dir_size(&root),
+                    layers: &entries,
+                }));
             } else {
                 let now = SystemTime::now();
                 for e in &entries {
@@ -140,12 +142,26 @@ pub fn run(
 
 /// A verify or gc report as JSON.
 fn maint_json(r: &strata::MaintReport) -> String {
-    let v = serde_json::json!({
-        "checked": r.checked,
-        "removed": r.removed.iter().map(|(what, why)| serde_json::json!({"what": what, "why": why})).collect::<Vec<_>>(),
-        "freed": r.freed,
-    });
-    format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+    #[derive(serde::Serialize)]
+    struct Removed<'a> {
+        what: &'a str,
+        why: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Maint<'a> {
+        checked: usize,
+        removed: Vec<Removed<'a>>,
+        freed: u64,
+    }
+    crate::json_text(&Maint {
+        checked: r.checked,
+        removed: r
+            .removed
+            .iter()
+            .map(|(what, why)| Removed { what, why })
+            .collect(),
+        freed: r.freed,
+    })
 }
 
 fn strata_cache_dir_size(root: &std::path::Path) -> u64 {

@@ -112,21 +112,35 @@ pub fn run(
     let path = lock_path(spec);
     let changed = write(&path, &lock)?;
     if json {
-        let v = serde_json::json!({
-            "lock": path,
-            "written": changed,
-            "images": lock.images.iter().map(|i| serde_json::json!({
-                "name": i.name,
-                "manifest": i.manifest.to_string(),
-                "config": i.config.to_string(),
-            })).collect::<Vec<_>>(),
-            "layers": lock.layers.len(),
-            "entries": lock.layers.iter().map(|l| l.listing.len()).sum::<usize>(),
-        });
-        crate::print_stdout(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&v).unwrap_or_default()
-        ));
+        #[derive(serde::Serialize)]
+        struct Image<'a> {
+            name: &'a str,
+            manifest: strata::Digest,
+            config: strata::Digest,
+        }
+        #[derive(serde::Serialize)]
+        struct Written<'a> {
+            lock: &'a std::path::Path,
+            written: bool,
+            images: Vec<Image<'a>>,
+            layers: usize,
+            entries: usize,
+        }
+        crate::print_stdout(&crate::json_text(&Written {
+            lock: &path,
+            written: changed,
+            images: lock
+                .images
+                .iter()
+                .map(|i| Image {
+                    name: &i.name,
+                    manifest: i.manifest,
+                    config: i.config,
+                })
+                .collect(),
+            layers: lock.layers.len(),
+            entries: lock.layers.iter().map(|l| l.listing.len()).sum(),
+        }));
     } else if !quiet {
         crate::print_stdout(&format!(
             "{} {} ({} image(s), {} layer(s), {} entries)\n",

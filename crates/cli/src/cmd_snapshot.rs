@@ -32,11 +32,12 @@ pub fn run(
                 testing::accept(&path, image)?;
             }
             ok &= accept || state == Check::Same;
-            let mut v = serde_json::json!({"image": image.name, "path": path, "state": word});
-            if let Some(d) = diff {
-                v["diff"] = d.into();
-            }
-            states.push(v);
+            states.push(SnapshotState {
+                image: image.name.clone(),
+                path: path.clone(),
+                state: word,
+                diff,
+            });
             continue;
         }
         match (&state, accept) {
@@ -65,11 +66,15 @@ pub fn run(
         }
     }
     if json {
-        let v = serde_json::json!({"ok": ok, "snapshots": states});
-        out.push_str(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&v).unwrap_or_default()
-        ));
+        #[derive(serde::Serialize)]
+        struct Snapshots {
+            ok: bool,
+            snapshots: Vec<SnapshotState>,
+        }
+        out.push_str(&crate::json_text(&Snapshots {
+            ok,
+            snapshots: states,
+        }));
         return Ok(ok);
     }
     if !ok {
@@ -79,4 +84,14 @@ pub fn run(
         ));
     }
     Ok(ok)
+}
+
+/// One image's snapshot in `--json`.
+#[derive(serde::Serialize)]
+struct SnapshotState {
+    image: String,
+    path: std::path::PathBuf,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diff: Option<String>,
 }

@@ -110,8 +110,12 @@ pub fn run(
 /// The line (or JSON object) that names a new image.
 fn written(name: &str, manifest: &str, json: bool) -> String {
     if json {
-        let v = serde_json::json!({"name": name, "manifest": manifest});
-        format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+        #[derive(serde::Serialize)]
+        struct Written<'a> {
+            name: &'a str,
+            manifest: &'a str,
+        }
+        crate::json_text(&Written { name, manifest })
     } else {
         format!("{name} {manifest}\n")
     }

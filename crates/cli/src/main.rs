@@ -564,6 +564,13 @@ fn source_date_epoch() -> Result<Option<u64>, strata::Error> {
 }
 
 /// Write to stdout; a closed pipe (`strata inspect ... | head`) is not an error.
+/// A `--json` answer: `value` pretty, its keys sorted (through serde_json's
+/// ordered map), and a newline.
+fn json_text(value: &impl serde::Serialize) -> String {
+    let text = serde_json::to_value(value).and_then(|v| serde_json::to_string_pretty(&v));
+    format!("{}\n", text.unwrap_or_default())
+}
+
 fn print_stdout(s: &str) {
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(s.as_bytes()).and_then(|()| out.flush())

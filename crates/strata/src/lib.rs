@@ -35,7 +35,8 @@ pub use report::{
     human_size,
 };
 pub use strata_cache::dir_size as cache_dir_size;
-pub use strata_cache::{Cache, MaintReport};
+pub use strata_cache::{Cache, EntryInfo, MaintReport};
+pub use strata_layer::Digest;
 pub use strata_plan::{Plan, PlanOptions};
 pub use strata_registry::{Options as RegistryOptions, Reference, Registry};
 pub use strata_spec::Diagnostics;
@@ -43,7 +44,6 @@ pub use strata_spec::Diagnostics;
 pub use strata_union as union;
 
 use std::path::PathBuf;
-use strata_layer::Digest;
 
 /// A progress event of [`compose`]. Layer indices refer to the plan's layers.
 #[derive(Debug, Clone)]
