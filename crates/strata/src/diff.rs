@@ -24,7 +24,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::BufReader;
-use std::path::Path;
 
 use serde_json::Value;
 use strata_layer::{Digest, Entry, EntryKind, ImagePath, LayerDescriptor};
@@ -167,9 +166,17 @@ impl Side {
         let chosen = layout.select(tag.as_deref())?;
         let mut images = Vec::new();
         for img in chosen {
-            let manifest_json = read_json(&layout.blob_path(&img.manifest_digest))?;
-            let config_json = read_json(&layout.blob_path(&img.config_digest))?;
-            let labels = layer_labels(&config_json);
+            // From the typed layout, which read and checked them once; as
+            // JSON values only to compare their fields one by one.
+            let as_value = |what: &str, v: serde_json::Result<Value>| {
+                v.map_err(|source| Error::Json {
+                    what: format!("image {}: {what}", img.name),
+                    source,
+                })
+            };
+            let manifest_json = as_value("the manifest", serde_json::to_value(&img.manifest))?;
+            let config_json = as_value("the config", serde_json::to_value(&img.config))?;
+            let labels = layer_labels(&img.config);
             images.push(ImageView {
                 name: img.name.clone(),
                 manifest: img.manifest_digest,
@@ -234,35 +241,18 @@ impl Side {
 }
 
 /// A layer's name from the config's history, one per non-empty layer.
-fn layer_labels(config: &Value) -> Vec<Option<String>> {
-    config["history"]
-        .as_array()
+fn layer_labels(config: &oci_spec::image::ImageConfiguration) -> Vec<Option<String>> {
+    config
+        .history()
+        .iter()
+        .flatten()
+        .filter(|h| h.empty_layer() != Some(true))
         .map(|h| {
-            h.iter()
-                .filter(|e| e["empty_layer"].as_bool() != Some(true))
-                .map(|e| {
-                    e["created_by"]
-                        .as_str()
-                        .map(|s| strata_layer::history::layer_name(s).unwrap_or(s).to_owned())
-                })
-                .collect()
+            h.created_by()
+                .as_deref()
+                .map(|s| strata_layer::history::layer_name(s).unwrap_or(s).to_owned())
         })
-        .unwrap_or_default()
-}
-
-fn read_json(path: &Path) -> Result<Value, Error> {
-    let bytes = std::fs::read(path).map_err(|source| {
-        Error::Export(strata_export::Error::Io {
-            path: path.to_owned(),
-            source,
-        })
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        Error::Export(strata_export::Error::Invalid {
-            path: path.to_owned(),
-            reason: format!("not JSON: {e}"),
-        })
-    })
+        .collect()
 }
 
 fn diff_image(
