@@ -14,6 +14,7 @@ use strata_deb::debfile::DebFile;
 use strata_deb::repo::{self, Fetcher, Repository, Source};
 use strata_deb::resolve::{self, Request, Universe};
 use strata_deb::{Error, Keyring, status};
+use strata_testkit::debrepo::{build_deb, index_and_sign};
 
 fn have_tools(test: &str) -> bool {
     for tool in ["gpg", "dpkg-deb", "apt-ftparchive", "xz"] {
@@ -46,35 +47,7 @@ fn run(cmd: &mut Command) -> Vec<u8> {
 struct Repo {
     _tmp: tempfile::TempDir,
     root: PathBuf,
-    gnupg: PathBuf,
     keyring: Vec<u8>,
-}
-
-/// `name version arch control-lines...`: builds the `.deb` into the pool,
-/// with one file `/usr/share/NAME/VERSION`.
-fn build_deb(root: &Path, name: &str, version: &str, arch: &str, extra: &[&str]) {
-    let dir = root.join("build").join(format!("{name}_{version}"));
-    fs::create_dir_all(dir.join("DEBIAN")).unwrap();
-    fs::create_dir_all(dir.join("usr/share").join(name)).unwrap();
-    fs::write(
-        dir.join("usr/share").join(name).join(version),
-        format!("{name} {version}\n"),
-    )
-    .unwrap();
-    let mut control = format!(
-        "Package: {name}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: t <t@example.invalid>\nPriority: optional\nDescription: test package {name}\n"
-    );
-    for l in extra {
-        control.push_str(l);
-        control.push('\n');
-    }
-    fs::write(dir.join("DEBIAN/control"), control).unwrap();
-    let pool = root.join("pool/main");
-    fs::create_dir_all(&pool).unwrap();
-    run(Command::new("dpkg-deb")
-        .args(["--root-owner-group", "-Zxz", "--build"])
-        .arg(&dir)
-        .arg(pool.join(format!("{name}_{version}_{arch}.deb"))));
 }
 
 impl Repo {
@@ -82,10 +55,6 @@ impl Repo {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("repo");
         let gnupg = tmp.path().join("gnupg");
-        fs::create_dir_all(&gnupg).unwrap();
-        let mut perms = fs::metadata(&gnupg).unwrap().permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o700);
-        fs::set_permissions(&gnupg, perms).unwrap();
         build_deb(
             &root,
             "app",
@@ -115,66 +84,12 @@ impl Repo {
         );
         build_deb(&root, "helper", "3", "all", &["Multi-Arch: foreign"]);
         build_deb(&root, "base", "1", "amd64", &["Essential: yes"]);
-        let bin = root.join("dists/stable/main/binary-amd64");
-        fs::create_dir_all(&bin).unwrap();
-        let packages = run(Command::new("apt-ftparchive")
-            .args(["packages", "pool"])
-            .current_dir(&root));
-        fs::write(bin.join("Packages"), &packages).unwrap();
-        run(Command::new("xz")
-            .args(["-k", "-9"])
-            .arg(bin.join("Packages")));
-        fs::remove_file(bin.join("Packages")).unwrap();
-        let release = run(Command::new("apt-ftparchive")
-            .args([
-                "-o",
-                "APT::FTPArchive::Release::Suite=stable",
-                "-o",
-                "APT::FTPArchive::Release::Codename=test",
-                "-o",
-                "APT::FTPArchive::Release::Architectures=amd64",
-                "-o",
-                "APT::FTPArchive::Release::Components=main",
-                "release",
-                ".",
-            ])
-            .current_dir(root.join("dists/stable")));
-        fs::write(root.join("dists/stable/Release"), release).unwrap();
-        let gpg = |args: &[&str]| {
-            run(Command::new("gpg")
-                .env("GNUPGHOME", &gnupg)
-                .args(["--batch", "--quiet"])
-                .args(args))
-        };
-        gpg(&[
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            "strata test <t@example.invalid>",
-            "ed25519",
-            "sign",
-            "never",
-        ]);
-        let keyring = gpg(&["--export"]);
-        let r = Repo {
+        let keyring = index_and_sign(&root, &gnupg);
+        Repo {
             _tmp: tmp,
             root,
-            gnupg,
             keyring,
-        };
-        r.sign();
-        r
-    }
-
-    /// (Re)signs `Release` into `InRelease`.
-    fn sign(&self) {
-        let inrelease = self.root.join("dists/stable/InRelease");
-        let _ = fs::remove_file(&inrelease);
-        run(Command::new("gpg")
-            .env("GNUPGHOME", &self.gnupg)
-            .args(["--batch", "--quiet", "--clearsign", "-o"])
-            .arg(&inrelease)
-            .arg(self.root.join("dists/stable/Release")));
+        }
     }
 
     fn source(&self) -> Source {

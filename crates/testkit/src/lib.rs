@@ -50,3 +50,127 @@ pub fn index_digests(layout: &Path) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// A Debian repository made by the test, as the real tools make one:
+/// packages built with `dpkg-deb`, indexes with `apt-ftparchive`, and an
+/// `InRelease` signed by a key `gpg` makes in a home of the test's own.
+pub mod debrepo {
+    use std::fs;
+    use std::path::Path;
+    use std::process::Command;
+
+    /// The command's stdout; a panic naming it and its stderr when it fails.
+    pub fn run(cmd: &mut Command) -> Vec<u8> {
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// Builds `NAME_VERSION_ARCH.deb` into `root/pool/main`, holding
+    /// `/usr/share/NAME/VERSION` and its md5sums (as `dh_md5sums` writes
+    /// them: `dpkg --audit` wants them); `extra` are more control lines.
+    pub fn build_deb(root: &Path, name: &str, version: &str, arch: &str, extra: &[&str]) {
+        let dir = root.join("build").join(format!("{name}_{version}"));
+        fs::create_dir_all(dir.join("DEBIAN")).unwrap();
+        fs::create_dir_all(dir.join("usr/share").join(name)).unwrap();
+        fs::write(
+            dir.join("usr/share").join(name).join(version),
+            format!("{name} {version}\n"),
+        )
+        .unwrap();
+        let mut control = format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: t <t@example.invalid>\nPriority: optional\nDescription: test package {name}\n"
+        );
+        for l in extra {
+            control.push_str(l);
+            control.push('\n');
+        }
+        fs::write(dir.join("DEBIAN/control"), control).unwrap();
+        let sums = run(Command::new("sh")
+            .args(["-c", "find usr -type f | sort | xargs md5sum"])
+            .current_dir(&dir));
+        fs::write(dir.join("DEBIAN/md5sums"), sums).unwrap();
+        fs::create_dir_all(root.join("pool/main")).unwrap();
+        run(Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zxz", "--build"])
+            .arg(&dir)
+            .arg(root.join(format!("pool/main/{name}_{version}_{arch}.deb"))));
+    }
+
+    /// `gpg --batch --quiet ARGS` in the home `gnupg`.
+    fn gpg(gnupg: &Path, args: &[&std::ffi::OsStr]) -> Vec<u8> {
+        run(Command::new("gpg")
+            .env("GNUPGHOME", gnupg)
+            .args(["--batch", "--quiet"])
+            .args(args))
+    }
+
+    /// (Re)signs `dists/stable/Release` into `InRelease`.
+    pub fn sign(root: &Path, gnupg: &Path) {
+        let inrelease = root.join("dists/stable/InRelease");
+        let _ = fs::remove_file(&inrelease);
+        let release = root.join("dists/stable/Release");
+        gpg(
+            gnupg,
+            &[
+                "--clearsign".as_ref(),
+                "-o".as_ref(),
+                inrelease.as_os_str(),
+                release.as_os_str(),
+            ],
+        );
+    }
+
+    /// Writes the indexes of suite `stable` (component `main`, amd64) for
+    /// the pool, makes a signing key in `gnupg` if it has none, signs the
+    /// `InRelease`, and returns the exported public key.
+    pub fn index_and_sign(root: &Path, gnupg: &Path) -> Vec<u8> {
+        let bin = root.join("dists/stable/main/binary-amd64");
+        fs::create_dir_all(&bin).unwrap();
+        let packages = run(Command::new("apt-ftparchive")
+            .args(["packages", "pool"])
+            .current_dir(root));
+        fs::write(bin.join("Packages"), packages).unwrap();
+        let _ = fs::remove_file(bin.join("Packages.xz"));
+        run(Command::new("xz").arg(bin.join("Packages")));
+        let release = run(Command::new("apt-ftparchive")
+            .args([
+                "-o",
+                "APT::FTPArchive::Release::Suite=stable",
+                "-o",
+                "APT::FTPArchive::Release::Codename=test",
+                "-o",
+                "APT::FTPArchive::Release::Architectures=amd64",
+                "-o",
+                "APT::FTPArchive::Release::Components=main",
+                "release",
+                ".",
+            ])
+            .current_dir(root.join("dists/stable")));
+        fs::write(root.join("dists/stable/Release"), release).unwrap();
+        if !gnupg.join("pubring.kbx").exists() {
+            fs::create_dir_all(gnupg).unwrap();
+            let mut perms = fs::metadata(gnupg).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o700);
+            fs::set_permissions(gnupg, perms).unwrap();
+            let args = [
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                "strata test <t@example.invalid>",
+                "ed25519",
+                "sign",
+                "never",
+            ];
+            gpg(gnupg, &args.map(std::ffi::OsStr::new));
+        }
+        sign(root, gnupg);
+        gpg(gnupg, &["--export".as_ref()])
+    }
+}
