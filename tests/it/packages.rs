@@ -81,8 +81,6 @@ fn a_layer_of_packages_from_a_signed_repository() {
         tmp.path().join("gnupg"),
         tmp.path().join("cache"),
     );
-    fs::create_dir_all(&gnupg).unwrap();
-    fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     build_deb(
         &root,
         "app",
@@ -193,8 +191,6 @@ fn a_layer_of_packages_from_a_signed_repository() {
 
     // A repository re-signed by another key: a bad signature.
     let other = tmp.path().join("other-gnupg");
-    fs::create_dir_all(&other).unwrap();
-    fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     index_and_sign(&root, &other);
     let e = compose(&spec, &tmp.path().join("out6"), &cache).unwrap_err();
     assert!(
@@ -313,8 +309,6 @@ fn the_lock_pins_the_packages_and_locked_composes_install_exactly_them() {
         tmp.path().join("gnupg"),
         tmp.path().join("cache"),
     );
-    fs::create_dir_all(&gnupg).unwrap();
-    fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     build_deb(&root, "app", "1.0", "amd64", &["Depends: lib"]);
     build_deb(&root, "lib", "1.0", "amd64", &[]);
     let key = index_and_sign(&root, &gnupg);
