@@ -109,6 +109,10 @@ struct Ready {
     record: LayerRecord,
     cache: CacheStatus,
     miss_reason: Option<String>,
+    /// Whether its key differs from the last build of this layer (or it
+    /// has none): what a layer above that reads it names when its own
+    /// `below` key part changed.
+    changed: bool,
     /// The cache key whose record holds the listing, while `record.listing`
     /// is not loaded yet (a hit read with [`Cache::get_head`]).
     listing_pending: Option<String>,
@@ -436,6 +440,42 @@ fn report_stage(
     }
 }
 
+/// What a layer that is built gets from the layers below it.
+#[derive(Default)]
+struct Gathered {
+    /// The view of the image below it (empty unless it reads below).
+    lower: LowerView,
+    /// The records of every layer below, bottom first, for `from-dir` and `run`.
+    below: Vec<LayerRecord>,
+    /// The layers below whose keys changed since their last build.
+    changed_below: Vec<String>,
+}
+
+/// Names the layers below behind a changed `below` key part: those whose
+/// key changed since their last build ("changed below: base/app"), the top
+/// few of a deep stack. When none did (a stack put back as it once was),
+/// the part stays as it is.
+fn name_changed_below(changes: Vec<String>, changed_below: &[String]) -> Vec<String> {
+    const NAMED: usize = 8;
+    let mut out = Vec::with_capacity(changes.len());
+    for c in changes {
+        if c != "changed below" || changed_below.is_empty() {
+            out.push(c);
+            continue;
+        }
+        let skip = changed_below.len().saturating_sub(NAMED);
+        out.extend(
+            changed_below[skip..]
+                .iter()
+                .map(|n| format!("changed below: {n}")),
+        );
+        if skip > 0 {
+            out.push(format!("changed below: {skip} more layers under those"));
+        }
+    }
+    out
+}
+
 /// Build (or fetch from the cache) every layer of the plan. Layers run in
 /// waves: each wave is every layer whose dependencies are ready, built in
 /// parallel. Independent layers all land in the first wave.
@@ -461,25 +501,33 @@ fn build_all(
         let results: Vec<Result<(usize, Ready), Error>> = wave
             .par_iter()
             .map(|layer| {
-                let (lower, below) = {
+                // What the layers below give it, gathered only when it is
+                // built: a hit needs none of it, so a warm compose of a deep
+                // stack does not fold every lower listing once per layer.
+                let gather = || -> Result<Gathered, Error> {
                     let mut done = done
                         .lock()
                         .map_err(|_| Error::Workers("one panicked".into()))?;
-                    let mut view = LowerView::new();
-                    // `from-dir` and `run` read the layers' contents, not only the view.
-                    let mut below = Vec::new();
-                    for d in layer.deps() {
-                        if let Some(r) = &mut done[d.0] {
-                            r.load_listing(cache)?;
-                            view.apply(&r.record.listing);
-                            if matches!(layer.build, Build::Union(_)) {
-                                below.push(r.record.clone());
+                    let mut g = Gathered::default();
+                    if layer.reads_below {
+                        // Every layer below is ready: its deps waited for them.
+                        for d in plan.below(layer.id) {
+                            if let Some(r) = &mut done[d.0] {
+                                r.load_listing(cache)?;
+                                g.lower.apply(&r.record.listing);
+                                // `from-dir` and `run` read the layers' contents, not only the view.
+                                if matches!(layer.build, Build::Union(_)) {
+                                    g.below.push(r.record.clone());
+                                }
+                                if r.changed {
+                                    g.changed_below.push(plan.layer(d).qualified_name());
+                                }
                             }
                         }
                     }
-                    (view, below)
+                    Ok(g)
                 };
-                build_one(plan, layer, &lower, &below, cache, on_event).map(|r| (layer.id.0, r))
+                build_one(plan, layer, &gather, cache, on_event).map(|r| (layer.id.0, r))
             })
             .collect();
         let mut errors = Vec::new();
@@ -547,8 +595,7 @@ fn merge_errors(errors: Vec<Error>) -> Error {
 fn build_one(
     plan: &Plan,
     layer: &LayerNode,
-    lower: &LowerView,
-    below: &[LayerRecord],
+    gather: &dyn Fn() -> Result<Gathered, Error>,
     cache: &Cache,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Ready, Error> {
@@ -570,12 +617,16 @@ fn build_one(
             .map(|p| (p.label.clone(), blake3_hex(&p.digest)))
             .collect(),
     };
+    let prev = cache.last_build(&last_name);
+    let changed = prev.as_ref().is_none_or(|p| p.key != key);
     // Only the head of a hit's record: its listing is read when a layer
     // above or the caller needs it (see `Ready::load_listing`).
-    let miss_reason = match cache.get_head(&key)? {
+    let miss = match cache.get_head(&key)? {
         Ok(record) => {
             cache.touch(&key);
-            let _ = cache.set_last_build(&last_name, &last);
+            if prev.as_ref() != Some(&last) {
+                let _ = cache.set_last_build(&last_name, &last);
+            }
             on_event(Event::LayerDone {
                 index,
                 name,
@@ -587,10 +638,19 @@ fn build_one(
                 record,
                 cache: CacheStatus::Hit,
                 miss_reason: None,
+                changed,
                 listing_pending: Some(key),
             });
         }
-        Err(Miss::Absent) => match cache.last_build(&last_name) {
+        Err(miss) => miss,
+    };
+    let Gathered {
+        lower,
+        below,
+        changed_below,
+    } = gather()?;
+    let miss_reason = match miss {
+        Miss::Absent => match prev {
             None => "first build of this layer".to_owned(),
             Some(prev) if prev.key == key => "not in the cache (evicted or removed)".to_owned(),
             Some(prev) => {
@@ -598,11 +658,11 @@ fn build_one(
                 if changes.is_empty() {
                     "the key changed".to_owned()
                 } else {
-                    changes.join("; ")
+                    name_changed_below(changes, &changed_below).join("; ")
                 }
             }
         },
-        Err(Miss::Dropped(reason)) => {
+        Miss::Dropped(reason) => {
             on_event(Event::Warning(format!(
                 "layer {name}: dropped a bad cache entry and rebuilt it: {reason}"
             )));
@@ -625,7 +685,7 @@ fn build_one(
     } else {
         let warn = |w: String| on_event(Event::Warning(w));
         built_record(
-            plan, layer, lower, below, cache, &mut blob, &progress, &warn,
+            plan, layer, &lower, &below, cache, &mut blob, &progress, &warn,
         )?
     };
     cache.put(&key, &record, blob)?;
@@ -641,6 +701,7 @@ fn build_one(
         record,
         cache: CacheStatus::Miss,
         miss_reason: Some(miss_reason),
+        changed,
         listing_pending: None,
     })
 }
