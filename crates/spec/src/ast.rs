@@ -73,7 +73,7 @@ pub struct Index {
     pub images: Vec<Spanned<String>>,
 }
 
-/// `limits max-input-size="64GiB" max-entries=10000000`: how far one input
+/// `limits max-input-size="64GiB" max-entries=500000`: how far one input
 /// archive may expand before the build refuses it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
