@@ -6,7 +6,6 @@
 //! they are written, and hashed on the way for the listing.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -105,7 +104,13 @@ fn prefetchable<'i, 't>(item: &'i Item<'t>) -> Option<(&'i Content<'t>, u64)> {
 /// spec's input file from the handle the planner hashed.
 fn open_host<'c>(content: &'c Content<'_>) -> Result<(Box<dyn Read + 'c>, &'c Path), Error> {
     let (reader, path): (io::Result<Box<dyn Read>>, &Path) = match content {
-        Content::Host(path) => (File::open(path).map(|f| Box::new(f) as _), path),
+        // A file of a tree read without following symlinks (a `from-dir`
+        // directory, a run's upper directory, a squash spool): opened the
+        // same way, so a symlink swapped in since it was listed fails.
+        Content::Host(path) => (
+            crate::beneath::open_file(path).map(|f| Box::new(f) as _),
+            path,
+        ),
         Content::Input(path) => (
             crate::beneath::open_file(path).map(|f| Box::new(f) as _),
             path,
