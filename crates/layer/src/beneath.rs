@@ -49,6 +49,7 @@ pub struct HostInput {
     path: PathBuf,
     real: PathBuf,
     file: Option<Arc<File>>,
+    opened_at: std::time::SystemTime,
 }
 
 impl HostInput {
@@ -56,6 +57,10 @@ impl HostInput {
     /// regular file or a directory and opens it. Relative paths are taken
     /// from the working directory.
     pub fn open(path: &Path) -> io::Result<HostInput> {
+        // The fine clock: an inode time is stamped from the same real-time
+        // clock, coarse (up to a tick behind) or fine, so no change before
+        // this instant has a later ctime.
+        let opened_at = std::time::SystemTime::now();
         let absolute = if path.is_absolute() {
             path.to_owned()
         } else {
@@ -71,7 +76,19 @@ impl HostInput {
             path: path.to_owned(),
             real,
             file: file.map(Arc::new),
+            opened_at,
         })
+    }
+
+    /// When it was opened, before anything of it was read for a cache key:
+    /// a file of it whose inode changed since (its ctime, which only the
+    /// kernel sets, is later) may not be what the key says, and the layer
+    /// writer refuses it. Nothing written before the open is ever refused;
+    /// a change within a clock tick after it may be stamped with a coarse
+    /// time that is not later, and is not seen (a tick, a few ms, is the
+    /// limit of what inode times tell, as for git's racy index).
+    pub fn opened_at(&self) -> std::time::SystemTime {
+        self.opened_at
     }
 
     /// The path as the spec wrote it (joined to the spec's directory): for

@@ -36,7 +36,7 @@ pub(crate) fn copy(
             Node::new(Kind::Dir { opaque: false }, 0o755, owner),
             false,
         );
-        return copy_dir(tree, src.real(), to, mode, owner);
+        return copy_dir(tree, src.real(), src.opened_at(), to, mode, owner);
     };
     let path = src.path();
     // The handle the planner opened, checked and hashed: its metadata, not
@@ -71,6 +71,7 @@ pub(crate) fn copy(
     let content = Content::Opened {
         file,
         path: path.to_owned(),
+        since: src.opened_at(),
     };
     tree.put(dest, file_node(content, &meta, mode, owner), true);
     Ok(())
@@ -85,6 +86,7 @@ pub(crate) const RESERVED: &str = "names starting with .wh. are reserved for whi
 fn copy_dir(
     tree: &mut Tree<'_>,
     src: &Path,
+    since: std::time::SystemTime,
     to: &ImagePath,
     mode: Option<u32>,
     owner: Option<Owner>,
@@ -126,7 +128,7 @@ fn copy_dir(
                 );
                 stack.push((path, target));
             } else if ft.is_file() {
-                let content = Content::Input(path);
+                let content = Content::Input { path, since };
                 tree.put(target, file_node(content, &meta, mode, owner), true);
             } else if ft.is_symlink() {
                 let link = crate::beneath::read_link(&path).map_err(io(&path))?;
