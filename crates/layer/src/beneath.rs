@@ -49,6 +49,10 @@ pub struct HostInput {
     path: PathBuf,
     real: PathBuf,
     file: Option<Arc<File>>,
+    /// The blake3 of the file's bytes that its cache key was made from, as
+    /// the planner noted it ([`HostInput::note_content_digest`]): what a
+    /// plain tar read in place is checked against.
+    content_digest: Arc<std::sync::OnceLock<[u8; 32]>>,
 }
 
 impl HostInput {
@@ -71,6 +75,7 @@ impl HostInput {
             path: path.to_owned(),
             real,
             file: file.map(Arc::new),
+            content_digest: Arc::default(),
         })
     }
 
@@ -102,6 +107,19 @@ impl HostInput {
 
     pub(crate) fn shared_file(&self) -> Option<Arc<File>> {
         self.file.clone()
+    }
+
+    /// Notes the blake3 of the file's bytes, as hashed (or remembered) for
+    /// the cache key. A plain tar that a layer reads in place is checked
+    /// against it, so bytes that changed since are an error, never a layer
+    /// cached under the old key. The first digest noted stays.
+    pub fn note_content_digest(&self, digest: [u8; 32]) {
+        let _ = self.content_digest.set(digest);
+    }
+
+    /// The digest [`note_content_digest`](Self::note_content_digest) noted.
+    pub(crate) fn content_digest(&self) -> Option<[u8; 32]> {
+        self.content_digest.get().copied()
     }
 }
 

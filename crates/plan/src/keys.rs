@@ -388,6 +388,7 @@ pub fn digest_input(input: &HostInput, memo: Option<&dyn DigestMemo>) -> io::Res
                     d
                 }
             };
+            input.note_content_digest(content);
             e.field("file", &content)
                 .field("exec", &[u8::from(meta.permissions().mode() & 0o111 != 0)]);
         }
