@@ -369,7 +369,12 @@ pub(crate) fn unpack(
         (Format::Tar, Some(file)) => {
             // Checked against the key's digest, and again once the layer is
             // written (see `inplace`).
-            let stamp = crate::inplace::check(&file, archive, opened.content_digest())?;
+            let stamp = crate::inplace::check(
+                &file,
+                archive,
+                opened.content_digest(),
+                opened.hashed_stamp(),
+            )?;
             let len = stamp.size();
             if len > limits.max_input_size {
                 return Err(too_large());

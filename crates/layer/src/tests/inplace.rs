@@ -32,7 +32,7 @@ fn a_tar_whose_bytes_are_not_the_keyed_ones_is_refused_by_name() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let tar = big_tar(dir.path());
     let input = HostInput::open(&tar).expect("opens");
-    input.note_content_digest(blake3_of(&tar));
+    input.note_content_digest(blake3_of(&tar), None);
     // Changed after the planner hashed it, before the layer reads it.
     std::fs::OpenOptions::new()
         .write(true)
@@ -51,7 +51,7 @@ fn a_tar_written_to_while_its_layer_is_written_is_refused_by_name() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let tar = big_tar(dir.path());
     let input = HostInput::open(&tar).expect("opens");
-    input.note_content_digest(blake3_of(&tar));
+    input.note_content_digest(blake3_of(&tar), None);
     let writer = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -88,7 +88,34 @@ fn an_unchanged_tar_read_in_place_builds() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let tar = big_tar(dir.path());
     let input = HostInput::open(&tar).expect("opens");
-    input.note_content_digest(blake3_of(&tar));
+    input.note_content_digest(blake3_of(&tar), None);
     let (out, _) = build_ok(vec![unpack_of(input)]);
     assert_eq!(lines(&out).len(), 1);
+}
+
+#[test]
+fn a_tar_the_planner_hashed_is_not_hashed_again_but_must_keep_its_stat_data() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let tar = big_tar(dir.path());
+    let input = HostInput::open(&tar).expect("opens");
+    let meta = input.file().expect("a file").metadata().expect("stat");
+    input.note_content_digest(blake3_of(&tar), Some(&meta));
+    // The same bytes written again: only the stat data can tell.
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&tar)
+        .expect("open");
+    let mut b = [0u8; 1];
+    f.read_at(&mut b, 700).expect("read");
+    f.write_all_at(&b, 700).expect("write");
+    let (err, msg) = fails(vec![unpack_of(input)]);
+    assert!(matches!(err, Error::InputChanged { .. }), "{err:?}");
+    assert!(msg.contains("changed since they were hashed"), "{msg}");
+    // Unchanged since the planner's stat: it builds, without a second hash.
+    let input = HostInput::open(&tar).expect("opens");
+    let meta = input.file().expect("a file").metadata().expect("stat");
+    input.note_content_digest([0; 32], Some(&meta));
+    build_ok(vec![unpack_of(input)]);
 }
