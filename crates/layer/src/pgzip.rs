@@ -360,10 +360,10 @@ fn looks_incompressible(data: &[u8]) -> bool {
 }
 
 thread_local! {
-    /// This thread's compressor and its level: allocating one costs about as
-    /// much as deflating 100 KiB, and its output does not depend on what it
-    /// compressed before.
-    static COMPRESSOR: RefCell<Option<(u32, Compressor)>> = const { RefCell::new(None) };
+    /// This thread's compressors by level (the spec's, and 0 for stored
+    /// chunks): allocating one costs about as much as deflating 100 KiB, and
+    /// its output does not depend on what it compressed before.
+    static COMPRESSORS: RefCell<Vec<(u32, Compressor)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The header of every member: no flags, mtime 0, XFL as gzip sets it (2 for
@@ -386,16 +386,18 @@ fn compress_chunk(job: Job) -> io::Result<Done> {
     } else {
         level
     };
-    let member = COMPRESSOR.with(|c| -> io::Result<Vec<u8>> {
+    let member = COMPRESSORS.with(|c| -> io::Result<Vec<u8>> {
         let mut c = c.borrow_mut();
-        let compressor = match &mut *c {
-            Some((l, comp)) if *l == level => comp,
-            other => {
+        let at = match c.iter().position(|(l, _)| *l == level) {
+            Some(at) => at,
+            None => {
                 let lvl = CompressionLvl::new(level as i32)
                     .map_err(|e| io::Error::other(format!("gzip level {level}: {e:?}")))?;
-                &mut other.insert((level, Compressor::new(lvl))).1
+                c.push((level, Compressor::new(lvl)));
+                c.len() - 1
             }
         };
+        let compressor = &mut c[at].1;
         let bound = compressor.deflate_compress_bound(data.len());
         let mut member = vec![0u8; 10 + bound + 8];
         member[..10].copy_from_slice(&header(level));
