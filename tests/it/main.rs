@@ -18,6 +18,7 @@ mod hostile;
 mod json_output;
 mod layout_up_to_date;
 mod lock;
+mod multi_member;
 mod multi_platform;
 mod nothing_escapes;
 mod outputs;

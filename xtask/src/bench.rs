@@ -28,6 +28,10 @@
 //!   with `chroot` in an unpacked copy: what a run step costs beyond its
 //!   command (the sandbox, the lower view, the layer).
 //!
+//! - `real` and `scale`: a real-image corpus (Debian's minbase, JRE and
+//!   tomcat10) against BuildKit, buildah, umoci and the compressor limits,
+//!   and many images and many files; see `bench/real.rs`.
+//!
 //! strata runs as the release binary (built here with cargo), one process per
 //! run under `/usr/bin/time` for its peak RSS, exactly as a user runs it. All
 //! runs read inputs from a warm page cache. Results: a table on stdout and
@@ -43,6 +47,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+mod real;
+
 /// Bump when a generator below changes: the corpus on disk is regenerated.
 const CORPUS_VERSION: &str = "bench-corpus-v1";
 
@@ -51,10 +57,14 @@ usage: cargo xtask bench [--quick] [--only NAME[,NAME...]] [--reps N]
 
   --quick   a corpus about 10x smaller, for a fast check
   --only    jdk, small, big (one-layer corpora), tomcat, multi (warm and one-change),
-            runs (five run layers on a Debian base)
+            runs (five run layers on a Debian base), real (Debian tomcat against
+            BuildKit, buildah, umoci, the compressor limits), scale (200 images,
+            1,000,000 files)
   --reps    repetitions per measurement (default 3); medians are reported";
 
-const ALL: [&str; 6] = ["jdk", "small", "big", "tomcat", "multi", "runs"];
+const ALL: [&str; 8] = [
+    "jdk", "small", "big", "tomcat", "multi", "runs", "real", "scale",
+];
 
 /// The tar options of every shell baseline: sorted, numeric, mtime 0, as a
 /// reproducible tar must be.
@@ -108,6 +118,12 @@ pub fn run(args: &[String], root: &Path) -> Result<()> {
     }
     if wants("runs") {
         b.runs(root)?;
+    }
+    if wants("real") {
+        b.real(root)?;
+    }
+    if wants("scale") {
+        b.scale(root, opts.quick)?;
     }
     b.report(root, opts.quick)?;
     // Caches and layouts of the last runs: up to a few GiB.

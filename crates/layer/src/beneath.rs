@@ -50,6 +50,10 @@ pub struct HostInput {
     real: PathBuf,
     file: Option<Arc<File>>,
     opened_at: std::time::SystemTime,
+    /// The blake3 of the file's bytes that its cache key was made from, as
+    /// the planner noted it ([`HostInput::note_content_digest`]): what a
+    /// plain tar read in place is checked against.
+    content_digest: Arc<std::sync::OnceLock<([u8; 32], Option<crate::inplace::Stamp>)>>,
 }
 
 impl HostInput {
@@ -77,6 +81,7 @@ impl HostInput {
             real,
             file: file.map(Arc::new),
             opened_at,
+            content_digest: Arc::default(),
         })
     }
 
@@ -119,6 +124,28 @@ impl HostInput {
 
     pub(crate) fn shared_file(&self) -> Option<Arc<File>> {
         self.file.clone()
+    }
+
+    /// Notes the blake3 of the file's bytes, as hashed (or remembered) for
+    /// the cache key, and `hashed`: the file's stat data from before the
+    /// read, when the digest was computed from this handle now (`None`: it
+    /// came from the input index). A plain tar that a layer reads in place is
+    /// checked against them (see `inplace`), so bytes that changed since are
+    /// an error, never a layer cached under the old key. The first digest
+    /// noted stays.
+    pub fn note_content_digest(&self, digest: [u8; 32], hashed: Option<&Metadata>) {
+        let stamp = hashed.map(crate::inplace::Stamp::of_meta);
+        let _ = self.content_digest.set((digest, stamp));
+    }
+
+    /// The digest [`note_content_digest`](Self::note_content_digest) noted.
+    pub(crate) fn content_digest(&self) -> Option<[u8; 32]> {
+        self.content_digest.get().map(|(d, _)| *d)
+    }
+
+    /// The stat data the planner hashed the file with, if it did.
+    pub(crate) fn hashed_stamp(&self) -> Option<crate::inplace::Stamp> {
+        self.content_digest.get().and_then(|(_, s)| *s)
     }
 }
 

@@ -283,6 +283,13 @@ pub(crate) fn write_tree(
     }
     tar.write(&[0u8; 2 * ustar::BLOCK as usize])?;
     tar.report();
+    // Every byte read from a plain tar in place was the checked one only if
+    // the file did not change meanwhile.
+    for spool in &spools {
+        if let Some(stamp) = &spool.stamp {
+            crate::inplace::unchanged(&spool.file, &spool.archive, stamp)?;
+        }
+    }
 
     let diff = tar
         .w

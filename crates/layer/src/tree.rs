@@ -100,6 +100,9 @@ pub(crate) struct Spool {
     pub file: std::sync::Arc<File>,
     /// The input it was made from, for error messages.
     pub archive: PathBuf,
+    /// For a plain tar read in place, its stat data when it was checked:
+    /// it must not change until the layer is written (see `inplace`).
+    pub stamp: Option<crate::inplace::Stamp>,
 }
 
 /// What one tar entry of the layer is.

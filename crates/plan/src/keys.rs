@@ -395,12 +395,16 @@ pub fn digest_input(input: &HostInput, memo: Option<&dyn DigestMemo>) -> io::Res
         (Some(file), Some(mut reader)) => {
             let meta = file.metadata()?;
             let content = match memo.and_then(|m| m.get(input.path(), &meta)) {
-                Some(d) => d,
+                Some(d) => {
+                    input.note_content_digest(d, None);
+                    d
+                }
                 None => {
                     let d = hash_reader(&mut reader, &meta)?;
                     if let Some(m) = memo {
                         m.put(input.path(), &meta, d);
                     }
+                    input.note_content_digest(d, Some(&meta));
                     d
                 }
             };

@@ -14,7 +14,7 @@
 //! spec tomcat.kdl
 //! source-date-epoch unset
 //! layer-format strata-layer-key-v1
-//! compression gzip/flate2-zlib-rs/4/pgzip1-chunk128k
+//! compression gzip/libdeflate-1.26/4/members1-chunk1m
 //! base docker://registry.example.com/base/debian:12 sha256:…   (external bases only)
 //!
 //! image centos
@@ -24,7 +24,7 @@
 //!
 //! layer centos/rootfs
 //!   key 3f…
-//!   compression gzip/flate2-zlib-rs/4/pgzip1-chunk128k
+//!   compression gzip/libdeflate-1.26/4/members1-chunk1m
 //!   media-type application/vnd.oci.image.layer.v1.tar+gzip
 //!   diff-id sha256:…
 //!   blob sha256:…
