@@ -223,6 +223,29 @@ fn two_machines_share_layers_through_a_remote_api_cache() {
     );
     assert_eq!(first["remote_cache_pushed"], 2, "{first}");
     assert_eq!(first["remote_cache_fetched"], 0, "{first}");
+    // `strata cache remote` sees both entries, and with --check finds them good.
+    for (check, state) in [(false, "present"), (true, "ok")] {
+        let mut args = vec![
+            "cache",
+            "remote",
+            spec_a.to_str().unwrap(),
+            "--remote-cache",
+            &grid.url,
+            "--json",
+        ];
+        if check {
+            args.push("--check");
+        }
+        let survey = strata_ok(tmp.path(), &tmp.path().join("cache-survey"), &args);
+        let v: serde_json::Value = serde_json::from_str(&survey).unwrap();
+        let states: Vec<&str> = v["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(states, [state, state], "{survey}");
+    }
 
     // Machine B: its own checkout and an empty cache. Nothing is built.
     let spec_b = checkout(&tmp.path().join("a"), &tmp.path().join("b"));
@@ -331,6 +354,23 @@ fn a_corrupt_remote_entry_is_detected_dropped_and_rebuilt() {
         )
         .unwrap();
     let _ = noise_blob;
+    // `strata cache remote --check` finds both entries bad, and says so by
+    // its exit code.
+    let survey = strata(
+        tmp.path(),
+        &tmp.path().join("cache-survey"),
+        &[
+            "cache",
+            "remote",
+            spec.to_str().unwrap(),
+            "--remote-cache",
+            &grid.url,
+            "--check",
+        ],
+    );
+    let text = String::from_utf8_lossy(&survey.stdout);
+    assert!(!survey.status.success(), "{text}");
+    assert_eq!(text.matches(" bad: ").count(), 2, "{text}");
 
     // Machine B: both entries are refused, said, and built locally.
     let spec_b = checkout(&tmp.path().join("a"), &tmp.path().join("b"));

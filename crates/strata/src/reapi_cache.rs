@@ -354,3 +354,78 @@ pub fn push(
             .sum()
     })
 }
+
+/// What a remote cache holds for one layer of a spec (`strata cache remote`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RemoteEntry {
+    /// `image/layer`.
+    pub layer: String,
+    pub key: String,
+    /// `absent` (no action result), `incomplete` (a blob it names is not in
+    /// the CAS), `present`; with `--check`, `ok` (fetched and checked as a
+    /// compose would) or `bad`.
+    pub state: &'static str,
+    /// Why it is incomplete or bad.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What the remote cache holds for every layer `plan` builds (layers of
+/// external bases left out). With `check`, every entry is fetched into a
+/// throwaway cache and checked as a compose checks it.
+pub fn survey(plan: &Plan, remote: &RemoteCache, check: bool) -> Result<Vec<RemoteEntry>, Error> {
+    let scratch = tempfile::tempdir().map_err(|source| Error::Io {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let scratch_cache = Cache::open(scratch.path().join("cache"))?;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for layer in plan.layers.iter().filter(|l| l.external().is_none()) {
+        let key = layer.key.hex();
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let entry = |state, reason| RemoteEntry {
+            layer: layer.qualified_name(),
+            key: key.clone(),
+            state,
+            reason,
+        };
+        if check {
+            let media_type = layer.compression().media_type();
+            out.push(match pull_one(&scratch_cache, remote, &key, media_type) {
+                Ok(true) => entry("ok", None),
+                Ok(false) => entry("absent", None),
+                Err(e @ Error::Remote(_)) if matches!(&e, Error::Remote(r) if r.is_unreachable()) =>
+                {
+                    return Err(e);
+                }
+                Err(e) => entry("bad", Some(crate::error_chain(&e))),
+            });
+            continue;
+        }
+        let Some(result) = remote.client.get_action_result(&action_digest(&key))? else {
+            out.push(entry("absent", None));
+            continue;
+        };
+        let named: Vec<BlobDigest> = result
+            .output_files
+            .iter()
+            .filter_map(|f| f.digest.as_ref())
+            .filter_map(|d| BlobDigest::from_proto(d).ok())
+            .collect();
+        let missing = remote.client.find_missing(&named)?;
+        out.push(if named.len() < 2 {
+            entry(
+                "incomplete",
+                Some("the action result names no blob or record".into()),
+            )
+        } else if let Some(m) = missing.first() {
+            entry("incomplete", Some(format!("blob {m} is not in the CAS")))
+        } else {
+            entry("present", None)
+        });
+    }
+    Ok(out)
+}
