@@ -96,8 +96,8 @@ impl std::fmt::Display for BlobDigest {
     }
 }
 
-/// Where a server is and how to speak to it.
-#[derive(Debug, Clone)]
+/// Where a server is and how to speak to it. Its `Debug` leaves the token out.
+#[derive(Clone)]
 pub struct Options {
     /// `grpc://HOST:PORT` (plain HTTP/2) or `grpcs://HOST:PORT` (TLS).
     pub url: String,
@@ -113,6 +113,20 @@ pub struct Options {
     pub timeout: Duration,
     /// How often a call the server refused as busy or unavailable is tried again.
     pub retries: u32,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("url", &self.url)
+            .field("instance_name", &self.instance_name)
+            .field("token", &self.token.as_ref().map(|_| "(hidden)"))
+            .field("ca_cert", &self.ca_cert)
+            .field("client_cert", &self.client_cert)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .finish()
+    }
 }
 
 /// The environment variables [`Options::from_env`] reads.
@@ -298,6 +312,11 @@ impl Client {
             return Err(bad(
                 "expected grpc://HOST:PORT or grpcs://HOST:PORT (no path, no credentials: \
                  a token or certificate comes from STRATA_REMOTE_* variables)",
+            ));
+        }
+        if !tls && (opts.token.is_some() || opts.client_cert.is_some()) {
+            return Err(bad(
+                "credentials are sent only over grpcs:// (TLS), never in the clear",
             ));
         }
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -826,6 +845,16 @@ mod tests {
             };
             assert!(BlobDigest::from_proto(&d).is_err(), "{hash} {size}");
         }
+    }
+
+    #[test]
+    fn the_token_is_never_printed() {
+        let env = |k: &str| (k == "STRATA_REMOTE_TOKEN").then(|| "s3cret-token".to_owned());
+        let o = Options::from_env("grpcs://h:1", env).unwrap();
+        assert_eq!(o.token.as_deref(), Some("s3cret-token"));
+        assert!(!format!("{o:?}").contains("s3cret"), "{o:?}");
+        let plain = Options::from_env("grpc://h:1", env).unwrap();
+        assert!(matches!(Client::connect(&plain), Err(Error::BadUrl { .. })));
     }
 
     #[test]
