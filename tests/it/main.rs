@@ -25,6 +25,7 @@ mod outputs;
 mod packages;
 mod real_tools;
 mod registry;
+mod remote_api;
 mod repro;
 mod run_mounts;
 mod sandbox;

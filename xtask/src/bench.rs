@@ -59,12 +59,15 @@ usage: cargo xtask bench [--quick] [--only NAME[,NAME...]] [--reps N]
   --only    jdk, small, big (one-layer corpora), tomcat, multi (warm and one-change),
             runs (five run layers on a Debian base), real (Debian tomcat against
             BuildKit, buildah, umoci, the compressor limits), scale (200 images,
-            1,000,000 files)
+            1,000,000 files), remote (the multi spec from a fresh cache: REAPI
+            cache on BuildGrid vs registry cache vs local)
   --reps    repetitions per measurement (default 3); medians are reported";
 
-const ALL: [&str; 8] = [
-    "jdk", "small", "big", "tomcat", "multi", "runs", "real", "scale",
+const ALL: [&str; 9] = [
+    "jdk", "small", "big", "tomcat", "multi", "runs", "real", "scale", "remote",
 ];
+
+mod remote;
 
 /// The tar options of every shell baseline: sorted, numeric, mtime 0, as a
 /// reproducible tar must be.
@@ -102,7 +105,7 @@ pub fn run(args: &[String], root: &Path) -> Result<()> {
     };
     let wants = |n: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == n);
     for name in ["jdk", "small", "big"] {
-        let needed_by_multi = wants("multi") && name != "big";
+        let needed_by_multi = (wants("multi") || wants("remote")) && name != "big";
         if wants(name) || needed_by_multi {
             ensure_corpus(&corpus, name, factor)?;
         }
@@ -124,6 +127,9 @@ pub fn run(args: &[String], root: &Path) -> Result<()> {
     }
     if wants("scale") {
         b.scale(root, opts.quick)?;
+    }
+    if wants("remote") {
+        b.remote(&corpus)?;
     }
     b.report(root, opts.quick)?;
     // Caches and layouts of the last runs: up to a few GiB.
@@ -667,6 +673,17 @@ impl Bench {
     /// `strata compose SPEC -o OUT` with `cache`; OUT is removed first
     /// unless `keep_out` (a user's rerun finds the layout of the last one).
     fn compose(&self, spec: &Path, cache: &Path, keep_out: bool) -> Result<Composed> {
+        self.compose_with(spec, cache, keep_out, &[])
+    }
+
+    /// [`Bench::compose`] with `extra` arguments (a remote cache).
+    fn compose_with(
+        &self,
+        spec: &Path,
+        cache: &Path,
+        keep_out: bool,
+        extra: &[&str],
+    ) -> Result<Composed> {
         let out = self.work.join("out");
         if out.exists() && !keep_out {
             fs::remove_dir_all(&out)?;
@@ -686,6 +703,7 @@ impl Bench {
             .arg("--cache-dir")
             .arg(cache)
             .arg("--json")
+            .args(extra)
             .env_remove("SOURCE_DATE_EPOCH")
             .stderr(Stdio::inherit())
             .output()
@@ -1118,21 +1136,7 @@ impl Bench {
     /// A generated spec of four layers over `jdk` and `small` (about 330 MB,
     /// 53,000 files at full scale); the change is one source file of `src`.
     fn multi(&mut self, corpus: &Path) -> Result<()> {
-        let spec = corpus.join("multi.kdl");
-        fs::write(
-            &spec,
-            "// cargo xtask bench: several layers over the jdk and small corpora\n\
-             image multi {\n\
-             \x20   layer runtime { copy \"jdk/jre\" to=\"/opt/jdk/\" }\n\
-             \x20   layer tools {\n\
-             \x20       copy \"jdk/bin\" to=\"/opt/jdk/\"\n\
-             \x20       copy \"jdk/lib\" to=\"/opt/jdk/\"\n\
-             \x20       copy \"jdk/include\" to=\"/opt/jdk/\"\n\
-             \x20   }\n\
-             \x20   layer src { copy \"jdk/src\" to=\"/opt/jdk/\" }\n\
-             \x20   layer assets { copy \"small\" to=\"/srv/\" }\n\
-             }\n",
-        )?;
+        let spec = multi_spec(corpus)?;
         let alone = corpus.join("multi-src-alone.kdl");
         fs::write(
             &alone,
@@ -1475,4 +1479,24 @@ fn largest_file(dir: &Path) -> Result<Option<u64>> {
         max = Some(max.map_or(len, |m: u64| m.max(len)));
     }
     Ok(max)
+}
+
+/// The generated multi-layer spec over `jdk` and `small`, written into `corpus`.
+fn multi_spec(corpus: &Path) -> Result<PathBuf> {
+    let spec = corpus.join("multi.kdl");
+    fs::write(
+        &spec,
+        "// cargo xtask bench: several layers over the jdk and small corpora\n\
+         image multi {\n\
+         \x20   layer runtime { copy \"jdk/jre\" to=\"/opt/jdk/\" }\n\
+         \x20   layer tools {\n\
+         \x20       copy \"jdk/bin\" to=\"/opt/jdk/\"\n\
+         \x20       copy \"jdk/lib\" to=\"/opt/jdk/\"\n\
+         \x20       copy \"jdk/include\" to=\"/opt/jdk/\"\n\
+         \x20   }\n\
+         \x20   layer src { copy \"jdk/src\" to=\"/opt/jdk/\" }\n\
+         \x20   layer assets { copy \"small\" to=\"/srv/\" }\n\
+         }\n",
+    )?;
+    Ok(spec)
 }

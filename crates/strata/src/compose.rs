@@ -11,7 +11,7 @@ use strata_layer::LowerView;
 use strata_plan::{Build, DigestMemo, LayerNode, Plan, PlanOptions};
 use strata_spec::SpecDiagnostic;
 
-use crate::report::{CacheStatus, ComposeReport, ImageReport, LayerReport};
+use crate::report::{CacheStatus, ComposeReport, ImageReport, LayerReport, RemoteStatus};
 use crate::{Error, Event};
 
 /// How to compose.
@@ -50,6 +50,10 @@ pub struct ComposeOptions {
     pub cache_from: Option<String>,
     /// A registry repository to push every layer to after composing.
     pub cache_to: Option<String>,
+    /// A Remote Execution API server whose action cache and CAS hold
+    /// layers (`--remote-cache grpc://HOST:PORT`): read before building,
+    /// written after. See [`crate::reapi_cache`].
+    pub remote_cache: Option<strata_reapi::Options>,
     /// Manifest digests for external bases named by tag (from a lock).
     pub base_pins: std::collections::BTreeMap<String, strata_layer::Digest>,
     /// `--arg NAME=VALUE`: values of the spec's build arguments (`arg`),
@@ -113,6 +117,8 @@ struct Ready {
     /// has none): what a layer above that reads it names when its own
     /// `below` key part changed.
     changed: bool,
+    /// What the remote cache (`--remote-cache`) gave for it.
+    remote: Option<RemoteStatus>,
     /// The cache key whose record holds the listing, while `record.listing`
     /// is not loaded yet (a hit read with [`Cache::get_head`]).
     listing_pending: Option<String>,
@@ -147,11 +153,12 @@ pub fn compose(
     // Held until the compose is done, so `strata cache gc` never removes a blob in use.
     let _lock = cache.lock_shared()?;
     let plan = plan_stage(spec_path, opts, &cache, on_event)?;
-    let pulled = pull_stage(&plan, &cache, &remotes, opts, on_event)?;
+    let (pulled, remote) = pull_stage(&plan, &cache, &remotes, opts, on_event)?;
     // An SBOM lists every file of every layer, and a record pushed to a
     // remote cache carries its listing.
-    let listings = !opts.lazy_listings || opts.sbom || remotes.cache_to.is_some();
-    let ready = build_stage(&plan, &cache, opts, listings, on_event)?;
+    let listings =
+        !opts.lazy_listings || opts.sbom || remotes.cache_to.is_some() || remotes.reapi.is_some();
+    let ready = build_stage(&plan, &cache, opts, listings, &remote, on_event)?;
     let built = Built { plan, ready };
     let exported = export_stage(&built, &cache, opts, on_event)?;
     let pushed = publish_stage(&built, &cache, &remotes, opts, on_event)?;
@@ -164,6 +171,7 @@ pub fn compose(
 struct Remotes {
     cache_from: Option<strata_registry::Reference>,
     cache_to: Option<strata_registry::Reference>,
+    reapi: Option<crate::reapi_cache::RemoteCache>,
 }
 
 impl Remotes {
@@ -176,6 +184,11 @@ impl Remotes {
         Ok(Remotes {
             cache_from: parse(&opts.cache_from)?,
             cache_to: parse(&opts.cache_to)?,
+            reapi: opts
+                .remote_cache
+                .as_ref()
+                .map(crate::reapi_cache::RemoteCache::connect)
+                .transpose()?,
         })
     }
 
@@ -225,23 +238,34 @@ fn plan_stage(
     Ok(plan)
 }
 
-/// `--cache-from`: the layers the remote cache holds, fetched into the
-/// local cache so that the build finds them there. `None` without one.
+/// `--cache-from`, `--remote-cache`: the layers the remote caches hold,
+/// fetched into the local cache so that the build finds them there. How
+/// many (`None` without a remote cache), and per layer key what the
+/// `--remote-cache` server said.
 fn pull_stage(
     plan: &Plan,
     cache: &Cache,
     remotes: &Remotes,
     opts: &ComposeOptions,
     on_event: &(dyn Fn(Event) + Sync),
-) -> Result<Option<usize>, Error> {
-    let Some(repo) = &remotes.cache_from else {
-        return Ok(None);
-    };
-    let registry = Remotes::registry(opts)?;
-    Ok(Some(crate::remote_cache::pull(
-        plan, cache, &registry, repo, on_event,
-    )?))
+) -> Result<(Option<usize>, RemoteStatuses), Error> {
+    let mut fetched = None;
+    let mut statuses = RemoteStatuses::new();
+    if let Some(remote) = &remotes.reapi {
+        statuses = crate::reapi_cache::pull(plan, cache, remote, on_event)?;
+        let hits = statuses.values().filter(|s| **s == RemoteStatus::Hit);
+        fetched = Some(hits.count());
+    }
+    if let Some(repo) = &remotes.cache_from {
+        let registry = Remotes::registry(opts)?;
+        let n = crate::remote_cache::pull(plan, cache, &registry, repo, on_event)?;
+        fetched = Some(fetched.unwrap_or(0) + n);
+    }
+    Ok((fetched, statuses))
 }
+
+/// What the `--remote-cache` server said, by layer key.
+type RemoteStatuses = std::collections::BTreeMap<String, RemoteStatus>;
 
 /// The plan joined with a ready record for each of its layers (by
 /// `LayerId`): what export, publish and report all read.
@@ -269,6 +293,7 @@ fn build_stage(
     cache: &Cache,
     opts: &ComposeOptions,
     listings: bool,
+    remote: &RemoteStatuses,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Vec<Ready>, Error> {
     let mut pool = rayon::ThreadPoolBuilder::new();
@@ -278,7 +303,7 @@ fn build_stage(
     let pool = pool
         .build()
         .map_err(|e| Error::Workers(format!("cannot start them: {e}")))?;
-    let mut ready = pool.install(|| build_all(plan, cache, on_event))?;
+    let mut ready = pool.install(|| build_all(plan, cache, remote, on_event))?;
     if listings {
         for r in &mut ready {
             r.load_listing(cache)?;
@@ -357,8 +382,23 @@ fn publish_stage(
     opts: &ComposeOptions,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Option<usize>, Error> {
+    let mut pushed = None;
+    if let Some(remote) = &remotes.reapi {
+        // A layer built here is written; one from the local cache only if
+        // the server lacks one of its blobs; one the server gave, never.
+        let layers: Vec<(String, &LayerRecord, bool)> = built
+            .plan
+            .layers
+            .iter()
+            .filter(|l| l.external().is_none())
+            .map(|l| (l, &built.ready[l.id.0]))
+            .filter(|(_, r)| r.remote != Some(RemoteStatus::Hit))
+            .map(|(l, r)| (l.key.hex(), &r.record, r.cache == CacheStatus::Miss))
+            .collect();
+        pushed = Some(crate::reapi_cache::push(&layers, cache, remote, on_event));
+    }
     let Some(repo) = &remotes.cache_to else {
-        return Ok(None);
+        return Ok(pushed);
     };
     let registry = Remotes::registry(opts)?;
     let layers: Vec<(String, &LayerRecord)> = built
@@ -407,6 +447,7 @@ fn report_stage(
                     name: node.qualified_name(),
                     desc: r.record.desc,
                     cache: r.cache.clone(),
+                    remote: r.remote,
                     miss_reason: r.miss_reason.clone(),
                     key: node.key.hex(),
                     compression: node.compression().identity(),
@@ -482,6 +523,7 @@ fn name_changed_below(changes: Vec<String>, changed_below: &[String]) -> Vec<Str
 fn build_all(
     plan: &Plan,
     cache: &Cache,
+    remote: &RemoteStatuses,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Vec<Ready>, Error> {
     let done: Mutex<Vec<Option<Ready>>> = Mutex::new(vec![None; plan.layers.len()]);
@@ -527,7 +569,9 @@ fn build_all(
                     }
                     Ok(g)
                 };
-                build_one(plan, layer, &gather, cache, on_event).map(|r| (layer.id.0, r))
+                let remote = remote.get(&layer.key.hex()).copied();
+                build_one(plan, layer, &gather, cache, remote, on_event)
+                    .map(|r| (layer.id.0, r))
             })
             .collect();
         let mut errors = Vec::new();
@@ -597,6 +641,7 @@ fn build_one(
     layer: &LayerNode,
     gather: &dyn Fn() -> Result<Gathered, Error>,
     cache: &Cache,
+    remote: Option<RemoteStatus>,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Ready, Error> {
     let index = layer.id.0;
@@ -631,12 +676,14 @@ fn build_one(
                 index,
                 name,
                 cache: CacheStatus::Hit,
+                remote,
                 size: record.desc.size,
                 reason: None,
             });
             return Ok(Ready {
                 record,
                 cache: CacheStatus::Hit,
+                remote,
                 miss_reason: None,
                 changed,
                 listing_pending: Some(key),
@@ -694,12 +741,14 @@ fn build_one(
         index,
         name,
         cache: CacheStatus::Miss,
+        remote,
         size: record.desc.size,
         reason: Some(miss_reason.clone()),
     });
     Ok(Ready {
         record,
         cache: CacheStatus::Miss,
+        remote,
         miss_reason: Some(miss_reason),
         changed,
         listing_pending: None,
