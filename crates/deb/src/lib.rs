@@ -21,6 +21,7 @@
 
 pub mod control;
 pub mod debfile;
+pub mod maint;
 pub mod packages;
 pub mod relation;
 pub mod release;
