@@ -31,4 +31,5 @@ mod sbom;
 mod snapshot;
 mod support;
 mod tidy;
+mod tomcat_debian;
 mod union;
