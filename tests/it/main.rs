@@ -21,6 +21,7 @@ mod lock;
 mod multi_platform;
 mod nothing_escapes;
 mod outputs;
+mod package_reports;
 mod packages;
 mod real_tools;
 mod registry;
