@@ -1,8 +1,10 @@
 //! Packages in what strata reports (issue 18): the SBOM lists each package
 //! a `packages` layer installs with its purl and its `.deb`'s sha256, and
 //! `strata lock` and `strata diff` show package changes as package changes
-//! (`name: old -> new`, `+ name version`, `- name version`). Offline, from a
-//! repository the test makes and signs itself.
+//! (`name: old -> new`, `+ name version`, `- name version`); a Release past
+//! its `Valid-Until` is an error unless the spec's repository says
+//! `check-valid-until=#false`. Offline, from a repository the test makes
+//! and signs itself.
 //!
 //! No SBOM scanner (syft, Trivy, Grype) is packaged by Debian or PyPI, so
 //! none is run here; what they read, the dpkg status, is checked with dpkg
@@ -12,7 +14,7 @@ use std::fs;
 use std::path::Path;
 
 use serde_json::Value;
-use strata_testkit::debrepo::{build_deb, index_and_sign};
+use strata_testkit::debrepo::{build_deb, index_and_sign, sign};
 
 use crate::support::{have, strata_ok};
 
@@ -149,4 +151,55 @@ fn sbom_purls_and_package_changes_in_lock_and_diff() {
             "strata diff {against} out2:\n{text}"
         );
     }
+}
+
+#[test]
+fn an_expired_release_is_an_error_unless_the_spec_opts_out() {
+    let test = "an_expired_release_is_an_error_unless_the_spec_opts_out";
+    if !["gpg", "dpkg-deb", "apt-ftparchive", "xz"]
+        .iter()
+        .all(|t| have(t, test))
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, gnupg, cache) = (
+        tmp.path().join("repo"),
+        tmp.path().join("gnupg"),
+        tmp.path().join("cache"),
+    );
+    build_deb(&root, "app", "1", "amd64", &[]);
+    let key = index_and_sign(&root, &gnupg);
+    let release = root.join("dists/stable/Release");
+    let text = fs::read_to_string(&release).unwrap();
+    fs::write(
+        &release,
+        format!("Valid-Until: Sat, 01 Jan 2022 00:00:00 UTC\n{text}"),
+    )
+    .unwrap();
+    sign(&root, &gnupg);
+    let dir = tmp.path().join("spec");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("test.gpg"), &key).unwrap();
+    let spec = |opt: &str| {
+        fs::write(
+            dir.join("app.kdl"),
+            format!(
+                "repository test url=\"file://{}\" suite=\"stable\" keyring=\"test.gpg\"{opt}\nimage app {{\n    layer app {{ packages \"app\" }}\n}}\n",
+                root.display()
+            ),
+        )
+        .unwrap();
+    };
+    spec("");
+    let out = crate::support::strata(&dir, &cache, &["compose", "app.kdl", "-q"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("dists/stable/InRelease")
+            && err.contains("Valid-Until (Sat, 01 Jan 2022 00:00:00 UTC) is past"),
+        "{err}"
+    );
+    spec(" check-valid-until=#false");
+    strata_ok(&dir, &cache, &["compose", "app.kdl", "-q"]);
 }

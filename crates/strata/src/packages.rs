@@ -276,7 +276,11 @@ fn open_repository(
         components: r.components.clone(),
         architectures: r.architectures.clone(),
     };
-    Repository::open(&source, &keyring, fetcher)
+    let checks = strata_deb::release::Checks {
+        valid_until: r.check_valid_until,
+        ..Default::default()
+    };
+    Repository::open_checked(&source, &keyring, fetcher, &checks)
 }
 
 fn no_repository(name: &str) -> strata_deb::Error {
