@@ -1342,11 +1342,11 @@ impl Bench {
         let dockerfile = |extra: &str| {
             format!(
                 "FROM {tag}-base\n\
-                 RUN --mount=type=cache,target=/var/cache/apt,id={tag}-apt,sharing=locked \\\n\
-                 \x20   --mount=type=cache,target=/var/lib/apt/lists,id={tag}-lists,sharing=locked \\\n\
+                 RUN --mount=type=cache,target=/var/cache/apt,id={tag}-apt \\\n\
+                 \x20   --mount=type=cache,target=/var/lib/apt/lists,id={tag}-lists \\\n\
                  \x20   apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless\n\
-                 RUN --mount=type=cache,target=/var/cache/apt,id={tag}-apt,sharing=locked \\\n\
-                 \x20   --mount=type=cache,target=/var/lib/apt/lists,id={tag}-lists,sharing=locked \\\n\
+                 RUN --mount=type=cache,target=/var/cache/apt,id={tag}-apt \\\n\
+                 \x20   --mount=type=cache,target=/var/lib/apt/lists,id={tag}-lists \\\n\
                  \x20   apt-get install -y --no-install-recommends tomcat10{extra}\n\
                  COPY index.jsp /var/lib/tomcat10/webapps/ROOT/\n\
                  ENV CATALINA_HOME=/usr/share/tomcat10 CATALINA_BASE=/var/lib/tomcat10\n\
@@ -1357,7 +1357,15 @@ impl Bench {
         fs::write(ctx.join("Changed.Dockerfile"), dockerfile(" less"))?;
         let bud = |file: &str, name: &str, layers: bool| {
             let mut cmd = Command::new("buildah");
-            cmd.args(["bud", "--quiet", "--network", "host"])
+            // runc, with the limits podman's tests use: crun refuses this
+            // machine's hybrid cgroups, and the default rlimits are too high.
+            cmd.args(["bud", "--quiet", "--network", "host", "--runtime", "runc"])
+                .args([
+                    "--ulimit",
+                    "nofile=1024:1024",
+                    "--ulimit",
+                    "nproc=1024:1024",
+                ])
                 .arg(format!("--layers={layers}"))
                 .args(["-f", file, "-t", name, "."])
                 .current_dir(&ctx);
