@@ -393,6 +393,9 @@ pub struct Repository {
     pub architectures: Vec<String>,
     /// A keyring file (binary or armored OpenPGP keys), relative to the spec.
     pub keyring: Spanned<String>,
+    /// Refuse a Release whose `Valid-Until` is past (`check-valid-until`,
+    /// as apt's option; on unless `#false`).
+    pub check_valid_until: bool,
 }
 
 /// `packages "NAME" "NAME (>= VERSION)" "NAME=VERSION" ... [required=#true]
