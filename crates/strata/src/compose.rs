@@ -570,8 +570,7 @@ fn build_all(
                     Ok(g)
                 };
                 let remote = remote.get(&layer.key.hex()).copied();
-                build_one(plan, layer, &gather, cache, remote, on_event)
-                    .map(|r| (layer.id.0, r))
+                build_one(plan, layer, &gather, cache, remote, on_event).map(|r| (layer.id.0, r))
             })
             .collect();
         let mut errors = Vec::new();
