@@ -151,6 +151,40 @@ fn sbom_purls_and_package_changes_in_lock_and_diff() {
             "strata diff {against} out2:\n{text}"
         );
     }
+
+    // The spec asks for more than the lock pins: `--locked` does not
+    // install the lock's set silently, it says the spec drifted (exit 4).
+    let spec = fs::read_to_string(dir.join("app.kdl")).unwrap();
+    for (request, says) in [
+        (
+            "\"app\" \"extra2\"",
+            "`extra2`, which the lock does not pin for this layer (no such package in it)",
+        ),
+        (
+            "\"app\" \"lib (>= 1:3)\"",
+            "`lib (>= 1:3)`, which the lock does not pin for this layer (it pins 1:2.0)",
+        ),
+    ] {
+        fs::write(
+            dir.join("app.kdl"),
+            spec.replace("packages \"app\"", &format!("packages {request}")),
+        )
+        .unwrap();
+        let out = crate::support::strata(
+            &dir,
+            &cache,
+            &["compose", "app.kdl", "--locked", "-o", "out3", "-q"],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{err}");
+        assert!(err.contains(says) && err.contains("strata lock"), "{err}");
+    }
+    fs::write(dir.join("app.kdl"), &spec).unwrap();
+    strata_ok(
+        &dir,
+        &cache,
+        &["compose", "app.kdl", "--locked", "-o", "out3", "-q"],
+    );
 }
 
 #[test]

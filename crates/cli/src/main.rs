@@ -613,6 +613,7 @@ fn exit_code(e: &strata::Error) -> ExitCode {
         strata::FailureKind::Usage => ExitCode::from(2),
         strata::FailureKind::Spec => ExitCode::from(INVALID_SPEC),
         strata::FailureKind::Build => ExitCode::from(BUILD_FAILED),
+        strata::FailureKind::LockDrift => ExitCode::from(LOCK_MISMATCH),
         strata::FailureKind::Other => ExitCode::FAILURE,
     }
 }

@@ -184,6 +184,17 @@ pub enum Error {
         #[source]
         source: Box<strata_deb::Error>,
     },
+    /// `compose --locked`: a `packages` layer asks for a package the lock
+    /// does not pin for it (the spec changed since `strata lock`).
+    #[error(
+        "layer {layer}: the spec asks for `{request}`, which {lock} does not pin for this layer ({reason}); run `strata lock` to resolve the spec's packages again"
+    )]
+    LockedPackages {
+        layer: String,
+        request: String,
+        lock: String,
+        reason: String,
+    },
     /// `strata import`: the Dockerfile lines that cannot be translated.
     #[error(
         "{} cannot be translated ({} problem{}):\n{}",
@@ -213,6 +224,8 @@ pub enum FailureKind {
     /// a missing path, a host input that cannot be copied, a sandbox that
     /// cannot start, an image without `/bin/sh`.
     Build,
+    /// What `compose --locked` would build is not what the lock pins.
+    LockDrift,
     /// Anything else: I/O, the cache, a registry, the outputs.
     Other,
 }
@@ -224,6 +237,7 @@ impl Error {
             Error::Usage(_) => FailureKind::Usage,
             Error::Spec(_) | Error::ReadSpec { .. } | Error::Import { .. } => FailureKind::Spec,
             Error::Build(_) => FailureKind::Build,
+            Error::LockedPackages { .. } => FailureKind::LockDrift,
             Error::Layer { source, .. } if source.is_build_failure() => FailureKind::Build,
             Error::Union(source) | Error::UnionLayer { source, .. }
                 if source.is_build_failure() =>

@@ -130,6 +130,47 @@ struct Below {
     ucf_hashes: BTreeMap<String, String>,
 }
 
+/// `compose --locked` installs the lock's set for a layer without
+/// resolving: each package the spec names for the layer must be in it, at
+/// a version the request allows, or the spec changed since the lock was
+/// written (a request dropped, or one met only through a dependency, is not
+/// seen without resolving against the repository).
+fn check_locked_requests(
+    layer: &str,
+    reqs: &[&strata_spec::PackagesOp],
+    set: &[LockedPackage],
+) -> Result<(), Error> {
+    for p in reqs {
+        for n in &p.packages {
+            let request = Request::parse(&n.value).map_err(|e| err(layer, e.into()))?;
+            let drift = |reason: String| Error::LockedPackages {
+                layer: layer.to_owned(),
+                request: n.value.clone(),
+                lock: "the lock".to_owned(),
+                reason,
+            };
+            let named: Vec<&LockedPackage> = set
+                .iter()
+                .filter(|l| l.name == request.name)
+                .filter(|l| request.arch.as_deref().is_none_or(|a| a == l.arch))
+                .collect();
+            if named.is_empty() {
+                return Err(drift("no such package in it".to_owned()));
+            }
+            if let Some((op, want)) = &request.version {
+                let allowed = named.iter().any(|l| {
+                    strata_deb::version::Version::parse(&l.version)
+                        .is_ok_and(|have| op.holds(&have, want))
+                });
+                if !allowed {
+                    return Err(drift(format!("it pins {}", named[0].version)));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn err(layer: &str, source: strata_deb::Error) -> Error {
     Error::Packages {
         layer: layer.to_owned(),
@@ -196,6 +237,7 @@ pub fn resolve(
                     .or_else(|| spec.repositories.first().map(|r| r.name.value.clone()))
                     .unwrap_or_default();
                 let set: Vec<LockedPackage> = if let Some(set) = opts.locked.get(&qualified) {
+                    check_locked_requests(&qualified, &reqs, set)?;
                     set.clone()
                 } else {
                     if !repos.contains_key(&repo_name) {
