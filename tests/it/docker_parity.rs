@@ -4,7 +4,7 @@
 //! owners, contents, link targets; mtimes aside), both unpacked by `strata
 //! rootfs` (docker's image through `skopeo copy docker-daemon:`), and whose
 //! configs agree on Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts,
-//! Healthcheck, Labels, Volumes and StopSignal.
+//! Healthcheck, Shell, Labels, Volumes and StopSignal.
 //!
 //! Also `strata import` refusing what it cannot translate, line and column.
 
@@ -124,6 +124,16 @@ const CASES: &[Case] = &[
         image: "stage-0",
     },
     Case {
+        name: "healthcheck_and_shell",
+        dockerfile: "FROM scratch\nCOPY a.txt /\nSHELL [\"/bin/ash\", \"-eo\", \"pipefail\", \"-c\"]\nHEALTHCHECK --interval=5s --timeout=2s --start-period=1m30s --retries=4 CMD wget -q -O- http://localhost/ || exit 1\nCMD echo hello\n",
+        image: "stage-0",
+    },
+    Case {
+        name: "healthcheck_exec_form_and_none",
+        dockerfile: "FROM scratch AS base\nHEALTHCHECK CMD [\"/bin/check\", \"-q\"]\nCOPY a.txt /\n\nFROM base AS checked\nCOPY b.txt /\n\nFROM checked AS app\nHEALTHCHECK NONE\n",
+        image: "app",
+    },
+    Case {
         name: "arg_in_paths",
         dockerfile: "FROM scratch\nARG DEST=/opt/app\nCOPY site ${DEST}/site\nCOPY a.txt $DEST/a.txt\nWORKDIR $DEST\n",
         image: "stage-0",
@@ -176,6 +186,7 @@ fn config_fields(c: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
         "User",
         "ExposedPorts",
         "Healthcheck",
+        "Shell",
         "Labels",
         "Volumes",
         "StopSignal",
@@ -299,7 +310,7 @@ fn import_reports_every_untranslatable_line_with_its_column() {
     let dir = tmp.path();
     fs::write(
         dir.join("Dockerfile"),
-        "FROM scratch AS base\nCOPY a.txt /\n\nFROM base\nCOPY --from=base /a.txt /b\nHEALTHCHECK CMD true\n  RUN --mount=type=cache,target=/x true\nADD https://example.org/x.tar /\nCOPY *.txt /t/\nFROBNICATE now\n",
+        "FROM scratch AS base\nCOPY a.txt /\n\nFROM base\nCOPY --from=base /a.txt /b\nHEALTHCHECK --start-interval=1s CMD true\n  RUN --mount=type=cache,target=/x true\nADD https://example.org/x.tar /\nCOPY *.txt /t/\nFROBNICATE now\n",
     )
     .unwrap();
     let out = strata(
@@ -311,7 +322,7 @@ fn import_reports_every_untranslatable_line_with_its_column() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     for want in [
         "Dockerfile:5:6: COPY --from=base is not translated",
-        "Dockerfile:6:1: HEALTHCHECK is not translated",
+        "Dockerfile:6:13: HEALTHCHECK --start-interval is not translated",
         "Dockerfile:7:7: RUN --mount=type=cache,target=/x is not translated",
         "Dockerfile:8:5: ADD of a URL",
         "Dockerfile:9:6: COPY of a glob",

@@ -51,8 +51,8 @@ pub use listing::{list_blob, list_blob_with_mtimes};
 // The image model's types, from the ground crate: re-exported so that a
 // layer's callers name them where they meet them.
 pub use strata_oci::{
-    BadLine, Digest, Entry, EntryKind, ImageConfig, ImagePath, LayerDescriptor, Listing, LowerView,
-    MediaType, digest, history, whiteout,
+    BadLine, Digest, Entry, EntryKind, Healthcheck, ImageConfig, ImagePath, LayerDescriptor,
+    Listing, LowerView, MediaType, digest, history, whiteout,
 };
 pub use xattr::{is_recorded as is_recorded_xattr, recorded_xattrs};
 
@@ -178,8 +178,11 @@ pub struct UnionJob {
 /// One `run` step: a command and the environment it runs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunStep {
-    /// Run by `/bin/sh -c`.
+    /// Run by `shell`, or `/bin/sh -c`.
     pub command: String,
+    /// The image's `shell` (Docker's `SHELL`): the words `command` is
+    /// appended to; `None` for `/bin/sh -c`.
+    pub shell: Option<Vec<String>>,
     /// `KEY=VALUE`, in order.
     pub env: Vec<String>,
     /// The working directory; `/` when unset.

@@ -253,6 +253,13 @@ pub fn layer_key(
                     // Two platforms' images may share a base tarball: their
                     // commands run different binaries.
                     .field("platform", step.platform.as_bytes());
+                // Only a `shell` adds a field: a step run by `/bin/sh -c`
+                // keeps the key it had before `shell` existed.
+                if let Some(shell) = &step.shell {
+                    for w in shell {
+                        e.field("shell", w.as_bytes());
+                    }
+                }
                 // A mount's declaration, never its content: a cache's files
                 // and a secret's bytes do not change what the key says.
                 for m in &step.mounts {

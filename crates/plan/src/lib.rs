@@ -847,6 +847,7 @@ impl Planner<'_> {
                 (
                     Planned::Union(UnionStep::Run(RunStep {
                         command: command.value.clone(),
+                        shell: config.shell.clone(),
                         env: config.env.clone(),
                         workdir: config.workdir.clone(),
                         // Not the image's `user`: that is who its

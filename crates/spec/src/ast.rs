@@ -137,6 +137,25 @@ pub struct ImageConfig {
     pub author: Option<Spanned<String>>,
     /// `platform "linux/amd64"` (`os/arch[/variant]`); default linux/amd64.
     pub platform: Option<Spanned<Platform>>,
+    /// `healthcheck "CMD" "curl" "-f" "http://localhost/" interval="30s" ...`
+    pub healthcheck: Option<Spanned<Healthcheck>>,
+    /// `shell "/bin/bash" "-c"`: the shell `run` steps use (Docker's `SHELL`).
+    pub shell: Option<Spanned<Vec<String>>>,
+}
+
+/// `healthcheck TEST... [interval=] [timeout=] [start-period=] [retries=]`:
+/// Docker's `HEALTHCHECK`, written as the config's `Healthcheck` holds it.
+/// `test` is Docker's `Test` array: `["CMD", ARG...]` (exec form),
+/// `["CMD-SHELL", COMMAND]` (run by the image's shell) or `["NONE"]` (no
+/// health check, not even an inherited one). Durations are nanoseconds;
+/// `None` leaves the field out, which means Docker's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Healthcheck {
+    pub test: Vec<String>,
+    pub interval: Option<u64>,
+    pub timeout: Option<u64>,
+    pub start_period: Option<u64>,
+    pub retries: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

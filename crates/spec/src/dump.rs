@@ -104,6 +104,21 @@ impl Spec {
             if let Some(v) = &c.author {
                 line(format!("author {}", d.s(v)));
             }
+            if let Some(h) = &c.healthcheck {
+                let v = &h.value;
+                line(format!(
+                    "healthcheck {:?} interval={:?} timeout={:?} start-period={:?} retries={:?}{}",
+                    v.test,
+                    v.interval,
+                    v.timeout,
+                    v.start_period,
+                    v.retries,
+                    d.at(h.span)
+                ));
+            }
+            if let Some(v) = &c.shell {
+                line(format!("shell {:?}{}", v.value, d.at(v.span)));
+            }
             if let Some(p) = &c.platform {
                 let p2 = &p.value;
                 let variant = p2.variant.as_deref().map(|v| format!(" variant={v:?}"));

@@ -7,10 +7,11 @@
 //! `COPY`, `ADD` (each a layer, as Docker makes one), `ENV`, `ARG` (a
 //! spec-wide `arg`), `WORKDIR` (the setting, and a layer making the
 //! directory, as Docker does), `USER`, `EXPOSE`, `VOLUME`, `LABEL`, `CMD`,
-//! `ENTRYPOINT` (the shell form as `/bin/sh -c`), `STOPSIGNAL`, `MAINTAINER`.
+//! `ENTRYPOINT` (the shell form with the `SHELL`, `/bin/sh -c` by default),
+//! `HEALTHCHECK`, `SHELL`, `STOPSIGNAL`, `MAINTAINER`.
 //! Whatever cannot be translated faithfully (`COPY --from`, `RUN --mount`,
-//! globs, URLs, `HEALTHCHECK`, `SHELL`, `ONBUILD`, a relative path before any
-//! `WORKDIR`...) is a [`Problem`] at its line and column: every one is
+//! globs, URLs, `ONBUILD`, a `SHELL` that changes between a stage's `RUN`s,
+//! a relative path before any `WORKDIR`...) is a [`Problem`] at its line and column: every one is
 //! reported, and no spec is written, rather than a spec that builds
 //! something else.
 //!
@@ -32,6 +33,8 @@ const SINGLE: &[&str] = &[
     "entrypoint",
     "stop-signal",
     "author",
+    "healthcheck",
+    "shell",
 ];
 
 /// Something of a Dockerfile that cannot be translated, and where.
@@ -64,8 +67,12 @@ pub fn translate(text: &str, dockerfile: &Path, spec_path: &Path) -> Result<Stri
         ..Translator::default()
     };
     for ins in instructions(text) {
+        if ins.keyword == "FROM" {
+            t.end_stage();
+        }
         t.instruction(&ins);
     }
+    t.end_stage();
     if t.stages.is_empty() && t.problems.is_empty() {
         t.problems.push(Problem {
             line: 1,
@@ -162,6 +169,13 @@ struct Stage {
     workdir: Option<String>,
     /// The `USER` so far.
     user: Option<String>,
+    /// The `SHELL` so far (inherited from a stage it builds on).
+    shell: Option<Vec<String>>,
+    /// The shell the stage's `RUN`s use, once one is seen, and the line of
+    /// the first: a spec's image has one `shell` for all its `run` steps.
+    run_shell: Option<(Option<Vec<String>>, usize)>,
+    /// The line of the last `SHELL`.
+    shell_line: usize,
     layers: usize,
 }
 
@@ -246,7 +260,15 @@ impl Translator {
                 let argv = match json_array(&ins.args) {
                     Some(Ok(v)) => v,
                     Some(Err(e)) => return self.problem(ins, col, e),
-                    None => vec!["/bin/sh".into(), "-c".into(), ins.args.clone()],
+                    None => {
+                        let mut argv = self
+                            .stages
+                            .last()
+                            .and_then(|s| s.shell.clone())
+                            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+                        argv.push(ins.args.clone());
+                        argv
+                    }
                 };
                 let node = if ins.keyword == "CMD" {
                     "cmd"
@@ -258,21 +280,117 @@ impl Translator {
             }
             "STOPSIGNAL" => self.setting(ins, format!("stop-signal {}", q(ins.args.trim()))),
             "MAINTAINER" => self.setting(ins, format!("author {}", q(ins.args.trim()))),
-            "HEALTHCHECK" | "SHELL" => self.problem(
-                ins,
-                1,
-                format!(
-                    "{} is not translated: strata has no `{}` yet",
-                    ins.keyword,
-                    ins.keyword.to_lowercase()
-                ),
-            ),
+            "HEALTHCHECK" => self.healthcheck(ins),
+            "SHELL" => self.shell(ins),
             "ONBUILD" => self.problem(
                 ins,
                 1,
                 "ONBUILD is not translated: a spec has no triggers for the images built on it",
             ),
             other => self.problem(ins, 1, format!("unknown instruction {other}")),
+        }
+    }
+
+    /// `HEALTHCHECK NONE` or `HEALTHCHECK [--interval=D] [--timeout=D]
+    /// [--start-period=D] [--retries=N] CMD COMMAND` (exec or shell form).
+    fn healthcheck(&mut self, ins: &Instruction) {
+        let col = ins.args_column;
+        let mut args = ins.args.trim();
+        let mut props = String::new();
+        while let Some(rest) = args.strip_prefix("--") {
+            let (flag, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let (name, value) = flag.split_once('=').unwrap_or((flag, ""));
+            match name {
+                "interval" | "timeout" | "start-period" => {
+                    if let Err(p) = strata_spec::duration(value) {
+                        return self.problem(ins, col, format!("HEALTHCHECK --{name}: {p}"));
+                    }
+                    let _ = write!(props, " {name}={}", q(value));
+                }
+                "retries" => match value.parse::<u32>() {
+                    Ok(n) if n > 0 => {
+                        let _ = write!(props, " retries={n}");
+                    }
+                    _ => {
+                        return self.problem(
+                            ins,
+                            col,
+                            format!("HEALTHCHECK --retries={value} is not a count of 1 or more"),
+                        );
+                    }
+                },
+                _ => {
+                    return self.problem(
+                        ins,
+                        col,
+                        format!("HEALTHCHECK --{name} is not translated"),
+                    );
+                }
+            }
+            args = after.trim_start();
+        }
+        let (kind, rest) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+        let test = match kind.to_uppercase().as_str() {
+            "NONE" if rest.trim().is_empty() && props.is_empty() => vec!["NONE".to_owned()],
+            "CMD" if !rest.trim().is_empty() => match json_array(rest) {
+                Some(Ok(argv)) if !argv.is_empty() => {
+                    let mut t = vec!["CMD".to_owned()];
+                    t.extend(argv);
+                    t
+                }
+                Some(Err(e)) => return self.problem(ins, col, e),
+                _ => vec!["CMD-SHELL".to_owned(), rest.trim().to_owned()],
+            },
+            _ => {
+                return self.problem(
+                    ins,
+                    col,
+                    "expected HEALTHCHECK NONE or HEALTHCHECK [OPTIONS] CMD COMMAND",
+                );
+            }
+        };
+        let test: Vec<String> = test.iter().map(|t| q(t)).collect();
+        self.setting(ins, format!("healthcheck {}{props}", test.join(" ")));
+    }
+
+    /// `SHELL ["executable", "parameters"]`.
+    fn shell(&mut self, ins: &Instruction) {
+        let argv = match json_array(&ins.args) {
+            Some(Ok(v)) if !v.is_empty() => v,
+            _ => {
+                return self.problem(
+                    ins,
+                    ins.args_column,
+                    "SHELL takes the JSON form: SHELL [\"executable\", \"parameters\"]",
+                );
+            }
+        };
+        if let Err(p) = strata_spec::check_shell(&argv) {
+            return self.problem(ins, ins.args_column, p);
+        }
+        let Some(st) = self.stage(ins) else { return };
+        st.shell = Some(argv.clone());
+        st.shell_line = ins.line;
+        let argv: Vec<String> = argv.iter().map(|a| q(a)).collect();
+        self.setting(ins, format!("shell {}", argv.join(" ")));
+    }
+
+    /// The end of a stage: its `RUN`s ran with the shell its image ends
+    /// with, or the difference is reported at the last `SHELL`.
+    fn end_stage(&mut self) {
+        let Some(st) = self.stages.last() else { return };
+        if let Some((first, line)) = &st.run_shell
+            && *first != st.shell
+        {
+            let msg = format!(
+                "SHELL after the RUN on line {line} is not translated: a spec's image runs every `run` with its one `shell`"
+            );
+            let at = st.shell_line.max(1);
+            self.problems.push(Problem {
+                line: at,
+                column: 1,
+                message: msg,
+            });
         }
     }
 
@@ -337,6 +455,7 @@ impl Translator {
             .and_then(|f| self.stages.iter().find(|s| &s.name == f));
         let workdir = base.and_then(|s| s.workdir.clone());
         let user = base.and_then(|s| s.user.clone());
+        let shell = base.and_then(|s| s.shell.clone());
         // BuildKit gives an image without a base the default PATH.
         let body = if from.is_none() {
             vec![format!("env PATH={}", q(DEFAULT_PATH))]
@@ -348,6 +467,7 @@ impl Translator {
             from,
             workdir,
             user,
+            shell,
             body,
             ..Stage::default()
         });
@@ -399,6 +519,19 @@ impl Translator {
             Some(Err(e)) => return self.problem(ins, ins.args_column, e),
             None => args.to_owned(),
         };
+        if let Some(st) = self.stages.last_mut() {
+            let shell = st.shell.clone();
+            match &st.run_shell {
+                None => st.run_shell = Some((shell, ins.line)),
+                Some((first, line)) if *first != shell => {
+                    let msg = format!(
+                        "RUN with another shell than the RUN on line {line} is not translated: a spec's image runs every `run` with its one `shell`"
+                    );
+                    return self.problem(ins, 1, msg);
+                }
+                Some(_) => {}
+            }
+        }
         let net = if network { " network=#true" } else { "" };
         self.layer(ins, vec![format!("run {}{net}", q(&command))]);
     }

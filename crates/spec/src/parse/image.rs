@@ -106,6 +106,8 @@ impl Parser<'_> {
             "cmd" | "entrypoint" => self.command(st, node),
             "expose" => self.expose(st, node),
             "volume" => self.volume(st, node),
+            "healthcheck" => self.healthcheck(st, node),
+            "shell" => self.shell(st, node),
             "label" => self.map(node, "label", &mut st.config.labels),
             "annotation" => self.map(node, "annotation", &mut st.config.annotations),
             "tag" | "workdir" | "user" | "stop-signal" | "author" | "platform" => {

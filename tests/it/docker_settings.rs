@@ -1,0 +1,84 @@
+//! Docker's image settings that the OCI image spec lacks (issue 19):
+//! `shell` (the argv a `run` step starts its command with, and the config's
+//! `Shell`) and `healthcheck` (the config's `Healthcheck`), composed for
+//! real on a busybox base and read back with `strata inspect`.
+
+use std::fs;
+
+use crate::sandbox::{ready, unpack, write_spec};
+use crate::support::strata_ok;
+use crate::union::busybox_dir;
+
+#[test]
+fn run_steps_start_their_command_with_the_image_shell() {
+    let test = "run_steps_start_their_command_with_the_image_shell";
+    if !ready(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = busybox_dir(tmp.path());
+    let cache = tmp.path().join("cache");
+    // The shell's own words reach the command (`env` sets a variable before
+    // starting `sh -c`), and `/bin/sh` need not exist: the layer below
+    // deletes it.
+    write_spec(
+        &dir,
+        r#"    shell "/bin/busybox" "env" "SHELLED=yes" "/bin/busybox" "sh" "-c"
+    healthcheck "CMD-SHELL" "test -e /shelled" interval="10s" retries=2
+    layer nosh { delete "/bin/sh" }
+    layer ran { run "echo $SHELLED > /shelled" }"#,
+    );
+    strata_ok(
+        &dir,
+        &cache,
+        &["compose", "s.kdl", "--out", "out", "--quiet"],
+    );
+    let root = unpack(&dir, &cache);
+    assert_eq!(fs::read_to_string(root.join("shelled")).unwrap(), "yes\n");
+    assert!(!root.join("bin/sh").exists(), "no /bin/sh was needed");
+
+    let inspect = strata_ok(&dir, &cache, &["inspect", "out:app"]);
+    assert!(
+        inspect.contains(
+            r#"shell ["/bin/busybox", "env", "SHELLED=yes", "/bin/busybox", "sh", "-c"]"#
+        ),
+        "{inspect}"
+    );
+    assert!(
+        inspect.contains(
+            r#"healthcheck ["CMD-SHELL", "test -e /shelled"] interval=10000ms retries=2"#
+        ),
+        "{inspect}"
+    );
+    let json = strata_ok(&dir, &cache, &["inspect", "out:app", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let config = &v["images"][0]["config"]["config"];
+    assert_eq!(
+        config["Healthcheck"],
+        serde_json::json!({"Test": ["CMD-SHELL", "test -e /shelled"], "Interval": 10_000_000_000u64, "Retries": 2})
+    );
+    assert_eq!(config["Shell"][0], "/bin/busybox");
+
+    // The shell is part of the run layer's key: another shell rebuilds it.
+    let plan = |dir: &std::path::Path| strata_ok(dir, &cache, &["plan", "s.kdl", "--json"]);
+    let before = plan(&dir);
+    let spec = fs::read_to_string(dir.join("s.kdl")).unwrap();
+    fs::write(
+        dir.join("s.kdl"),
+        spec.replace(r#""SHELLED=yes""#, r#""SHELLED=no""#),
+    )
+    .unwrap();
+    let after = plan(&dir);
+    let key = |p: &str, layer: &str| {
+        let v: serde_json::Value = serde_json::from_str(p).unwrap();
+        v["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == layer)
+            .map(|l| l["key"].clone())
+            .unwrap()
+    };
+    assert_eq!(key(&before, "app/nosh"), key(&after, "app/nosh"));
+    assert_ne!(key(&before, "app/ran"), key(&after, "app/ran"));
+}
