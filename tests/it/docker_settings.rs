@@ -82,3 +82,72 @@ fn run_steps_start_their_command_with_the_image_shell() {
     assert_eq!(key(&before, "app/nosh"), key(&after, "app/nosh"));
     assert_ne!(key(&before, "app/ran"), key(&after, "app/ran"));
 }
+
+/// `workdir` makes its directory as Docker's `WORKDIR` does: a missing one
+/// (and its missing parents) 0755 and the image user's; an existing one
+/// stays as the layers below give it (here `/srv`, which the image's own
+/// layer made, and `/tmp`).
+#[test]
+fn workdir_makes_its_directory_when_the_layers_below_lack_it() {
+    use std::os::unix::fs::MetadataExt;
+    let test = "workdir_makes_its_directory_when_the_layers_below_lack_it";
+    if !ready(test) {
+        return;
+    }
+    if !strata::union::running_as_root() {
+        eprintln!("SKIPPED {test}: owners are compared, which needs root to unpack");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = busybox_dir(tmp.path());
+    let cache = tmp.path().join("cache");
+    fs::write(
+        dir.join("s.kdl"),
+        r#"
+image base {
+    rootfs "base.tar"
+    env PATH="/bin"
+    layer sticky { mkdir "/tmp" mode=0o1777 }
+}
+image app {
+    from base
+    user "1000:1001"
+    workdir "/srv/app"
+    layer here { file "/srv/app.conf" "x" }
+}
+image keep {
+    from base
+    user "1000"
+    workdir "/tmp"
+}
+"#,
+    )
+    .unwrap();
+    strata_ok(
+        &dir,
+        &cache,
+        &["compose", "s.kdl", "--out", "out", "--quiet"],
+    );
+    let root = unpack(&dir, &cache);
+    let meta = |p: &str| {
+        let m = fs::metadata(root.join(p)).unwrap();
+        (m.mode() & 0o7777, m.uid(), m.gid())
+    };
+    assert_eq!(meta("srv/app"), (0o755, 1000, 1001));
+    assert_eq!(meta("srv"), (0o755, 0, 0), "made by the layer below");
+    // base's two layers, `here`, and the layer that made the directory.
+    let layers = strata_ok(&dir, &cache, &["inspect", "out:app"]);
+    assert!(
+        layers.contains("\n  layer 4 ") && !layers.contains("\n  layer 5 "),
+        "{layers}"
+    );
+
+    let keep = dir.join("keep-root");
+    strata_ok(&dir, &cache, &["rootfs", "out:keep", "keep-root"]);
+    let m = fs::metadata(keep.join("tmp")).unwrap();
+    assert_eq!(
+        (m.mode() & 0o7777, m.uid()),
+        (0o1777, 0),
+        "an existing directory is kept"
+    );
+}

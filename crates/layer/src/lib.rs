@@ -147,6 +147,13 @@ pub enum JobOp {
     /// A whiteout for a path of the lower layers; see [`build`]. A path with
     /// `*`, `?` or `[` is a glob over the union of the lower layers.
     Delete { path: ImagePath },
+    /// The image's working directory, made as Docker's `WORKDIR` makes it:
+    /// when the layers below have it, it stays as they give it; otherwise
+    /// it (and any missing parent) is made 0755, owned by `owner`.
+    Workdir {
+        path: ImagePath,
+        owner: Option<Owner>,
+    },
 }
 
 /// Work that reads the content of the layers below, not only their paths:
@@ -235,6 +242,7 @@ impl JobOp {
                 under(path)
             }
             JobOp::Delete { .. } => false,
+            JobOp::Workdir { .. } => true,
         }
     }
 

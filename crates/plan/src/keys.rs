@@ -226,6 +226,12 @@ pub fn layer_key(
                     .owner(*owner);
                 format!("symlink {}", path.display())
             }
+            Step::Op(JobOp::Workdir { path, owner }) => {
+                e.field("op", b"workdir")
+                    .field("path", &path.0)
+                    .owner(*owner);
+                format!("workdir {}", path.display())
+            }
             Step::Op(JobOp::Delete { path }) => {
                 e.field("op", b"delete").field("path", &path.0);
                 format!("delete {}", path.display())

@@ -23,6 +23,7 @@ mod inputs;
 mod keys;
 mod render;
 mod run_mounts;
+mod workdir;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -481,6 +482,22 @@ impl Planner<'_> {
                 epoch,
                 DEFAULT_PATH,
             );
+            match workdir::layer(
+                image,
+                &config,
+                &stack,
+                &layers,
+                epoch,
+                compression,
+                self.limits,
+            ) {
+                Some(Ok(node)) => {
+                    stack.push(node.id);
+                    layers.push(node);
+                }
+                Some(Err(d)) => self.errors.push(d),
+                None => {}
+            }
             let annotations = image
                 .config
                 .annotations

@@ -45,6 +45,18 @@ impl Parser<'_> {
                 );
             }
         }
+        if st.config.workdir.is_some() {
+            for layer in st.layers.iter().filter(|l| l.name.value == "workdir") {
+                self.diags.push(
+                    SpecDiagnostic::new(
+                        "layer name `workdir` is reserved in an image with `workdir`",
+                        layer.name.span,
+                        "reserved name",
+                    )
+                    .with_help("the layer that makes the `workdir` directory is named `workdir`; rename this layer"),
+                );
+            }
+        }
         Some(Image {
             name: name?,
             span: self.node_span(node),
