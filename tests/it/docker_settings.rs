@@ -151,3 +151,94 @@ image keep {
         "an existing directory is kept"
     );
 }
+
+/// The key of the first layer of `image` in `strata plan --json`.
+fn layer_key(dir: &std::path::Path, cache: &std::path::Path, layer: &str) -> serde_json::Value {
+    let plan = strata_ok(dir, cache, &["plan", "s.kdl", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == layer)
+        .map(|l| l["key"].clone())
+        .unwrap_or_else(|| panic!("no layer {layer} in {plan}"))
+}
+
+/// `exclude=` leaves entries out as a `.dockerignore` does, and an
+/// excluded file is not read: changing it does not change the layer's key.
+#[test]
+fn excluded_files_are_neither_copied_nor_keyed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cache = dir.join("cache");
+    for (p, content) in [
+        ("site/index.html", "hi"),
+        ("site/notes.md", "notes"),
+        ("site/README.md", "readme"),
+        ("site/css/x.tmp", "tmp"),
+        ("site/css/main.css", "css"),
+        ("site/drafts/a.html", "draft"),
+        ("site/drafts/keep.html", "keep"),
+    ] {
+        let path = dir.join(p);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+    fs::write(
+        dir.join("s.kdl"),
+        r#"
+image app {
+    layer www { copy "site" to="/srv/" exclude="*.md **/*.tmp !README.md drafts !drafts/keep.html" }
+}
+"#,
+    )
+    .unwrap();
+    strata_ok(
+        dir,
+        &cache,
+        &["compose", "s.kdl", "--out", "out", "--quiet"],
+    );
+    let inspect = strata_ok(dir, &cache, &["inspect", "out:app", "--files"]);
+    let files = crate::union::layer_files(&inspect, 1);
+    let paths: Vec<&str> = files.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/srv/",
+            "/srv/README.md",
+            "/srv/css/",
+            "/srv/css/main.css",
+            "/srv/drafts/",
+            "/srv/drafts/keep.html",
+            "/srv/index.html",
+        ],
+        "{files}"
+    );
+
+    let before = layer_key(dir, &cache, "app/www");
+    fs::write(dir.join("site/css/x.tmp"), "changed").unwrap();
+    fs::write(dir.join("site/notes.md"), "changed").unwrap();
+    fs::write(dir.join("site/drafts/a.html"), "changed").unwrap();
+    assert_eq!(
+        layer_key(dir, &cache, "app/www"),
+        before,
+        "excluded files are not keyed"
+    );
+    fs::write(dir.join("site/index.html"), "changed").unwrap();
+    assert_ne!(layer_key(dir, &cache, "app/www"), before);
+
+    // A pattern that is none is an error at the spec's `exclude=`.
+    fs::write(
+        dir.join("s.kdl"),
+        "image app {\n    layer www { copy \"site\" to=\"/srv/\" exclude=\"[abc\" }\n}\n",
+    )
+    .unwrap();
+    let out = crate::support::strata(dir, &cache, &["plan", "s.kdl"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("s.kdl:2:48") && err.contains("without its `]`"),
+        "{err}"
+    );
+}

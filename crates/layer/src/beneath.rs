@@ -49,6 +49,8 @@ pub struct HostInput {
     path: PathBuf,
     real: PathBuf,
     file: Option<Arc<File>>,
+    /// For a directory, the entries an `exclude=` leaves out.
+    excludes: Option<Arc<crate::Excludes>>,
 }
 
 impl HostInput {
@@ -71,7 +73,20 @@ impl HostInput {
             path: path.to_owned(),
             real,
             file: file.map(Arc::new),
+            excludes: None,
         })
+    }
+
+    /// This input with the entries `excludes` matches left out (of a
+    /// directory: they are neither hashed nor copied).
+    pub fn with_excludes(mut self, excludes: crate::Excludes) -> HostInput {
+        self.excludes = Some(Arc::new(excludes));
+        self
+    }
+
+    /// The `exclude=` patterns of this input, if it has any.
+    pub fn excludes(&self) -> Option<&crate::Excludes> {
+        self.excludes.as_deref()
     }
 
     /// The path as the spec wrote it (joined to the spec's directory): for

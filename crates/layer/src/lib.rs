@@ -31,6 +31,7 @@ mod beneath;
 mod build;
 mod compress;
 mod entries;
+mod exclude;
 mod glob;
 mod host;
 mod ingest;
@@ -46,6 +47,7 @@ pub use beneath::{AtReader, HostInput, open_file, read_dir_stated, read_link};
 pub use build::{BuildOutput, Progress, build};
 pub use compress::Compression;
 pub use entries::{HostEntry, Source, build_entries};
+pub use exclude::Excludes;
 pub use host::read_listed;
 pub use listing::{list_blob, list_blob_with_mtimes};
 // The image model's types, from the ground crate: re-exported so that a

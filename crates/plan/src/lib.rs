@@ -438,6 +438,7 @@ impl Planner<'_> {
                         to: Spanned::new("/".to_owned(), rootfs.span),
                         mode: None,
                         owner: None,
+                        exclude: None,
                     },
                     rootfs.span,
                 )];
@@ -897,14 +898,20 @@ impl Planner<'_> {
                 to,
                 mode: m,
                 owner: o,
+                exclude,
             }
             | Op::Copy {
                 src,
                 to,
                 mode: m,
                 owner: o,
+                exclude,
             } => {
                 let host = self.input(src)?;
+                let host = match exclude {
+                    Some(x) => inputs::with_excludes(host, x)?,
+                    None => host,
+                };
                 let dest = image_path(to)?;
                 let into_dir = to.value.ends_with('/');
                 let unpack = matches!(op, Op::Add { .. })

@@ -192,6 +192,8 @@ pub enum Op {
         to: Spanned<String>,
         mode: Option<Spanned<u32>>,
         owner: Option<Spanned<Owner>>,
+        /// `exclude="PATTERN ..."`: see [`Op::Copy`].
+        exclude: Option<Spanned<Vec<String>>>,
     },
     /// `copy "src" to="/dst/"`: a file or directory, copied, never unpacked.
     Copy {
@@ -199,6 +201,10 @@ pub enum Op {
         to: Spanned<String>,
         mode: Option<Spanned<u32>>,
         owner: Option<Spanned<Owner>>,
+        /// `exclude="PATTERN ..."`: for a directory, the entries left out,
+        /// as a `.dockerignore` leaves them out (patterns separated by
+        /// blanks, `\ ` a blank inside one; `!` re-includes).
+        exclude: Option<Spanned<Vec<String>>>,
     },
     /// `file "/path" "content"`: a file with inline content.
     File {

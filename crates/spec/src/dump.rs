@@ -168,18 +168,24 @@ impl Dumper<'_> {
                 to,
                 mode,
                 owner,
+                exclude,
             }
             | Op::Copy {
                 src,
                 to,
                 mode,
                 owner,
+                exclude,
             } => format!(
-                "{} to={}{}{}",
+                "{} to={}{}{}{}",
                 self.s(src),
                 self.s(to),
                 self.mode(mode),
-                self.owner(owner)
+                self.owner(owner),
+                exclude
+                    .as_ref()
+                    .map(|x| format!(" exclude={:?}{}", x.value, self.at(x.span)))
+                    .unwrap_or_default()
             ),
             Op::File {
                 path,

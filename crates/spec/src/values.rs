@@ -778,3 +778,30 @@ mod health_tests {
         assert!(healthcheck_test(&v(&["curl", "x"])).is_err());
     }
 }
+
+/// The patterns of `exclude=`: separated by blanks; a backslash keeps the
+/// character after it in the pattern (with the backslash, which the
+/// pattern reads as an escape), so `a\ b` is one pattern naming `a b`.
+pub fn exclude_patterns(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            cur.push(c);
+            if let Some(n) = chars.next() {
+                cur.push(n);
+            }
+        } else if c.is_whitespace() {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+        } else {
+            cur.push(c);
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}

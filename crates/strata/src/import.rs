@@ -62,8 +62,20 @@ pub fn translate(text: &str, dockerfile: &Path, spec_path: &Path) -> Result<Stri
     let context = dockerfile.parent().unwrap_or(Path::new("."));
     let spec_dir = spec_path.parent().unwrap_or(Path::new("."));
     let prefix = relative_dir(spec_dir, context);
+    // A `.dockerignore` beside the Dockerfile: its patterns, in order.
+    let ignore = std::fs::read_to_string(context.join(".dockerignore"))
+        .map(|text| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
     let mut t = Translator {
         prefix,
+        ignore,
+        context: context.to_path_buf(),
         ..Translator::default()
     };
     for ins in instructions(text) {
@@ -182,6 +194,10 @@ struct Stage {
 #[derive(Default)]
 struct Translator {
     prefix: String,
+    /// The `.dockerignore` patterns, relative to the context.
+    ignore: Vec<String>,
+    /// The build context (the Dockerfile's directory).
+    context: PathBuf,
     stages: Vec<Stage>,
     /// `ARG`s, in order: name and default.
     args: Vec<(String, Option<String>)>,
@@ -656,7 +672,18 @@ impl Translator {
             };
             let path = format!("{}{clean}", self.prefix);
             let path = path.trim_end_matches("/.").to_owned();
-            ops.push(format!("{op} {} to={}{props}", q(&path), q(&to)));
+            let exclude = match ignored(&self.ignore, clean, &self.context) {
+                Ok(None) => String::new(),
+                Ok(Some(patterns)) => format!(" exclude={}", q(&patterns)),
+                Err(why) => {
+                    return self.problem(
+                        ins,
+                        ins.args_column,
+                        format!("{} {src}: {why}", ins.keyword),
+                    );
+                }
+            };
+            ops.push(format!("{op} {} to={}{props}{exclude}", q(&path), q(&to)));
         }
         self.layer(ins, ops);
     }
@@ -692,6 +719,88 @@ impl Translator {
         }
         s
     }
+}
+
+/// The `.dockerignore` patterns `ignore` (relative to the context) as an
+/// `exclude=` of a copy of the source `src` (relative to the context, `.`
+/// for all of it): `None` when none applies, an error when the source
+/// itself is ignored (Docker finds no such file then) or a pattern cannot
+/// be rebased onto it exactly.
+fn ignored(ignore: &[String], src: &str, context: &Path) -> Result<Option<String>, String> {
+    if ignore.is_empty() {
+        return Ok(None);
+    }
+    let all = strata_layer::Excludes::new(ignore).map_err(|e| format!(".dockerignore: {e}"))?;
+    if src != "." && all.excluded(src.as_bytes()) {
+        return Err("the source is excluded by .dockerignore".to_owned());
+    }
+    let is_dir = src == "." || context.join(src).is_dir();
+    if !is_dir {
+        return Ok(None);
+    }
+    let src_parts: Vec<&str> = if src == "." {
+        Vec::new()
+    } else {
+        src.split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect()
+    };
+    let mut out = Vec::new();
+    for p in ignore {
+        let (bang, body) = match p.strip_prefix('!') {
+            Some(rest) => ("!", rest.trim()),
+            None => ("", p.as_str()),
+        };
+        let parts: Vec<&str> = body
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        if parts.first() == Some(&"**") {
+            // Any depth: the same below the source as below the context.
+            out.push(format!("{bang}{}", parts.join("/")));
+            continue;
+        }
+        let mut rest = parts.as_slice();
+        let mut applies = true;
+        for s in &src_parts {
+            match rest.split_first() {
+                Some((&"**", _)) => {
+                    return Err(format!(
+                        "the .dockerignore pattern {p:?} cannot be rebased onto this source; copy from the context's root"
+                    ));
+                }
+                Some((c, r)) => {
+                    // One component against one name: a glob of one
+                    // component matches exactly the names it matches.
+                    let one = strata_layer::Excludes::new(&[(*c).to_owned()])
+                        .map_err(|e| format!(".dockerignore: {e}"))?;
+                    if !one.excluded(s.as_bytes()) {
+                        applies = false;
+                        break;
+                    }
+                    rest = r;
+                }
+                // A pattern naming a parent of the source excluded it
+                // (checked above), or re-includes it: nothing to add.
+                None => {
+                    applies = false;
+                    break;
+                }
+            }
+        }
+        if applies && !rest.is_empty() {
+            out.push(format!("{bang}{}", rest.join("/")));
+        }
+    }
+    if out.iter().all(|p| p.starts_with('!')) {
+        return Ok(None);
+    }
+    Ok(Some(
+        out.iter()
+            .map(|p| p.replace(' ', "\\ "))
+            .collect::<Vec<_>>()
+            .join(" "),
+    ))
 }
 
 /// `UID[:GID]` as an owner (`UID:GID`, the group 0 when not given), when

@@ -125,7 +125,7 @@ impl Parser<'_> {
 
     fn op_add_or_copy(&mut self, kind: &str, node: &KdlNode) -> Option<Op> {
         self.common(node, false);
-        let e = self.entries(node, &["to", "mode", "owner"]);
+        let e = self.entries(node, &["to", "mode", "owner", "exclude"]);
         // `add "a" "/usr/local/"` is the Dockerfile habit: say where the destination goes.
         // That one error says it all: no second "needs a destination".
         let extra_help = match (e.args.get(1).map(|a| a.value()), e.prop("to")) {
@@ -148,6 +148,10 @@ impl Parser<'_> {
         };
         let mode = e.prop("mode").and_then(|m| self.mode(m));
         let owner = e.prop("owner").and_then(|o| self.owner(o));
+        let exclude = match e.prop("exclude") {
+            Some(x) => Some(self.exclude(x)?),
+            None => None,
+        };
         let (src, to) = (src?, to?);
         Some(if kind == "add" {
             Op::Add {
@@ -155,6 +159,7 @@ impl Parser<'_> {
                 to,
                 mode,
                 owner,
+                exclude,
             }
         } else {
             Op::Copy {
@@ -162,8 +167,25 @@ impl Parser<'_> {
                 to,
                 mode,
                 owner,
+                exclude,
             }
         })
+    }
+
+    /// `exclude="*.md **/*.tmp !README.md"`: patterns separated by blanks
+    /// (a blank inside one written `\ `), at least one.
+    fn exclude(&mut self, x: &KdlEntry) -> Option<Spanned<Vec<String>>> {
+        let s = self.string(x, "`exclude`")?;
+        let patterns = values::exclude_patterns(&s.value);
+        if patterns.is_empty() {
+            self.problem(
+                s.span,
+                Problem::new("`exclude` needs at least one pattern", "no pattern")
+                    .help("write .dockerignore patterns separated by blanks: exclude=\"*.md **/*.tmp !README.md\""),
+            );
+            return None;
+        }
+        Some(Spanned::new(patterns, s.span))
     }
 
     fn op_file(&mut self, node: &KdlNode) -> Option<Op> {
