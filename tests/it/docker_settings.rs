@@ -242,3 +242,149 @@ image app {
         "{err}"
     );
 }
+
+/// A loopback HTTP server of `files` (path, bytes) on its own thread; the
+/// count of requests it answered. It serves until the test ends.
+fn serve(
+    files: Vec<(&'static str, Vec<u8>)>,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                    break;
+                }
+            }
+            seen.fetch_add(1, Ordering::SeqCst);
+            let target = request.split(' ').nth(1).unwrap_or("");
+            let path = target.split('?').next().unwrap_or("");
+            let response = match files.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(body);
+                    r
+                }
+                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            };
+            let _ = stream.write_all(&response);
+        }
+    });
+    (port, count)
+}
+
+/// The sha256 of `bytes`, as `sha256sum` prints it.
+fn sha256_hex(bytes: &[u8]) -> String {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    fs::write(f.path(), bytes).unwrap();
+    let out = crate::support::run_ok(std::process::Command::new("sha256sum").arg(f.path()));
+    out.split(' ').next().unwrap().to_owned()
+}
+
+/// `add` of a URL (Docker's `ADD --checksum`): fetched once into the cache,
+/// verified, copied as it is (a tarball is not unpacked) with mode 0600;
+/// a second compose fetches nothing; a wrong checksum is an error naming
+/// the URL and both digests, and nothing is kept.
+#[test]
+fn add_of_a_url_is_fetched_once_verified_and_never_unpacked() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::Ordering;
+    let tool = b"#!/bin/sh\necho tool\n".to_vec();
+    let mut tarball = Vec::new();
+    {
+        let mut b = tar::Builder::new(&mut tarball);
+        let mut h = tar::Header::new_ustar();
+        h.set_size(2);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "inside.txt", &b"x\n"[..]).unwrap();
+        b.finish().unwrap();
+    }
+    let (port, count) = serve(vec![
+        ("/files/tool.sh", tool.clone()),
+        ("/files/data.tar", tarball.clone()),
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cache = dir.join("cache");
+    let spec = |tool_sum: &str| {
+        format!(
+            r#"
+image app {{
+    layer fetched {{
+        add "http://127.0.0.1:{port}/files/tool.sh" to="/opt/" checksum="sha256:{tool_sum}"
+        add "http://127.0.0.1:{port}/files/data.tar?v=1" to="/opt/data.tar" checksum="sha256:{}" mode=0o644
+    }}
+}}
+"#,
+            sha256_hex(&tarball)
+        )
+    };
+    fs::write(dir.join("s.kdl"), spec(&sha256_hex(&tool))).unwrap();
+    strata_ok(
+        dir,
+        &cache,
+        &["compose", "s.kdl", "--out", "out", "--quiet"],
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 2, "each URL fetched once");
+    strata_ok(dir, &cache, &["rootfs", "out:app", "root"]);
+    let root = dir.join("root");
+    assert_eq!(fs::read(root.join("opt/tool.sh")).unwrap(), tool);
+    let mode = fs::metadata(root.join("opt/tool.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o600, "Docker's mode for a fetched file");
+    assert_eq!(
+        fs::read(root.join("opt/data.tar")).unwrap(),
+        tarball,
+        "not unpacked"
+    );
+    assert!(!root.join("opt/inside.txt").exists());
+
+    // Again, into another layout: nothing is fetched.
+    strata_ok(
+        dir,
+        &cache,
+        &["compose", "s.kdl", "--out", "out2", "--quiet"],
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 2, "the cache answers");
+
+    // A wrong checksum: an error naming the URL, what was expected and
+    // what came.
+    let wrong = "0".repeat(64);
+    fs::write(dir.join("s.kdl"), spec(&wrong)).unwrap();
+    let fresh = dir.join("fresh-cache");
+    let out = crate::support::strata(dir, &fresh, &["compose", "s.kdl", "--out", "out3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("http://127.0.0.1:{port}/files/tool.sh"))
+            && err.contains(&format!("sha256:{wrong}"))
+            && err.contains(&format!("sha256:{}", sha256_hex(&tool))),
+        "{err}"
+    );
+    let kept: Vec<_> = fs::read_dir(fresh.join("urls-v1/sha256"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !kept.iter().any(|n| n.to_string_lossy() == wrong),
+        "nothing kept under the wrong name: {kept:?}"
+    );
+}

@@ -23,6 +23,7 @@ mod inputs;
 mod keys;
 mod render;
 mod run_mounts;
+mod urls;
 mod workdir;
 
 use std::collections::BTreeMap;
@@ -59,6 +60,9 @@ pub struct PlanOptions {
     /// name, resolved by the caller (`strata-deb` through `strata`): a
     /// `packages` layer missing here is an error.
     pub packages: BTreeMap<(String, String), PackageOps>,
+    /// The file each URL of an `add` was fetched to, verified against its
+    /// `checksum=` by the caller: a URL missing here is an error.
+    pub urls: BTreeMap<String, PathBuf>,
 }
 
 /// A `packages` layer's operations: each verified `.deb`'s data archive to
@@ -347,6 +351,7 @@ pub fn plan(spec: &Spec, spec_path: &Path, opts: &PlanOptions) -> Result<Plan, D
         errors,
         image_config: None,
         packages: opts.packages.clone(),
+        urls: opts.urls.clone(),
     }
     .run(opts)
 }
@@ -365,6 +370,8 @@ struct Planner<'a> {
     image_config: Option<ImageConfig>,
     /// See [`PlanOptions::packages`].
     packages: BTreeMap<(String, String), PackageOps>,
+    /// See [`PlanOptions::urls`].
+    urls: BTreeMap<String, PathBuf>,
 }
 
 /// Default `PATH` of an image built from scratch, as Docker and BuildKit set it.
@@ -439,6 +446,7 @@ impl Planner<'_> {
                         mode: None,
                         owner: None,
                         exclude: None,
+                        checksum: None,
                     },
                     rootfs.span,
                 )];
@@ -898,7 +906,24 @@ impl Planner<'_> {
                 to,
                 mode: m,
                 owner: o,
+                checksum: Some(sum),
                 exclude,
+            } => urls::op(
+                &self.urls,
+                src,
+                to,
+                sum,
+                mode(m),
+                owner(o),
+                exclude.as_ref(),
+            )?,
+            Op::Add {
+                src,
+                to,
+                mode: m,
+                owner: o,
+                exclude,
+                ..
             }
             | Op::Copy {
                 src,

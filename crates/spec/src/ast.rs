@@ -194,6 +194,9 @@ pub enum Op {
         owner: Option<Spanned<Owner>>,
         /// `exclude="PATTERN ..."`: see [`Op::Copy`].
         exclude: Option<Spanned<Vec<String>>>,
+        /// `checksum="sha256:HEX"`: required when `src` is an `http://` or
+        /// `https://` URL (Docker's `ADD --checksum`), refused otherwise.
+        checksum: Option<Spanned<String>>,
     },
     /// `copy "src" to="/dst/"`: a file or directory, copied, never unpacked.
     Copy {

@@ -169,6 +169,7 @@ impl Dumper<'_> {
                 mode,
                 owner,
                 exclude,
+                checksum: _,
             }
             | Op::Copy {
                 src,

@@ -805,3 +805,12 @@ pub fn exclude_patterns(s: &str) -> Vec<String> {
     }
     out
 }
+
+/// `checksum="sha256:HEX"`: 64 lowercase hex digits.
+pub(crate) fn checksum(s: &str) -> Check {
+    match s.strip_prefix("sha256:") {
+        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => Ok(()),
+        _ => Err(Problem::new(format!("{s:?} is not a sha256 checksum"), "not sha256:HEX")
+            .help("write checksum=\"sha256:\" and the 64 lowercase hex digits `sha256sum FILE` prints")),
+    }
+}

@@ -543,6 +543,27 @@ pub fn plan_spec_with_bases(
             Err(e) => return Err(e),
         }
     }
+    let has_urls = spec
+        .images
+        .iter()
+        .flat_map(|i| &i.layers)
+        .flat_map(|l| &l.ops)
+        .any(|o| {
+            matches!(
+                o.value,
+                strata_spec::Op::Add {
+                    checksum: Some(_),
+                    ..
+                }
+            )
+        });
+    if has_urls {
+        let cache = match cache {
+            Some(c) => c.clone(),
+            None => Cache::open(Cache::default_dir())?,
+        };
+        opts.urls = crate::urls::fetch(&spec, &cache)?;
+    }
     let has_packages = spec
         .images
         .iter()

@@ -581,6 +581,7 @@ impl Translator {
             None => ins.args.split_whitespace().map(str::to_owned).collect(),
         };
         let mut props = String::new();
+        let mut checksum = None;
         while words.first().is_some_and(|w| w.starts_with("--")) {
             let flag = words.remove(0);
             let (name, value) = flag[2..].split_once('=').unwrap_or((&flag[2..], ""));
@@ -608,6 +609,7 @@ impl Translator {
                     );
                 }
                 "link" => {}
+                "checksum" if ins.keyword == "ADD" => checksum = Some(value.to_owned()),
                 _ => {
                     return self.problem(
                         ins,
@@ -644,12 +646,24 @@ impl Translator {
         }
         let mut ops = Vec::new();
         for src in &words {
+            if let (true, Some(sum)) = (
+                src.starts_with("http://") || src.starts_with("https://"),
+                &checksum,
+            ) {
+                ops.push(format!(
+                    "add {} to={}{props} checksum={}",
+                    q(src),
+                    q(&to),
+                    q(sum)
+                ));
+                continue;
+            }
             if src.contains("://") {
                 return self.problem(
                     ins,
                     ins.args_column,
                     format!(
-                        "{} of a URL ({src}) is not translated: strata builds from local inputs",
+                        "{} of a URL ({src}) is not translated without --checksum=sha256:...: strata pins what a URL gives",
                         ins.keyword
                     ),
                 );

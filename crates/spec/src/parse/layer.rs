@@ -125,7 +125,12 @@ impl Parser<'_> {
 
     fn op_add_or_copy(&mut self, kind: &str, node: &KdlNode) -> Option<Op> {
         self.common(node, false);
-        let e = self.entries(node, &["to", "mode", "owner", "exclude"]);
+        let allowed: &[&'static str] = if kind == "add" {
+            &["to", "mode", "owner", "exclude", "checksum"]
+        } else {
+            &["to", "mode", "owner", "exclude"]
+        };
+        let e = self.entries(node, allowed);
         // `add "a" "/usr/local/"` is the Dockerfile habit: say where the destination goes.
         // That one error says it all: no second "needs a destination".
         let extra_help = match (e.args.get(1).map(|a| a.value()), e.prop("to")) {
@@ -153,6 +158,7 @@ impl Parser<'_> {
             None => None,
         };
         let (src, to) = (src?, to?);
+        let checksum = self.checksum(kind, &src, e.prop("checksum"), node)?;
         Some(if kind == "add" {
             Op::Add {
                 src,
@@ -160,6 +166,7 @@ impl Parser<'_> {
                 mode,
                 owner,
                 exclude,
+                checksum,
             }
         } else {
             Op::Copy {
@@ -170,6 +177,55 @@ impl Parser<'_> {
                 exclude,
             }
         })
+    }
+
+    /// `checksum="sha256:HEX"` of an `add` of a URL: required there, and
+    /// only there; `copy` takes no URL (as Docker's COPY).
+    fn checksum(
+        &mut self,
+        kind: &str,
+        src: &Spanned<String>,
+        prop: Option<&KdlEntry>,
+        node: &KdlNode,
+    ) -> Option<Option<Spanned<String>>> {
+        let url = src.value.starts_with("http://") || src.value.starts_with("https://");
+        let sum = match prop {
+            Some(p) => Some(self.checked(p, "`checksum`", values::checksum)?),
+            None => None,
+        };
+        match (url, kind, sum) {
+            (true, "copy", _) => {
+                self.problem(
+                    src.span,
+                    Problem::new("`copy` takes local files, not URLs", "a URL")
+                        .help("`add` fetches a URL: `add \"https://...\" to=\"/DEST/\" checksum=\"sha256:...\"`"),
+                );
+                None
+            }
+            (true, _, None) => {
+                self.push(
+                    SpecDiagnostic::new(
+                        "`add` of a URL needs its `checksum`",
+                        node.name().span(),
+                        "missing `checksum=`",
+                    )
+                    .with_help("pin what the URL gives, as Docker's ADD --checksum does: checksum=\"sha256:HEX\" (`sha256sum FILE` prints HEX)"),
+                );
+                None
+            }
+            (false, _, Some(sum)) => {
+                self.problem(
+                    sum.span,
+                    Problem::new(
+                        "`checksum` pins a URL's content, and the source is no URL",
+                        "not a URL's",
+                    )
+                    .help("remove `checksum=`; a local input is hashed anyway"),
+                );
+                None
+            }
+            (_, _, sum) => Some(sum),
+        }
     }
 
     /// `exclude="*.md **/*.tmp !README.md"`: patterns separated by blanks
