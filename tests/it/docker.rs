@@ -10,7 +10,7 @@ use std::process::Command;
 use crate::support::{repo, run_ok, strata_ok};
 
 /// The containerd socket of Docker's own containerd.
-const CONTAINERD: &str = "/run/docker/containerd/containerd.sock";
+pub(crate) const CONTAINERD: &str = "/run/docker/containerd/containerd.sock";
 
 /// The docker client: Debian's, where the package puts it, before anything
 /// else on PATH (a wrapper or another version).
@@ -53,7 +53,7 @@ pub(crate) fn docker_ready(test: &str) -> bool {
 }
 
 /// Whether Docker's containerd answers through `ctr`.
-fn containerd_ready(test: &str) -> bool {
+pub(crate) fn containerd_ready(test: &str) -> bool {
     usable(
         test,
         "Docker's containerd (ctr)",

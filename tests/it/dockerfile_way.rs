@@ -104,7 +104,7 @@ pub(crate) fn minbase_tar(mirror: &str) -> PathBuf {
 }
 
 /// A free loopback port.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -113,7 +113,7 @@ fn free_port() -> u16 {
 }
 
 /// `GET path` on the loopback port until it answers 200 (up to `secs`).
-fn http_get(port: u16, path: &str, secs: u64) -> Option<String> {
+pub(crate) fn http_get(port: u16, path: &str, secs: u64) -> Option<String> {
     let end = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < end {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
@@ -263,7 +263,7 @@ fn tomcat_the_dockerfile_way_composes_and_serves_its_jsp() {
 
 /// Whether Debian's docker answers (`.ci/run` starts dockerd); a panic in CI
 /// when it does not.
-fn docker_ready(test: &str) -> bool {
+pub(crate) fn docker_ready(test: &str) -> bool {
     let ok = Path::new("/usr/bin/docker").exists()
         && Command::new("/usr/bin/docker")
             .arg("info")

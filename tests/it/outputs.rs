@@ -36,6 +36,11 @@ fn oci_archive_is_the_layout_in_a_canonical_tar_and_reproducible() {
     let cache = tmp.path().join("cache");
     let a = tmp.path().join("a.tar");
     let b = tmp.path().join("out/b.tar");
+    // What a compose killed while writing its archive leaves behind (the
+    // layout's are covered in nothing_escapes.rs): removed by the next
+    // writer of that archive, and only those of that archive.
+    fs::write(tmp.path().join(".a.tar.tmp-Killed1"), "half an archive").unwrap();
+    fs::write(tmp.path().join(".other.tar.tmp-Keep"), "not ours").unwrap();
     let json = strata_ok(
         tmp.path(),
         &cache,
@@ -51,6 +56,14 @@ fn oci_archive_is_the_layout_in_a_canonical_tar_and_reproducible() {
     );
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(report["oci_archive"].as_str(), Some("a.tar"));
+    assert!(
+        !tmp.path().join(".a.tar.tmp-Killed1").exists(),
+        "leftover removed"
+    );
+    assert!(
+        tmp.path().join(".other.tar.tmp-Keep").exists(),
+        "another output's file kept"
+    );
     // A second compose, from a cold cache into another layout: the same bytes.
     strata_ok(
         tmp.path(),

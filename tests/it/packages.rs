@@ -32,7 +32,7 @@ fn image_file(layout: &Path, path: &str) -> Option<Vec<u8>> {
     let mut found = None;
     for l in manifest["layers"].as_array().unwrap() {
         let f = fs::File::open(blob(l["digest"].as_str().unwrap())).unwrap();
-        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+        let mut ar = tar::Archive::new(flate2::read::MultiGzDecoder::new(f));
         for e in ar.entries().unwrap() {
             let mut e = e.unwrap();
             let p = e

@@ -298,7 +298,7 @@ fn source_date_epoch_is_the_only_time_everywhere() {
                 continue;
             }
             let f = std::fs::File::open(layout.blob_path(blob)).unwrap();
-            let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+            let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(f));
             for entry in tar.entries().unwrap() {
                 let mut entry = entry.unwrap();
                 let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();

@@ -102,6 +102,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ("strata-export", &["strata-oci"]),
     ("strata-registry", &["strata-oci"]),
     ("strata-deb", &[]),
+    ("strata-reapi", &[]),
     (
         "strata-plan",
         &["strata-oci", "strata-spec", "strata-layer"],
@@ -122,6 +123,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "strata-union",
             "strata-registry",
             "strata-deb",
+            "strata-reapi",
         ],
     ),
     ("strata-cli", &["strata"]),

@@ -28,6 +28,10 @@
 //!   with `chroot` in an unpacked copy: what a run step costs beyond its
 //!   command (the sandbox, the lower view, the layer).
 //!
+//! - `real` and `scale`: a real-image corpus (Debian's minbase, JRE and
+//!   tomcat10) against BuildKit, buildah, umoci and the compressor limits,
+//!   and many images and many files; see `bench/real.rs`.
+//!
 //! strata runs as the release binary (built here with cargo), one process per
 //! run under `/usr/bin/time` for its peak RSS, exactly as a user runs it. All
 //! runs read inputs from a warm page cache. Results: a table on stdout and
@@ -43,6 +47,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+mod real;
+
 /// Bump when a generator below changes: the corpus on disk is regenerated.
 const CORPUS_VERSION: &str = "bench-corpus-v1";
 
@@ -51,10 +57,19 @@ usage: cargo xtask bench [--quick] [--only NAME[,NAME...]] [--reps N]
 
   --quick   a corpus about 10x smaller, for a fast check
   --only    jdk, small, big (one-layer corpora), tomcat, multi (warm and one-change),
-            runs (five run layers on a Debian base)
+            runs (five run layers on a Debian base), real (Debian tomcat against
+            BuildKit, buildah, umoci, the compressor limits), scale (200 images,
+            1,000,000 files), remote (the multi spec from a fresh cache: REAPI
+            cache on BuildGrid vs registry cache vs local), packages
+            (specs/tomcat-debian.kdl against `buildah bud` of its Dockerfile;
+            needs the host's Debian mirror)
   --reps    repetitions per measurement (default 3); medians are reported";
 
-const ALL: [&str; 6] = ["jdk", "small", "big", "tomcat", "multi", "runs"];
+const ALL: [&str; 10] = [
+    "jdk", "small", "big", "tomcat", "multi", "runs", "real", "scale", "remote", "packages",
+];
+
+mod remote;
 
 /// The tar options of every shell baseline: sorted, numeric, mtime 0, as a
 /// reproducible tar must be.
@@ -92,7 +107,7 @@ pub fn run(args: &[String], root: &Path) -> Result<()> {
     };
     let wants = |n: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == n);
     for name in ["jdk", "small", "big"] {
-        let needed_by_multi = wants("multi") && name != "big";
+        let needed_by_multi = (wants("multi") || wants("remote")) && name != "big";
         if wants(name) || needed_by_multi {
             ensure_corpus(&corpus, name, factor)?;
         }
@@ -108,6 +123,18 @@ pub fn run(args: &[String], root: &Path) -> Result<()> {
     }
     if wants("runs") {
         b.runs(root)?;
+    }
+    if wants("real") {
+        b.real(root)?;
+    }
+    if wants("scale") {
+        b.scale(root, opts.quick)?;
+    }
+    if wants("remote") {
+        b.remote(&corpus)?;
+    }
+    if wants("packages") {
+        b.packages(root)?;
     }
     b.report(root, opts.quick)?;
     // Caches and layouts of the last runs: up to a few GiB.
@@ -577,6 +604,7 @@ impl Ratio {
     fn met(&self) -> Option<bool> {
         self.target.map(|(op, t)| match op {
             "<" => self.value < t,
+            ">=" => self.value >= t,
             _ => self.value <= t,
         })
     }
@@ -651,6 +679,17 @@ impl Bench {
     /// `strata compose SPEC -o OUT` with `cache`; OUT is removed first
     /// unless `keep_out` (a user's rerun finds the layout of the last one).
     fn compose(&self, spec: &Path, cache: &Path, keep_out: bool) -> Result<Composed> {
+        self.compose_with(spec, cache, keep_out, &[])
+    }
+
+    /// [`Bench::compose`] with `extra` arguments (a remote cache).
+    fn compose_with(
+        &self,
+        spec: &Path,
+        cache: &Path,
+        keep_out: bool,
+        extra: &[&str],
+    ) -> Result<Composed> {
         let out = self.work.join("out");
         if out.exists() && !keep_out {
             fs::remove_dir_all(&out)?;
@@ -670,6 +709,7 @@ impl Bench {
             .arg("--cache-dir")
             .arg(cache)
             .arg("--json")
+            .args(extra)
             .env_remove("SOURCE_DATE_EPOCH")
             .stderr(Stdio::inherit())
             .output()
@@ -1102,21 +1142,7 @@ impl Bench {
     /// A generated spec of four layers over `jdk` and `small` (about 330 MB,
     /// 53,000 files at full scale); the change is one source file of `src`.
     fn multi(&mut self, corpus: &Path) -> Result<()> {
-        let spec = corpus.join("multi.kdl");
-        fs::write(
-            &spec,
-            "// cargo xtask bench: several layers over the jdk and small corpora\n\
-             image multi {\n\
-             \x20   layer runtime { copy \"jdk/jre\" to=\"/opt/jdk/\" }\n\
-             \x20   layer tools {\n\
-             \x20       copy \"jdk/bin\" to=\"/opt/jdk/\"\n\
-             \x20       copy \"jdk/lib\" to=\"/opt/jdk/\"\n\
-             \x20       copy \"jdk/include\" to=\"/opt/jdk/\"\n\
-             \x20   }\n\
-             \x20   layer src { copy \"jdk/src\" to=\"/opt/jdk/\" }\n\
-             \x20   layer assets { copy \"small\" to=\"/srv/\" }\n\
-             }\n",
-        )?;
+        let spec = multi_spec(corpus)?;
         let alone = corpus.join("multi-src-alone.kdl");
         fs::write(
             &alone,
@@ -1202,6 +1228,225 @@ impl Bench {
         let runs = self.median("runs", "strata compose, five run layers");
         let bare = self.median("runs", "5 x the bare command (chroot)");
         self.ratio("runs: five run layers / 5 x bare command", runs, bare, None);
+        Ok(())
+    }
+
+    /// specs/tomcat-debian.kdl against `buildah bud` of the equivalent
+    /// Dockerfile (`RUN apt-get install`, on a debootstrap minbase image
+    /// built beforehand, apt's downloads and lists in cache mounts): cold
+    /// (nothing cached, once: both download), warm (packages cached,
+    /// layers built: strata with a fresh cache holding only its `.deb`s,
+    /// buildah with `--layers=false` and apt's cache warm), and a
+    /// one-package change (`less` added to the tomcat layer, layers
+    /// cached). Then the layering: bytes stored for two images sharing
+    /// the base's packages, one layer per package group against one layer
+    /// per image.
+    fn packages(&mut self, root: &Path) -> Result<()> {
+        let base = root.join("target/test-inputs/bookworm-minbase.tar");
+        let have_buildah = have("buildah") && rustix_is_root() && base.is_file();
+        if !have_buildah {
+            self.note(&format!(
+                "packages: buildah skipped (it needs buildah, root and {}, which the Dockerfile-way test makes)",
+                base.display()
+            ));
+        }
+        let dir = self.fresh("packages")?;
+        for f in [
+            "tomcat-debian.kdl",
+            "inputs/index.jsp",
+            "keys/debian-archive-keyring.gpg",
+        ] {
+            fs::create_dir_all(dir.join(f).parent().unwrap_or(&dir))?;
+            fs::copy(root.join("specs").join(f), dir.join(f))?;
+        }
+        let spec = dir.join("tomcat-debian.kdl");
+        let text = fs::read_to_string(&spec)?;
+        let changed = dir.join("changed.kdl");
+        fs::write(
+            &changed,
+            text.replace("packages \"tomcat10\"", "packages \"tomcat10\" \"less\""),
+        )?;
+        let bytes = 0;
+        self.corpora
+            .push(json!({"name": "packages", "bytes": bytes, "spec": spec}));
+        let primed = self.work.join("packages-cache");
+        if primed.exists() {
+            fs::remove_dir_all(&primed)?;
+        }
+        fs::create_dir_all(&primed)?;
+        eprintln!("bench: packages: strata cold (downloads every .deb)");
+        let cold = match self.compose(&spec, &primed, false) {
+            Ok(c) => c,
+            Err(e) => {
+                self.note(&format!(
+                    "packages: skipped, the cold compose failed: {e:#}"
+                ));
+                return Ok(());
+            }
+        };
+        self.add(
+            "packages",
+            "strata compose, cold (download)",
+            bytes,
+            cold.sample,
+        );
+        for rep in 0..self.reps {
+            eprintln!("bench: packages: repetition {}", rep + 1);
+            // Packages cached, layers not: the .debs alone, hard-linked.
+            let cache = self.fresh("cache")?;
+            let status = Command::new("cp")
+                .arg("-al")
+                .arg(primed.join("debs-v1"))
+                .arg(cache.join("debs-v1"))
+                .status()?;
+            if !status.success() {
+                bail!("copying the package cache failed");
+            }
+            let warm = self.compose(&spec, &cache, false)?;
+            if warm.hits != 0 {
+                bail!("the packages-warm compose hit the layer cache");
+            }
+            self.add(
+                "packages",
+                "strata compose, packages cached",
+                bytes,
+                warm.sample,
+            );
+            // One package more, every layer cached.
+            let change = self.compose(&changed, &primed, false)?;
+            self.add(
+                "packages",
+                "strata compose, one package added",
+                bytes,
+                change.sample,
+            );
+            // Back, so the next repetition changes again.
+            self.compose(&spec, &primed, false)?;
+        }
+        if have_buildah {
+            self.buildah_packages(&dir, &base)?;
+        }
+        let cold = self.median("packages", "strata compose, cold (download)");
+        let warm = self.median("packages", "strata compose, packages cached");
+        let change = self.median("packages", "strata compose, one package added");
+        let b_cold = self.median("packages", "buildah bud, cold (download)");
+        let b_warm = self.median("packages", "buildah bud, apt cache warm");
+        let b_change = self.median("packages", "buildah bud, one package added");
+        self.ratio("packages: buildah / strata, cold", b_cold, cold, None);
+        self.ratio(
+            "packages: buildah / strata, warm",
+            b_warm,
+            warm,
+            Some((">=", 5.0)),
+        );
+        self.ratio(
+            "packages: buildah / strata, one package added",
+            b_change,
+            change,
+            None,
+        );
+        self.layering(&dir, &primed)
+    }
+
+    /// `buildah bud` of the Dockerfile equivalent to tomcat-debian.kdl.
+    fn buildah_packages(&mut self, dir: &Path, base: &Path) -> Result<()> {
+        let ctx = dir.join("buildah");
+        fs::create_dir_all(&ctx)?;
+        fs::hard_link(base, ctx.join("base.tar"))
+            .or_else(|_| fs::copy(base, ctx.join("base.tar")).map(|_| ()))?;
+        fs::copy(dir.join("inputs/index.jsp"), ctx.join("index.jsp"))?;
+        let tag = format!("strata-bench-pkg-{}", std::process::id());
+        fs::write(
+            ctx.join("Base.Dockerfile"),
+            "FROM scratch\nADD base.tar /\nENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
+        )?;
+        let dockerfile = |extra: &str| {
+            format!(
+                "FROM {tag}-base\n\
+                 RUN --mount=type=cache,target=/var/cache/apt,id={tag}-apt \\\n\
+                 \x20   --mount=type=cache,target=/var/lib/apt/lists,id={tag}-lists \\\n\
+                 \x20   apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless\n\
+                 RUN --mount=type=cache,target=/var/cache/apt,id={tag}-apt \\\n\
+                 \x20   --mount=type=cache,target=/var/lib/apt/lists,id={tag}-lists \\\n\
+                 \x20   apt-get install -y --no-install-recommends tomcat10{extra}\n\
+                 COPY index.jsp /var/lib/tomcat10/webapps/ROOT/\n\
+                 ENV CATALINA_HOME=/usr/share/tomcat10 CATALINA_BASE=/var/lib/tomcat10\n\
+                 CMD [\"/usr/share/tomcat10/bin/catalina.sh\", \"run\"]\n"
+            )
+        };
+        fs::write(ctx.join("Dockerfile"), dockerfile(""))?;
+        fs::write(ctx.join("Changed.Dockerfile"), dockerfile(" less"))?;
+        let bud = |file: &str, name: &str, layers: bool| {
+            let mut cmd = Command::new("buildah");
+            // runc, with the limits podman's tests use: crun refuses this
+            // machine's hybrid cgroups, and the default rlimits are too high.
+            cmd.args(["bud", "--quiet", "--network", "host", "--runtime", "runc"])
+                .args([
+                    "--ulimit",
+                    "nofile=1024:1024",
+                    "--ulimit",
+                    "nproc=1024:1024",
+                ])
+                .arg(format!("--layers={layers}"))
+                .args(["-f", file, "-t", name, "."])
+                .current_dir(&ctx);
+            cmd
+        };
+        let cleanup = || {
+            for n in ["", "-base", "-changed"] {
+                let _ = Command::new("buildah")
+                    .args(["rmi", "-f", &format!("{tag}{n}")])
+                    .output();
+            }
+        };
+        let result = (|| -> Result<()> {
+            eprintln!("bench: packages: buildah base image (untimed)");
+            self.timed(bud("Base.Dockerfile", &format!("{tag}-base"), false))?;
+            eprintln!("bench: packages: buildah cold (apt downloads)");
+            let cold = self.timed(bud("Dockerfile", &tag, false))?;
+            self.add("packages", "buildah bud, cold (download)", 0, cold);
+            for rep in 0..self.reps {
+                eprintln!("bench: packages: buildah repetition {}", rep + 1);
+                let warm = self.timed(bud("Dockerfile", &tag, false))?;
+                self.add("packages", "buildah bud, apt cache warm", 0, warm);
+                // Layer cache primed by a --layers build, then the change.
+                self.timed(bud("Dockerfile", &tag, true))?;
+                let change =
+                    self.timed(bud("Changed.Dockerfile", &format!("{tag}-changed"), true))?;
+                self.add("packages", "buildah bud, one package added", 0, change);
+            }
+            Ok(())
+        })();
+        cleanup();
+        result
+    }
+
+    /// Bytes stored for two images that share the base's packages: one
+    /// layer per package group (base, then each image's own), against one
+    /// layer per image holding all its packages.
+    fn layering(&mut self, dir: &Path, cache: &Path) -> Result<()> {
+        let repo =
+            "repository debian suite=\"bookworm\" keyring=\"keys/debian-archive-keyring.gpg\"\n";
+        let shared = format!(
+            "{repo}image base {{\n    layer base {{ packages required=#true }}\n}}\nimage jre {{\n    from base\n    layer jre {{ packages \"openjdk-17-jre-headless\" }}\n}}\nimage py {{\n    from base\n    layer py {{ packages \"python3\" }}\n}}\n"
+        );
+        let flat = format!(
+            "{repo}image jre {{\n    layer all {{ packages required=#true \"openjdk-17-jre-headless\" }}\n}}\nimage py {{\n    layer all {{ packages required=#true \"python3\" }}\n}}\n"
+        );
+        let mut stored = Vec::new();
+        for (name, text) in [("shared", shared), ("flat", flat)] {
+            let spec = dir.join(format!("layering-{name}.kdl"));
+            fs::write(&spec, text)?;
+            self.compose(&spec, cache, false)?;
+            let (bytes, _) = tree_size(&self.work.join("out/blobs/sha256"))?;
+            stored.push(bytes);
+        }
+        self.note(&format!(
+            "packages: layering: two images (JRE, python3) sharing the required base store {} bytes with a layer per package group, {} with one layer per image ({:.2}x)",
+            stored[0],
+            stored[1],
+            stored[1] as f64 / stored[0] as f64
+        ));
         Ok(())
     }
 
@@ -1459,4 +1704,24 @@ fn largest_file(dir: &Path) -> Result<Option<u64>> {
         max = Some(max.map_or(len, |m: u64| m.max(len)));
     }
     Ok(max)
+}
+
+/// The generated multi-layer spec over `jdk` and `small`, written into `corpus`.
+fn multi_spec(corpus: &Path) -> Result<PathBuf> {
+    let spec = corpus.join("multi.kdl");
+    fs::write(
+        &spec,
+        "// cargo xtask bench: several layers over the jdk and small corpora\n\
+         image multi {\n\
+         \x20   layer runtime { copy \"jdk/jre\" to=\"/opt/jdk/\" }\n\
+         \x20   layer tools {\n\
+         \x20       copy \"jdk/bin\" to=\"/opt/jdk/\"\n\
+         \x20       copy \"jdk/lib\" to=\"/opt/jdk/\"\n\
+         \x20       copy \"jdk/include\" to=\"/opt/jdk/\"\n\
+         \x20   }\n\
+         \x20   layer src { copy \"jdk/src\" to=\"/opt/jdk/\" }\n\
+         \x20   layer assets { copy \"small\" to=\"/srv/\" }\n\
+         }\n",
+    )?;
+    Ok(spec)
 }

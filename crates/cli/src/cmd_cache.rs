@@ -35,6 +35,23 @@ pub enum CacheCommand {
     },
     /// Print the cache directory.
     Path,
+    /// What a Remote Execution API cache (`compose --remote-cache`) holds
+    /// for every layer of a spec: absent, incomplete or present; with
+    /// --check, each entry fetched and checked as a compose would (ok or
+    /// bad). Exits 1 if an entry is incomplete or bad.
+    Remote {
+        /// The spec whose layers to look for.
+        spec: PathBuf,
+        /// The server, as for compose (credentials from STRATA_REMOTE_*).
+        #[arg(long, value_name = "grpc://HOST:PORT")]
+        remote_cache: String,
+        /// Fetch and check every entry (its blob too), not only its presence.
+        #[arg(long)]
+        check: bool,
+        /// One JSON object on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -48,13 +65,22 @@ pub fn run(
     out: &mut String,
 ) -> Result<bool, strata::Error> {
     let root = cache_dir.unwrap_or_else(Cache::default_dir);
-    if let CacheCommand::Path = cmd {
-        out.push_str(&format!("{}\n", root.display()));
-        return Ok(true);
+    match cmd {
+        CacheCommand::Path => {
+            out.push_str(&format!("{}\n", root.display()));
+            return Ok(true);
+        }
+        CacheCommand::Remote {
+            spec,
+            remote_cache,
+            check,
+            json,
+        } => return remote(&spec, &remote_cache, check, json, out),
+        _ => {}
     }
     let cache = Cache::open(&root)?;
     match cmd {
-        CacheCommand::Path => Ok(true),
+        CacheCommand::Path | CacheCommand::Remote { .. } => Ok(true),
         CacheCommand::Ls { json } => {
             let entries = cache.entries()?;
             if json {
@@ -166,4 +192,51 @@ fn maint_json(r: &strata::MaintReport) -> String {
 
 fn strata_cache_dir_size(root: &std::path::Path) -> u64 {
     strata::cache_dir_size(root)
+}
+
+/// `strata cache remote`.
+fn remote(
+    spec: &std::path::Path,
+    url: &str,
+    check: bool,
+    json: bool,
+    out: &mut String,
+) -> Result<bool, strata::Error> {
+    let opts = strata::reapi::Options::from_env(url, |k| std::env::var(k).ok())?;
+    let remote = strata::reapi_cache::RemoteCache::connect(&opts)?;
+    // The keys depend on the epoch, as in the compose that wrote them.
+    let plan_opts = strata::PlanOptions {
+        source_date_epoch: crate::source_date_epoch()?,
+        ..Default::default()
+    };
+    let plan = strata::plan_spec(spec, &plan_opts)?;
+    let entries = strata::reapi_cache::survey(&plan, &remote, check)?;
+    let fine = entries
+        .iter()
+        .all(|e| matches!(e.state, "ok" | "present" | "absent"));
+    if json {
+        #[derive(serde::Serialize)]
+        struct Survey<'a> {
+            remote_cache: &'a str,
+            layers: &'a [strata::reapi_cache::RemoteEntry],
+        }
+        out.push_str(&crate::json_text(&Survey {
+            remote_cache: url,
+            layers: &entries,
+        }));
+        return Ok(fine);
+    }
+    for e in &entries {
+        out.push_str(&format!(
+            "{:<28} {}  {}{}\n",
+            e.layer,
+            &e.key[..16.min(e.key.len())],
+            e.state,
+            e.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ));
+    }
+    Ok(fine)
 }

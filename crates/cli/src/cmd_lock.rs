@@ -110,6 +110,8 @@ pub fn run(
     let report = report?;
     let lock = Lock::from_report(&report, opts.source_date_epoch);
     let path = lock_path(spec);
+    // The lock this one replaces, for its package changes.
+    let previous = Lock::read(&path, spec).ok();
     let changed = write(&path, &lock)?;
     if json {
         #[derive(serde::Serialize)]
@@ -150,6 +152,28 @@ pub fn run(
             lock.layers.len(),
             lock.layers.iter().map(|l| l.listing.len()).sum::<usize>()
         ));
+        if let Some(previous) = &previous {
+            crate::print_stdout(&package_changes(previous, &lock));
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The package changes of each layer from `previous` to `lock`, as text:
+/// `packages of IMAGE/LAYER:` and a line per change (empty when none).
+fn package_changes(previous: &Lock, lock: &Lock) -> String {
+    let mut out = String::new();
+    for layer in &lock.layers {
+        let old = previous
+            .layer(&layer.name)
+            .map_or(&[][..], |l| l.packages.as_slice());
+        let changes = strata::lock::package_changes(old, &layer.packages);
+        if !changes.is_empty() {
+            out.push_str(&format!("packages of {}:\n", layer.name));
+            for c in changes {
+                out.push_str(&format!("  {c}\n"));
+            }
+        }
+    }
+    out
 }

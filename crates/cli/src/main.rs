@@ -60,6 +60,8 @@ pub(crate) struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size of its largest variant (compose's flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Build every image of a spec into an OCI image layout.
@@ -140,6 +142,15 @@ enum Command {
         /// registry repository, one artifact tagged strata-layer-KEY per layer.
         #[arg(long, value_name = "docker://HOST/REPO")]
         cache_to: Option<String>,
+        /// A Remote Execution API server (BuildGrid, Buildbarn, bazel-remote...)
+        /// as a layer cache: each layer is asked for before it is built and
+        /// written after. grpcs:// takes its credentials from the environment:
+        /// STRATA_REMOTE_TOKEN or STRATA_REMOTE_TOKEN_FILE (bearer token),
+        /// STRATA_REMOTE_CERT and STRATA_REMOTE_KEY (client certificate),
+        /// STRATA_REMOTE_CA, STRATA_REMOTE_INSTANCE. A server that is down is a
+        /// warning: layers build locally. See docs/remote-cache.md.
+        #[arg(long, value_name = "grpc://HOST:PORT")]
+        remote_cache: Option<String>,
         /// Set a build argument the spec declares with `arg NAME="default"`
         /// (repeatable): substituted where the spec writes $NAME or ${NAME}.
         #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_arg)]
@@ -328,6 +339,7 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             insecure,
             cache_from,
             cache_to,
+            remote_cache,
             args,
             mirror,
         } => {
@@ -352,6 +364,9 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                 insecure,
                 cache_from,
                 cache_to,
+                remote_cache: remote_cache
+                    .map(|url| strata::reapi::Options::from_env(&url, |k| std::env::var(k).ok()))
+                    .transpose()?,
                 args: args.into_iter().collect(),
                 // A locked compose uses the base digests of the lock, not
                 // whatever the tags name today.

@@ -56,11 +56,16 @@ impl Progress {
                 }
             }
             Event::LayerDone {
-                index, name, cache, ..
+                index,
+                name,
+                cache,
+                remote,
+                ..
             } => {
-                let verb = match cache {
-                    strata::CacheStatus::Hit => "cached",
-                    strata::CacheStatus::Miss => "built",
+                let verb = match (cache, remote) {
+                    (strata::CacheStatus::Hit, Some(strata::RemoteStatus::Hit)) => "remote hit",
+                    (strata::CacheStatus::Hit, _) => "cached",
+                    (strata::CacheStatus::Miss, _) => "built",
                 };
                 match bars.remove(&index) {
                     Some(bar) => bar.finish_with_message(verb),

@@ -21,6 +21,7 @@
 
 pub mod control;
 pub mod debfile;
+pub mod maint;
 pub mod packages;
 pub mod relation;
 pub mod release;
@@ -79,6 +80,18 @@ pub enum Error {
     BadSignature { file: String, reason: String },
     #[error("{file}: {reason}")]
     BadRelease { file: String, reason: String },
+    /// The Release's `Valid-Until` is past.
+    #[error(
+        "{file}: expired: its Valid-Until ({valid_until}) is past, so the mirror may serve a stale Release (`check-valid-until=#false` on the repository accepts it)"
+    )]
+    Expired { file: String, valid_until: String },
+    /// The only keys that verify the signature have expired.
+    #[error("{file}: signed by key {key}, which expired on {expired}")]
+    ExpiredKey {
+        file: String,
+        key: String,
+        expired: String,
+    },
     #[error("{file}: {source}")]
     Control {
         file: String,

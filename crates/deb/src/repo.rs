@@ -302,10 +302,21 @@ impl Repository {
         keyring: &Keyring,
         fetcher: &mut Fetcher,
     ) -> Result<Repository, Error> {
+        Repository::open_checked(source, keyring, fetcher, &release::Checks::default())
+    }
+
+    /// [`Repository::open`] with the `InRelease` checked as `checks` says
+    /// (key expiry and `Valid-Until` at a given time, or no `Valid-Until`).
+    pub fn open_checked(
+        source: &Source,
+        keyring: &Keyring,
+        fetcher: &mut Fetcher,
+        checks: &release::Checks,
+    ) -> Result<Repository, Error> {
         let suite = source.suite_url();
         let inrelease_url = format!("{suite}/InRelease");
         let bytes = fetcher.get(&inrelease_url, INRELEASE_MAX)?;
-        let release = release::verify_inrelease(&inrelease_url, &bytes, keyring)?;
+        let release = release::verify_inrelease_checked(&inrelease_url, &bytes, keyring, checks)?;
         let mut packages = Vec::new();
         for comp in &source.components {
             for arch in &source.architectures {

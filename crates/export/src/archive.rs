@@ -100,6 +100,11 @@ fn write_tar(file: &Path, entries: &BTreeMap<String, Entry<'_>>, mtime: u64) -> 
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&parent).map_err(|e| io_err(&parent, e))?;
+    // One writer of outputs in `parent` at a time, as for a layout (see
+    // `swap`): a killed writer's `.NAME.tmp-*` is then surely a leftover,
+    // and removed.
+    let lock = crate::swap::OutputLock::acquire(&parent)?;
+    crate::swap::remove_leftovers(&parent, name, &lock);
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}.tmp-"))
         .tempfile_in(&parent)
@@ -122,6 +127,7 @@ fn write_tar(file: &Path, entries: &BTreeMap<String, Entry<'_>>, mtime: u64) -> 
     // Mode 0644 like any other output file, not tempfile's private 0600.
     set_mode_0644(tmp.as_file()).map_err(|e| io_err(&tmp_path, e))?;
     tmp.persist(file).map_err(|e| io_err(file, e.error))?;
+    drop(lock);
     Ok(())
 }
 

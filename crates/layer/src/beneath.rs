@@ -51,6 +51,11 @@ pub struct HostInput {
     file: Option<Arc<File>>,
     /// For a directory, the entries an `exclude=` leaves out.
     excludes: Option<Arc<crate::Excludes>>,
+    opened_at: std::time::SystemTime,
+    /// The blake3 of the file's bytes that its cache key was made from, as
+    /// the planner noted it ([`HostInput::note_content_digest`]): what a
+    /// plain tar read in place is checked against.
+    content_digest: Arc<std::sync::OnceLock<([u8; 32], Option<crate::inplace::Stamp>)>>,
 }
 
 impl HostInput {
@@ -58,6 +63,10 @@ impl HostInput {
     /// regular file or a directory and opens it. Relative paths are taken
     /// from the working directory.
     pub fn open(path: &Path) -> io::Result<HostInput> {
+        // The fine clock: an inode time is stamped from the same real-time
+        // clock, coarse (up to a tick behind) or fine, so no change before
+        // this instant has a later ctime.
+        let opened_at = std::time::SystemTime::now();
         let absolute = if path.is_absolute() {
             path.to_owned()
         } else {
@@ -74,6 +83,8 @@ impl HostInput {
             real,
             file: file.map(Arc::new),
             excludes: None,
+            opened_at,
+            content_digest: Arc::default(),
         })
     }
 
@@ -87,6 +98,17 @@ impl HostInput {
     /// The `exclude=` patterns of this input, if it has any.
     pub fn excludes(&self) -> Option<&crate::Excludes> {
         self.excludes.as_deref()
+    }
+
+    /// When it was opened, before anything of it was read for a cache key:
+    /// a file of it whose inode changed since (its ctime, which only the
+    /// kernel sets, is later) may not be what the key says, and the layer
+    /// writer refuses it. Nothing written before the open is ever refused;
+    /// a change within a clock tick after it may be stamped with a coarse
+    /// time that is not later, and is not seen (a tick, a few ms, is the
+    /// limit of what inode times tell, as for git's racy index).
+    pub fn opened_at(&self) -> std::time::SystemTime {
+        self.opened_at
     }
 
     /// The path as the spec wrote it (joined to the spec's directory): for
@@ -117,6 +139,28 @@ impl HostInput {
 
     pub(crate) fn shared_file(&self) -> Option<Arc<File>> {
         self.file.clone()
+    }
+
+    /// Notes the blake3 of the file's bytes, as hashed (or remembered) for
+    /// the cache key, and `hashed`: the file's stat data from before the
+    /// read, when the digest was computed from this handle now (`None`: it
+    /// came from the input index). A plain tar that a layer reads in place is
+    /// checked against them (see `inplace`), so bytes that changed since are
+    /// an error, never a layer cached under the old key. The first digest
+    /// noted stays.
+    pub fn note_content_digest(&self, digest: [u8; 32], hashed: Option<&Metadata>) {
+        let stamp = hashed.map(crate::inplace::Stamp::of_meta);
+        let _ = self.content_digest.set((digest, stamp));
+    }
+
+    /// The digest [`note_content_digest`](Self::note_content_digest) noted.
+    pub(crate) fn content_digest(&self) -> Option<[u8; 32]> {
+        self.content_digest.get().map(|(d, _)| *d)
+    }
+
+    /// The stat data the planner hashed the file with, if it did.
+    pub(crate) fn hashed_stamp(&self) -> Option<crate::inplace::Stamp> {
+        self.content_digest.get().and_then(|(_, s)| *s)
     }
 }
 

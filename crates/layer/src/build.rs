@@ -8,7 +8,10 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use sha2::{Digest as _, Sha256};
 
@@ -91,7 +94,7 @@ fn prefetchable<'i, 't>(item: &'i Item<'t>) -> Option<(&'i Content<'t>, u64)> {
             kind:
                 Kind::File {
                     content:
-                        content @ (Content::Host(_) | Content::Input(_) | Content::Opened { .. }),
+                        content @ (Content::Host(_) | Content::Input { .. } | Content::Opened { .. }),
                     size,
                     group: None,
                 },
@@ -101,45 +104,98 @@ fn prefetchable<'i, 't>(item: &'i Item<'t>) -> Option<(&'i Content<'t>, u64)> {
     }
 }
 
-/// A host file's content opened for reading, and its path for messages:
-/// an input below a spec's directory without following any symlink, a
-/// spec's input file from the handle the planner hashed.
-fn open_host<'c>(content: &'c Content<'_>) -> Result<(Box<dyn Read + 'c>, &'c Path), Error> {
-    let (reader, path): (io::Result<Box<dyn Read>>, &Path) = match content {
-        Content::Host(path) => (File::open(path).map(|f| Box::new(f) as _), path),
-        Content::Input(path) => (
-            crate::beneath::open_file(path).map(|f| Box::new(f) as _),
-            path,
-        ),
-        Content::Opened { file, path } => (
-            Ok(Box::new(crate::beneath::AtReader::new(file.clone())) as _),
-            path,
-        ),
-        Content::Inline(_) | Content::Spool { .. } => unreachable!("not a host file"),
+/// A host file's content opened for reading, its path for messages, and for
+/// a spec's input the handle and time to check it against once read.
+struct OpenedHost<'c> {
+    reader: Box<dyn Read + 'c>,
+    path: &'c Path,
+    since: Option<(Arc<File>, SystemTime)>,
+}
+
+impl OpenedHost<'_> {
+    /// After its bytes are read: a spec's input whose inode changed since
+    /// the planner opened it for the cache key (its ctime is later, see
+    /// [`crate::HostInput::opened_at`]) is refused, for the key may describe
+    /// other bytes than these. Its size was checked already; this catches a
+    /// rewrite of equal size.
+    fn check_unchanged(&self) -> Result<(), Error> {
+        let Some((file, since)) = &self.since else {
+            return Ok(());
+        };
+        let meta = file.metadata().map_err(|source| Error::Io {
+            path: self.path.to_owned(),
+            source,
+        })?;
+        let ctime = std::time::UNIX_EPOCH
+            + std::time::Duration::new(
+                u64::try_from(meta.ctime()).unwrap_or(0),
+                u32::try_from(meta.ctime_nsec()).unwrap_or(0),
+            );
+        if ctime > *since {
+            return Err(Error::Io {
+                path: self.path.to_owned(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the file changed while composing (after it was read for the cache key): compose again once it is left alone",
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Opens a host file's content for reading: an input below a spec's
+/// directory without following any symlink, a spec's input file from the
+/// handle the planner hashed.
+fn open_host<'c>(content: &'c Content<'_>) -> Result<OpenedHost<'c>, Error> {
+    let io_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Io { path, source }
     };
-    let reader = reader.map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok((reader, path))
+    Ok(match content {
+        // A file of a tree read without following symlinks (a `from-dir`
+        // directory, a run's upper directory, a squash spool): opened the
+        // same way, so a symlink swapped in since it was listed fails.
+        Content::Host(path) => OpenedHost {
+            reader: Box::new(crate::beneath::open_file(path).map_err(io_err(path))?),
+            path,
+            since: None,
+        },
+        Content::Input { path, since } => {
+            let file = Arc::new(crate::beneath::open_file(path).map_err(io_err(path))?);
+            OpenedHost {
+                reader: Box::new(crate::beneath::AtReader::new(file.clone())),
+                path,
+                since: Some((file, *since)),
+            }
+        }
+        Content::Opened { file, path, since } => OpenedHost {
+            reader: Box::new(crate::beneath::AtReader::new(file.clone())),
+            path,
+            since: Some((file.clone(), *since)),
+        },
+        Content::Inline(_) | Content::Spool { .. } => unreachable!("not a host file"),
+    })
 }
 
 /// Reads a whole small file and hashes it, checking it still has the size it
 /// had when it was listed (the tar header will promise that size).
 fn prefetch(content: &Content<'_>, size: u64) -> Result<Prefetched, Error> {
-    let (mut reader, path) = open_host(content)?;
+    let mut opened = open_host(content)?;
+    let (reader, path) = (&mut opened.reader, opened.path);
     let io_err = |source| Error::Io {
         path: path.to_owned(),
         source,
     };
     let mut bytes = vec![0; usize::try_from(size).unwrap_or(0) + 1];
     // Not `fs::read`, which stats the file again for a size we know.
-    let n = crate::host::read_listed(&mut reader, &mut bytes).map_err(io_err)?;
+    let n = crate::host::read_listed(reader, &mut bytes).map_err(io_err)?;
     match (n as u64).cmp(&size) {
         std::cmp::Ordering::Less => return Err(changed(path, size, "fewer")),
         std::cmp::Ordering::Greater => return Err(changed(path, size, "more")),
         std::cmp::Ordering::Equal => {}
     }
+    opened.check_unchanged()?;
     bytes.truncate(n);
     let digest = Digest::of(&bytes);
     Ok(Prefetched { bytes, digest })
@@ -228,6 +284,13 @@ pub(crate) fn write_tree(
     }
     tar.write(&[0u8; 2 * ustar::BLOCK as usize])?;
     tar.report();
+    // Every byte read from a plain tar in place was the checked one only if
+    // the file did not change meanwhile.
+    for spool in &spools {
+        if let Some(stamp) = &spool.stamp {
+            crate::inplace::unchanged(&spool.file, &spool.archive, stamp)?;
+        }
+    }
 
     let diff = tar
         .w
@@ -530,17 +593,19 @@ fn write_content<W: Write>(
             tar.write(bytes)?;
             Ok(Digest::of(bytes))
         }
-        Content::Host(_) | Content::Input(_) | Content::Opened { .. } => {
-            let (mut f, path) = open_host(content)?;
-            let digest = copy_exact(tar, &mut f, size, path, buf)?;
+        Content::Host(_) | Content::Input { .. } | Content::Opened { .. } => {
+            let mut opened = open_host(content)?;
+            let path = opened.path;
+            let digest = copy_exact(tar, &mut opened.reader, size, path, buf)?;
             let mut probe = [0u8; 1];
-            let more = f.read(&mut probe).map_err(|source| Error::Io {
+            let more = opened.reader.read(&mut probe).map_err(|source| Error::Io {
                 path: path.to_owned(),
                 source,
             })?;
             if more > 0 {
                 return Err(changed(path, size, "more"));
             }
+            opened.check_unchanged()?;
             Ok(digest)
         }
         Content::Spool { spool, offset } => {

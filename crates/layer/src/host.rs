@@ -36,7 +36,15 @@ pub(crate) fn copy(
             Node::new(Kind::Dir { opaque: false }, 0o755, owner),
             false,
         );
-        return copy_dir(tree, src.real(), to, mode, owner, src.excludes());
+        return copy_dir(
+            tree,
+            src.real(),
+            src.opened_at(),
+            to,
+            mode,
+            owner,
+            src.excludes(),
+        );
     };
     let path = src.path();
     // The handle the planner opened, checked and hashed: its metadata, not
@@ -71,6 +79,7 @@ pub(crate) fn copy(
     let content = Content::Opened {
         file,
         path: path.to_owned(),
+        since: src.opened_at(),
     };
     tree.put(dest, file_node(content, &meta, mode, owner), true);
     Ok(())
@@ -85,6 +94,7 @@ pub(crate) const RESERVED: &str = "names starting with .wh. are reserved for whi
 fn copy_dir(
     tree: &mut Tree<'_>,
     src: &Path,
+    since: std::time::SystemTime,
     to: &ImagePath,
     mode: Option<u32>,
     owner: Option<Owner>,
@@ -144,7 +154,7 @@ fn copy_dir(
                 );
                 stack.push((path, target, child_rel));
             } else if ft.is_file() {
-                let content = Content::Input(path);
+                let content = Content::Input { path, since };
                 tree.put(target, file_node(content, &meta, mode, owner), true);
             } else if ft.is_symlink() {
                 let link = crate::beneath::read_link(&path).map_err(io(&path))?;

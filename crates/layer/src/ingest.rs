@@ -364,20 +364,22 @@ pub(crate) fn unpack(
             human_size(limits.max_input_size)
         ),
     };
-    let (spool, len) = match (format, opened.shared_file()) {
+    let (spool, len, stamp) = match (format, opened.shared_file()) {
         // A plain tar is read where it is (see `spool`).
         (Format::Tar, Some(file)) => {
-            let len = file
-                .metadata()
-                .map_err(|source| Error::Io {
-                    path: archive.to_owned(),
-                    source,
-                })?
-                .len();
+            // Checked against the key's digest, and again once the layer is
+            // written (see `inplace`).
+            let stamp = crate::inplace::check(
+                &file,
+                archive,
+                opened.content_digest(),
+                opened.hashed_stamp(),
+            )?;
+            let len = stamp.size();
             if len > limits.max_input_size {
                 return Err(too_large());
             }
-            (file, len)
+            (file, len, Some(stamp))
         }
         _ => {
             let expected = opened.file().map_or(0, crate::spool::expected_size);
@@ -413,7 +415,7 @@ pub(crate) fn unpack(
                     )));
                 }
             }
-            (std::sync::Arc::new(spool), len)
+            (std::sync::Arc::new(spool), len, None)
         }
     };
 
@@ -423,6 +425,7 @@ pub(crate) fn unpack(
     tree.spools.push(Spool {
         file: spool,
         archive: archive.to_owned(),
+        stamp,
     });
 
     // Files that several paths share become one hard link group.

@@ -35,6 +35,7 @@ mod exclude;
 mod glob;
 mod host;
 mod ingest;
+mod inplace;
 pub mod listing;
 mod pgzip;
 pub mod read;
@@ -323,6 +324,11 @@ pub enum Error {
     /// directory, a reserved `.wh.` name).
     #[error("{path}: {reason}")]
     Host { path: PathBuf, reason: String },
+    /// An input file changed while the layer was built from it: its bytes
+    /// no longer hash to the digest its cache key was made from, or its
+    /// size, mtime or ctime moved while it was read. Nothing is cached.
+    #[error("{path}: {reason}; nothing was cached from it, compose again once it stays put")]
+    InputChanged { path: PathBuf, reason: String },
     /// The job's compression settings are out of range.
     #[error("compression {0}")]
     BadCompression(String),

@@ -24,12 +24,17 @@ pub(crate) enum Content<'a> {
     /// A file below a spec's input directory, at this physical path: opened
     /// when the tar is written without following any symlink, so a file
     /// swapped for one meanwhile fails rather than leads outside.
-    Input(PathBuf),
+    /// `since`: when the input was opened for its key ([`crate::HostInput::opened_at`]).
+    Input {
+        path: PathBuf,
+        since: std::time::SystemTime,
+    },
     /// A spec's input file, opened (and hashed for the key) by the planner:
-    /// packed from that handle. `path` is for messages.
+    /// packed from that handle. `path` is for messages; `since` as for `Input`.
     Opened {
         file: std::sync::Arc<File>,
         path: PathBuf,
+        since: std::time::SystemTime,
     },
     /// Bytes of the job itself.
     Inline(&'a [u8]),
@@ -95,6 +100,9 @@ pub(crate) struct Spool {
     pub file: std::sync::Arc<File>,
     /// The input it was made from, for error messages.
     pub archive: PathBuf,
+    /// For a plain tar read in place, its stat data when it was checked:
+    /// it must not change until the layer is written (see `inplace`).
+    pub stamp: Option<crate::inplace::Stamp>,
 }
 
 /// What one tar entry of the layer is.

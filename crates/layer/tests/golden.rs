@@ -5,7 +5,7 @@
 //!
 //! Why: a layer's blob digest, and through it every manifest and lock file,
 //! depends on the exact bytes the compressor writes. A dependency upgrade
-//! (flate2, zlib-rs, zstd) may change them without any change in strata;
+//! (libdeflate, zstd) may change them without any change in strata;
 //! this test is where that shows, before a user's locked CI does.
 
 use strata_layer::{Compression, ImagePath, JobOp, LayerJob, LowerView};
@@ -22,13 +22,13 @@ const GOLDEN: &[(Compression, &str, &str)] = &[
     ),
     (
         Compression::Gzip { level: 4 },
-        "gzip/flate2-zlib-rs/4/pgzip1-chunk128k",
-        "sha256:1b22f5b7b5c05b4c039514eea7b30118b00c68652027665fa0a72f9132dfafab",
+        "gzip/libdeflate-1.26/4/members1-chunk1m",
+        "sha256:12c2e79eb2c9826124e1a66b9ed1767df0f483285455dc3f514f421e14031108",
     ),
     (
         Compression::Gzip { level: 6 },
-        "gzip/flate2-zlib-rs/6/pgzip1-chunk128k",
-        "sha256:8d54099f77e880651ebf99072fee2fea2c12f9ae260bf37a454e46c1f8b60b3e",
+        "gzip/libdeflate-1.26/6/members1-chunk1m",
+        "sha256:4a85dc55322307abaa3d5b3b70378e5bb1c176af010cdd2d49cb8da1894f9dbd",
     ),
     (
         Compression::Zstd { level: 3 },
@@ -167,7 +167,7 @@ fn compressed_bytes_match_the_committed_digests() {
         problems.is_empty(),
         "{}\n\nThe compressor and its level are part of strata's output contract: the same \
          spec and inputs must give the same blob digests. This changed, most likely because a \
-         dependency upgrade (flate2, zlib-rs, zstd) or a change to the compressor (pgzip) \
+         dependency upgrade (libdeflate, zstd) or a change to the compressor (pgzip) \
          writes other compressed bytes. If that is not intended, pin the old version. If it is: \
          \n  1. bump the implementation part of `Compression::identity()` (so cache keys and \
          lock files record the new compressor),\n  2. update the constants in \

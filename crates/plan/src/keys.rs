@@ -6,7 +6,8 @@
 //! format version, the compressor's identity (codec, implementation, level),
 //! the epoch, every op with its arguments, the content digest of every input
 //! (file bytes, exec bits, link targets, the shape of a directory tree), and,
-//! for a layer that reads the layers below it, their keys. What never goes in:
+//! for a layer that reads the layers below it, the stack digest of the layer
+//! under it ([`stack_digest`]: every key below, chained). What never goes in:
 //! host paths, mtimes, owners, inode numbers.
 
 use std::ffi::OsString;
@@ -129,7 +130,7 @@ impl Enc {
 /// themselves are kept so that a miss can say which one changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPart {
-    /// A stable, human-readable label: `compression`, `op 2: copy inputs/index.jsp`, `below: centos/rootfs`.
+    /// A stable, human-readable label: `compression`, `op 2: copy inputs/index.jsp`, `below`.
     pub label: String,
     pub digest: [u8; 32],
 }
@@ -144,14 +145,21 @@ impl KeyPart {
 }
 
 /// The key of a layer job and its parts. `inputs` are the digests of the job's
-/// host inputs in op order; `below` the names and keys of the layers under it
-/// when it reads them.
+/// host inputs in op order; `below` the stack digest of the layer under it
+/// when it reads the layers below: one part, whatever the depth, so a plan
+/// of n layers makes n parts, not n² (the parts name no lower layer; the
+/// compose names the ones that changed when it explains a miss).
+///
+/// A reading layer keyed this way never equals a key of
+/// the older encoding, which had one part per lower layer: the parts differ,
+/// so [`KEY_FORMAT`] did not need a bump, and the keys of layers that do not
+/// read below, and every image digest, stayed as they were.
 pub fn layer_key(
     steps: &[Step<'_>],
     epoch: u64,
     compression: Compression,
     inputs: &[InputDigest],
-    below: &[(String, &LayerKey)],
+    below: Option<&[u8; 32]>,
 ) -> (LayerKey, Vec<KeyPart>) {
     let mut parts = vec![
         KeyPart::new("format", Enc::new().field("format", KEY_FORMAT.as_bytes())),
@@ -284,17 +292,25 @@ pub fn layer_key(
         };
         parts.push(KeyPart::new(format!("op {}: {label}", n + 1), &e));
     }
-    for (name, k) in below {
-        parts.push(KeyPart::new(
-            format!("below: {name}"),
-            Enc::new().field("below", &k.0),
-        ));
+    if let Some(stack) = below {
+        parts.push(KeyPart::new("below", Enc::new().field("below", stack)));
     }
     let mut all = Enc::new();
     for p in &parts {
         all.field("part", &p.digest);
     }
     (LayerKey(all.finish()), parts)
+}
+
+/// The digest of a stack of layers: `key` (the top layer's) chained onto
+/// `under`, the stack digest of the layers below it (`None` at the bottom).
+/// Equal stacks of keys, and only they, give equal digests.
+pub fn stack_digest(under: Option<&[u8; 32]>, key: &LayerKey) -> [u8; 32] {
+    let mut e = Enc::new();
+    if let Some(u) = under {
+        e.field("stack-under", u);
+    }
+    e.field("stack-top", &key.0).finish()
 }
 
 /// The key of a layer of an external base: its blob, diff_id and media type
@@ -392,12 +408,16 @@ pub fn digest_input(input: &HostInput, memo: Option<&dyn DigestMemo>) -> io::Res
         (Some(file), Some(mut reader)) => {
             let meta = file.metadata()?;
             let content = match memo.and_then(|m| m.get(input.path(), &meta)) {
-                Some(d) => d,
+                Some(d) => {
+                    input.note_content_digest(d, None);
+                    d
+                }
                 None => {
                     let d = hash_reader(&mut reader, &meta)?;
                     if let Some(m) = memo {
                         m.put(input.path(), &meta, d);
                     }
+                    input.note_content_digest(d, Some(&meta));
                     d
                 }
             };

@@ -156,8 +156,21 @@ pub struct LayerNode {
     /// The span of each step of `build` ([`LayerNode::steps`]), for errors
     /// the builder reports by index.
     pub op_spans: Vec<SourceSpan>,
-    /// Every layer below this one in its image, bottom first.
-    pub below: Vec<LayerId>,
+    /// The layer directly below this one in its image (`None` at the
+    /// bottom). The whole stack below is this chain ([`Plan::below`]): one
+    /// link per layer, so planning stays linear in the layer count.
+    pub under: Option<LayerId>,
+    /// How many layers are below it.
+    pub depth: usize,
+    /// The digest of the stack up to and including this layer: its key
+    /// chained onto the stack digest of the layer under it. A layer that
+    /// reads the layers below has the stack digest of its `under` in its
+    /// key (one key part, however many layers are below).
+    pub stack: [u8; 32],
+    /// The layers it must wait for, when it reads the layers below: the
+    /// nearest layer below that also reads, and every layer between (the
+    /// one that reads has waited for everything under it). Empty otherwise.
+    pub deps: Vec<LayerId>,
     /// Whether building this layer reads the layers below (it has a
     /// `delete`, a `from-dir` or `run` steps).
     pub reads_below: bool,
@@ -245,9 +258,10 @@ impl LayerNode {
         }
     }
 
-    /// The layers this one must wait for.
+    /// The layers this one must wait for (see [`LayerNode::deps`]);
+    /// everything below them is ready when they are.
     pub fn deps(&self) -> &[LayerId] {
-        if self.reads_below { &self.below } else { &[] }
+        &self.deps
     }
 }
 
@@ -271,11 +285,12 @@ fn external_base(
     base: &ExternalImage,
     layers: &mut Vec<LayerNode>,
 ) -> ImageNode {
-    let mut stack = Vec::new();
+    let mut stack: Vec<LayerId> = Vec::new();
     for (n, l) in base.layers.iter().enumerate() {
         let (key, key_parts) =
             keys::external_key(&l.desc.blob, &l.desc.diff_id, l.desc.media_type.as_str());
         let id = LayerId(layers.len());
+        let under = stack.last().copied();
         layers.push(LayerNode {
             id,
             image: image.to_owned(),
@@ -283,7 +298,10 @@ fn external_base(
             span: from.span,
             build: Build::External(l.clone()),
             op_spans: Vec::new(),
-            below: stack.clone(),
+            under,
+            depth: stack.len(),
+            stack: keys::stack_digest(under.map(|u| &layers[u.0].stack), &key),
+            deps: Vec::new(),
             reads_below: false,
             inputs: Vec::new(),
             key,
@@ -302,6 +320,19 @@ fn external_base(
 }
 
 impl Plan {
+    /// Every layer below `id` in its image, bottom first (a walk down the
+    /// [`LayerNode::under`] chain).
+    pub fn below(&self, id: LayerId) -> Vec<LayerId> {
+        let mut out = Vec::with_capacity(self.layer(id).depth);
+        let mut cur = self.layer(id).under;
+        while let Some(u) = cur {
+            out.push(u);
+            cur = self.layer(u).under;
+        }
+        out.reverse();
+        out
+    }
+
     pub fn layer(&self, id: LayerId) -> &LayerNode {
         &self.layers[id.0]
     }
@@ -740,13 +771,23 @@ impl Planner<'_> {
                 return None;
             }
         };
-        let below_keys: Vec<(String, &LayerKey)> = if reads_below {
-            below
-                .iter()
-                .map(|id| (layers[id.0].qualified_name(), &layers[id.0].key))
-                .collect()
-        } else {
-            Vec::new()
+        let under = below.last().map(|id| &layers[id.0]);
+        // What it waits for: down to the nearest layer that reads too.
+        let mut deps = Vec::new();
+        if reads_below {
+            let mut cur = under;
+            while let Some(l) = cur {
+                deps.push(l.id);
+                if l.reads_below {
+                    break;
+                }
+                cur = l.under.map(|u| &layers[u.0]);
+            }
+            deps.reverse();
+        }
+        let below_key = match under {
+            Some(u) if reads_below => Some(&u.stack),
+            _ => None,
         };
         let mut node = LayerNode {
             id: LayerId(layers.len()),
@@ -755,14 +796,18 @@ impl Planner<'_> {
             span,
             build,
             op_spans,
-            below: below.to_vec(),
+            under: under.map(|u| u.id),
+            depth: below.len(),
+            stack: [0; 32],
+            deps,
             reads_below,
             inputs,
             key: LayerKey([0; 32]),
             key_parts: Vec::new(),
         };
         (node.key, node.key_parts) =
-            keys::layer_key(&node.steps(), epoch, compression, &node.inputs, &below_keys);
+            keys::layer_key(&node.steps(), epoch, compression, &node.inputs, below_key);
+        node.stack = keys::stack_digest(under.map(|u| &u.stack), &node.key);
         Some(node)
     }
 

@@ -31,12 +31,21 @@ impl Plan {
                 &l.key.hex()[..16]
             );
             if l.reads_below {
-                let below: Vec<String> = l
-                    .below
-                    .iter()
-                    .map(|&id| self.layer(id).qualified_name())
-                    .collect();
-                let _ = writeln!(s, "  reads below: {}", below.join(", "));
+                // A deep stack is named by its top few layers, so the text
+                // stays linear in the layer count.
+                const NAMED: usize = 8;
+                let mut names = Vec::new();
+                let mut cur = l.under;
+                while let Some(id) = cur.filter(|_| names.len() < NAMED) {
+                    names.push(self.layer(id).qualified_name());
+                    cur = self.layer(id).under;
+                }
+                names.reverse();
+                let skip = l.depth - names.len();
+                if skip > 0 {
+                    names.insert(0, format!("({skip} more layers)"));
+                }
+                let _ = writeln!(s, "  reads below: {}", names.join(", "));
             } else {
                 let _ = writeln!(s, "  independent: builds in parallel");
             }
@@ -121,7 +130,7 @@ impl Plan {
             );
         }
         for l in &self.layers {
-            if let Some(&below) = l.below.last() {
+            if let Some(below) = l.under {
                 let style = if l.reads_below { "solid" } else { "dashed" };
                 let _ = writeln!(
                     s,

@@ -32,10 +32,23 @@ pub(crate) fn layer(
         Err(d) => return Some(Err(d)),
     };
     let owner = config.user.as_deref().and_then(numeric_owner);
-    let below_keys: Vec<(String, &LayerKey)> = below
-        .iter()
-        .map(|id| (layers[id.0].qualified_name(), &layers[id.0].key))
-        .collect();
+    // Whether the directory is there is a question about the layers below.
+    let reads_below = !below.is_empty();
+    let under = below.last().map(|id| &layers[id.0]);
+    // What it waits for: down to the nearest layer that reads too (as
+    // `layer_node` does).
+    let mut deps = Vec::new();
+    if reads_below {
+        let mut cur = under;
+        while let Some(l) = cur {
+            deps.push(l.id);
+            if l.reads_below {
+                break;
+            }
+            cur = l.under.map(|u| &layers[u.0]);
+        }
+        deps.reverse();
+    }
     let mut node = LayerNode {
         id: LayerId(layers.len()),
         image: image.name.value.clone(),
@@ -48,15 +61,23 @@ pub(crate) fn layer(
             limits,
         }),
         op_spans: vec![dir.span],
-        below: below.to_vec(),
-        // Whether the directory is there is a question about the layers below.
-        reads_below: !below.is_empty(),
+        under: under.map(|u| u.id),
+        depth: below.len(),
+        stack: [0; 32],
+        deps,
+        reads_below,
         inputs: Vec::new(),
         key: LayerKey([0; 32]),
         key_parts: Vec::new(),
     };
-    (node.key, node.key_parts) =
-        keys::layer_key(&node.steps(), epoch, compression, &[], &below_keys);
+    (node.key, node.key_parts) = keys::layer_key(
+        &node.steps(),
+        epoch,
+        compression,
+        &[],
+        under.map(|u| &u.stack),
+    );
+    node.stack = keys::stack_digest(under.map(|u| &u.stack), &node.key);
     Some(Ok(node))
 }
 

@@ -73,7 +73,7 @@ pub struct Index {
     pub images: Vec<Spanned<String>>,
 }
 
-/// `limits max-input-size="64GiB" max-entries=10000000`: how far one input
+/// `limits max-input-size="64GiB" max-entries=500000`: how far one input
 /// archive may expand before the build refuses it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
@@ -421,6 +421,9 @@ pub struct Repository {
     pub architectures: Vec<String>,
     /// A keyring file (binary or armored OpenPGP keys), relative to the spec.
     pub keyring: Spanned<String>,
+    /// Refuse a Release whose `Valid-Until` is past (`check-valid-until`,
+    /// as apt's option; on unless `#false`).
+    pub check_valid_until: bool,
 }
 
 /// `packages "NAME" "NAME (>= VERSION)" "NAME=VERSION" ... [required=#true]

@@ -75,7 +75,7 @@ fn usage(kind: &str) -> &'static str {
         "epoch" => "epoch 1700000000",
         "compression" => "compression \"gzip\" (or \"zstd\", \"none\"; gzip and zstd take level=N)",
         "inputs-root" => "inputs-root \"..\"",
-        "limits" => "limits max-input-size=\"64GiB\" max-entries=10000000",
+        "limits" => "limits max-input-size=\"64GiB\" max-entries=500000",
         "from" => "from IMAGE",
         "rootfs" => "rootfs \"path/to/rootfs.tar.gz\"",
         "tag" => "tag \"1.0\"",

@@ -124,7 +124,7 @@ pub(crate) fn count(n: i128) -> Check<u64> {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(
             Problem::new("a count limit must be at least 1", "out of range")
-                .help("write a whole number, such as max-entries=10000000"),
+                .help("write a whole number, such as max-entries=500000"),
         ),
     }
 }

@@ -11,7 +11,7 @@ use strata_layer::LowerView;
 use strata_plan::{Build, DigestMemo, LayerNode, Plan, PlanOptions};
 use strata_spec::SpecDiagnostic;
 
-use crate::report::{CacheStatus, ComposeReport, ImageReport, LayerReport};
+use crate::report::{CacheStatus, ComposeReport, ImageReport, LayerReport, RemoteStatus};
 use crate::{Error, Event};
 
 /// How to compose.
@@ -50,6 +50,10 @@ pub struct ComposeOptions {
     pub cache_from: Option<String>,
     /// A registry repository to push every layer to after composing.
     pub cache_to: Option<String>,
+    /// A Remote Execution API server whose action cache and CAS hold
+    /// layers (`--remote-cache grpc://HOST:PORT`): read before building,
+    /// written after. See [`crate::reapi_cache`].
+    pub remote_cache: Option<strata_reapi::Options>,
     /// Manifest digests for external bases named by tag (from a lock).
     pub base_pins: std::collections::BTreeMap<String, strata_layer::Digest>,
     /// `--arg NAME=VALUE`: values of the spec's build arguments (`arg`),
@@ -109,6 +113,12 @@ struct Ready {
     record: LayerRecord,
     cache: CacheStatus,
     miss_reason: Option<String>,
+    /// Whether its key differs from the last build of this layer (or it
+    /// has none): what a layer above that reads it names when its own
+    /// `below` key part changed.
+    changed: bool,
+    /// What the remote cache (`--remote-cache`) gave for it.
+    remote: Option<RemoteStatus>,
     /// The cache key whose record holds the listing, while `record.listing`
     /// is not loaded yet (a hit read with [`Cache::get_head`]).
     listing_pending: Option<String>,
@@ -143,11 +153,12 @@ pub fn compose(
     // Held until the compose is done, so `strata cache gc` never removes a blob in use.
     let _lock = cache.lock_shared()?;
     let plan = plan_stage(spec_path, opts, &cache, on_event)?;
-    let pulled = pull_stage(&plan, &cache, &remotes, opts, on_event)?;
+    let (pulled, remote) = pull_stage(&plan, &cache, &remotes, opts, on_event)?;
     // An SBOM lists every file of every layer, and a record pushed to a
     // remote cache carries its listing.
-    let listings = !opts.lazy_listings || opts.sbom || remotes.cache_to.is_some();
-    let ready = build_stage(&plan, &cache, opts, listings, on_event)?;
+    let listings =
+        !opts.lazy_listings || opts.sbom || remotes.cache_to.is_some() || remotes.reapi.is_some();
+    let ready = build_stage(&plan, &cache, opts, listings, &remote, on_event)?;
     let built = Built { plan, ready };
     let exported = export_stage(&built, &cache, opts, on_event)?;
     let pushed = publish_stage(&built, &cache, &remotes, opts, on_event)?;
@@ -160,6 +171,7 @@ pub fn compose(
 struct Remotes {
     cache_from: Option<strata_registry::Reference>,
     cache_to: Option<strata_registry::Reference>,
+    reapi: Option<crate::reapi_cache::RemoteCache>,
 }
 
 impl Remotes {
@@ -172,6 +184,11 @@ impl Remotes {
         Ok(Remotes {
             cache_from: parse(&opts.cache_from)?,
             cache_to: parse(&opts.cache_to)?,
+            reapi: opts
+                .remote_cache
+                .as_ref()
+                .map(crate::reapi_cache::RemoteCache::connect)
+                .transpose()?,
         })
     }
 
@@ -221,23 +238,34 @@ fn plan_stage(
     Ok(plan)
 }
 
-/// `--cache-from`: the layers the remote cache holds, fetched into the
-/// local cache so that the build finds them there. `None` without one.
+/// `--cache-from`, `--remote-cache`: the layers the remote caches hold,
+/// fetched into the local cache so that the build finds them there. How
+/// many (`None` without a remote cache), and per layer key what the
+/// `--remote-cache` server said.
 fn pull_stage(
     plan: &Plan,
     cache: &Cache,
     remotes: &Remotes,
     opts: &ComposeOptions,
     on_event: &(dyn Fn(Event) + Sync),
-) -> Result<Option<usize>, Error> {
-    let Some(repo) = &remotes.cache_from else {
-        return Ok(None);
-    };
-    let registry = Remotes::registry(opts)?;
-    Ok(Some(crate::remote_cache::pull(
-        plan, cache, &registry, repo, on_event,
-    )?))
+) -> Result<(Option<usize>, RemoteStatuses), Error> {
+    let mut fetched = None;
+    let mut statuses = RemoteStatuses::new();
+    if let Some(remote) = &remotes.reapi {
+        statuses = crate::reapi_cache::pull(plan, cache, remote, on_event)?;
+        let hits = statuses.values().filter(|s| **s == RemoteStatus::Hit);
+        fetched = Some(hits.count());
+    }
+    if let Some(repo) = &remotes.cache_from {
+        let registry = Remotes::registry(opts)?;
+        let n = crate::remote_cache::pull(plan, cache, &registry, repo, on_event)?;
+        fetched = Some(fetched.unwrap_or(0) + n);
+    }
+    Ok((fetched, statuses))
 }
+
+/// What the `--remote-cache` server said, by layer key.
+type RemoteStatuses = std::collections::BTreeMap<String, RemoteStatus>;
 
 /// The plan joined with a ready record for each of its layers (by
 /// `LayerId`): what export, publish and report all read.
@@ -265,6 +293,7 @@ fn build_stage(
     cache: &Cache,
     opts: &ComposeOptions,
     listings: bool,
+    remote: &RemoteStatuses,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Vec<Ready>, Error> {
     let mut pool = rayon::ThreadPoolBuilder::new();
@@ -274,7 +303,7 @@ fn build_stage(
     let pool = pool
         .build()
         .map_err(|e| Error::Workers(format!("cannot start them: {e}")))?;
-    let mut ready = pool.install(|| build_all(plan, cache, on_event))?;
+    let mut ready = pool.install(|| build_all(plan, cache, remote, on_event))?;
     if listings {
         for r in &mut ready {
             r.load_listing(cache)?;
@@ -353,8 +382,23 @@ fn publish_stage(
     opts: &ComposeOptions,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Option<usize>, Error> {
+    let mut pushed = None;
+    if let Some(remote) = &remotes.reapi {
+        // A layer built here is written; one from the local cache only if
+        // the server lacks one of its blobs; one the server gave, never.
+        let layers: Vec<(String, &LayerRecord, bool)> = built
+            .plan
+            .layers
+            .iter()
+            .filter(|l| l.external().is_none())
+            .map(|l| (l, &built.ready[l.id.0]))
+            .filter(|(_, r)| r.remote != Some(RemoteStatus::Hit))
+            .map(|(l, r)| (l.key.hex(), &r.record, r.cache == CacheStatus::Miss))
+            .collect();
+        pushed = Some(crate::reapi_cache::push(&layers, cache, remote, on_event));
+    }
     let Some(repo) = &remotes.cache_to else {
-        return Ok(None);
+        return Ok(pushed);
     };
     let registry = Remotes::registry(opts)?;
     let layers: Vec<(String, &LayerRecord)> = built
@@ -403,6 +447,7 @@ fn report_stage(
                     name: node.qualified_name(),
                     desc: r.record.desc,
                     cache: r.cache.clone(),
+                    remote: r.remote,
                     miss_reason: r.miss_reason.clone(),
                     key: node.key.hex(),
                     compression: node.compression().identity(),
@@ -436,12 +481,49 @@ fn report_stage(
     }
 }
 
+/// What a layer that is built gets from the layers below it.
+#[derive(Default)]
+struct Gathered {
+    /// The view of the image below it (empty unless it reads below).
+    lower: LowerView,
+    /// The records of every layer below, bottom first, for `from-dir` and `run`.
+    below: Vec<LayerRecord>,
+    /// The layers below whose keys changed since their last build.
+    changed_below: Vec<String>,
+}
+
+/// Names the layers below behind a changed `below` key part: those whose
+/// key changed since their last build ("changed below: base/app"), the top
+/// few of a deep stack. When none did (a stack put back as it once was),
+/// the part stays as it is.
+fn name_changed_below(changes: Vec<String>, changed_below: &[String]) -> Vec<String> {
+    const NAMED: usize = 8;
+    let mut out = Vec::with_capacity(changes.len());
+    for c in changes {
+        if c != "changed below" || changed_below.is_empty() {
+            out.push(c);
+            continue;
+        }
+        let skip = changed_below.len().saturating_sub(NAMED);
+        out.extend(
+            changed_below[skip..]
+                .iter()
+                .map(|n| format!("changed below: {n}")),
+        );
+        if skip > 0 {
+            out.push(format!("changed below: {skip} more layers under those"));
+        }
+    }
+    out
+}
+
 /// Build (or fetch from the cache) every layer of the plan. Layers run in
 /// waves: each wave is every layer whose dependencies are ready, built in
 /// parallel. Independent layers all land in the first wave.
 fn build_all(
     plan: &Plan,
     cache: &Cache,
+    remote: &RemoteStatuses,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Vec<Ready>, Error> {
     let done: Mutex<Vec<Option<Ready>>> = Mutex::new(vec![None; plan.layers.len()]);
@@ -461,25 +543,34 @@ fn build_all(
         let results: Vec<Result<(usize, Ready), Error>> = wave
             .par_iter()
             .map(|layer| {
-                let (lower, below) = {
+                // What the layers below give it, gathered only when it is
+                // built: a hit needs none of it, so a warm compose of a deep
+                // stack does not fold every lower listing once per layer.
+                let gather = || -> Result<Gathered, Error> {
                     let mut done = done
                         .lock()
                         .map_err(|_| Error::Workers("one panicked".into()))?;
-                    let mut view = LowerView::new();
-                    // `from-dir` and `run` read the layers' contents, not only the view.
-                    let mut below = Vec::new();
-                    for d in layer.deps() {
-                        if let Some(r) = &mut done[d.0] {
-                            r.load_listing(cache)?;
-                            view.apply(&r.record.listing);
-                            if matches!(layer.build, Build::Union(_)) {
-                                below.push(r.record.clone());
+                    let mut g = Gathered::default();
+                    if layer.reads_below {
+                        // Every layer below is ready: its deps waited for them.
+                        for d in plan.below(layer.id) {
+                            if let Some(r) = &mut done[d.0] {
+                                r.load_listing(cache)?;
+                                g.lower.apply(&r.record.listing);
+                                // `from-dir` and `run` read the layers' contents, not only the view.
+                                if matches!(layer.build, Build::Union(_)) {
+                                    g.below.push(r.record.clone());
+                                }
+                                if r.changed {
+                                    g.changed_below.push(plan.layer(d).qualified_name());
+                                }
                             }
                         }
                     }
-                    (view, below)
+                    Ok(g)
                 };
-                build_one(plan, layer, &lower, &below, cache, on_event).map(|r| (layer.id.0, r))
+                let remote = remote.get(&layer.key.hex()).copied();
+                build_one(plan, layer, &gather, cache, remote, on_event).map(|r| (layer.id.0, r))
             })
             .collect();
         let mut errors = Vec::new();
@@ -547,9 +638,9 @@ fn merge_errors(errors: Vec<Error>) -> Error {
 fn build_one(
     plan: &Plan,
     layer: &LayerNode,
-    lower: &LowerView,
-    below: &[LayerRecord],
+    gather: &dyn Fn() -> Result<Gathered, Error>,
     cache: &Cache,
+    remote: Option<RemoteStatus>,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Ready, Error> {
     let index = layer.id.0;
@@ -570,27 +661,42 @@ fn build_one(
             .map(|p| (p.label.clone(), blake3_hex(&p.digest)))
             .collect(),
     };
+    let prev = cache.last_build(&last_name);
+    let changed = prev.as_ref().is_none_or(|p| p.key != key);
     // Only the head of a hit's record: its listing is read when a layer
     // above or the caller needs it (see `Ready::load_listing`).
-    let miss_reason = match cache.get_head(&key)? {
+    let miss = match cache.get_head(&key)? {
         Ok(record) => {
             cache.touch(&key);
-            let _ = cache.set_last_build(&last_name, &last);
+            if prev.as_ref() != Some(&last) {
+                let _ = cache.set_last_build(&last_name, &last);
+            }
             on_event(Event::LayerDone {
                 index,
                 name,
                 cache: CacheStatus::Hit,
+                remote,
                 size: record.desc.size,
                 reason: None,
             });
             return Ok(Ready {
                 record,
                 cache: CacheStatus::Hit,
+                remote,
                 miss_reason: None,
+                changed,
                 listing_pending: Some(key),
             });
         }
-        Err(Miss::Absent) => match cache.last_build(&last_name) {
+        Err(miss) => miss,
+    };
+    let Gathered {
+        lower,
+        below,
+        changed_below,
+    } = gather()?;
+    let miss_reason = match miss {
+        Miss::Absent => match prev {
             None => "first build of this layer".to_owned(),
             Some(prev) if prev.key == key => "not in the cache (evicted or removed)".to_owned(),
             Some(prev) => {
@@ -598,11 +704,11 @@ fn build_one(
                 if changes.is_empty() {
                     "the key changed".to_owned()
                 } else {
-                    changes.join("; ")
+                    name_changed_below(changes, &changed_below).join("; ")
                 }
             }
         },
-        Err(Miss::Dropped(reason)) => {
+        Miss::Dropped(reason) => {
             on_event(Event::Warning(format!(
                 "layer {name}: dropped a bad cache entry and rebuilt it: {reason}"
             )));
@@ -625,7 +731,7 @@ fn build_one(
     } else {
         let warn = |w: String| on_event(Event::Warning(w));
         built_record(
-            plan, layer, lower, below, cache, &mut blob, &progress, &warn,
+            plan, layer, &lower, &below, cache, &mut blob, &progress, &warn,
         )?
     };
     cache.put(&key, &record, blob)?;
@@ -634,13 +740,16 @@ fn build_one(
         index,
         name,
         cache: CacheStatus::Miss,
+        remote,
         size: record.desc.size,
         reason: Some(miss_reason.clone()),
     });
     Ok(Ready {
         record,
         cache: CacheStatus::Miss,
+        remote,
         miss_reason: Some(miss_reason),
+        changed,
         listing_pending: None,
     })
 }

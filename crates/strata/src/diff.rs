@@ -12,6 +12,11 @@
 //! xattrs, mtime). Entries that differ in nothing but the same mtime change
 //! are folded into one line, since a new `SOURCE_DATE_EPOCH` changes them all.
 //!
+//! Debian packages are compared as packages before the files they are made
+//! of (`name: old -> new`, `+ name version`, `- name version`): a lock's
+//! `package` lines, or the dpkg status of a layout image's top layer that
+//! has one, so `run "apt-get install"` images compare too.
+//!
 //! A lock file records digests and listings but no config fields and no
 //! mtimes, so against a lock those parts are compared as far as it knows.
 //! A listing has no mtimes either: they are read from the tar headers of
@@ -96,6 +101,9 @@ struct ImageView {
     manifest_json: Option<Value>,
     config_json: Option<Value>,
     layers: Vec<LayerView>,
+    /// A lock's packages (`package` lines of its layers); `None` for a
+    /// layout, whose dpkg status is read when the images differ.
+    packages: Option<crate::package_diff::PackageSet>,
 }
 
 struct LayerView {
@@ -123,6 +131,12 @@ impl Side {
                         config_digest: i.config,
                         manifest_json: None,
                         config_json: None,
+                        packages: Some(crate::package_diff::from_lock_lines(
+                            i.layers
+                                .iter()
+                                .filter_map(|(n, _)| lock.layer(n))
+                                .flat_map(|l| &l.packages),
+                        )),
                         layers: i
                             .layers
                             .iter()
@@ -183,6 +197,7 @@ impl Side {
                 config_digest: img.config_digest,
                 manifest_json: Some(manifest_json),
                 config_json: Some(config_json),
+                packages: None,
                 layers: img
                     .layers
                     .iter()
@@ -199,6 +214,33 @@ impl Side {
             images,
             layout: Some(layout),
         })
+    }
+
+    /// The image's installed Debian packages: a lock's `package` lines, or
+    /// the dpkg status of the top layer of a layout image that has one
+    /// (read from its blob). Empty when it has none.
+    fn packages(&self, image: &ImageView) -> Result<crate::package_diff::PackageSet, Error> {
+        if let Some(p) = &image.packages {
+            return Ok(p.clone());
+        }
+        let Some(layout) = &self.layout else {
+            return Ok(Default::default());
+        };
+        for layer in image.layers.iter().rev() {
+            let path = layout.blob_path(&layer.desc.blob);
+            let status =
+                crate::package_diff::status_in_blob(&path).map_err(|source| Error::Layer {
+                    layer: layer
+                        .label
+                        .clone()
+                        .unwrap_or_else(|| layer.desc.blob.to_string()),
+                    source,
+                })?;
+            if let Some(text) = status {
+                return Ok(crate::package_diff::from_status(&text));
+            }
+        }
+        Ok(Default::default())
     }
 
     /// The entries of a layer of this side, by path, with mtimes when a blob
@@ -294,6 +336,14 @@ fn diff_image(
             _ => {
                 let _ = writeln!(out, "  (a lock file records no config fields)");
             }
+        }
+    }
+    // Packages as packages: by name, before the files they are made of.
+    let package_changes = crate::package_diff::changes(&a_side.packages(a)?, &b_side.packages(b)?);
+    if !package_changes.is_empty() {
+        let _ = writeln!(out, "  packages:");
+        for c in package_changes {
+            let _ = writeln!(out, "    {c}");
         }
     }
     if a.layers.len() != b.layers.len() {

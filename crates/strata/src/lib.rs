@@ -20,8 +20,10 @@ pub mod json;
 mod locate;
 pub mod lock;
 mod outputs;
+pub mod package_diff;
 pub mod packages;
 pub mod push;
+pub mod reapi_cache;
 pub mod remote_cache;
 mod report;
 mod sbom;
@@ -33,12 +35,14 @@ pub use base::{BaseOptions, plan_spec_with_bases};
 pub use compose::{ComposeOptions, compose, plan_spec};
 pub use report::{
     BaseReport, CacheStatus, ComposeReport, ImageReport, IndexMember, IndexReport, LayerReport,
-    human_size,
+    RemoteStatus, human_size,
 };
 pub use strata_cache::dir_size as cache_dir_size;
 pub use strata_cache::{Cache, EntryInfo, MaintReport};
 pub use strata_layer::Digest;
 pub use strata_plan::{Plan, PlanOptions};
+/// The Remote Execution API client (`--remote-cache`): its options.
+pub use strata_reapi as reapi;
 pub use strata_registry::{Options as RegistryOptions, Reference, Registry};
 pub use strata_spec::Diagnostics;
 /// The union filesystem: `rootfs`, `squash`, `commit`.
@@ -60,6 +64,8 @@ pub enum Event {
         index: usize,
         name: String,
         cache: CacheStatus,
+        /// With a remote cache: whether the layer came from it.
+        remote: Option<RemoteStatus>,
         size: u64,
         /// Why it missed: which part of its key changed since the last build.
         reason: Option<String>,
@@ -109,6 +115,9 @@ pub enum Error {
     Lock(#[from] lock::LockError),
     #[error(transparent)]
     Registry(#[from] strata_registry::Error),
+    /// A Remote Execution API server (`--remote-cache`).
+    #[error(transparent)]
+    Remote(#[from] strata_reapi::Error),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

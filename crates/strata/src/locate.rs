@@ -30,7 +30,9 @@ fn op_of(layer: &LayerNode, err: &LayerError) -> Option<usize> {
         | LayerError::Limit { archive, .. }
         | LayerError::Spool { archive, .. }
         | LayerError::SpoolFull { archive, .. } => archive,
-        LayerError::Io { path, .. } | LayerError::Host { path, .. } => path,
+        LayerError::Io { path, .. }
+        | LayerError::Host { path, .. }
+        | LayerError::InputChanged { path, .. } => path,
         _ => return None,
     };
     let strata_plan::Build::Ops(job) = &layer.build else {

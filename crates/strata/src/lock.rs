@@ -14,7 +14,7 @@
 //! spec tomcat.kdl
 //! source-date-epoch unset
 //! layer-format strata-layer-key-v1
-//! compression gzip/flate2-zlib-rs/4/pgzip1-chunk128k
+//! compression gzip/libdeflate-1.26/4/members1-chunk1m
 //! base docker://registry.example.com/base/debian:12 sha256:…   (external bases only)
 //!
 //! image centos
@@ -24,7 +24,7 @@
 //!
 //! layer centos/rootfs
 //!   key 3f…
-//!   compression gzip/flate2-zlib-rs/4/pgzip1-chunk128k
+//!   compression gzip/libdeflate-1.26/4/members1-chunk1m
 //!   media-type application/vnd.oci.image.layer.v1.tar+gzip
 //!   diff-id sha256:…
 //!   blob sha256:…
@@ -751,6 +751,13 @@ fn explain_layer(old: &LockedLayer, new: &LockedLayer) -> String {
             new.compression, old.compression
         );
     }
+    let package_changes = package_changes(&old.packages, &new.packages);
+    if !package_changes.is_empty() {
+        s.push_str("\n    packages (locked -> this compose):");
+        for c in package_changes {
+            let _ = write!(s, "\n      {c}");
+        }
+    }
     match first_difference(&old.listing, &new.listing) {
         Some(d) => {
             let _ = write!(s, "\n    first differing entry: {d}");
@@ -763,6 +770,13 @@ fn explain_layer(old: &LockedLayer, new: &LockedLayer) -> String {
         ),
     }
     s
+}
+
+/// The package changes of a layer from its `old` to its `new` package
+/// lines, by name (see [`crate::package_diff::changes`]).
+pub fn package_changes(old: &[String], new: &[String]) -> Vec<String> {
+    use crate::package_diff::{changes, from_lock_lines};
+    changes(&from_lock_lines(old), &from_lock_lines(new))
 }
 
 fn short(key: &str) -> &str {
@@ -925,6 +939,33 @@ mod tests {
         assert!(e.contains("the same inputs gave other bytes"), "{e}");
         assert!(
             e.contains("first differing entry: /etc/motd changed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn drift_shows_package_changes_as_package_changes() {
+        let locked = sample();
+        let mut found = sample();
+        found.images[0].manifest = d(9);
+        found.images[0].layers[0].1 = d(8);
+        found.layers[0].desc.blob = d(8);
+        found.layers[0].key = "cd".repeat(32);
+        found.layers[0].packages = vec![
+            format!(
+                "libc6 2.36-9+deb12u13 amd64 {} 2758208 pool/main/g/glibc/libc6_2.36-9+deb12u13_amd64.deb",
+                "cd".repeat(32)
+            ),
+            format!(
+                "tzdata 2025b all {} 1 pool/main/t/tzdata/tzdata_2025b_all.deb",
+                "ef".repeat(32)
+            ),
+        ];
+        let e = check(&locked, &found).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "packages (locked -> this compose):\n      libc6: 2.36-9+deb12u10 -> 2.36-9+deb12u13\n      + tzdata 2025b"
+            ),
             "{e}"
         );
     }

@@ -16,12 +16,13 @@
 //! names, versions and hashes. The `.deb` files and their data archives are
 //! kept in the cache's `debs-v1` directory, by sha256.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use strata_deb::control::Paragraph;
 use strata_deb::debfile::DebFile;
+use strata_deb::maint::{self, Alternative, Users};
 use strata_deb::repo::{self, Fetcher, Repository, Source};
 use strata_deb::resolve::{self, Installed, Request, Universe};
 
@@ -119,6 +120,14 @@ struct Below {
     certs: BTreeMap<String, Vec<u8>>,
     /// Whether `ca-certificates` is installed.
     ca_certificates: bool,
+    /// Every alternative's choices so far, by name.
+    alternatives: BTreeMap<String, Vec<Alternative>>,
+    /// Every path the packages so far ship (their `info/PKG.list`).
+    shipped: BTreeSet<String>,
+    /// The users and groups, once `base-passwd` is installed.
+    users: Option<Users>,
+    /// ucf's `hashfile`: the md5 of each file it installed, by path.
+    ucf_hashes: BTreeMap<String, String>,
 }
 
 fn err(layer: &str, source: strata_deb::Error) -> Error {
@@ -267,7 +276,11 @@ fn open_repository(
         components: r.components.clone(),
         architectures: r.architectures.clone(),
     };
-    Repository::open(&source, &keyring, fetcher)
+    let checks = strata_deb::release::Checks {
+        valid_until: r.check_valid_until,
+        ..Default::default()
+    };
+    Repository::open_checked(&source, &keyring, fetcher, &checks)
 }
 
 fn no_repository(name: &str) -> strata_deb::Error {
@@ -320,9 +333,12 @@ fn layer_ops(
     let mut ops = PackageOps::default();
     let mut info: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let (certs_before, had_ca_certificates) = (below.certs.len(), below.ca_certificates);
-    // Java's alternatives: link name -> (priority, path).
-    let mut alternatives: BTreeMap<String, (u64, String)> = BTreeMap::new();
-    let mut shipped: std::collections::BTreeSet<String> = Default::default();
+    // What this layer's packages' postinsts do, in install order.
+    let mut touched: BTreeSet<String> = BTreeSet::new();
+    let mut sysusers: Vec<String> = Vec::new();
+    let mut tmpfiles: Vec<String> = Vec::new();
+    let mut ucf: Vec<(maint::UcfCopy, String, Option<String>)> = Vec::new();
+    let users_before = below.users.clone();
     for p in packages {
         let url = format!("{}/{}", base_url.trim_end_matches('/'), p.filename);
         let sha256 = strata_deb::Sha256::from_hex(&p.sha256).ok_or_else(|| {
@@ -360,11 +376,61 @@ fn layer_ops(
                 .map(|(k, v)| (k.clone(), v.clone().into_bytes())),
         );
         below.ca_certificates |= p.name == "ca-certificates";
-        for t in facts.jinfo.values() {
-            java_alternatives(t, &mut alternatives);
-        }
         if let Some(list) = facts.info.get("list") {
-            shipped.extend(list.lines().map(str::to_owned));
+            below.shipped.extend(list.lines().map(str::to_owned));
+        }
+        let effects = facts
+            .postinst
+            .as_deref()
+            .map(maint::postinst)
+            .unwrap_or_default();
+        let mut alts = Vec::new();
+        for t in facts.jinfo.values() {
+            java_alternatives(t, &mut alts);
+        }
+        alts.extend(effects.alternatives);
+        for a in alts {
+            touched.insert(a.name.clone());
+            let choices = below.alternatives.entry(a.name.clone()).or_default();
+            choices.retain(|c| c.path != a.path);
+            choices.push(a);
+        }
+        if below.users.is_none()
+            && let (Some(pw), Some(gr)) = (
+                facts.files.get(PASSWD_MASTER),
+                facts.files.get(GROUP_MASTER),
+            )
+        {
+            below.users = Some(Users::from_masters(pw, gr));
+        }
+        // The files a `systemd-sysusers`/`systemd-tmpfiles` call names (all
+        // of the package's when it names none).
+        let named = |dir: &str, names: &Option<Vec<String>>| -> Vec<String> {
+            let Some(names) = names else {
+                return Vec::new();
+            };
+            facts
+                .files
+                .iter()
+                .filter_map(|(path, text)| {
+                    let n = path.strip_prefix(dir)?;
+                    (names.is_empty() || names.iter().any(|x| x == n)).then(|| text.clone())
+                })
+                .collect()
+        };
+        sysusers.extend(named(SYSUSERS_DIR, &effects.sysusers));
+        tmpfiles.extend(named(TMPFILES_DIR, &effects.tmpfiles));
+        for u in effects.ucf {
+            let Some(content) = facts.files.get(&u.src) else {
+                continue;
+            };
+            let md5 = facts.info.get("md5sums").and_then(|m| {
+                m.lines().find_map(|l| {
+                    let (sum, path) = l.split_once("  ")?;
+                    (format!("/{path}") == u.src).then(|| sum.to_owned())
+                })
+            });
+            ucf.push((u, content.clone(), md5));
         }
         let data = data_dir.join(&facts.data_file);
         let mut digest = blake3::Hasher::new();
@@ -410,36 +476,16 @@ fn layer_ops(
             owner: None,
         });
     }
-    for (name, (priority, target)) in &alternatives {
-        // Only tools this layer's packages ship: a JRE's jinfo also lists
-        // the JDK's.
-        if !shipped.contains(target) {
-            continue;
-        }
-        let (Some(link), Some(alt), Some(db)) = (
-            ImagePath::parse_abs(&format!("/usr/bin/{name}")),
-            ImagePath::parse_abs(&format!("/etc/alternatives/{name}")),
-            ImagePath::parse_abs(&format!("/var/lib/dpkg/alternatives/{name}")),
-        ) else {
-            continue;
-        };
-        ops.ops.push(JobOp::Symlink {
-            path: link,
-            target: format!("/etc/alternatives/{name}").into_bytes(),
-            owner: None,
-        });
-        ops.ops.push(JobOp::Symlink {
-            path: alt,
-            target: target.clone().into_bytes(),
-            owner: None,
-        });
-        ops.ops.push(JobOp::File {
-            path: db,
-            content: format!("auto\n/usr/bin/{name}\n\n{target}\n{priority}\n\n").into_bytes(),
-            mode: Some(0o644),
-            owner: None,
-        });
-    }
+    maint_effects(
+        &mut ops,
+        below,
+        &touched,
+        &sysusers,
+        &tmpfiles,
+        &ucf,
+        users_before,
+        &path,
+    );
     // Made again only by a layer that changes what goes into it.
     if below.ca_certificates && (below.certs.len() != certs_before || !had_ca_certificates) {
         ca_certificates(&below.certs, &mut ops, &path);
@@ -453,6 +499,21 @@ fn layer_ops(
     Ok((ops, locked))
 }
 
+/// Whether a data archive's path is one the declarative postinst effects
+/// read: a `sysusers.d` or `tmpfiles.d` file, or `base-passwd`'s masters.
+fn is_effect_file(p: &str) -> bool {
+    let conf_in = |dir: &str| {
+        p.strip_prefix(dir)
+            .is_some_and(|n| n.ends_with(".conf") && !n.contains('/'))
+    };
+    conf_in(SYSUSERS_DIR) || conf_in(TMPFILES_DIR) || p == PASSWD_MASTER || p == GROUP_MASTER
+}
+
+const SYSUSERS_DIR: &str = "/usr/lib/sysusers.d/";
+const TMPFILES_DIR: &str = "/usr/lib/tmpfiles.d/";
+const PASSWD_MASTER: &str = "/usr/share/base-passwd/passwd.master";
+const GROUP_MASTER: &str = "/usr/share/base-passwd/group.master";
+
 /// Whether a data archive's path is a Java runtime's `.jinfo` file.
 fn is_jinfo(p: &str) -> bool {
     p.starts_with("/usr/lib/jvm/.") && p.ends_with(".jinfo") && !p[1..].contains("/.jinfo")
@@ -460,13 +521,14 @@ fn is_jinfo(p: &str) -> bool {
 
 /// The alternatives a Java runtime's postinst installs, from its `.jinfo`
 /// (the data `update-java-alternatives` reads): each `hl` (headless) and
-/// `jre` line `TYPE NAME PATH` at the file's `priority=`; the highest
-/// priority wins a name, as update-alternatives' auto mode does.
-fn java_alternatives(jinfo: &str, out: &mut BTreeMap<String, (u64, String)>) {
+/// `jre` line `TYPE NAME PATH`, as `/usr/bin/NAME` at the file's
+/// `priority=` (the highest priority wins a name, as update-alternatives'
+/// auto mode does: [`maint::best`]).
+fn java_alternatives(jinfo: &str, out: &mut Vec<Alternative>) {
     let priority = jinfo
         .lines()
         .find_map(|l| l.strip_prefix("priority="))
-        .and_then(|p| p.trim().parse::<u64>().ok())
+        .and_then(|p| p.trim().parse::<i64>().ok())
         .unwrap_or(0);
     for line in jinfo.lines() {
         let mut w = line.split_whitespace();
@@ -481,10 +543,164 @@ fn java_alternatives(jinfo: &str, out: &mut BTreeMap<String, (u64, String)>) {
         if !matches!(kind, "hl" | "jre") || !name_ok || !path.starts_with('/') {
             continue;
         }
-        let better = out.get(name).is_none_or(|(p, _)| priority > *p);
-        if better {
-            out.insert(name.to_owned(), (priority, path.to_owned()));
+        out.push(Alternative {
+            name: name.to_owned(),
+            link: format!("/usr/bin/{name}"),
+            path: path.to_owned(),
+            priority,
+            slaves: Vec::new(),
+        });
+    }
+}
+
+/// The files of what this layer's postinsts would have done (see
+/// [`maint`]): alternatives whose choices changed, users and groups, the
+/// `tmpfiles.d` directories, ucf's configuration files.
+#[allow(clippy::too_many_arguments)]
+fn maint_effects(
+    ops: &mut PackageOps,
+    below: &mut Below,
+    touched: &BTreeSet<String>,
+    sysusers: &[String],
+    tmpfiles: &[String],
+    ucf: &[(maint::UcfCopy, String, Option<String>)],
+    users_before: Option<Users>,
+    path: &dyn Fn(&str) -> ImagePath,
+) {
+    let root = strata_layer::Owner { uid: 0, gid: 0 };
+    for name in touched {
+        // Only choices some package ships: update-alternatives refuses a
+        // missing one (a JRE's jinfo also lists the JDK's tools).
+        let choices: Vec<Alternative> = below.alternatives[name]
+            .iter()
+            .filter(|c| below.shipped.contains(&c.path))
+            .cloned()
+            .collect();
+        let (Some(best), Some(record)) =
+            (maint::best(&choices), maint::alternatives_record(&choices))
+        else {
+            continue;
+        };
+        let mut links = vec![(best.link.clone(), best.name.clone(), best.path.clone())];
+        links.extend(
+            best.slaves
+                .iter()
+                .filter(|(_, _, p)| below.shipped.contains(p))
+                .cloned(),
+        );
+        let Some(db) = ImagePath::parse_abs(&format!("/var/lib/dpkg/alternatives/{name}")) else {
+            continue;
+        };
+        for (link, name, target) in links {
+            let (Some(link), Some(alt)) = (
+                ImagePath::parse_abs(&link),
+                ImagePath::parse_abs(&format!("/etc/alternatives/{name}")),
+            ) else {
+                continue;
+            };
+            ops.ops.push(JobOp::Symlink {
+                path: link,
+                target: format!("/etc/alternatives/{name}").into_bytes(),
+                owner: None,
+            });
+            ops.ops.push(JobOp::Symlink {
+                path: alt,
+                target: target.into_bytes(),
+                owner: None,
+            });
         }
+        ops.ops.push(JobOp::File {
+            path: db,
+            content: record.into_bytes(),
+            mode: Some(0o644),
+            owner: None,
+        });
+    }
+    if let Some(users) = &mut below.users {
+        for conf in sysusers {
+            users.apply_sysusers(conf);
+        }
+        if users_before.as_ref() != Some(users) {
+            let shadow = strata_layer::Owner {
+                uid: 0,
+                gid: users.gid("shadow").unwrap_or(0),
+            };
+            for (file, content, mode, owner) in [
+                ("/etc/passwd", users.passwd(), 0o644, root),
+                ("/etc/group", users.group(), 0o644, root),
+                ("/etc/shadow", users.shadow(), 0o640, shadow),
+                ("/etc/gshadow", users.gshadow(), 0o640, shadow),
+            ] {
+                ops.ops.push(JobOp::File {
+                    path: path(file),
+                    content: content.into_bytes(),
+                    mode: Some(mode),
+                    owner: Some(owner),
+                });
+            }
+        }
+    }
+    for conf in tmpfiles {
+        for d in maint::tmpfiles_dirs(conf) {
+            let id = |name: &str, f: &dyn Fn(&Users, &str) -> Option<u32>| match &below.users {
+                Some(u) => f(u, name),
+                None => (name == "root").then_some(0),
+            };
+            let (Some(uid), Some(gid), Some(p)) = (
+                id(&d.user, &|u, n| u.uid(n)),
+                id(&d.group, &|u, n| u.gid(n)),
+                ImagePath::parse_abs(&d.path),
+            ) else {
+                continue;
+            };
+            ops.ops.push(JobOp::Mkdir {
+                path: p,
+                mode: Some(d.mode),
+                owner: Some(strata_layer::Owner { uid, gid }),
+            });
+        }
+    }
+    let mut ucf_written = false;
+    for (copy, content, md5) in ucf {
+        // A fresh install: ucf installs the template where no package
+        // ships the file.
+        let (false, Some(dest), Some(cached)) = (
+            below.shipped.contains(&copy.dest),
+            ImagePath::parse_abs(&copy.dest),
+            ImagePath::parse_abs(&format!(
+                "/var/lib/ucf/cache/{}",
+                copy.dest.replace('/', ":")
+            )),
+        ) else {
+            continue;
+        };
+        for p in [dest, cached] {
+            ops.ops.push(JobOp::File {
+                path: p,
+                content: content.clone().into_bytes(),
+                mode: Some(0o644),
+                owner: None,
+            });
+        }
+        if let Some(md5) = md5 {
+            below.ucf_hashes.insert(copy.dest.clone(), md5.clone());
+        }
+        ucf_written = true;
+    }
+    if ucf_written {
+        // As ucf writes it: `MD5  PATH` lines through sort(1).
+        let mut lines: Vec<String> = below
+            .ucf_hashes
+            .iter()
+            .map(|(p, m)| format!("{m}  {p}\n"))
+            .collect();
+        lines.sort();
+        ops.ops.push(JobOp::File {
+            path: path("/var/lib/ucf/hashfile"),
+            content: lines.concat().into_bytes(),
+            mode: Some(0o644),
+            owner: None,
+        });
     }
 }
 
@@ -556,12 +772,20 @@ struct Facts {
     certs: BTreeMap<String, String>,
     /// Java's `/usr/lib/jvm/.NAME.jinfo` files, by path.
     jinfo: BTreeMap<String, String>,
+    /// The `postinst` script, whose effects [`maint::postinst`] recognizes.
+    #[serde(default)]
+    postinst: Option<String>,
+    /// The data files those effects read, by path: `sysusers.d` and
+    /// `tmpfiles.d` files, `base-passwd`'s masters, ucf's templates (UTF-8
+    /// ones only).
+    #[serde(default)]
+    files: BTreeMap<String, String>,
     data_file: String,
     data_sha256: String,
 }
 
 /// Bump when [`Facts`] changes meaning.
-const FACTS_VERSION: &str = "facts-v2";
+const FACTS_VERSION: &str = "facts-v3";
 
 fn deb_facts(
     url: &str,
@@ -598,17 +822,40 @@ fn deb_facts(
             info.insert(member.to_owned(), text(member, bytes)?);
         }
     }
+    let postinst = match control.files.get("postinst") {
+        Some(b) => Some(text("postinst", b)?),
+        None => None,
+    };
+    let ucf_sources: std::collections::BTreeSet<String> = postinst
+        .as_deref()
+        .map(maint::postinst)
+        .unwrap_or_default()
+        .ucf
+        .into_iter()
+        .map(|u| u.src)
+        .collect();
     // `info/PKG.list`: what `dpkg -L` shows and what scanners use to tell
     // which package a file belongs to.
     let (paths, wanted) = deb.scan_data(MAX_ENTRIES, |p| {
-        (p.starts_with(CA_DIR) && p.ends_with(".crt")) || is_jinfo(p)
+        (p.starts_with(CA_DIR) && p.ends_with(".crt"))
+            || is_jinfo(p)
+            || is_effect_file(p)
+            || ucf_sources.contains(p)
     })?;
     let mut list = paths.join("\n");
     list.push('\n');
     info.insert("list".to_owned(), list);
     let mut cert_text = BTreeMap::new();
     let mut jinfo = BTreeMap::new();
+    let mut files = BTreeMap::new();
     for (path, bytes) in wanted {
+        if is_effect_file(&path) || ucf_sources.contains(&path) {
+            // A template that is not text is left to the package's users.
+            if let Ok(t) = String::from_utf8(bytes) {
+                files.insert(path, t);
+            }
+            continue;
+        }
         let t = text(&path, &bytes)?;
         if is_jinfo(&path) {
             jinfo.insert(path, t);
@@ -626,6 +873,8 @@ fn deb_facts(
         info,
         certs: cert_text,
         jinfo,
+        postinst,
+        files,
         data_file: data
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -675,21 +924,32 @@ mod tests {
     fn java_alternatives_come_from_the_jinfo_highest_priority_first() {
         let jre17 = "name=java-1.17.0-openjdk-amd64\nalias=java-1.17.0-openjdk-amd64\npriority=1711\nsection=main\n\nhl java /usr/lib/jvm/java-17-openjdk-amd64/bin/java\nhl keytool /usr/lib/jvm/java-17-openjdk-amd64/bin/keytool\njdkhl javac /usr/lib/jvm/java-17-openjdk-amd64/bin/javac\njre bad name /x\nhl ../evil /x\nhl rel bin/rel\n";
         let jre11 = "priority=1111\nhl java /usr/lib/jvm/java-11-openjdk-amd64/bin/java\n";
-        let mut out = BTreeMap::new();
+        let mut out = Vec::new();
         java_alternatives(jre11, &mut out);
         java_alternatives(jre17, &mut out);
-        let got: Vec<(&str, u64, &str)> = out
+        let mut by_name: BTreeMap<&str, Vec<Alternative>> = BTreeMap::new();
+        for a in &out {
+            by_name.entry(&a.name).or_default().push(a.clone());
+        }
+        let got: Vec<(&str, i64, String)> = by_name
             .iter()
-            .map(|(n, (p, t))| (n.as_str(), *p, t.as_str()))
+            .map(|(n, c)| {
+                let b = maint::best(c).unwrap();
+                (*n, b.priority, b.path.clone())
+            })
             .collect();
         assert_eq!(
             got,
             [
-                ("java", 1711, "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"),
+                (
+                    "java",
+                    1711,
+                    "/usr/lib/jvm/java-17-openjdk-amd64/bin/java".to_owned()
+                ),
                 (
                     "keytool",
                     1711,
-                    "/usr/lib/jvm/java-17-openjdk-amd64/bin/keytool"
+                    "/usr/lib/jvm/java-17-openjdk-amd64/bin/keytool".to_owned()
                 ),
             ]
         );

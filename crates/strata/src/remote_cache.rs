@@ -176,23 +176,43 @@ fn pull_one(
         reg.fetch_blob(&r, &record.desc.blob, Some(record.desc.size), &mut w)?;
         std::io::Write::flush(&mut w).map_err(io_err(&tmp_dir))?;
     }
-    let listing = crate::base::check_contents(
-        tmp.path(),
-        record.desc.media_type,
-        &record.desc.diff_id,
-        key,
-    )?;
+    store_fetched(cache, key, &record, tmp.path(), &r.to_string())?;
+    Ok(true)
+}
+
+/// Put a layer fetched from another machine (its record, its blob in the
+/// temporary file `tmp`) into `cache`, once the blob's tar hashes to the
+/// record's diff_id and its files are the record's listing: a remote
+/// record is taken on no one's word. `source` names where it came from.
+pub(crate) fn store_fetched(
+    cache: &Cache,
+    key: &str,
+    record: &LayerRecord,
+    tmp: &std::path::Path,
+    source: &str,
+) -> Result<(), Error> {
+    let listing =
+        crate::base::check_contents(tmp, record.desc.media_type, &record.desc.diff_id, key)?;
     if listing != record.listing {
-        return Err(bad(format!(
-            "the record's listing does not match the files of blob {}",
-            record.desc.blob
-        )));
+        return Err(Error::BadSource {
+            source_ref: source.to_owned(),
+            reason: format!(
+                "the record's listing does not match the files of blob {}",
+                record.desc.blob
+            ),
+        });
     }
     let mut blob = cache.new_blob()?;
-    let mut file = std::fs::File::open(tmp.path()).map_err(io_err(tmp.path()))?;
-    std::io::copy(&mut file, &mut blob).map_err(io_err(tmp.path()))?;
-    cache.put(key, &record, blob)?;
-    Ok(true)
+    let mut file = std::fs::File::open(tmp).map_err(|source| Error::Io {
+        path: tmp.to_path_buf(),
+        source,
+    })?;
+    std::io::copy(&mut file, &mut blob).map_err(|source| Error::Io {
+        path: tmp.to_path_buf(),
+        source,
+    })?;
+    cache.put(key, record, blob)?;
+    Ok(())
 }
 
 /// Push layers (their cache keys and records, their blobs in `cache`, as a

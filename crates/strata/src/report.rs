@@ -15,6 +15,17 @@ pub enum CacheStatus {
     Miss,
 }
 
+/// What a remote cache (`--remote-cache`) did for a layer: `hit`, its
+/// blob and record fetched from it (and checked), nothing built; `miss`,
+/// asked but not there (or its entry was bad, or the server unreachable),
+/// so the layer came from the local cache or a local build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoteStatus {
+    Hit,
+    Miss,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerReport {
     /// `image/layer` of the image that defines it.
@@ -23,6 +34,9 @@ pub struct LayerReport {
     #[serde(flatten)]
     pub desc: LayerDescriptor,
     pub cache: CacheStatus,
+    /// With a remote cache, what it gave for this layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteStatus>,
     /// Why a layer missed: the first build, which part of its key changed
     /// since the last build of this layer, or a corrupt entry that was dropped.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,10 +138,12 @@ pub struct ComposeReport {
     /// The build arguments (`arg`) and their values.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub args: std::collections::BTreeMap<String, String>,
-    /// `--cache-from`: layers fetched from the remote cache before building.
+    /// `--cache-from` or `--remote-cache`: layers fetched from the remote
+    /// cache before building.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_cache_fetched: Option<usize>,
-    /// `--cache-to`: layer artifacts pushed to the remote cache.
+    /// `--cache-to`: layer artifacts pushed to the remote cache;
+    /// `--remote-cache`: action results written to it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_cache_pushed: Option<usize>,
     /// Wall time of the compose in milliseconds (not part of any digest).
@@ -186,6 +202,9 @@ impl ComposeReport {
                     short(&l.desc.blob.to_string()),
                     human_size(l.desc.size),
                     match (&l.cache, &l.miss_reason) {
+                        (CacheStatus::Hit, _) if l.remote == Some(RemoteStatus::Hit) => {
+                            "remote hit".to_owned()
+                        }
                         (CacheStatus::Hit, _) => "cached".to_owned(),
                         (CacheStatus::Miss, Some(why)) => format!("built: {why}"),
                         (CacheStatus::Miss, None) => "built".to_owned(),

@@ -43,7 +43,7 @@ pub(crate) fn referrers<'a>(
     listing: impl Fn(LayerId) -> &'a Listing,
 ) -> Result<Vec<Referrer>, Error> {
     // Layers and inputs shared by several images are hashed once.
-    let mut layer_files: BTreeMap<Digest, Vec<SbomFile>> = BTreeMap::new();
+    let mut layer_files: BTreeMap<Digest, LayerFiles> = BTreeMap::new();
     let mut input_sha256: BTreeMap<PathBuf, Option<String>> = BTreeMap::new();
     let mut out = Vec::with_capacity(images.len());
     for (i, (node, image)) in plan.images.iter().zip(images).enumerate() {
@@ -54,6 +54,8 @@ pub(crate) fn referrers<'a>(
                 created: image.config.created,
             })?;
         let mut layers = Vec::with_capacity(node.layers.len());
+        // The image's os-release: the top layer's that has one.
+        let mut os_release: Option<String> = None;
         for (&id, desc) in node.layers.iter().zip(&image.layers) {
             let layer = plan.layer(id);
             let label = layer.qualified_name();
@@ -75,23 +77,30 @@ pub(crate) fn referrers<'a>(
                     sha256: input_sha256.get(&input.path).cloned().flatten(),
                 });
             }
+            let lf = layer_files
+                .get(&desc.desc.blob)
+                .cloned()
+                .unwrap_or_default();
+            if lf.os_release.is_some() {
+                os_release = lf.os_release;
+            }
             layers.push(SbomLayer {
+                packages: plan.packages.get(&label).cloned().unwrap_or_default(),
                 name: label,
                 digest: desc.desc.blob.to_string(),
                 diff_id: desc.desc.diff_id.to_string(),
                 inputs,
-                files: layer_files
-                    .get(&desc.desc.blob)
-                    .cloned()
-                    .unwrap_or_default(),
+                files: lf.files,
             });
         }
+        let distro = os_release.as_deref().map(Distro::parse).unwrap_or_default();
         let doc = document(&SbomImage {
             name: &image.name,
             tag: &image.tag,
             manifest: &json.manifest_digest.to_string(),
             created: &created,
             layers: &layers,
+            distro: &distro,
         });
         let bytes = doc.to_canon_json_vec().map_err(|source| Error::Io {
             path: format!("the sbom of image {}", image.name).into(),
@@ -117,6 +126,40 @@ pub(crate) struct SbomImage<'a> {
     /// RFC 3339.
     pub created: &'a str,
     pub layers: &'a [SbomLayer],
+    /// The distribution the image's `os-release` names, for package purls.
+    pub distro: &'a Distro,
+}
+
+/// `ID` and `VERSION_ID` of an image's `/etc/os-release`: a deb purl's
+/// namespace and `distro=` qualifier, as scanners (syft, Trivy) take them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Distro {
+    pub id: Option<String>,
+    pub version_id: Option<String>,
+}
+
+impl Distro {
+    pub fn parse(text: &str) -> Distro {
+        let field = |name: &str| {
+            text.lines().find_map(|l| {
+                let v = l.strip_prefix(name)?.strip_prefix('=')?;
+                let v = v.trim().trim_matches('"').trim_matches('\'');
+                (!v.is_empty()).then(|| v.to_owned())
+            })
+        };
+        Distro {
+            id: field("ID"),
+            version_id: field("VERSION_ID"),
+        }
+    }
+}
+
+/// What one layer blob gives the document.
+#[derive(Debug, Clone, Default)]
+struct LayerFiles {
+    files: Vec<SbomFile>,
+    /// Its `etc/os-release` or `usr/lib/os-release` (the first wins).
+    os_release: Option<String>,
 }
 
 /// One layer of an image, lowest first.
@@ -129,6 +172,9 @@ pub(crate) struct SbomLayer {
     pub inputs: Vec<SbomInput>,
     /// Its regular files, in listing order.
     pub files: Vec<SbomFile>,
+    /// The Debian packages it installs, as the lock records them
+    /// (`NAME VERSION ARCH SHA256 SIZE FILENAME`).
+    pub packages: Vec<String>,
 }
 
 /// One source of a layer, as the spec names it.
@@ -151,12 +197,12 @@ pub(crate) struct SbomFile {
 
 /// The regular files of a layer: path and sha256 from its listing, SHA1
 /// from its blob, read once.
-fn files_of(listing: &Listing, blob: &Path, label: &str) -> Result<Vec<SbomFile>, Error> {
-    let sha1s = blob_sha1s(blob).map_err(|source| Error::Layer {
+fn files_of(listing: &Listing, blob: &Path, label: &str) -> Result<LayerFiles, Error> {
+    let (sha1s, os_release) = blob_sha1s(blob).map_err(|source| Error::Layer {
         layer: label.to_owned(),
         source,
     })?;
-    listing
+    let files = listing
         .entries
         .iter()
         .filter(|e| e.kind == EntryKind::File)
@@ -183,28 +229,79 @@ fn files_of(listing: &Listing, blob: &Path, label: &str) -> Result<Vec<SbomFile>
                 sha256,
             })
         })
-        .collect()
+        .collect::<Result<_, Error>>()?;
+    Ok(LayerFiles { files, os_release })
 }
 
-/// The SHA1 (hex) of every regular file of a layer blob, by path.
-fn blob_sha1s(blob: &Path) -> Result<BTreeMap<Vec<u8>, String>, strata_layer::Error> {
+/// SHA1s (hex) by path.
+type Sha1s = BTreeMap<Vec<u8>, String>;
+
+/// The SHA1 (hex) of every regular file of a layer blob, by path, and its
+/// `os-release` text.
+fn blob_sha1s(blob: &Path) -> Result<(Sha1s, Option<String>), strata_layer::Error> {
     let file = std::fs::File::open(blob).map_err(|source| strata_layer::Error::Io {
         path: blob.to_path_buf(),
         source,
     })?;
     let mut reader = strata_layer::read::BlobReader::new(BufReader::new(file), blob)?;
     let mut out = BTreeMap::new();
+    let mut os_release = None;
     while let Some(entry) = reader.next_entry()? {
         if entry.kind != EntryKind::File {
             continue;
         }
         let mut hasher = Sha1Writer(Sha1::new());
-        let copied = io::copy(&mut reader.data(), &mut hasher);
-        copied.map_err(|e| reader.data_error(e))?;
+        let wanted = os_release.is_none()
+            && matches!(&entry.path.0[..], b"etc/os-release" | b"usr/lib/os-release");
+        if wanted {
+            // Small text: read whole (at most 64 KiB), then hashed.
+            let mut text = Vec::new();
+            let read =
+                io::Read::read_to_end(&mut io::Read::take(reader.data(), 64 << 10), &mut text);
+            read.map_err(|e| reader.data_error(e))?;
+            hasher.0.update(&text);
+            let rest = io::copy(&mut reader.data(), &mut hasher);
+            rest.map_err(|e| reader.data_error(e))?;
+            os_release = String::from_utf8(text).ok();
+        } else {
+            let copied = io::copy(&mut reader.data(), &mut hasher);
+            copied.map_err(|e| reader.data_error(e))?;
+        }
         out.insert(entry.path.0, hex::encode(hasher.0.finalize()));
     }
     reader.finish()?;
-    Ok(out)
+    Ok((out, os_release))
+}
+
+/// A purl component, percent-encoded as the purl spec asks (everything but
+/// ASCII letters, digits and `.-_~`).
+fn purl_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b".-_~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The purl of a Debian package: `pkg:deb/debian/NAME@VERSION?arch=ARCH`
+/// and `&distro=debian-12` when the image's os-release says so.
+pub(crate) fn deb_purl(name: &str, version: &str, arch: &str, distro: &Distro) -> String {
+    let namespace = distro.id.as_deref().unwrap_or("debian");
+    let mut purl = format!(
+        "pkg:deb/{}/{}@{}?arch={}",
+        purl_encode(namespace),
+        purl_encode(name),
+        purl_encode(version),
+        purl_encode(arch)
+    );
+    if let (Some(id), Some(v)) = (&distro.id, &distro.version_id) {
+        purl.push_str(&format!("&distro={}", purl_encode(&format!("{id}-{v}"))));
+    }
+    purl
 }
 
 /// The sha256 (hex) of `path` if it is a regular file; `None` for a directory.
@@ -313,6 +410,32 @@ pub(crate) fn document(image: &SbomImage<'_>) -> Value {
             "comment": format!("layer {} of the image: blob {}, diff_id {}", n + 1, layer.digest, layer.diff_id),
         }));
         relationships.push(relationship("SPDXRef-Image", "CONTAINS", &layer_id));
+        for (m, line) in layer.packages.iter().enumerate() {
+            let w: Vec<&str> = line.split(' ').collect();
+            let [name, version, arch, sha256, _size, filename] = w.as_slice() else {
+                continue;
+            };
+            let package_id = format!("SPDXRef-Deb-{}-{}", n + 1, m + 1);
+            packages.push(json!({
+                "SPDXID": package_id,
+                "name": name,
+                "versionInfo": version,
+                "downloadLocation": "NOASSERTION",
+                "filesAnalyzed": false,
+                "checksums": [{"algorithm": "SHA256", "checksumValue": sha256}],
+                "externalRefs": [{
+                    "referenceCategory": "PACKAGE-MANAGER",
+                    "referenceType": "purl",
+                    "referenceLocator": deb_purl(name, version, arch, image.distro),
+                }],
+                "comment": format!(
+                    "a Debian package installed by layer {} ({}) from the repository's {filename}; \
+                     the checksum is the .deb's, which the signed index vouches for",
+                    n + 1, layer.name
+                ),
+            }));
+            relationships.push(relationship(&layer_id, "CONTAINS", &package_id));
+        }
         for input in &layer.inputs {
             if let Some((input_id, _)) = inputs.get(&(input.src.as_str(), input.blake3.as_str())) {
                 relationships.push(relationship(&layer_id, "GENERATED_FROM", input_id));
@@ -356,4 +479,26 @@ fn relationship(from: &str, kind: &str, to: &str) -> Value {
         "relationshipType": kind,
         "relatedSpdxElement": to,
     })
+}
+
+#[cfg(test)]
+mod deb_tests {
+    use super::*;
+
+    #[test]
+    fn deb_purls_as_scanners_write_them() {
+        let d = Distro::parse(
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\nID=debian\n",
+        );
+        assert_eq!(d.id.as_deref(), Some("debian"));
+        assert_eq!(d.version_id.as_deref(), Some("12"));
+        assert_eq!(
+            deb_purl("libc6", "2.36-9+deb12u10", "amd64", &d),
+            "pkg:deb/debian/libc6@2.36-9%2Bdeb12u10?arch=amd64&distro=debian-12"
+        );
+        assert_eq!(
+            deb_purl("ucf", "1:3.0043", "all", &Distro::default()),
+            "pkg:deb/debian/ucf@1%3A3.0043?arch=all"
+        );
+    }
 }

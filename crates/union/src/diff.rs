@@ -51,7 +51,14 @@ pub struct DiffOptions {
 }
 
 /// The entries of the layer that turns the union `lower` into the tree under `dir`.
+///
+/// `dir` is resolved once to its physical path; everything below it is
+/// listed, stated and opened without following any symlink (see
+/// `strata_layer::read_dir_stated`), so a symlink swapped into the tree
+/// while it is read (a checkout other users can write) makes the build fail
+/// rather than record or pack a file from outside it.
 pub fn diff_dir(lower: &Model, dir: &Path, opts: DiffOptions) -> Result<Vec<HostEntry>, Error> {
+    let dir = &fs::canonicalize(dir).map_err(|e| io_err(dir, e))?;
     let meta = fs::metadata(dir).map_err(|e| io_err(dir, e))?;
     if !meta.is_dir() {
         return Err(Error::BadDir {
@@ -69,6 +76,15 @@ pub fn diff_dir(lower: &Model, dir: &Path, opts: DiffOptions) -> Result<Vec<Host
     Ok(d.out)
 }
 
+/// A directory's entries, sorted by name, each with its `lstat`.
+type Listing = Vec<(std::ffi::OsString, std::io::Result<fs::Metadata>)>;
+
+/// The entries of the physical directory `host`, opened without following
+/// any symlink.
+fn list(host: &Path) -> Result<Listing, Error> {
+    strata_layer::read_dir_stated(host).map_err(|e| io_err(host, e))
+}
+
 struct Differ<'a> {
     lower: &'a Model,
     opts: DiffOptions,
@@ -83,17 +99,24 @@ impl Differ<'_> {
     /// still show (false below a new or opaque directory). Returns whether
     /// anything was emitted at or below `path`'s children.
     fn walk(&mut self, host: &Path, path: &ImagePath, lower_visible: bool) -> Result<bool, Error> {
-        let mut names: Vec<Vec<u8>> = Vec::new();
-        for entry in fs::read_dir(host).map_err(|e| io_err(host, e))? {
-            let entry = entry.map_err(|e| io_err(host, e))?;
-            names.push(entry.file_name().as_bytes().to_vec());
-        }
-        names.sort();
+        let listing = list(host)?;
+        self.walk_listed(host, path, lower_visible, listing)
+    }
+
+    /// [`walk`](Self::walk) of `host` as `listing` found it.
+    fn walk_listed(
+        &mut self,
+        host: &Path,
+        path: &ImagePath,
+        lower_visible: bool,
+        listing: Listing,
+    ) -> Result<bool, Error> {
+        let names: Vec<Vec<u8>> = listing.iter().map(|(n, _)| n.as_bytes().to_vec()).collect();
         let mut emitted = false;
-        for name in &names {
-            let child = path.join(name);
-            let child_host = host.join(std::ffi::OsStr::from_bytes(name));
-            let meta = fs::symlink_metadata(&child_host).map_err(|e| io_err(&child_host, e))?;
+        for (name, meta) in listing {
+            let child = path.join(name.as_bytes());
+            let child_host = host.join(&name);
+            let meta = meta.map_err(|e| io_err(&child_host, e))?;
             let low = if lower_visible {
                 self.lower.get(&child)
             } else {
@@ -157,16 +180,15 @@ impl Differ<'_> {
             };
             // Replaced: every lower name is gone and there are new ones.
             let lower_names = self.lower.children(path);
-            let host_has_any = fs::read_dir(host)
-                .map_err(|e| io_err(host, e))?
-                .next()
-                .is_some();
+            let listing = list(host)?;
             let replaced = !lower_names.is_empty()
-                && host_has_any
+                && !listing.is_empty()
                 && lower_names.iter().all(|n| {
-                    fs::symlink_metadata(host.join(std::ffi::OsStr::from_bytes(n))).is_err()
+                    listing
+                        .binary_search_by(|(h, _)| h.as_bytes().cmp(*n))
+                        .is_err()
                 });
-            let below = self.walk(host, path, !replaced)?;
+            let below = self.walk_listed(host, path, !replaced, listing)?;
             let xattrs = self.xattrs_for(host, Some(low_dir))?;
             let changed = !self.same_meta(meta, low_dir, true)
                 || replaced
@@ -200,7 +222,7 @@ impl Differ<'_> {
                 && same_xattrs(&xattrs, &n.xattrs)
             {
                 let (found, _) = strata_layer::digest::digest_reader(std::io::BufReader::new(
-                    fs::File::open(host).map_err(|e| io_err(host, e))?,
+                    strata_layer::open_file(host).map_err(|e| io_err(host, e))?,
                 ))
                 .map_err(|e| io_err(host, e))?;
                 if found == *digest {

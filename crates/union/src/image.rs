@@ -3,6 +3,7 @@
 //! layer: the difference between the view and a directory), the last two
 //! written back into the same layout under a new tag.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{HistoryBuilder, ImageConfiguration};
@@ -86,7 +87,9 @@ pub fn squash(
     let image = Image::open(layout, tag)?;
     let model = image.model()?;
     let spool = tempfile::tempdir().map_err(|e| io_err(&std::env::temp_dir(), e))?;
-    let entries = crate::squash::union_entries(&model, &image.blobs, spool.path())?;
+    // Its physical path: the spooled files are opened without following symlinks.
+    let spooled = fs::canonicalize(spool.path()).map_err(|e| io_err(spool.path(), e))?;
+    let entries = crate::squash::union_entries(&model, &image.blobs, &spooled)?;
     write_image(
         &image,
         new_tag,

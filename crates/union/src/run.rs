@@ -74,9 +74,12 @@ impl RunDirs {
         fs::write(&owner, owner_stamp(std::process::id()).unwrap_or_default())
             .map_err(|e| io_err(&owner, e))?;
         let ids = IdMap::for_this_process();
+        // Physical paths ($TMPDIR may pass through a symlink): the upper
+        // directory's files are opened without following symlinks.
+        let root = fs::canonicalize(tmp.path()).map_err(|e| io_err(tmp.path(), e))?;
         let mut dirs = RunDirs {
-            lower: tmp.path().join("lower"),
-            upper: tmp.path().join("upper"),
+            lower: root.join("lower"),
+            upper: root.join("upper"),
             _tmp: tmp,
             ids,
             lowers: Vec::new(),

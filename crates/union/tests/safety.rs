@@ -225,3 +225,52 @@ fn the_union_as_one_layer_keeps_hard_links_and_drops_whiteouts() {
         describe(model.nodes(), owners)
     );
 }
+
+/// A `from-dir` tree whose directory is swapped for a symlink to an
+/// outside directory after it was listed: packing fails ("changed") rather
+/// than read the outside file of the same name and size (issue 16). The
+/// listed paths are physical and every component is opened without
+/// following symlinks.
+#[test]
+fn a_directory_swapped_for_a_symlink_after_listing_is_never_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    fs::create_dir_all(tree.join("sub")).unwrap();
+    fs::write(tree.join("sub/z"), b"harmless").unwrap();
+    let outside = tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("z"), b"SECRET!!").unwrap();
+
+    let lower = Model::of(std::iter::empty()).unwrap();
+    let opts = strata_union::DiffOptions {
+        exact_modes: true,
+        owners: false,
+        keep_missing_devices: true,
+        xattrs: false,
+    };
+    // Listed through a symlink to the tree: recorded at its physical path.
+    std::os::unix::fs::symlink(&tree, tmp.path().join("via")).unwrap();
+    let entries = strata_union::diff_dir(&lower, &tmp.path().join("via"), opts).unwrap();
+    assert!(
+        entries.iter().any(|e| e.path.to_string() == "/sub/z"),
+        "{entries:?}"
+    );
+
+    fs::rename(tree.join("sub"), tmp.path().join("sub-moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, tree.join("sub")).unwrap();
+    let mut out = Vec::new();
+    let err = strata_layer::build_entries(
+        &entries,
+        0,
+        strata_layer::Compression::None,
+        &mut out,
+        &|_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("changed"), "{err}");
+    assert!(
+        !out.windows(8).any(|w| w == b"SECRET!!"),
+        "the outside file was packed"
+    );
+}

@@ -175,7 +175,7 @@ fn write_layout(stack: &Stack, dir: &Path) {
         .map(|(blob, _)| {
             let bytes = std::fs::read(blob).unwrap();
             let diff_id = {
-                let mut dec = flate2::read::GzDecoder::new(&bytes[..]);
+                let mut dec = flate2::read::MultiGzDecoder::new(&bytes[..]);
                 strata_layer::digest::digest_reader(&mut dec).unwrap().0
             };
             strata_export::LayerDesc {

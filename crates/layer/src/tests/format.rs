@@ -68,7 +68,7 @@ impl crate::ustar::Skip for Plain<'_> {}
 fn decompress(media_type: MediaType, blob: &[u8]) -> Vec<u8> {
     let mut tar = Vec::new();
     match media_type {
-        MediaType::TarGzip => flate2::read::GzDecoder::new(blob).read_to_end(&mut tar),
+        MediaType::TarGzip => flate2::read::MultiGzDecoder::new(blob).read_to_end(&mut tar),
         MediaType::TarZstd => {
             zstd::stream::read::Decoder::new(blob).and_then(|mut d| d.read_to_end(&mut tar))
         }

@@ -8,6 +8,7 @@ mod format;
 mod fuzz;
 mod host;
 mod hostile;
+mod inplace;
 mod paths;
 mod pgzip;
 mod race;

@@ -25,19 +25,35 @@ fn copy(src: HostInput, to: &str) -> JobOp {
 }
 
 #[test]
-fn a_file_swapped_for_a_symlink_after_planning_packs_what_was_opened() {
+fn a_file_swapped_for_a_symlink_after_planning_is_never_followed() {
     let outside = tempfile::tempdir().expect("a temp dir");
     let secret = put_file(outside.path(), "secret", SECRET);
     let dir = tempfile::tempdir().expect("a temp dir");
     let x = put_file(dir.path(), "x", b"the input the spec names");
+    // Another process swaps it between the planner and the layer, at once:
+    // the layer packs the file the planner opened and hashed, or (when the
+    // clock ticked meanwhile, and the move changed the inode's ctime)
+    // refuses it; never the outside file.
     let input = HostInput::open(&x).expect("opens");
-    // Another process swaps it now, between the planner and the layer.
-    fs::remove_file(&x).expect("rm");
+    fs::rename(&x, dir.path().join("x.old")).expect("mv");
     symlink(&secret, &x).expect("symlink");
-    let (out, tar) = build_ok(vec![copy(input, "/x")]);
-    assert!(!contains(&tar, SECRET), "the outside file was packed");
-    assert!(contains(&tar, b"the input the spec names"));
-    assert_eq!(lines(&out).len(), 1);
+    match build_on(vec![copy(input, "/x")], &LowerView::new()) {
+        Ok((out, tar)) => {
+            assert!(!contains(&tar, SECRET), "the outside file was packed");
+            assert!(contains(&tar, b"the input the spec names"));
+            assert_eq!(lines(&out).len(), 1);
+        }
+        Err(e) => assert!(e.to_string().contains("changed while composing"), "{e}"),
+    }
+    // A tick later: refused.
+    fs::remove_file(&x).expect("rm");
+    fs::rename(dir.path().join("x.old"), &x).expect("mv back");
+    let input = HostInput::open(&x).expect("opens");
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    fs::rename(&x, dir.path().join("x.old")).expect("mv");
+    symlink(&secret, &x).expect("symlink");
+    let (_, msg) = fails(vec![copy(input, "/x")]);
+    assert!(msg.contains("changed while composing"), "{msg}");
 }
 
 #[test]

@@ -48,7 +48,14 @@ impl Parser<'_> {
         let (arg, e) = self.one_arg(
             node,
             "name",
-            &["url", "suite", "components", "architectures", "keyring"],
+            &[
+                "url",
+                "suite",
+                "components",
+                "architectures",
+                "keyring",
+                "check-valid-until",
+            ],
         );
         let name = arg.and_then(|a| {
             self.checked(a, "a repository name", |s| {
@@ -101,6 +108,10 @@ impl Parser<'_> {
         };
         let components = list(self, "components", "main");
         let architectures = list(self, "architectures", "amd64");
+        let check_valid_until = e
+            .prop("check-valid-until")
+            .and_then(|v| self.boolean(v, "`check-valid-until`"))
+            .is_none_or(|b| b.value);
         Some(Repository {
             name: name?,
             span: self.node_span(node),
@@ -109,6 +120,7 @@ impl Parser<'_> {
             components,
             architectures,
             keyring: keyring?,
+            check_valid_until,
         })
     }
 

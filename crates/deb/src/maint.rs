@@ -1,0 +1,1025 @@
+//! What maintainer scripts do, done declaratively: the effects of a
+//! package's `postinst` that strata can know without running it.
+//!
+//! strata never runs a package's scripts. It recognizes, in the script's
+//! text, the few commands whose effect is a file it can write itself:
+//!
+//! - `update-alternatives --install LINK NAME PATH PRIORITY [--slave LINK
+//!   NAME PATH]...`: the links and dpkg's record of the alternative;
+//! - `ucf [OPTIONS] SRC DEST`: the configuration file copied from the
+//!   package's template (a fresh install, so the template as it is), and
+//!   ucf's record of it (`/var/lib/ucf/hashfile`, `cache/`);
+//! - `systemd-sysusers [FILE...]` and `systemd-tmpfiles --create [FILE...]`
+//!   (debhelper adds them for packages shipping `sysusers.d`/`tmpfiles.d`
+//!   files): the users and groups of those files, and their directories.
+//!
+//! Words are expanded from literal assignments (`VAR="a b"`) and `for NAME
+//! in WORDS; do ... done` loops, the two forms these scripts use to name
+//! the files; a command with a word that needs anything else (a command
+//! substitution, a positional parameter, `${X:+...}`) is not recognized,
+//! except that `systemd-sysusers` and `systemd-tmpfiles` keep their literal
+//! file names. Conditions are not evaluated: a recognized command counts
+//! whatever branch it is in, which for these commands is the `configure`
+//! branch of a fresh install.
+//!
+//! Hand-written, not a shell parser crate: a parser gives a syntax tree but
+//! no evaluation, and what is needed here is a conservative recognizer of
+//! three command shapes that refuses anything it cannot expand exactly.
+//!
+//! Users and groups ([`Users`]) start from `base-passwd`'s master files (what
+//! its preinst copies to `/etc`) and gain those of `sysusers.d` files, with
+//! ids allocated as `systemd-sysusers` allocates them: a fixed id if the
+//! line gives one, else the highest free system id (999 down) that is free
+//! as both a uid and a gid. `/etc/shadow` and `/etc/gshadow` are written as
+//! `shadowconfig on` (passwd's postinst) leaves them: no password, no
+//! aging date, so the files are the same on any day.
+
+use std::collections::BTreeMap;
+
+/// One `update-alternatives --install`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alternative {
+    /// The generic name (`awk`).
+    pub name: String,
+    /// The link (`/usr/bin/awk`).
+    pub link: String,
+    /// The choice (`/usr/bin/mawk`).
+    pub path: String,
+    pub priority: i64,
+    /// `(link, name, path)` of each `--slave`.
+    pub slaves: Vec<(String, String, String)>,
+}
+
+/// One `ucf SRC DEST`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UcfCopy {
+    pub src: String,
+    pub dest: String,
+}
+
+/// What strata recognized in a `postinst`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects {
+    pub alternatives: Vec<Alternative>,
+    pub ucf: Vec<UcfCopy>,
+    /// `systemd-sysusers` runs: the files it names (empty: all of them).
+    pub sysusers: Option<Vec<String>>,
+    /// `systemd-tmpfiles --create` runs: the files it names (empty: all).
+    pub tmpfiles: Option<Vec<String>>,
+}
+
+/// A part of a shell word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Lit(String),
+    /// `$NAME` or `${NAME}`; `quoted` when inside double quotes (not split).
+    Var {
+        name: String,
+        quoted: bool,
+    },
+    /// Anything that needs running the shell to know.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Word(Vec<Part>),
+    /// A command separator: newline, `;`, `&&`, `||`, `|`, `&`, `(`, `)`.
+    Sep,
+}
+
+fn tokenize(script: &str) -> Vec<Token> {
+    let s: Vec<char> = script.replace("\\\n", "").chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut parts: Vec<Part> = Vec::new();
+    let mut lit = String::new();
+    let mut in_word = false;
+    fn flush_lit(lit: &mut String, parts: &mut Vec<Part>) {
+        if !lit.is_empty() {
+            parts.push(Part::Lit(std::mem::take(lit)));
+        }
+    }
+    fn end_word(lit: &mut String, parts: &mut Vec<Part>, out: &mut Vec<Token>, in_word: &mut bool) {
+        flush_lit(lit, parts);
+        if *in_word {
+            out.push(Token::Word(std::mem::take(parts)));
+        }
+        *in_word = false;
+    }
+    // Reads `$...` at `s[i] == '$'`; returns the part and the next index.
+    fn dollar(s: &[char], i: usize, quoted: bool) -> (Part, usize) {
+        let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        match s.get(i + 1) {
+            Some('{') => {
+                let mut j = i + 2;
+                let mut depth = 1;
+                while j < s.len() && depth > 0 {
+                    match s[j] {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                let inner: String = s[i + 2..j.saturating_sub(1).max(i + 2)].iter().collect();
+                let simple = !inner.is_empty()
+                    && inner.chars().all(name_char)
+                    && !inner.starts_with(|c: char| c.is_ascii_digit());
+                if simple {
+                    (
+                        Part::Var {
+                            name: inner,
+                            quoted,
+                        },
+                        j,
+                    )
+                } else {
+                    (Part::Unknown, j)
+                }
+            }
+            Some('(') => {
+                let mut j = i + 2;
+                let mut depth = 1;
+                while j < s.len() && depth > 0 {
+                    match s[j] {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                (Part::Unknown, j)
+            }
+            Some(&c) if c.is_ascii_alphabetic() || c == '_' => {
+                let mut j = i + 1;
+                while j < s.len() && name_char(s[j]) {
+                    j += 1;
+                }
+                (
+                    Part::Var {
+                        name: s[i + 1..j].iter().collect(),
+                        quoted,
+                    },
+                    j,
+                )
+            }
+            Some(_) => (Part::Unknown, i + 2),
+            None => (Part::Lit("$".into()), i + 1),
+        }
+    }
+    while i < s.len() {
+        let c = s[i];
+        match c {
+            '#' if !in_word => {
+                while i < s.len() && s[i] != '\n' {
+                    i += 1;
+                }
+            }
+            ' ' | '\t' => {
+                end_word(&mut lit, &mut parts, &mut out, &mut in_word);
+                i += 1;
+            }
+            '\n' | ';' | '&' | '|' | '(' | ')' => {
+                end_word(&mut lit, &mut parts, &mut out, &mut in_word);
+                out.push(Token::Sep);
+                i += 1;
+            }
+            '\'' => {
+                in_word = true;
+                i += 1;
+                while i < s.len() && s[i] != '\'' {
+                    lit.push(s[i]);
+                    i += 1;
+                }
+                i += 1;
+            }
+            '"' => {
+                in_word = true;
+                i += 1;
+                while i < s.len() && s[i] != '"' {
+                    match s[i] {
+                        '\\' if i + 1 < s.len() => {
+                            lit.push(s[i + 1]);
+                            i += 2;
+                        }
+                        '$' => {
+                            flush_lit(&mut lit, &mut parts);
+                            let (p, j) = dollar(&s, i, true);
+                            parts.push(p);
+                            i = j;
+                        }
+                        '`' => {
+                            flush_lit(&mut lit, &mut parts);
+                            parts.push(Part::Unknown);
+                            i += 1;
+                            while i < s.len() && s[i] != '`' {
+                                i += 1;
+                            }
+                            i += 1;
+                        }
+                        ch => {
+                            lit.push(ch);
+                            i += 1;
+                        }
+                    }
+                }
+                i += 1;
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(&n) = s.get(i + 1) {
+                    lit.push(n);
+                }
+                i += 2;
+            }
+            '$' => {
+                in_word = true;
+                flush_lit(&mut lit, &mut parts);
+                let (p, j) = dollar(&s, i, false);
+                parts.push(p);
+                i = j;
+            }
+            '`' => {
+                in_word = true;
+                flush_lit(&mut lit, &mut parts);
+                parts.push(Part::Unknown);
+                i += 1;
+                while i < s.len() && s[i] != '`' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            ch => {
+                in_word = true;
+                lit.push(ch);
+                i += 1;
+            }
+        }
+    }
+    end_word(&mut lit, &mut parts, &mut out, &mut in_word);
+    out
+}
+
+/// The simple commands of a script, in order, each its words.
+fn commands(tokens: &[Token]) -> Vec<Vec<Vec<Part>>> {
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    for t in tokens {
+        match t {
+            Token::Word(w) => cur.push(w.clone()),
+            Token::Sep => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+fn literal(w: &[Part]) -> Option<&str> {
+    match w {
+        [Part::Lit(s)] => Some(s),
+        _ => None,
+    }
+}
+
+/// Words that start a command without being it.
+const PREFIXES: [&str; 8] = ["then", "do", "else", "if", "elif", "while", "until", "!"];
+
+/// Expands words with `vars` (`None`: unknown); `None` if any part is
+/// unknown.
+fn expand(words: &[Vec<Part>], vars: &BTreeMap<String, Option<String>>) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for w in words {
+        let mut fields: Vec<String> = vec![String::new()];
+        for p in w {
+            match p {
+                Part::Lit(s) => fields.last_mut()?.push_str(s),
+                Part::Var { name, quoted } => {
+                    let v = vars.get(name)?.as_ref()?;
+                    if *quoted {
+                        fields.last_mut()?.push_str(v);
+                    } else {
+                        let mut split = v.split_whitespace();
+                        if let Some(first) = split.next() {
+                            fields.last_mut()?.push_str(first);
+                        }
+                        for f in split {
+                            fields.push(f.to_owned());
+                        }
+                    }
+                }
+                Part::Unknown => return None,
+            }
+        }
+        let quoted_empty = w
+            .iter()
+            .any(|p| matches!(p, Part::Lit(_)) || matches!(p, Part::Var { quoted: true, .. }));
+        for f in fields {
+            if !f.is_empty() || quoted_empty {
+                out.push(f);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The effects of a `postinst` script's text.
+pub fn postinst(script: &str) -> Effects {
+    let cmds = commands(&tokenize(script));
+    let mut effects = Effects::default();
+    let mut vars = BTreeMap::new();
+    run(&cmds, &mut vars, &mut effects, 0);
+    effects
+}
+
+/// Evaluates `cmds` (a loop body when `depth > 0`).
+fn run(
+    cmds: &[Vec<Vec<Part>>],
+    vars: &mut BTreeMap<String, Option<String>>,
+    effects: &mut Effects,
+    depth: usize,
+) {
+    let mut i = 0;
+    while i < cmds.len() {
+        let mut words: &[Vec<Part>] = &cmds[i];
+        while let Some(first) = words.first().and_then(|w| literal(w))
+            && PREFIXES.contains(&first)
+        {
+            words = &words[1..];
+        }
+        i += 1;
+        let Some(first) = words.first() else {
+            continue;
+        };
+        let name = literal(first);
+        if name == Some("for")
+            && depth < 4
+            && let Some(var) = words.get(1).and_then(|w| literal(w))
+        {
+            // The body runs to the matching `done`.
+            let start = i;
+            let mut level = 1;
+            while i < cmds.len() {
+                let head = cmds[i]
+                    .iter()
+                    .find_map(|w| literal(w).filter(|s| !matches!(*s, "then" | "else" | "do")));
+                match head {
+                    Some("for" | "while" | "until") => level += 1,
+                    Some("done") => level -= 1,
+                    _ => {}
+                }
+                if level == 0 {
+                    break;
+                }
+                i += 1;
+            }
+            let body = &cmds[start..i.min(cmds.len())];
+            i += 1;
+            let list = if words.get(2).and_then(|w| literal(w)) == Some("in") {
+                expand(&words[3..], vars)
+            } else {
+                None
+            };
+            match list {
+                Some(values) => {
+                    for v in values {
+                        vars.insert(var.to_owned(), Some(v));
+                        run(body, vars, effects, depth + 1);
+                    }
+                }
+                None => {
+                    vars.insert(var.to_owned(), None);
+                    run(body, vars, effects, depth + 1);
+                }
+            }
+            vars.remove(var);
+            continue;
+        }
+        // Assignments only: `A=1 B="x y"`.
+        let assignments: Vec<(String, Vec<Part>)> = words
+            .iter()
+            .map_while(|w| {
+                let Some(Part::Lit(s)) = w.first() else {
+                    return None;
+                };
+                let (n, v) = s.split_once('=')?;
+                let ok = !n.is_empty()
+                    && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !n.starts_with(|c: char| c.is_ascii_digit());
+                let mut parts = w.clone();
+                parts[0] = Part::Lit(v.to_owned());
+                ok.then(|| (n.to_owned(), parts))
+            })
+            .collect();
+        if !assignments.is_empty() && assignments.len() == words.len() {
+            for (n, parts) in assignments {
+                let value = expand(std::slice::from_ref(&parts), vars).map(|v| v.join(" "));
+                vars.insert(n, value);
+            }
+            continue;
+        }
+        match name {
+            Some("update-alternatives") => {
+                if let Some(w) = expand(&words[1..], vars)
+                    && let Some(a) = alternative(&w)
+                {
+                    effects.alternatives.push(a);
+                }
+            }
+            Some("ucf") => {
+                if let Some(w) = expand(&words[1..], vars)
+                    && let Some(u) = ucf(&w)
+                {
+                    effects.ucf.push(u);
+                }
+            }
+            Some("systemd-sysusers") => {
+                let files = conf_names(&words[1..]);
+                effects.sysusers.get_or_insert_default().extend(files);
+            }
+            Some("systemd-tmpfiles") => {
+                let create = words[1..].iter().any(|w| literal(w) == Some("--create"));
+                if create {
+                    let files = conf_names(&words[1..]);
+                    effects.tmpfiles.get_or_insert_default().extend(files);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The literal `NAME.conf` words of a command.
+fn conf_names(words: &[Vec<Part>]) -> Vec<String> {
+    words
+        .iter()
+        .filter_map(|w| literal(w))
+        .filter(|s| s.ends_with(".conf") && !s.starts_with('-') && !s.contains('/'))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn alternative(w: &[String]) -> Option<Alternative> {
+    let at = w.iter().position(|x| x == "--install")?;
+    let [link, name, path, priority] = w.get(at + 1..at + 5)? else {
+        return None;
+    };
+    let mut a = Alternative {
+        name: name.clone(),
+        link: link.clone(),
+        path: path.clone(),
+        priority: priority.parse().ok()?,
+        slaves: Vec::new(),
+    };
+    let mut rest = &w[at + 5..];
+    while let [flag, l, n, p, tail @ ..] = rest {
+        if flag != "--slave" {
+            break;
+        }
+        a.slaves.push((l.clone(), n.clone(), p.clone()));
+        rest = tail;
+    }
+    let ok = |s: &str| s.starts_with('/') && !s.split('/').any(|c| c == "..");
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
+    };
+    let good = ok(&a.link)
+        && ok(&a.path)
+        && name_ok(&a.name)
+        && a.slaves
+            .iter()
+            .all(|(l, n, p)| ok(l) && ok(p) && name_ok(n));
+    good.then_some(a)
+}
+
+fn ucf(w: &[String]) -> Option<UcfCopy> {
+    let mut positional = Vec::new();
+    let mut it = w.iter();
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "-p" | "--purge" => return None,
+            "-s" | "--src-dir" | "--debconf-template" | "--state-dir" => {
+                it.next();
+            }
+            o if o.starts_with('-') => {}
+            _ => positional.push(x.clone()),
+        }
+    }
+    let [src, dest] = positional.as_slice() else {
+        return None;
+    };
+    let ok = |s: &str| s.starts_with('/') && !s.split('/').any(|c| c == ".." || c == ".");
+    (ok(src) && ok(dest)).then(|| UcfCopy {
+        src: src.clone(),
+        dest: dest.clone(),
+    })
+}
+
+/// One line of `/etc/passwd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PwEntry {
+    name: String,
+    /// The password field of the master file (`*`, `!*`).
+    password: String,
+    uid: u32,
+    gid: u32,
+    gecos: String,
+    home: String,
+    shell: String,
+}
+
+/// One line of `/etc/group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GrEntry {
+    name: String,
+    password: String,
+    gid: u32,
+    members: Vec<String>,
+}
+
+/// The system's users and groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Users {
+    users: Vec<PwEntry>,
+    groups: Vec<GrEntry>,
+}
+
+/// The system id range `systemd-sysusers` allocates from, top down.
+const SYSTEM_ID_MAX: u32 = 999;
+const SYSTEM_ID_MIN: u32 = 100;
+
+impl Users {
+    /// From `base-passwd`'s `passwd.master` and `group.master`; lines that
+    /// are not entries are skipped.
+    pub fn from_masters(passwd: &str, group: &str) -> Users {
+        let mut u = Users::default();
+        for line in passwd.lines() {
+            let f: Vec<&str> = line.split(':').collect();
+            if let [name, pw, uid, gid, gecos, home, shell] = f.as_slice()
+                && let (Ok(uid), Ok(gid)) = (uid.parse(), gid.parse())
+                && valid_name(name)
+            {
+                u.users.push(PwEntry {
+                    name: (*name).to_owned(),
+                    password: (*pw).to_owned(),
+                    uid,
+                    gid,
+                    gecos: (*gecos).to_owned(),
+                    home: (*home).to_owned(),
+                    shell: (*shell).to_owned(),
+                });
+            }
+        }
+        for line in group.lines() {
+            let f: Vec<&str> = line.split(':').collect();
+            if let [name, pw, gid, members] = f.as_slice()
+                && let Ok(gid) = gid.parse()
+                && valid_name(name)
+            {
+                u.groups.push(GrEntry {
+                    name: (*name).to_owned(),
+                    password: (*pw).to_owned(),
+                    gid,
+                    members: members
+                        .split(',')
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                });
+            }
+        }
+        u
+    }
+
+    pub fn uid(&self, name: &str) -> Option<u32> {
+        if let Ok(n) = name.parse() {
+            return Some(n);
+        }
+        self.users.iter().find(|u| u.name == name).map(|u| u.uid)
+    }
+
+    pub fn gid(&self, name: &str) -> Option<u32> {
+        if let Ok(n) = name.parse() {
+            return Some(n);
+        }
+        self.groups.iter().find(|g| g.name == name).map(|g| g.gid)
+    }
+
+    fn uid_free(&self, id: u32) -> bool {
+        !self.users.iter().any(|u| u.uid == id)
+    }
+
+    fn gid_free(&self, id: u32) -> bool {
+        !self.groups.iter().any(|g| g.gid == id)
+    }
+
+    /// The highest system id free by `free`.
+    fn allocate(&self, free: impl Fn(u32) -> bool) -> Option<u32> {
+        (SYSTEM_ID_MIN..=SYSTEM_ID_MAX).rev().find(|&i| free(i))
+    }
+
+    fn add_group(&mut self, name: &str, id: Option<u32>) -> Option<u32> {
+        if let Some(g) = self.gid(name) {
+            return Some(g);
+        }
+        let gid = match id {
+            Some(i) if self.gid_free(i) => i,
+            _ => self.allocate(|i| self.gid_free(i))?,
+        };
+        self.groups.push(GrEntry {
+            name: name.to_owned(),
+            password: "x".into(),
+            gid,
+            members: Vec::new(),
+        });
+        Some(gid)
+    }
+
+    /// Applies a `sysusers.d` file: `g NAME ID`, `u NAME ID[:GID] "GECOS"
+    /// HOME SHELL` and `m USER GROUP` lines (`r` ranges are not kept); a
+    /// name that exists is left as it is, as `systemd-sysusers` does.
+    /// Groups are created before users, as it does.
+    pub fn apply_sysusers(&mut self, conf: &str) {
+        let lines: Vec<Vec<String>> = conf
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .map(|l| {
+                let cmds = commands(&tokenize(l));
+                cmds.into_iter()
+                    .next()
+                    .map(|w| {
+                        w.iter()
+                            .map(|p| literal(p).unwrap_or("").to_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .filter(|w: &Vec<String>| w.len() >= 2 && valid_name(&w[1]))
+            .collect();
+        let field = |w: &Vec<String>, i: usize| -> Option<String> {
+            w.get(i).filter(|s| *s != "-" && !s.is_empty()).cloned()
+        };
+        for w in lines.iter().filter(|w| w[0] == "g") {
+            let id = field(w, 2).and_then(|s| s.parse().ok());
+            self.add_group(&w[1], id);
+        }
+        for w in lines.iter().filter(|w| w[0] == "u") {
+            let name = &w[1];
+            if self.users.iter().any(|u| &u.name == name) {
+                continue;
+            }
+            let (uid, gid) = match field(w, 2) {
+                Some(id) => match id.split_once(':') {
+                    Some((u, g)) => (u.parse().ok(), Some(g.to_owned())),
+                    None => (id.parse().ok(), None),
+                },
+                None => (None, None),
+            };
+            let gid = match gid {
+                Some(g) => match self.gid(&g) {
+                    Some(g) => g,
+                    None => continue,
+                },
+                None => match self.gid(name) {
+                    Some(g) => g,
+                    None => {
+                        // One id for both, free as a uid and as a gid.
+                        let want = uid.filter(|&u| self.uid_free(u) && self.gid_free(u));
+                        let Some(id) = want
+                            .or_else(|| self.allocate(|i| self.uid_free(i) && self.gid_free(i)))
+                        else {
+                            continue;
+                        };
+                        self.add_group(name, Some(id));
+                        id
+                    }
+                },
+            };
+            let uid = match uid {
+                Some(u) if self.uid_free(u) => u,
+                _ if self.uid_free(gid) && gid <= SYSTEM_ID_MAX => gid,
+                _ => match self.allocate(|i| self.uid_free(i)) {
+                    Some(u) => u,
+                    None => continue,
+                },
+            };
+            self.users.push(PwEntry {
+                name: name.clone(),
+                password: "!*".into(),
+                uid,
+                gid,
+                gecos: field(w, 3).unwrap_or_default(),
+                home: field(w, 4).unwrap_or_else(|| "/".into()),
+                shell: field(w, 5).unwrap_or_else(|| "/usr/sbin/nologin".into()),
+            });
+        }
+        for w in lines.iter().filter(|w| w[0] == "m") {
+            if let (Some(user), Some(group)) = (w.get(1), w.get(2))
+                && let Some(g) = self.groups.iter_mut().find(|g| &g.name == group)
+                && !g.members.contains(user)
+            {
+                g.members.push(user.clone());
+            }
+        }
+    }
+
+    /// `/etc/passwd`, the password in `/etc/shadow`.
+    pub fn passwd(&self) -> String {
+        self.users
+            .iter()
+            .map(|u| {
+                format!(
+                    "{}:x:{}:{}:{}:{}:{}\n",
+                    u.name, u.uid, u.gid, u.gecos, u.home, u.shell
+                )
+            })
+            .collect()
+    }
+
+    pub fn group(&self) -> String {
+        self.groups
+            .iter()
+            .map(|g| format!("{}:x:{}:{}\n", g.name, g.gid, g.members.join(",")))
+            .collect()
+    }
+
+    /// `/etc/shadow`: each user's master password field (`*`: no
+    /// password; `!*`: locked), no change date, as `pwconv` would leave
+    /// it but for the date.
+    pub fn shadow(&self) -> String {
+        self.users
+            .iter()
+            .map(|u| {
+                let pw = if u.password == "x" || u.password.is_empty() {
+                    "*"
+                } else {
+                    &u.password
+                };
+                format!("{}:{pw}::0:99999:7:::\n", u.name)
+            })
+            .collect()
+    }
+
+    pub fn gshadow(&self) -> String {
+        self.groups
+            .iter()
+            .map(|g| format!("{}:*::{}\n", g.name, g.members.join(",")))
+            .collect()
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 32
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        && !n.starts_with('-')
+}
+
+/// A directory a `tmpfiles.d` line creates (`d` or `D`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TmpDir {
+    pub path: String,
+    pub mode: u32,
+    pub user: String,
+    pub group: String,
+}
+
+/// The directories of a `tmpfiles.d` file that belong in an image: `d` and
+/// `D` lines with a literal path (no `%` specifier, no glob) outside the
+/// directories a container gets fresh (`/run`, `/tmp`, `/var/tmp`, `/dev`,
+/// `/proc`, `/sys`). Other line types are not written.
+pub fn tmpfiles_dirs(conf: &str) -> Vec<TmpDir> {
+    let mut out = Vec::new();
+    for line in conf.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let Some(kind) = w.first() else { continue };
+        if !matches!(kind.trim_end_matches(['!', '-']), "d" | "D") {
+            continue;
+        }
+        let Some(path) = w.get(1) else { continue };
+        let runtime = ["/run", "/tmp", "/var/tmp", "/dev", "/proc", "/sys"]
+            .iter()
+            .any(|r| *path == *r || path.starts_with(&format!("{r}/")));
+        if !path.starts_with('/')
+            || runtime
+            || path.contains(['%', '*', '?', '['])
+            || path.split('/').any(|c| c == ".." || c == ".")
+        {
+            continue;
+        }
+        let field = |i: usize| {
+            w.get(i)
+                .map(|s| s.trim_start_matches(':'))
+                .filter(|s| *s != "-")
+        };
+        let mode = match field(2) {
+            None => 0o755,
+            Some(m) => match u32::from_str_radix(m, 8) {
+                Ok(m) if m <= 0o7777 => m,
+                _ => continue,
+            },
+        };
+        out.push(TmpDir {
+            path: (*path).to_owned(),
+            mode,
+            user: field(3).unwrap_or("root").to_owned(),
+            group: field(4).unwrap_or("root").to_owned(),
+        });
+    }
+    out
+}
+
+/// dpkg's record of an alternative (`/var/lib/dpkg/alternatives/NAME`) in
+/// auto mode, its choices sorted by path. All choices must have the same
+/// name and link.
+pub fn alternatives_record(choices: &[Alternative]) -> Option<String> {
+    let first = choices.first()?;
+    // The slave names, in the order of the first choice that has each.
+    let mut slaves: Vec<(String, String)> = Vec::new();
+    for c in choices {
+        for (l, n, _) in &c.slaves {
+            if !slaves.iter().any(|(sn, _)| sn == n) {
+                slaves.push((n.clone(), l.clone()));
+            }
+        }
+    }
+    let mut s = format!("auto\n{}\n", first.link);
+    for (n, l) in &slaves {
+        s.push_str(&format!("{n}\n{l}\n"));
+    }
+    s.push('\n');
+    let mut sorted: Vec<&Alternative> = choices.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    for c in sorted {
+        s.push_str(&format!("{}\n{}\n", c.path, c.priority));
+        for (n, _) in &slaves {
+            let p = c
+                .slaves
+                .iter()
+                .find(|(_, sn, _)| sn == n)
+                .map(|(_, _, p)| p.as_str())
+                .unwrap_or("");
+            s.push_str(p);
+            s.push('\n');
+        }
+    }
+    s.push('\n');
+    Some(s)
+}
+
+/// The choice auto mode picks: the highest priority, then the first path.
+pub fn best(choices: &[Alternative]) -> Option<&Alternative> {
+    choices
+        .iter()
+        .max_by(|a, b| a.priority.cmp(&b.priority).then(b.path.cmp(&a.path)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOMCAT: &str = r#"#!/bin/sh
+set -e
+TOMCAT_USER="tomcat"
+CONFFILES="tomcat-users.xml web.xml server.xml"
+case "$1" in
+    configure)
+	# Create the tomcat user as defined in /usr/lib/sysusers.d/tomcat10.conf
+	systemd-sysusers
+
+	for conffile in $CONFFILES;
+	do
+		ucf --debconf-ok --three-way /usr/share/tomcat10/etc/$conffile /etc/tomcat10/$conffile
+		if [ -f "/etc/tomcat10/$conffile" ]; then
+			chown root:$TOMCAT_GROUP /etc/tomcat10/$conffile
+		fi
+	done
+	ucf --debconf-ok --three-way /usr/share/tomcat10/default.template /etc/default/tomcat10
+	ucf --purge /etc/old
+	ucf /usr/share/x/$(uname) /etc/x
+    ;;
+esac
+if [ "$1" = "configure" ] ; then
+	if [ -x "$(command -v systemd-tmpfiles)" ]; then
+		systemd-tmpfiles ${DPKG_ROOT:+--root="$DPKG_ROOT"} --create tomcat10.conf >/dev/null || true
+	fi
+fi
+"#;
+
+    #[test]
+    fn ucf_in_a_loop_and_the_systemd_helpers_are_recognized() {
+        let e = postinst(TOMCAT);
+        let ucf: Vec<(&str, &str)> = e
+            .ucf
+            .iter()
+            .map(|u| (u.src.as_str(), u.dest.as_str()))
+            .collect();
+        assert_eq!(
+            ucf,
+            [
+                (
+                    "/usr/share/tomcat10/etc/tomcat-users.xml",
+                    "/etc/tomcat10/tomcat-users.xml"
+                ),
+                ("/usr/share/tomcat10/etc/web.xml", "/etc/tomcat10/web.xml"),
+                (
+                    "/usr/share/tomcat10/etc/server.xml",
+                    "/etc/tomcat10/server.xml"
+                ),
+                (
+                    "/usr/share/tomcat10/default.template",
+                    "/etc/default/tomcat10"
+                ),
+            ]
+        );
+        assert_eq!(e.sysusers, Some(vec![]));
+        assert_eq!(e.tmpfiles, Some(vec!["tomcat10.conf".to_owned()]));
+    }
+
+    #[test]
+    fn alternatives_with_slaves_across_continued_lines() {
+        let e = postinst(
+            "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n        update-alternatives --install /usr/bin/awk awk /usr/bin/mawk 5 \\\n            --slave /usr/share/man/man1/awk.1.gz awk.1.gz /usr/share/man/man1/mawk.1.gz \\\n            --slave /usr/bin/nawk nawk /usr/bin/mawk\nfi\nupdate-alternatives --remove rename /usr/bin/prename\nupdate-alternatives --install /usr/bin/x x /usr/bin/../x 5\n",
+        );
+        assert_eq!(
+            e.alternatives,
+            [Alternative {
+                name: "awk".into(),
+                link: "/usr/bin/awk".into(),
+                path: "/usr/bin/mawk".into(),
+                priority: 5,
+                slaves: vec![
+                    (
+                        "/usr/share/man/man1/awk.1.gz".into(),
+                        "awk.1.gz".into(),
+                        "/usr/share/man/man1/mawk.1.gz".into()
+                    ),
+                    (
+                        "/usr/bin/nawk".into(),
+                        "nawk".into(),
+                        "/usr/bin/mawk".into()
+                    ),
+                ],
+            }]
+        );
+        let rec = alternatives_record(&e.alternatives).unwrap();
+        assert_eq!(
+            rec,
+            "auto\n/usr/bin/awk\nawk.1.gz\n/usr/share/man/man1/awk.1.gz\nnawk\n/usr/bin/nawk\n\n/usr/bin/mawk\n5\n/usr/share/man/man1/mawk.1.gz\n/usr/bin/mawk\n\n"
+        );
+    }
+
+    #[test]
+    fn sysusers_allocate_as_systemd_does_and_keep_existing_names() {
+        let mut u = Users::from_masters(
+            "root:*:0:0:root:/root:/bin/bash\n_apt:*:42:65534::/nonexistent:/usr/sbin/nologin\n",
+            "root:*:0:\nadm:*:4:\nnogroup:*:65534:\n",
+        );
+        u.apply_sysusers(
+            "g systemd-journal - -\nu systemd-network - \"systemd Network Management\"\n",
+        );
+        u.apply_sysusers(
+            "#Type Name ID GECOS Home Shell\nu     tomcat   -   \"Apache Tomcat\"   /var/lib/tomcat  /usr/sbin/nologin\nu root 5 \"not again\"\nm tomcat adm\n",
+        );
+        assert_eq!(
+            u.passwd(),
+            "root:x:0:0:root:/root:/bin/bash\n_apt:x:42:65534::/nonexistent:/usr/sbin/nologin\nsystemd-network:x:998:998:systemd Network Management:/:/usr/sbin/nologin\ntomcat:x:997:997:Apache Tomcat:/var/lib/tomcat:/usr/sbin/nologin\n"
+        );
+        assert_eq!(
+            u.group(),
+            "root:x:0:\nadm:x:4:tomcat\nnogroup:x:65534:\nsystemd-journal:x:999:\nsystemd-network:x:998:\ntomcat:x:997:\n"
+        );
+        assert_eq!(u.shadow().lines().last(), Some("tomcat:!*::0:99999:7:::"));
+        assert_eq!(u.shadow().lines().next(), Some("root:*::0:99999:7:::"));
+        assert_eq!(u.uid("tomcat"), Some(997));
+        assert_eq!(u.gid("adm"), Some(4));
+    }
+
+    #[test]
+    fn tmpfiles_keep_image_directories_only() {
+        let d = tmpfiles_dirs(
+            "# comment\nd /var/log/tomcat10 2770 tomcat adm  -\nd /run/x 0755 root root -\nD /tmp 1777 root root -\nd- /root :0700 root :root -\nd /var/lib/%m 0755\nf /var/log/wtmp 0664 root utmp -\nd /var/lib/private - - -\n",
+        );
+        let got: Vec<(&str, u32, &str, &str)> = d
+            .iter()
+            .map(|t| (t.path.as_str(), t.mode, t.user.as_str(), t.group.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/var/log/tomcat10", 0o2770, "tomcat", "adm"),
+                ("/root", 0o700, "root", "root"),
+                ("/var/lib/private", 0o755, "root", "root"),
+            ]
+        );
+    }
+}
