@@ -4,7 +4,7 @@
 //! owners, contents, link targets; mtimes aside), both unpacked by `strata
 //! rootfs` (docker's image through `skopeo copy docker-daemon:`), and whose
 //! configs agree on Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts,
-//! Healthcheck, Labels, Volumes and StopSignal.
+//! Healthcheck, Shell, Labels, Volumes and StopSignal.
 //!
 //! Also `strata import` refusing what it cannot translate, line and column.
 
@@ -22,6 +22,8 @@ struct Case {
     dockerfile: &'static str,
     /// The final stage's name (the image compared).
     image: &'static str,
+    /// The `.dockerignore` beside the Dockerfile, if not empty.
+    ignore: &'static str,
 }
 
 /// The files every context holds, whatever its Dockerfile uses.
@@ -77,56 +79,85 @@ const CASES: &[Case] = &[
         name: "copy_files",
         dockerfile: "FROM scratch\nCOPY a.txt /etc/\nCOPY b.txt /opt/b\nCOPY run.sh /usr/local/bin/\n",
         image: "stage-0",
+        ignore: "",
     },
     Case {
         name: "copy_a_directory",
         dockerfile: "FROM scratch\nCOPY site /srv/www\nCOPY site/ /srv/again/\n",
         image: "stage-0",
+        ignore: "",
     },
     Case {
         name: "add_a_tarball",
         dockerfile: "FROM scratch\nADD rootfs.tar /\nADD rootfs.tar /opt/copy/\n",
         image: "stage-0",
+        ignore: "",
     },
     Case {
         name: "copy_over_existing_directories",
         dockerfile: "FROM scratch\nADD rootfs.tar /\nCOPY a.txt /tmp/a\nCOPY site /srv/www\nCOPY b.txt /usr/bin/\n",
         image: "stage-0",
+        ignore: "",
     },
     Case {
         name: "chmod_and_chown",
         dockerfile: "FROM scratch\nCOPY --chmod=600 a.txt /secret\nCOPY --chown=1000:1000 b.txt /home/app/b\n",
         image: "stage-0",
+        ignore: "",
     },
     Case {
         name: "multi_stage",
         dockerfile: "FROM scratch AS base\nADD rootfs.tar /\nCMD [\"/bin/sh\"]\n\nFROM base AS app\nCOPY site /srv/www\nENV MODE=app\n",
         image: "app",
+        ignore: "",
     },
     Case {
         name: "several_sources",
         dockerfile: "FROM scratch\nCOPY a.txt b.txt run.sh /multi/\nADD a.txt site /both/\n",
         image: "stage-0",
+        ignore: "",
     },
     Case {
         name: "workdir_and_relative_paths",
         dockerfile: "FROM scratch\nWORKDIR /app\nWORKDIR sub\nCOPY a.txt .\nCOPY b.txt data/\nCOPY run.sh ./bin/run\n",
         image: "stage-0",
+        ignore: "",
     },
     Case {
         name: "config",
         dockerfile: "FROM scratch\nARG VERSION=1.2\nENV APP_VERSION=$VERSION MODE=\"prod run\"\nENV LEGACY some value\nLABEL org.example.name=\"demo app\" version=$VERSION\nUSER 1000:1000\nEXPOSE 8080 53/udp\nVOLUME [\"/data\"]\nSTOPSIGNAL SIGINT\nWORKDIR /app\nENTRYPOINT [\"/app/run\"]\nCMD [\"--help\"]\n",
         image: "stage-0",
+        ignore: "",
     },
     Case {
         name: "shell_form_cmd",
         dockerfile: "FROM scratch\nCOPY run.sh /\nENTRYPOINT /run.sh\nCMD echo \"hello world\"\n",
         image: "stage-0",
+        ignore: "",
+    },
+    Case {
+        name: "healthcheck_and_shell",
+        dockerfile: "FROM scratch\nCOPY a.txt /\nSHELL [\"/bin/ash\", \"-eo\", \"pipefail\", \"-c\"]\nHEALTHCHECK --interval=5s --timeout=2s --start-period=1m30s --retries=4 CMD wget -q -O- http://localhost/ || exit 1\nCMD echo hello\n",
+        image: "stage-0",
+        ignore: "",
+    },
+    Case {
+        name: "healthcheck_exec_form_and_none",
+        dockerfile: "FROM scratch AS base\nHEALTHCHECK CMD [\"/bin/check\", \"-q\"]\nCOPY a.txt /\n\nFROM base AS checked\nCOPY b.txt /\n\nFROM checked AS app\nHEALTHCHECK NONE\n",
+        image: "app",
+        ignore: "",
+    },
+    Case {
+        name: "dockerignore",
+        dockerfile: "FROM scratch\nCOPY . /ctx/\nCOPY site /srv/www\nCOPY site/ /srv/again/\n",
+        image: "stage-0",
+        ignore: "# comments and blank lines are skipped\n\nours*\ntheirs\ns.kdl\nsite/css\n**/*.sh\n*.txt\n!b.txt\nsite/bin/*\n!site/bin/tool\nrootfs.tar\n",
     },
     Case {
         name: "arg_in_paths",
         dockerfile: "FROM scratch\nARG DEST=/opt/app\nCOPY site ${DEST}/site\nCOPY a.txt $DEST/a.txt\nWORKDIR $DEST\n",
         image: "stage-0",
+        ignore: "",
     },
 ];
 
@@ -176,6 +207,7 @@ fn config_fields(c: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
         "User",
         "ExposedPorts",
         "Healthcheck",
+        "Shell",
         "Labels",
         "Volumes",
         "StopSignal",
@@ -214,6 +246,9 @@ fn strata_import_and_buildkit_build_the_same_images() {
         fs::create_dir_all(&dir).unwrap();
         context(&dir);
         fs::write(dir.join("Dockerfile"), case.dockerfile).unwrap();
+        if !case.ignore.is_empty() {
+            fs::write(dir.join(".dockerignore"), case.ignore).unwrap();
+        }
         let cache = tmp.path().join("cache");
 
         // strata's side.
@@ -299,7 +334,7 @@ fn import_reports_every_untranslatable_line_with_its_column() {
     let dir = tmp.path();
     fs::write(
         dir.join("Dockerfile"),
-        "FROM scratch AS base\nCOPY a.txt /\n\nFROM base\nCOPY --from=base /a.txt /b\nHEALTHCHECK CMD true\n  RUN --mount=type=cache,target=/x true\nADD https://example.org/x.tar /\nCOPY *.txt /t/\nFROBNICATE now\n",
+        "FROM scratch AS base\nCOPY a.txt /\n\nFROM base\nCOPY --from=base /a.txt /b\nHEALTHCHECK --start-interval=1s CMD true\n  RUN --mount=type=cache,target=/x true\nADD https://example.org/x.tar /\nCOPY *.txt /t/\nFROBNICATE now\n",
     )
     .unwrap();
     let out = strata(
@@ -311,7 +346,7 @@ fn import_reports_every_untranslatable_line_with_its_column() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     for want in [
         "Dockerfile:5:6: COPY --from=base is not translated",
-        "Dockerfile:6:1: HEALTHCHECK is not translated",
+        "Dockerfile:6:13: HEALTHCHECK --start-interval is not translated",
         "Dockerfile:7:7: RUN --mount=type=cache,target=/x is not translated",
         "Dockerfile:8:5: ADD of a URL",
         "Dockerfile:9:6: COPY of a glob",

@@ -12,6 +12,7 @@ mod demo;
 mod diff;
 mod docker;
 mod docker_parity;
+mod docker_settings;
 mod dockerfile_way;
 mod exit_codes;
 mod hostile;

@@ -120,10 +120,89 @@ pub fn config_json(
     image: &str,
 ) -> Result<Vec<u8>, Error> {
     let value = image_configuration(config, layers, image)?;
-    crate::canon::to_vec(&value).map_err(|e| Error::BadImage {
+    let bad = |e: &dyn std::fmt::Display| Error::BadImage {
         image: image.to_owned(),
         reason: format!("writing the config json: {e}"),
-    })
+    };
+    if config.healthcheck.is_none() && config.shell.is_none() {
+        return crate::canon::to_vec(&value).map_err(|e| bad(&e));
+    }
+    let mut json = serde_json::to_value(&value).map_err(|e| bad(&e))?;
+    if let Some(run) = json.get_mut("config").and_then(|c| c.as_object_mut()) {
+        docker_fields(config, run);
+    }
+    crate::canon::to_vec(&json).map_err(|e| bad(&e))
+}
+
+/// The fields of Docker's config that the OCI image spec (and so
+/// `oci-spec`) lacks, as Docker writes them: `Healthcheck` with its
+/// durations in nanoseconds and every zero field left out, and `Shell`.
+fn docker_fields(config: &ImageConfig, run: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::json;
+    if let Some(h) = &config.healthcheck {
+        let mut o = serde_json::Map::new();
+        o.insert("Test".to_owned(), json!(h.test));
+        for (key, v) in [
+            ("Interval", h.interval),
+            ("Timeout", h.timeout),
+            ("StartPeriod", h.start_period),
+        ] {
+            if let Some(v) = v.filter(|&v| v > 0) {
+                o.insert(key.to_owned(), json!(v));
+            }
+        }
+        if let Some(r) = h.retries.filter(|&r| r > 0) {
+            o.insert("Retries".to_owned(), json!(r));
+        }
+        run.insert("Healthcheck".to_owned(), serde_json::Value::Object(o));
+    }
+    if let Some(shell) = &config.shell {
+        run.insert("Shell".to_owned(), json!(shell));
+    }
+}
+
+/// Docker's fields of a config's `config` object that `oci-spec` drops
+/// when it reads one (see [`docker_fields`]): `(healthcheck, shell)`, each
+/// `None` when absent or not of Docker's shape.
+pub fn read_docker_fields(
+    config_json: &[u8],
+) -> (Option<strata_oci::Healthcheck>, Option<Vec<String>>) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(config_json) else {
+        return (None, None);
+    };
+    let Some(run) = v.get("config") else {
+        return (None, None);
+    };
+    let strings = |v: &serde_json::Value| -> Option<Vec<String>> {
+        v.as_array()?
+            .iter()
+            .map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    let health = run.get("Healthcheck").and_then(|h| {
+        let test = strings(h.get("Test")?)?;
+        if test.is_empty() {
+            return None;
+        }
+        let ns = |k: &str| {
+            h.get(k)
+                .and_then(serde_json::Value::as_u64)
+                .filter(|&n| n > 0)
+        };
+        Some(strata_oci::Healthcheck {
+            test,
+            interval: ns("Interval"),
+            timeout: ns("Timeout"),
+            start_period: ns("StartPeriod"),
+            retries: h
+                .get("Retries")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|r| u32::try_from(r).ok())
+                .filter(|&r| r > 0),
+        })
+    });
+    let shell = run.get("Shell").and_then(strings).filter(|s| !s.is_empty());
+    (health, shell)
 }
 
 /// `seconds` since 1970 as RFC 3339 UTC (`1970-01-01T00:00:00Z`); `None` past

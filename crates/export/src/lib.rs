@@ -25,7 +25,7 @@ mod swap;
 
 pub use add::{add_image, keep_blob, new_blob};
 pub use archive::{write_docker_archive, write_oci_archive};
-pub use config::{ImageConfig, config_json, image_configuration, rfc3339};
+pub use config::{ImageConfig, config_json, image_configuration, read_docker_fields, rfc3339};
 pub use layout::{
     ExportedImage, LayoutExtras, MultiPlatform, Written, write_layout, write_layout_with,
 };

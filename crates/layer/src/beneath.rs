@@ -49,6 +49,8 @@ pub struct HostInput {
     path: PathBuf,
     real: PathBuf,
     file: Option<Arc<File>>,
+    /// For a directory, the entries an `exclude=` leaves out.
+    excludes: Option<Arc<crate::Excludes>>,
     opened_at: std::time::SystemTime,
     /// The blake3 of the file's bytes that its cache key was made from, as
     /// the planner noted it ([`HostInput::note_content_digest`]): what a
@@ -80,9 +82,22 @@ impl HostInput {
             path: path.to_owned(),
             real,
             file: file.map(Arc::new),
+            excludes: None,
             opened_at,
             content_digest: Arc::default(),
         })
+    }
+
+    /// This input with the entries `excludes` matches left out (of a
+    /// directory: they are neither hashed nor copied).
+    pub fn with_excludes(mut self, excludes: crate::Excludes) -> HostInput {
+        self.excludes = Some(Arc::new(excludes));
+        self
+    }
+
+    /// The `exclude=` patterns of this input, if it has any.
+    pub fn excludes(&self) -> Option<&crate::Excludes> {
+        self.excludes.as_deref()
     }
 
     /// When it was opened, before anything of it was read for a cache key:

@@ -64,7 +64,8 @@ pub fn build(
             | JobOp::Copy { owner, .. }
             | JobOp::File { owner, .. }
             | JobOp::Mkdir { owner, .. }
-            | JobOp::Symlink { owner, .. } => *owner,
+            | JobOp::Symlink { owner, .. }
+            | JobOp::Workdir { owner, .. } => *owner,
             JobOp::Delete { .. } => None,
         };
         apply(&mut tree, op, job_op)?;
@@ -396,6 +397,14 @@ fn apply<'a>(tree: &mut Tree<'a>, op: usize, job_op: &'a JobOp) -> Result<(), Er
             })
         }
         JobOp::Delete { path } => tree.delete(op, path),
+        JobOp::Workdir { path, owner } => {
+            check_names(op, path)?;
+            // Not a description of the directory: one the layers below
+            // have keeps their mode and owner (`replace_meta` false).
+            let node = Node::new(Kind::Dir { opaque: false }, 0o755, *owner);
+            tree.put(path.clone(), node, false);
+            Ok(())
+        }
     }
 }
 

@@ -36,7 +36,15 @@ pub(crate) fn copy(
             Node::new(Kind::Dir { opaque: false }, 0o755, owner),
             false,
         );
-        return copy_dir(tree, src.real(), src.opened_at(), to, mode, owner);
+        return copy_dir(
+            tree,
+            src.real(),
+            src.opened_at(),
+            to,
+            mode,
+            owner,
+            src.excludes(),
+        );
     };
     let path = src.path();
     // The handle the planner opened, checked and hashed: its metadata, not
@@ -90,16 +98,34 @@ fn copy_dir(
     to: &ImagePath,
     mode: Option<u32>,
     owner: Option<Owner>,
+    excludes: Option<&crate::Excludes>,
 ) -> Result<(), Error> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| Error::Io { path, source }
     };
-    let mut stack: Vec<(PathBuf, ImagePath)> = vec![(src.to_owned(), to.clone())];
-    while let Some((dir, dest)) = stack.pop() {
+    // Each directory with its path relative to `src` (for `exclude=`) and
+    // whether an exclude pattern left it out (then only what a `!`
+    // pattern re-includes below it is copied, with it as a plain parent).
+    let mut stack: Vec<(PathBuf, ImagePath, Vec<u8>)> =
+        vec![(src.to_owned(), to.clone(), Vec::new())];
+    while let Some((dir, dest, rel)) = stack.pop() {
         let stated = crate::beneath::read_dir_stated(&dir).map_err(io(&dir))?;
         for (name, meta) in stated {
             let path = dir.join(&name);
+            let mut child_rel = rel.clone();
+            if !child_rel.is_empty() {
+                child_rel.push(b'/');
+            }
+            child_rel.extend_from_slice(name.as_bytes());
+            let excluded = excludes.is_some_and(|x| x.excluded(&child_rel));
+            if excluded {
+                let is_dir = meta.as_ref().is_ok_and(|m| m.file_type().is_dir());
+                if is_dir && excludes.is_some_and(crate::Excludes::has_reincludes) {
+                    stack.push((path, dest.join(name.as_bytes()), child_rel));
+                }
+                continue;
+            }
             if is_reserved(name.as_bytes()) {
                 return Err(Error::Host {
                     path,
@@ -126,7 +152,7 @@ fn copy_dir(
                     Node::new(Kind::Dir { opaque: false }, 0o755, owner),
                     true,
                 );
-                stack.push((path, target));
+                stack.push((path, target, child_rel));
             } else if ft.is_file() {
                 let content = Content::Input { path, since };
                 tree.put(target, file_node(content, &meta, mode, owner), true);

@@ -31,6 +31,7 @@ mod beneath;
 mod build;
 mod compress;
 mod entries;
+mod exclude;
 mod glob;
 mod host;
 mod ingest;
@@ -47,13 +48,14 @@ pub use beneath::{AtReader, HostInput, open_file, read_dir_stated, read_link};
 pub use build::{BuildOutput, Progress, build};
 pub use compress::Compression;
 pub use entries::{HostEntry, Source, build_entries};
+pub use exclude::Excludes;
 pub use host::read_listed;
 pub use listing::{list_blob, list_blob_with_mtimes};
 // The image model's types, from the ground crate: re-exported so that a
 // layer's callers name them where they meet them.
 pub use strata_oci::{
-    BadLine, Digest, Entry, EntryKind, ImageConfig, ImagePath, LayerDescriptor, Listing, LowerView,
-    MediaType, digest, history, whiteout,
+    BadLine, Digest, Entry, EntryKind, Healthcheck, ImageConfig, ImagePath, LayerDescriptor,
+    Listing, LowerView, MediaType, digest, history, whiteout,
 };
 pub use xattr::{is_recorded as is_recorded_xattr, recorded_xattrs};
 
@@ -148,6 +150,13 @@ pub enum JobOp {
     /// A whiteout for a path of the lower layers; see [`build`]. A path with
     /// `*`, `?` or `[` is a glob over the union of the lower layers.
     Delete { path: ImagePath },
+    /// The image's working directory, made as Docker's `WORKDIR` makes it:
+    /// when the layers below have it, it stays as they give it; otherwise
+    /// it (and any missing parent) is made 0755, owned by `owner`.
+    Workdir {
+        path: ImagePath,
+        owner: Option<Owner>,
+    },
 }
 
 /// Work that reads the content of the layers below, not only their paths:
@@ -179,8 +188,11 @@ pub struct UnionJob {
 /// One `run` step: a command and the environment it runs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunStep {
-    /// Run by `/bin/sh -c`.
+    /// Run by `shell`, or `/bin/sh -c`.
     pub command: String,
+    /// The image's `shell` (Docker's `SHELL`): the words `command` is
+    /// appended to; `None` for `/bin/sh -c`.
+    pub shell: Option<Vec<String>>,
     /// `KEY=VALUE`, in order.
     pub env: Vec<String>,
     /// The working directory; `/` when unset.
@@ -233,6 +245,7 @@ impl JobOp {
                 under(path)
             }
             JobOp::Delete { .. } => false,
+            JobOp::Workdir { .. } => true,
         }
     }
 

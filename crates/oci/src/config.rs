@@ -25,6 +25,24 @@ pub struct ImageConfig {
     pub variant: Option<String>,
     /// `created` of the config and of each history entry, seconds since 1970.
     pub created: u64,
+    /// Docker's `Healthcheck` (not in the OCI image spec; Docker and
+    /// BuildKit write it into the config, and `docker run` reads it there).
+    pub healthcheck: Option<Healthcheck>,
+    /// Docker's `Shell`: the argv `run` steps (and a Dockerfile's shell
+    /// forms) start commands with; `None` is `/bin/sh -c`.
+    pub shell: Option<Vec<String>>,
+}
+
+/// Docker's `Healthcheck` of an image config: its `Test` array (`CMD ...`,
+/// `CMD-SHELL COMMAND` or `NONE`) and durations in nanoseconds (a field
+/// left out means Docker's default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Healthcheck {
+    pub test: Vec<String>,
+    pub interval: Option<u64>,
+    pub timeout: Option<u64>,
+    pub start_period: Option<u64>,
+    pub retries: Option<u32>,
 }
 
 impl ImageConfig {

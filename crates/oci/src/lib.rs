@@ -27,7 +27,7 @@ pub mod media;
 pub mod path;
 pub mod whiteout;
 
-pub use config::ImageConfig;
+pub use config::{Healthcheck, ImageConfig};
 pub use descriptor::LayerDescriptor;
 pub use digest::{BadDigest, Digest, HashingWriter, digest_reader};
 pub use listing::{BadLine, DirMeta, Entry, EntryKind, Listing, LowerView};

@@ -60,6 +60,19 @@ pub fn resolve(
     if let Some(a) = &own.author {
         c.author = Some(a.value.clone());
     }
+    if let Some(h) = &own.healthcheck {
+        let h = &h.value;
+        c.healthcheck = Some(strata_layer::Healthcheck {
+            test: h.test.clone(),
+            interval: h.interval,
+            timeout: h.timeout,
+            start_period: h.start_period,
+            retries: h.retries,
+        });
+    }
+    if let Some(s) = &own.shell {
+        c.shell = Some(s.value.clone());
+    }
     if let Some(p) = &own.platform {
         c.os = p.value.os.clone();
         c.architecture = p.value.architecture.clone();

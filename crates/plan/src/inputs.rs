@@ -220,6 +220,31 @@ fn reason(e: &io::Error) -> String {
     }
 }
 
+/// `input` with the `exclude=` patterns `x`: a directory's, compiled (a
+/// pattern that is none, or `exclude=` on a file, is an error at `x`).
+pub(crate) fn with_excludes(
+    input: strata_layer::HostInput,
+    x: &Spanned<Vec<String>>,
+) -> Result<strata_layer::HostInput, SpecDiagnostic> {
+    if !input.is_dir() {
+        return Err(SpecDiagnostic::new(
+            format!(
+                "`exclude` filters a directory, and {} is a file",
+                input.path().display()
+            ),
+            x.span,
+            "not a directory's",
+        )
+        .with_help("remove `exclude=`, or copy the directory that holds the file"));
+    }
+    let ex = strata_layer::Excludes::new(&x.value).map_err(|reason| {
+        SpecDiagnostic::new(format!("bad exclude pattern: {reason}"), x.span, "here").with_help(
+            "patterns are .dockerignore's: Go's filepath.Match syntax plus `**`, `!` to re-include",
+        )
+    })?;
+    Ok(input.with_excludes(ex))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

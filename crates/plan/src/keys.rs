@@ -234,6 +234,12 @@ pub fn layer_key(
                     .owner(*owner);
                 format!("symlink {}", path.display())
             }
+            Step::Op(JobOp::Workdir { path, owner }) => {
+                e.field("op", b"workdir")
+                    .field("path", &path.0)
+                    .owner(*owner);
+                format!("workdir {}", path.display())
+            }
             Step::Op(JobOp::Delete { path }) => {
                 e.field("op", b"delete").field("path", &path.0);
                 format!("delete {}", path.display())
@@ -261,6 +267,13 @@ pub fn layer_key(
                     // Two platforms' images may share a base tarball: their
                     // commands run different binaries.
                     .field("platform", step.platform.as_bytes());
+                // Only a `shell` adds a field: a step run by `/bin/sh -c`
+                // keeps the key it had before `shell` existed.
+                if let Some(shell) = &step.shell {
+                    for w in shell {
+                        e.field("shell", w.as_bytes());
+                    }
+                }
                 // A mount's declaration, never its content: a cache's files
                 // and a secret's bytes do not change what the key says.
                 for m in &step.mounts {
@@ -413,7 +426,15 @@ pub fn digest_input(input: &HostInput, memo: Option<&dyn DigestMemo>) -> io::Res
         }
         _ => {
             e.field("dir", b"");
-            digest_tree(input.real(), &mut e, memo)?;
+            // Only an `exclude=` adds fields: a copy without one keeps the
+            // key it had before excludes existed. Excluded entries are
+            // never read.
+            if let Some(ex) = input.excludes() {
+                for p in ex.patterns() {
+                    e.field("exclude", p.as_bytes());
+                }
+            }
+            digest_tree(input.real(), &mut e, memo, input.excludes())?;
         }
     }
     Ok(e.finish())
@@ -506,7 +527,13 @@ fn hash_reader(f: &mut impl Read, meta: &fs::Metadata) -> io::Result<[u8; 32]> {
 enum TreeItem {
     Symlink(Vec<u8>),
     Dir(Vec<(OsString, TreeItem)>),
-    File { content: [u8; 32], exec: bool },
+    /// A directory an `exclude=` pattern excludes, walked only for what a
+    /// `!` pattern re-includes below it.
+    ExcludedDir(Vec<(OsString, TreeItem)>),
+    File {
+        content: [u8; 32],
+        exec: bool,
+    },
     Special,
 }
 
@@ -514,13 +541,40 @@ enum TreeItem {
 /// stated and hashed on the rayon pool: on a warm build the work is one
 /// `stat` per file, and on a cold one reading and hashing, both of which
 /// scale with cores.
-fn scan_tree(dir: &Path, memo: Option<&dyn DigestMemo>) -> io::Result<Vec<(OsString, TreeItem)>> {
+fn scan_tree(
+    dir: &Path,
+    memo: Option<&dyn DigestMemo>,
+    ex: Option<(&strata_layer::Excludes, &[u8])>,
+) -> io::Result<Vec<(OsString, TreeItem)>> {
     use rayon::prelude::*;
     let stated = strata_layer::read_dir_stated(dir)?;
     stated
         .into_par_iter()
         .map(|(name, meta)| {
             let meta = meta?;
+            let rel = ex.map(|(_, rel)| {
+                let mut r = rel.to_vec();
+                if !r.is_empty() {
+                    r.push(b'/');
+                }
+                r.extend_from_slice(name.as_bytes());
+                r
+            });
+            let excluded = ex
+                .zip(rel.as_deref())
+                .is_some_and(|((x, _), r)| x.excluded(r));
+            let below = ex.zip(rel.as_deref()).map(|((x, _), r)| (x, r));
+            if excluded {
+                let reenters = ex.is_some_and(|(x, _)| x.has_reincludes());
+                return Ok(if meta.is_dir() && reenters {
+                    Some((
+                        name.clone(),
+                        TreeItem::ExcludedDir(scan_tree(&dir.join(&name), memo, below)?),
+                    ))
+                } else {
+                    None
+                });
+            }
             let item = if meta.file_type().is_symlink() {
                 TreeItem::Symlink(
                     strata_layer::read_link(&dir.join(&name))?
@@ -528,7 +582,7 @@ fn scan_tree(dir: &Path, memo: Option<&dyn DigestMemo>) -> io::Result<Vec<(OsStr
                         .into_vec(),
                 )
             } else if meta.is_dir() {
-                TreeItem::Dir(scan_tree(&dir.join(&name), memo)?)
+                TreeItem::Dir(scan_tree(&dir.join(&name), memo, below)?)
             } else if meta.is_file() {
                 // A remembered digest is found without joining the path.
                 let (content, exec) = match memo.and_then(|m| m.get_in(dir, &name, &meta)) {
@@ -539,13 +593,20 @@ fn scan_tree(dir: &Path, memo: Option<&dyn DigestMemo>) -> io::Result<Vec<(OsStr
             } else {
                 TreeItem::Special
             };
-            Ok((name, item))
+            Ok(Some((name, item)))
         })
+        .filter_map(Result::transpose)
         .collect()
 }
 
-fn digest_tree(dir: &Path, e: &mut Enc, memo: Option<&dyn DigestMemo>) -> io::Result<()> {
-    encode_tree(&scan_tree(dir, memo)?, &mut Vec::new(), e);
+fn digest_tree(
+    dir: &Path,
+    e: &mut Enc,
+    memo: Option<&dyn DigestMemo>,
+    ex: Option<&strata_layer::Excludes>,
+) -> io::Result<()> {
+    let ex = ex.map(|x| (x, &b""[..]));
+    encode_tree(&scan_tree(dir, memo, ex)?, &mut Vec::new(), e);
     Ok(())
 }
 
@@ -556,6 +617,11 @@ fn encode_tree(items: &[(OsString, TreeItem)], rel: &mut Vec<u8>, e: &mut Enc) {
         let len = rel.len();
         rel.push(b'/');
         rel.extend_from_slice(name.as_bytes());
+        if let TreeItem::ExcludedDir(children) = item {
+            encode_tree(children, rel, e);
+            rel.truncate(len);
+            continue;
+        }
         e.field("name", rel);
         match item {
             TreeItem::Symlink(target) => {
@@ -573,6 +639,7 @@ fn encode_tree(items: &[(OsString, TreeItem)], rel: &mut Vec<u8>, e: &mut Enc) {
             TreeItem::Special => {
                 e.field("special", b"");
             }
+            TreeItem::ExcludedDir(_) => {}
         }
         rel.truncate(len);
     }

@@ -23,6 +23,8 @@ mod inputs;
 mod keys;
 mod render;
 mod run_mounts;
+mod urls;
+mod workdir;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -58,6 +60,9 @@ pub struct PlanOptions {
     /// name, resolved by the caller (`strata-deb` through `strata`): a
     /// `packages` layer missing here is an error.
     pub packages: BTreeMap<(String, String), PackageOps>,
+    /// The file each URL of an `add` was fetched to, verified against its
+    /// `checksum=` by the caller: a URL missing here is an error.
+    pub urls: BTreeMap<String, PathBuf>,
 }
 
 /// A `packages` layer's operations: each verified `.deb`'s data archive to
@@ -377,6 +382,7 @@ pub fn plan(spec: &Spec, spec_path: &Path, opts: &PlanOptions) -> Result<Plan, D
         errors,
         image_config: None,
         packages: opts.packages.clone(),
+        urls: opts.urls.clone(),
     }
     .run(opts)
 }
@@ -395,6 +401,8 @@ struct Planner<'a> {
     image_config: Option<ImageConfig>,
     /// See [`PlanOptions::packages`].
     packages: BTreeMap<(String, String), PackageOps>,
+    /// See [`PlanOptions::urls`].
+    urls: BTreeMap<String, PathBuf>,
 }
 
 /// Default `PATH` of an image built from scratch, as Docker and BuildKit set it.
@@ -468,6 +476,8 @@ impl Planner<'_> {
                         to: Spanned::new("/".to_owned(), rootfs.span),
                         mode: None,
                         owner: None,
+                        exclude: None,
+                        checksum: None,
                     },
                     rootfs.span,
                 )];
@@ -512,6 +522,22 @@ impl Planner<'_> {
                 epoch,
                 DEFAULT_PATH,
             );
+            match workdir::layer(
+                image,
+                &config,
+                &stack,
+                &layers,
+                epoch,
+                compression,
+                self.limits,
+            ) {
+                Some(Ok(node)) => {
+                    stack.push(node.id);
+                    layers.push(node);
+                }
+                Some(Err(d)) => self.errors.push(d),
+                None => {}
+            }
             let annotations = image
                 .config
                 .annotations
@@ -892,6 +918,7 @@ impl Planner<'_> {
                 (
                     Planned::Union(UnionStep::Run(RunStep {
                         command: command.value.clone(),
+                        shell: config.shell.clone(),
                         env: config.env.clone(),
                         workdir: config.workdir.clone(),
                         // Not the image's `user`: that is who its
@@ -924,14 +951,37 @@ impl Planner<'_> {
                 to,
                 mode: m,
                 owner: o,
+                checksum: Some(sum),
+                exclude,
+            } => urls::op(
+                &self.urls,
+                src,
+                to,
+                sum,
+                mode(m),
+                owner(o),
+                exclude.as_ref(),
+            )?,
+            Op::Add {
+                src,
+                to,
+                mode: m,
+                owner: o,
+                exclude,
+                ..
             }
             | Op::Copy {
                 src,
                 to,
                 mode: m,
                 owner: o,
+                exclude,
             } => {
                 let host = self.input(src)?;
+                let host = match exclude {
+                    Some(x) => inputs::with_excludes(host, x)?,
+                    None => host,
+                };
                 let dest = image_path(to)?;
                 let into_dir = to.value.ends_with('/');
                 let unpack = matches!(op, Op::Add { .. })

@@ -81,6 +81,9 @@ impl Plan {
                         )
                     }
                     Step::Op(JobOp::Delete { path }) => format!("delete {}", path.display()),
+                    Step::Op(JobOp::Workdir { path, .. }) => {
+                        format!("workdir {}", path.display())
+                    }
                     Step::FromDir { .. } => {
                         let i = inputs.next();
                         format!("from-dir {}", i.map_or("?", |i| &i.src))

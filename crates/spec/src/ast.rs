@@ -137,6 +137,25 @@ pub struct ImageConfig {
     pub author: Option<Spanned<String>>,
     /// `platform "linux/amd64"` (`os/arch[/variant]`); default linux/amd64.
     pub platform: Option<Spanned<Platform>>,
+    /// `healthcheck "CMD" "curl" "-f" "http://localhost/" interval="30s" ...`
+    pub healthcheck: Option<Spanned<Healthcheck>>,
+    /// `shell "/bin/bash" "-c"`: the shell `run` steps use (Docker's `SHELL`).
+    pub shell: Option<Spanned<Vec<String>>>,
+}
+
+/// `healthcheck TEST... [interval=] [timeout=] [start-period=] [retries=]`:
+/// Docker's `HEALTHCHECK`, written as the config's `Healthcheck` holds it.
+/// `test` is Docker's `Test` array: `["CMD", ARG...]` (exec form),
+/// `["CMD-SHELL", COMMAND]` (run by the image's shell) or `["NONE"]` (no
+/// health check, not even an inherited one). Durations are nanoseconds;
+/// `None` leaves the field out, which means Docker's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Healthcheck {
+    pub test: Vec<String>,
+    pub interval: Option<u64>,
+    pub timeout: Option<u64>,
+    pub start_period: Option<u64>,
+    pub retries: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +192,11 @@ pub enum Op {
         to: Spanned<String>,
         mode: Option<Spanned<u32>>,
         owner: Option<Spanned<Owner>>,
+        /// `exclude="PATTERN ..."`: see [`Op::Copy`].
+        exclude: Option<Spanned<Vec<String>>>,
+        /// `checksum="sha256:HEX"`: required when `src` is an `http://` or
+        /// `https://` URL (Docker's `ADD --checksum`), refused otherwise.
+        checksum: Option<Spanned<String>>,
     },
     /// `copy "src" to="/dst/"`: a file or directory, copied, never unpacked.
     Copy {
@@ -180,6 +204,10 @@ pub enum Op {
         to: Spanned<String>,
         mode: Option<Spanned<u32>>,
         owner: Option<Spanned<Owner>>,
+        /// `exclude="PATTERN ..."`: for a directory, the entries left out,
+        /// as a `.dockerignore` leaves them out (patterns separated by
+        /// blanks, `\ ` a blank inside one; `!` re-includes).
+        exclude: Option<Spanned<Vec<String>>>,
     },
     /// `file "/path" "content"`: a file with inline content.
     File {

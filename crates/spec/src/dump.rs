@@ -104,6 +104,21 @@ impl Spec {
             if let Some(v) = &c.author {
                 line(format!("author {}", d.s(v)));
             }
+            if let Some(h) = &c.healthcheck {
+                let v = &h.value;
+                line(format!(
+                    "healthcheck {:?} interval={:?} timeout={:?} start-period={:?} retries={:?}{}",
+                    v.test,
+                    v.interval,
+                    v.timeout,
+                    v.start_period,
+                    v.retries,
+                    d.at(h.span)
+                ));
+            }
+            if let Some(v) = &c.shell {
+                line(format!("shell {:?}{}", v.value, d.at(v.span)));
+            }
             if let Some(p) = &c.platform {
                 let p2 = &p.value;
                 let variant = p2.variant.as_deref().map(|v| format!(" variant={v:?}"));
@@ -153,18 +168,25 @@ impl Dumper<'_> {
                 to,
                 mode,
                 owner,
+                exclude,
+                checksum: _,
             }
             | Op::Copy {
                 src,
                 to,
                 mode,
                 owner,
+                exclude,
             } => format!(
-                "{} to={}{}{}",
+                "{} to={}{}{}{}",
                 self.s(src),
                 self.s(to),
                 self.mode(mode),
-                self.owner(owner)
+                self.owner(owner),
+                exclude
+                    .as_ref()
+                    .map(|x| format!(" exclude={:?}{}", x.value, self.at(x.span)))
+                    .unwrap_or_default()
             ),
             Op::File {
                 path,

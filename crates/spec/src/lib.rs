@@ -24,3 +24,14 @@ pub use args::{apply_args, substitute};
 pub use ast::*;
 pub use diag::{Diagnostics, SpecDiagnostic};
 pub use parse::{ReadError, parse, read};
+
+/// A Go duration (`30s`, `1m30s`) in nanoseconds, as `healthcheck` reads
+/// its `interval=`, `timeout=` and `start-period=`; the error says why not.
+pub fn duration(s: &str) -> Result<u64, String> {
+    values::duration(s).map_err(|p| p.message)
+}
+
+/// Whether `argv` can be a `shell`; the error says why not.
+pub fn check_shell(argv: &[String]) -> Result<(), String> {
+    values::shell(argv).map_err(|p| p.message)
+}

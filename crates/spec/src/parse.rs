@@ -24,6 +24,7 @@ use crate::{
 
 mod args;
 mod entries;
+mod health;
 mod image;
 mod layer;
 mod packages;
@@ -59,6 +60,8 @@ const IMAGE_NODES: &[&str] = &[
     "stop-signal",
     "author",
     "platform",
+    "healthcheck",
+    "shell",
 ];
 const OP_NODES: &[&str] = &[
     "add", "copy", "file", "mkdir", "symlink", "delete", "from-dir", "run", "packages",
@@ -89,6 +92,10 @@ fn usage(kind: &str) -> &'static str {
         "stop-signal" => "stop-signal \"SIGTERM\"",
         "author" => "author \"Name <mail@example.org>\"",
         "platform" => "platform \"linux/amd64\"",
+        "healthcheck" => {
+            "healthcheck \"CMD\" \"ARG\"... (or \"CMD-SHELL\" \"COMMAND\", or \"NONE\") [interval=\"30s\"] [timeout=\"30s\"] [start-period=\"0s\"] [retries=3]"
+        }
+        "shell" => "shell \"/bin/bash\" \"-c\"",
         "add" => "add \"SRC\" to=\"/DEST/\" [mode=0o644] [owner=\"UID:GID\"]",
         "copy" => "copy \"SRC\" to=\"/DEST/\" [mode=0o644] [owner=\"UID:GID\"]",
         "file" => "file \"/PATH\" \"CONTENT\" [mode=0o644] [owner=\"UID:GID\"]",

@@ -608,3 +608,209 @@ mod tests {
         assert!(user("a:b:c").is_err());
     }
 }
+
+/// Docker's `Test` array of a `healthcheck`: `CMD ARG...`, `CMD-SHELL
+/// COMMAND` or `NONE`.
+pub fn healthcheck_test(test: &[String]) -> Check {
+    let help = "write Docker's test: `healthcheck \"CMD\" \"curl\" \"-f\" \"http://localhost/\"`, `healthcheck \"CMD-SHELL\" \"curl -f http://localhost/ || exit 1\"` or `healthcheck \"NONE\"`";
+    match test {
+        [] => Err(Problem::new("`healthcheck` needs a test", "no test").help(help)),
+        [kind, rest @ ..] => match (kind.as_str(), rest.len()) {
+            ("NONE", 0) | ("CMD-SHELL", 1) => Ok(()),
+            ("CMD", n) if n > 0 => Ok(()),
+            ("NONE", _) => Err(Problem::new(
+                "`healthcheck \"NONE\"` takes no command",
+                "NONE with a command",
+            )
+            .help(help)),
+            ("CMD-SHELL", _) => Err(Problem::new(
+                "`healthcheck \"CMD-SHELL\"` takes one command line",
+                "not one command line",
+            )
+            .help("join the words into one string, which the image's shell runs")),
+            ("CMD", _) => Err(Problem::new(
+                "`healthcheck \"CMD\"` needs the command to run",
+                "no command",
+            )
+            .help(help)),
+            _ => {
+                let p = Problem::new(
+                    format!("a healthcheck test starts with CMD, CMD-SHELL or NONE, not {kind:?}"),
+                    "unknown test kind",
+                );
+                Err(if rest.is_empty() {
+                    p.help(format!(
+                        "to run it with the image's shell, write `healthcheck \"CMD-SHELL\" {kind:?}`"
+                    ))
+                } else {
+                    p.help(help)
+                })
+            }
+        },
+    }
+}
+
+/// A Go duration (`30s`, `1m30s`, `1.5h`, `500ms`), as Docker's
+/// `HEALTHCHECK --interval=` takes it, in nanoseconds; at least 1ms, as
+/// Docker requires.
+///
+/// Hand-written rather than taken from a crate: `humantime` and the like
+/// read a different grammar (no fractions, other unit names), and a spec
+/// must mean what the same text means to Docker.
+pub fn duration(s: &str) -> Check<u64> {
+    let bad = || {
+        Problem::new(format!("{s:?} is not a duration"), "not a duration").help(
+            "write a number and a unit, as Docker does: \"30s\", \"1m30s\", \"500ms\", \"1.5h\"",
+        )
+    };
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut rest = s;
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (num, tail) = rest.split_at(num_len);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(bad()),
+        };
+        let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
+        if (whole.is_empty() && frac.is_empty()) || frac.contains('.') {
+            return Err(bad());
+        }
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| bad())?
+        };
+        // The fraction, truncated to nanoseconds as Go does.
+        let mut frac_ns: u128 = 0;
+        let mut div: u128 = 1;
+        for c in frac.chars().take(18) {
+            frac_ns = frac_ns * 10 + u128::from(c.to_digit(10).ok_or_else(bad)?);
+            div *= 10;
+        }
+        total = whole
+            .checked_mul(scale)
+            .and_then(|w| w.checked_add(frac_ns * scale / div))
+            .and_then(|t| t.checked_add(total))
+            .ok_or_else(bad)?;
+        rest = tail;
+    }
+    let ns = u64::try_from(total)
+        .ok()
+        .filter(|&n| n <= i64::MAX as u64)
+        .ok_or_else(bad)?;
+    if ns < 1_000_000 {
+        return Err(Problem::new(
+            format!("{s:?} is shorter than 1ms"),
+            "too short",
+        )
+        .help("Docker takes no health check duration under 1ms; leave the property out for its default"));
+    }
+    Ok(ns)
+}
+
+/// `shell "/bin/bash" "-c"`: an absolute or bare executable, no newline in
+/// any word (each word travels as a line to the sandbox).
+pub fn shell(argv: &[String]) -> Check {
+    match argv.first() {
+        Some(exe) if exe.is_empty() => Err(Problem::new("the shell must not be empty", "empty")
+            .help("name the shell: `shell \"/bin/bash\" \"-c\"`")),
+        Some(_) if argv.iter().any(|w| w.contains(['\n', '\0'])) => Err(Problem::new(
+            "a `shell` word must not contain a newline or NUL",
+            "newline",
+        )
+        .help("each word of `shell` is one argument")),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(duration("30s").unwrap(), 30_000_000_000);
+        assert_eq!(duration("1m30s").unwrap(), 90_000_000_000);
+        assert_eq!(duration("1.5h").unwrap(), 5_400_000_000_000);
+        assert_eq!(duration("500ms").unwrap(), 500_000_000);
+        assert_eq!(duration(".5s").unwrap(), 500_000_000);
+        assert_eq!(duration("1h2m3s4ms").unwrap(), 3_723_004_000_000);
+        for bad in [
+            "",
+            "30",
+            "s",
+            "1x",
+            "1..5s",
+            ".s",
+            "-1s",
+            "1 s",
+            "999999999999h",
+        ] {
+            assert!(duration(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(duration("999us").is_err(), "under 1ms");
+    }
+
+    #[test]
+    fn healthcheck_tests() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(healthcheck_test(&v(&["NONE"])).is_ok());
+        assert!(healthcheck_test(&v(&["CMD", "true"])).is_ok());
+        assert!(healthcheck_test(&v(&["CMD-SHELL", "curl x || exit 1"])).is_ok());
+        assert!(healthcheck_test(&v(&["CMD"])).is_err());
+        assert!(healthcheck_test(&v(&["CMD-SHELL", "a", "b"])).is_err());
+        assert!(healthcheck_test(&v(&["NONE", "x"])).is_err());
+        assert!(healthcheck_test(&v(&["curl", "x"])).is_err());
+    }
+}
+
+/// The patterns of `exclude=`: separated by blanks; a backslash keeps the
+/// character after it in the pattern (with the backslash, which the
+/// pattern reads as an escape), so `a\ b` is one pattern naming `a b`.
+pub fn exclude_patterns(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            cur.push(c);
+            if let Some(n) = chars.next() {
+                cur.push(n);
+            }
+        } else if c.is_whitespace() {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+        } else {
+            cur.push(c);
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// `checksum="sha256:HEX"`: 64 lowercase hex digits.
+pub(crate) fn checksum(s: &str) -> Check {
+    match s.strip_prefix("sha256:") {
+        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => Ok(()),
+        _ => Err(Problem::new(format!("{s:?} is not a sha256 checksum"), "not sha256:HEX")
+            .help("write checksum=\"sha256:\" and the 64 lowercase hex digits `sha256sum FILE` prints")),
+    }
+}

@@ -171,7 +171,13 @@ fn from_layout(dir: &Path, tag: Option<&str>) -> Result<ExternalImage, Error> {
                 fetch: BlobSource::Layout(dir.clone()),
             })
             .collect(),
-        config: image_config(&img.config),
+        config: {
+            // The config's bytes again, for Docker's fields oci-spec drops;
+            // `open_layout` has checked them against their digest.
+            let raw = fs::read(dir.join("blobs/sha256").join(img.config_digest.hex()))
+                .unwrap_or_default();
+            image_config(&img.config, &raw)
+        },
     })
 }
 
@@ -287,7 +293,7 @@ fn from_registry(
         source: format!("{repository}@{}", manifest.digest),
         manifest: manifest.digest,
         layers,
-        config: image_config(&config),
+        config: image_config(&config, &config_bytes),
     })
 }
 
@@ -350,8 +356,11 @@ fn bad_source(r: &impl std::fmt::Display, reason: impl std::fmt::Display) -> Err
 }
 
 /// The config an image inherits from an external base, as strata holds it.
-fn image_config(c: &ImageConfiguration) -> ImageConfig {
+fn image_config(c: &ImageConfiguration, raw: &[u8]) -> ImageConfig {
+    let (healthcheck, shell) = strata_export::read_docker_fields(raw);
     let mut out = ImageConfig {
+        healthcheck,
+        shell,
         os: c.os().to_string(),
         architecture: c.architecture().to_string(),
         variant: c.variant().clone(),
@@ -533,6 +542,27 @@ pub fn plan_spec_with_bases(
             Err(Error::Spec(d)) => base_problems = Some(d),
             Err(e) => return Err(e),
         }
+    }
+    let has_urls = spec
+        .images
+        .iter()
+        .flat_map(|i| &i.layers)
+        .flat_map(|l| &l.ops)
+        .any(|o| {
+            matches!(
+                o.value,
+                strata_spec::Op::Add {
+                    checksum: Some(_),
+                    ..
+                }
+            )
+        });
+    if has_urls {
+        let cache = match cache {
+            Some(c) => c.clone(),
+            None => Cache::open(Cache::default_dir())?,
+        };
+        opts.urls = crate::urls::fetch(&spec, &cache)?;
     }
     let has_packages = spec
         .images

@@ -7,10 +7,11 @@
 //! `COPY`, `ADD` (each a layer, as Docker makes one), `ENV`, `ARG` (a
 //! spec-wide `arg`), `WORKDIR` (the setting, and a layer making the
 //! directory, as Docker does), `USER`, `EXPOSE`, `VOLUME`, `LABEL`, `CMD`,
-//! `ENTRYPOINT` (the shell form as `/bin/sh -c`), `STOPSIGNAL`, `MAINTAINER`.
+//! `ENTRYPOINT` (the shell form with the `SHELL`, `/bin/sh -c` by default),
+//! `HEALTHCHECK`, `SHELL`, `STOPSIGNAL`, `MAINTAINER`.
 //! Whatever cannot be translated faithfully (`COPY --from`, `RUN --mount`,
-//! globs, URLs, `HEALTHCHECK`, `SHELL`, `ONBUILD`, a relative path before any
-//! `WORKDIR`...) is a [`Problem`] at its line and column: every one is
+//! globs, URLs, `ONBUILD`, a `SHELL` that changes between a stage's `RUN`s,
+//! a relative path before any `WORKDIR`...) is a [`Problem`] at its line and column: every one is
 //! reported, and no spec is written, rather than a spec that builds
 //! something else.
 //!
@@ -32,6 +33,8 @@ const SINGLE: &[&str] = &[
     "entrypoint",
     "stop-signal",
     "author",
+    "healthcheck",
+    "shell",
 ];
 
 /// Something of a Dockerfile that cannot be translated, and where.
@@ -59,13 +62,29 @@ pub fn translate(text: &str, dockerfile: &Path, spec_path: &Path) -> Result<Stri
     let context = dockerfile.parent().unwrap_or(Path::new("."));
     let spec_dir = spec_path.parent().unwrap_or(Path::new("."));
     let prefix = relative_dir(spec_dir, context);
+    // A `.dockerignore` beside the Dockerfile: its patterns, in order.
+    let ignore = std::fs::read_to_string(context.join(".dockerignore"))
+        .map(|text| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
     let mut t = Translator {
         prefix,
+        ignore,
+        context: context.to_path_buf(),
         ..Translator::default()
     };
     for ins in instructions(text) {
+        if ins.keyword == "FROM" {
+            t.end_stage();
+        }
         t.instruction(&ins);
     }
+    t.end_stage();
     if t.stages.is_empty() && t.problems.is_empty() {
         t.problems.push(Problem {
             line: 1,
@@ -162,12 +181,23 @@ struct Stage {
     workdir: Option<String>,
     /// The `USER` so far.
     user: Option<String>,
+    /// The `SHELL` so far (inherited from a stage it builds on).
+    shell: Option<Vec<String>>,
+    /// The shell the stage's `RUN`s use, once one is seen, and the line of
+    /// the first: a spec's image has one `shell` for all its `run` steps.
+    run_shell: Option<(Option<Vec<String>>, usize)>,
+    /// The line of the last `SHELL`.
+    shell_line: usize,
     layers: usize,
 }
 
 #[derive(Default)]
 struct Translator {
     prefix: String,
+    /// The `.dockerignore` patterns, relative to the context.
+    ignore: Vec<String>,
+    /// The build context (the Dockerfile's directory).
+    context: PathBuf,
     stages: Vec<Stage>,
     /// `ARG`s, in order: name and default.
     args: Vec<(String, Option<String>)>,
@@ -246,7 +276,15 @@ impl Translator {
                 let argv = match json_array(&ins.args) {
                     Some(Ok(v)) => v,
                     Some(Err(e)) => return self.problem(ins, col, e),
-                    None => vec!["/bin/sh".into(), "-c".into(), ins.args.clone()],
+                    None => {
+                        let mut argv = self
+                            .stages
+                            .last()
+                            .and_then(|s| s.shell.clone())
+                            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+                        argv.push(ins.args.clone());
+                        argv
+                    }
                 };
                 let node = if ins.keyword == "CMD" {
                     "cmd"
@@ -258,21 +296,117 @@ impl Translator {
             }
             "STOPSIGNAL" => self.setting(ins, format!("stop-signal {}", q(ins.args.trim()))),
             "MAINTAINER" => self.setting(ins, format!("author {}", q(ins.args.trim()))),
-            "HEALTHCHECK" | "SHELL" => self.problem(
-                ins,
-                1,
-                format!(
-                    "{} is not translated: strata has no `{}` yet",
-                    ins.keyword,
-                    ins.keyword.to_lowercase()
-                ),
-            ),
+            "HEALTHCHECK" => self.healthcheck(ins),
+            "SHELL" => self.shell(ins),
             "ONBUILD" => self.problem(
                 ins,
                 1,
                 "ONBUILD is not translated: a spec has no triggers for the images built on it",
             ),
             other => self.problem(ins, 1, format!("unknown instruction {other}")),
+        }
+    }
+
+    /// `HEALTHCHECK NONE` or `HEALTHCHECK [--interval=D] [--timeout=D]
+    /// [--start-period=D] [--retries=N] CMD COMMAND` (exec or shell form).
+    fn healthcheck(&mut self, ins: &Instruction) {
+        let col = ins.args_column;
+        let mut args = ins.args.trim();
+        let mut props = String::new();
+        while let Some(rest) = args.strip_prefix("--") {
+            let (flag, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let (name, value) = flag.split_once('=').unwrap_or((flag, ""));
+            match name {
+                "interval" | "timeout" | "start-period" => {
+                    if let Err(p) = strata_spec::duration(value) {
+                        return self.problem(ins, col, format!("HEALTHCHECK --{name}: {p}"));
+                    }
+                    let _ = write!(props, " {name}={}", q(value));
+                }
+                "retries" => match value.parse::<u32>() {
+                    Ok(n) if n > 0 => {
+                        let _ = write!(props, " retries={n}");
+                    }
+                    _ => {
+                        return self.problem(
+                            ins,
+                            col,
+                            format!("HEALTHCHECK --retries={value} is not a count of 1 or more"),
+                        );
+                    }
+                },
+                _ => {
+                    return self.problem(
+                        ins,
+                        col,
+                        format!("HEALTHCHECK --{name} is not translated"),
+                    );
+                }
+            }
+            args = after.trim_start();
+        }
+        let (kind, rest) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+        let test = match kind.to_uppercase().as_str() {
+            "NONE" if rest.trim().is_empty() && props.is_empty() => vec!["NONE".to_owned()],
+            "CMD" if !rest.trim().is_empty() => match json_array(rest) {
+                Some(Ok(argv)) if !argv.is_empty() => {
+                    let mut t = vec!["CMD".to_owned()];
+                    t.extend(argv);
+                    t
+                }
+                Some(Err(e)) => return self.problem(ins, col, e),
+                _ => vec!["CMD-SHELL".to_owned(), rest.trim().to_owned()],
+            },
+            _ => {
+                return self.problem(
+                    ins,
+                    col,
+                    "expected HEALTHCHECK NONE or HEALTHCHECK [OPTIONS] CMD COMMAND",
+                );
+            }
+        };
+        let test: Vec<String> = test.iter().map(|t| q(t)).collect();
+        self.setting(ins, format!("healthcheck {}{props}", test.join(" ")));
+    }
+
+    /// `SHELL ["executable", "parameters"]`.
+    fn shell(&mut self, ins: &Instruction) {
+        let argv = match json_array(&ins.args) {
+            Some(Ok(v)) if !v.is_empty() => v,
+            _ => {
+                return self.problem(
+                    ins,
+                    ins.args_column,
+                    "SHELL takes the JSON form: SHELL [\"executable\", \"parameters\"]",
+                );
+            }
+        };
+        if let Err(p) = strata_spec::check_shell(&argv) {
+            return self.problem(ins, ins.args_column, p);
+        }
+        let Some(st) = self.stage(ins) else { return };
+        st.shell = Some(argv.clone());
+        st.shell_line = ins.line;
+        let argv: Vec<String> = argv.iter().map(|a| q(a)).collect();
+        self.setting(ins, format!("shell {}", argv.join(" ")));
+    }
+
+    /// The end of a stage: its `RUN`s ran with the shell its image ends
+    /// with, or the difference is reported at the last `SHELL`.
+    fn end_stage(&mut self) {
+        let Some(st) = self.stages.last() else { return };
+        if let Some((first, line)) = &st.run_shell
+            && *first != st.shell
+        {
+            let msg = format!(
+                "SHELL after the RUN on line {line} is not translated: a spec's image runs every `run` with its one `shell`"
+            );
+            let at = st.shell_line.max(1);
+            self.problems.push(Problem {
+                line: at,
+                column: 1,
+                message: msg,
+            });
         }
     }
 
@@ -337,6 +471,7 @@ impl Translator {
             .and_then(|f| self.stages.iter().find(|s| &s.name == f));
         let workdir = base.and_then(|s| s.workdir.clone());
         let user = base.and_then(|s| s.user.clone());
+        let shell = base.and_then(|s| s.shell.clone());
         // BuildKit gives an image without a base the default PATH.
         let body = if from.is_none() {
             vec![format!("env PATH={}", q(DEFAULT_PATH))]
@@ -348,6 +483,7 @@ impl Translator {
             from,
             workdir,
             user,
+            shell,
             body,
             ..Stage::default()
         });
@@ -399,6 +535,19 @@ impl Translator {
             Some(Err(e)) => return self.problem(ins, ins.args_column, e),
             None => args.to_owned(),
         };
+        if let Some(st) = self.stages.last_mut() {
+            let shell = st.shell.clone();
+            match &st.run_shell {
+                None => st.run_shell = Some((shell, ins.line)),
+                Some((first, line)) if *first != shell => {
+                    let msg = format!(
+                        "RUN with another shell than the RUN on line {line} is not translated: a spec's image runs every `run` with its one `shell`"
+                    );
+                    return self.problem(ins, 1, msg);
+                }
+                Some(_) => {}
+            }
+        }
         let net = if network { " network=#true" } else { "" };
         self.layer(ins, vec![format!("run {}{net}", q(&command))]);
     }
@@ -432,6 +581,7 @@ impl Translator {
             None => ins.args.split_whitespace().map(str::to_owned).collect(),
         };
         let mut props = String::new();
+        let mut checksum = None;
         while words.first().is_some_and(|w| w.starts_with("--")) {
             let flag = words.remove(0);
             let (name, value) = flag[2..].split_once('=').unwrap_or((&flag[2..], ""));
@@ -459,6 +609,7 @@ impl Translator {
                     );
                 }
                 "link" => {}
+                "checksum" if ins.keyword == "ADD" => checksum = Some(value.to_owned()),
                 _ => {
                     return self.problem(
                         ins,
@@ -495,12 +646,24 @@ impl Translator {
         }
         let mut ops = Vec::new();
         for src in &words {
+            if let (true, Some(sum)) = (
+                src.starts_with("http://") || src.starts_with("https://"),
+                &checksum,
+            ) {
+                ops.push(format!(
+                    "add {} to={}{props} checksum={}",
+                    q(src),
+                    q(&to),
+                    q(sum)
+                ));
+                continue;
+            }
             if src.contains("://") {
                 return self.problem(
                     ins,
                     ins.args_column,
                     format!(
-                        "{} of a URL ({src}) is not translated: strata builds from local inputs",
+                        "{} of a URL ({src}) is not translated without --checksum=sha256:...: strata pins what a URL gives",
                         ins.keyword
                     ),
                 );
@@ -523,7 +686,18 @@ impl Translator {
             };
             let path = format!("{}{clean}", self.prefix);
             let path = path.trim_end_matches("/.").to_owned();
-            ops.push(format!("{op} {} to={}{props}", q(&path), q(&to)));
+            let exclude = match ignored(&self.ignore, clean, &self.context) {
+                Ok(None) => String::new(),
+                Ok(Some(patterns)) => format!(" exclude={}", q(&patterns)),
+                Err(why) => {
+                    return self.problem(
+                        ins,
+                        ins.args_column,
+                        format!("{} {src}: {why}", ins.keyword),
+                    );
+                }
+            };
+            ops.push(format!("{op} {} to={}{props}{exclude}", q(&path), q(&to)));
         }
         self.layer(ins, ops);
     }
@@ -559,6 +733,88 @@ impl Translator {
         }
         s
     }
+}
+
+/// The `.dockerignore` patterns `ignore` (relative to the context) as an
+/// `exclude=` of a copy of the source `src` (relative to the context, `.`
+/// for all of it): `None` when none applies, an error when the source
+/// itself is ignored (Docker finds no such file then) or a pattern cannot
+/// be rebased onto it exactly.
+fn ignored(ignore: &[String], src: &str, context: &Path) -> Result<Option<String>, String> {
+    if ignore.is_empty() {
+        return Ok(None);
+    }
+    let all = strata_layer::Excludes::new(ignore).map_err(|e| format!(".dockerignore: {e}"))?;
+    if src != "." && all.excluded(src.as_bytes()) {
+        return Err("the source is excluded by .dockerignore".to_owned());
+    }
+    let is_dir = src == "." || context.join(src).is_dir();
+    if !is_dir {
+        return Ok(None);
+    }
+    let src_parts: Vec<&str> = if src == "." {
+        Vec::new()
+    } else {
+        src.split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect()
+    };
+    let mut out = Vec::new();
+    for p in ignore {
+        let (bang, body) = match p.strip_prefix('!') {
+            Some(rest) => ("!", rest.trim()),
+            None => ("", p.as_str()),
+        };
+        let parts: Vec<&str> = body
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        if parts.first() == Some(&"**") {
+            // Any depth: the same below the source as below the context.
+            out.push(format!("{bang}{}", parts.join("/")));
+            continue;
+        }
+        let mut rest = parts.as_slice();
+        let mut applies = true;
+        for s in &src_parts {
+            match rest.split_first() {
+                Some((&"**", _)) => {
+                    return Err(format!(
+                        "the .dockerignore pattern {p:?} cannot be rebased onto this source; copy from the context's root"
+                    ));
+                }
+                Some((c, r)) => {
+                    // One component against one name: a glob of one
+                    // component matches exactly the names it matches.
+                    let one = strata_layer::Excludes::new(&[(*c).to_owned()])
+                        .map_err(|e| format!(".dockerignore: {e}"))?;
+                    if !one.excluded(s.as_bytes()) {
+                        applies = false;
+                        break;
+                    }
+                    rest = r;
+                }
+                // A pattern naming a parent of the source excluded it
+                // (checked above), or re-includes it: nothing to add.
+                None => {
+                    applies = false;
+                    break;
+                }
+            }
+        }
+        if applies && !rest.is_empty() {
+            out.push(format!("{bang}{}", rest.join("/")));
+        }
+    }
+    if out.iter().all(|p| p.starts_with('!')) {
+        return Ok(None);
+    }
+    Ok(Some(
+        out.iter()
+            .map(|p| p.replace(' ', "\\ "))
+            .collect::<Vec<_>>()
+            .join(" "),
+    ))
 }
 
 /// `UID[:GID]` as an owner (`UID:GID`, the group 0 when not given), when

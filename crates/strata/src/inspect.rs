@@ -112,6 +112,28 @@ pub fn inspect(target: &str, files: bool) -> Result<String, Error> {
         for line in strata_export::config_summary(img).lines() {
             let _ = writeln!(s, "  {line}");
         }
+        // Docker's fields, which the OCI config type does not hold.
+        let raw = std::fs::read(layout.blob_path(&img.config_digest)).unwrap_or_default();
+        let (health, shell) = strata_export::read_docker_fields(&raw);
+        if let Some(h) = health {
+            let _ = write!(s, "  healthcheck {:?}", h.test);
+            for (k, v) in [
+                ("interval", h.interval),
+                ("timeout", h.timeout),
+                ("start-period", h.start_period),
+            ] {
+                if let Some(ns) = v {
+                    let _ = write!(s, " {k}={}ms", ns / 1_000_000);
+                }
+            }
+            if let Some(r) = h.retries {
+                let _ = write!(s, " retries={r}");
+            }
+            s.push('\n');
+        }
+        if let Some(shell) = shell {
+            let _ = writeln!(s, "  shell {shell:?}");
+        }
         if files {
             for (i, strata_layer::LayerDescriptor { blob, .. }) in img.layers.iter().enumerate() {
                 let listing =

@@ -242,10 +242,19 @@ pub fn inspect_json(target: &str, files: bool) -> Result<String, Error> {
                 files,
             });
         }
-        let config = serde_json::to_value(&img.config).map_err(|source| Error::Json {
-            what: format!("{}: the config", img.name),
-            source,
-        })?;
+        // The config's own bytes (checked against their digest when the
+        // layout was read), so Docker's fields that `oci-spec` drops
+        // (`Healthcheck`, `Shell`) are shown too.
+        let raw = std::fs::read(layout.blob_path(&img.config_digest))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        let config = match raw {
+            Some(v) => v,
+            None => serde_json::to_value(&img.config).map_err(|source| Error::Json {
+                what: format!("{}: the config", img.name),
+                source,
+            })?,
+        };
         out.push(InspectImage {
             name: img.name.clone(),
             manifest: img.manifest_digest,

@@ -29,6 +29,7 @@ mod report;
 mod sbom;
 pub mod testing;
 mod union_job;
+mod urls;
 
 pub use base::{BaseOptions, plan_spec_with_bases};
 pub use compose::{ComposeOptions, compose, plan_spec};

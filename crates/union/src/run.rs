@@ -162,6 +162,7 @@ impl RunDirs {
                 step.network,
                 step.workdir.as_deref().unwrap_or("/"),
                 step.user.as_deref(),
+                step.shell.as_deref(),
                 &step.command,
                 &step.env,
             ))

@@ -106,6 +106,9 @@ struct Args {
     /// The step's mounts, one a line: `cache\tTARGET\tHOST-DIR` or
     /// `secret\tTARGET\tN` (the Nth secret strata writes after `go`).
     mounts: OsString,
+    /// The shell's words, one a line (`shell` of the image); empty for
+    /// `/bin/sh -c`.
+    shell: OsString,
     command: OsString,
     env: Vec<OsString>,
 }
@@ -118,6 +121,7 @@ impl Args {
         let user = it.next()?;
         let lowers = it.next()?;
         let mounts = it.next()?;
+        let shell = it.next()?;
         let command = it.next()?;
         Some(Args {
             parent,
@@ -126,6 +130,7 @@ impl Args {
             user,
             lowers,
             mounts,
+            shell,
             command,
             env: it.collect(),
         })
@@ -139,6 +144,7 @@ impl Args {
             self.user.clone(),
             self.lowers.clone(),
             self.mounts.clone(),
+            self.shell.clone(),
             self.command.clone(),
         ];
         v.extend(self.env.iter().cloned());
@@ -147,12 +153,14 @@ impl Args {
 }
 
 /// The arguments strata starts stage 1 with.
+#[allow(clippy::too_many_arguments)] // one per field of the stages' argument list
 pub fn stage1_args(
     lowers: &[std::path::PathBuf],
     mounts: &[String],
     network: bool,
     workdir: &str,
     user: Option<&str>,
+    shell: Option<&[String]>,
     command: &str,
     env: &[String],
 ) -> Vec<OsString> {
@@ -172,6 +180,7 @@ pub fn stage1_args(
             l
         },
         mounts: mounts.join("\n").into(),
+        shell: shell.map(|s| s.join("\n")).unwrap_or_default().into(),
         command: command.into(),
         env: env.iter().map(OsString::from).collect(),
     };
@@ -603,8 +612,15 @@ fn stage2(a: &Args) -> i32 {
             e,
         );
     }
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
+    // The image's `shell` (Docker's `SHELL`), or `/bin/sh -c`.
+    let shell: Vec<&[u8]> = if a.shell.is_empty() {
+        vec![b"/bin/sh", b"-c"]
+    } else {
+        a.shell.as_bytes().split(|&c| c == b'\n').collect()
+    };
+    let exe = std::ffi::OsStr::from_bytes(shell[0]);
+    let mut cmd = Command::new(exe);
+    cmd.args(shell[1..].iter().map(|w| std::ffi::OsStr::from_bytes(w)))
         .arg(&a.command)
         .env_clear()
         .current_dir(wd)
@@ -646,10 +662,10 @@ fn stage2(a: &Args) -> i32 {
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("strata sandbox: the image has no /bin/sh");
+            eprintln!("strata sandbox: the image has no {}", exe.to_string_lossy());
             return status::NO_SHELL;
         }
-        Err(e) => return fail("cannot start /bin/sh", e),
+        Err(e) => return fail(&format!("cannot start {}", exe.to_string_lossy()), e),
     };
     match child.wait() {
         Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(9)),

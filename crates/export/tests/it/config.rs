@@ -169,3 +169,53 @@ fn a_config_without_platform_is_refused() {
     assert!(matches!(err, Error::BadImage { .. }), "{err}");
     assert_eq!(err.to_string(), "image bare: no os in the image config");
 }
+
+/// Docker's `Healthcheck` and `Shell`, which the OCI image spec lacks, are
+/// written as Docker writes them (durations in nanoseconds, zero fields left
+/// out) and read back.
+#[test]
+fn docker_healthcheck_and_shell() {
+    let mut config = crate::config();
+    config.healthcheck = Some(strata_oci::Healthcheck {
+        test: vec![
+            "CMD-SHELL".into(),
+            "wget -q -O- http://localhost/ || exit 1".into(),
+        ],
+        interval: Some(30_000_000_000),
+        timeout: None,
+        start_period: Some(5_000_000_000),
+        retries: Some(3),
+    });
+    config.shell = Some(vec![
+        "/bin/ash".into(),
+        "-eo".into(),
+        "pipefail".into(),
+        "-c".into(),
+    ]);
+    let json = strata_export::config_json(&config, &[], "hc").unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(
+        v["config"]["Healthcheck"],
+        serde_json::json!({
+            "Test": ["CMD-SHELL", "wget -q -O- http://localhost/ || exit 1"],
+            "Interval": 30_000_000_000u64,
+            "StartPeriod": 5_000_000_000u64,
+            "Retries": 3,
+        })
+    );
+    assert_eq!(
+        v["config"]["Shell"],
+        serde_json::json!(["/bin/ash", "-eo", "pipefail", "-c"])
+    );
+    let (h, shell) = strata_export::read_docker_fields(&json);
+    assert_eq!(h, config.healthcheck);
+    assert_eq!(shell, config.shell);
+    // Canonical: the same bytes again, keys sorted.
+    assert_eq!(
+        json,
+        strata_export::config_json(&config, &[], "hc").unwrap()
+    );
+    // Without them, the config is what it was before they existed.
+    let plain = strata_export::config_json(&crate::config(), &[], "hc").unwrap();
+    assert!(!String::from_utf8(plain).unwrap().contains("Healthcheck"));
+}

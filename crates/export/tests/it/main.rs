@@ -105,6 +105,8 @@ pub fn config() -> ImageConfig {
         architecture: "amd64".to_owned(),
         variant: None,
         created: 0,
+        healthcheck: None,
+        shell: None,
     }
 }
 

@@ -45,6 +45,18 @@ impl Parser<'_> {
                 );
             }
         }
+        if st.config.workdir.is_some() {
+            for layer in st.layers.iter().filter(|l| l.name.value == "workdir") {
+                self.diags.push(
+                    SpecDiagnostic::new(
+                        "layer name `workdir` is reserved in an image with `workdir`",
+                        layer.name.span,
+                        "reserved name",
+                    )
+                    .with_help("the layer that makes the `workdir` directory is named `workdir`; rename this layer"),
+                );
+            }
+        }
         Some(Image {
             name: name?,
             span: self.node_span(node),
@@ -106,6 +118,8 @@ impl Parser<'_> {
             "cmd" | "entrypoint" => self.command(st, node),
             "expose" => self.expose(st, node),
             "volume" => self.volume(st, node),
+            "healthcheck" => self.healthcheck(st, node),
+            "shell" => self.shell(st, node),
             "label" => self.map(node, "label", &mut st.config.labels),
             "annotation" => self.map(node, "annotation", &mut st.config.annotations),
             "tag" | "workdir" | "user" | "stop-signal" | "author" | "platform" => {

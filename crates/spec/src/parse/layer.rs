@@ -125,7 +125,12 @@ impl Parser<'_> {
 
     fn op_add_or_copy(&mut self, kind: &str, node: &KdlNode) -> Option<Op> {
         self.common(node, false);
-        let e = self.entries(node, &["to", "mode", "owner"]);
+        let allowed: &[&'static str] = if kind == "add" {
+            &["to", "mode", "owner", "exclude", "checksum"]
+        } else {
+            &["to", "mode", "owner", "exclude"]
+        };
+        let e = self.entries(node, allowed);
         // `add "a" "/usr/local/"` is the Dockerfile habit: say where the destination goes.
         // That one error says it all: no second "needs a destination".
         let extra_help = match (e.args.get(1).map(|a| a.value()), e.prop("to")) {
@@ -148,13 +153,20 @@ impl Parser<'_> {
         };
         let mode = e.prop("mode").and_then(|m| self.mode(m));
         let owner = e.prop("owner").and_then(|o| self.owner(o));
+        let exclude = match e.prop("exclude") {
+            Some(x) => Some(self.exclude(x)?),
+            None => None,
+        };
         let (src, to) = (src?, to?);
+        let checksum = self.checksum(kind, &src, e.prop("checksum"), node)?;
         Some(if kind == "add" {
             Op::Add {
                 src,
                 to,
                 mode,
                 owner,
+                exclude,
+                checksum,
             }
         } else {
             Op::Copy {
@@ -162,8 +174,74 @@ impl Parser<'_> {
                 to,
                 mode,
                 owner,
+                exclude,
             }
         })
+    }
+
+    /// `checksum="sha256:HEX"` of an `add` of a URL: required there, and
+    /// only there; `copy` takes no URL (as Docker's COPY).
+    fn checksum(
+        &mut self,
+        kind: &str,
+        src: &Spanned<String>,
+        prop: Option<&KdlEntry>,
+        node: &KdlNode,
+    ) -> Option<Option<Spanned<String>>> {
+        let url = src.value.starts_with("http://") || src.value.starts_with("https://");
+        let sum = match prop {
+            Some(p) => Some(self.checked(p, "`checksum`", values::checksum)?),
+            None => None,
+        };
+        match (url, kind, sum) {
+            (true, "copy", _) => {
+                self.problem(
+                    src.span,
+                    Problem::new("`copy` takes local files, not URLs", "a URL")
+                        .help("`add` fetches a URL: `add \"https://...\" to=\"/DEST/\" checksum=\"sha256:...\"`"),
+                );
+                None
+            }
+            (true, _, None) => {
+                self.push(
+                    SpecDiagnostic::new(
+                        "`add` of a URL needs its `checksum`",
+                        node.name().span(),
+                        "missing `checksum=`",
+                    )
+                    .with_help("pin what the URL gives, as Docker's ADD --checksum does: checksum=\"sha256:HEX\" (`sha256sum FILE` prints HEX)"),
+                );
+                None
+            }
+            (false, _, Some(sum)) => {
+                self.problem(
+                    sum.span,
+                    Problem::new(
+                        "`checksum` pins a URL's content, and the source is no URL",
+                        "not a URL's",
+                    )
+                    .help("remove `checksum=`; a local input is hashed anyway"),
+                );
+                None
+            }
+            (_, _, sum) => Some(sum),
+        }
+    }
+
+    /// `exclude="*.md **/*.tmp !README.md"`: patterns separated by blanks
+    /// (a blank inside one written `\ `), at least one.
+    fn exclude(&mut self, x: &KdlEntry) -> Option<Spanned<Vec<String>>> {
+        let s = self.string(x, "`exclude`")?;
+        let patterns = values::exclude_patterns(&s.value);
+        if patterns.is_empty() {
+            self.problem(
+                s.span,
+                Problem::new("`exclude` needs at least one pattern", "no pattern")
+                    .help("write .dockerignore patterns separated by blanks: exclude=\"*.md **/*.tmp !README.md\""),
+            );
+            return None;
+        }
+        Some(Spanned::new(patterns, s.span))
     }
 
     fn op_file(&mut self, node: &KdlNode) -> Option<Op> {
