@@ -290,11 +290,9 @@ fn a_minimal_debian_image_lists_its_packages_in_dpkg() {
     );
 }
 
-/// The host's first http(s) apt mirror (never named in the repository).
+/// The host's Debian mirror (never named in the repository).
 fn strata_deb_host_mirror() -> Option<String> {
-    strata_deb::repo::host_mirrors(Path::new("/"))
-        .into_iter()
-        .find(|u| u.starts_with("http"))
+    strata::packages::host_debian_mirror()
 }
 
 #[test]

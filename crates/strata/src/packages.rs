@@ -130,6 +130,16 @@ struct Below {
     ucf_hashes: BTreeMap<String, String>,
 }
 
+/// The host's Debian mirror: the first http(s) repository of its apt
+/// sources that serves Debian's main archive (not its security suite).
+/// What the tests and benches that need real packages fetch from, so that
+/// no mirror's name is ever written in the repository.
+pub fn host_debian_mirror() -> Option<String> {
+    strata_deb::repo::host_mirrors(Path::new("/"))
+        .into_iter()
+        .find(|u| u.starts_with("http") && u.contains("/debian") && !u.contains("security"))
+}
+
 /// `compose --locked` installs the lock's set for a layer without
 /// resolving: each package the spec names for the layer must be in it, at
 /// a version the request allows, or the spec changed since the lock was

@@ -55,26 +55,9 @@ CMD [\"/usr/share/tomcat10/bin/catalina.sh\", \"run\"]\n";
 /// buildah, its own so that it never touches anybody else's.
 const IMAGE: &str = "strata-bench-real";
 
-/// The first Debian mirror of the host's apt sources (as the tests find it).
+/// The host's Debian mirror (see [`strata::packages::host_debian_mirror`]).
 fn host_mirror() -> Option<String> {
-    let mut texts = Vec::new();
-    if let Ok(rd) = fs::read_dir("/etc/apt/sources.list.d") {
-        let mut paths: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
-        paths.sort();
-        texts.extend(paths.iter().filter_map(|p| fs::read_to_string(p).ok()));
-    }
-    texts.extend(fs::read_to_string("/etc/apt/sources.list").ok());
-    texts.iter().flat_map(|t| t.lines()).find_map(|l| {
-        let l = l.trim();
-        let url = if let Some(rest) = l.strip_prefix("URIs:") {
-            rest.split_whitespace().next()
-        } else if let Some(rest) = l.strip_prefix("deb ") {
-            rest.split_whitespace().find(|w| w.contains("://"))
-        } else {
-            None
-        }?;
-        (url.contains("/debian") && !url.contains("security")).then(|| url.to_owned())
-    })
+    strata::packages::host_debian_mirror()
 }
 
 fn sh(script: &str) -> Result<()> {
