@@ -15,24 +15,7 @@ use chrono::{DateTime, Utc};
 use strata_deb::release::Checks;
 use strata_deb::repo::{Fetcher, Repository, Source};
 use strata_deb::{Error, Keyring};
-use strata_testkit::debrepo::{build_deb, index_and_sign, run, sign};
-
-fn have_tools(test: &str) -> bool {
-    for tool in ["gpg", "dpkg-deb", "apt-ftparchive", "xz"] {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            if std::env::var_os("CI").is_some() {
-                panic!("{test}: {tool} is missing, and CI must have it");
-            }
-            eprintln!("SKIPPED {test}: {tool} is not installed");
-            return false;
-        }
-    }
-    true
-}
+use strata_testkit::debrepo::{build_deb, have_tools, index_and_sign, run, sign};
 
 fn source(root: &Path) -> Source {
     Source {

@@ -14,24 +14,7 @@ use strata_deb::debfile::DebFile;
 use strata_deb::repo::{self, Fetcher, Repository, Source};
 use strata_deb::resolve::{self, Request, Universe};
 use strata_deb::{Error, Keyring, status};
-use strata_testkit::debrepo::{build_deb, index_and_sign};
-
-fn have_tools(test: &str) -> bool {
-    for tool in ["gpg", "dpkg-deb", "apt-ftparchive", "xz"] {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            if std::env::var_os("CI").is_some() {
-                panic!("{test}: {tool} is missing, and CI must have it");
-            }
-            eprintln!("SKIPPED {test}: {tool} is not installed");
-            return false;
-        }
-    }
-    true
-}
+use strata_testkit::debrepo::{build_deb, have_tools, index_and_sign};
 
 fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));

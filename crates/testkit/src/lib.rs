@@ -60,6 +60,26 @@ pub mod debrepo {
     use std::process::Command;
 
     /// The command's stdout; a panic naming it and its stderr when it fails.
+    /// Whether the tools that make a signed repository are installed;
+    /// says SKIPPED for `test` when one is not, and panics under `CI`,
+    /// which must have them.
+    pub fn have_tools(test: &str) -> bool {
+        for tool in ["gpg", "dpkg-deb", "apt-ftparchive", "xz"] {
+            let ok = Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !ok {
+                if std::env::var_os("CI").is_some() {
+                    panic!("{test}: {tool} is missing, and CI must have it");
+                }
+                eprintln!("SKIPPED {test}: {tool} is not installed");
+                return false;
+            }
+        }
+        true
+    }
+
     pub fn run(cmd: &mut Command) -> Vec<u8> {
         let out = cmd
             .output()
