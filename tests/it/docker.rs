@@ -52,6 +52,39 @@ pub(crate) fn docker_ready(test: &str) -> bool {
     )
 }
 
+/// Imports the OCI archive `archive` into Docker's containerd as
+/// `PREFIX/NAME:NAME`, in a namespace of its own, and runs it once: what
+/// `ctr image import` printed, and the run's output. The image and the
+/// namespace are removed before it returns.
+pub(crate) fn ctr_import_and_run(
+    archive: &std::path::Path,
+    prefix: &str,
+    name: &str,
+) -> (String, std::process::Output) {
+    let ns = format!("{prefix}-{}", std::process::id());
+    let ctr = || {
+        let mut c = Command::new("ctr");
+        c.args(["--address", CONTAINERD, "--namespace", &ns]);
+        c
+    };
+    let base = format!("{prefix}/{name}");
+    let image = format!("{base}:{name}");
+    let imported = run_ok(
+        ctr()
+            .args(["image", "import", "--base-name", &base])
+            .arg(archive),
+    );
+    let run = ctr()
+        .args(["run", "--rm", &image, &format!("{ns}-{name}")])
+        .output()
+        .expect("run ctr");
+    let _ = ctr().args(["image", "rm", "--sync", &image]).output();
+    let _ = Command::new("ctr")
+        .args(["--address", CONTAINERD, "namespaces", "rm", &ns])
+        .output();
+    (imported, run)
+}
+
 /// Whether Docker's containerd answers through `ctr`.
 pub(crate) fn containerd_ready(test: &str) -> bool {
     usable(
@@ -156,38 +189,12 @@ fn containerd_imports_and_runs_the_oci_archive() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let (layout, _, archive) = compose_demo("hello", tmp.path());
-    // A namespace of this test's own, removed at the end.
-    let ns = format!("strata-test-{}", std::process::id());
-    let ctr = || {
-        let mut c = Command::new("ctr");
-        c.args(["--address", CONTAINERD, "--namespace", &ns]);
-        c
-    };
-    let imported = run_ok(
-        ctr()
-            .args(["image", "import", "--base-name", "strata-test/hello"])
-            .arg(&archive),
-    );
+    let (imported, run) = ctr_import_and_run(&archive, "strata-test", "hello");
     let (_, manifest) = &crate::support::index_digests(&layout)[0];
     assert!(
         imported.contains(manifest),
         "containerd keeps the manifest digest {manifest}: {imported}"
     );
-    let run = ctr()
-        .args([
-            "run",
-            "--rm",
-            "strata-test/hello:hello",
-            &format!("{ns}-hello"),
-        ])
-        .output()
-        .expect("run ctr");
-    let _ = ctr()
-        .args(["image", "rm", "--sync", "strata-test/hello:hello"])
-        .output();
-    let _ = Command::new("ctr")
-        .args(["--address", CONTAINERD, "namespaces", "rm", &ns])
-        .output();
     assert!(
         run.status.success(),
         "ctr run: {}",

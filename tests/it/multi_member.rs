@@ -12,7 +12,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::docker::{CONTAINERD, containerd_ready, docker, docker_ready};
+use crate::docker::{containerd_ready, docker, docker_ready};
 use crate::support::{have, repo, run_ok, strata_ok};
 
 const SPEC: &str = r#"image mm {
@@ -268,27 +268,7 @@ fn multi_member_gzip_layers_are_read_by_every_tool() {
     }
     // containerd imports the OCI archive (unpacking it) and runs it.
     if containerd_ready(test) {
-        let ns = format!("strata-mm-{}", std::process::id());
-        let ctr = || {
-            let mut c = Command::new("ctr");
-            c.args(["--address", CONTAINERD, "--namespace", &ns]);
-            c
-        };
-        run_ok(
-            ctr()
-                .args(["image", "import", "--base-name", "strata-mm/mm"])
-                .arg(&oci_tar),
-        );
-        let run = ctr()
-            .args(["run", "--rm", "strata-mm/mm:mm", &format!("{ns}-mm")])
-            .output()
-            .expect("run ctr");
-        let _ = ctr()
-            .args(["image", "rm", "--sync", "strata-mm/mm:mm"])
-            .output();
-        let _ = Command::new("ctr")
-            .args(["--address", CONTAINERD, "namespaces", "rm", &ns])
-            .output();
+        let (_, run) = crate::docker::ctr_import_and_run(&oci_tar, "strata-mm", "mm");
         assert!(
             run.status.success(),
             "ctr run: {}",
