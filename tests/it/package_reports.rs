@@ -14,9 +14,9 @@ use std::fs;
 use std::path::Path;
 
 use serde_json::Value;
-use strata_testkit::debrepo::{build_deb, index_and_sign, sign};
+use strata_testkit::debrepo::{build_deb, have_tools, index_and_sign, sign};
 
-use crate::support::{have, strata_ok};
+use crate::support::strata_ok;
 
 fn json_file(path: &Path) -> Value {
     serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
@@ -43,10 +43,7 @@ fn sbom(layout: &Path) -> Value {
 #[test]
 fn sbom_purls_and_package_changes_in_lock_and_diff() {
     let test = "sbom_purls_and_package_changes_in_lock_and_diff";
-    if !["gpg", "dpkg-deb", "apt-ftparchive", "xz"]
-        .iter()
-        .all(|t| have(t, test))
-    {
+    if !have_tools(test) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -190,10 +187,7 @@ fn sbom_purls_and_package_changes_in_lock_and_diff() {
 #[test]
 fn an_expired_release_is_an_error_unless_the_spec_opts_out() {
     let test = "an_expired_release_is_an_error_unless_the_spec_opts_out";
-    if !["gpg", "dpkg-deb", "apt-ftparchive", "xz"]
-        .iter()
-        .all(|t| have(t, test))
-    {
+    if !have_tools(test) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
