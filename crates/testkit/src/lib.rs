@@ -59,7 +59,6 @@ pub mod debrepo {
     use std::path::Path;
     use std::process::Command;
 
-    /// The command's stdout; a panic naming it and its stderr when it fails.
     /// Whether the tools that make a signed repository are installed;
     /// says SKIPPED for `test` when one is not, and panics under `CI`,
     /// which must have them.
@@ -80,6 +79,7 @@ pub mod debrepo {
         true
     }
 
+    /// The command's stdout; a panic naming it and its stderr when it fails.
     pub fn run(cmd: &mut Command) -> Vec<u8> {
         let out = cmd
             .output()
