@@ -289,6 +289,18 @@ pub fn layer_key(
                 }
                 format!("run {}", step.command)
             }
+            Step::CopyFrom(step) => {
+                // The source image by its layers' stack digest, never by
+                // its name: renaming a stage changes nothing.
+                e.field("op", b"copy-from")
+                    .field("source", &step.source)
+                    .field("src", &step.src.0)
+                    .field("to", &step.to.0)
+                    .field("into_dir", &[u8::from(step.into_dir)])
+                    .owner(step.owner)
+                    .opt_u32("mode", step.mode);
+                format!("copy {} from={}", step.src.display(), step.image)
+            }
         };
         parts.push(KeyPart::new(format!("op {}: {label}", n + 1), &e));
     }

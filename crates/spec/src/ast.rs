@@ -208,6 +208,10 @@ pub enum Op {
         /// as a `.dockerignore` leaves them out (patterns separated by
         /// blanks, `\ ` a blank inside one; `!` re-includes).
         exclude: Option<Spanned<Vec<String>>>,
+        /// `from="IMAGE"`: `src` is an absolute path in that image of the
+        /// spec, not a host file (Docker's `COPY --from`, a multi-stage
+        /// build).
+        from: Option<Spanned<String>>,
     },
     /// `file "/path" "content"`: a file with inline content.
     File {

@@ -177,9 +177,14 @@ impl Dumper<'_> {
                 mode,
                 owner,
                 exclude,
+                ..
             } => format!(
-                "{} to={}{}{}{}",
+                "{}{} to={}{}{}{}",
                 self.s(src),
+                match &op.value {
+                    Op::Copy { from: Some(f), .. } => format!(" from={}", self.s(f)),
+                    _ => String::new(),
+                },
                 self.s(to),
                 self.mode(mode),
                 self.owner(owner),

@@ -9,9 +9,11 @@
 //! directory, as Docker does), `USER`, `EXPOSE`, `VOLUME`, `LABEL`, `CMD`,
 //! `ENTRYPOINT` (the shell form with the `SHELL`, `/bin/sh -c` by default),
 //! `HEALTHCHECK`, `SHELL`, `STOPSIGNAL`, `MAINTAINER`.
-//! Whatever cannot be translated faithfully (`COPY --from`, `RUN --mount`,
-//! globs, URLs, `ONBUILD`, a `SHELL` that changes between a stage's `RUN`s,
-//! a relative path before any `WORKDIR`...) is a [`Problem`] at its line and column: every one is
+//! `COPY --from` an earlier stage becomes `copy from=` that image.
+//! Whatever cannot be translated faithfully (`COPY --from` an image that is
+//! not a stage, `RUN --mount`, globs, URLs, `ONBUILD`, a `SHELL` that
+//! changes between a stage's `RUN`s, a relative path before any
+//! `WORKDIR`...) is a [`Problem`] at its line and column: every one is
 //! reported, and no spec is written, rather than a spec that builds
 //! something else.
 //!
@@ -582,6 +584,7 @@ impl Translator {
         };
         let mut props = String::new();
         let mut checksum = None;
+        let mut from_stage = None;
         while words.first().is_some_and(|w| w.starts_with("--")) {
             let flag = words.remove(0);
             let (name, value) = flag[2..].split_once('=').unwrap_or((&flag[2..], ""));
@@ -601,12 +604,24 @@ impl Translator {
                         );
                     }
                 },
-                "from" => {
-                    return self.problem(
-                        ins,
-                        ins.args_column,
-                        format!("{} --from={value} is not translated: `copy` from another image is not on this branch of strata yet", ins.keyword),
-                    );
+                // An earlier stage, by name or number; an image of a
+                // registry is not a stage of the spec.
+                "from" if ins.keyword == "COPY" => {
+                    let earlier = &self.stages[..self.stages.len().saturating_sub(1)];
+                    let stage = match value.parse::<usize>() {
+                        Ok(n) => earlier.get(n),
+                        Err(_) => earlier.iter().find(|s| s.name.eq_ignore_ascii_case(value)),
+                    };
+                    match stage {
+                        Some(s) => from_stage = Some(s.name.clone()),
+                        None => {
+                            return self.problem(
+                                ins,
+                                ins.args_column,
+                                format!("COPY --from={value} is not translated: it names no earlier stage (copying from an image of a registry is not supported; make it a stage: FROM {value} AS NAME)"),
+                            );
+                        }
+                    }
                 }
                 "link" => {}
                 "checksum" if ins.keyword == "ADD" => checksum = Some(value.to_owned()),
@@ -677,6 +692,17 @@ impl Translator {
                         ins.keyword
                     ),
                 );
+            }
+            if let Some(stage) = &from_stage {
+                // A path in the stage, from its root (as Docker reads it).
+                let path = format!("/{}", src.trim_start_matches('/'));
+                ops.push(format!(
+                    "copy {} from={} to={}{props}",
+                    q(&path),
+                    q(stage),
+                    q(&to)
+                ));
+                continue;
             }
             let clean = src.trim_start_matches("./");
             let clean = if clean.is_empty() || clean == "." {
