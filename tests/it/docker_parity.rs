@@ -340,7 +340,7 @@ fn import_reports_every_untranslatable_line_with_its_column() {
     let dir = tmp.path();
     fs::write(
         dir.join("Dockerfile"),
-        "FROM scratch AS base\nCOPY a.txt /\n\nFROM base\nCOPY --from=registry.test/img /a.txt /b\nHEALTHCHECK --start-interval=1s CMD true\n  RUN --mount=type=cache,target=/x true\nADD https://example.org/x.tar /\nCOPY *.txt /t/\nFROBNICATE now\n",
+        "FROM scratch AS base\nCOPY a.txt /\n\nFROM base\nCOPY --from=registry.test/img /a.txt /b\nHEALTHCHECK --start-interval=1s CMD true\n  RUN --mount=type=secret,id=x true\nADD https://example.org/x.tar /\nCOPY *.txt /t/\nFROBNICATE now\n",
     )
     .unwrap();
     let out = strata(
@@ -353,7 +353,7 @@ fn import_reports_every_untranslatable_line_with_its_column() {
     for want in [
         "Dockerfile:5:6: COPY --from=registry.test/img is not translated: it names no earlier stage",
         "Dockerfile:6:13: HEALTHCHECK --start-interval is not translated",
-        "Dockerfile:7:7: RUN --mount=type=cache,target=/x is not translated",
+        "Dockerfile:7:7: RUN --mount=type=secret,id=x is not translated",
         "Dockerfile:8:5: ADD of a URL",
         "Dockerfile:9:6: COPY of a glob",
         "Dockerfile:10:1: unknown instruction FROBNICATE",

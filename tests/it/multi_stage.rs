@@ -275,3 +275,93 @@ image multistage-slim {
         ])
         .output();
 }
+
+#[test]
+fn a_run_step_reads_another_image_through_a_read_only_bind_mount() {
+    let test = "a_run_step_reads_another_image_through_a_read_only_bind_mount";
+    if !have("busybox", test) || !have("unshare", test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = busybox_dir(tmp.path());
+    let spec = r#"
+image base {
+    rootfs "base.tar"
+    env PATH="/bin"
+}
+image build {
+    from "base"
+    layer compile {
+        run "mkdir -p /out && echo VERSION > /out/data && ln -s data /out/link && echo conf > /out/conf"
+    }
+}
+image app {
+    from "base"
+    layer use {
+        run "cat /mnt/build/out/link > /copied && cat /etc/tool.conf >> /copied && (echo x > /mnt/build/out/new 2>/dev/null && echo writable || echo read-only) > /result" {
+            bind "/mnt/build" from="build"
+            bind "/etc/tool.conf" from="build" source="/out/conf"
+        }
+    }
+}
+"#;
+    fs::write(dir.join("s.kdl"), spec).unwrap();
+    let cache = tmp.path().join("cache");
+    strata_ok(
+        &dir,
+        &cache,
+        &["compose", "s.kdl", "--out", "out", "--quiet"],
+    );
+    let inspect = strata_ok(&dir, &cache, &["inspect", "out:app", "--files"]);
+    let files = layer_files(&inspect, 2);
+    // What the command wrote, and nothing of the mounts: no /mnt, no
+    // /etc/tool.conf, nothing written into the other image.
+    let paths: Vec<&str> = files
+        .lines()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(paths, ["/copied", "/result"], "{files}");
+    strata_ok(&dir, &cache, &["rootfs", "out:app", "root"]);
+    assert_eq!(
+        fs::read_to_string(dir.join("root/copied")).unwrap(),
+        "VERSION\nconf\n"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("root/result")).unwrap(),
+        "read-only\n"
+    );
+    strata_ok(&dir, &cache, &["rootfs", "out:build", "build-root"]);
+    assert!(!dir.join("build-root/out/new").exists());
+
+    // The mounted image is in the key: changing it reruns the step, and
+    // changing an image the step does not mount does not.
+    let json = |spec: &str| {
+        fs::write(dir.join("s.kdl"), spec).unwrap();
+        strata_ok(
+            &dir,
+            &cache,
+            &["compose", "s.kdl", "--out", "out", "--json"],
+        )
+    };
+    let other = format!("{spec}\nimage other {{ layer x {{ file \"/x\" \"x\" }} }}\n");
+    assert_eq!(caches(&json(&other), "app"), ["hit", "hit"]);
+    let changed = other.replace("echo conf", "echo conf2");
+    let report = json(&changed);
+    assert_eq!(caches(&report, "app"), ["hit", "miss"], "{report}");
+    strata_ok(&dir, &cache, &["rootfs", "out:app", "root2"]);
+    assert_eq!(
+        fs::read_to_string(dir.join("root2/copied")).unwrap(),
+        "VERSION\nconf2\n"
+    );
+
+    // A source the image lacks fails the step, naming it.
+    let missing = spec.replace("source=\"/out/conf\"", "source=\"/out/nope\"");
+    fs::write(dir.join("s.kdl"), missing).unwrap();
+    let out = strata(&dir, &cache, &["compose", "s.kdl", "--out", "out"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("/etc/tool.conf") && err.contains("no such file or directory (/out/nope)"),
+        "{err}"
+    );
+}

@@ -243,6 +243,18 @@ pub enum RunMount {
         target: String,
         source: SecretSource,
     },
+    /// What the image `image` of the spec shows at `source`, read-only at
+    /// `target`.
+    Bind {
+        target: String,
+        image: String,
+        source: ImagePath,
+        /// The stack digest of that image's layers (what the key covers).
+        stack: [u8; 32],
+        /// Which of the layer's source images it is (an index into the
+        /// `sources` the builder is given).
+        index: usize,
+    },
 }
 
 /// Where a secret's bytes come from.

@@ -285,6 +285,17 @@ pub fn layer_key(
                         strata_layer::RunMount::Secret { target, .. } => e
                             .field("mount", b"secret")
                             .field("target", target.as_bytes()),
+                        // The image shown by its layers, never its name.
+                        strata_layer::RunMount::Bind {
+                            target,
+                            source,
+                            stack,
+                            ..
+                        } => e
+                            .field("mount", b"bind")
+                            .field("target", target.as_bytes())
+                            .field("source", &source.0)
+                            .field("image", stack),
                     };
                 }
                 format!("run {}", step.command)

@@ -176,9 +176,9 @@ pub struct LayerNode {
     /// Whether building this layer reads the layers below (it has a
     /// `delete`, a `from-dir` or `run` steps).
     pub reads_below: bool,
-    /// For a `copy from=` layer, the top layer of the image each step
-    /// copies from (one per step, in order): the builder reads that layer
-    /// and every layer below it. Empty otherwise.
+    /// The top layer of each image of the spec this layer reads (one per
+    /// `copy from=` step, or per `bind` mount of its `run` steps, in
+    /// order): the builder reads that layer and every layer below it.
     pub sources: Vec<LayerId>,
     /// The digests of the inputs it reads, in op order.
     pub inputs: Vec<InputDigest>,
@@ -626,15 +626,21 @@ impl Planner<'_> {
                 .iter()
                 .filter(|f| strata_spec::ExternalBase::parse(&f.value).is_none())
                 .map(|f| (f, true));
-            let copies =
-                image
-                    .layers
-                    .iter()
-                    .flat_map(|l| &l.ops)
-                    .filter_map(|op| match &op.value {
-                        Op::Copy { from: Some(f), .. } => Some((f, false)),
-                        _ => None,
-                    });
+            let copies = image
+                .layers
+                .iter()
+                .flat_map(|l| &l.ops)
+                .flat_map(|op| match &op.value {
+                    Op::Copy { from: Some(f), .. } => vec![(f, false)],
+                    Op::Run { mounts, .. } => mounts
+                        .iter()
+                        .filter_map(|m| match &m.value {
+                            strata_spec::RunMount::Bind { from, .. } => Some((from, false)),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                });
             for (name, is_from) in from.chain(copies) {
                 match by_name.get(name.value.as_str()) {
                     Some(&p) => needs[i].push((p, name.span, is_from)),
@@ -794,8 +800,13 @@ impl Planner<'_> {
                     op_spans.push(op.span);
                     inputs.extend(input);
                 }
-                Ok((Planned::Union(work), input)) => {
+                Ok((Planned::Union(mut work), input)) => {
                     reads_below = true;
+                    if let UnionStep::Run(step) = &mut work
+                        && !self.bind_sources(step, op, layers, &mut sources)
+                    {
+                        ok = false;
+                    }
                     union.push((work, op.span));
                     op_spans.push(op.span);
                     inputs.extend(input);
@@ -916,6 +927,59 @@ impl Planner<'_> {
             epoch,
             compression,
         }))
+    }
+
+    /// Fills in the image each `bind` mount of `step` shows: its layers'
+    /// stack digest (for the key) and its place in `sources` (for the
+    /// builder). False (with errors recorded) when one cannot be had.
+    fn bind_sources(
+        &mut self,
+        step: &mut RunStep,
+        op: &Spanned<Op>,
+        layers: &[LayerNode],
+        sources: &mut Vec<LayerId>,
+    ) -> bool {
+        let Op::Run {
+            mounts: spec_mounts,
+            ..
+        } = &op.value
+        else {
+            return true;
+        };
+        let mut ok = true;
+        for (m, spec) in step.mounts.iter_mut().zip(spec_mounts) {
+            let strata_layer::RunMount::Bind {
+                image,
+                stack,
+                index,
+                ..
+            } = m
+            else {
+                continue;
+            };
+            match self.tops.get(image.as_str()) {
+                // The image failed to plan, and said why.
+                None => ok = false,
+                Some(None) => {
+                    let span = match &spec.value {
+                        strata_spec::RunMount::Bind { from, .. } => from.span,
+                        _ => spec.span,
+                    };
+                    self.errors.push(SpecDiagnostic::new(
+                        format!("image `{image}` has no layers to mount"),
+                        span,
+                        "an empty image",
+                    ));
+                    ok = false;
+                }
+                Some(Some(top)) => {
+                    *stack = layers[top.0].stack;
+                    *index = sources.len();
+                    sources.push(*top);
+                }
+            }
+        }
+        ok
     }
 
     /// A `copy "/SRC" from="IMAGE" to="/DEST"`: its step, keyed by the

@@ -56,7 +56,7 @@ impl Plan {
                     .map(|&id| self.layer(id).qualified_name())
                     .collect();
                 tops.dedup();
-                let _ = writeln!(s, "  copies from: {} and below", tops.join(", "));
+                let _ = writeln!(s, "  reads the images of: {}", tops.join(", "));
             }
             let mut inputs = l.inputs.iter();
             for step in l.steps() {

@@ -276,13 +276,23 @@ pub enum RunMount {
         target: Spanned<String>,
         source: SecretSource,
     },
+    /// `bind "/mnt/build" from="IMAGE" [source="/PATH"]`: what another
+    /// image of the spec shows at `source` (its root by default),
+    /// read-only, as BuildKit's `--mount=type=bind,from=`.
+    Bind {
+        target: Spanned<String>,
+        from: Spanned<String>,
+        source: Option<Spanned<String>>,
+    },
 }
 
 impl RunMount {
     /// Where the mount is in the image.
     pub fn target(&self) -> &Spanned<String> {
         match self {
-            RunMount::Cache { target, .. } | RunMount::Secret { target, .. } => target,
+            RunMount::Cache { target, .. }
+            | RunMount::Secret { target, .. }
+            | RunMount::Bind { target, .. } => target,
         }
     }
 }

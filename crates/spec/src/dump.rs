@@ -264,6 +264,20 @@ impl Dumper<'_> {
                                 SecretSource::Env(v) => format!("env={}", self.s(v)),
                             }
                         ),
+                        RunMount::Bind {
+                            target,
+                            from,
+                            source,
+                        } => format!(
+                            " {{ bind{} {} from={}{} }}",
+                            self.at(m.span),
+                            self.s(target),
+                            self.s(from),
+                            source
+                                .as_ref()
+                                .map(|s| format!(" source={}", self.s(s)))
+                                .unwrap_or_default()
+                        ),
                     })
                     .collect::<String>()
             ),

@@ -9,9 +9,10 @@
 //! directory, as Docker does), `USER`, `EXPOSE`, `VOLUME`, `LABEL`, `CMD`,
 //! `ENTRYPOINT` (the shell form with the `SHELL`, `/bin/sh -c` by default),
 //! `HEALTHCHECK`, `SHELL`, `STOPSIGNAL`, `MAINTAINER`.
-//! `COPY --from` an earlier stage becomes `copy from=` that image.
-//! Whatever cannot be translated faithfully (`COPY --from` an image that is
-//! not a stage, `RUN --mount`, globs, URLs, `ONBUILD`, a `SHELL` that
+//! `COPY --from` an earlier stage becomes `copy from=` that image, and `RUN
+//! --mount` of a cache or (read-only) of an earlier stage a `cache` or
+//! `bind` mount. Whatever cannot be translated faithfully (`COPY --from` an
+//! image that is not a stage, other `RUN --mount`s, globs, URLs, `ONBUILD`, a `SHELL` that
 //! changes between a stage's `RUN`s, a relative path before any
 //! `WORKDIR`...) is a [`Problem`] at its line and column: every one is
 //! reported, and no spec is written, rather than a spec that builds
@@ -513,16 +514,19 @@ impl Translator {
     fn run(&mut self, ins: &Instruction) {
         let mut args = ins.args.as_str();
         let mut network = false;
+        let mut binds = Vec::new();
         while let Some(rest) = args.strip_prefix("--") {
             let (flag, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let bind = flag.strip_prefix("mount=").and_then(|o| self.run_mount(o));
             match flag {
+                _ if bind.is_some() => binds.extend(bind),
                 "network=host" => network = true,
                 "network=none" | "network=default" => {}
                 _ => {
                     return self.problem(
                         ins,
                         ins.args_column,
-                        format!("RUN --{flag} is not translated: a `run` step has no mounts or security options here"),
+                        format!("RUN --{flag} is not translated: a `run` step takes cache mounts and bind mounts of an earlier stage (read-only), and no security options"),
                     );
                 }
             }
@@ -551,7 +555,57 @@ impl Translator {
             }
         }
         let net = if network { " network=#true" } else { "" };
-        self.layer(ins, vec![format!("run {}{net}", q(&command))]);
+        let block = if binds.is_empty() {
+            String::new()
+        } else {
+            format!(" {{ {}; }}", binds.join("; "))
+        };
+        self.layer(ins, vec![format!("run {}{net}{block}", q(&command))]);
+    }
+
+    /// The mount node of a `RUN --mount=OPTIONS` that a spec has:
+    /// `type=cache,target=DEST[,id=ID]` (a `cache`), or
+    /// `type=bind,from=STAGE[,source=SRC],target=DEST` of an earlier stage
+    /// (a `bind`); `None` for any other (a secret, the build context, `rw`,
+    /// `sharing=`).
+    fn run_mount(&self, options: &str) -> Option<String> {
+        let (mut kind, mut from, mut source, mut target, mut id) = (None, None, None, None, None);
+        for opt in options.split(',') {
+            match opt.split_once('=').unwrap_or((opt, "")) {
+                ("type", v) => kind = Some(v),
+                ("from", v) => from = Some(v),
+                ("source" | "src", v) => source = Some(v),
+                ("target" | "dst" | "destination", v) => target = Some(v),
+                ("id", v) => id = Some(v),
+                _ => return None,
+            }
+        }
+        let target = target?;
+        let target = if target.starts_with('/') {
+            target.to_owned()
+        } else {
+            format!("/{target}")
+        };
+        if kind == Some("cache") && from.is_none() && source.is_none() {
+            let id = id.map(|i| format!(" id={}", q(i))).unwrap_or_default();
+            return Some(format!("cache {}{id}", q(&target)));
+        }
+        if kind != Some("bind") || id.is_some() {
+            return None;
+        }
+        let earlier = &self.stages[..self.stages.len().saturating_sub(1)];
+        let stage = match from?.parse::<usize>() {
+            Ok(n) => earlier.get(n)?,
+            Err(_) => earlier.iter().find(|s| Some(s.name.as_str()) == from)?,
+        };
+        let source = source
+            .map(|s| format!(" source={}", q(&format!("/{}", s.trim_start_matches('/')))))
+            .unwrap_or_default();
+        Some(format!(
+            "bind {} from={}{source}",
+            q(&target),
+            q(&stage.name)
+        ))
     }
 
     fn workdir(&mut self, ins: &Instruction) {

@@ -157,7 +157,7 @@ fn implicit_dir() -> Node {
 /// `path` inside the union `model` with every symlink on the way followed
 /// (an absolute target from the image's root, `..` never above it), as a
 /// container would see it; why not, when it leads nowhere.
-fn resolve(model: &Model, path: &ImagePath) -> Result<ImagePath, String> {
+pub(crate) fn resolve(model: &Model, path: &ImagePath) -> Result<ImagePath, String> {
     let mut done = ImagePath::root();
     let mut rest: Vec<Vec<u8>> = path.components().map(<[u8]>::to_vec).collect();
     rest.reverse();

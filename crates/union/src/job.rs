@@ -78,7 +78,7 @@ pub fn build_job(
                 warn(w);
             }
             for step in steps {
-                dirs.run(step, store.map(|s| s.cache_mounts.as_path()))?;
+                dirs.run(step, store.map(|s| s.cache_mounts.as_path()), sources)?;
             }
             let ids = dirs.ids.is_full().then_some(&dirs.ids);
             let entries = crate::upper::upper_entries(&lower()?, &dirs.upper, ids)?;

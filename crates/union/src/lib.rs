@@ -129,6 +129,7 @@ impl Error {
                 e,
                 Error::RunFailed { .. }
                     | Error::CopyFrom { .. }
+                    | Error::MountPoint { .. }
                     | Error::Sandbox(_)
                     | Error::BadLayer { .. }
                     | Error::BadDir { .. }
