@@ -365,3 +365,53 @@ image app {
         "{err}"
     );
 }
+
+#[test]
+fn symlinks_in_a_copied_path_never_lead_out_of_the_source_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cache = dir.join("cache");
+    // Links that would reach the host's /etc if followed on the host.
+    let spec = r#"
+compression "none"
+image build {
+    layer evil {
+        file "/etc/passwd" "image-passwd"
+        symlink "/escape" target="../../../../../../etc"
+        symlink "/abs" target="/proc/self/root/etc"
+    }
+}
+image slim {
+    layer l {
+        copy "/escape/passwd" from="build" to="/got"
+        copy "/escape" from="build" to="/dir/"
+    }
+}
+"#;
+    fs::write(dir.join("s.kdl"), spec).unwrap();
+    strata_ok(
+        dir,
+        &cache,
+        &["compose", "s.kdl", "--out", "out", "--quiet"],
+    );
+    strata_ok(dir, &cache, &["rootfs", "out:slim", "root"]);
+    assert_eq!(
+        fs::read_to_string(dir.join("root/got")).unwrap(),
+        "image-passwd"
+    );
+    let names: Vec<String> = fs::read_dir(dir.join("root/dir"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["passwd"], "only the image's /etc");
+    // Through /proc/self/root: the image has no /proc, so nothing is found.
+    fs::write(
+        dir.join("s.kdl"),
+        spec.replace("\"/escape/passwd\"", "\"/abs/shadow\""),
+    )
+    .unwrap();
+    let out = strata(dir, &cache, &["compose", "s.kdl", "--out", "out2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("no such file or directory (/proc)"), "{err}");
+}
