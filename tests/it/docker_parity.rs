@@ -46,7 +46,7 @@ fn context(dir: &Path) {
     }
     // A root file system with special directories, and an archive to unpack.
     let mut b = tar::Builder::new(fs::File::create(dir.join("rootfs.tar")).unwrap());
-    let entries: [(&str, tar::EntryType, u32, u64, &[u8]); 7] = [
+    let entries: [(&str, tar::EntryType, u32, u64, &[u8]); 8] = [
         ("tmp/", tar::EntryType::Directory, 0o1777, 0, b""),
         ("srv/", tar::EntryType::Directory, 0o750, 33, b""),
         ("etc/", tar::EntryType::Directory, 0o755, 0, b""),
@@ -55,7 +55,14 @@ fn context(dir: &Path) {
             tar::EntryType::Regular,
             0o644,
             0,
-            b"root:x:0:0::/root:/bin/sh\n",
+            b"root:x:0:0::/root:/bin/sh\napp:x:1234:1240::/home/app:/bin/sh\n",
+        ),
+        (
+            "etc/group",
+            tar::EntryType::Regular,
+            0o644,
+            0,
+            b"root:x:0:\napp:x:1234:\nstaff:x:50:\n",
         ),
         ("usr/", tar::EntryType::Directory, 0o755, 0, b""),
         ("usr/bin/", tar::EntryType::Directory, 0o755, 0, b""),
@@ -156,6 +163,12 @@ const CASES: &[Case] = &[
     Case {
         name: "arg_in_paths",
         dockerfile: "FROM scratch\nARG DEST=/opt/app\nCOPY site ${DEST}/site\nCOPY a.txt $DEST/a.txt\nWORKDIR $DEST\n",
+        image: "stage-0",
+        ignore: "",
+    },
+    Case {
+        name: "chown_by_name",
+        dockerfile: "FROM scratch\nADD rootfs.tar /\nCOPY --chown=app:app a.txt /srv/a\nCOPY --chown=app b.txt /srv/b\nCOPY --chown=1000:staff site /srv/site\n",
         image: "stage-0",
         ignore: "",
     },

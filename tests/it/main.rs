@@ -23,6 +23,7 @@ mod multi_member;
 mod multi_platform;
 mod nothing_escapes;
 mod outputs;
+mod owner_names;
 mod package_reports;
 mod packages;
 mod real_tools;

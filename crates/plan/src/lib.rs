@@ -21,6 +21,7 @@ mod config;
 mod index;
 mod inputs;
 mod keys;
+mod owners;
 mod render;
 mod run_mounts;
 mod urls;
@@ -36,6 +37,7 @@ use strata_spec::{Diagnostics, Op, Spanned, Spec, SpecDiagnostic};
 
 pub use index::IndexNode;
 pub use keys::{DigestMemo, InputDigest, KEY_FORMAT, KeyPart, LayerKey, explain_change};
+pub use owners::{NamedOwner, Unresolved, resolve_job};
 
 /// Index of a layer in [`Plan::layers`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -176,6 +178,9 @@ pub struct LayerNode {
     pub reads_below: bool,
     /// The digests of the inputs it reads, in op order.
     pub inputs: Vec<InputDigest>,
+    /// The owners its ops give by name, resolved against the layers below
+    /// when it is built ([`resolve_job`]); it then reads below.
+    pub owner_names: Vec<NamedOwner>,
     pub key: LayerKey,
     /// The named parts the key is made of, to explain a miss.
     pub key_parts: Vec<KeyPart>,
@@ -304,6 +309,7 @@ fn external_base(
             deps: Vec::new(),
             reads_below: false,
             inputs: Vec::new(),
+            owner_names: Vec::new(),
             key,
             key_parts,
         });
@@ -719,6 +725,7 @@ impl Planner<'_> {
         let mut ok = true;
         let mut reads_below = false;
         let mut packages_seen = false;
+        let mut owner_names = Vec::new();
         for op in ops {
             if matches!(op.value, Op::Packages(_)) {
                 // Every `packages` of a layer was resolved as one set.
@@ -745,6 +752,18 @@ impl Planner<'_> {
                 Ok((Planned::Op(job_op), input)) => {
                     reads_below |= matches!(job_op, JobOp::Delete { .. })
                         || (!below.is_empty() && job_op.keeps_lower_parents());
+                    if let Some(o) = op.value.owner().filter(|o| o.value.numeric().is_none()) {
+                        if below.is_empty() {
+                            self.errors.push(owners::nothing_below(image, name, o));
+                            ok = false;
+                        }
+                        reads_below = true;
+                        owner_names.push(NamedOwner {
+                            op: job_ops.len(),
+                            owner: o.value.clone(),
+                            span: o.span,
+                        });
+                    }
                     job_ops.push(job_op);
                     op_spans.push(op.span);
                     inputs.extend(input);
@@ -802,11 +821,16 @@ impl Planner<'_> {
             deps,
             reads_below,
             inputs,
+            owner_names,
             key: LayerKey([0; 32]),
             key_parts: Vec::new(),
         };
         (node.key, node.key_parts) =
             keys::layer_key(&node.steps(), epoch, compression, &node.inputs, below_key);
+        if !node.owner_names.is_empty() {
+            (node.key, node.key_parts) =
+                keys::with_owner_names(std::mem::take(&mut node.key_parts), &node.owner_names);
+        }
         node.stack = keys::stack_digest(under.map(|u| &u.stack), &node.key);
         Some(node)
     }
@@ -938,11 +962,12 @@ impl Planner<'_> {
     }
 
     fn plain_op(&self, op: &Op) -> Result<(JobOp, Option<InputDigest>), SpecDiagnostic> {
+        // An owner by name is left out here: `layer_node` records it, and
+        // the executor puts the ids in when the layers below are built.
         let owner = |o: &Option<Spanned<strata_spec::Owner>>| {
-            o.as_ref().map(|o| Owner {
-                uid: o.value.uid,
-                gid: o.value.gid,
-            })
+            o.as_ref()
+                .and_then(|o| o.value.numeric())
+                .map(|(uid, gid)| Owner { uid, gid })
         };
         let mode = |m: &Option<Spanned<u32>>| m.as_ref().map(|m| m.value);
         Ok(match op {

@@ -67,6 +67,7 @@ pub(crate) fn layer(
         deps,
         reads_below,
         inputs: Vec::new(),
+        owner_names: Vec::new(),
         key: LayerKey([0; 32]),
         key_parts: Vec::new(),
     };

@@ -157,7 +157,7 @@ impl Dumper<'_> {
 
     fn owner(&self, o: &Option<Spanned<Owner>>) -> String {
         o.as_ref()
-            .map(|o| format!(" owner={}:{}{}", o.value.uid, o.value.gid, self.at(o.span)))
+            .map(|o| format!(" owner={}{}", o.value, self.at(o.span)))
             .unwrap_or_default()
     }
 

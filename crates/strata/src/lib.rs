@@ -20,6 +20,7 @@ pub mod json;
 mod locate;
 pub mod lock;
 mod outputs;
+mod owner_names;
 pub mod package_diff;
 pub mod packages;
 pub mod push;
