@@ -38,3 +38,4 @@ mod support;
 mod tidy;
 mod tomcat_debian;
 mod union;
+mod url_errors;
