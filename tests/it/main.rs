@@ -26,6 +26,7 @@ mod outputs;
 mod owner_names;
 mod package_reports;
 mod packages;
+mod progress_eta;
 mod push_index;
 mod real_tools;
 mod registry;

@@ -721,6 +721,7 @@ fn build_one(
     on_event(Event::LayerStarted {
         index,
         name: name.clone(),
+        expected: crate::estimate::layer_bytes(layer),
     });
     let mut blob = cache.new_blob()?;
     let progress = |bytes: u64| on_event(Event::LayerProgress { index, bytes });
