@@ -1070,8 +1070,21 @@ impl Planner<'_> {
             ),
             Op::Mkdir {
                 path,
+                owner: o,
+                if_missing: Some(b),
+                ..
+            } if b.value => (
+                JobOp::Workdir {
+                    path: image_path(path)?,
+                    owner: owner(o),
+                },
+                None,
+            ),
+            Op::Mkdir {
+                path,
                 mode: m,
                 owner: o,
+                ..
             } => (
                 JobOp::Mkdir {
                     path: image_path(path)?,

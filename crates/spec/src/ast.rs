@@ -269,6 +269,10 @@ pub enum Op {
         path: Spanned<String>,
         mode: Option<Spanned<u32>>,
         owner: Option<Spanned<Owner>>,
+        /// `if-missing=#true`: made only when the layers below lack it (as
+        /// Docker's `WORKDIR` makes its directory); an existing one keeps
+        /// its mode and owner. Takes no `mode=`.
+        if_missing: Option<Spanned<bool>>,
     },
     /// `symlink "/path" target="..."`.
     Symlink {

@@ -200,8 +200,22 @@ impl Dumper<'_> {
                 self.mode(mode),
                 self.owner(owner)
             ),
-            Op::Mkdir { path, mode, owner } => {
-                format!("{}{}{}", self.s(path), self.mode(mode), self.owner(owner))
+            Op::Mkdir {
+                path,
+                mode,
+                owner,
+                if_missing,
+            } => {
+                format!(
+                    "{}{}{}{}",
+                    self.s(path),
+                    self.mode(mode),
+                    self.owner(owner),
+                    if_missing
+                        .as_ref()
+                        .map(|b| format!(" if-missing={}{}", b.value, self.at(b.span)))
+                        .unwrap_or_default()
+                )
             }
             Op::Symlink {
                 path,
