@@ -325,6 +325,26 @@ pub fn layer_key(
     (LayerKey(all.finish()), parts)
 }
 
+/// `parts` with one more, the owners the layer's ops give by name (which
+/// its ops' own parts leave out), and the key they make. Only a layer with
+/// such owners has this part, so every other key stays as it was.
+pub(crate) fn with_owner_names(
+    mut parts: Vec<KeyPart>,
+    names: &[crate::NamedOwner],
+) -> (LayerKey, Vec<KeyPart>) {
+    let mut e = Enc::new();
+    for n in names {
+        e.field("op", &(n.op as u64).to_le_bytes())
+            .field("owner-name", n.owner.to_string().as_bytes());
+    }
+    parts.push(KeyPart::new("owner names", &e));
+    let mut all = Enc::new();
+    for p in &parts {
+        all.field("part", &p.digest);
+    }
+    (LayerKey(all.finish()), parts)
+}
+
 /// The digest of a stack of layers: `key` (the top layer's) chained onto
 /// `under`, the stack digest of the layers below it (`None` at the bottom).
 /// Equal stacks of keys, and only they, give equal digests.

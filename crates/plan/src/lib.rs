@@ -21,6 +21,7 @@ mod config;
 mod index;
 mod inputs;
 mod keys;
+mod owners;
 mod render;
 mod run_mounts;
 mod urls;
@@ -38,6 +39,7 @@ use strata_spec::{Diagnostics, Op, Spanned, Spec, SpecDiagnostic};
 
 pub use index::IndexNode;
 pub use keys::{DigestMemo, InputDigest, KEY_FORMAT, KeyPart, LayerKey, explain_change};
+pub use owners::{NamedOwner, Unresolved, resolve_job};
 
 /// Index of a layer in [`Plan::layers`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -182,6 +184,9 @@ pub struct LayerNode {
     pub sources: Vec<LayerId>,
     /// The digests of the inputs it reads, in op order.
     pub inputs: Vec<InputDigest>,
+    /// The owners its ops give by name, resolved against the layers below
+    /// when it is built ([`resolve_job`]); it then reads below.
+    pub owner_names: Vec<NamedOwner>,
     pub key: LayerKey,
     /// The named parts the key is made of, to explain a miss.
     pub key_parts: Vec<KeyPart>,
@@ -318,6 +323,7 @@ fn external_base(
             reads_below: false,
             sources: Vec::new(),
             inputs: Vec::new(),
+            owner_names: Vec::new(),
             key,
             key_parts,
         });
@@ -751,6 +757,7 @@ impl Planner<'_> {
         let mut reads_below = false;
         let mut packages_seen = false;
         let mut sources = Vec::new();
+        let mut owner_names = Vec::new();
         for op in ops {
             if let Op::Copy { from: Some(_), .. } = &op.value {
                 match self.copy_from(&op.value, layers) {
@@ -796,6 +803,18 @@ impl Planner<'_> {
                 Ok((Planned::Op(job_op), input)) => {
                     reads_below |= matches!(job_op, JobOp::Delete { .. })
                         || (!below.is_empty() && job_op.keeps_lower_parents());
+                    if let Some(o) = op.value.owner().filter(|o| o.value.numeric().is_none()) {
+                        if below.is_empty() {
+                            self.errors.push(owners::nothing_below(image, name, o));
+                            ok = false;
+                        }
+                        reads_below = true;
+                        owner_names.push(NamedOwner {
+                            op: job_ops.len(),
+                            owner: o.value.clone(),
+                            span: o.span,
+                        });
+                    }
                     job_ops.push(job_op);
                     op_spans.push(op.span);
                     inputs.extend(input);
@@ -859,11 +878,16 @@ impl Planner<'_> {
             reads_below,
             sources,
             inputs,
+            owner_names,
             key: LayerKey([0; 32]),
             key_parts: Vec::new(),
         };
         (node.key, node.key_parts) =
             keys::layer_key(&node.steps(), epoch, compression, &node.inputs, below_key);
+        if !node.owner_names.is_empty() {
+            (node.key, node.key_parts) =
+                keys::with_owner_names(std::mem::take(&mut node.key_parts), &node.owner_names);
+        }
         node.stack = keys::stack_digest(under.map(|u| &u.stack), &node.key);
         Some(node)
     }
@@ -1011,6 +1035,20 @@ impl Planner<'_> {
                 "an empty image",
             ));
         };
+        let owner = match owner {
+            None => None,
+            Some(o) => match o.value.numeric() {
+                Some((uid, gid)) => Some(Owner { uid, gid }),
+                None => {
+                    return Err(SpecDiagnostic::new(
+                        format!("`copy from=` takes numeric owners, and `{}` names a user or group", o.value),
+                        o.span,
+                        "a name",
+                    )
+                    .with_help("give ids: owner=\"1000:1000\" (names are resolved for copies of host files, not yet for copies from an image)"));
+                }
+            },
+        };
         Ok(Some((
             CopyFromStep {
                 image: from.value.clone(),
@@ -1019,10 +1057,7 @@ impl Planner<'_> {
                 to: image_path(to)?,
                 into_dir: to.value.ends_with('/'),
                 mode: mode.as_ref().map(|m| m.value),
-                owner: owner.as_ref().map(|o| Owner {
-                    uid: o.value.uid,
-                    gid: o.value.gid,
-                }),
+                owner,
             },
             top,
         )))
@@ -1103,11 +1138,12 @@ impl Planner<'_> {
     }
 
     fn plain_op(&self, op: &Op) -> Result<(JobOp, Option<InputDigest>), SpecDiagnostic> {
+        // An owner by name is left out here: `layer_node` records it, and
+        // the executor puts the ids in when the layers below are built.
         let owner = |o: &Option<Spanned<strata_spec::Owner>>| {
-            o.as_ref().map(|o| Owner {
-                uid: o.value.uid,
-                gid: o.value.gid,
-            })
+            o.as_ref()
+                .and_then(|o| o.value.numeric())
+                .map(|(uid, gid)| Owner { uid, gid })
         };
         let mode = |m: &Option<Spanned<u32>>| m.as_ref().map(|m| m.value);
         Ok(match op {
@@ -1211,8 +1247,21 @@ impl Planner<'_> {
             ),
             Op::Mkdir {
                 path,
+                owner: o,
+                if_missing: Some(b),
+                ..
+            } if b.value => (
+                JobOp::Workdir {
+                    path: image_path(path)?,
+                    owner: owner(o),
+                },
+                None,
+            ),
+            Op::Mkdir {
+                path,
                 mode: m,
                 owner: o,
+                ..
             } => (
                 JobOp::Mkdir {
                     path: image_path(path)?,

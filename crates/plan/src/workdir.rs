@@ -61,6 +61,7 @@ pub(crate) fn layer(
         reads_below,
         sources: Vec::new(),
         inputs: Vec::new(),
+        owner_names: Vec::new(),
         key: LayerKey([0; 32]),
         key_parts: Vec::new(),
     };

@@ -157,7 +157,7 @@ impl Dumper<'_> {
 
     fn owner(&self, o: &Option<Spanned<Owner>>) -> String {
         o.as_ref()
-            .map(|o| format!(" owner={}:{}{}", o.value.uid, o.value.gid, self.at(o.span)))
+            .map(|o| format!(" owner={}{}", o.value, self.at(o.span)))
             .unwrap_or_default()
     }
 
@@ -205,8 +205,22 @@ impl Dumper<'_> {
                 self.mode(mode),
                 self.owner(owner)
             ),
-            Op::Mkdir { path, mode, owner } => {
-                format!("{}{}{}", self.s(path), self.mode(mode), self.owner(owner))
+            Op::Mkdir {
+                path,
+                mode,
+                owner,
+                if_missing,
+            } => {
+                format!(
+                    "{}{}{}{}",
+                    self.s(path),
+                    self.mode(mode),
+                    self.owner(owner),
+                    if_missing
+                        .as_ref()
+                        .map(|b| format!(" if-missing={}{}", b.value, self.at(b.span)))
+                        .unwrap_or_default()
+                )
             }
             Op::Symlink {
                 path,

@@ -101,7 +101,7 @@ fn usage(kind: &str) -> &'static str {
             "copy \"SRC\" to=\"/DEST/\" [mode=0o644] [owner=\"UID:GID\"] [exclude=\"PATTERN ...\"] (or copy \"/PATH\" from=\"IMAGE\" to=\"/DEST/\")"
         }
         "file" => "file \"/PATH\" \"CONTENT\" [mode=0o644] [owner=\"UID:GID\"]",
-        "mkdir" => "mkdir \"/PATH\" [mode=0o755] [owner=\"UID:GID\"]",
+        "mkdir" => "mkdir \"/PATH\" [mode=0o755] [owner=\"UID:GID\"] [if-missing=#true]",
         "symlink" => "symlink \"/PATH\" target=\"TARGET\" [owner=\"UID:GID\"]",
         "delete" => "delete \"/PATH\"",
         "from-dir" => "from-dir \"DIR\" [normalize=#true]",

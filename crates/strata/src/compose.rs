@@ -561,7 +561,10 @@ fn build_all(
                                 r.load_listing(cache)?;
                                 g.lower.apply(&r.record.listing);
                                 // `from-dir` and `run` read the layers' contents, not only the view.
-                                if matches!(layer.build, Build::Union(_)) {
+                                // So do owners by name, which read /etc/passwd and /etc/group.
+                                if matches!(layer.build, Build::Union(_))
+                                    || !layer.owner_names.is_empty()
+                                {
                                     g.below.push(r.record.clone());
                                 }
                                 if r.changed {
@@ -734,6 +737,7 @@ fn build_one(
     on_event(Event::LayerStarted {
         index,
         name: name.clone(),
+        expected: crate::estimate::layer_bytes(layer),
     });
     let mut blob = cache.new_blob()?;
     let progress = |bytes: u64| on_event(Event::LayerProgress { index, bytes });
@@ -784,30 +788,54 @@ fn built_record(
     warn: &dyn Fn(String),
 ) -> Result<LayerRecord, Error> {
     let out = match &layer.build {
-        Build::Union(job) => {
-            crate::union_job::build(plan, layer, job, below, sources, cache, blob, progress, warn)
-        }
+        Build::Union(job) => crate::union_job::build(
+            plan, layer, job, below, sources, cache, blob, progress, warn,
+        ),
         Build::External(_) => unreachable!("build_one fetches external layers, never builds them"),
-        Build::Ops(job) => strata_layer::build(job, lower, blob, progress).map_err(|e| match e {
-            strata_layer::Error::DeleteMissing { op, path } => {
-                let span = layer.op_spans.get(op).copied().unwrap_or(layer.span);
-                Error::Build(Box::new(plan.diagnostic(
-                    SpecDiagnostic::new(
-                        format!("cannot delete {path}: no layer below `{}` in image `{}` has it", layer.name, layer.image),
-                        span,
-                        "nothing to delete",
-                    )
-                    .with_help("`delete` records a whiteout for a path of a lower layer; check the path"),
-                )))
-            }
-            source => Error::Layer {
-                layer: crate::locate::layer_at(plan, layer, &source),
-                source: crate::locate::write_error(source, &cache.root().join("tmp")),
-            },
-        }),
+        Build::Ops(job) if !layer.owner_names.is_empty() => {
+            let job = crate::owner_names::resolve(plan, layer, job, below, lower, cache)?;
+            build_ops(plan, layer, &job, lower, cache, blob, progress)
+        }
+        Build::Ops(job) => build_ops(plan, layer, job, lower, cache, blob, progress),
     }?;
     Ok(LayerRecord {
         desc: out.desc,
         listing: out.listing,
+    })
+}
+
+/// A layer of plain operations, built by `strata_layer::build`.
+fn build_ops(
+    plan: &Plan,
+    layer: &LayerNode,
+    job: &strata_layer::LayerJob,
+    lower: &LowerView,
+    cache: &Cache,
+    blob: &mut strata_cache::BlobWriter,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<strata_layer::BuildOutput, Error> {
+    strata_layer::build(job, lower, blob, progress).map_err(|e| match e {
+        strata_layer::Error::DeleteMissing { op, path } => {
+            let span = layer.op_spans.get(op).copied().unwrap_or(layer.span);
+            Error::Build(Box::new(
+                plan.diagnostic(
+                    SpecDiagnostic::new(
+                        format!(
+                            "cannot delete {path}: no layer below `{}` in image `{}` has it",
+                            layer.name, layer.image
+                        ),
+                        span,
+                        "nothing to delete",
+                    )
+                    .with_help(
+                        "`delete` records a whiteout for a path of a lower layer; check the path",
+                    ),
+                ),
+            ))
+        }
+        source => Error::Layer {
+            layer: crate::locate::layer_at(plan, layer, &source),
+            source: crate::locate::write_error(source, &cache.root().join("tmp")),
+        },
     })
 }

@@ -192,6 +192,20 @@ struct Stage {
     /// The line of the last `SHELL`.
     shell_line: usize,
     layers: usize,
+    /// Each `RUN`'s layer (in `body`, a placeholder of its name, as a
+    /// setting may still remove nodes before it), and the working directory
+    /// it runs in. A spec's `run` steps run in the image's (last)
+    /// `workdir`, so a `RUN` before a later `WORKDIR` changes directory
+    /// itself (`cd DIR && ...`), decided when the stage is written.
+    runs: Vec<RunAt>,
+}
+
+struct RunAt {
+    name: String,
+    /// The command and the step's properties (` network=#true`, ` user=...`).
+    command: String,
+    props: String,
+    workdir: Option<String>,
 }
 
 #[derive(Default)]
@@ -554,13 +568,34 @@ impl Translator {
                 Some(_) => {}
             }
         }
-        let net = if network { " network=#true" } else { "" };
-        let block = if binds.is_empty() {
-            String::new()
+        let mut props = if network {
+            " network=#true".to_owned()
         } else {
-            format!(" {{ {}; }}", binds.join("; "))
+            String::new()
         };
-        self.layer(ins, vec![format!("run {}{net}{block}", q(&command))]);
+        let Some(st) = self.stage(ins) else { return };
+        // Docker runs a `RUN` as the `USER` so far; a spec's `run` step as
+        // root unless it says `user=`.
+        if let Some(user) = st
+            .user
+            .as_deref()
+            .filter(|u| !matches!(*u, "" | "root" | "0" | "0:0" | "root:root"))
+        {
+            let _ = write!(props, " user={}", q(user));
+        }
+        // The mounts' block comes last, after the properties.
+        if !binds.is_empty() {
+            let _ = write!(props, " {{ {}; }}", binds.join("; "));
+        }
+        st.layers += 1;
+        let name = format!("run-{}", st.layers);
+        st.body.push(format!("\0{name}"));
+        st.runs.push(RunAt {
+            name,
+            command,
+            props,
+            workdir: st.workdir.clone(),
+        });
     }
 
     /// The mount node of a `RUN --mount=OPTIONS` that a spec has:
@@ -619,13 +654,21 @@ impl Translator {
             format!("{}/{dir}", base.trim_end_matches('/'))
         };
         st.workdir = Some(abs.clone());
-        // Docker makes the directory (0755), in a layer, owned by the USER
-        // when one is set by number.
-        let owner = st.user.as_deref().and_then(numeric_owner);
+        // Docker makes the directory (0755) in a layer, owned by the USER,
+        // unless it exists: then it stays as it is (`if-missing`). A user
+        // by name is resolved against the image's own /etc/passwd.
+        let owner = st
+            .user
+            .as_deref()
+            .filter(|u| !matches!(*u, "" | "root" | "0" | "0:0" | "root:root"))
+            .map(|u| numeric_owner(u).unwrap_or_else(|| u.to_owned()));
         let owner = owner
             .map(|o| format!(" owner={}", q(&o)))
             .unwrap_or_default();
-        self.layer(ins, vec![format!("mkdir {}{owner}", q(&abs))]);
+        self.layer(
+            ins,
+            vec![format!("mkdir {} if-missing=#true{owner}", q(&abs))],
+        );
         self.setting(ins, format!("workdir {}", q(&abs)));
     }
 
@@ -806,7 +849,26 @@ impl Translator {
             if let Some(f) = &st.from {
                 let _ = writeln!(s, "    from {}", q(f));
             }
-            for node in &st.body {
+            let mut body = st.body.clone();
+            for r in &st.runs {
+                let command = if r.workdir == st.workdir {
+                    r.command.clone()
+                } else {
+                    let dir = r.workdir.as_deref().unwrap_or("/");
+                    format!("cd {} && {}", shell_quote(dir), r.command)
+                };
+                let placeholder = format!("\0{}", r.name);
+                let Some(node) = body.iter_mut().find(|n| **n == placeholder) else {
+                    continue;
+                };
+                *node = format!(
+                    "layer {} {{\n        run {}{}\n    }}",
+                    r.name,
+                    q(&command),
+                    r.props
+                );
+            }
+            for node in &body {
                 let _ = writeln!(s, "    {node}");
             }
             s.push_str("}\n");

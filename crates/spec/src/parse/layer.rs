@@ -293,14 +293,29 @@ impl Parser<'_> {
     }
 
     fn op_mkdir(&mut self, node: &KdlNode) -> Option<Op> {
-        let (arg, e) = self.one_arg(node, "path", &["mode", "owner"]);
+        let (arg, e) = self.one_arg(node, "path", &["mode", "owner", "if-missing"]);
         let path = arg.and_then(|a| self.checked(a, "a path", values::image_path));
         let mode = e.prop("mode").and_then(|m| self.mode(m));
         let owner = e.prop("owner").and_then(|o| self.owner(o));
+        let if_missing = e
+            .prop("if-missing")
+            .and_then(|b| self.boolean(b, "`if-missing`"));
+        if let (Some(m), Some(true)) = (&mode, if_missing.as_ref().map(|b| b.value)) {
+            self.push(
+                SpecDiagnostic::new(
+                    "`mode=` and `if-missing=#true` do not go together",
+                    m.span,
+                    "a mode",
+                )
+                .with_help("a directory made if missing is 0755, as Docker's WORKDIR makes it; an existing one keeps its mode"),
+            );
+            return None;
+        }
         Some(Op::Mkdir {
             path: path?,
             mode,
             owner,
+            if_missing,
         })
     }
 
