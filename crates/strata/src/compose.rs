@@ -54,6 +54,10 @@ pub struct ComposeOptions {
     /// layers (`--remote-cache grpc://HOST:PORT`): read before building,
     /// written after. See [`crate::reapi_cache`].
     pub remote_cache: Option<strata_reapi::Options>,
+    /// A Remote Execution API server whose workers build the layers the
+    /// caches miss (`--remote-exec grpc://HOST:PORT`); also the remote
+    /// cache when `remote_cache` is not given. See [`crate::remote_exec`].
+    pub remote_exec: Option<strata_reapi::Options>,
     /// Manifest digests for external bases named by tag (from a lock).
     pub base_pins: std::collections::BTreeMap<String, strata_layer::Digest>,
     /// `--arg NAME=VALUE`: values of the spec's build arguments (`arg`),
@@ -158,7 +162,7 @@ pub fn compose(
     // remote cache carries its listing.
     let listings =
         !opts.lazy_listings || opts.sbom || remotes.cache_to.is_some() || remotes.reapi.is_some();
-    let ready = build_stage(&plan, &cache, opts, listings, &remote, on_event)?;
+    let ready = build_stage(&plan, &cache, opts, listings, &remote, &remotes, on_event)?;
     let built = Built { plan, ready };
     let exported = export_stage(&built, &cache, opts, on_event)?;
     let pushed = publish_stage(&built, &cache, &remotes, opts, on_event)?;
@@ -172,6 +176,7 @@ struct Remotes {
     cache_from: Option<strata_registry::Reference>,
     cache_to: Option<strata_registry::Reference>,
     reapi: Option<crate::reapi_cache::RemoteCache>,
+    exec: Option<crate::remote_exec::RemoteExec>,
 }
 
 impl Remotes {
@@ -187,7 +192,13 @@ impl Remotes {
             reapi: opts
                 .remote_cache
                 .as_ref()
+                .or(opts.remote_exec.as_ref())
                 .map(crate::reapi_cache::RemoteCache::connect)
+                .transpose()?,
+            exec: opts
+                .remote_exec
+                .as_ref()
+                .map(crate::remote_exec::RemoteExec::connect)
                 .transpose()?,
         })
     }
@@ -294,6 +305,7 @@ fn build_stage(
     opts: &ComposeOptions,
     listings: bool,
     remote: &RemoteStatuses,
+    remotes: &Remotes,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Vec<Ready>, Error> {
     let mut pool = rayon::ThreadPoolBuilder::new();
@@ -303,7 +315,8 @@ fn build_stage(
     let pool = pool
         .build()
         .map_err(|e| Error::Workers(format!("cannot start them: {e}")))?;
-    let mut ready = pool.install(|| build_all(plan, cache, remote, on_event))?;
+    let exec = remotes.exec.as_ref();
+    let mut ready = pool.install(|| build_all(plan, cache, remote, exec, on_event))?;
     if listings {
         for r in &mut ready {
             r.load_listing(cache)?;
@@ -524,6 +537,7 @@ fn build_all(
     plan: &Plan,
     cache: &Cache,
     remote: &RemoteStatuses,
+    exec: Option<&crate::remote_exec::RemoteExec>,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Vec<Ready>, Error> {
     let done: Mutex<Vec<Option<Ready>>> = Mutex::new(vec![None; plan.layers.len()]);
@@ -570,7 +584,8 @@ fn build_all(
                     Ok(g)
                 };
                 let remote = remote.get(&layer.key.hex()).copied();
-                build_one(plan, layer, &gather, cache, remote, on_event).map(|r| (layer.id.0, r))
+                build_one(plan, layer, &gather, cache, remote, exec, on_event)
+                    .map(|r| (layer.id.0, r))
             })
             .collect();
         let mut errors = Vec::new();
@@ -641,6 +656,7 @@ fn build_one(
     gather: &dyn Fn() -> Result<Gathered, Error>,
     cache: &Cache,
     remote: Option<RemoteStatus>,
+    exec: Option<&crate::remote_exec::RemoteExec>,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Ready, Error> {
     let index = layer.id.0;
@@ -719,22 +735,30 @@ fn build_one(
         index,
         name: name.clone(),
     });
-    let mut blob = cache.new_blob()?;
-    let progress = |bytes: u64| on_event(Event::LayerProgress { index, bytes });
-    let record = if let Some(ext) = layer.external() {
-        // A layer of an external base: its blob as it is, checked.
-        let listing = crate::base::fetch_layer(layer, ext, cache, &mut blob)?;
-        LayerRecord {
-            desc: ext.desc,
-            listing,
+    // A layer the farm builds is in the cache when it returns.
+    let (record, remote) = match crate::remote_exec::try_build(exec, plan, layer, cache, on_event)?
+    {
+        Some(record) => (record, Some(RemoteStatus::Build)),
+        None => {
+            let mut blob = cache.new_blob()?;
+            let progress = |bytes: u64| on_event(Event::LayerProgress { index, bytes });
+            let record = if let Some(ext) = layer.external() {
+                // A layer of an external base: its blob as it is, checked.
+                let listing = crate::base::fetch_layer(layer, ext, cache, &mut blob)?;
+                LayerRecord {
+                    desc: ext.desc,
+                    listing,
+                }
+            } else {
+                let warn = |w: String| on_event(Event::Warning(w));
+                built_record(
+                    plan, layer, &lower, &below, cache, &mut blob, &progress, &warn,
+                )?
+            };
+            cache.put(&key, &record, blob)?;
+            (record, remote)
         }
-    } else {
-        let warn = |w: String| on_event(Event::Warning(w));
-        built_record(
-            plan, layer, &lower, &below, cache, &mut blob, &progress, &warn,
-        )?
     };
-    cache.put(&key, &record, blob)?;
     let _ = cache.set_last_build(&last_name, &last);
     on_event(Event::LayerDone {
         index,

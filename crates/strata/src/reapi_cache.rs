@@ -188,8 +188,25 @@ fn pull_one(
         return Ok(false);
     };
     let source = format!("{} action {action}", client.url());
+    take_result(cache, client, key, media_type, &result, &source)?;
+    Ok(true)
+}
+
+/// Take the layer an action result names (`layer.blob`, `layer.record.json`)
+/// into `cache`, after every check: the record must be of `media_type` and
+/// name the blob; the blob is hashed as it streams, and its tar must hash
+/// to the record's diff_id and hold the record's listing. `source` names
+/// the result in errors. What a remote cache hit and a remote build share.
+pub(crate) fn take_result(
+    cache: &Cache,
+    client: &Client,
+    key: &str,
+    media_type: strata_layer::MediaType,
+    result: &ActionResult,
+    source: &str,
+) -> Result<(), Error> {
     let bad = |reason: String| Error::BadSource {
-        source_ref: source.clone(),
+        source_ref: source.to_owned(),
         reason,
     };
     let output = |path: &str| -> Result<BlobDigest, Error> {
@@ -234,8 +251,8 @@ fn pull_one(
         client.read(&blob_d, &mut w)?;
         std::io::Write::flush(&mut w).map_err(io_err)?;
     }
-    crate::remote_cache::store_fetched(cache, key, &record, tmp.path(), &source)?;
-    Ok(true)
+    crate::remote_cache::store_fetched(cache, key, &record, tmp.path(), source)?;
+    Ok(())
 }
 
 /// Upload layers (cache key, record, and `fresh`: whether the action cache
