@@ -28,6 +28,7 @@ mod packages;
 mod real_tools;
 mod registry;
 mod remote_api;
+mod remote_exec;
 mod repro;
 mod run_mounts;
 mod sandbox;

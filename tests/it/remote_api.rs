@@ -17,7 +17,7 @@ use crate::support::{index_digests, strata, strata_ok, tree_bytes};
 /// Where `bgd` is: `$STRATA_BGD`, the virtualenv `.ci/run` makes
 /// (`/opt/buildgrid-venv`), or `PATH`. `None` (SKIPPED) without it, and a
 /// failure under `CI`, which installs it.
-fn bgd(test: &str) -> Option<PathBuf> {
+pub(crate) fn bgd(test: &str) -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("STRATA_BGD").map(PathBuf::from),
         Some(PathBuf::from("/opt/buildgrid-venv/bin/bgd")),

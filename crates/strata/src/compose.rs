@@ -158,6 +158,12 @@ pub fn compose(
     let _lock = cache.lock_shared()?;
     let plan = plan_stage(spec_path, opts, &cache, on_event)?;
     let (pulled, remote) = pull_stage(&plan, &cache, &remotes, opts, on_event)?;
+    if let (Some(c), Some(x)) = (&remotes.reapi, &remotes.exec) {
+        // One server found down is one warning, not one per service.
+        if c.is_down() && c.client().url() == x.url() {
+            x.mark_down();
+        }
+    }
     // An SBOM lists every file of every layer, and a record pushed to a
     // remote cache carries its listing.
     let listings =

@@ -106,7 +106,7 @@ impl RemoteCache {
         &self.client
     }
 
-    fn is_down(&self) -> bool {
+    pub(crate) fn is_down(&self) -> bool {
         self.down.load(Ordering::Relaxed)
     }
 

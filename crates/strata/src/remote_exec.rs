@@ -669,6 +669,16 @@ impl RemoteExec {
         })
     }
 
+    pub fn url(&self) -> &str {
+        self.client.url()
+    }
+
+    /// Give up on the farm without a word (its server was found down, and
+    /// said so, as the remote cache).
+    pub(crate) fn mark_down(&self) {
+        self.down.store(true, Ordering::Relaxed);
+    }
+
     /// Give up on the farm, with one warning.
     fn give_up(&self, why: &str, on_event: &(dyn Fn(Event) + Sync)) {
         if !self.down.swap(true, Ordering::Relaxed) {
