@@ -432,3 +432,53 @@ fn an_unreachable_farm_builds_locally_with_one_warning() {
         assert_eq!(remote, "miss", "{name}: {json}");
     }
 }
+
+/// Item 4 of issue 21: a compose whose layers are all in the local cache,
+/// and were all seen on the server, makes no remote call: with the server
+/// killed it says nothing. A layer the server was never seen to hold is
+/// still offered (and the dead server is then one warning).
+#[test]
+fn a_warm_compose_asks_the_remote_cache_nothing() {
+    const TEST: &str = "a_warm_compose_asks_the_remote_cache_nothing";
+    let Some(bgd) = crate::remote_api::bgd(TEST) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut grid = crate::remote_api::BuildGrid::start(&bgd, &dir.join("grid"));
+    let url = grid.url.clone();
+    let spec = four_layer_spec(dir);
+    let spec_s = spec.to_str().unwrap();
+    let cache = dir.join("cache");
+    let out = dir.join("out");
+    let args = [
+        "compose",
+        spec_s,
+        "--remote-cache",
+        &url,
+        "--json",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let json = strata_ok(dir, &cache, &args);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["remote_cache_pushed"], 4, "{json}");
+    // Warm, the server up: nothing to push.
+    let json = strata_ok(dir, &cache, &args);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["remote_cache_pushed"], 0, "{json}");
+    grid.kill();
+    let warm = strata(dir, &cache, &args);
+    let stderr = String::from_utf8_lossy(&warm.stderr);
+    assert!(warm.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("warning"),
+        "a warm compose called the server:\n{stderr}"
+    );
+    // A layer built now is offered to the (dead) server: one warning.
+    std::fs::write(dir.join("inputs/f2.bin"), b"changed").unwrap();
+    let changed = strata(dir, &cache, &args);
+    let stderr = String::from_utf8_lossy(&changed.stderr);
+    assert!(changed.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("warning:").count(), 1, "{stderr}");
+}

@@ -165,9 +165,9 @@ pub fn compose(
         }
     }
     // An SBOM lists every file of every layer, and a record pushed to a
-    // remote cache carries its listing.
-    let listings =
-        !opts.lazy_listings || opts.sbom || remotes.cache_to.is_some() || remotes.reapi.is_some();
+    // remote cache carries its listing (the REAPI cache loads those it
+    // pushes itself: a warm compose pushes none).
+    let listings = !opts.lazy_listings || opts.sbom || remotes.cache_to.is_some();
     let ready = build_stage(&plan, &cache, opts, listings, &remote, &remotes, on_event)?;
     let built = Built { plan, ready };
     let exported = export_stage(&built, &cache, opts, on_event)?;
@@ -404,17 +404,33 @@ fn publish_stage(
     let mut pushed = None;
     if let Some(remote) = &remotes.reapi {
         // A layer built here is written; one from the local cache only if
-        // the server lacks one of its blobs; one the server gave, never.
-        let layers: Vec<(String, &LayerRecord, bool)> = built
+        // the server lacks one of its blobs (unless it was seen to hold it
+        // lately: a warm compose asks nothing); one the server gave, never.
+        let mut owned: Vec<(String, LayerRecord, bool)> = Vec::new();
+        for (l, r) in built
             .plan
             .layers
             .iter()
             .filter(|l| l.external().is_none())
             .map(|l| (l, &built.ready[l.id.0]))
             .filter(|(_, r)| r.remote != Some(RemoteStatus::Hit))
-            .map(|(l, r)| (l.key.hex(), &r.record, r.cache == CacheStatus::Miss))
-            .collect();
-        pushed = Some(crate::reapi_cache::push(&layers, cache, remote, on_event));
+        {
+            let key = l.key.hex();
+            let fresh = r.cache == CacheStatus::Miss;
+            if !fresh && remote.known_held(cache, &key) {
+                continue;
+            }
+            let mut r = r.clone();
+            r.load_listing(cache)?;
+            owned.push((key, r.record, fresh));
+        }
+        let layers: Vec<(String, &LayerRecord, bool)> =
+            owned.iter().map(|(k, r, f)| (k.clone(), r, *f)).collect();
+        pushed = Some(if layers.is_empty() {
+            0
+        } else {
+            crate::reapi_cache::push(&layers, cache, remote, on_event)
+        });
     }
     let Some(repo) = &remotes.cache_to else {
         return Ok(pushed);

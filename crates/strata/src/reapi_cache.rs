@@ -92,6 +92,7 @@ fn blob_digest(d: &strata_layer::Digest, size: u64) -> BlobDigest {
 pub struct RemoteCache {
     client: Client,
     down: AtomicBool,
+    instance: String,
 }
 
 impl RemoteCache {
@@ -99,6 +100,7 @@ impl RemoteCache {
         Ok(RemoteCache {
             client: Client::connect(opts)?,
             down: AtomicBool::new(false),
+            instance: opts.instance_name.clone(),
         })
     }
 
@@ -128,6 +130,37 @@ impl RemoteCache {
                 crate::error_chain(e)
             )));
         }
+    }
+}
+
+/// How long a note that the server holds a layer is believed.
+const HELD_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+impl RemoteCache {
+    /// The directory of notes, one empty file per layer key, of layers this
+    /// server (URL and instance) was seen to hold in the last
+    /// [`HELD_FOR`]: a warm compose skips them in the publish stage, so
+    /// that it makes no remote call at all. Small and outside the cache's
+    /// buckets; a server that lost an entry meanwhile gets it back from the
+    /// next compose after the note expires (or from any compose that builds
+    /// the layer).
+    fn held_dir(&self, cache: &Cache) -> std::path::PathBuf {
+        let id = blake3::hash(format!("{}\n{}", self.client.url(), self.instance).as_bytes());
+        cache.root().join("remote-held-v1").join(&id.to_hex()[..16])
+    }
+
+    /// Whether this server was seen to hold layer `key` lately.
+    pub(crate) fn known_held(&self, cache: &Cache, key: &str) -> bool {
+        std::fs::metadata(self.held_dir(cache).join(key))
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < HELD_FOR))
+    }
+
+    /// Note that this server holds layer `key` (best effort: a note that
+    /// cannot be written costs a `FindMissingBlobs` next time).
+    fn note_held(&self, cache: &Cache, key: &str) {
+        let dir = self.held_dir(cache);
+        let _ = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(key), b""));
     }
 }
 
@@ -161,7 +194,10 @@ pub fn pull(
                 }
                 let media_type = layer.compression().media_type();
                 match pull_one(cache, remote, key, media_type) {
-                    Ok(true) => (key.clone(), RemoteStatus::Hit),
+                    Ok(true) => {
+                        remote.note_held(cache, key);
+                        (key.clone(), RemoteStatus::Hit)
+                    }
                     Ok(false) => (key.clone(), RemoteStatus::Miss),
                     Err(e) => {
                         remote.failed(&layer.qualified_name(), &e, on_event);
@@ -338,6 +374,7 @@ pub fn push(
                     }
                 }
                 if !fresh && blobs.is_empty() {
+                    remote.note_held(cache, key);
                     return 0;
                 }
                 let result = ActionResult {
@@ -361,7 +398,10 @@ pub fn push(
                         .update_action_result(&BlobDigest::of_message(&action), &result)
                 });
                 match done {
-                    Ok(()) => 1,
+                    Ok(()) => {
+                        remote.note_held(cache, key);
+                        1
+                    }
                     Err(e) => {
                         remote.failed(key, &e.into(), on_event);
                         0
