@@ -276,18 +276,16 @@ pub(crate) fn take_result(
             blob_digest(&record.desc.blob, record.desc.size)
         )));
     }
-    let tmp_dir = cache.root().join("tmp");
-    let io_err = |source| Error::Io {
-        path: tmp_dir.clone(),
+    // Straight into a cache blob (a temporary file until `put`), checked
+    // there: no second copy of the bytes.
+    let mut blob = cache.new_blob()?;
+    client.read(&blob_d, &mut blob)?;
+    std::io::Write::flush(&mut blob).map_err(|source| Error::Io {
+        path: blob.path().to_path_buf(),
         source,
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err)?;
-    {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        client.read(&blob_d, &mut w)?;
-        std::io::Write::flush(&mut w).map_err(io_err)?;
-    }
-    crate::remote_cache::store_fetched(cache, key, &record, tmp.path(), source)?;
+    })?;
+    crate::remote_cache::check_fetched(key, &record, blob.path(), source)?;
+    cache.put(key, &record, blob)?;
     Ok(())
 }
 
