@@ -13,7 +13,8 @@ fn json(s: &str) -> Value {
 }
 
 /// The subcommands that report something; `rootfs` (writes a directory),
-/// `completions`, `man` (print a script or a page) and `help` do not.
+/// `completions`, `man` (print a script or a page), `worker` (serves a
+/// build farm until stopped, logging on stderr) and `help` do not.
 const REPORTING: &[&[&str]] = &[
     &["compose"],
     &["lock"],
@@ -57,7 +58,7 @@ fn every_reporting_command_takes_json() {
         };
         assert!(
             REPORTING.iter().any(|c| c[0] == name)
-                || ["rootfs", "import", "completions", "man", "help"].contains(&name),
+                || ["rootfs", "import", "completions", "man", "worker", "help"].contains(&name),
             "`strata {name}`: does it report something? add it to REPORTING"
         );
     }

@@ -32,6 +32,7 @@ mod push_index;
 mod real_tools;
 mod registry;
 mod remote_api;
+mod remote_exec;
 mod repro;
 mod run_mounts;
 mod sandbox;

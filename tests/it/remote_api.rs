@@ -17,7 +17,7 @@ use crate::support::{index_digests, strata, strata_ok, tree_bytes};
 /// Where `bgd` is: `$STRATA_BGD`, the virtualenv `.ci/run` makes
 /// (`/opt/buildgrid-venv`), or `PATH`. `None` (SKIPPED) without it, and a
 /// failure under `CI`, which installs it.
-fn bgd(test: &str) -> Option<PathBuf> {
+pub(crate) fn bgd(test: &str) -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("STRATA_BGD").map(PathBuf::from),
         Some(PathBuf::from("/opt/buildgrid-venv/bin/bgd")),
@@ -47,13 +47,13 @@ fn bgd(test: &str) -> Option<PathBuf> {
 }
 
 /// A running BuildGrid, killed (by its pid) when dropped.
-struct BuildGrid {
+pub(crate) struct BuildGrid {
     child: Option<Child>,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl BuildGrid {
-    fn start(bgd: &Path, dir: &Path) -> BuildGrid {
+    pub(crate) fn start(bgd: &Path, dir: &Path) -> BuildGrid {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -123,7 +123,7 @@ instances:
         Client::connect(&Options::new(&self.url)).unwrap()
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

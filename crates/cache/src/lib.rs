@@ -552,6 +552,13 @@ impl WriteBack {
 }
 
 impl BlobWriter {
+    /// The temporary file the blob is being written to (not in the cache
+    /// until [`Cache::put`]): for a caller that checks what it wrote, such
+    /// as a fetched blob, before storing it. Flush first.
+    pub fn path(&self) -> &Path {
+        self.inner.get_ref().path()
+    }
+
     /// Hand what has been written so far to the write-back thread (started
     /// on first use), without waiting for it; if it is still busy with the
     /// previous request, its next round covers this data too.

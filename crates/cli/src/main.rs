@@ -20,6 +20,7 @@ mod cmd_diff;
 mod cmd_docs;
 mod cmd_lock;
 mod cmd_push;
+mod cmd_remote;
 mod cmd_snapshot;
 mod cmd_union;
 mod progress;
@@ -151,6 +152,12 @@ enum Command {
         /// warning: layers build locally. See docs/remote-cache.md.
         #[arg(long, value_name = "grpc://HOST:PORT")]
         remote_cache: Option<String>,
+        /// A Remote Execution API server whose workers (`strata worker`)
+        /// build the layers the caches miss; also the remote cache unless
+        /// --remote-cache names another. Credentials as for --remote-cache.
+        /// An unreachable server is a warning: layers build locally.
+        #[arg(long, value_name = "grpc://HOST:PORT")]
+        remote_exec: Option<String>,
         /// Set a build argument the spec declares with `arg NAME="default"`
         /// (repeatable): substituted where the spec writes $NAME or ${NAME}.
         #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_arg)]
@@ -215,6 +222,8 @@ enum Command {
     Push(cmd_push::PushArgs),
     #[command(flatten)]
     Union(cmd_union::UnionCommand),
+    #[command(flatten)]
+    Remote(cmd_remote::RemoteCommand),
     /// Show the graph of layer and image jobs a spec plans, without building.
     Plan {
         spec: PathBuf,
@@ -340,6 +349,7 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             cache_from,
             cache_to,
             remote_cache,
+            remote_exec,
             args,
             mirror,
         } => {
@@ -365,6 +375,9 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
                 cache_from,
                 cache_to,
                 remote_cache: remote_cache
+                    .map(|url| strata::reapi::Options::from_env(&url, |k| std::env::var(k).ok()))
+                    .transpose()?,
+                remote_exec: remote_exec
                     .map(|url| strata::reapi::Options::from_env(&url, |k| std::env::var(k).ok()))
                     .transpose()?,
                 args: args.into_iter().collect(),
@@ -453,6 +466,7 @@ fn run(cli: Cli) -> Result<ExitCode, strata::Error> {
             print_stdout(&out);
             Ok(code)
         }
+        Command::Remote(cmd) => cmd_remote::run(cmd),
         Command::Plan {
             spec,
             dot,

@@ -20,6 +20,13 @@
 //! caller read), never from a URL; every call is bounded in time and retried
 //! with backoff when the server says it is busy or unavailable.
 
+mod exec;
+
+pub use exec::{
+    BotSession, BotStatus, Device, DeviceProperty, ExecuteResponse, Lease, LeaseState, Platform,
+    PlatformProperty, Worker, pack, type_url,
+};
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,8 +40,12 @@ use sha2::Digest as _;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+pub use bazel_remote_apis::google::rpc::Status as RpcStatus;
 pub use prost::Message;
-pub use re::{Action, ActionResult, Command, OutputFile};
+pub use re::{
+    Action, ActionResult, Command, Digest, Directory, DirectoryNode, FileNode, OutputFile,
+    SymlinkNode,
+};
 
 /// The size of a ByteStream chunk, and the largest blob sent or read in a
 /// batch call (gRPC's default message limit is 4 MiB; a batch stays well
@@ -55,6 +66,28 @@ impl BlobDigest {
             hash: hex::encode(sha2::Sha256::digest(bytes)),
             size: bytes.len() as u64,
         }
+    }
+
+    /// The digest of everything `r` reads, in 1 MiB reads.
+    pub fn of_reader(mut r: impl Read) -> std::io::Result<BlobDigest> {
+        let mut h = sha2::Sha256::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut size = 0u64;
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    h.update(&buf[..n]);
+                    size += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(BlobDigest {
+            hash: hex::encode(h.finalize()),
+            size,
+        })
     }
 
     /// The digest of a protobuf message's encoding (an `Action`, a `Command`).
@@ -281,6 +314,10 @@ pub struct Client {
     ac: ActionCacheClient<Svc>,
     cas: ContentAddressableStorageClient<Svc>,
     bs: ByteStreamClient<Svc>,
+    /// The connection and credentials, for the execution and bots clients
+    /// (`exec`), made per call.
+    channel: Channel,
+    auth: Auth,
     opts: Options,
 }
 
@@ -364,7 +401,10 @@ impl Client {
                 .max_decoding_message_size(limit),
             cas: ContentAddressableStorageClient::with_interceptor(channel.clone(), auth.clone())
                 .max_decoding_message_size(limit),
-            bs: ByteStreamClient::with_interceptor(channel, auth).max_decoding_message_size(limit),
+            bs: ByteStreamClient::with_interceptor(channel.clone(), auth.clone())
+                .max_decoding_message_size(limit),
+            channel,
+            auth,
             rt,
             opts: opts.clone(),
         })

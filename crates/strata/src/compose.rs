@@ -54,6 +54,10 @@ pub struct ComposeOptions {
     /// layers (`--remote-cache grpc://HOST:PORT`): read before building,
     /// written after. See [`crate::reapi_cache`].
     pub remote_cache: Option<strata_reapi::Options>,
+    /// A Remote Execution API server whose workers build the layers the
+    /// caches miss (`--remote-exec grpc://HOST:PORT`); also the remote
+    /// cache when `remote_cache` is not given. See [`crate::remote_exec`].
+    pub remote_exec: Option<strata_reapi::Options>,
     /// Manifest digests for external bases named by tag (from a lock).
     pub base_pins: std::collections::BTreeMap<String, strata_layer::Digest>,
     /// `--arg NAME=VALUE`: values of the spec's build arguments (`arg`),
@@ -154,11 +158,17 @@ pub fn compose(
     let _lock = cache.lock_shared()?;
     let plan = plan_stage(spec_path, opts, &cache, on_event)?;
     let (pulled, remote) = pull_stage(&plan, &cache, &remotes, opts, on_event)?;
+    if let (Some(c), Some(x)) = (&remotes.reapi, &remotes.exec) {
+        // One server found down is one warning, not one per service.
+        if c.is_down() && c.client().url() == x.url() {
+            x.mark_down();
+        }
+    }
     // An SBOM lists every file of every layer, and a record pushed to a
-    // remote cache carries its listing.
-    let listings =
-        !opts.lazy_listings || opts.sbom || remotes.cache_to.is_some() || remotes.reapi.is_some();
-    let ready = build_stage(&plan, &cache, opts, listings, &remote, on_event)?;
+    // remote cache carries its listing (the REAPI cache loads those it
+    // pushes itself: a warm compose pushes none).
+    let listings = !opts.lazy_listings || opts.sbom || remotes.cache_to.is_some();
+    let ready = build_stage(&plan, &cache, opts, listings, &remote, &remotes, on_event)?;
     let built = Built { plan, ready };
     let exported = export_stage(&built, &cache, opts, on_event)?;
     let pushed = publish_stage(&built, &cache, &remotes, opts, on_event)?;
@@ -172,6 +182,7 @@ struct Remotes {
     cache_from: Option<strata_registry::Reference>,
     cache_to: Option<strata_registry::Reference>,
     reapi: Option<crate::reapi_cache::RemoteCache>,
+    exec: Option<crate::remote_exec::RemoteExec>,
 }
 
 impl Remotes {
@@ -187,7 +198,13 @@ impl Remotes {
             reapi: opts
                 .remote_cache
                 .as_ref()
+                .or(opts.remote_exec.as_ref())
                 .map(crate::reapi_cache::RemoteCache::connect)
+                .transpose()?,
+            exec: opts
+                .remote_exec
+                .as_ref()
+                .map(crate::remote_exec::RemoteExec::connect)
                 .transpose()?,
         })
     }
@@ -294,6 +311,7 @@ fn build_stage(
     opts: &ComposeOptions,
     listings: bool,
     remote: &RemoteStatuses,
+    remotes: &Remotes,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Vec<Ready>, Error> {
     let mut pool = rayon::ThreadPoolBuilder::new();
@@ -303,7 +321,8 @@ fn build_stage(
     let pool = pool
         .build()
         .map_err(|e| Error::Workers(format!("cannot start them: {e}")))?;
-    let mut ready = pool.install(|| build_all(plan, cache, remote, on_event))?;
+    let exec = remotes.exec.as_ref();
+    let mut ready = pool.install(|| build_all(plan, cache, remote, exec, on_event))?;
     if listings {
         for r in &mut ready {
             r.load_listing(cache)?;
@@ -385,17 +404,33 @@ fn publish_stage(
     let mut pushed = None;
     if let Some(remote) = &remotes.reapi {
         // A layer built here is written; one from the local cache only if
-        // the server lacks one of its blobs; one the server gave, never.
-        let layers: Vec<(String, &LayerRecord, bool)> = built
+        // the server lacks one of its blobs (unless it was seen to hold it
+        // lately: a warm compose asks nothing); one the server gave, never.
+        let mut owned: Vec<(String, LayerRecord, bool)> = Vec::new();
+        for (l, r) in built
             .plan
             .layers
             .iter()
             .filter(|l| l.external().is_none())
             .map(|l| (l, &built.ready[l.id.0]))
             .filter(|(_, r)| r.remote != Some(RemoteStatus::Hit))
-            .map(|(l, r)| (l.key.hex(), &r.record, r.cache == CacheStatus::Miss))
-            .collect();
-        pushed = Some(crate::reapi_cache::push(&layers, cache, remote, on_event));
+        {
+            let key = l.key.hex();
+            let fresh = r.cache == CacheStatus::Miss;
+            if !fresh && remote.known_held(cache, &key) {
+                continue;
+            }
+            let mut r = r.clone();
+            r.load_listing(cache)?;
+            owned.push((key, r.record, fresh));
+        }
+        let layers: Vec<(String, &LayerRecord, bool)> =
+            owned.iter().map(|(k, r, f)| (k.clone(), r, *f)).collect();
+        pushed = Some(if layers.is_empty() {
+            0
+        } else {
+            crate::reapi_cache::push(&layers, cache, remote, on_event)
+        });
     }
     let Some(repo) = &remotes.cache_to else {
         return Ok(pushed);
@@ -527,6 +562,7 @@ fn build_all(
     plan: &Plan,
     cache: &Cache,
     remote: &RemoteStatuses,
+    exec: Option<&crate::remote_exec::RemoteExec>,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Vec<Ready>, Error> {
     let done: Mutex<Vec<Option<Ready>>> = Mutex::new(vec![None; plan.layers.len()]);
@@ -588,7 +624,8 @@ fn build_all(
                     Ok(g)
                 };
                 let remote = remote.get(&layer.key.hex()).copied();
-                build_one(plan, layer, &gather, cache, remote, on_event).map(|r| (layer.id.0, r))
+                build_one(plan, layer, &gather, cache, remote, exec, on_event)
+                    .map(|r| (layer.id.0, r))
             })
             .collect();
         let mut errors = Vec::new();
@@ -659,6 +696,7 @@ fn build_one(
     gather: &dyn Fn() -> Result<Gathered, Error>,
     cache: &Cache,
     remote: Option<RemoteStatus>,
+    exec: Option<&crate::remote_exec::RemoteExec>,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Ready, Error> {
     let index = layer.id.0;
@@ -739,22 +777,30 @@ fn build_one(
         name: name.clone(),
         expected: crate::estimate::layer_bytes(layer),
     });
-    let mut blob = cache.new_blob()?;
-    let progress = |bytes: u64| on_event(Event::LayerProgress { index, bytes });
-    let record = if let Some(ext) = layer.external() {
-        // A layer of an external base: its blob as it is, checked.
-        let listing = crate::base::fetch_layer(layer, ext, cache, &mut blob)?;
-        LayerRecord {
-            desc: ext.desc,
-            listing,
+    // A layer the farm builds is in the cache when it returns.
+    let (record, remote) = match crate::remote_exec::try_build(exec, plan, layer, cache, on_event)?
+    {
+        Some(record) => (record, Some(RemoteStatus::Build)),
+        None => {
+            let mut blob = cache.new_blob()?;
+            let progress = |bytes: u64| on_event(Event::LayerProgress { index, bytes });
+            let record = if let Some(ext) = layer.external() {
+                // A layer of an external base: its blob as it is, checked.
+                let listing = crate::base::fetch_layer(layer, ext, cache, &mut blob)?;
+                LayerRecord {
+                    desc: ext.desc,
+                    listing,
+                }
+            } else {
+                let warn = |w: String| on_event(Event::Warning(w));
+                built_record(
+                    plan, layer, &lower, &below, &sources, cache, &mut blob, &progress, &warn,
+                )?
+            };
+            cache.put(&key, &record, blob)?;
+            (record, remote)
         }
-    } else {
-        let warn = |w: String| on_event(Event::Warning(w));
-        built_record(
-            plan, layer, &lower, &below, &sources, cache, &mut blob, &progress, &warn,
-        )?
     };
-    cache.put(&key, &record, blob)?;
     let _ = cache.set_last_build(&last_name, &last);
     on_event(Event::LayerDone {
         index,

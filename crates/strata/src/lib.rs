@@ -27,6 +27,8 @@ pub mod packages;
 pub mod push;
 pub mod reapi_cache;
 pub mod remote_cache;
+pub mod remote_exec;
+pub mod remote_worker;
 mod report;
 mod sbom;
 pub mod testing;

@@ -92,6 +92,7 @@ fn blob_digest(d: &strata_layer::Digest, size: u64) -> BlobDigest {
 pub struct RemoteCache {
     client: Client,
     down: AtomicBool,
+    instance: String,
 }
 
 impl RemoteCache {
@@ -99,6 +100,7 @@ impl RemoteCache {
         Ok(RemoteCache {
             client: Client::connect(opts)?,
             down: AtomicBool::new(false),
+            instance: opts.instance_name.clone(),
         })
     }
 
@@ -106,7 +108,7 @@ impl RemoteCache {
         &self.client
     }
 
-    fn is_down(&self) -> bool {
+    pub(crate) fn is_down(&self) -> bool {
         self.down.load(Ordering::Relaxed)
     }
 
@@ -128,6 +130,37 @@ impl RemoteCache {
                 crate::error_chain(e)
             )));
         }
+    }
+}
+
+/// How long a note that the server holds a layer is believed.
+const HELD_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+impl RemoteCache {
+    /// The directory of notes, one empty file per layer key, of layers this
+    /// server (URL and instance) was seen to hold in the last
+    /// [`HELD_FOR`]: a warm compose skips them in the publish stage, so
+    /// that it makes no remote call at all. Small and outside the cache's
+    /// buckets; a server that lost an entry meanwhile gets it back from the
+    /// next compose after the note expires (or from any compose that builds
+    /// the layer).
+    fn held_dir(&self, cache: &Cache) -> std::path::PathBuf {
+        let id = blake3::hash(format!("{}\n{}", self.client.url(), self.instance).as_bytes());
+        cache.root().join("remote-held-v1").join(&id.to_hex()[..16])
+    }
+
+    /// Whether this server was seen to hold layer `key` lately.
+    pub(crate) fn known_held(&self, cache: &Cache, key: &str) -> bool {
+        std::fs::metadata(self.held_dir(cache).join(key))
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < HELD_FOR))
+    }
+
+    /// Note that this server holds layer `key` (best effort: a note that
+    /// cannot be written costs a `FindMissingBlobs` next time).
+    fn note_held(&self, cache: &Cache, key: &str) {
+        let dir = self.held_dir(cache);
+        let _ = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(key), b""));
     }
 }
 
@@ -161,7 +194,10 @@ pub fn pull(
                 }
                 let media_type = layer.compression().media_type();
                 match pull_one(cache, remote, key, media_type) {
-                    Ok(true) => (key.clone(), RemoteStatus::Hit),
+                    Ok(true) => {
+                        remote.note_held(cache, key);
+                        (key.clone(), RemoteStatus::Hit)
+                    }
                     Ok(false) => (key.clone(), RemoteStatus::Miss),
                     Err(e) => {
                         remote.failed(&layer.qualified_name(), &e, on_event);
@@ -188,8 +224,25 @@ fn pull_one(
         return Ok(false);
     };
     let source = format!("{} action {action}", client.url());
+    take_result(cache, client, key, media_type, &result, &source)?;
+    Ok(true)
+}
+
+/// Take the layer an action result names (`layer.blob`, `layer.record.json`)
+/// into `cache`, after every check: the record must be of `media_type` and
+/// name the blob; the blob is hashed as it streams, and its tar must hash
+/// to the record's diff_id and hold the record's listing. `source` names
+/// the result in errors. What a remote cache hit and a remote build share.
+pub(crate) fn take_result(
+    cache: &Cache,
+    client: &Client,
+    key: &str,
+    media_type: strata_layer::MediaType,
+    result: &ActionResult,
+    source: &str,
+) -> Result<(), Error> {
     let bad = |reason: String| Error::BadSource {
-        source_ref: source.clone(),
+        source_ref: source.to_owned(),
         reason,
     };
     let output = |path: &str| -> Result<BlobDigest, Error> {
@@ -223,19 +276,17 @@ fn pull_one(
             blob_digest(&record.desc.blob, record.desc.size)
         )));
     }
-    let tmp_dir = cache.root().join("tmp");
-    let io_err = |source| Error::Io {
-        path: tmp_dir.clone(),
+    // Straight into a cache blob (a temporary file until `put`), checked
+    // there: no second copy of the bytes.
+    let mut blob = cache.new_blob()?;
+    client.read(&blob_d, &mut blob)?;
+    std::io::Write::flush(&mut blob).map_err(|source| Error::Io {
+        path: blob.path().to_path_buf(),
         source,
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err)?;
-    {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        client.read(&blob_d, &mut w)?;
-        std::io::Write::flush(&mut w).map_err(io_err)?;
-    }
-    crate::remote_cache::store_fetched(cache, key, &record, tmp.path(), &source)?;
-    Ok(true)
+    })?;
+    crate::remote_cache::check_fetched(key, &record, blob.path(), source)?;
+    cache.put(key, &record, blob)?;
+    Ok(())
 }
 
 /// Upload layers (cache key, record, and `fresh`: whether the action cache
@@ -321,6 +372,7 @@ pub fn push(
                     }
                 }
                 if !fresh && blobs.is_empty() {
+                    remote.note_held(cache, key);
                     return 0;
                 }
                 let result = ActionResult {
@@ -344,7 +396,10 @@ pub fn push(
                         .update_action_result(&BlobDigest::of_message(&action), &result)
                 });
                 match done {
-                    Ok(()) => 1,
+                    Ok(()) => {
+                        remote.note_held(cache, key);
+                        1
+                    }
                     Err(e) => {
                         remote.failed(key, &e.into(), on_event);
                         0

@@ -184,15 +184,17 @@ fn pull_one(
 /// temporary file `tmp`) into `cache`, once the blob's tar hashes to the
 /// record's diff_id and its files are the record's listing: a remote
 /// record is taken on no one's word. `source` names where it came from.
-pub(crate) fn store_fetched(
-    cache: &Cache,
+/// Check a fetched blob (at `path`, its digest already checked) against
+/// its record: its tar must hash to the diff_id and hold exactly the
+/// record's listing.
+pub(crate) fn check_fetched(
     key: &str,
     record: &LayerRecord,
-    tmp: &std::path::Path,
+    path: &std::path::Path,
     source: &str,
 ) -> Result<(), Error> {
     let listing =
-        crate::base::check_contents(tmp, record.desc.media_type, &record.desc.diff_id, key)?;
+        crate::base::check_contents(path, record.desc.media_type, &record.desc.diff_id, key)?;
     if listing != record.listing {
         return Err(Error::BadSource {
             source_ref: source.to_owned(),
@@ -202,6 +204,17 @@ pub(crate) fn store_fetched(
             ),
         });
     }
+    Ok(())
+}
+
+pub(crate) fn store_fetched(
+    cache: &Cache,
+    key: &str,
+    record: &LayerRecord,
+    tmp: &std::path::Path,
+    source: &str,
+) -> Result<(), Error> {
+    check_fetched(key, record, tmp, source)?;
     let mut blob = cache.new_blob()?;
     let mut file = std::fs::File::open(tmp).map_err(|source| Error::Io {
         path: tmp.to_path_buf(),

@@ -24,6 +24,8 @@ pub enum CacheStatus {
 pub enum RemoteStatus {
     Hit,
     Miss,
+    /// Built on a remote worker (`--remote-exec`).
+    Build,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -206,6 +208,9 @@ impl ComposeReport {
                             "remote hit".to_owned()
                         }
                         (CacheStatus::Hit, _) => "cached".to_owned(),
+                        (CacheStatus::Miss, _) if l.remote == Some(RemoteStatus::Build) => {
+                            "built remotely".to_owned()
+                        }
                         (CacheStatus::Miss, Some(why)) => format!("built: {why}"),
                         (CacheStatus::Miss, None) => "built".to_owned(),
                     }

@@ -1,0 +1,307 @@
+//! `strata worker --server URL`: a bot of the Remote Workers API that runs
+//! strata's layer jobs for a Remote Execution API server (BuildGrid's Bots
+//! service): it opens a bot session, leases actions one at a time, fetches
+//! each action's input root from the CAS into a temporary directory, runs
+//! `strata __layer-job job.json` there (this binary, as a child process),
+//! uploads the outputs and its stderr, and reports the `ActionResult` on
+//! the lease.
+//!
+//! Why a bot of its own: BuildGrid 0.4 ships no bot (its `buildbox-worker`
+//! and `buildbox-run-hosttools` are C++ programs outside PyPI), and a bot
+//! that runs only strata's own job needs none of a general runner's
+//! sandboxing of arbitrary commands: it refuses every command but
+//! `strata __layer-job job.json`.
+//!
+//! Invariants: an action's input root is untrusted: every name is one plain
+//! path component, written into a fresh directory with `create_new`, so
+//! nothing lands outside it; the directory is removed after the job; a
+//! server that is down is waited for, never a crash.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use strata_reapi::{
+    Action, ActionResult, BlobDigest, BotSession, BotStatus, Client, Command, Device,
+    DeviceProperty, Directory, Lease, LeaseState, Message as _, OutputFile, Source, Worker,
+};
+
+use crate::Error;
+
+/// How long one `UpdateBotSession` may wait on the server for work.
+const POLL: Duration = Duration::from_secs(20);
+/// The largest `Directory` or `Command` read.
+const MAX_MESSAGE: u64 = 64 << 20;
+/// The deepest input root materialised.
+const MAX_DEPTH: usize = 256;
+
+/// How to run a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub server: strata_reapi::Options,
+    /// The bot's id, unique among the server's bots.
+    pub name: String,
+}
+
+/// Run jobs for the server until the process is stopped. `log` gets one
+/// line per job and per trouble with the server.
+pub fn run_worker(opts: &WorkerOptions, log: &(dyn Fn(String) + Sync)) -> Result<(), Error> {
+    let client = Client::connect(&opts.server)?;
+    let fresh = || BotSession {
+        bot_id: opts.name.clone(),
+        status: BotStatus::Ok as i32,
+        worker: Some(Worker {
+            devices: vec![Device {
+                handle: opts.name.clone(),
+                properties: vec![DeviceProperty {
+                    key: "OSFamily".into(),
+                    value: "linux".into(),
+                }],
+            }],
+        }),
+        ..Default::default()
+    };
+    let mut session: Option<BotSession> = None;
+    loop {
+        let got = match session.take() {
+            None => client.create_bot_session(fresh(), POLL),
+            Some(s) => client.update_bot_session(s, POLL),
+        };
+        let mut s = match got {
+            Ok(s) => s,
+            Err(e) => {
+                log(format!("worker {}: {e}; trying again", opts.name));
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        // A lease offered (PENDING) is accepted first: the server starts
+        // the job when it hears the lease is ACTIVE.
+        let mut accepted = false;
+        for lease in &mut s.leases {
+            if lease.state == LeaseState::Pending as i32 {
+                lease.state = LeaseState::Active as i32;
+                accepted = true;
+            }
+        }
+        if !accepted {
+            for lease in &mut s.leases {
+                if lease.state == LeaseState::Active as i32 {
+                    run_lease(&client, lease, &opts.name, log);
+                }
+            }
+            // Leases the server cancelled are dropped.
+            s.leases.retain(|l| l.state != LeaseState::Cancelled as i32);
+        }
+        session = Some(s);
+    }
+}
+
+/// Run one lease's action and mark it completed, with its result or why
+/// it could not run.
+fn run_lease(client: &Client, lease: &mut Lease, name: &str, log: &(dyn Fn(String) + Sync)) {
+    let started = Instant::now();
+    let (status, result) = match run_action(client, lease) {
+        Ok(result) => {
+            log(format!(
+                "worker {name}: job {} done (exit code {}) in {:.1}s",
+                lease.id,
+                result.exit_code,
+                started.elapsed().as_secs_f64()
+            ));
+            (
+                strata_reapi::RpcStatus::default(),
+                Some(strata_reapi::pack("ActionResult", &result)),
+            )
+        }
+        Err(e) => {
+            let message = crate::error_chain(&e);
+            log(format!(
+                "worker {name}: job {} not run: {message}",
+                lease.id
+            ));
+            (
+                strata_reapi::RpcStatus {
+                    // INTERNAL: the job did not run, which is not the job's failure.
+                    code: 13,
+                    message,
+                    ..Default::default()
+                },
+                None,
+            )
+        }
+    };
+    lease.state = LeaseState::Completed as i32;
+    lease.status = Some(status);
+    lease.result = result;
+}
+
+fn bad(lease: &Lease, reason: impl Into<String>) -> Error {
+    Error::BadSource {
+        source_ref: format!("lease {}", lease.id),
+        reason: reason.into(),
+    }
+}
+
+fn run_action(client: &Client, lease: &Lease) -> Result<ActionResult, Error> {
+    let payload = lease
+        .payload
+        .as_ref()
+        .ok_or_else(|| bad(lease, "no payload"))?;
+    let action = if payload.type_url == strata_reapi::type_url("Action") {
+        Action::decode(&*payload.value).map_err(|e| bad(lease, format!("bad Action: {e}")))?
+    } else if payload.type_url == strata_reapi::type_url("Digest") {
+        let d = strata_reapi::Digest::decode(&*payload.value)
+            .map_err(|e| bad(lease, format!("bad Digest: {e}")))?;
+        let bytes = client.read_bytes(&BlobDigest::from_proto(&d)?, MAX_MESSAGE)?;
+        Action::decode(&*bytes).map_err(|e| bad(lease, format!("bad Action: {e}")))?
+    } else {
+        return Err(bad(
+            lease,
+            format!("a payload of type {}", payload.type_url),
+        ));
+    };
+    let digest = |d: &Option<strata_reapi::Digest>, what: &str| -> Result<BlobDigest, Error> {
+        let d = d
+            .as_ref()
+            .ok_or_else(|| bad(lease, format!("the action has no {what}")))?;
+        Ok(BlobDigest::from_proto(d)?)
+    };
+    let command_bytes =
+        client.read_bytes(&digest(&action.command_digest, "command")?, MAX_MESSAGE)?;
+    let command =
+        Command::decode(&*command_bytes).map_err(|e| bad(lease, format!("bad Command: {e}")))?;
+    let ours = crate::remote_exec::job_command();
+    if command.arguments != ours.arguments {
+        return Err(bad(
+            lease,
+            format!(
+                "this worker runs only `{}`, not {:?}",
+                ours.arguments.join(" "),
+                command.arguments
+            ),
+        ));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("strata-job-")
+        .tempdir()
+        .map_err(|source| Error::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    materialise(
+        client,
+        &digest(&action.input_root_digest, "input root")?,
+        dir.path(),
+        0,
+    )?;
+    let exe = std::env::current_exe().map_err(|source| Error::Io {
+        path: "/proc/self/exe".into(),
+        source,
+    })?;
+    let out = std::process::Command::new(&exe)
+        .arg(crate::remote_exec::JOB_SUBCOMMAND)
+        .arg(crate::remote_exec::JOB_FILE)
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|source| Error::Io { path: exe, source })?;
+    let mut uploads = Vec::new();
+    let mut result = ActionResult {
+        exit_code: out.status.code().unwrap_or(128),
+        ..Default::default()
+    };
+    for path in &command.output_paths {
+        let at = dir.path().join(path);
+        let Ok(meta) = std::fs::symlink_metadata(&at) else {
+            continue;
+        };
+        if !meta.is_file() || path.contains('/') {
+            continue;
+        }
+        let f = std::fs::File::open(&at).map_err(|source| Error::Io {
+            path: at.clone(),
+            source,
+        })?;
+        let d = BlobDigest::of_reader(std::io::BufReader::new(f)).map_err(|source| Error::Io {
+            path: at.clone(),
+            source,
+        })?;
+        uploads.push((d.clone(), Source::File(at)));
+        result.output_files.push(OutputFile {
+            path: path.clone(),
+            digest: Some(d.to_proto()),
+            ..Default::default()
+        });
+    }
+    let mut stderr = out.stderr;
+    stderr.truncate(1 << 20);
+    if !stderr.is_empty() {
+        let d = BlobDigest::of(&stderr);
+        result.stderr_digest = Some(d.to_proto());
+        uploads.push((d, Source::Bytes(stderr)));
+    }
+    client.upload(&uploads)?;
+    Ok(result)
+}
+
+/// One plain path component, or an error.
+fn component<'a>(name: &'a str, at: &Path) -> Result<&'a str, Error> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+        return Err(Error::BadSource {
+            source_ref: at.display().to_string(),
+            reason: format!("the input root names an entry {name:?}"),
+        });
+    }
+    Ok(name)
+}
+
+/// Write the `Directory` `d` and everything below it into the empty
+/// directory `dir`.
+fn materialise(client: &Client, d: &BlobDigest, dir: &Path, depth: usize) -> Result<(), Error> {
+    use std::os::unix::fs::{OpenOptionsExt as _, symlink};
+    if depth > MAX_DEPTH {
+        return Err(Error::BadSource {
+            source_ref: dir.display().to_string(),
+            reason: format!("the input root is deeper than {MAX_DEPTH} directories"),
+        });
+    }
+    let bytes = client.read_bytes(d, MAX_MESSAGE)?;
+    let listing = Directory::decode(&*bytes).map_err(|e| Error::BadSource {
+        source_ref: format!("directory {d}"),
+        reason: e.to_string(),
+    })?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    for f in &listing.files {
+        let at = dir.join(component(&f.name, dir)?);
+        let fd = f.digest.as_ref().ok_or_else(|| Error::BadSource {
+            source_ref: at.display().to_string(),
+            reason: "a file without a digest".into(),
+        })?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(if f.is_executable { 0o755 } else { 0o644 })
+            .open(&at)
+            .map_err(io(&at))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        client.read(&BlobDigest::from_proto(fd)?, &mut w)?;
+        std::io::Write::flush(&mut w).map_err(io(&at))?;
+    }
+    for s in &listing.symlinks {
+        let at = dir.join(component(&s.name, dir)?);
+        symlink(&s.target, &at).map_err(io(&at))?;
+    }
+    for sub in &listing.directories {
+        let at = dir.join(component(&sub.name, dir)?);
+        std::fs::create_dir(&at).map_err(io(&at))?;
+        let sd = sub.digest.as_ref().ok_or_else(|| Error::BadSource {
+            source_ref: at.display().to_string(),
+            reason: "a directory without a digest".into(),
+        })?;
+        materialise(client, &BlobDigest::from_proto(sd)?, &at, depth + 1)?;
+    }
+    Ok(())
+}
