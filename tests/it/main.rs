@@ -32,6 +32,7 @@ mod repro;
 mod run_mounts;
 mod sandbox;
 mod sbom;
+mod sbom_licenses;
 mod snapshot;
 mod support;
 mod tidy;
