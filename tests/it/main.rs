@@ -24,6 +24,7 @@ mod multi_platform;
 mod nothing_escapes;
 mod outputs;
 mod package_reports;
+mod package_scripts;
 mod packages;
 mod real_tools;
 mod registry;

@@ -435,4 +435,7 @@ pub struct PackagesOp {
     pub required: bool,
     /// The repository's name; the spec's only repository when unset.
     pub repository: Option<Spanned<String>>,
+    /// `layers=N`: the layering budget, the most layers the layer's
+    /// package set is split into (1 to 16; unset: one layer).
+    pub layers: Option<Spanned<u32>>,
 }

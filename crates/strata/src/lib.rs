@@ -17,6 +17,7 @@ pub mod diff;
 pub mod import;
 pub mod inspect;
 pub mod json;
+pub mod layering;
 mod locate;
 pub mod lock;
 mod outputs;

@@ -100,7 +100,8 @@ pub mod debrepo {
     }
 
     /// [`build_deb`], with more entries in its data: `(PATH, CONTENT)`, a
-    /// file, or a symlink to `TARGET` when `CONTENT` is `-> TARGET`.
+    /// file, or a symlink to `TARGET` when `CONTENT` is `-> TARGET`; a
+    /// `DEBIAN/NAME` path is a control member (a script, made executable).
     pub fn build_deb_with(
         root: &Path,
         name: &str,
@@ -116,6 +117,12 @@ pub mod debrepo {
             match content.strip_prefix("-> ") {
                 Some(target) => std::os::unix::fs::symlink(target, &at).unwrap(),
                 None => fs::write(&at, content).unwrap(),
+            }
+            // Maintainer scripts must be executable for dpkg-deb.
+            if path.starts_with("DEBIAN/") {
+                let mut perms = fs::metadata(&at).unwrap().permissions();
+                std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+                fs::set_permissions(&at, perms).unwrap();
             }
         }
         fs::create_dir_all(dir.join("DEBIAN")).unwrap();
