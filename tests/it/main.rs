@@ -17,6 +17,7 @@ mod dockerfile_way;
 mod exit_codes;
 mod hostile;
 mod json_output;
+mod layering_budget;
 mod layout_up_to_date;
 mod lock;
 mod multi_member;

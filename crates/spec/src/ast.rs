@@ -427,7 +427,7 @@ pub struct Repository {
 }
 
 /// `packages "NAME" "NAME (>= VERSION)" "NAME=VERSION" ... [required=#true]
-/// [repository=NAME]`.
+/// [repository=NAME] [layers=N]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackagesOp {
     pub packages: Vec<Spanned<String>>,
