@@ -157,6 +157,18 @@ pub enum JobOp {
         path: ImagePath,
         owner: Option<Owner>,
     },
+    /// Changes the permission bits and/or the owner of what this layer
+    /// has at `path` (with `recursive`, of everything below it too), as a
+    /// package's `chmod`/`chown` in its postinst does. A symlink keeps its
+    /// mode. A path this layer does not have is left alone: changing a
+    /// lower layer's file would copy its content up, which no caller asks.
+    Attr {
+        path: ImagePath,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        recursive: bool,
+    },
 }
 
 /// Work that reads the content of the layers below, not only their paths:
@@ -279,7 +291,7 @@ impl JobOp {
             JobOp::File { path, .. } | JobOp::Mkdir { path, .. } | JobOp::Symlink { path, .. } => {
                 under(path)
             }
-            JobOp::Delete { .. } => false,
+            JobOp::Delete { .. } | JobOp::Attr { .. } => false,
             JobOp::Workdir { .. } => true,
         }
     }

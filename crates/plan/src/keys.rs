@@ -244,6 +244,21 @@ pub fn layer_key(
                 e.field("op", b"delete").field("path", &path.0);
                 format!("delete {}", path.display())
             }
+            Step::Op(JobOp::Attr {
+                path,
+                mode,
+                uid,
+                gid,
+                recursive,
+            }) => {
+                e.field("op", b"attr")
+                    .field("path", &path.0)
+                    .opt_u32("mode", *mode)
+                    .opt_u32("uid", *uid)
+                    .opt_u32("gid", *gid)
+                    .field("recursive", &[u8::from(*recursive)]);
+                format!("attr {}", path.display())
+            }
             Step::FromDir { normalize } => {
                 let input = inputs.next();
                 e.field("op", b"from-dir")

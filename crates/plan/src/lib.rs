@@ -69,6 +69,10 @@ pub struct PlanOptions {
     pub urls: BTreeMap<String, PathBuf>,
 }
 
+/// Between a `packages` layer's name and the number of one of the lower
+/// parts its layering budget splits it into (`jre~1`).
+pub const PART_SEPARATOR: char = '~';
+
 /// A `packages` layer's operations: each verified `.deb`'s data archive to
 /// unpack (with its input digest, which covers the package's sha256) and
 /// the files that make the packages installed (dpkg status, links).
@@ -526,6 +530,38 @@ impl Planner<'_> {
                 DEFAULT_PATH,
             ));
             for layer in &image.layers {
+                // A `packages` layer split by its layering budget: the
+                // caller resolved its lower parts as layers `NAME~1`,
+                // `NAME~2`, ... (`PART_SEPARATOR`); they go under it.
+                let package_ops: Vec<Spanned<Op>> = layer
+                    .ops
+                    .iter()
+                    .filter(|o| matches!(o.value, Op::Packages(_)))
+                    .cloned()
+                    .collect();
+                for part in 1.. {
+                    let name = format!("{}{PART_SEPARATOR}{part}", layer.name.value);
+                    if package_ops.is_empty()
+                        || !self
+                            .packages
+                            .contains_key(&(image.name.value.clone(), name.clone()))
+                    {
+                        break;
+                    }
+                    if let Some(node) = self.layer_node(
+                        &image.name.value,
+                        &name,
+                        layer.name.span,
+                        &package_ops,
+                        &stack,
+                        &layers,
+                        epoch,
+                        compression,
+                    ) {
+                        stack.push(node.id);
+                        layers.push(node);
+                    }
+                }
                 if let Some(node) = self.layer_node(
                     &image.name.value,
                     &layer.name.value,

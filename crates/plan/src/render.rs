@@ -90,6 +90,20 @@ impl Plan {
                         )
                     }
                     Step::Op(JobOp::Delete { path }) => format!("delete {}", path.display()),
+                    Step::Op(JobOp::Attr {
+                        path,
+                        mode,
+                        uid,
+                        gid,
+                        recursive,
+                    }) => format!(
+                        "attr {}{}{}{}{}",
+                        path.display(),
+                        mode.map_or(String::new(), |m| format!(" mode={m:o}")),
+                        uid.map_or(String::new(), |u| format!(" uid={u}")),
+                        gid.map_or(String::new(), |g| format!(" gid={g}")),
+                        if *recursive { " recursive" } else { "" }
+                    ),
                     Step::Op(JobOp::Workdir { path, .. }) => {
                         format!("workdir {}", path.display())
                     }

@@ -493,7 +493,7 @@ pub struct Repository {
 }
 
 /// `packages "NAME" "NAME (>= VERSION)" "NAME=VERSION" ... [required=#true]
-/// [repository=NAME]`.
+/// [repository=NAME] [layers=N]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackagesOp {
     pub packages: Vec<Spanned<String>>,
@@ -501,4 +501,7 @@ pub struct PackagesOp {
     pub required: bool,
     /// The repository's name; the spec's only repository when unset.
     pub repository: Option<Spanned<String>>,
+    /// `layers=N`: the layering budget, the most layers the layer's
+    /// package set is split into (1 to 16; unset: one layer).
+    pub layers: Option<Spanned<u32>>,
 }

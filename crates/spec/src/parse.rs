@@ -111,7 +111,7 @@ fn usage(kind: &str) -> &'static str {
             "repository NAME suite=\"bookworm\" keyring=\"debian-archive-keyring.gpg\" [url=\"http://MIRROR/debian\"] [components=\"main\"] [architectures=\"amd64\"]"
         }
         "packages" => {
-            "packages \"NAME\" \"NAME=VERSION\" \"NAME (>= VERSION)\" ... [required=#true] [repository=NAME]"
+            "packages \"NAME\" \"NAME=VERSION\" \"NAME (>= VERSION)\" ... [required=#true] [repository=NAME] [layers=N]"
         }
         _ => "",
     }

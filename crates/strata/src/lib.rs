@@ -18,6 +18,7 @@ mod estimate;
 pub mod import;
 pub mod inspect;
 pub mod json;
+pub mod layering;
 mod locate;
 pub mod lock;
 mod outputs;
