@@ -116,7 +116,8 @@ pub fn resolve_job(
                 | JobOp::Mkdir { owner, .. }
                 | JobOp::Symlink { owner, .. }
                 | JobOp::Workdir { owner, .. } => *owner = Some(ids),
-                JobOp::Delete { .. } => {}
+                // Package attributes carry ids of their own, never names.
+                JobOp::Delete { .. } | JobOp::Attr { .. } => {}
             }
         }
     }

@@ -158,7 +158,7 @@ fn owner_in(o: &Option<[u32; 2]>) -> Option<Owner> {
 
 /// The job file of `job`, and its host inputs by their path in the input
 /// root; `None` when the job cannot run remotely (an input whose name is
-/// not UTF-8 has no REAPI name).
+/// not UTF-8 has no REAPI name; a package's attributes have no job form).
 fn job_file(job: &LayerJob) -> Option<(JobFile, Vec<(String, &HostInput)>)> {
     let mut inputs: Vec<(String, &HostInput)> = Vec::new();
     let name_input = |n: usize, h: &'_ HostInput| -> Option<String> {
@@ -235,6 +235,9 @@ fn job_file(job: &LayerJob) -> Option<(JobFile, Vec<(String, &HostInput)>)> {
                 owner: owner_out(owner),
             },
             JobOp::Delete { path } => OpFile::Delete { path: path.clone() },
+            // A package's maintainer-script attributes: such layers build
+            // locally (the job file has no form for them yet).
+            JobOp::Attr { .. } => return None,
         });
     }
     let compression = match job.compression {
