@@ -151,6 +151,46 @@ impl DebFile {
         io::copy(&mut r, out).map_err(|e| self.io(e))
     }
 
+    /// Writes the data member decompressed (a plain tar) to `out`, at most
+    /// `max` bytes; returns its size. A plain tar is what the layer
+    /// builder reads in place, so a warm build decompresses nothing.
+    pub fn decompress_data(&mut self, out: &mut impl io::Write, max: u64) -> Result<u64, Error> {
+        let name = format!("{}: {}", self.name, self.data.name);
+        let mut reader = self.data_reader()?.take(max + 1);
+        let n = io::copy(&mut reader, out).map_err(|e| Error::BadDeb {
+            deb: name.clone(),
+            reason: e.to_string(),
+        })?;
+        if n > max {
+            return Err(Error::BadDeb {
+                deb: name,
+                reason: format!("unpacks to more than {max} bytes"),
+            });
+        }
+        Ok(n)
+    }
+
+    /// The data member, decompressed as a stream.
+    fn data_reader(&mut self) -> Result<Box<dyn Read + '_>, Error> {
+        self.file
+            .seek(SeekFrom::Start(self.data.offset))
+            .map_err(|e| self.io(e))?;
+        let raw = (&self.file).take(self.data.size);
+        let bad = |reason: String| Error::BadDeb {
+            deb: self.name.clone(),
+            reason: format!("{}: {reason}", self.data.name),
+        };
+        Ok(match self.data_compression() {
+            "" => Box::new(raw),
+            "xz" => Box::new(liblzma::read::XzDecoder::new_multi_decoder(raw)),
+            "gz" => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+            "zst" => {
+                Box::new(zstd::stream::read::Decoder::new(raw).map_err(|e| bad(e.to_string()))?)
+            }
+            other => return Err(bad(format!("unsupported compression {other:?}"))),
+        })
+    }
+
     /// The data member's compression, from its name: `xz`, `zst`, `gz`,
     /// `bz2`, or empty for a plain tar.
     pub fn data_compression(&self) -> &str {
@@ -175,23 +215,12 @@ impl DebFile {
         max_entries: usize,
         want: impl Fn(&str) -> bool,
     ) -> Result<(Vec<String>, Files), Error> {
-        self.file
-            .seek(SeekFrom::Start(self.data.offset))
-            .map_err(|e| self.io(e))?;
-        let raw = (&self.file).take(self.data.size);
+        let (deb, member) = (self.name.clone(), self.data.name.clone());
         let bad = |reason: String| Error::BadDeb {
-            deb: self.name.clone(),
-            reason: format!("{}: {reason}", self.data.name),
+            deb: deb.clone(),
+            reason: format!("{member}: {reason}"),
         };
-        let reader: Box<dyn Read + '_> = match self.data_compression() {
-            "" => Box::new(raw),
-            "xz" => Box::new(liblzma::read::XzDecoder::new_multi_decoder(raw)),
-            "gz" => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-            "zst" => {
-                Box::new(zstd::stream::read::Decoder::new(raw).map_err(|e| bad(e.to_string()))?)
-            }
-            other => return Err(bad(format!("unsupported compression {other:?}"))),
-        };
+        let reader = self.data_reader()?;
         let mut out = Vec::new();
         let mut files = std::collections::BTreeMap::new();
         let mut ar = tar::Archive::new(reader);
