@@ -788,14 +788,18 @@ pub(crate) fn try_build(
     }
     let key = layer.key.hex();
     let source = format!("{} action {action_d}", client.url());
-    crate::reapi_cache::take_result(
+    // A result that fails the checks is the farm's fault, not the spec's:
+    // the layer builds here.
+    if let Err(e) = crate::reapi_cache::take_result(
         cache,
         client,
         &key,
         layer.compression().media_type(),
         &result,
         &source,
-    )?;
+    ) {
+        return farm_failed(&crate::error_chain(&e));
+    }
     match cache.get_head(&key)? {
         Ok(head) => {
             let listing = cache.listing(&key, &head)?;
