@@ -245,7 +245,7 @@ image app {
 
 /// A loopback HTTP server of `files` (path, bytes) on its own thread; the
 /// count of requests it answered. It serves until the test ends.
-fn serve(
+pub(crate) fn serve(
     files: Vec<(&'static str, Vec<u8>)>,
 ) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::{BufRead, BufReader, Write};
@@ -291,7 +291,7 @@ fn serve(
 }
 
 /// The sha256 of `bytes`, as `sha256sum` prints it.
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     let f = tempfile::NamedTempFile::new().unwrap();
     fs::write(f.path(), bytes).unwrap();
     let out = crate::support::run_ok(std::process::Command::new("sha256sum").arg(f.path()));

@@ -77,7 +77,9 @@ fn tomcat_from_debian_packages_serves_its_jsp() {
         ],
     );
     for want in [
-        "/etc/tomcat10/server.xml file 0644 0:0",
+        // tomcat10's postinst: `chown root:tomcat`, `chmod 640` (uid and
+        // gid 997 are tomcat's; see INSIDE for the names).
+        "/etc/tomcat10/server.xml file 0640 0:997",
         "/var/lib/ucf/hashfile file",
         "/usr/bin/java symlink 0777 0:0 -> /etc/alternatives/java",
         "/usr/bin/awk symlink 0777 0:0 -> /etc/alternatives/awk",
@@ -174,7 +176,22 @@ const FETCH: &str =
     "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3";
 
 /// What is asked inside the running image.
-const INSIDE: &str = "id tomcat; getent group tomcat; dpkg -l; echo AUDIT; dpkg --audit; echo END";
+const INSIDE: &str = "id tomcat; getent group tomcat; stat -c 'STAT %n %a %U:%G' /etc/tomcat10/server.xml /etc/tomcat10/policy.d /etc/tomcat10/Catalina /var/lib/tomcat10/webapps /var/lib/tomcat10/lib /var/log/tomcat10 /var/cache/tomcat10 /var/log/journal /etc/.java/.systemPrefs; dpkg -l; echo AUDIT; dpkg --audit; echo END";
+
+/// Owners and modes as `apt-get install --no-install-recommends tomcat10`
+/// leaves them in Docker's debian:bookworm (checked by hand: the postinsts'
+/// `chown`/`chmod`/`mkdir`, and tmpfiles' `z` lines).
+const APT_STATS: &[&str] = &[
+    "STAT /etc/tomcat10/server.xml 640 root:tomcat",
+    "STAT /etc/tomcat10/policy.d 755 root:tomcat",
+    "STAT /etc/tomcat10/Catalina 775 root:tomcat",
+    "STAT /var/lib/tomcat10/webapps 775 tomcat:tomcat",
+    "STAT /var/lib/tomcat10/lib 755 tomcat:tomcat",
+    "STAT /var/log/tomcat10 2770 tomcat:adm",
+    "STAT /var/cache/tomcat10 750 tomcat:tomcat",
+    "STAT /var/log/journal 2755 root:systemd-journal",
+    "STAT /etc/.java/.systemPrefs 755 root:root",
+];
 
 fn check_inside(out: &str) {
     assert!(
@@ -182,6 +199,9 @@ fn check_inside(out: &str) {
             .any(|l| l.starts_with("uid=") && l.contains("(tomcat) gid=")),
         "no tomcat user:\n{out}"
     );
+    for want in APT_STATS {
+        assert!(out.lines().any(|l| l == *want), "no `{want}`:\n{out}");
+    }
     for pkg in ["openjdk-17-jre-headless", "tomcat10", "libc6", "base-files"] {
         assert!(
             out.lines().any(|l| l.starts_with("ii ")

@@ -1,4 +1,4 @@
-//! `strata push`: one image of an OCI layout to a registry.
+//! `strata push`: one image (or index) of an OCI layout to a registry.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -8,7 +8,9 @@ use clap::Args;
 /// Arguments of `strata push`.
 #[derive(Args)]
 pub struct PushArgs {
-    /// The image to push: LAYOUT (a layout with one image) or LAYOUT:NAME.
+    /// The image to push: LAYOUT (a layout with one image) or LAYOUT:NAME
+    /// (an image, or an index: then its images go first, by digest). The
+    /// image's artifacts (SBOMs) go as its OCI 1.1 referrers.
     pub source: String,
     /// Where to: docker://HOST/REPO:TAG, docker://HOST/REPO (tag = the
     /// image's name) or docker://HOST/REPO@sha256:... (must be the image's

@@ -1,5 +1,11 @@
-//! The progress display: one spinner line per layer being built, on a
-//! terminal only; silent otherwise (CI logs, `--json`, `--quiet`).
+//! The progress display: one spinner line per layer being built and, on a
+//! long compose, a line over them all with bytes done, the total expected
+//! and an ETA; on a terminal only, silent otherwise (CI logs, `--json`,
+//! `--quiet`), and cleared at the end so no stale line stays on screen.
+//!
+//! The total is the sum of the estimates of the layers started so far
+//! (`LayerStarted::expected`; a layer without one counts for none), so it
+//! grows as layers start, and a layer's bytes count up to its estimate.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -11,6 +17,35 @@ use strata::Event;
 pub struct Progress {
     multi: Option<MultiProgress>,
     bars: Mutex<BTreeMap<usize, ProgressBar>>,
+    total: Mutex<Total>,
+}
+
+/// Below this many expected bytes the compose is short: no total line.
+const LONG: u64 = 16 << 20;
+
+/// The line over all layers: each estimated layer's (expected, done).
+#[derive(Default)]
+struct Total {
+    bar: Option<ProgressBar>,
+    layers: BTreeMap<usize, (u64, u64)>,
+}
+
+impl Total {
+    fn expected(&self) -> u64 {
+        self.layers.values().map(|(e, _)| e).sum()
+    }
+
+    /// `bytes` more of layer `index`, counted up to its estimate.
+    fn add(&mut self, index: usize, bytes: u64) {
+        let Some((expected, done)) = self.layers.get_mut(&index) else {
+            return;
+        };
+        let counted = bytes.min(expected.saturating_sub(*done));
+        *done += counted;
+        if let Some(bar) = &self.bar {
+            bar.inc(counted);
+        }
+    }
 }
 
 impl Progress {
@@ -19,6 +54,7 @@ impl Progress {
         Progress {
             multi,
             bars: Mutex::new(BTreeMap::new()),
+            total: Mutex::new(Total::default()),
         }
     }
 
@@ -37,8 +73,36 @@ impl Progress {
         let Ok(mut bars) = self.bars.lock() else {
             return;
         };
+        let Ok(mut total) = self.total.lock() else {
+            return;
+        };
         match e {
-            Event::LayerStarted { index, name } => {
+            Event::LayerStarted {
+                index,
+                name,
+                expected,
+            } => {
+                if let Some(expected) = expected {
+                    total.layers.insert(index, (expected, 0));
+                    let sum = total.expected();
+                    match &total.bar {
+                        Some(bar) => bar.set_length(sum),
+                        None if sum >= LONG => {
+                            let bar = multi.insert(0, ProgressBar::new(sum));
+                            bar.set_style(
+                                ProgressStyle::with_template(
+                                    "{spinner} {prefix:<28} {bytes:>10} of {total_bytes:<10} {bytes_per_sec:>12} ETA {eta}",
+                                )
+                                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                            );
+                            bar.set_prefix("all layers");
+                            bar.set_position(total.layers.values().map(|(_, d)| d).sum());
+                            bar.enable_steady_tick(Duration::from_millis(120));
+                            total.bar = Some(bar);
+                        }
+                        None => {}
+                    }
+                }
                 let bar = multi.add(ProgressBar::new_spinner());
                 bar.set_style(
                     ProgressStyle::with_template(
@@ -54,6 +118,7 @@ impl Progress {
                 if let Some(bar) = bars.get(&index) {
                     bar.inc(bytes);
                 }
+                total.add(index, bytes);
             }
             Event::LayerDone {
                 index,
@@ -67,6 +132,8 @@ impl Progress {
                     (strata::CacheStatus::Hit, _) => "cached",
                     (strata::CacheStatus::Miss, _) => "built",
                 };
+                // A layer done is all of its estimate, whatever it wrote.
+                total.add(index, u64::MAX);
                 match bars.remove(&index) {
                     Some(bar) => bar.finish_with_message(verb),
                     None => {
@@ -92,6 +159,11 @@ impl Progress {
     }
 
     pub fn finish(&self) {
+        if let Ok(mut total) = self.total.lock()
+            && let Some(bar) = total.bar.take()
+        {
+            bar.finish_and_clear();
+        }
         if let Ok(mut bars) = self.bars.lock() {
             for (_, bar) in std::mem::take(&mut *bars) {
                 bar.abandon();

@@ -20,6 +20,7 @@
 //! knows nothing about specs, layers or images.
 
 pub mod control;
+pub mod copyright;
 pub mod debfile;
 pub mod maint;
 pub mod packages;

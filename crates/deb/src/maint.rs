@@ -11,7 +11,14 @@
 //!   ucf's record of it (`/var/lib/ucf/hashfile`, `cache/`);
 //! - `systemd-sysusers [FILE...]` and `systemd-tmpfiles --create [FILE...]`
 //!   (debhelper adds them for packages shipping `sysusers.d`/`tmpfiles.d`
-//!   files): the users and groups of those files, and their directories.
+//!   files): the users and groups of those files, and their directories;
+//! - `chown [-R] [-h] USER[:GROUP] PATH...`, `chmod [-R] OCTAL PATH...`,
+//!   `dpkg-statoverride --add USER GROUP OCTAL PATH` and `mkdir [-p] [-m
+//!   OCTAL] PATH...`: owners and modes of what the package ships (tomcat's
+//!   `/etc/tomcat10` files, its log and cache directories) and the
+//!   directories a script makes (`/etc/.java`). Symbolic modes (`g+w`) and
+//!   a path with a glob are not recognized; `DPKG_ROOT` is empty, as for a
+//!   normal install.
 //!
 //! Words are expanded from literal assignments (`VAR="a b"`) and `for NAME
 //! in WORDS; do ... done` loops, the two forms these scripts use to name
@@ -66,6 +73,24 @@ pub struct Effects {
     pub sysusers: Option<Vec<String>>,
     /// `systemd-tmpfiles --create` runs: the files it names (empty: all).
     pub tmpfiles: Option<Vec<String>>,
+    /// `chown`, `chmod` and `dpkg-statoverride --add`, in script order.
+    pub perms: Vec<Perm>,
+    /// `mkdir`: the directories a script makes, with `-m`'s mode.
+    pub mkdirs: Vec<(String, Option<u32>)>,
+}
+
+/// One `chown`/`chmod`/`dpkg-statoverride --add` of a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Perm {
+    /// Absolute, without a trailing `/`.
+    pub path: String,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<u32>,
+    pub recursive: bool,
+    /// From `dpkg-statoverride --add`: dpkg records it in
+    /// `/var/lib/dpkg/statoverride`.
+    pub statoverride: bool,
 }
 
 /// A part of a shell word.
@@ -334,6 +359,8 @@ pub fn postinst(script: &str) -> Effects {
     let cmds = commands(&tokenize(script));
     let mut effects = Effects::default();
     let mut vars = BTreeMap::new();
+    // A normal install, not one into another root.
+    vars.insert("DPKG_ROOT".to_owned(), Some(String::new()));
     run(&cmds, &mut vars, &mut effects, 0);
     effects
 }
@@ -439,6 +466,17 @@ fn run(
                     effects.ucf.push(u);
                 }
             }
+            Some("chown" | "chmod" | "dpkg-statoverride" | "mkdir") => {
+                if let Some(w) = expand(&words[1..], vars) {
+                    let w = without_redirections(&w);
+                    match name {
+                        Some("chown") => effects.perms.extend(chown(&w)),
+                        Some("chmod") => effects.perms.extend(chmod(&w)),
+                        Some("mkdir") => effects.mkdirs.extend(mkdir(&w)),
+                        _ => effects.perms.extend(statoverride(&w)),
+                    }
+                }
+            }
             Some("systemd-sysusers") => {
                 let files = conf_names(&words[1..]);
                 effects.sysusers.get_or_insert_default().extend(files);
@@ -453,6 +491,220 @@ fn run(
             _ => {}
         }
     }
+}
+
+/// The words of a command without its redirections (`2> /dev/null`,
+/// `>/dev/null`, `2>&1`).
+fn without_redirections(w: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = w.iter();
+    while let Some(x) = it.next() {
+        let op_len = x.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let rest = &x[x.len() - op_len..];
+        if rest.starts_with('>') || rest.starts_with('<') {
+            let target = rest.trim_start_matches(['>', '<', '&']);
+            if target.is_empty() && !rest.ends_with('&') {
+                // The target is the next word.
+                it.next();
+            }
+            continue;
+        }
+        out.push(x.clone());
+    }
+    out
+}
+
+/// An absolute path without `..`, `.`, globs or a trailing `/`.
+fn plain_path(p: &str) -> Option<String> {
+    let p = p.trim_end_matches('/');
+    let ok = p.starts_with('/')
+        && !p
+            .split('/')
+            .skip(1)
+            .any(|c| c.is_empty() || c == ".." || c == ".")
+        && !p.contains(['*', '?', '[', '{', '~']);
+    ok.then(|| p.to_owned())
+}
+
+fn octal(m: &str) -> Option<u32> {
+    (!m.is_empty() && m.len() <= 4 && m.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+        .then(|| u32::from_str_radix(m, 8).ok())
+        .flatten()
+}
+
+/// `OPTIONS... FIRST PATH...` of `chown`/`chmod`: the first operand, the
+/// paths and `-R`; `None` at an option it does not know.
+fn operands<'w>(w: &'w [String], known: &[&str]) -> Option<(&'w str, Vec<String>, bool)> {
+    let mut recursive = false;
+    let mut rest = Vec::new();
+    let mut options = true;
+    for x in w {
+        if options && x == "--" {
+            options = false;
+        } else if options && x.starts_with("--") {
+            match x.as_str() {
+                "--recursive" => recursive = true,
+                o if known.contains(&o) => {}
+                _ => return None,
+            }
+        } else if options && x.starts_with('-') && x.len() > 1 {
+            for c in x[1..].chars() {
+                match c {
+                    'R' => recursive = true,
+                    c if known.iter().any(|k| k.len() == 2 && k.ends_with(c)) => {}
+                    _ => return None,
+                }
+            }
+        } else {
+            rest.push(x.as_str());
+        }
+    }
+    let (first, paths) = rest.split_first()?;
+    let paths: Option<Vec<String>> = paths.iter().map(|p| plain_path(p)).collect();
+    let paths = paths.filter(|p| !p.is_empty())?;
+    Some((first, paths, recursive))
+}
+
+/// `USER`, `USER:GROUP`, `USER.GROUP` or `:GROUP`.
+fn owner_spec(o: &str) -> Option<(Option<String>, Option<String>)> {
+    let (u, g) = match o.split_once([':', '.']) {
+        Some((u, g)) => (u, Some(g)),
+        None => (o, None),
+    };
+    // `USER:` is the user's login group, which would need its entry.
+    if g == Some("") {
+        return None;
+    }
+    let name = |n: &str| -> Option<Option<String>> {
+        match n {
+            "" => Some(None),
+            n if valid_name(n) || n.bytes().all(|b| b.is_ascii_digit()) => Some(Some(n.to_owned())),
+            _ => None,
+        }
+    };
+    let user = name(u)?;
+    let group = match g {
+        Some(g) => name(g)?,
+        None => None,
+    };
+    (user.is_some() || group.is_some()).then_some((user, group))
+}
+
+fn chown(w: &[String]) -> Vec<Perm> {
+    let known = [
+        "-h",
+        "-f",
+        "-v",
+        "-c",
+        "-P",
+        "--no-dereference",
+        "--quiet",
+        "--silent",
+        "--verbose",
+    ];
+    let Some((spec, paths, recursive)) = operands(w, &known) else {
+        return Vec::new();
+    };
+    let Some((user, group)) = owner_spec(spec) else {
+        return Vec::new();
+    };
+    paths
+        .into_iter()
+        .map(|path| Perm {
+            path,
+            user: user.clone(),
+            group: group.clone(),
+            mode: None,
+            recursive,
+            statoverride: false,
+        })
+        .collect()
+}
+
+fn chmod(w: &[String]) -> Vec<Perm> {
+    let known = ["-f", "-v", "-c", "--quiet", "--silent", "--verbose"];
+    let Some((mode, paths, recursive)) = operands(w, &known) else {
+        return Vec::new();
+    };
+    let Some(mode) = octal(mode) else {
+        return Vec::new();
+    };
+    paths
+        .into_iter()
+        .map(|path| Perm {
+            path,
+            user: None,
+            group: None,
+            mode: Some(mode),
+            recursive,
+            statoverride: false,
+        })
+        .collect()
+}
+
+/// `dpkg-statoverride [--update] [--force...] --add USER GROUP MODE PATH`.
+fn statoverride(w: &[String]) -> Vec<Perm> {
+    if !w.iter().any(|x| x == "--add") {
+        return Vec::new();
+    }
+    let mut positional = Vec::new();
+    for x in w {
+        match x.as_str() {
+            "--add" | "--update" | "--quiet" | "--force" => {}
+            o if o.starts_with("--force-") || o.starts_with("--no-force-") => {}
+            o if o.starts_with('-') => return Vec::new(),
+            _ => positional.push(x.as_str()),
+        }
+    }
+    let [user, group, mode, path] = positional.as_slice() else {
+        return Vec::new();
+    };
+    let (Some((Some(user), None)), Some((Some(group), None)), Some(mode), Some(path)) = (
+        owner_spec(user),
+        owner_spec(group),
+        octal(mode),
+        plain_path(path),
+    ) else {
+        return Vec::new();
+    };
+    vec![Perm {
+        path,
+        user: Some(user),
+        group: Some(group),
+        mode: Some(mode),
+        recursive: false,
+        statoverride: true,
+    }]
+}
+
+/// `mkdir [-p] [-m MODE] PATH...`.
+fn mkdir(w: &[String]) -> Vec<(String, Option<u32>)> {
+    let mut mode = None;
+    let mut paths = Vec::new();
+    let mut it = w.iter();
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "-p" | "--parents" => {}
+            "-m" | "--mode" => match it.next().and_then(|m| octal(m)) {
+                Some(m) => mode = Some(m),
+                None => return Vec::new(),
+            },
+            o if o.starts_with("--mode=") => match octal(&o["--mode=".len()..]) {
+                Some(m) => mode = Some(m),
+                None => return Vec::new(),
+            },
+            o if o.starts_with("-m") => match octal(&o[2..]) {
+                Some(m) => mode = Some(m),
+                None => return Vec::new(),
+            },
+            o if o.starts_with('-') => return Vec::new(),
+            p => match plain_path(p) {
+                Some(p) => paths.push(p),
+                None => return Vec::new(),
+            },
+        }
+    }
+    paths.into_iter().map(|p| (p, mode)).collect()
 }
 
 /// The literal `NAME.conf` words of a command.
@@ -838,6 +1090,54 @@ pub fn tmpfiles_dirs(conf: &str) -> Vec<TmpDir> {
     out
 }
 
+/// The owners and modes a `tmpfiles.d` file sets on existing paths: `z`
+/// (`Z`: recursively) lines with a literal path outside the runtime
+/// directories, as [`Perm`]s (`-` fields leave that part as it is). ACL
+/// and attribute lines (`a`, `h`) are not written.
+pub fn tmpfiles_adjust(conf: &str) -> Vec<Perm> {
+    let mut out = Vec::new();
+    for line in conf.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let Some(kind) = w.first() else { continue };
+        let recursive = match kind.trim_end_matches(['!', '-']) {
+            "z" => false,
+            "Z" => true,
+            _ => continue,
+        };
+        let Some(path) = w.get(1).and_then(|p| plain_path(p)) else {
+            continue;
+        };
+        let runtime = ["/run", "/tmp", "/var/tmp", "/dev", "/proc", "/sys"]
+            .iter()
+            .any(|r| path == *r || path.starts_with(&format!("{r}/")));
+        if runtime || path.contains('%') {
+            continue;
+        }
+        let field = |i: usize| {
+            w.get(i)
+                .map(|s| s.trim_start_matches(':'))
+                .filter(|s| *s != "-")
+        };
+        let mode = match field(2) {
+            None => None,
+            Some(m) => match octal(m) {
+                Some(m) => Some(m),
+                None => continue,
+            },
+        };
+        let name = |i: usize| field(i).filter(|n| valid_name(n)).map(str::to_owned);
+        out.push(Perm {
+            path,
+            user: name(3),
+            group: name(4),
+            mode,
+            recursive,
+            statoverride: false,
+        });
+    }
+    out
+}
+
 /// dpkg's record of an alternative (`/var/lib/dpkg/alternatives/NAME`) in
 /// auto mode, its choices sorted by path. All choices must have the same
 /// name and link.
@@ -1019,6 +1319,93 @@ fi
                 ("/var/log/tomcat10", 0o2770, "tomcat", "adm"),
                 ("/root", 0o700, "root", "root"),
                 ("/var/lib/private", 0o755, "root", "root"),
+            ]
+        );
+    }
+
+    #[test]
+    fn chown_chmod_statoverride_and_mkdir_are_recognized() {
+        let script = r#"#!/bin/sh
+TOMCAT_GROUP="tomcat"
+logdir="/var/log/nginx"
+for conffile in a.xml b.xml; do
+    if [ -f "/etc/tomcat10/$conffile" ]; then
+        chown root:$TOMCAT_GROUP /etc/tomcat10/$conffile
+        chmod 640 /etc/tomcat10/$conffile
+    fi
+done
+chown -Rh tomcat:adm /var/log/tomcat10/
+if ! dpkg-statoverride --list "$logdir" >/dev/null; then
+  chown root.adm $logdir
+  chmod 0755 $logdir 2> /dev/null || true
+fi
+[ -d /etc/.java ] || mkdir -m 755 /etc/.java
+mkdir -p "$DPKG_ROOT/var/log/journal"
+dpkg-statoverride --update --add root crontab 2755 /usr/bin/crontab
+chmod g+w /etc/x
+chown "$2" "$DPKG_ROOT$1"
+chown --reference=/a /b
+chmod 644 /etc/*.conf
+chown root:tomcat ../etc
+"#;
+        let e = postinst(script);
+        let got: Vec<String> = e
+            .perms
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {:?} {:?} {:?} {}{}",
+                    p.path,
+                    p.user,
+                    p.group,
+                    p.mode.map(|m| format!("{m:o}")),
+                    p.recursive,
+                    if p.statoverride { " override" } else { "" }
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                r#"/etc/tomcat10/a.xml Some("root") Some("tomcat") None false"#,
+                r#"/etc/tomcat10/a.xml None None Some("640") false"#,
+                r#"/etc/tomcat10/b.xml Some("root") Some("tomcat") None false"#,
+                r#"/etc/tomcat10/b.xml None None Some("640") false"#,
+                r#"/var/log/tomcat10 Some("tomcat") Some("adm") None true"#,
+                r#"/var/log/nginx Some("root") Some("adm") None false"#,
+                r#"/var/log/nginx None None Some("755") false"#,
+                r#"/usr/bin/crontab Some("root") Some("crontab") Some("2755") false override"#,
+            ]
+        );
+        assert_eq!(
+            e.mkdirs,
+            [
+                ("/etc/.java".to_owned(), Some(0o755)),
+                ("/var/log/journal".to_owned(), None)
+            ]
+        );
+    }
+
+    #[test]
+    #[allow(clippy::type_complexity)]
+    fn tmpfiles_z_lines_adjust_existing_paths() {
+        let conf = "z /var/log/journal 2755 root systemd-journal - -\nZ /var/lib/x - app -\nz /run/x 0700\na+ /var/log/journal - - - - group::r-x\nz /var/%m 0700\nd /var/y 0755\n";
+        let got: Vec<(String, Option<u32>, Option<String>, Option<String>, bool)> =
+            tmpfiles_adjust(conf)
+                .into_iter()
+                .map(|p| (p.path, p.mode, p.user, p.group, p.recursive))
+                .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "/var/log/journal".into(),
+                    Some(0o2755),
+                    Some("root".into()),
+                    Some("systemd-journal".into()),
+                    false
+                ),
+                ("/var/lib/x".into(), None, Some("app".into()), None, true),
             ]
         );
     }

@@ -66,7 +66,7 @@ pub fn build(
             | JobOp::Mkdir { owner, .. }
             | JobOp::Symlink { owner, .. }
             | JobOp::Workdir { owner, .. } => *owner,
-            JobOp::Delete { .. } => None,
+            JobOp::Delete { .. } | JobOp::Attr { .. } => None,
         };
         apply(&mut tree, op, job_op)?;
     }
@@ -397,6 +397,16 @@ fn apply<'a>(tree: &mut Tree<'a>, op: usize, job_op: &'a JobOp) -> Result<(), Er
             })
         }
         JobOp::Delete { path } => tree.delete(op, path),
+        JobOp::Attr {
+            path,
+            mode,
+            uid,
+            gid,
+            recursive,
+        } => {
+            tree.attr(path, *mode, *uid, *gid, *recursive);
+            Ok(())
+        }
         JobOp::Workdir { path, owner } => {
             check_names(op, path)?;
             // Not a description of the directory: one the layers below

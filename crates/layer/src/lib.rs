@@ -47,7 +47,7 @@ mod xattr;
 pub use beneath::{AtReader, HostInput, open_file, read_dir_stated, read_link};
 pub use build::{BuildOutput, Progress, build};
 pub use compress::Compression;
-pub use entries::{HostEntry, Source, build_entries};
+pub use entries::{HostEntry, Source, build_entries, build_entries_on};
 pub use exclude::Excludes;
 pub use host::read_listed;
 pub use listing::{list_blob, list_blob_with_mtimes};
@@ -157,6 +157,18 @@ pub enum JobOp {
         path: ImagePath,
         owner: Option<Owner>,
     },
+    /// Changes the permission bits and/or the owner of what this layer
+    /// has at `path` (with `recursive`, of everything below it too), as a
+    /// package's `chmod`/`chown` in its postinst does. A symlink keeps its
+    /// mode. A path this layer does not have is left alone: changing a
+    /// lower layer's file would copy its content up, which no caller asks.
+    Attr {
+        path: ImagePath,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        recursive: bool,
+    },
 }
 
 /// Work that reads the content of the layers below, not only their paths:
@@ -173,6 +185,29 @@ pub enum UnionWork {
     /// Commands run one after another on the union of the layers below; the
     /// layer is what they changed.
     Run(Vec<RunStep>),
+    /// Paths copied out of other images of the spec (a multi-stage build),
+    /// in order: the layer holds them, and the parents they need.
+    CopyFrom(Vec<CopyFromStep>),
+}
+
+/// One `copy "/SRC" from="IMAGE" to="/DEST"`: what the image `image` shows
+/// at `src` (a directory's contents, or a file), put at `to`, as Docker's
+/// `COPY --from` puts it: modes and xattrs as the image has them, owners
+/// `0:0` unless `owner`, `mode` (if any) on every regular file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyFromStep {
+    /// The image of the spec the paths come from (for messages).
+    pub image: String,
+    /// The stack digest of that image's layers, every key chained: what the
+    /// layer's key covers of its source, so it is rebuilt exactly when the
+    /// source image changes.
+    pub source: [u8; 32],
+    pub src: ImagePath,
+    pub to: ImagePath,
+    /// `to` ends with `/`: a file goes into that directory under its name.
+    pub into_dir: bool,
+    pub mode: Option<u32>,
+    pub owner: Option<Owner>,
 }
 
 /// Everything that decides the bytes of a layer built from the layers
@@ -220,6 +255,18 @@ pub enum RunMount {
         target: String,
         source: SecretSource,
     },
+    /// What the image `image` of the spec shows at `source`, read-only at
+    /// `target`.
+    Bind {
+        target: String,
+        image: String,
+        source: ImagePath,
+        /// The stack digest of that image's layers (what the key covers).
+        stack: [u8; 32],
+        /// Which of the layer's source images it is (an index into the
+        /// `sources` the builder is given).
+        index: usize,
+    },
 }
 
 /// Where a secret's bytes come from.
@@ -244,7 +291,7 @@ impl JobOp {
             JobOp::File { path, .. } | JobOp::Mkdir { path, .. } | JobOp::Symlink { path, .. } => {
                 under(path)
             }
-            JobOp::Delete { .. } => false,
+            JobOp::Delete { .. } | JobOp::Attr { .. } => false,
             JobOp::Workdir { .. } => true,
         }
     }

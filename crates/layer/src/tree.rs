@@ -201,6 +201,47 @@ impl<'a> Tree<'a> {
         }
     }
 
+    /// Sets the mode (not of a symlink) and owner of the node at `path`,
+    /// and with `recursive` of every node below it; nothing if this layer
+    /// has no node there.
+    pub fn attr(
+        &mut self,
+        path: &ImagePath,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        recursive: bool,
+    ) {
+        let set = |n: &mut Node<'a>| {
+            if let Some(m) = mode
+                && !matches!(n.kind, Kind::Symlink(_))
+            {
+                n.mode = m & 0o7777;
+            }
+            if let Some(u) = uid {
+                n.uid = u;
+            }
+            if let Some(g) = gid {
+                n.gid = g;
+            }
+        };
+        let Some(node) = self.nodes.get_mut(path) else {
+            return;
+        };
+        let dir = node.is_dir();
+        set(node);
+        if recursive && dir {
+            // Everything below sorts between `PATH/` and `PATH0`.
+            let mut lo = path.0.clone();
+            lo.push(b'/');
+            let mut hi = path.0.clone();
+            hi.push(b'/' + 1);
+            for (_, n) in self.nodes.range_mut(ImagePath(lo)..ImagePath(hi)) {
+                set(n);
+            }
+        }
+    }
+
     /// Makes every proper ancestor of `path` a directory.
     fn ensure_parents(&mut self, path: &ImagePath) {
         // The ancestors of every node are directories: when the parent is

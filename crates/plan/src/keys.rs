@@ -244,6 +244,21 @@ pub fn layer_key(
                 e.field("op", b"delete").field("path", &path.0);
                 format!("delete {}", path.display())
             }
+            Step::Op(JobOp::Attr {
+                path,
+                mode,
+                uid,
+                gid,
+                recursive,
+            }) => {
+                e.field("op", b"attr")
+                    .field("path", &path.0)
+                    .opt_u32("mode", *mode)
+                    .opt_u32("uid", *uid)
+                    .opt_u32("gid", *gid)
+                    .field("recursive", &[u8::from(*recursive)]);
+                format!("attr {}", path.display())
+            }
             Step::FromDir { normalize } => {
                 let input = inputs.next();
                 e.field("op", b"from-dir")
@@ -285,9 +300,32 @@ pub fn layer_key(
                         strata_layer::RunMount::Secret { target, .. } => e
                             .field("mount", b"secret")
                             .field("target", target.as_bytes()),
+                        // The image shown by its layers, never its name.
+                        strata_layer::RunMount::Bind {
+                            target,
+                            source,
+                            stack,
+                            ..
+                        } => e
+                            .field("mount", b"bind")
+                            .field("target", target.as_bytes())
+                            .field("source", &source.0)
+                            .field("image", stack),
                     };
                 }
                 format!("run {}", step.command)
+            }
+            Step::CopyFrom(step) => {
+                // The source image by its layers' stack digest, never by
+                // its name: renaming a stage changes nothing.
+                e.field("op", b"copy-from")
+                    .field("source", &step.source)
+                    .field("src", &step.src.0)
+                    .field("to", &step.to.0)
+                    .field("into_dir", &[u8::from(step.into_dir)])
+                    .owner(step.owner)
+                    .opt_u32("mode", step.mode);
+                format!("copy {} from={}", step.src.display(), step.image)
             }
         };
         parts.push(KeyPart::new(format!("op {}: {label}", n + 1), &e));
@@ -295,6 +333,26 @@ pub fn layer_key(
     if let Some(stack) = below {
         parts.push(KeyPart::new("below", Enc::new().field("below", stack)));
     }
+    let mut all = Enc::new();
+    for p in &parts {
+        all.field("part", &p.digest);
+    }
+    (LayerKey(all.finish()), parts)
+}
+
+/// `parts` with one more, the owners the layer's ops give by name (which
+/// its ops' own parts leave out), and the key they make. Only a layer with
+/// such owners has this part, so every other key stays as it was.
+pub(crate) fn with_owner_names(
+    mut parts: Vec<KeyPart>,
+    names: &[crate::NamedOwner],
+) -> (LayerKey, Vec<KeyPart>) {
+    let mut e = Enc::new();
+    for n in names {
+        e.field("op", &(n.op as u64).to_le_bytes())
+            .field("owner-name", n.owner.to_string().as_bytes());
+    }
+    parts.push(KeyPart::new("owner names", &e));
     let mut all = Enc::new();
     for p in &parts {
         all.field("part", &p.digest);

@@ -21,6 +21,7 @@
 //! TLS is rustls (ring); there is no OpenSSL anywhere.
 
 mod reference;
+mod referrers;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -37,6 +38,7 @@ use strata_oci::Digest;
 use strata_oci::digest::HashingWriter;
 
 pub use reference::{DOCKER_HUB, MAX_TAG_LEN, Reference, check_tag};
+pub use referrers::fallback_tag;
 
 /// The manifest media types strata reads and writes.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

@@ -173,11 +173,59 @@ pub struct Layer {
     pub ops: Vec<Spanned<Op>>,
 }
 
-/// Numeric owner of an entry: `owner="1000:1000"` or `owner=1000` (gid = uid).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Owner of an entry: `owner="1000:1000"`, `owner=1000` (gid = uid),
+/// `owner="app:app"`, `owner="app"` (the user's primary group) or a mix
+/// (`owner="1000:staff"`). Names are resolved against the image's own
+/// `/etc/passwd` and `/etc/group` when the layer is built.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Owner {
-    pub uid: u32,
-    pub gid: u32,
+    pub user: OwnerId,
+    /// `None` only when `user` is a name: then the group is that user's
+    /// primary group (as BuildKit's `COPY --chown=NAME` gives it).
+    pub group: Option<OwnerId>,
+}
+
+/// One side of an [`Owner`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OwnerId {
+    Id(u32),
+    Name(String),
+}
+
+impl Owner {
+    /// A numeric owner.
+    pub fn ids(uid: u32, gid: u32) -> Owner {
+        Owner {
+            user: OwnerId::Id(uid),
+            group: Some(OwnerId::Id(gid)),
+        }
+    }
+
+    /// `(uid, gid)` when neither side is a name.
+    pub fn numeric(&self) -> Option<(u32, u32)> {
+        match (&self.user, &self.group) {
+            (OwnerId::Id(u), Some(OwnerId::Id(g))) => Some((*u, *g)),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for OwnerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OwnerId::Id(n) => write!(f, "{n}"),
+            OwnerId::Name(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.group {
+            Some(g) => write!(f, "{}:{g}", self.user),
+            None => write!(f, "{}", self.user),
+        }
+    }
 }
 
 /// One operation inside a layer. Paths inside the image are absolute
@@ -208,6 +256,10 @@ pub enum Op {
         /// as a `.dockerignore` leaves them out (patterns separated by
         /// blanks, `\ ` a blank inside one; `!` re-includes).
         exclude: Option<Spanned<Vec<String>>>,
+        /// `from="IMAGE"`: `src` is an absolute path in that image of the
+        /// spec, not a host file (Docker's `COPY --from`, a multi-stage
+        /// build).
+        from: Option<Spanned<String>>,
     },
     /// `file "/path" "content"`: a file with inline content.
     File {
@@ -221,6 +273,10 @@ pub enum Op {
         path: Spanned<String>,
         mode: Option<Spanned<u32>>,
         owner: Option<Spanned<Owner>>,
+        /// `if-missing=#true`: made only when the layers below lack it (as
+        /// Docker's `WORKDIR` makes its directory); an existing one keeps
+        /// its mode and owner. Takes no `mode=`.
+        if_missing: Option<Spanned<bool>>,
     },
     /// `symlink "/path" target="..."`.
     Symlink {
@@ -272,13 +328,23 @@ pub enum RunMount {
         target: Spanned<String>,
         source: SecretSource,
     },
+    /// `bind "/mnt/build" from="IMAGE" [source="/PATH"]`: what another
+    /// image of the spec shows at `source` (its root by default),
+    /// read-only, as BuildKit's `--mount=type=bind,from=`.
+    Bind {
+        target: Spanned<String>,
+        from: Spanned<String>,
+        source: Option<Spanned<String>>,
+    },
 }
 
 impl RunMount {
     /// Where the mount is in the image.
     pub fn target(&self) -> &Spanned<String> {
         match self {
-            RunMount::Cache { target, .. } | RunMount::Secret { target, .. } => target,
+            RunMount::Cache { target, .. }
+            | RunMount::Secret { target, .. }
+            | RunMount::Bind { target, .. } => target,
         }
     }
 }
@@ -427,7 +493,7 @@ pub struct Repository {
 }
 
 /// `packages "NAME" "NAME (>= VERSION)" "NAME=VERSION" ... [required=#true]
-/// [repository=NAME]`.
+/// [repository=NAME] [layers=N]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackagesOp {
     pub packages: Vec<Spanned<String>>,
@@ -435,4 +501,7 @@ pub struct PackagesOp {
     pub required: bool,
     /// The repository's name; the spec's only repository when unset.
     pub repository: Option<Spanned<String>>,
+    /// `layers=N`: the layering budget, the most layers the layer's
+    /// package set is split into (1 to 16; unset: one layer).
+    pub layers: Option<Spanned<u32>>,
 }

@@ -157,7 +157,7 @@ impl Dumper<'_> {
 
     fn owner(&self, o: &Option<Spanned<Owner>>) -> String {
         o.as_ref()
-            .map(|o| format!(" owner={}:{}{}", o.value.uid, o.value.gid, self.at(o.span)))
+            .map(|o| format!(" owner={}{}", o.value, self.at(o.span)))
             .unwrap_or_default()
     }
 
@@ -177,9 +177,14 @@ impl Dumper<'_> {
                 mode,
                 owner,
                 exclude,
+                ..
             } => format!(
-                "{} to={}{}{}{}",
+                "{}{} to={}{}{}{}",
                 self.s(src),
+                match &op.value {
+                    Op::Copy { from: Some(f), .. } => format!(" from={}", self.s(f)),
+                    _ => String::new(),
+                },
                 self.s(to),
                 self.mode(mode),
                 self.owner(owner),
@@ -200,8 +205,22 @@ impl Dumper<'_> {
                 self.mode(mode),
                 self.owner(owner)
             ),
-            Op::Mkdir { path, mode, owner } => {
-                format!("{}{}{}", self.s(path), self.mode(mode), self.owner(owner))
+            Op::Mkdir {
+                path,
+                mode,
+                owner,
+                if_missing,
+            } => {
+                format!(
+                    "{}{}{}{}",
+                    self.s(path),
+                    self.mode(mode),
+                    self.owner(owner),
+                    if_missing
+                        .as_ref()
+                        .map(|b| format!(" if-missing={}{}", b.value, self.at(b.span)))
+                        .unwrap_or_default()
+                )
             }
             Op::Symlink {
                 path,
@@ -258,6 +277,20 @@ impl Dumper<'_> {
                                 SecretSource::File(f) => format!("file={}", self.s(f)),
                                 SecretSource::Env(v) => format!("env={}", self.s(v)),
                             }
+                        ),
+                        RunMount::Bind {
+                            target,
+                            from,
+                            source,
+                        } => format!(
+                            " {{ bind{} {} from={}{} }}",
+                            self.at(m.span),
+                            self.s(target),
+                            self.s(from),
+                            source
+                                .as_ref()
+                                .map(|s| format!(" source={}", self.s(s)))
+                                .unwrap_or_default()
                         ),
                     })
                     .collect::<String>()

@@ -97,9 +97,11 @@ fn usage(kind: &str) -> &'static str {
         }
         "shell" => "shell \"/bin/bash\" \"-c\"",
         "add" => "add \"SRC\" to=\"/DEST/\" [mode=0o644] [owner=\"UID:GID\"]",
-        "copy" => "copy \"SRC\" to=\"/DEST/\" [mode=0o644] [owner=\"UID:GID\"]",
+        "copy" => {
+            "copy \"SRC\" to=\"/DEST/\" [mode=0o644] [owner=\"UID:GID\"] [exclude=\"PATTERN ...\"] (or copy \"/PATH\" from=\"IMAGE\" to=\"/DEST/\")"
+        }
         "file" => "file \"/PATH\" \"CONTENT\" [mode=0o644] [owner=\"UID:GID\"]",
-        "mkdir" => "mkdir \"/PATH\" [mode=0o755] [owner=\"UID:GID\"]",
+        "mkdir" => "mkdir \"/PATH\" [mode=0o755] [owner=\"UID:GID\"] [if-missing=#true]",
         "symlink" => "symlink \"/PATH\" target=\"TARGET\" [owner=\"UID:GID\"]",
         "delete" => "delete \"/PATH\"",
         "from-dir" => "from-dir \"DIR\" [normalize=#true]",
@@ -109,7 +111,7 @@ fn usage(kind: &str) -> &'static str {
             "repository NAME suite=\"bookworm\" keyring=\"debian-archive-keyring.gpg\" [url=\"http://MIRROR/debian\"] [components=\"main\"] [architectures=\"amd64\"]"
         }
         "packages" => {
-            "packages \"NAME\" \"NAME=VERSION\" \"NAME (>= VERSION)\" ... [required=#true] [repository=NAME]"
+            "packages \"NAME\" \"NAME=VERSION\" \"NAME (>= VERSION)\" ... [required=#true] [repository=NAME] [layers=N]"
         }
         _ => "",
     }

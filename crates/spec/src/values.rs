@@ -2,7 +2,7 @@
 //! each check takes the value as written and says what is wrong with it,
 //! without spans; the parser puts the span on.
 
-use crate::{Owner, Platform};
+use crate::{Owner, OwnerId, Platform};
 
 /// What is wrong with one value: the parts of a `SpecDiagnostic` but the span.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,51 +196,70 @@ pub(crate) fn mode_from_string(s: &str) -> Problem {
     Problem::new("mode must be a number", "a string").help(mode_help(octal_digits(s)))
 }
 
-const OWNER_FORM: &str = "owner takes numeric ids: owner=\"1000:1000\" or owner=1000";
+const OWNER_FORM: &str =
+    "owner takes ids or names: owner=\"1000:1000\", owner=1000, owner=\"app:app\" or owner=\"app\"";
 
-/// One numeric id of an owner.
-fn id(s: &str, which: &str) -> Check<u32> {
+/// One side of an owner: a number, or a user or group name (a letter or
+/// `_` first, then letters, digits, `_`, `-`, `.`, and an optional final
+/// `$`, as `useradd` accepts them).
+fn id(s: &str, which: &str) -> Check<OwnerId> {
     if s.is_empty() {
-        return Err(
-            Problem::new("owner must be `UID:GID` or `UID`", format!("empty {which}"))
-                .help(OWNER_FORM),
-        );
-    }
-    if !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Problem::new(
-            "owner names are not supported",
-            format!("`{s}` is not a numeric {which}"),
+            "owner must be `USER:GROUP` or `USER`",
+            format!("empty {which}"),
         )
-        .help(format!(
-            "{OWNER_FORM}; a name would need the image's passwd file, which strata does not read"
-        )));
+        .help(OWNER_FORM));
     }
-    s.parse::<u32>().map_err(|_| {
-        Problem::new(format!("{which} out of range"), "not a 32-bit id")
-            .help("ids go from 0 to 4294967295")
-    })
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse::<u32>().map(OwnerId::Id).map_err(|_| {
+            Problem::new(format!("{which} out of range"), "not a 32-bit id")
+                .help("ids go from 0 to 4294967295")
+        });
+    }
+    let body = s.strip_suffix('$').unwrap_or(s);
+    let name_ok = body
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && s.len() <= 256;
+    if !name_ok {
+        let what = if which == "uid" { "user" } else { "group" };
+        return Err(Problem::new(
+            format!("`{s}` is neither a numeric {which} nor a {what} name"),
+            format!("not a {what}"),
+        )
+        .help(OWNER_FORM));
+    }
+    Ok(OwnerId::Name(s.to_owned()))
 }
 
-/// `owner="UID:GID"` or `owner="UID"` (then GID = UID).
+/// `owner="USER:GROUP"` or `owner="USER"`: for a numeric user the gid is
+/// the uid; for a name, the group is left to the user's primary group.
 pub(crate) fn owner(s: &str) -> Check<Owner> {
     let mut parts = s.split(':');
-    let uid = id(parts.next().unwrap_or_default(), "uid")?;
-    let gid = match parts.next() {
-        Some(g) => id(g, "gid")?,
-        None => uid,
+    let user = id(parts.next().unwrap_or_default(), "uid")?;
+    let group = match parts.next() {
+        Some(g) => Some(id(g, "gid")?),
+        None => match &user {
+            OwnerId::Id(n) => Some(OwnerId::Id(*n)),
+            OwnerId::Name(_) => None,
+        },
     };
     if parts.next().is_some() {
         return Err(
-            Problem::new("owner must be `UID:GID` or `UID`", "too many `:`").help(OWNER_FORM),
+            Problem::new("owner must be `USER:GROUP` or `USER`", "too many `:`").help(OWNER_FORM),
         );
     }
-    Ok(Owner { uid, gid })
+    Ok(Owner { user, group })
 }
 
 /// `owner=1000`.
 pub(crate) fn owner_int(value: i128) -> Check<Owner> {
     match u32::try_from(value) {
-        Ok(uid) => Ok(Owner { uid, gid: uid }),
+        Ok(uid) => Ok(Owner::ids(uid, uid)),
         Err(_) => {
             Err(Problem::new("uid out of range", "not a 32-bit id")
                 .help("ids go from 0 to 4294967295"))
@@ -547,20 +566,35 @@ mod tests {
 
     #[test]
     fn owners() {
+        assert_eq!(owner("1000:100"), Ok(Owner::ids(1000, 100)));
+        assert_eq!(owner("7"), Ok(Owner::ids(7, 7)));
+        let name = |s: &str| OwnerId::Name(s.to_owned());
         assert_eq!(
-            owner("1000:100"),
+            owner("root"),
             Ok(Owner {
-                uid: 1000,
-                gid: 100
+                user: name("root"),
+                group: None
             })
         );
-        assert_eq!(owner("7"), Ok(Owner { uid: 7, gid: 7 }));
-        assert!(owner("root").is_err());
+        assert_eq!(
+            owner("1000:staff"),
+            Ok(Owner {
+                user: OwnerId::Id(1000),
+                group: Some(name("staff"))
+            })
+        );
+        assert_eq!(
+            owner("tomcat:tomcat").map(|o| o.to_string()),
+            Ok("tomcat:tomcat".to_owned())
+        );
         assert!(owner("1:2:3").is_err());
         assert!(owner(":1").is_err());
         assert!(owner("4294967296").is_err());
+        assert!(owner("1abc").is_err());
+        assert!(owner("a b").is_err());
+        assert!(owner("app:").is_err());
         assert!(owner_int(-1).is_err());
-        assert_eq!(owner_int(0), Ok(Owner { uid: 0, gid: 0 }));
+        assert_eq!(owner_int(0), Ok(Owner::ids(0, 0)));
     }
 
     #[test]

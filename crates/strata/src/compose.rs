@@ -523,6 +523,9 @@ struct Gathered {
     lower: LowerView,
     /// The records of every layer below, bottom first, for `from-dir` and `run`.
     below: Vec<LayerRecord>,
+    /// For `copy from=`: the records of the layers of each image it copies
+    /// from, bottom first, one list per step.
+    sources: Vec<Vec<LayerRecord>>,
     /// The layers below whose keys changed since their last build.
     changed_below: Vec<String>,
 }
@@ -594,7 +597,10 @@ fn build_all(
                                 r.load_listing(cache)?;
                                 g.lower.apply(&r.record.listing);
                                 // `from-dir` and `run` read the layers' contents, not only the view.
-                                if matches!(layer.build, Build::Union(_)) {
+                                // So do owners by name, which read /etc/passwd and /etc/group.
+                                if matches!(layer.build, Build::Union(_))
+                                    || !layer.owner_names.is_empty()
+                                {
                                     g.below.push(r.record.clone());
                                 }
                                 if r.changed {
@@ -602,6 +608,18 @@ fn build_all(
                                 }
                             }
                         }
+                    }
+                    // Every layer of a source image is ready: its deps
+                    // waited for them.
+                    for &top in &layer.sources {
+                        let mut records = Vec::new();
+                        for d in plan.below(top).into_iter().chain([top]) {
+                            if let Some(r) = &mut done[d.0] {
+                                r.load_listing(cache)?;
+                                records.push(r.record.clone());
+                            }
+                        }
+                        g.sources.push(records);
                     }
                     Ok(g)
                 };
@@ -731,6 +749,7 @@ fn build_one(
     let Gathered {
         lower,
         below,
+        sources,
         changed_below,
     } = gather()?;
     let miss_reason = match miss {
@@ -756,6 +775,7 @@ fn build_one(
     on_event(Event::LayerStarted {
         index,
         name: name.clone(),
+        expected: crate::estimate::layer_bytes(layer),
     });
     // A layer the farm builds is in the cache when it returns.
     let (record, remote) = match crate::remote_exec::try_build(exec, plan, layer, cache, on_event)?
@@ -774,7 +794,7 @@ fn build_one(
             } else {
                 let warn = |w: String| on_event(Event::Warning(w));
                 built_record(
-                    plan, layer, &lower, &below, cache, &mut blob, &progress, &warn,
+                    plan, layer, &lower, &below, &sources, cache, &mut blob, &progress, &warn,
                 )?
             };
             cache.put(&key, &record, blob)?;
@@ -807,36 +827,61 @@ fn built_record(
     layer: &LayerNode,
     lower: &LowerView,
     below: &[LayerRecord],
+    sources: &[Vec<LayerRecord>],
     cache: &Cache,
     blob: &mut strata_cache::BlobWriter,
     progress: &(dyn Fn(u64) + Sync),
     warn: &dyn Fn(String),
 ) -> Result<LayerRecord, Error> {
     let out = match &layer.build {
-        Build::Union(job) => {
-            crate::union_job::build(plan, layer, job, below, cache, blob, progress, warn)
-        }
+        Build::Union(job) => crate::union_job::build(
+            plan, layer, job, below, sources, cache, blob, progress, warn,
+        ),
         Build::External(_) => unreachable!("build_one fetches external layers, never builds them"),
-        Build::Ops(job) => strata_layer::build(job, lower, blob, progress).map_err(|e| match e {
-            strata_layer::Error::DeleteMissing { op, path } => {
-                let span = layer.op_spans.get(op).copied().unwrap_or(layer.span);
-                Error::Build(Box::new(plan.diagnostic(
-                    SpecDiagnostic::new(
-                        format!("cannot delete {path}: no layer below `{}` in image `{}` has it", layer.name, layer.image),
-                        span,
-                        "nothing to delete",
-                    )
-                    .with_help("`delete` records a whiteout for a path of a lower layer; check the path"),
-                )))
-            }
-            source => Error::Layer {
-                layer: crate::locate::layer_at(plan, layer, &source),
-                source: crate::locate::write_error(source, &cache.root().join("tmp")),
-            },
-        }),
+        Build::Ops(job) if !layer.owner_names.is_empty() => {
+            let job = crate::owner_names::resolve(plan, layer, job, below, lower, cache)?;
+            build_ops(plan, layer, &job, lower, cache, blob, progress)
+        }
+        Build::Ops(job) => build_ops(plan, layer, job, lower, cache, blob, progress),
     }?;
     Ok(LayerRecord {
         desc: out.desc,
         listing: out.listing,
+    })
+}
+
+/// A layer of plain operations, built by `strata_layer::build`.
+fn build_ops(
+    plan: &Plan,
+    layer: &LayerNode,
+    job: &strata_layer::LayerJob,
+    lower: &LowerView,
+    cache: &Cache,
+    blob: &mut strata_cache::BlobWriter,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<strata_layer::BuildOutput, Error> {
+    strata_layer::build(job, lower, blob, progress).map_err(|e| match e {
+        strata_layer::Error::DeleteMissing { op, path } => {
+            let span = layer.op_spans.get(op).copied().unwrap_or(layer.span);
+            Error::Build(Box::new(
+                plan.diagnostic(
+                    SpecDiagnostic::new(
+                        format!(
+                            "cannot delete {path}: no layer below `{}` in image `{}` has it",
+                            layer.name, layer.image
+                        ),
+                        span,
+                        "nothing to delete",
+                    )
+                    .with_help(
+                        "`delete` records a whiteout for a path of a lower layer; check the path",
+                    ),
+                ),
+            ))
+        }
+        source => Error::Layer {
+            layer: crate::locate::layer_at(plan, layer, &source),
+            source: crate::locate::write_error(source, &cache.root().join("tmp")),
+        },
     })
 }

@@ -14,12 +14,15 @@ pub mod annotate;
 mod base;
 mod compose;
 pub mod diff;
+mod estimate;
 pub mod import;
 pub mod inspect;
 pub mod json;
+pub mod layering;
 mod locate;
 pub mod lock;
 mod outputs;
+mod owner_names;
 pub mod package_diff;
 pub mod packages;
 pub mod push;
@@ -57,8 +60,14 @@ use std::path::PathBuf;
 pub enum Event {
     /// The plan is ready: this many layers and images.
     Planned { layers: Vec<String>, images: usize },
-    /// A layer started building (it missed the cache).
-    LayerStarted { index: usize, name: String },
+    /// A layer started building (it missed the cache); `expected` is an
+    /// estimate of the uncompressed bytes it will write, when one can be
+    /// made cheaply (for a total and an ETA).
+    LayerStarted {
+        index: usize,
+        name: String,
+        expected: Option<u64>,
+    },
     /// This many more uncompressed bytes of a layer were written.
     LayerProgress { index: usize, bytes: u64 },
     /// A layer is ready, built or from the cache.

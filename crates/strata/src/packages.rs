@@ -109,6 +109,9 @@ impl LockedPackage {
 pub struct Resolved {
     pub ops: BTreeMap<(String, String), PackageOps>,
     pub packages: BTreeMap<(String, String), Vec<LockedPackage>>,
+    /// The whole set of each layer with a layering budget, by
+    /// `image/layer`, before it is split.
+    pub sets: BTreeMap<String, Vec<LockedPackage>>,
 }
 
 /// What the layers below a layer have installed.
@@ -128,6 +131,8 @@ struct Below {
     users: Option<Users>,
     /// ucf's `hashfile`: the md5 of each file it installed, by path.
     ucf_hashes: BTreeMap<String, String>,
+    /// dpkg's `statoverride` database: `USER GROUP MODE PATH` by path.
+    statoverrides: BTreeMap<String, String>,
 }
 
 /// The host's Debian mirror: the first http(s) repository of its apt
@@ -190,11 +195,37 @@ fn err(layer: &str, source: strata_deb::Error) -> Error {
 
 /// Resolves every `packages` layer of `spec` (whose directory is
 /// `spec_dir`), fetching into `cache_dir`.
+///
+/// A layer with a layering budget (`layers=N`) is split into at most N
+/// layers (see [`crate::layering`]): the sets are resolved once to see
+/// which packages the spec's budgeted layers share, then again with the
+/// split.
 pub fn resolve(
     spec: &Spec,
     spec_dir: &Path,
     cache_dir: &Path,
     opts: &PackageOptions,
+) -> Result<Resolved, Error> {
+    let budgeted = spec
+        .images
+        .iter()
+        .flat_map(|i| &i.layers)
+        .flat_map(|l| &l.ops)
+        .any(|o| matches!(&o.value, Op::Packages(p) if p.layers.as_ref().is_some_and(|n| n.value > 1)));
+    if !budgeted {
+        return resolve_with(spec, spec_dir, cache_dir, opts, None);
+    }
+    let first = resolve_with(spec, spec_dir, cache_dir, opts, None)?;
+    let sharing = crate::layering::Sharing::of(&first.sets);
+    resolve_with(spec, spec_dir, cache_dir, opts, Some(&sharing))
+}
+
+fn resolve_with(
+    spec: &Spec,
+    spec_dir: &Path,
+    cache_dir: &Path,
+    opts: &PackageOptions,
+    sharing: Option<&crate::layering::Sharing>,
 ) -> Result<Resolved, Error> {
     let mut out = Resolved::default();
     let any = spec
@@ -246,9 +277,30 @@ pub fn resolve(
                     .find_map(|p| p.repository.as_ref().map(|r| r.value.clone()))
                     .or_else(|| spec.repositories.first().map(|r| r.name.value.clone()))
                     .unwrap_or_default();
-                let set: Vec<LockedPackage> = if let Some(set) = opts.locked.get(&qualified) {
-                    check_locked_requests(&qualified, &reqs, set)?;
-                    set.clone()
+                let budget = reqs
+                    .iter()
+                    .find_map(|p| p.layers.as_ref().map(|n| n.value))
+                    .unwrap_or(1);
+                // A split layer's lock records each part under its own
+                // name: the lower parts first, then the layer's.
+                let locked_set: Option<Vec<LockedPackage>> =
+                    opts.locked.get(&qualified).map(|top| {
+                        let mut all = Vec::new();
+                        for part in 1.. {
+                            match opts
+                                .locked
+                                .get(&format!("{qualified}{}{part}", strata_plan::PART_SEPARATOR))
+                            {
+                                Some(p) => all.extend(p.iter().cloned()),
+                                None => break,
+                            }
+                        }
+                        all.extend(top.iter().cloned());
+                        all
+                    });
+                let set: Vec<LockedPackage> = if let Some(set) = locked_set {
+                    check_locked_requests(&qualified, &reqs, &set)?;
+                    set
                 } else {
                     if !repos.contains_key(&repo_name) {
                         let mut r = open_repository(spec, spec_dir, &repo_name, &mut fetcher, opts)
@@ -280,17 +332,37 @@ pub fn resolve(
                         repository_url(spec, &repo_name, opts).map_err(|e| err(&qualified, e))?
                     }
                 };
-                let (ops, locked) = layer_ops(
-                    &qualified,
-                    &base_url,
-                    &set,
-                    &mut below,
-                    &mut fetcher,
-                    cache_dir,
-                )?;
-                let key = (image.name.value.clone(), layer.name.value.clone());
-                out.ops.insert(key.clone(), ops);
-                out.packages.insert(key, locked);
+                let parts = match sharing {
+                    Some(sharing) if budget > 1 => sharing.split(&set, budget as usize),
+                    _ => vec![set.clone()],
+                };
+                let n = parts.len();
+                for (k, part) in parts.iter().enumerate() {
+                    let name = if k + 1 == n {
+                        layer.name.value.clone()
+                    } else {
+                        format!(
+                            "{}{}{}",
+                            layer.name.value,
+                            strata_plan::PART_SEPARATOR,
+                            k + 1
+                        )
+                    };
+                    let (ops, locked) = layer_ops(
+                        &format!("{}/{name}", image.name.value),
+                        &base_url,
+                        part,
+                        &mut below,
+                        &mut fetcher,
+                        cache_dir,
+                    )?;
+                    let key = (image.name.value.clone(), name);
+                    out.ops.insert(key.clone(), ops);
+                    out.packages.insert(key, locked);
+                }
+                if budget > 1 {
+                    out.sets.insert(qualified.clone(), set);
+                }
             }
             done.insert(image.name.value.clone(), below);
         }
@@ -390,6 +462,8 @@ fn layer_ops(
     let mut sysusers: Vec<String> = Vec::new();
     let mut tmpfiles: Vec<String> = Vec::new();
     let mut ucf: Vec<(maint::UcfCopy, String, Option<String>)> = Vec::new();
+    let mut perms: Vec<maint::Perm> = Vec::new();
+    let mut mkdirs: Vec<(String, Option<u32>)> = Vec::new();
     let users_before = below.users.clone();
     for p in packages {
         let url = format!("{}/{}", base_url.trim_end_matches('/'), p.filename);
@@ -470,6 +544,8 @@ fn layer_ops(
                 })
                 .collect()
         };
+        perms.extend(effects.perms);
+        mkdirs.extend(effects.mkdirs);
         sysusers.extend(named(SYSUSERS_DIR, &effects.sysusers));
         tmpfiles.extend(named(TMPFILES_DIR, &effects.tmpfiles));
         for u in effects.ucf {
@@ -538,6 +614,13 @@ fn layer_ops(
         users_before,
         &path,
     );
+    // Last: the owners and modes the scripts set apply to everything the
+    // layer has by then (ucf's files, tmpfiles' directories).
+    // `systemd-tmpfiles --create` runs after the script's own commands.
+    for conf in &tmpfiles {
+        perms.extend(maint::tmpfiles_adjust(conf));
+    }
+    perm_effects(&mut ops, below, &mkdirs, &perms, &path);
     // Made again only by a layer that changes what goes into it.
     if below.ca_certificates && (below.certs.len() != certs_before || !had_ca_certificates) {
         ca_certificates(&below.certs, &mut ops, &path);
@@ -750,6 +833,79 @@ fn maint_effects(
         ops.ops.push(JobOp::File {
             path: path("/var/lib/ucf/hashfile"),
             content: lines.concat().into_bytes(),
+            mode: Some(0o644),
+            owner: None,
+        });
+    }
+}
+
+/// What the postinsts' `mkdir`, `chown`, `chmod` and `dpkg-statoverride
+/// --add` do (see [`maint`]): a directory no package ships is made (root's,
+/// 0755 unless `-m`); owners and modes are set on what this layer has
+/// (`JobOp::Attr`), users and groups by their names in the image's
+/// `/etc/passwd` and `/etc/group` as this layer leaves them (a name it
+/// lacks leaves that command out); `dpkg-statoverride` entries are also
+/// written to dpkg's database.
+fn perm_effects(
+    ops: &mut PackageOps,
+    below: &mut Below,
+    mkdirs: &[(String, Option<u32>)],
+    perms: &[maint::Perm],
+    path: &dyn Fn(&str) -> ImagePath,
+) {
+    for (dir, mode) in mkdirs {
+        if below.shipped.contains(dir) {
+            continue;
+        }
+        if let Some(p) = ImagePath::parse_abs(dir) {
+            ops.ops.push(JobOp::Mkdir {
+                path: p,
+                mode: Some(mode.unwrap_or(0o755)),
+                owner: None,
+            });
+        }
+    }
+    let mut overrides = false;
+    for perm in perms {
+        let id = |name: &Option<String>, f: &dyn Fn(&Users, &str) -> Option<u32>| match name {
+            None => Some(None),
+            Some(n) => match &below.users {
+                Some(u) => f(u, n).map(Some),
+                None => (n == "root" || n == "0").then_some(Some(0)),
+            },
+        };
+        let (Some(uid), Some(gid), Some(p)) = (
+            id(&perm.user, &|u, n| u.uid(n)),
+            id(&perm.group, &|u, n| u.gid(n)),
+            ImagePath::parse_abs(&perm.path),
+        ) else {
+            continue;
+        };
+        ops.ops.push(JobOp::Attr {
+            path: p,
+            mode: perm.mode,
+            uid,
+            gid,
+            recursive: perm.recursive,
+        });
+        if perm.statoverride
+            && let (Some(u), Some(g), Some(m)) = (&perm.user, &perm.group, perm.mode)
+        {
+            below
+                .statoverrides
+                .insert(perm.path.clone(), format!("{u} {g} {m:o} {}\n", perm.path));
+            overrides = true;
+        }
+    }
+    if overrides {
+        ops.ops.push(JobOp::File {
+            path: path("/var/lib/dpkg/statoverride"),
+            content: below
+                .statoverrides
+                .values()
+                .cloned()
+                .collect::<String>()
+                .into_bytes(),
             mode: Some(0o644),
             owner: None,
         });

@@ -1,5 +1,7 @@
 //! `strata push` and `compose --push`: an image of an OCI layout to a
-//! registry, blob by blob, with the layout's own manifest bytes.
+//! registry, blob by blob, with the layout's own manifest bytes; an
+//! index with its images, and the artifacts (SBOMs) about an image as its
+//! OCI 1.1 referrers.
 //!
 //! Blobs the registry has already are skipped (a `HEAD` each), so a push
 //! that died half-way resumes where it stopped: the blobs that made it are
@@ -27,6 +29,24 @@ pub struct PushReport {
     /// The manifest digest, the same locally and in the registry.
     pub manifest: String,
     pub blobs: Vec<PushedBlob>,
+    /// For an index: its images, each pushed by digest into the same
+    /// repository before the index.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<PushReport>,
+    /// The artifacts about the image (SBOMs) pushed as its referrers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<PushedReferrer>,
+}
+
+/// An artifact (an SBOM) pushed as a referrer of an image (OCI 1.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct PushedReferrer {
+    pub artifact_type: String,
+    /// The artifact manifest's digest.
+    pub manifest: String,
+    /// Whether the registry lacks the referrers API, so that the artifact
+    /// was listed under the fallback tag `sha256-HEX` instead.
+    pub fallback_tag: Option<String>,
 }
 
 /// One blob of a push.
@@ -44,6 +64,23 @@ pub struct PushedBlob {
 impl PushReport {
     /// One line for a terminal.
     pub fn summary(&self) -> String {
+        let mut out: String = self.images.iter().map(PushReport::summary).collect();
+        out.push_str(&self.own_summary());
+        for r in &self.referrers {
+            out.push_str(&format!(
+                "  referrer {} ({}){}\n",
+                r.manifest,
+                r.artifact_type,
+                r.fallback_tag
+                    .as_ref()
+                    .map(|t| format!(", listed under tag {t}: the registry has no referrers API"))
+                    .unwrap_or_default()
+            ));
+        }
+        out
+    }
+
+    fn own_summary(&self) -> String {
         let sent = self.blobs.iter().filter(|b| b.uploaded).count();
         let mounted = self.blobs.iter().filter(|b| b.mounted).count();
         let bytes: u64 = self
@@ -99,7 +136,106 @@ fn push_mounting(
     pushed: &mut BTreeMap<Digest, Reference>,
 ) -> Result<PushReport, Error> {
     let layout = strata_export::open_layout(dir)?;
+    // A name that is an index's (and no image's) pushes the index.
+    if let Some(tag) = tag
+        && !layout.images().iter().any(|i| i.name == tag)
+        && let Some(index) = layout.indexes().iter().find(|i| i.name == tag)
+    {
+        return push_index(registry, &layout, index, dest, pushed);
+    }
     let image = layout.one(tag)?;
+    push_image(registry, &layout, image, dest, pushed)
+}
+
+/// Push `index` of `layout`: each of its images by digest into `dest`'s
+/// repository (their blobs mounted when another repository has them),
+/// then the index as the layout's bytes under `dest`'s tag (the index's
+/// name when it has none), so the tag never names an index whose images
+/// are not all there.
+fn push_index(
+    registry: &Registry,
+    layout: &strata_export::Layout,
+    index: &strata_export::LayoutIndex,
+    dest: &Reference,
+    pushed: &mut BTreeMap<Digest, Reference>,
+) -> Result<PushReport, Error> {
+    let dest = if dest.tag.is_none() && dest.digest.is_none() {
+        dest.with_tag(&index.name)?
+    } else {
+        dest.clone()
+    };
+    if let Some(d) = dest.digest
+        && d != index.digest
+    {
+        return Err(Error::Usage(format!(
+            "{dest} names digest {d}, but index {} has digest {}",
+            index.name, index.digest
+        )));
+    }
+    let mut images = Vec::new();
+    for (digest, platform) in &index.manifests {
+        let image = layout
+            .images()
+            .iter()
+            .find(|i| i.manifest_digest == *digest)
+            .ok_or_else(|| Error::BadSource {
+                source_ref: layout.dir().display().to_string(),
+                reason: format!(
+                    "index {} names image {digest} ({platform}), which the layout does not hold",
+                    index.name
+                ),
+            })?;
+        images.push(push_image(
+            registry,
+            layout,
+            image,
+            &dest.at_digest(*digest),
+            pushed,
+        )?);
+    }
+    let bytes = read_checked(layout, &index.digest, "the layout's index names it")?;
+    let pushed_digest = registry.push_manifest(&dest, &bytes, strata_registry::OCI_INDEX)?;
+    Ok(PushReport {
+        image: index.name.clone(),
+        reference: dest.to_string(),
+        manifest: pushed_digest.to_string(),
+        blobs: Vec::new(),
+        images,
+        referrers: Vec::new(),
+    })
+}
+
+/// The bytes of blob `digest` of `layout`, checked against it: what a
+/// registry gets must hash to what the layout names.
+fn read_checked(
+    layout: &strata_export::Layout,
+    digest: &Digest,
+    named_by: &str,
+) -> Result<Vec<u8>, Error> {
+    let path = layout.blob_path(digest);
+    let bytes = fs::read(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let found = Digest::of(&bytes);
+    if found != *digest {
+        return Err(Error::DigestMismatch {
+            what: format!("{} ({named_by})", path.display()),
+            expected: *digest,
+            found,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Push one image of `layout`, then its artifacts as referrers.
+fn push_image(
+    registry: &Registry,
+    layout: &strata_export::Layout,
+    image: &strata_export::LayoutImage,
+    dest: &Reference,
+    pushed: &mut BTreeMap<Digest, Reference>,
+) -> Result<PushReport, Error> {
     let dest = if dest.tag.is_none() && dest.digest.is_none() {
         dest.with_tag(&image.name)?
     } else {
@@ -164,13 +300,95 @@ fn push_mounting(
             found,
         });
     }
-    let pushed = registry.push_manifest(&dest, &bytes, &media_type)?;
-    debug_assert_eq!(pushed, found);
+    let pushed_digest = registry.push_manifest(&dest, &bytes, &media_type)?;
+    debug_assert_eq!(pushed_digest, found);
+    let referrers = layout
+        .referrers()
+        .iter()
+        .filter(|r| r.subject == Some(image.manifest_digest))
+        .map(|r| push_referrer(registry, layout, r, &image.manifest_digest, &dest, pushed))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(PushReport {
         image: image.name.clone(),
         reference: dest.to_string(),
-        manifest: pushed.to_string(),
+        manifest: pushed_digest.to_string(),
         blobs,
+        images: Vec::new(),
+        referrers,
+    })
+}
+
+/// Push the artifact `referrer` of `layout` about `subject` into `dest`'s
+/// repository: its blobs, its manifest by digest (its `subject` makes a
+/// registry with the referrers API list it), and where the registry lacks
+/// that API, an entry in the fallback tag's index (OCI 1.1 tag schema).
+fn push_referrer(
+    registry: &Registry,
+    layout: &strata_export::Layout,
+    referrer: &strata_export::LayoutReferrer,
+    subject: &Digest,
+    dest: &Reference,
+    pushed: &mut BTreeMap<Digest, Reference>,
+) -> Result<PushedReferrer, Error> {
+    let bytes = read_checked(
+        layout,
+        &referrer.manifest_digest,
+        "an artifact of the layout",
+    )?;
+    let bad = |reason: String| Error::BadSource {
+        source_ref: layout
+            .blob_path(&referrer.manifest_digest)
+            .display()
+            .to_string(),
+        reason,
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let blobs = manifest["config"]
+        .as_object()
+        .into_iter()
+        .chain(
+            manifest["layers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l.as_object()),
+        )
+        .map(|d| {
+            d.get("digest")
+                .and_then(|v| v.as_str())
+                .and_then(|v| v.parse::<Digest>().ok())
+                .ok_or_else(|| bad("a descriptor without a sha256 digest".into()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let at = dest.at_digest(referrer.manifest_digest);
+    for digest in blobs {
+        if !registry.has_blob(&at, &digest)? {
+            registry.upload_blob(&at, &digest, &layout.blob_path(&digest))?;
+        }
+        pushed.insert(digest, at.clone());
+    }
+    registry.push_manifest(&at, &bytes, OCI_MANIFEST)?;
+    let annotations: BTreeMap<String, String> = manifest["annotations"]
+        .as_object()
+        .map(|a| {
+            a.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let tagged = registry.list_referrer(
+        dest,
+        subject,
+        &referrer.manifest_digest,
+        bytes.len() as u64,
+        &referrer.artifact_type,
+        &annotations,
+    )?;
+    Ok(PushedReferrer {
+        artifact_type: referrer.artifact_type.clone(),
+        manifest: referrer.manifest_digest.to_string(),
+        fallback_tag: tagged.then(|| strata_registry::fallback_tag(subject)),
     })
 }
 
@@ -192,12 +410,25 @@ pub fn push_composed(
         }));
     }
     let mut pushed = BTreeMap::new();
-    report
+    let mut out = report
         .images
         .iter()
         .map(|img| {
             let dest = base.join(&img.name)?.with_tag(&img.tag)?;
             push_mounting(registry, &report.out, Some(&img.name), &dest, &mut pushed)
         })
-        .collect()
+        .collect::<Result<Vec<_>, Error>>()?;
+    // Each index goes to REPO/NAME:latest with its images, mounted from
+    // the repositories they were just pushed to.
+    for index in &report.indexes {
+        let dest = base.join(&index.name)?.with_tag("latest")?;
+        out.push(push_mounting(
+            registry,
+            &report.out,
+            Some(&index.name),
+            &dest,
+            &mut pushed,
+        )?);
+    }
+    Ok(out)
 }

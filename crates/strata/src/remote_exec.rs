@@ -703,6 +703,11 @@ pub(crate) fn try_build(
     let Build::Ops(job) = &layer.build else {
         return Ok(None);
     };
+    // Owners by name are resolved against the layers below by the local
+    // builder (`owner_names`); the job as planned has none of their ids.
+    if !layer.owner_names.is_empty() {
+        return Ok(None);
+    }
     if exec.down.load(Ordering::Relaxed) {
         return Ok(None);
     }

@@ -15,8 +15,14 @@
 //! It is deterministic: `created` is the images' time (the spec's `epoch` or
 //! SOURCE_DATE_EPOCH), the document namespace is derived from the image
 //! manifest's digest, there is no random identifier, and the JSON is
-//! canonical (RFC 8785). Licenses are not claimed: every license field is
-//! left out, which SPDX 2.3 reads as NOASSERTION.
+//! canonical (RFC 8785). Licences are claimed only for Debian packages, as
+//! `licenseDeclared`: what the package's `usr/share/doc/NAME/copyright` in
+//! the image declares when it is machine-readable (DEP-5), as an SPDX
+//! expression (`strata_deb::copyright`), else NOASSERTION; each
+//! `LicenseRef-` it uses is defined in `hasExtractedLicensingInfos`. The
+//! copyright files are read in the same pass over each blob as the SHA1s.
+//! Every other licence field is left out, which SPDX 2.3 reads as
+//! NOASSERTION.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, Write};
@@ -56,6 +62,8 @@ pub(crate) fn referrers<'a>(
         let mut layers = Vec::with_capacity(node.layers.len());
         // The image's os-release: the top layer's that has one.
         let mut os_release: Option<String> = None;
+        // The image's doc directories, upper layers over lower.
+        let mut docs: BTreeMap<String, Doc> = BTreeMap::new();
         for (&id, desc) in node.layers.iter().zip(&image.layers) {
             let layer = plan.layer(id);
             let label = layer.qualified_name();
@@ -84,6 +92,7 @@ pub(crate) fn referrers<'a>(
             if lf.os_release.is_some() {
                 os_release = lf.os_release;
             }
+            docs.extend(lf.docs);
             layers.push(SbomLayer {
                 packages: plan.packages.get(&label).cloned().unwrap_or_default(),
                 name: label,
@@ -101,6 +110,7 @@ pub(crate) fn referrers<'a>(
             created: &created,
             layers: &layers,
             distro: &distro,
+            docs: &docs,
         });
         let bytes = doc.to_canon_json_vec().map_err(|source| Error::Io {
             path: format!("the sbom of image {}", image.name).into(),
@@ -128,6 +138,8 @@ pub(crate) struct SbomImage<'a> {
     pub layers: &'a [SbomLayer],
     /// The distribution the image's `os-release` names, for package purls.
     pub distro: &'a Distro,
+    /// The image's `usr/share/doc` directories, for package licences.
+    pub docs: &'a BTreeMap<String, Doc>,
 }
 
 /// `ID` and `VERSION_ID` of an image's `/etc/os-release`: a deb purl's
@@ -160,6 +172,20 @@ struct LayerFiles {
     files: Vec<SbomFile>,
     /// Its `etc/os-release` or `usr/lib/os-release` (the first wins).
     os_release: Option<String>,
+    /// The packages' doc directories it has, by name: what each
+    /// `usr/share/doc/NAME/copyright` declares (`None`: not
+    /// machine-readable), or, for a `usr/share/doc/NAME` symlink to a
+    /// sibling, that sibling's name.
+    docs: BTreeMap<String, Doc>,
+}
+
+/// What a layer holds at `usr/share/doc/NAME`.
+#[derive(Debug, Clone)]
+pub(crate) enum Doc {
+    Copyright(Option<strata_deb::copyright::Declared>),
+    /// A symlink to `usr/share/doc/OTHER` (Debian links a `-dev` or
+    /// library package's doc directory to its source's).
+    Link(String),
 }
 
 /// One layer of an image, lowest first.
@@ -198,7 +224,7 @@ pub(crate) struct SbomFile {
 /// The regular files of a layer: path and sha256 from its listing, SHA1
 /// from its blob, read once.
 fn files_of(listing: &Listing, blob: &Path, label: &str) -> Result<LayerFiles, Error> {
-    let (sha1s, os_release) = blob_sha1s(blob).map_err(|source| Error::Layer {
+    let (sha1s, os_release, mut docs) = blob_sha1s(blob).map_err(|source| Error::Layer {
         layer: label.to_owned(),
         source,
     })?;
@@ -230,15 +256,67 @@ fn files_of(listing: &Listing, blob: &Path, label: &str) -> Result<LayerFiles, E
             })
         })
         .collect::<Result<_, Error>>()?;
-    Ok(LayerFiles { files, os_release })
+    for e in &listing.entries {
+        let path = String::from_utf8_lossy(&e.path.0);
+        if let (EntryKind::Symlink, Some(name), Some(target)) =
+            (e.kind, path.strip_prefix(DOC_DIR), &e.link)
+            && !name.contains('/')
+        {
+            let target = String::from_utf8_lossy(target);
+            let target = target.strip_prefix('/').unwrap_or(&target);
+            let other = target.strip_prefix(DOC_DIR).unwrap_or(target);
+            if !other.is_empty() && !other.contains('/') && other != ".." && other != "." {
+                docs.insert(name.to_owned(), Doc::Link(other.to_owned()));
+            }
+        }
+    }
+    Ok(LayerFiles {
+        files,
+        os_release,
+        docs,
+    })
+}
+
+/// Where packages keep their copyright files: `DOC_DIR/NAME/copyright`.
+const DOC_DIR: &str = "usr/share/doc/";
+
+/// The most of a copyright file that is read (the largest in Debian are
+/// a few hundred KiB).
+const MAX_COPYRIGHT: u64 = 4 << 20;
+
+/// The package name of a copyright file's path.
+fn copyright_of(path: &[u8]) -> Option<&str> {
+    let p = std::str::from_utf8(path).ok()?;
+    let name = p.strip_prefix(DOC_DIR)?.strip_suffix("/copyright")?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
+}
+
+/// The licence a package's copyright file declares, through the image's
+/// doc directories (`docs`, lowest layer first folded into one map).
+fn package_license<'d>(
+    docs: &'d BTreeMap<String, Doc>,
+    name: &str,
+) -> Option<&'d strata_deb::copyright::Declared> {
+    let mut name = name;
+    // A link to a link is followed a few steps, never round a loop.
+    for _ in 0..4 {
+        match docs.get(name)? {
+            Doc::Copyright(d) => return d.as_ref(),
+            Doc::Link(other) => name = other,
+        }
+    }
+    None
 }
 
 /// SHA1s (hex) by path.
 type Sha1s = BTreeMap<Vec<u8>, String>;
 
-/// The SHA1 (hex) of every regular file of a layer blob, by path, and its
-/// `os-release` text.
-fn blob_sha1s(blob: &Path) -> Result<(Sha1s, Option<String>), strata_layer::Error> {
+/// The SHA1 (hex) of every regular file of a layer blob, by path, its
+/// `os-release` text, and the licences its copyright files declare.
+#[allow(clippy::type_complexity)]
+fn blob_sha1s(
+    blob: &Path,
+) -> Result<(Sha1s, Option<String>, BTreeMap<String, Doc>), strata_layer::Error> {
     let file = std::fs::File::open(blob).map_err(|source| strata_layer::Error::Io {
         path: blob.to_path_buf(),
         source,
@@ -246,6 +324,7 @@ fn blob_sha1s(blob: &Path) -> Result<(Sha1s, Option<String>), strata_layer::Erro
     let mut reader = strata_layer::read::BlobReader::new(BufReader::new(file), blob)?;
     let mut out = BTreeMap::new();
     let mut os_release = None;
+    let mut docs = BTreeMap::new();
     while let Some(entry) = reader.next_entry()? {
         if entry.kind != EntryKind::File {
             continue;
@@ -263,6 +342,19 @@ fn blob_sha1s(blob: &Path) -> Result<(Sha1s, Option<String>), strata_layer::Erro
             let rest = io::copy(&mut reader.data(), &mut hasher);
             rest.map_err(|e| reader.data_error(e))?;
             os_release = String::from_utf8(text).ok();
+        } else if let Some(name) = copyright_of(&entry.path.0) {
+            let name = name.to_owned();
+            let mut text = Vec::new();
+            let read =
+                io::Read::read_to_end(&mut io::Read::take(reader.data(), MAX_COPYRIGHT), &mut text);
+            read.map_err(|e| reader.data_error(e))?;
+            hasher.0.update(&text);
+            let rest = io::copy(&mut reader.data(), &mut hasher);
+            rest.map_err(|e| reader.data_error(e))?;
+            let declared = std::str::from_utf8(&text)
+                .ok()
+                .and_then(strata_deb::copyright::declared);
+            docs.insert(name, Doc::Copyright(declared));
         } else {
             let copied = io::copy(&mut reader.data(), &mut hasher);
             copied.map_err(|e| reader.data_error(e))?;
@@ -270,7 +362,7 @@ fn blob_sha1s(blob: &Path) -> Result<(Sha1s, Option<String>), strata_layer::Erro
         out.insert(entry.path.0, hex::encode(hasher.0.finalize()));
     }
     reader.finish()?;
-    Ok((out, os_release))
+    Ok((out, os_release, docs))
 }
 
 /// A purl component, percent-encoded as the purl spec asks (everything but
@@ -368,6 +460,8 @@ pub(crate) fn document(image: &SbomImage<'_>) -> Value {
     )];
     // One package per distinct input (the same source in two layers is one).
     let mut inputs: BTreeMap<(&str, &str), (String, &SbomInput)> = BTreeMap::new();
+    // The text of every `LicenseRef-` a package's licence uses.
+    let mut extracted: BTreeMap<&str, &str> = BTreeMap::new();
     for layer in image.layers {
         for input in &layer.inputs {
             let n = inputs.len() + 1;
@@ -416,12 +510,17 @@ pub(crate) fn document(image: &SbomImage<'_>) -> Value {
                 continue;
             };
             let package_id = format!("SPDXRef-Deb-{}-{}", n + 1, m + 1);
+            let declared = package_license(image.docs, name);
+            for (id, text) in declared.iter().flat_map(|d| &d.refs) {
+                extracted.entry(id).or_insert(text);
+            }
             packages.push(json!({
                 "SPDXID": package_id,
                 "name": name,
                 "versionInfo": version,
                 "downloadLocation": "NOASSERTION",
                 "filesAnalyzed": false,
+                "licenseDeclared": declared.map_or("NOASSERTION", |d| d.expression.as_str()),
                 "checksums": [{"algorithm": "SHA256", "checksumValue": sha256}],
                 "externalRefs": [{
                     "referenceCategory": "PACKAGE-MANAGER",
@@ -454,7 +553,7 @@ pub(crate) fn document(image: &SbomImage<'_>) -> Value {
             relationships.push(relationship(&layer_id, "CONTAINS", &file_id));
         }
     }
-    json!({
+    let mut doc = json!({
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
@@ -470,7 +569,14 @@ pub(crate) fn document(image: &SbomImage<'_>) -> Value {
         "packages": packages,
         "files": files,
         "relationships": relationships,
-    })
+    });
+    if !extracted.is_empty() {
+        doc["hasExtractedLicensingInfos"] = extracted
+            .iter()
+            .map(|(id, text)| json!({"licenseId": id, "extractedText": text}))
+            .collect();
+    }
+    doc
 }
 
 fn relationship(from: &str, kind: &str, to: &str) -> Value {

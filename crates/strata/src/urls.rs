@@ -3,7 +3,8 @@
 //! verified before planning, as external bases are: a URL whose file the
 //! cache holds is not fetched again, so a compose works offline once it
 //! has. A file that does not hash to its checksum is an error naming the
-//! URL and both digests, and is never kept. What is fetched is copied into
+//! URL and both digests, and is never kept; it and a URL that cannot be
+//! fetched are failed builds (exit 5) located at the `add` in the spec. What is fetched is copied into
 //! the layer as it is, never unpacked (Docker does not unpack URLs).
 //!
 //! Only `add` reaches the network here: a `run` step's network is its own
@@ -50,7 +51,8 @@ pub fn fetch(spec: &Spec, cache: &Cache) -> Result<BTreeMap<String, PathBuf>, Er
             source_ref: src.value.clone(),
             reason: format!("{} is not a sha256 digest", sum.value),
         })?;
-        let path = fetch_one(cache, &src.value, &expected, &mut fetcher)?;
+        let path = fetch_one(cache, &src.value, &expected, &mut fetcher)
+            .map_err(|e| located(spec, src, e))?;
         out.insert(src.value.clone(), path);
     }
     Ok(out)
@@ -106,6 +108,27 @@ fn fetch_one(
         source: e.error,
     })?;
     Ok(path)
+}
+
+/// A URL that could not be fetched (refused, unreachable, an HTTP error
+/// such as 404) or that did not hash to its checksum is a failed build
+/// (exit 5, as a host input that cannot be read), pointed at its `add` in
+/// the spec; trouble with the cache itself stays what it is (exit 1).
+fn located(spec: &Spec, src: &strata_spec::Spanned<String>, e: Error) -> Error {
+    let message = match &e {
+        Error::BadSource { reason, .. } => format!("cannot fetch {}: {reason}", src.value),
+        Error::DigestMismatch { .. } => e.to_string(),
+        _ => return e,
+    };
+    Error::Build(Box::new(strata_spec::Diagnostics::new(
+        &spec.name,
+        &spec.source,
+        vec![
+            strata_spec::SpecDiagnostic::new(message, src.span, "this URL").with_help(
+                "`add` fetches a URL once into the cache and checks it against `checksum=`; check the URL and that its server answers",
+            ),
+        ],
+    )))
 }
 
 fn fetch_error(url: &str, e: strata_deb::Error) -> Error {

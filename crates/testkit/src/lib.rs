@@ -96,7 +96,35 @@ pub mod debrepo {
     /// `/usr/share/NAME/VERSION` and its md5sums (as `dh_md5sums` writes
     /// them: `dpkg --audit` wants them); `extra` are more control lines.
     pub fn build_deb(root: &Path, name: &str, version: &str, arch: &str, extra: &[&str]) {
+        build_deb_with(root, name, version, arch, extra, &[]);
+    }
+
+    /// [`build_deb`], with more entries in its data: `(PATH, CONTENT)`, a
+    /// file, or a symlink to `TARGET` when `CONTENT` is `-> TARGET`; a
+    /// `DEBIAN/NAME` path is a control member (a script, made executable).
+    pub fn build_deb_with(
+        root: &Path,
+        name: &str,
+        version: &str,
+        arch: &str,
+        extra: &[&str],
+        files: &[(&str, &str)],
+    ) {
         let dir = root.join("build").join(format!("{name}_{version}"));
+        for (path, content) in files {
+            let at = dir.join(path.trim_start_matches('/'));
+            fs::create_dir_all(at.parent().unwrap()).unwrap();
+            match content.strip_prefix("-> ") {
+                Some(target) => std::os::unix::fs::symlink(target, &at).unwrap(),
+                None => fs::write(&at, content).unwrap(),
+            }
+            // Maintainer scripts must be executable for dpkg-deb.
+            if path.starts_with("DEBIAN/") {
+                let mut perms = fs::metadata(&at).unwrap().permissions();
+                std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+                fs::set_permissions(&at, perms).unwrap();
+            }
+        }
         fs::create_dir_all(dir.join("DEBIAN")).unwrap();
         fs::create_dir_all(dir.join("usr/share").join(name)).unwrap();
         fs::write(

@@ -2,6 +2,7 @@
 //! test modules by theme.
 
 mod archives;
+mod attr;
 mod delete;
 mod determinism;
 mod format;

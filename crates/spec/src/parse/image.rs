@@ -166,7 +166,7 @@ impl Parser<'_> {
                     p.string_or_int(
                         a,
                         "`user`",
-                        |n| values::owner_int(n).map(|o| o.uid.to_string()),
+                        |n| values::owner_int(n).map(|o| o.user.to_string()),
                         values::user,
                     )
                 };

@@ -6,10 +6,13 @@
 //! each package request, the repository's fields. Whether a repository is
 //! reachable, signed, or has the packages is for the build to find.
 
-use kdl::KdlNode;
+use kdl::{KdlNode, KdlValue};
 
 use super::{Parser, Problem};
-use crate::{PackagesOp, Repository, SpecDiagnostic};
+use crate::{PackagesOp, Repository, Spanned, SpecDiagnostic};
+
+/// The largest layering budget (`packages ... layers=N`).
+const MAX_LAYERS: u32 = 16;
 
 /// A package request as apt and Debian write them: `name`, `name:arch`,
 /// `name=version` or `name (>= version)`.
@@ -124,10 +127,10 @@ impl Parser<'_> {
         })
     }
 
-    /// `packages "NAME" ... [required=#true] [repository=NAME]`.
+    /// `packages "NAME" ... [required=#true] [repository=NAME] [layers=N]`.
     pub(super) fn packages(&mut self, node: &KdlNode) -> Option<PackagesOp> {
         self.common(node, false);
-        let e = self.entries(node, &["required", "repository"]);
+        let e = self.entries(node, &["required", "repository", "layers"]);
         let required = e
             .prop("required")
             .and_then(|r| self.boolean(r, "`required`"))
@@ -154,10 +157,35 @@ impl Parser<'_> {
         let repository = e
             .prop("repository")
             .and_then(|r| self.string(r, "`repository`"));
+        let mut layers = None;
+        if let Some(p) = e.prop("layers") {
+            let span = self.value_span(p);
+            match p.value() {
+                KdlValue::Integer(n) => match u32::try_from(*n) {
+                    Ok(n) if (1..=MAX_LAYERS).contains(&n) => layers = Some(Spanned::new(n, span)),
+                    _ => {
+                        self.problem(
+                            span,
+                            Problem::new(
+                                format!("`layers` must be 1 to {MAX_LAYERS}"),
+                                "not a layering budget",
+                            )
+                            .help("the most layers this package set is split into; leave it out for one"),
+                        );
+                        ok = false;
+                    }
+                },
+                _ => {
+                    self.wrong_type(p, "`layers`", "an integer");
+                    ok = false;
+                }
+            }
+        }
         ok.then_some(PackagesOp {
             packages,
             required,
             repository,
+            layers,
         })
     }
 
