@@ -116,7 +116,8 @@ pub fn resolve_job(
                 | JobOp::Mkdir { owner, .. }
                 | JobOp::Symlink { owner, .. }
                 | JobOp::Workdir { owner, .. } => *owner = Some(ids),
-                JobOp::Delete { .. } => {}
+                // An attribute change gives numeric ids; a delete has no owner.
+                JobOp::Delete { .. } | JobOp::Attr { .. } => {}
             }
         }
     }

@@ -146,6 +146,13 @@ pub enum OpFile {
     Delete {
         path: ImagePath,
     },
+    Attr {
+        path: ImagePath,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        recursive: bool,
+    },
 }
 
 fn owner_out(o: &Option<Owner>) -> Option<[u32; 2]> {
@@ -235,6 +242,19 @@ fn job_file(job: &LayerJob) -> Option<(JobFile, Vec<(String, &HostInput)>)> {
                 owner: owner_out(owner),
             },
             JobOp::Delete { path } => OpFile::Delete { path: path.clone() },
+            JobOp::Attr {
+                path,
+                mode,
+                uid,
+                gid,
+                recursive,
+            } => OpFile::Attr {
+                path: path.clone(),
+                mode: *mode,
+                uid: *uid,
+                gid: *gid,
+                recursive: *recursive,
+            },
         });
     }
     let compression = match job.compression {
@@ -341,6 +361,19 @@ fn layer_job(file: &JobFile, root: &Path) -> Result<LayerJob, Error> {
                 owner: owner_in(owner),
             },
             OpFile::Delete { path } => JobOp::Delete { path: path.clone() },
+            OpFile::Attr {
+                path,
+                mode,
+                uid,
+                gid,
+                recursive,
+            } => JobOp::Attr {
+                path: path.clone(),
+                mode: *mode,
+                uid: *uid,
+                gid: *gid,
+                recursive: *recursive,
+            },
         });
     }
     Ok(LayerJob {
