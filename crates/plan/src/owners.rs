@@ -116,7 +116,7 @@ pub fn resolve_job(
                 | JobOp::Mkdir { owner, .. }
                 | JobOp::Symlink { owner, .. }
                 | JobOp::Workdir { owner, .. } => *owner = Some(ids),
-                // Package attributes carry ids of their own, never names.
+                // An attribute change gives numeric ids; a delete has no owner.
                 JobOp::Delete { .. } | JobOp::Attr { .. } => {}
             }
         }

@@ -146,6 +146,13 @@ pub enum OpFile {
     Delete {
         path: ImagePath,
     },
+    Attr {
+        path: ImagePath,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        recursive: bool,
+    },
 }
 
 fn owner_out(o: &Option<Owner>) -> Option<[u32; 2]> {
@@ -158,7 +165,7 @@ fn owner_in(o: &Option<[u32; 2]>) -> Option<Owner> {
 
 /// The job file of `job`, and its host inputs by their path in the input
 /// root; `None` when the job cannot run remotely (an input whose name is
-/// not UTF-8 has no REAPI name; a package's attributes have no job form).
+/// not UTF-8 has no REAPI name).
 fn job_file(job: &LayerJob) -> Option<(JobFile, Vec<(String, &HostInput)>)> {
     let mut inputs: Vec<(String, &HostInput)> = Vec::new();
     let name_input = |n: usize, h: &'_ HostInput| -> Option<String> {
@@ -235,9 +242,19 @@ fn job_file(job: &LayerJob) -> Option<(JobFile, Vec<(String, &HostInput)>)> {
                 owner: owner_out(owner),
             },
             JobOp::Delete { path } => OpFile::Delete { path: path.clone() },
-            // A package's maintainer-script attributes: such layers build
-            // locally (the job file has no form for them yet).
-            JobOp::Attr { .. } => return None,
+            JobOp::Attr {
+                path,
+                mode,
+                uid,
+                gid,
+                recursive,
+            } => OpFile::Attr {
+                path: path.clone(),
+                mode: *mode,
+                uid: *uid,
+                gid: *gid,
+                recursive: *recursive,
+            },
         });
     }
     let compression = match job.compression {
@@ -344,6 +361,19 @@ fn layer_job(file: &JobFile, root: &Path) -> Result<LayerJob, Error> {
                 owner: owner_in(owner),
             },
             OpFile::Delete { path } => JobOp::Delete { path: path.clone() },
+            OpFile::Attr {
+                path,
+                mode,
+                uid,
+                gid,
+                recursive,
+            } => JobOp::Attr {
+                path: path.clone(),
+                mode: *mode,
+                uid: *uid,
+                gid: *gid,
+                recursive: *recursive,
+            },
         });
     }
     Ok(LayerJob {
@@ -796,14 +826,18 @@ pub(crate) fn try_build(
     }
     let key = layer.key.hex();
     let source = format!("{} action {action_d}", client.url());
-    crate::reapi_cache::take_result(
+    // A result that fails the checks is the farm's fault, not the spec's:
+    // the layer builds here.
+    if let Err(e) = crate::reapi_cache::take_result(
         cache,
         client,
         &key,
         layer.compression().media_type(),
         &result,
         &source,
-    )?;
+    ) {
+        return farm_failed(&crate::error_chain(&e));
+    }
     match cache.get_head(&key)? {
         Ok(head) => {
             let listing = cache.listing(&key, &head)?;

@@ -8,7 +8,9 @@
 //! and `--cache-to`. The goal of issue 21: a warm compose from the REAPI
 //! cache within 1.5x of the local warm compose plus the time the layers'
 //! bytes take through a loopback socket (measured here, one process writing
-//! and one thread reading).
+//! and one thread reading). A warm local cache with `--remote-cache`
+//! makes no remote call, so it is measured against the local warm compose
+//! too.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -175,6 +177,18 @@ impl Bench {
                 bytes,
                 warm.sample,
             );
+            // The same warm cache with --remote-cache: the first compose
+            // finds the server holding every layer (one FindMissingBlobs)
+            // and notes it; the next, measured, makes no remote call.
+            self.compose_with(&spec, &cache, false, &["--remote-cache", &grid])?;
+            let warm_remote =
+                self.compose_with(&spec, &cache, false, &["--remote-cache", &grid])?;
+            self.add(
+                name,
+                "strata compose, warm, --remote-cache",
+                bytes,
+                warm_remote.sample,
+            );
             let from = |b: &Bench, extra: &[&str], what: &str| -> Result<Sample> {
                 let cache = b.fresh("cache")?;
                 let c = b.compose_with(&spec, &cache, false, extra)?;
@@ -208,6 +222,13 @@ impl Bench {
         let reapi = self.median(name, "strata compose, empty cache, --remote-cache");
         let registry = self.median(name, "strata compose, empty cache, --cache-from");
         let wire = self.median(name, "the layers' bytes through a loopback socket");
+        let warm_remote = self.median(name, "strata compose, warm, --remote-cache");
+        self.ratio(
+            "remote: warm with --remote-cache / local warm",
+            warm_remote,
+            warm,
+            Some(("<=", 1.1)),
+        );
         self.ratio("remote: --remote-cache / local warm", reapi, warm, None);
         self.ratio("remote: --cache-from / local warm", registry, warm, None);
         self.ratio("remote: --remote-cache / local cold", reapi, cold, None);
