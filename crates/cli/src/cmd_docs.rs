@@ -29,7 +29,9 @@ pub fn write_man_pages(dir: &Path) -> Result<Vec<String>, strata::Error> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let cmd = crate::Cli::command();
     let mut pages = vec![("strata.1".to_owned(), render(cmd.clone())?)];
-    for sub in cmd.get_subcommands() {
+    // Hidden subcommands (`__layer-job`, run by workers) have no page, as
+    // they have no line in `--help`.
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         let name = format!("strata-{}", sub.get_name());
         // The page of a subcommand is named and titled as `man` finds it.
         let page = sub
