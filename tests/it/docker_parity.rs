@@ -186,6 +186,12 @@ const CASES: &[Case] = &[
         ignore: "",
     },
     Case {
+        name: "copy_from_a_stage",
+        dockerfile: "FROM scratch AS build\nADD rootfs.tar /\nCOPY site /out/site\nCOPY --chmod=700 run.sh /out/bin/run\n\nFROM scratch\nADD rootfs.tar /\nCOPY --from=build /out/site /srv/www\nCOPY --from=build /usr/bin/su /out/site/home.html /usr/local/bin/\nCOPY --from=0 --chown=1000:1000 /out/bin /opt/bin\nCOPY --from=build /out /tmp/\n",
+        image: "stage-1",
+        ignore: "",
+    },
+    Case {
         name: "several_sources",
         dockerfile: "FROM scratch\nCOPY a.txt b.txt run.sh /multi/\nADD a.txt site /both/\n",
         image: "stage-0",
@@ -460,7 +466,7 @@ fn import_reports_every_untranslatable_line_with_its_column() {
     let dir = tmp.path();
     fs::write(
         dir.join("Dockerfile"),
-        "FROM scratch AS base\nCOPY a.txt /\n\nFROM base\nCOPY --from=base /a.txt /b\nHEALTHCHECK --start-interval=1s CMD true\n  RUN --mount=type=cache,target=/x true\nADD https://example.org/x.tar /\nCOPY *.txt /t/\nFROBNICATE now\n",
+        "FROM scratch AS base\nCOPY a.txt /\n\nFROM base\nCOPY --from=registry.test/img /a.txt /b\nHEALTHCHECK --start-interval=1s CMD true\n  RUN --mount=type=secret,id=x true\nADD https://example.org/x.tar /\nCOPY *.txt /t/\nFROBNICATE now\n",
     )
     .unwrap();
     let out = strata(
@@ -471,9 +477,9 @@ fn import_reports_every_untranslatable_line_with_its_column() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     for want in [
-        "Dockerfile:5:6: COPY --from=base is not translated",
+        "Dockerfile:5:6: COPY --from=registry.test/img is not translated: it names no earlier stage",
         "Dockerfile:6:13: HEALTHCHECK --start-interval is not translated",
-        "Dockerfile:7:7: RUN --mount=type=cache,target=/x is not translated",
+        "Dockerfile:7:7: RUN --mount=type=secret,id=x is not translated",
         "Dockerfile:8:5: ADD of a URL",
         "Dockerfile:9:6: COPY of a glob",
         "Dockerfile:10:1: unknown instruction FROBNICATE",

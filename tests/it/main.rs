@@ -21,6 +21,7 @@ mod layout_up_to_date;
 mod lock;
 mod multi_member;
 mod multi_platform;
+mod multi_stage;
 mod nothing_escapes;
 mod outputs;
 mod owner_names;

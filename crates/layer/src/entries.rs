@@ -65,8 +65,29 @@ pub fn build_entries(
     out: &mut dyn Write,
     progress: Progress<'_>,
 ) -> Result<BuildOutput, Error> {
-    let lower = LowerView::new();
-    let mut tree = Tree::new(&lower);
+    build_entries_on(
+        entries,
+        &LowerView::new(),
+        epoch,
+        compression,
+        out,
+        progress,
+    )
+}
+
+/// [`build_entries`] for a layer on the union `lower`: a parent that no
+/// entry describes and the layers below have as a directory keeps the
+/// mode, owner and xattrs they give it (as Docker's COPY keeps them),
+/// rather than becoming 0755 0:0.
+pub fn build_entries_on(
+    entries: &[HostEntry],
+    lower: &LowerView,
+    epoch: u64,
+    compression: Compression,
+    out: &mut dyn Write,
+    progress: Progress<'_>,
+) -> Result<BuildOutput, Error> {
+    let mut tree = Tree::new(lower);
     let mut order: Vec<usize> = (0..entries.len()).collect();
     // Parents before children, so that "below a non-directory" is seen.
     order.sort_by(|&a, &b| entries[a].path.cmp(&entries[b].path));

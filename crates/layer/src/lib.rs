@@ -47,7 +47,7 @@ mod xattr;
 pub use beneath::{AtReader, HostInput, open_file, read_dir_stated, read_link};
 pub use build::{BuildOutput, Progress, build};
 pub use compress::Compression;
-pub use entries::{HostEntry, Source, build_entries};
+pub use entries::{HostEntry, Source, build_entries, build_entries_on};
 pub use exclude::Excludes;
 pub use host::read_listed;
 pub use listing::{list_blob, list_blob_with_mtimes};
@@ -173,6 +173,29 @@ pub enum UnionWork {
     /// Commands run one after another on the union of the layers below; the
     /// layer is what they changed.
     Run(Vec<RunStep>),
+    /// Paths copied out of other images of the spec (a multi-stage build),
+    /// in order: the layer holds them, and the parents they need.
+    CopyFrom(Vec<CopyFromStep>),
+}
+
+/// One `copy "/SRC" from="IMAGE" to="/DEST"`: what the image `image` shows
+/// at `src` (a directory's contents, or a file), put at `to`, as Docker's
+/// `COPY --from` puts it: modes and xattrs as the image has them, owners
+/// `0:0` unless `owner`, `mode` (if any) on every regular file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyFromStep {
+    /// The image of the spec the paths come from (for messages).
+    pub image: String,
+    /// The stack digest of that image's layers, every key chained: what the
+    /// layer's key covers of its source, so it is rebuilt exactly when the
+    /// source image changes.
+    pub source: [u8; 32],
+    pub src: ImagePath,
+    pub to: ImagePath,
+    /// `to` ends with `/`: a file goes into that directory under its name.
+    pub into_dir: bool,
+    pub mode: Option<u32>,
+    pub owner: Option<Owner>,
 }
 
 /// Everything that decides the bytes of a layer built from the layers
@@ -219,6 +242,18 @@ pub enum RunMount {
     Secret {
         target: String,
         source: SecretSource,
+    },
+    /// What the image `image` of the spec shows at `source`, read-only at
+    /// `target`.
+    Bind {
+        target: String,
+        image: String,
+        source: ImagePath,
+        /// The stack digest of that image's layers (what the key covers).
+        stack: [u8; 32],
+        /// Which of the layer's source images it is (an index into the
+        /// `sources` the builder is given).
+        index: usize,
     },
 }
 

@@ -285,9 +285,32 @@ pub fn layer_key(
                         strata_layer::RunMount::Secret { target, .. } => e
                             .field("mount", b"secret")
                             .field("target", target.as_bytes()),
+                        // The image shown by its layers, never its name.
+                        strata_layer::RunMount::Bind {
+                            target,
+                            source,
+                            stack,
+                            ..
+                        } => e
+                            .field("mount", b"bind")
+                            .field("target", target.as_bytes())
+                            .field("source", &source.0)
+                            .field("image", stack),
                     };
                 }
                 format!("run {}", step.command)
+            }
+            Step::CopyFrom(step) => {
+                // The source image by its layers' stack digest, never by
+                // its name: renaming a stage changes nothing.
+                e.field("op", b"copy-from")
+                    .field("source", &step.source)
+                    .field("src", &step.src.0)
+                    .field("to", &step.to.0)
+                    .field("into_dir", &[u8::from(step.into_dir)])
+                    .owner(step.owner)
+                    .opt_u32("mode", step.mode);
+                format!("copy {} from={}", step.src.display(), step.image)
             }
         };
         parts.push(KeyPart::new(format!("op {}: {label}", n + 1), &e));

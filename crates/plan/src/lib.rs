@@ -32,7 +32,9 @@ use std::path::{Path, PathBuf};
 
 use miette::SourceSpan;
 use strata_layer::ImageConfig;
-use strata_layer::{Compression, ImagePath, JobOp, LayerJob, Owner, RunStep, UnionJob, UnionWork};
+use strata_layer::{
+    Compression, CopyFromStep, ImagePath, JobOp, LayerJob, Owner, RunStep, UnionJob, UnionWork,
+};
 use strata_spec::{Diagnostics, Op, Spanned, Spec, SpecDiagnostic};
 
 pub use index::IndexNode;
@@ -176,6 +178,10 @@ pub struct LayerNode {
     /// Whether building this layer reads the layers below (it has a
     /// `delete`, a `from-dir` or `run` steps).
     pub reads_below: bool,
+    /// The top layer of each image of the spec this layer reads (one per
+    /// `copy from=` step, or per `bind` mount of its `run` steps, in
+    /// order): the builder reads that layer and every layer below it.
+    pub sources: Vec<LayerId>,
     /// The digests of the inputs it reads, in op order.
     pub inputs: Vec<InputDigest>,
     /// The owners its ops give by name, resolved against the layers below
@@ -206,10 +212,12 @@ enum Planned {
     Union(UnionStep),
 }
 
-/// A `from-dir` or `run` operation, before the layer's build is chosen.
+/// A `from-dir`, `run` or `copy from=` operation, before the layer's build
+/// is chosen.
 enum UnionStep {
     FromDir { dir: PathBuf, normalize: bool },
     Run(RunStep),
+    CopyFrom(CopyFromStep),
 }
 
 /// One step of a layer's build, whatever its kind: what keys, plans and
@@ -219,6 +227,7 @@ pub enum Step<'a> {
     Op(&'a JobOp),
     FromDir { normalize: bool },
     Run(&'a RunStep),
+    CopyFrom(&'a CopyFromStep),
 }
 
 impl LayerNode {
@@ -259,6 +268,10 @@ impl LayerNode {
                 work: UnionWork::Run(steps),
                 ..
             }) => steps.iter().map(Step::Run).collect(),
+            Build::Union(UnionJob {
+                work: UnionWork::CopyFrom(steps),
+                ..
+            }) => steps.iter().map(Step::CopyFrom).collect(),
             Build::External(_) => Vec::new(),
         }
     }
@@ -308,6 +321,7 @@ fn external_base(
             stack: keys::stack_digest(under.map(|u| &layers[u.0].stack), &key),
             deps: Vec::new(),
             reads_below: false,
+            sources: Vec::new(),
             inputs: Vec::new(),
             owner_names: Vec::new(),
             key,
@@ -389,6 +403,7 @@ pub fn plan(spec: &Spec, spec_path: &Path, opts: &PlanOptions) -> Result<Plan, D
         image_config: None,
         packages: opts.packages.clone(),
         urls: opts.urls.clone(),
+        tops: BTreeMap::new(),
     }
     .run(opts)
 }
@@ -409,6 +424,9 @@ struct Planner<'a> {
     packages: BTreeMap<(String, String), PackageOps>,
     /// See [`PlanOptions::urls`].
     urls: BTreeMap<String, PathBuf>,
+    /// The top layer of each image planned so far, by name (`None` for an
+    /// image without layers): what a `copy from=` reads.
+    tops: BTreeMap<String, Option<LayerId>>,
 }
 
 /// Default `PATH` of an image built from scratch, as Docker and BuildKit set it.
@@ -550,6 +568,8 @@ impl Planner<'_> {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.value.clone()))
                 .collect();
+            self.tops
+                .insert(image.name.value.clone(), stack.last().copied());
             images[idx] = Some(ImageNode {
                 name: image.name.value.clone(),
                 tag: image
@@ -586,8 +606,9 @@ impl Planner<'_> {
         })
     }
 
-    /// Images ordered so that every image comes after its `from` base; reports
-    /// unknown bases and cycles (and leaves those images out).
+    /// Images ordered so that every image comes after the images it needs:
+    /// its `from` base and the images its layers `copy from=`. Reports
+    /// unknown images and cycles, and leaves out the images they taint.
     fn image_order(&mut self) -> Vec<usize> {
         let images = &self.spec.images;
         let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
@@ -600,105 +621,115 @@ impl Planner<'_> {
                 ));
             }
         }
-        let mut parent: Vec<Option<usize>> = vec![None; images.len()];
+        let names: Vec<&str> = by_name.keys().copied().collect();
+        // What each image needs: (image, the reference's span, whether it
+        // is a `from`).
+        let mut needs: Vec<Vec<(usize, SourceSpan, bool)>> = vec![Vec::new(); images.len()];
         let mut broken = vec![false; images.len()];
         for (i, image) in images.iter().enumerate() {
-            let Some(from) = &image.from else { continue };
-            if strata_spec::ExternalBase::parse(&from.value).is_some() {
-                continue;
-            }
-            match by_name.get(from.value.as_str()) {
-                Some(&p) => parent[i] = Some(p),
-                None => {
-                    let mut d = SpecDiagnostic::new(
-                        format!("no image named `{}` in this spec", from.value),
-                        from.span,
-                        "unknown image",
-                    );
-                    let names: Vec<&str> = by_name.keys().copied().collect();
-                    if let Some(best) = strata_spec::did_you_mean(&from.value, &names) {
-                        d = d.with_help(format!("did you mean `{best}`?"));
-                    }
-                    self.errors.push(d);
-                    broken[i] = true;
-                }
-            }
-        }
-        // A chain that revisits an image is a cycle; report it once, at the
-        // `from` of the first image of the cycle in spec order.
-        let mut in_cycle = vec![false; images.len()];
-        for start in 0..images.len() {
-            let mut seen = vec![start];
-            let mut cur = start;
-            while let Some(p) = parent[cur] {
-                if p == start {
-                    if seen.iter().all(|&i| !in_cycle[i]) {
-                        let names: Vec<&str> = seen
-                            .iter()
-                            .chain([&start])
-                            .map(|&i| images[i].name.value.as_str())
-                            .collect();
-                        let from = images[start]
-                            .from
-                            .as_ref()
-                            .map_or(images[start].name.span, |f| f.span);
-                        self.errors.push(
-                            SpecDiagnostic::new(
-                                format!("`from` cycle: {}", names.join(" -> ")),
-                                from,
-                                "this `from` closes the cycle",
-                            )
-                            .with_help(
-                                "an image cannot build on itself, directly or through other images",
-                            ),
+            let from = image
+                .from
+                .iter()
+                .filter(|f| strata_spec::ExternalBase::parse(&f.value).is_none())
+                .map(|f| (f, true));
+            let copies = image
+                .layers
+                .iter()
+                .flat_map(|l| &l.ops)
+                .flat_map(|op| match &op.value {
+                    Op::Copy { from: Some(f), .. } => vec![(f, false)],
+                    Op::Run { mounts, .. } => mounts
+                        .iter()
+                        .filter_map(|m| match &m.value {
+                            strata_spec::RunMount::Bind { from, .. } => Some((from, false)),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                });
+            for (name, is_from) in from.chain(copies) {
+                match by_name.get(name.value.as_str()) {
+                    Some(&p) => needs[i].push((p, name.span, is_from)),
+                    None => {
+                        let mut d = SpecDiagnostic::new(
+                            format!("no image named `{}` in this spec", name.value),
+                            name.span,
+                            "unknown image",
                         );
+                        if let Some(best) = strata_spec::did_you_mean(&name.value, &names) {
+                            d = d.with_help(format!("did you mean `{best}`?"));
+                        } else if !is_from {
+                            d = d.with_help(
+                                "`copy from=` names an image of this spec (a build stage)",
+                            );
+                        }
+                        self.errors.push(d);
+                        broken[i] = true;
                     }
-                    for &i in &seen {
-                        in_cycle[i] = true;
-                    }
-                    break;
                 }
-                if seen.contains(&p) {
-                    break; // a cycle further up, reported from its own start
-                }
-                seen.push(p);
-                cur = p;
             }
         }
-        // Depth-first from each image: parents first; skip what a broken base taints.
+        // Depth first, without recursion (a chain of `from` may be long):
+        // an image is placed once everything it needs is; a reference back
+        // to an image on the walk closes a cycle, reported once.
+        #[derive(Clone, Copy, PartialEq)]
+        enum State {
+            New,
+            OnWalk,
+            Placed,
+            Tainted,
+        }
+        let mut state = vec![State::New; images.len()];
+        let mut in_cycle = vec![false; images.len()];
         let mut order = Vec::new();
-        let mut placed = vec![false; images.len()];
-        fn tainted(i: usize, parent: &[Option<usize>], broken: &[bool], in_cycle: &[bool]) -> bool {
-            let mut cur = i;
-            let mut steps = 0;
-            loop {
-                if broken[cur] || in_cycle[cur] {
-                    return true;
-                }
-                match parent[cur] {
-                    Some(p) if steps <= parent.len() => {
-                        cur = p;
-                        steps += 1;
-                    }
-                    Some(_) => return true,
-                    None => return false,
-                }
-            }
-        }
-        for i in 0..images.len() {
-            if tainted(i, &parent, &broken, &in_cycle) {
+        for start in 0..images.len() {
+            if state[start] != State::New {
                 continue;
             }
-            let mut chain = vec![i];
-            let mut cur = i;
-            while let Some(p) = parent[cur] {
-                chain.push(p);
-                cur = p;
-            }
-            for &j in chain.iter().rev() {
-                if !placed[j] {
-                    placed[j] = true;
-                    order.push(j);
+            // (image, how many of its needs were followed)
+            let mut walk: Vec<(usize, usize)> = vec![(start, 0)];
+            state[start] = State::OnWalk;
+            while let Some(&mut (v, ref mut k)) = walk.last_mut() {
+                if let Some(&(w, _, _)) = needs[v].get(*k) {
+                    *k += 1;
+                    match state[w] {
+                        State::New => {
+                            state[w] = State::OnWalk;
+                            walk.push((w, 0));
+                        }
+                        State::OnWalk => {
+                            let at = walk.iter().position(|&(x, _)| x == w).unwrap_or(0);
+                            let members: Vec<usize> = walk[at..].iter().map(|&(x, _)| x).collect();
+                            // The edge each member follows to the next one.
+                            let edges: Vec<(SourceSpan, bool)> = walk[at..]
+                                .iter()
+                                .map(|&(x, k)| {
+                                    let (_, span, is_from) = needs[x][k - 1];
+                                    (span, is_from)
+                                })
+                                .collect();
+                            if members.iter().all(|&m| !in_cycle[m]) {
+                                self.errors.push(cycle_diagnostic(images, &members, &edges));
+                            }
+                            for m in members {
+                                in_cycle[m] = true;
+                            }
+                        }
+                        State::Placed | State::Tainted => {}
+                    }
+                    continue;
+                }
+                walk.pop();
+                let tainted = broken[v]
+                    || in_cycle[v]
+                    || needs[v]
+                        .iter()
+                        .any(|&(w, _, _)| state[w] == State::Tainted || in_cycle[w]);
+                if tainted {
+                    state[v] = State::Tainted;
+                } else {
+                    state[v] = State::Placed;
+                    order.push(v);
                 }
             }
         }
@@ -726,7 +757,27 @@ impl Planner<'_> {
         let mut reads_below = false;
         let mut packages_seen = false;
         let mut owner_names = Vec::new();
+        let mut sources = Vec::new();
         for op in ops {
+            if let Op::Copy { from: Some(_), .. } = &op.value {
+                match self.copy_from(&op.value, layers) {
+                    Ok(Some((step, top))) => {
+                        // The parents it passes through keep what the
+                        // layers below give them.
+                        reads_below |= !below.is_empty();
+                        union.push((UnionStep::CopyFrom(step), op.span));
+                        op_spans.push(op.span);
+                        sources.push(top);
+                    }
+                    // The source image failed to plan, and said why.
+                    Ok(None) => ok = false,
+                    Err(d) => {
+                        self.errors.push(d);
+                        ok = false;
+                    }
+                }
+                continue;
+            }
             if matches!(op.value, Op::Packages(_)) {
                 // Every `packages` of a layer was resolved as one set.
                 if std::mem::replace(&mut packages_seen, true) {
@@ -768,8 +819,13 @@ impl Planner<'_> {
                     op_spans.push(op.span);
                     inputs.extend(input);
                 }
-                Ok((Planned::Union(work), input)) => {
+                Ok((Planned::Union(mut work), input)) => {
                     reads_below = true;
+                    if let UnionStep::Run(step) = &mut work
+                        && !self.bind_sources(step, op, layers, &mut sources)
+                    {
+                        ok = false;
+                    }
                     union.push((work, op.span));
                     op_spans.push(op.span);
                     inputs.extend(input);
@@ -791,18 +847,18 @@ impl Planner<'_> {
             }
         };
         let under = below.last().map(|id| &layers[id.0]);
-        // What it waits for: down to the nearest layer that reads too.
+        // What it waits for: down to the nearest layer that reads too, below
+        // it and below the top of each image it copies from.
         let mut deps = Vec::new();
         if reads_below {
-            let mut cur = under;
-            while let Some(l) = cur {
-                deps.push(l.id);
-                if l.reads_below {
-                    break;
+            deps = wait_chain(under, layers);
+        }
+        for top in &sources {
+            for d in wait_chain(Some(&layers[top.0]), layers) {
+                if !deps.contains(&d) {
+                    deps.push(d);
                 }
-                cur = l.under.map(|u| &layers[u.0]);
             }
-            deps.reverse();
         }
         let below_key = match under {
             Some(u) if reads_below => Some(&u.stack),
@@ -820,6 +876,7 @@ impl Planner<'_> {
             stack: [0; 32],
             deps,
             reads_below,
+            sources,
             inputs,
             owner_names,
             key: LayerKey([0; 32]),
@@ -857,7 +914,7 @@ impl Planner<'_> {
         }
         let alone = || {
             SpecDiagnostic::new(
-                "`from-dir` is alone in its layer, and a layer with `run` steps holds nothing else",
+                "`from-dir` is alone in its layer, and a layer with `run` steps or `copy from=` holds nothing else",
                 span,
                 "this layer",
             )
@@ -870,12 +927,21 @@ impl Planner<'_> {
                 dir: dir.clone(),
                 normalize: *normalize,
             },
+            steps @ [(UnionStep::CopyFrom(_), _), ..] => UnionWork::CopyFrom(
+                steps
+                    .iter()
+                    .map(|(s, _)| match s {
+                        UnionStep::CopyFrom(step) => Ok(step.clone()),
+                        _ => Err(alone()),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
             steps => UnionWork::Run(
                 steps
                     .iter()
                     .map(|(s, _)| match s {
                         UnionStep::Run(step) => Ok(step.clone()),
-                        UnionStep::FromDir { .. } => Err(alone()),
+                        _ => Err(alone()),
                     })
                     .collect::<Result<_, _>>()?,
             ),
@@ -885,6 +951,118 @@ impl Planner<'_> {
             epoch,
             compression,
         }))
+    }
+
+    /// Fills in the image each `bind` mount of `step` shows: its layers'
+    /// stack digest (for the key) and its place in `sources` (for the
+    /// builder). False (with errors recorded) when one cannot be had.
+    fn bind_sources(
+        &mut self,
+        step: &mut RunStep,
+        op: &Spanned<Op>,
+        layers: &[LayerNode],
+        sources: &mut Vec<LayerId>,
+    ) -> bool {
+        let Op::Run {
+            mounts: spec_mounts,
+            ..
+        } = &op.value
+        else {
+            return true;
+        };
+        let mut ok = true;
+        for (m, spec) in step.mounts.iter_mut().zip(spec_mounts) {
+            let strata_layer::RunMount::Bind {
+                image,
+                stack,
+                index,
+                ..
+            } = m
+            else {
+                continue;
+            };
+            match self.tops.get(image.as_str()) {
+                // The image failed to plan, and said why.
+                None => ok = false,
+                Some(None) => {
+                    let span = match &spec.value {
+                        strata_spec::RunMount::Bind { from, .. } => from.span,
+                        _ => spec.span,
+                    };
+                    self.errors.push(SpecDiagnostic::new(
+                        format!("image `{image}` has no layers to mount"),
+                        span,
+                        "an empty image",
+                    ));
+                    ok = false;
+                }
+                Some(Some(top)) => {
+                    *stack = layers[top.0].stack;
+                    *index = sources.len();
+                    sources.push(*top);
+                }
+            }
+        }
+        ok
+    }
+
+    /// A `copy "/SRC" from="IMAGE" to="/DEST"`: its step, keyed by the
+    /// stack digest of the image's layers, and that image's top layer.
+    /// `Ok(None)` when the image was not planned (its own errors say why).
+    fn copy_from(
+        &self,
+        op: &Op,
+        layers: &[LayerNode],
+    ) -> Result<Option<(CopyFromStep, LayerId)>, SpecDiagnostic> {
+        let Op::Copy {
+            src,
+            to,
+            mode,
+            owner,
+            from: Some(from),
+            ..
+        } = op
+        else {
+            unreachable!("layer_node routes only `copy from=` here");
+        };
+        let Some(top) = self.tops.get(&from.value) else {
+            return Ok(None);
+        };
+        let Some(top) = *top else {
+            return Err(SpecDiagnostic::new(
+                format!("image `{}` has no layers to copy from", from.value),
+                from.span,
+                "an empty image",
+            ));
+        };
+        // Names are resolved against the layers below a plain layer; a
+        // `copy from=` step is built by `strata-union`, which does not yet.
+        let owner = match owner {
+            Some(o) => match o.value.numeric() {
+                Some((uid, gid)) => Some(Owner { uid, gid }),
+                None => {
+                    return Err(SpecDiagnostic::new(
+                        format!("owner `{}` by name on `copy from=`", o.value),
+                        o.span,
+                        "a name",
+                    )
+                    .with_help("give numeric ids here: owner=\"1000:1000\""));
+                }
+            },
+            None => None,
+        };
+        Ok(Some((
+            CopyFromStep {
+                image: from.value.clone(),
+                source: layers[top.0].stack,
+                src: image_path(src)?,
+                to: image_path(to)?,
+                into_dir: to.value.ends_with('/'),
+                mode: mode.as_ref().map(|m| m.value),
+                owner,
+            },
+            top,
+        )))
     }
 
     fn job_op(&self, op: &Op) -> Result<(Planned, Option<InputDigest>), SpecDiagnostic> {
@@ -1001,6 +1179,7 @@ impl Planner<'_> {
                 mode: m,
                 owner: o,
                 exclude,
+                ..
             } => {
                 let host = self.input(src)?;
                 let host = match exclude {
@@ -1137,7 +1316,61 @@ impl Planner<'_> {
     }
 }
 
-/// Whether an image `user` names root (`root`, `0`, `0:0`, `root:root`).
+/// The layers a layer that reads from `top` down must wait for: `top` and
+/// each layer under it down to the nearest one that reads below too (that
+/// one has waited for everything under it), bottom first.
+fn wait_chain(top: Option<&LayerNode>, layers: &[LayerNode]) -> Vec<LayerId> {
+    let mut chain = Vec::new();
+    let mut cur = top;
+    while let Some(l) = cur {
+        chain.push(l.id);
+        if l.reads_below {
+            break;
+        }
+        cur = l.under.map(|u| &layers[u.0]);
+    }
+    chain.reverse();
+    chain
+}
+
+/// A cycle of images that need each other (`members`, each following
+/// `edges[i]` to the next, the last back to the first), reported at the
+/// reference of the member first in spec order.
+fn cycle_diagnostic(
+    images: &[strata_spec::Image],
+    members: &[usize],
+    edges: &[(SourceSpan, bool)],
+) -> SpecDiagnostic {
+    let first = (0..members.len()).min_by_key(|&i| members[i]).unwrap_or(0);
+    let mut names = Vec::with_capacity(members.len() + 1);
+    for n in 0..=members.len() {
+        names.push(
+            images[members[(first + n) % members.len()]]
+                .name
+                .value
+                .as_str(),
+        );
+    }
+    let (span, _) = edges[first];
+    if edges.iter().all(|&(_, is_from)| is_from) {
+        SpecDiagnostic::new(
+            format!("`from` cycle: {}", names.join(" -> ")),
+            span,
+            "this `from` closes the cycle",
+        )
+        .with_help("an image cannot build on itself, directly or through other images")
+    } else {
+        SpecDiagnostic::new(
+            format!("images need each other in a cycle: {}", names.join(" -> ")),
+            span,
+            "this reference closes the cycle",
+        )
+        .with_help(
+            "an image cannot build on or `copy from=` itself, directly or through other images",
+        )
+    }
+}
+
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),

@@ -46,8 +46,17 @@ impl Plan {
                     names.insert(0, format!("({skip} more layers)"));
                 }
                 let _ = writeln!(s, "  reads below: {}", names.join(", "));
-            } else {
+            } else if l.sources.is_empty() {
                 let _ = writeln!(s, "  independent: builds in parallel");
+            }
+            if !l.sources.is_empty() {
+                let mut tops: Vec<String> = l
+                    .sources
+                    .iter()
+                    .map(|&id| self.layer(id).qualified_name())
+                    .collect();
+                tops.dedup();
+                let _ = writeln!(s, "  reads the images of: {}", tops.join(", "));
             }
             let mut inputs = l.inputs.iter();
             for step in l.steps() {
@@ -88,6 +97,17 @@ impl Plan {
                         let i = inputs.next();
                         format!("from-dir {}", i.map_or("?", |i| &i.src))
                     }
+                    Step::CopyFrom(step) => format!(
+                        "copy {} from image {} -> {}{}",
+                        step.src.display(),
+                        step.image,
+                        step.to.display(),
+                        if step.into_dir && !step.to.is_root() {
+                            "/"
+                        } else {
+                            ""
+                        }
+                    ),
                     Step::Run(step) => format!(
                         "run {:?}{}",
                         step.command,

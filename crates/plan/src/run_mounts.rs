@@ -37,6 +37,22 @@ impl Planner<'_> {
                     SecretSource::Env(v) => JobSecret::Env(v.value.clone()),
                 },
             },
+            // The image's layers are filled in by `layer_node`, which
+            // knows them (see `Planner::bind_sources`).
+            RunMount::Bind {
+                target,
+                from,
+                source,
+            } => JobMount::Bind {
+                target: target.value.clone(),
+                image: from.value.clone(),
+                source: match source {
+                    Some(s) => crate::image_path(s)?,
+                    None => strata_layer::ImagePath::root(),
+                },
+                stack: [0; 32],
+                index: 0,
+            },
         })
     }
 }

@@ -37,18 +37,11 @@ pub(crate) fn layer(
     let under = below.last().map(|id| &layers[id.0]);
     // What it waits for: down to the nearest layer that reads too (as
     // `layer_node` does).
-    let mut deps = Vec::new();
-    if reads_below {
-        let mut cur = under;
-        while let Some(l) = cur {
-            deps.push(l.id);
-            if l.reads_below {
-                break;
-            }
-            cur = l.under.map(|u| &layers[u.0]);
-        }
-        deps.reverse();
-    }
+    let deps = if reads_below {
+        crate::wait_chain(under, layers)
+    } else {
+        Vec::new()
+    };
     let mut node = LayerNode {
         id: LayerId(layers.len()),
         image: image.name.value.clone(),
@@ -66,6 +59,7 @@ pub(crate) fn layer(
         stack: [0; 32],
         deps,
         reads_below,
+        sources: Vec::new(),
         inputs: Vec::new(),
         owner_names: Vec::new(),
         key: LayerKey([0; 32]),

@@ -256,6 +256,10 @@ pub enum Op {
         /// as a `.dockerignore` leaves them out (patterns separated by
         /// blanks, `\ ` a blank inside one; `!` re-includes).
         exclude: Option<Spanned<Vec<String>>>,
+        /// `from="IMAGE"`: `src` is an absolute path in that image of the
+        /// spec, not a host file (Docker's `COPY --from`, a multi-stage
+        /// build).
+        from: Option<Spanned<String>>,
     },
     /// `file "/path" "content"`: a file with inline content.
     File {
@@ -324,13 +328,23 @@ pub enum RunMount {
         target: Spanned<String>,
         source: SecretSource,
     },
+    /// `bind "/mnt/build" from="IMAGE" [source="/PATH"]`: what another
+    /// image of the spec shows at `source` (its root by default),
+    /// read-only, as BuildKit's `--mount=type=bind,from=`.
+    Bind {
+        target: Spanned<String>,
+        from: Spanned<String>,
+        source: Option<Spanned<String>>,
+    },
 }
 
 impl RunMount {
     /// Where the mount is in the image.
     pub fn target(&self) -> &Spanned<String> {
         match self {
-            RunMount::Cache { target, .. } | RunMount::Secret { target, .. } => target,
+            RunMount::Cache { target, .. }
+            | RunMount::Secret { target, .. }
+            | RunMount::Bind { target, .. } => target,
         }
     }
 }

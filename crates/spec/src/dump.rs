@@ -177,9 +177,14 @@ impl Dumper<'_> {
                 mode,
                 owner,
                 exclude,
+                ..
             } => format!(
-                "{} to={}{}{}{}",
+                "{}{} to={}{}{}{}",
                 self.s(src),
+                match &op.value {
+                    Op::Copy { from: Some(f), .. } => format!(" from={}", self.s(f)),
+                    _ => String::new(),
+                },
                 self.s(to),
                 self.mode(mode),
                 self.owner(owner),
@@ -272,6 +277,20 @@ impl Dumper<'_> {
                                 SecretSource::File(f) => format!("file={}", self.s(f)),
                                 SecretSource::Env(v) => format!("env={}", self.s(v)),
                             }
+                        ),
+                        RunMount::Bind {
+                            target,
+                            from,
+                            source,
+                        } => format!(
+                            " {{ bind{} {} from={}{} }}",
+                            self.at(m.span),
+                            self.s(target),
+                            self.s(from),
+                            source
+                                .as_ref()
+                                .map(|s| format!(" source={}", self.s(s)))
+                                .unwrap_or_default()
                         ),
                     })
                     .collect::<String>()

@@ -97,7 +97,9 @@ fn usage(kind: &str) -> &'static str {
         }
         "shell" => "shell \"/bin/bash\" \"-c\"",
         "add" => "add \"SRC\" to=\"/DEST/\" [mode=0o644] [owner=\"UID:GID\"]",
-        "copy" => "copy \"SRC\" to=\"/DEST/\" [mode=0o644] [owner=\"UID:GID\"]",
+        "copy" => {
+            "copy \"SRC\" to=\"/DEST/\" [mode=0o644] [owner=\"UID:GID\"] [exclude=\"PATTERN ...\"] (or copy \"/PATH\" from=\"IMAGE\" to=\"/DEST/\")"
+        }
         "file" => "file \"/PATH\" \"CONTENT\" [mode=0o644] [owner=\"UID:GID\"]",
         "mkdir" => "mkdir \"/PATH\" [mode=0o755] [owner=\"UID:GID\"] [if-missing=#true]",
         "symlink" => "symlink \"/PATH\" target=\"TARGET\" [owner=\"UID:GID\"]",

@@ -488,6 +488,9 @@ struct Gathered {
     lower: LowerView,
     /// The records of every layer below, bottom first, for `from-dir` and `run`.
     below: Vec<LayerRecord>,
+    /// For `copy from=`: the records of the layers of each image it copies
+    /// from, bottom first, one list per step.
+    sources: Vec<Vec<LayerRecord>>,
     /// The layers below whose keys changed since their last build.
     changed_below: Vec<String>,
 }
@@ -569,6 +572,18 @@ fn build_all(
                                 }
                             }
                         }
+                    }
+                    // Every layer of a source image is ready: its deps
+                    // waited for them.
+                    for &top in &layer.sources {
+                        let mut records = Vec::new();
+                        for d in plan.below(top).into_iter().chain([top]) {
+                            if let Some(r) = &mut done[d.0] {
+                                r.load_listing(cache)?;
+                                records.push(r.record.clone());
+                            }
+                        }
+                        g.sources.push(records);
                     }
                     Ok(g)
                 };
@@ -696,6 +711,7 @@ fn build_one(
     let Gathered {
         lower,
         below,
+        sources,
         changed_below,
     } = gather()?;
     let miss_reason = match miss {
@@ -735,7 +751,7 @@ fn build_one(
     } else {
         let warn = |w: String| on_event(Event::Warning(w));
         built_record(
-            plan, layer, &lower, &below, cache, &mut blob, &progress, &warn,
+            plan, layer, &lower, &below, &sources, cache, &mut blob, &progress, &warn,
         )?
     };
     cache.put(&key, &record, blob)?;
@@ -765,15 +781,16 @@ fn built_record(
     layer: &LayerNode,
     lower: &LowerView,
     below: &[LayerRecord],
+    sources: &[Vec<LayerRecord>],
     cache: &Cache,
     blob: &mut strata_cache::BlobWriter,
     progress: &(dyn Fn(u64) + Sync),
     warn: &dyn Fn(String),
 ) -> Result<LayerRecord, Error> {
     let out = match &layer.build {
-        Build::Union(job) => {
-            crate::union_job::build(plan, layer, job, below, cache, blob, progress, warn)
-        }
+        Build::Union(job) => crate::union_job::build(
+            plan, layer, job, below, sources, cache, blob, progress, warn,
+        ),
         Build::External(_) => unreachable!("build_one fetches external layers, never builds them"),
         Build::Ops(job) if !layer.owner_names.is_empty() => {
             let job = crate::owner_names::resolve(plan, layer, job, below, lower, cache)?;

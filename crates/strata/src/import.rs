@@ -9,9 +9,12 @@
 //! directory, as Docker does), `USER`, `EXPOSE`, `VOLUME`, `LABEL`, `CMD`,
 //! `ENTRYPOINT` (the shell form with the `SHELL`, `/bin/sh -c` by default),
 //! `HEALTHCHECK`, `SHELL`, `STOPSIGNAL`, `MAINTAINER`.
-//! Whatever cannot be translated faithfully (`COPY --from`, `RUN --mount`,
-//! globs, URLs, `ONBUILD`, a `SHELL` that changes between a stage's `RUN`s,
-//! a relative path before any `WORKDIR`...) is a [`Problem`] at its line and column: every one is
+//! `COPY --from` an earlier stage becomes `copy from=` that image, and `RUN
+//! --mount` of a cache or (read-only) of an earlier stage a `cache` or
+//! `bind` mount. Whatever cannot be translated faithfully (`COPY --from` an
+//! image that is not a stage, other `RUN --mount`s, globs, URLs, `ONBUILD`, a `SHELL` that
+//! changes between a stage's `RUN`s, a relative path before any
+//! `WORKDIR`...) is a [`Problem`] at its line and column: every one is
 //! reported, and no spec is written, rather than a spec that builds
 //! something else.
 //!
@@ -525,16 +528,19 @@ impl Translator {
     fn run(&mut self, ins: &Instruction) {
         let mut args = ins.args.as_str();
         let mut network = false;
+        let mut binds = Vec::new();
         while let Some(rest) = args.strip_prefix("--") {
             let (flag, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let bind = flag.strip_prefix("mount=").and_then(|o| self.run_mount(o));
             match flag {
+                _ if bind.is_some() => binds.extend(bind),
                 "network=host" => network = true,
                 "network=none" | "network=default" => {}
                 _ => {
                     return self.problem(
                         ins,
                         ins.args_column,
-                        format!("RUN --{flag} is not translated: a `run` step has no mounts or security options here"),
+                        format!("RUN --{flag} is not translated: a `run` step takes cache mounts and bind mounts of an earlier stage (read-only), and no security options"),
                     );
                 }
             }
@@ -567,6 +573,12 @@ impl Translator {
         } else {
             String::new()
         };
+        // The mounts' block goes after every property (`user=` below).
+        let block = if binds.is_empty() {
+            String::new()
+        } else {
+            format!(" {{ {}; }}", binds.join("; "))
+        };
         let Some(st) = self.stage(ins) else { return };
         // Docker runs a `RUN` as the `USER` so far; a spec's `run` step as
         // root unless it says `user=`.
@@ -577,6 +589,7 @@ impl Translator {
         {
             let _ = write!(props, " user={}", q(user));
         }
+        props.push_str(&block);
         st.layers += 1;
         let name = format!("run-{}", st.layers);
         st.body.push(format!("\0{name}"));
@@ -586,6 +599,51 @@ impl Translator {
             props,
             workdir: st.workdir.clone(),
         });
+    }
+
+    /// The mount node of a `RUN --mount=OPTIONS` that a spec has:
+    /// `type=cache,target=DEST[,id=ID]` (a `cache`), or
+    /// `type=bind,from=STAGE[,source=SRC],target=DEST` of an earlier stage
+    /// (a `bind`); `None` for any other (a secret, the build context, `rw`,
+    /// `sharing=`).
+    fn run_mount(&self, options: &str) -> Option<String> {
+        let (mut kind, mut from, mut source, mut target, mut id) = (None, None, None, None, None);
+        for opt in options.split(',') {
+            match opt.split_once('=').unwrap_or((opt, "")) {
+                ("type", v) => kind = Some(v),
+                ("from", v) => from = Some(v),
+                ("source" | "src", v) => source = Some(v),
+                ("target" | "dst" | "destination", v) => target = Some(v),
+                ("id", v) => id = Some(v),
+                _ => return None,
+            }
+        }
+        let target = target?;
+        let target = if target.starts_with('/') {
+            target.to_owned()
+        } else {
+            format!("/{target}")
+        };
+        if kind == Some("cache") && from.is_none() && source.is_none() {
+            let id = id.map(|i| format!(" id={}", q(i))).unwrap_or_default();
+            return Some(format!("cache {}{id}", q(&target)));
+        }
+        if kind != Some("bind") || id.is_some() {
+            return None;
+        }
+        let earlier = &self.stages[..self.stages.len().saturating_sub(1)];
+        let stage = match from?.parse::<usize>() {
+            Ok(n) => earlier.get(n)?,
+            Err(_) => earlier.iter().find(|s| Some(s.name.as_str()) == from)?,
+        };
+        let source = source
+            .map(|s| format!(" source={}", q(&format!("/{}", s.trim_start_matches('/')))))
+            .unwrap_or_default();
+        Some(format!(
+            "bind {} from={}{source}",
+            q(&target),
+            q(&stage.name)
+        ))
     }
 
     fn workdir(&mut self, ins: &Instruction) {
@@ -626,6 +684,7 @@ impl Translator {
         };
         let mut props = String::new();
         let mut checksum = None;
+        let mut from_stage = None;
         while words.first().is_some_and(|w| w.starts_with("--")) {
             let flag = words.remove(0);
             let (name, value) = flag[2..].split_once('=').unwrap_or((&flag[2..], ""));
@@ -645,12 +704,24 @@ impl Translator {
                         );
                     }
                 },
-                "from" => {
-                    return self.problem(
-                        ins,
-                        ins.args_column,
-                        format!("{} --from={value} is not translated: `copy` from another image is not on this branch of strata yet", ins.keyword),
-                    );
+                // An earlier stage, by name or number; an image of a
+                // registry is not a stage of the spec.
+                "from" if ins.keyword == "COPY" => {
+                    let earlier = &self.stages[..self.stages.len().saturating_sub(1)];
+                    let stage = match value.parse::<usize>() {
+                        Ok(n) => earlier.get(n),
+                        Err(_) => earlier.iter().find(|s| s.name.eq_ignore_ascii_case(value)),
+                    };
+                    match stage {
+                        Some(s) => from_stage = Some(s.name.clone()),
+                        None => {
+                            return self.problem(
+                                ins,
+                                ins.args_column,
+                                format!("COPY --from={value} is not translated: it names no earlier stage (copying from an image of a registry is not supported; make it a stage: FROM {value} AS NAME)"),
+                            );
+                        }
+                    }
                 }
                 "link" => {}
                 "checksum" if ins.keyword == "ADD" => checksum = Some(value.to_owned()),
@@ -721,6 +792,17 @@ impl Translator {
                         ins.keyword
                     ),
                 );
+            }
+            if let Some(stage) = &from_stage {
+                // A path in the stage, from its root (as Docker reads it).
+                let path = format!("/{}", src.trim_start_matches('/'));
+                ops.push(format!(
+                    "copy {} from={} to={}{props}",
+                    q(&path),
+                    q(stage),
+                    q(&to)
+                ));
+                continue;
             }
             let clean = src.trim_start_matches("./");
             let clean = if clean.is_empty() || clean == "." {

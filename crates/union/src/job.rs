@@ -29,21 +29,25 @@ pub struct RunStore {
     pub cache_mounts: PathBuf,
 }
 
-/// Builds a `from-dir` or `run` layer on the layers `below` (bottom first)
-/// and writes its blob to `out`. Without a `store`, each run applies the
-/// layers below afresh and its cache mounts start empty.
+/// Builds a `from-dir`, `copy from=` or `run` layer on the layers `below`
+/// (bottom first) and writes its blob to `out`. `sources[i]` are the layers
+/// of the image that step `i` of a `copy from=` layer copies from (empty
+/// for other layers). Without a `store`, each run applies the layers below
+/// afresh and its cache mounts start empty.
+#[allow(clippy::too_many_arguments)] // the executor's state, passed through once
 pub fn build_job(
     job: &UnionJob,
     below: &[Below<'_>],
+    sources: &[Vec<Below<'_>>],
     store: Option<&RunStore>,
     out: &mut dyn Write,
     progress: Progress<'_>,
     warn: &dyn Fn(String),
 ) -> Result<BuildOutput, Error> {
-    let lower = Model::of(below.iter().map(|b| b.listing))?;
+    let lower = || Model::of(below.iter().map(|b| b.listing));
     let entries = match &job.work {
         UnionWork::FromDir { dir, normalize } => diff_dir(
-            &lower,
+            &lower()?,
             dir,
             if *normalize {
                 // A checkout's tree, reproducible whoever builds: modes by
@@ -74,10 +78,10 @@ pub fn build_job(
                 warn(w);
             }
             for step in steps {
-                dirs.run(step, store.map(|s| s.cache_mounts.as_path()))?;
+                dirs.run(step, store.map(|s| s.cache_mounts.as_path()), sources)?;
             }
             let ids = dirs.ids.is_full().then_some(&dirs.ids);
-            let entries = crate::upper::upper_entries(&lower, &dirs.upper, ids)?;
+            let entries = crate::upper::upper_entries(&lower()?, &dirs.upper, ids)?;
             // The upper directory must live until the layer is written.
             return Ok(strata_layer::build_entries(
                 &entries,
@@ -86,6 +90,9 @@ pub fn build_job(
                 out,
                 progress,
             )?);
+        }
+        UnionWork::CopyFrom(steps) => {
+            return crate::copy_from::build(job, steps, below, sources, out, progress);
         }
     };
     Ok(strata_layer::build_entries(

@@ -12,8 +12,9 @@
 //!   `strata_layer::build_entries` writes deterministically.
 //! - `image`: those operations on an image of an OCI layout ([`rootfs`],
 //!   [`squash()`], [`commit`]), written back into the layout under a new tag.
-//! - `job` and `run`: the layer jobs the executor cannot build from listings
-//!   alone ([`build_job`]): `from-dir` and `run` steps, the latter run
+//! - `job`, `run` and `copy_from`: the layer jobs the executor cannot build
+//!   from listings alone ([`build_job`]): `from-dir`, `copy from=` (paths of
+//!   another image, read out of its blobs) and `run` steps, the latter run
 //!   rootless in a user namespace on an overlay mount, on the layers below
 //!   unpacked once each by diff_id (`snapshot`).
 //!
@@ -25,6 +26,7 @@
 //! never for `from-dir normalize=#true`.
 
 pub mod apply;
+mod copy_from;
 pub mod diff;
 pub mod idmap;
 mod image;
@@ -97,6 +99,13 @@ pub enum Error {
         target: String,
         reason: String,
     },
+    /// A `copy from=` whose source path the image does not show.
+    #[error("copy from image `{image}`: {src}: {reason}")]
+    CopyFrom {
+        image: String,
+        src: String,
+        reason: String,
+    },
     /// The command of a `run` step failed; `output` is the end of what it printed.
     #[error("run {command:?} failed ({status}); its output ends with:\n{output}")]
     RunFailed {
@@ -119,6 +128,8 @@ impl Error {
             e => matches!(
                 e,
                 Error::RunFailed { .. }
+                    | Error::CopyFrom { .. }
+                    | Error::MountPoint { .. }
                     | Error::Sandbox(_)
                     | Error::BadLayer { .. }
                     | Error::BadDir { .. }

@@ -108,6 +108,13 @@ impl Model {
         Ok(m)
     }
 
+    /// A union made of `nodes` as they are, whose files come from `layers`
+    /// layers (a part of another model, moved: `copy from=`). The caller
+    /// keeps it a union: every ancestor of a node is a directory node.
+    pub(crate) fn from_nodes(nodes: BTreeMap<ImagePath, Node>, layers: usize) -> Model {
+        Model { nodes, layers }
+    }
+
     /// Stacks one more layer on the union (see the module docs).
     pub fn apply(&mut self, layer: &Listing) -> Result<(), ModelError> {
         let index = self.layers;

@@ -145,11 +145,17 @@ impl RunDirs {
 
     /// Runs one step in the sandbox; its changes accumulate in `upper`.
     /// Its cache mounts are directories of `cache_mounts` (of the run
-    /// directory, so empty, without one).
-    pub fn run(&self, step: &RunStep, cache_mounts: Option<&Path>) -> Result<(), Error> {
+    /// directory, so empty, without one); its bind mounts show the images
+    /// of `sources` (see [`RunMount::Bind`]).
+    pub fn run(
+        &self,
+        step: &RunStep,
+        cache_mounts: Option<&Path>,
+        sources: &[Vec<Below<'_>>],
+    ) -> Result<(), Error> {
         check_user_namespaces()?;
         check_platform(&step.platform)?;
-        let mounts = self.prepare_mounts(step, cache_mounts)?;
+        let mounts = self.prepare_mounts(step, cache_mounts, sources)?;
         let root = self._tmp.path();
         let log_path = root.join("output.log");
         let log = fs::File::create(&log_path).map_err(|e| io_err(&log_path, e))?;
@@ -270,7 +276,12 @@ impl RunDirs {
     /// cache mount's directory (locked for this run: two composes sharing
     /// an id take turns, as BuildKit's `sharing=locked`), and reads each
     /// secret.
-    fn prepare_mounts(&self, step: &RunStep, cache_mounts: Option<&Path>) -> Result<Mounts, Error> {
+    fn prepare_mounts(
+        &self,
+        step: &RunStep,
+        cache_mounts: Option<&Path>,
+        sources: &[Vec<Below<'_>>],
+    ) -> Result<Mounts, Error> {
         let root = self._tmp.path();
         let as_root = crate::running_as_root();
         let own = |p: &Path| -> Result<(), Error> {
@@ -286,9 +297,24 @@ impl RunDirs {
             _locks: Vec::new(),
         };
         for (i, m) in step.mounts.iter().enumerate() {
+            // A bind's image is applied first: whether its mount point is a
+            // directory is what the image has at its source.
+            let bound = match m {
+                RunMount::Bind {
+                    target,
+                    image,
+                    source,
+                    index,
+                    ..
+                } => Some(self.bind_source(target, image, source, sources.get(*index))?),
+                _ => None,
+            };
             let (kind, target, is_dir) = match m {
                 RunMount::Cache { target, .. } => ("cache", target, true),
                 RunMount::Secret { target, .. } => ("secret", target, false),
+                RunMount::Bind { target, .. } => {
+                    ("bind", target, bound.as_ref().is_some_and(|b| b.1))
+                }
             };
             let bad = |reason: String| Error::MountPoint {
                 kind,
@@ -381,9 +407,72 @@ impl RunDirs {
                         .push(format!("secret\t{target}\t{}", out.secrets.len()));
                     out.secrets.push(bytes);
                 }
+                RunMount::Bind { .. } => {
+                    if let Some((rel, _)) = bound {
+                        out.lines.push(format!("bind\t{target}\t{rel}"));
+                    }
+                }
             }
         }
         Ok(out)
+    }
+
+    /// The image of a `bind` mount applied once per run into `bind-N` of
+    /// the run directory (owned as the image says, shifted into the run's
+    /// range), and `source` resolved inside it as the image resolves it,
+    /// symlinks followed within the image: the path stage 1 binds, relative
+    /// to the run directory, and whether it is a directory.
+    fn bind_source(
+        &self,
+        target: &str,
+        image: &str,
+        source: &ImagePath,
+        layers: Option<&Vec<Below<'_>>>,
+    ) -> Result<(String, bool), Error> {
+        let bad = |reason: String| Error::MountPoint {
+            kind: "bind",
+            target: target.to_owned(),
+            reason,
+        };
+        let layers =
+            layers.ok_or_else(|| bad(format!("the layers of image `{image}` were not given")))?;
+        let model = crate::Model::of(layers.iter().map(|b| b.listing))?;
+        let at = crate::copy_from::resolve(&model, source)
+            .map_err(|why| bad(format!("image `{image}` at {}: {why}", source.display())))?;
+        let is_dir = model.is_dir(&at);
+        if !is_dir
+            && !matches!(
+                model.get(&at).map(|n| &n.kind),
+                Some(crate::model::Kind::File { .. })
+            )
+        {
+            return Err(bad(format!(
+                "image `{image}` has neither a directory nor a file at {}",
+                source.display()
+            )));
+        }
+        let dir = format!(
+            "bind-{}",
+            Digest::of(image.as_bytes()).hex().get(..16).unwrap_or("")
+        );
+        let applied = self._tmp.path().join(&dir);
+        if !applied.exists() {
+            let shift = self.ids.is_full().then_some(&self.ids);
+            let blobs: Vec<PathBuf> = layers.iter().map(|b| b.blob.to_path_buf()).collect();
+            fs::create_dir(&applied).map_err(|e| io_err(&applied, e))?;
+            apply::apply_blobs_shifted(&blobs, &applied, shift)?;
+        }
+        let rel = match std::str::from_utf8(&at.0) {
+            _ if at.is_root() => dir,
+            Ok(path) if !path.contains(['\n', '\t']) => format!("{dir}/{path}"),
+            _ => {
+                return Err(bad(format!(
+                    "{}: a source path must be UTF-8, without newlines or tabs",
+                    at.display()
+                )));
+            }
+        };
+        Ok((rel, is_dir))
     }
 }
 

@@ -103,7 +103,8 @@ struct Args {
     /// The unpacked layers to stack, top first, one path a line; empty for
     /// the run directory's `lower`.
     lowers: OsString,
-    /// The step's mounts, one a line: `cache\tTARGET\tHOST-DIR` or
+    /// The step's mounts, one a line: `cache\tTARGET\tHOST-DIR`,
+    /// `bind\tTARGET\tPATH` (relative to the run directory) or
     /// `secret\tTARGET\tN` (the Nth secret strata writes after `go`).
     mounts: OsString,
     /// The shell's words, one a line (`shell` of the image); empty for
@@ -432,7 +433,8 @@ fn read_secret(input: &mut impl BufRead) -> Option<Vec<u8>> {
 /// The step's mounts on `merged`. Each mount point is opened beneath
 /// `merged` with `RESOLVE_IN_ROOT`, so that a symlink in the image resolves
 /// inside it, never to the host's tree, and mounted on through its
-/// descriptor. Cache directories are bound read-write; secrets are written
+/// descriptor. Cache directories are bound read-write, other images of the
+/// spec (`bind`, applied in the run directory) read-only; secrets are written
 /// 0400 to a tmpfs of this mount namespace and bound read-only, and the
 /// tmpfs detached: their bytes are nowhere on disk, nor anywhere but at
 /// their path in the container.
@@ -486,6 +488,12 @@ fn mount_all(mounts: &[Mount<'_>], as_root: bool, secrets: &mut [Vec<u8>]) -> Re
             cache += 1;
             mount_bind(source.as_str(), at_path.as_str())
                 .map_err(|e| fail(&format!("cannot mount the cache at {target}"), e))?;
+        } else if m.kind == b"bind" {
+            // Another image of the spec, applied in the run directory: bound
+            // read-only, so the command reads it and never changes it.
+            mount_bind(m.source_path(), at_path.as_str())
+                .map_err(|e| fail(&format!("cannot mount the bind at {target}"), e))?;
+            read_only(&merged, rel, &target)?;
         } else {
             if is_dir {
                 eprintln!(
@@ -505,23 +513,7 @@ fn mount_all(mounts: &[Mount<'_>], as_root: bool, secrets: &mut [Vec<u8>]) -> Re
                 .map_err(|e| fail("cannot write a secret", e))?;
             mount_bind(file.as_str(), at_path.as_str())
                 .map_err(|e| fail(&format!("cannot mount the secret at {target}"), e))?;
-            // The descriptor is the mount point beneath: the bound secret
-            // is what the path opens now.
-            let bound = rustix::fs::openat2(
-                &merged,
-                rel,
-                OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-                Mode::empty(),
-                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-            )
-            .map_err(|e| fail(&format!("mount point {target}"), e))?;
-            let bound_path = format!("/proc/self/fd/{}", bound.as_raw_fd());
-            mount_remount(
-                bound_path.as_str(),
-                LOCKED | MountFlags::BIND | MountFlags::RDONLY,
-                c"",
-            )
-            .map_err(|e| fail(&format!("cannot make the secret at {target} read-only"), e))?;
+            read_only(&merged, rel, &target)?;
         }
     }
     if secret > 0 {
@@ -529,6 +521,29 @@ fn mount_all(mounts: &[Mount<'_>], as_root: bool, secrets: &mut [Vec<u8>]) -> Re
             .map_err(|e| fail("cannot detach the secrets' tmpfs", e))?;
     }
     Ok(())
+}
+
+/// Makes the mount just bound at `rel` beneath `merged` read-only. The
+/// descriptor of the mount point is the directory beneath the mount: the
+/// bound mount is what the path opens now.
+fn read_only(merged: &rustix::fd::OwnedFd, rel: &std::ffi::OsStr, target: &str) -> Result<(), i32> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use std::os::fd::AsRawFd;
+    let bound = rustix::fs::openat2(
+        merged,
+        rel,
+        OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| fail(&format!("mount point {target}"), e))?;
+    let bound_path = format!("/proc/self/fd/{}", bound.as_raw_fd());
+    mount_remount(
+        bound_path.as_str(),
+        LOCKED | MountFlags::BIND | MountFlags::RDONLY,
+        c"",
+    )
+    .map_err(|e| fail(&format!("cannot make the mount at {target} read-only"), e))
 }
 
 /// Waits for `child`, killing it if stdin closes first (strata ended).

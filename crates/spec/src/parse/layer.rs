@@ -53,13 +53,28 @@ impl Parser<'_> {
     /// `from-dir` is a layer by itself, and `run` steps share their layer
     /// only with other `run` steps: both compute the whole layer from the
     /// layers below, which other operations of the layer would contradict.
+    /// A `copy from=` reads another image's layers, and shares its layer
+    /// only with other such copies.
     pub(super) fn whole_layer_ops(&mut self, ops: &[Spanned<Op>]) {
         let runs = ops
             .iter()
             .filter(|o| matches!(o.value, Op::Run { .. }))
             .count();
+        let from_image = |op: &Op| matches!(op, Op::Copy { from: Some(_), .. });
+        let copies = ops.iter().filter(|o| from_image(&o.value)).count();
         for op in ops {
             match &op.value {
+                other if copies > 0 && !from_image(other) => self.push(
+                    SpecDiagnostic::new(
+                        format!("`{}` cannot share a layer with `copy from=`", other.kind()),
+                        op.span,
+                        "in a layer that copies from an image",
+                    )
+                    .with_help(
+                        "put it in a layer of its own; several `copy from=` may share their layer",
+                    ),
+                ),
+                _ if copies > 0 => {}
                 Op::FromDir { .. } if ops.len() > 1 => self.push(
                     SpecDiagnostic::new(
                         "`from-dir` must be the only operation of its layer",
@@ -128,7 +143,7 @@ impl Parser<'_> {
         let allowed: &[&'static str] = if kind == "add" {
             &["to", "mode", "owner", "exclude", "checksum"]
         } else {
-            &["to", "mode", "owner", "exclude"]
+            &["to", "mode", "owner", "exclude", "from"]
         };
         let e = self.entries(node, allowed);
         // `add "a" "/usr/local/"` is the Dockerfile habit: say where the destination goes.
@@ -141,10 +156,15 @@ impl Parser<'_> {
         };
         let dockerfile_habit = extra_help.is_some();
         self.arity(node, &e.args, &["source path"], false, extra_help);
-        let src = e
-            .args
-            .first()
-            .and_then(|a| self.checked(a, "a source path", values::source_path));
+        let from = match e.prop("from") {
+            Some(f) => Some(self.checked(f, "`from`", values::image_name)?),
+            None => None,
+        };
+        // From an image, the source is a path in it; otherwise a host path.
+        let src = e.args.first().and_then(|a| match from {
+            Some(_) => self.checked(a, "a source path", values::image_path),
+            None => self.checked(a, "a source path", values::source_path),
+        });
         let to = if dockerfile_habit {
             None
         } else {
@@ -158,6 +178,14 @@ impl Parser<'_> {
             None => None,
         };
         let (src, to) = (src?, to?);
+        if let (Some(from), Some(x)) = (&from, &exclude) {
+            self.problem(
+                x.span,
+                Problem::new("`exclude` filters host directories, and this copy is from an image", "with `from`")
+                    .help(format!("copy the paths of `{}` you want one by one, or delete what you do not want in a later layer", from.value)),
+            );
+            return None;
+        }
         let checksum = self.checksum(kind, &src, e.prop("checksum"), node)?;
         Some(if kind == "add" {
             Op::Add {
@@ -175,6 +203,7 @@ impl Parser<'_> {
                 mode,
                 owner,
                 exclude,
+                from,
             }
         })
     }

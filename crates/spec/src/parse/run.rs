@@ -1,4 +1,4 @@
-//! The block of a `run` step: its mounts (`cache`, `secret`), as BuildKit's
+//! The block of a `run` step: its mounts (`cache`, `secret`, `bind`), as BuildKit's
 //! `RUN --mount` gives them. A child module of `parse`, whose checks it uses.
 use kdl::{KdlDocument, KdlNode};
 
@@ -7,11 +7,12 @@ use crate::values;
 use crate::{RunMount, SecretSource, Spanned, SpecDiagnostic};
 
 /// The nodes a `run` block takes.
-const MOUNT_NODES: &[&str] = &["cache", "secret"];
+const MOUNT_NODES: &[&str] = &["cache", "secret", "bind"];
 
 fn mount_usage(kind: &str) -> &'static str {
     match kind {
         "cache" => "cache \"/PATH\" [id=\"ID\"]",
+        "bind" => "bind \"/PATH\" from=\"IMAGE\" [source=\"/PATH\"]",
         _ => "secret \"/PATH\" file=\"FILE\" (or env=\"NAME\")",
     }
 }
@@ -38,6 +39,7 @@ impl Parser<'_> {
             let mount = match kind {
                 "cache" => self.cache_mount(child),
                 "secret" => self.secret_mount(child),
+                "bind" => self.bind_mount(child),
                 _ => {
                     self.unknown(child, MOUNT_NODES, "a `run` block");
                     None
@@ -118,6 +120,35 @@ impl Parser<'_> {
         Some(RunMount::Cache {
             target: target?,
             id,
+        })
+    }
+
+    fn bind_mount(&mut self, node: &KdlNode) -> Option<RunMount> {
+        self.common(node, false);
+        let e = self.entries(node, &["from", "source"]);
+        let target = self.mount_target(node, &e);
+        let from = match e.prop("from") {
+            Some(f) => self.checked(f, "`from`", values::image_name),
+            None => {
+                self.push(
+                    SpecDiagnostic::new(
+                        "a bind mount needs `from=`: the image of the spec it shows",
+                        super::head_span(node),
+                        "no `from`",
+                    )
+                    .with_help(format!("usage: `{}`", mount_usage("bind"))),
+                );
+                None
+            }
+        };
+        let source = match e.prop("source") {
+            Some(s) => Some(self.checked(s, "the bind's `source`", values::image_path)?),
+            None => None,
+        };
+        Some(RunMount::Bind {
+            target: target?,
+            from: from?,
+            source,
         })
     }
 
