@@ -156,6 +156,31 @@ fn plan_prints_text_and_dot() {
     );
     assert!(dot.starts_with("digraph strata {"), "{dot}");
     assert!(dot.contains("\"centos/rootfs\" -> \"tomcat/jdk\""), "{dot}");
+    assert!(dot.contains("subgraph cluster_legend"), "a legend: {dot}");
+    // An index is a node of its own, its images pointing at it; a copy
+    // from another image is a dotted edge from that image's top layer.
+    let spec = tmp.path().join("multi.kdl");
+    std::fs::write(
+        &spec,
+        "image a { platform \"linux/amd64\"; layer l { file \"/a\" \"a\" } }\n\
+         image b { platform \"linux/arm64\"; layer l { file \"/b\" \"b\" } }\n\
+         image slim { layer c { copy \"/a\" from=\"a\" to=\"/a\" } }\n\
+         index multi { image \"a\"; image \"b\"; }\n",
+    )
+    .unwrap();
+    let dot = strata_ok(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &["plan", spec.to_str().unwrap(), "--dot"],
+    );
+    for want in [
+        "\"index:multi\" [shape=folder, label=\"multi\"]",
+        "\"image:a\" -> \"index:multi\"",
+        "\"image:b\" -> \"index:multi\"",
+        "\"a/l\" -> \"slim/c\" [style=dotted]",
+    ] {
+        assert!(dot.contains(want), "{want} in {dot}");
+    }
 }
 
 #[test]

@@ -146,11 +146,30 @@ impl Plan {
         s
     }
 
-    /// The graph in Graphviz `dot`: layers as boxes, images as ellipses, an
-    /// edge from each layer to the layer stacked on it and to the images using it.
+    /// The graph in Graphviz `dot`: layers as boxes, images as ellipses,
+    /// indexes as folders; an edge from each layer to the layer stacked on
+    /// it (solid when that one reads it, dashed when it only stacks), from
+    /// the top of an image to a layer that copies from or mounts it
+    /// (dotted), to the images using it, and from images to their indexes.
+    /// A legend says so.
     pub fn render_dot(&self) -> String {
         let mut s =
             String::from("digraph strata {\n  rankdir=BT;\n  node [fontname=\"monospace\"];\n");
+        s.push_str(concat!(
+            "  subgraph cluster_legend {\n",
+            "    label=\"legend\"; fontname=\"monospace\"; style=dashed;\n",
+            "    \"legend:layer\" [shape=box, label=\"layer\"];\n",
+            "    \"legend:image\" [shape=ellipse, label=\"image\"];\n",
+            "    \"legend:index\" [shape=folder, label=\"index\"];\n",
+            "    \"legend:reads\" [shape=box, label=\"reads the layers below\"];\n",
+            "    \"legend:stacks\" [shape=box, label=\"built alone, stacked\"];\n",
+            "    \"legend:copies\" [shape=box, label=\"copies from / mounts an image\"];\n",
+            "    \"legend:layer\" -> \"legend:reads\" [style=solid];\n",
+            "    \"legend:layer\" -> \"legend:stacks\" [style=dashed];\n",
+            "    \"legend:layer\" -> \"legend:copies\" [style=dotted];\n",
+            "    \"legend:layer\" -> \"legend:image\" -> \"legend:index\";\n",
+            "  }\n",
+        ));
         for l in &self.layers {
             let _ = writeln!(s, "  \"{}\" [shape=box];", esc(&l.qualified_name()));
         }
@@ -174,6 +193,18 @@ impl Plan {
                 );
             }
         }
+        for l in &self.layers {
+            let mut tops = l.sources.clone();
+            tops.dedup();
+            for top in tops {
+                let _ = writeln!(
+                    s,
+                    "  \"{}\" -> \"{}\" [style=dotted];",
+                    esc(&self.layer(top).qualified_name()),
+                    esc(&l.qualified_name())
+                );
+            }
+        }
         for img in &self.images {
             if let Some(&top) = img.layers.last() {
                 let _ = writeln!(
@@ -182,6 +213,24 @@ impl Plan {
                     esc(&self.layer(top).qualified_name()),
                     esc(&img.name)
                 );
+            }
+        }
+        for index in &self.indexes {
+            let _ = writeln!(
+                s,
+                "  \"index:{}\" [shape=folder, label=\"{}\"];",
+                esc(&index.name),
+                esc(&index.name)
+            );
+            for &i in &index.images {
+                if let Some(img) = self.images.get(i) {
+                    let _ = writeln!(
+                        s,
+                        "  \"image:{}\" -> \"index:{}\";",
+                        esc(&img.name),
+                        esc(&index.name)
+                    );
+                }
             }
         }
         s.push_str("}\n");
