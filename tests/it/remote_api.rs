@@ -18,32 +18,13 @@ use crate::support::{index_digests, strata, strata_ok, tree_bytes};
 /// (`/opt/buildgrid-venv`), or `PATH`. `None` (SKIPPED) without it, and a
 /// failure under `CI`, which installs it.
 pub(crate) fn bgd(test: &str) -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("STRATA_BGD").map(PathBuf::from),
-        Some(PathBuf::from("/opt/buildgrid-venv/bin/bgd")),
-    ];
-    let found = candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.is_file())
-        .or_else(|| {
-            let out = Command::new("sh")
-                .args(["-c", "command -v bgd"])
-                .output()
-                .ok()?;
-            out.status
-                .success()
-                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-        });
-    if found.is_none() {
-        if std::env::var_os("CI").is_some() {
-            panic!("{test}: BuildGrid's `bgd` is not installed, and CI must have it (see .ci/run)");
-        }
-        eprintln!(
-            "SKIPPED {test}: BuildGrid's `bgd` is not installed (python3 -m venv /opt/buildgrid-venv && /opt/buildgrid-venv/bin/pip install buildgrid; see .ci/run)"
-        );
-    }
-    found
+    crate::support::venv_tool(
+        test,
+        "bgd",
+        "STRATA_BGD",
+        "/opt/buildgrid-venv",
+        "buildgrid",
+    )
 }
 
 /// A running BuildGrid, killed (by its pid) when dropped.

@@ -42,31 +42,13 @@ fn sbom(layout: &Path) -> (Value, PathBuf) {
 /// `.ci/run` makes (`/opt/spdx-venv`), or `PATH`. `None` (SKIPPED) without
 /// it, and a failure under `CI`, which installs it.
 pub fn pyspdxtools(test: &str) -> Option<PathBuf> {
-    let found = [
-        std::env::var_os("STRATA_PYSPDXTOOLS").map(PathBuf::from),
-        Some(PathBuf::from("/opt/spdx-venv/bin/pyspdxtools")),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|p| p.is_file())
-    .or_else(|| {
-        let out = Command::new("sh")
-            .args(["-c", "command -v pyspdxtools"])
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-    });
-    if found.is_none() {
-        if std::env::var_os("CI").is_some() {
-            panic!("{test}: `pyspdxtools` is not installed, and CI must have it (see .ci/run)");
-        }
-        eprintln!(
-            "SKIPPED {test}: `pyspdxtools` is not installed (python3 -m venv /opt/spdx-venv && /opt/spdx-venv/bin/pip install spdx-tools; see .ci/run)"
-        );
-    }
-    found
+    crate::support::venv_tool(
+        test,
+        "pyspdxtools",
+        "STRATA_PYSPDXTOOLS",
+        "/opt/spdx-venv",
+        "spdx-tools",
+    )
 }
 
 /// Validates an SPDX document with `pyspdxtools`, which exits non-zero and

@@ -102,6 +102,43 @@ pub fn have(tool: &str, test: &str) -> bool {
     found
 }
 
+/// A tool that `.ci/run` installs into a virtualenv of its own: `$ENV_VAR`,
+/// `VENV/bin/NAME`, or `NAME` on `PATH`. `None` (SKIPPED, with how to
+/// install it) without it, and a failure under `CI`, which installs it.
+pub fn venv_tool(
+    test: &str,
+    name: &str,
+    env_var: &str,
+    venv: &str,
+    package: &str,
+) -> Option<PathBuf> {
+    let found = [
+        std::env::var_os(env_var).map(PathBuf::from),
+        Some(Path::new(venv).join("bin").join(name)),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| p.is_file())
+    .or_else(|| {
+        let out = Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    });
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("{test}: `{name}` is not installed, and CI must have it (see .ci/run)");
+        }
+        eprintln!(
+            "SKIPPED {test}: `{name}` is not installed (python3 -m venv {venv} && {venv}/bin/pip install {package}; see .ci/run)"
+        );
+    }
+    found
+}
+
 /// Run a command, asserting success; returns stdout.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd
