@@ -11,34 +11,11 @@
 //! itself in `packages.rs`.
 
 use std::fs;
-use std::path::Path;
 
 use serde_json::Value;
 use strata_testkit::debrepo::{build_deb, have_tools, index_and_sign, sign};
 
-use crate::support::strata_ok;
-
-fn json_file(path: &Path) -> Value {
-    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
-}
-
-/// The SPDX document of the layout's only image.
-fn sbom(layout: &Path) -> Value {
-    let blob = |d: &str| {
-        layout
-            .join("blobs/sha256")
-            .join(d.trim_start_matches("sha256:"))
-    };
-    let index = json_file(&layout.join("index.json"));
-    let artifact = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m.get("artifactType").is_some())
-        .expect("an SBOM referrer");
-    let manifest = json_file(&blob(artifact["digest"].as_str().unwrap()));
-    json_file(&blob(manifest["layers"][0]["digest"].as_str().unwrap()))
-}
+use crate::support::{sbom_of, strata_ok};
 
 #[test]
 fn sbom_purls_and_package_changes_in_lock_and_diff() {
@@ -78,7 +55,7 @@ fn sbom_purls_and_package_changes_in_lock_and_diff() {
     );
 
     // Every package, with its purl and the sha256 the lock records.
-    let doc = sbom(&dir.join("out1"));
+    let doc = sbom_of(&dir.join("out1")).0;
     let debs: Vec<&Value> = doc["packages"]
         .as_array()
         .unwrap()

@@ -8,11 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{have, index_digests, repo, run_ok, strata_ok};
-
-fn json_file(path: &Path) -> Value {
-    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
-}
+use crate::support::{have, index_digests, json_file, repo, run_ok, strata_ok};
 
 fn blob(layout: &Path, digest: &str) -> std::path::PathBuf {
     layout

@@ -10,33 +10,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
 use strata_testkit::debrepo::{build_deb_with, have_tools, index_and_sign};
 
-use crate::support::strata_ok;
-
-fn json_file(path: &Path) -> Value {
-    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
-}
-
-/// The SPDX document of the layout's only image, and its path.
-fn sbom(layout: &Path) -> (Value, PathBuf) {
-    let blob = |d: &str| {
-        layout
-            .join("blobs/sha256")
-            .join(d.trim_start_matches("sha256:"))
-    };
-    let index = json_file(&layout.join("index.json"));
-    let artifact = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m.get("artifactType").is_some())
-        .expect("an SBOM referrer");
-    let manifest = json_file(&blob(artifact["digest"].as_str().unwrap()));
-    let path = blob(manifest["layers"][0]["digest"].as_str().unwrap());
-    (json_file(&path), path)
-}
+use crate::support::{sbom_of, strata_ok};
 
 /// `pyspdxtools` (PyPI's spdx-tools): `$STRATA_PYSPDXTOOLS`, the virtualenv
 /// `.ci/run` makes (`/opt/spdx-venv`), or `PATH`. `None` (SKIPPED) without
@@ -153,7 +129,7 @@ fn sbom_licences_from_the_packages_copyright_files() {
         &cache,
         &["compose", "app.kdl", "-o", "out", "--sbom", "-q"],
     );
-    let (doc, path) = sbom(&dir.join("out"));
+    let (doc, path) = sbom_of(&dir.join("out"));
     let licences: Vec<(&str, &str)> = doc["packages"]
         .as_array()
         .unwrap()

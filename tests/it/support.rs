@@ -139,6 +139,32 @@ pub fn venv_tool(
     found
 }
 
+/// A JSON file, parsed; a panic naming it otherwise.
+pub fn json_file(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()))
+}
+
+/// The SPDX document of the only SBOM referrer of a layout, and its blob's
+/// path.
+pub fn sbom_of(layout: &Path) -> (serde_json::Value, PathBuf) {
+    let blob = |d: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let index = json_file(&layout.join("index.json"));
+    let artifact = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m.get("artifactType").is_some())
+        .expect("an SBOM referrer");
+    let manifest = json_file(&blob(artifact["digest"].as_str().unwrap()));
+    let path = blob(manifest["layers"][0]["digest"].as_str().unwrap());
+    (json_file(&path), path)
+}
+
 /// Run a command, asserting success; returns stdout.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd
