@@ -140,6 +140,14 @@ impl ImagePath {
     }
 }
 
+/// Lookups by a byte slice (a prefix of a path, without allocating one):
+/// the derived order of `ImagePath` is that of its bytes, as a slice's.
+impl std::borrow::Borrow<[u8]> for ImagePath {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl std::fmt::Display for ImagePath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&ImagePath::display(self))
