@@ -46,3 +46,4 @@ mod tidy;
 mod tomcat_debian;
 mod union;
 mod url_errors;
+mod view_memo;

@@ -140,8 +140,8 @@ impl ImagePath {
     }
 }
 
-/// Lookups by a byte slice (a prefix of a path, without allocating one):
-/// the derived order of `ImagePath` is that of its bytes, as a slice's.
+/// A path's bytes, so maps keyed by paths can be searched without
+/// allocating one (the derived order is the bytes' order).
 impl std::borrow::Borrow<[u8]> for ImagePath {
     fn borrow(&self) -> &[u8] {
         &self.0
