@@ -172,7 +172,7 @@ pub fn compose(
     let exported = export_stage(&built, &cache, opts, on_event)?;
     let pushed = publish_stage(&built, &cache, &remotes, opts, on_event)?;
     Ok(report_stage(
-        spec_path, opts, &built, exported, pulled, pushed, started,
+        spec_path, opts, built, exported, pulled, pushed, started,
     ))
 }
 
@@ -457,19 +457,22 @@ fn publish_stage(
 fn report_stage(
     spec_path: &Path,
     opts: &ComposeOptions,
-    built: &Built,
+    mut built: Built,
     exported: Exported,
     remote_cache_fetched: Option<usize>,
     remote_cache_pushed: Option<usize>,
     started: Instant,
 ) -> ComposeReport {
-    let plan = &built.plan;
-    // One copy of each layer's listing, whatever the number of images on it.
+    // Each layer's listing moves into the report, shared by every image on
+    // the layer: never copied (it was once per image, so a 10,000-file base
+    // under 200 images was held 200 times).
     let listings: Vec<Arc<strata_layer::Listing>> = built
         .ready
-        .iter()
-        .map(|r| Arc::new(r.record.listing.clone()))
+        .iter_mut()
+        .map(|r| Arc::new(std::mem::take(&mut r.record.listing)))
         .collect();
+    let built = &built;
+    let plan = &built.plan;
     let images = plan
         .images
         .iter()
