@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use rayon::prelude::*;
 use strata_cache::{Cache, InputIndex, LastBuild, LayerRecord, Miss};
 use strata_export::{ExportImage, LayerDesc};
 use strata_layer::LowerView;
@@ -465,6 +464,12 @@ fn report_stage(
     started: Instant,
 ) -> ComposeReport {
     let plan = &built.plan;
+    // One copy of each layer's listing, whatever the number of images on it.
+    let listings: Vec<Arc<strata_layer::Listing>> = built
+        .ready
+        .iter()
+        .map(|r| Arc::new(r.record.listing.clone()))
+        .collect();
     let images = plan
         .images
         .iter()
@@ -486,7 +491,7 @@ fn report_stage(
                     miss_reason: r.miss_reason.clone(),
                     key: node.key.hex(),
                     compression: node.compression().identity(),
-                    listing: r.record.listing.clone(),
+                    listing: Arc::clone(&listings[node.id.0]),
                 })
                 .collect(),
         })
@@ -592,9 +597,9 @@ fn build_all(
         if wave.is_empty() {
             break;
         }
-        let results: Vec<Result<(usize, Ready), Error>> = wave
-            .par_iter()
-            .map(|layer| {
+        // One runner per pool thread, never a layer per stolen job (see `runners`).
+        let results: Vec<Result<(usize, Ready), Error>> =
+            crate::runners::each(&wave, |layer: &&LayerNode| {
                 // What the layers below give it, gathered only when it is
                 // built: a hit needs none of it, so a warm compose of a deep
                 // stack does not fold every lower listing once per layer.
@@ -658,8 +663,7 @@ fn build_all(
                 let remote = remote.get(&layer.key.hex()).copied();
                 build_one(plan, layer, &gather, cache, remote, exec, on_event)
                     .map(|r| (layer.id.0, r))
-            })
-            .collect();
+            });
         let mut errors = Vec::new();
         {
             let mut done = done
