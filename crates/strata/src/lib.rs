@@ -31,6 +31,7 @@ pub mod remote_cache;
 pub mod remote_exec;
 pub mod remote_worker;
 mod report;
+mod resolution_memo;
 mod sbom;
 pub mod testing;
 mod union_job;

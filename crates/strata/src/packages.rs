@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use strata_deb::control::Paragraph;
 use strata_deb::debfile::DebFile;
 use strata_deb::maint::{self, Alternative, Users};
-use strata_deb::repo::{self, Fetcher, Repository, Source};
+use strata_deb::repo::{self, Fetcher, Signed, Source};
+
+use crate::resolution_memo as memo;
 use strata_deb::resolve::{self, Installed, Request, Universe};
 
 use strata_deb::{Keyring, Package, status};
@@ -133,6 +135,9 @@ struct Below {
     ucf_hashes: BTreeMap<String, String>,
     /// dpkg's `statoverride` database: `USER GROUP MODE PATH` by path.
     statoverrides: BTreeMap<String, String>,
+    /// The lock line of every package installed so far, in order: what
+    /// the rest of this record is derived from (a resolution's key).
+    lines: Vec<String>,
 }
 
 /// The host's Debian mirror: the first http(s) repository of its apt
@@ -238,7 +243,7 @@ fn resolve_with(
         return Ok(out);
     }
     let mut fetcher = Fetcher::new(&cache_dir.join("debs-v1")).map_err(|e| err("(cache)", e))?;
-    let mut repos: BTreeMap<String, (Repository, Universe)> = BTreeMap::new();
+    let mut repos: BTreeMap<String, Repo> = BTreeMap::new();
     let mut done: BTreeMap<String, Below> = BTreeMap::new();
     // Parents first: an image's packages build on those of its `from`.
     let mut pending: Vec<usize> = (0..spec.images.len()).collect();
@@ -303,31 +308,45 @@ fn resolve_with(
                     set
                 } else {
                     if !repos.contains_key(&repo_name) {
-                        let mut r = open_repository(spec, spec_dir, &repo_name, &mut fetcher, opts)
-                            .map_err(|e| err(&qualified, e))?;
-                        // Moved, not copied: an index is tens of megabytes.
-                        let native = r.native().to_owned();
-                        let u = Universe::new(std::mem::take(&mut r.packages), &native);
-                        repos.insert(repo_name.clone(), (r, u));
+                        let signed =
+                            open_repository(spec, spec_dir, &repo_name, &mut fetcher, opts)
+                                .map_err(|e| err(&qualified, e))?;
+                        let indexes = signed.indexes().map_err(|e| err(&qualified, e))?;
+                        let identity = memo::identity(&signed.source, &indexes);
+                        repos.insert(
+                            repo_name.clone(),
+                            Repo {
+                                url: signed.source.url.clone(),
+                                identity,
+                                signed,
+                                universe: None,
+                            },
+                        );
                     }
-                    let (_, universe) = &repos[&repo_name];
-                    let mut requests = Vec::new();
+                    let repo = repos.get_mut(&repo_name).expect("inserted above");
+                    let mut key = memo::MemoKey::new(&repo.identity);
                     for p in &reqs {
                         if p.required {
-                            requests.extend(universe.required());
+                            key.part("required", "");
                         }
                         for n in &p.packages {
-                            let r =
-                                Request::parse(&n.value).map_err(|e| err(&qualified, e.into()))?;
-                            requests.push(r);
+                            key.part("request", &n.value);
                         }
                     }
-                    let resolution = resolve::resolve(universe, &below.installed, &requests)
-                        .map_err(|e| err(&qualified, e.into()))?;
-                    resolution.packages.iter().map(LockedPackage::of).collect()
+                    for line in &below.lines {
+                        key.part("below", line);
+                    }
+                    match memo::get(cache_dir, &key) {
+                        Some(set) => set,
+                        None => {
+                            let set = resolve_layer(repo, &mut fetcher, &reqs, &below, &qualified)?;
+                            memo::put(cache_dir, &key, &set);
+                            set
+                        }
+                    }
                 };
                 let base_url = match repos.get(&repo_name) {
-                    Some((r, _)) => r.source.url.clone(),
+                    Some(r) => r.url.clone(),
                     None => {
                         repository_url(spec, &repo_name, opts).map_err(|e| err(&qualified, e))?
                     }
@@ -375,15 +394,70 @@ fn resolve_with(
     Ok(out)
 }
 
+/// A repository a compose resolves against: its verified `InRelease`, and
+/// its indexes read only when a layer's resolution is not remembered
+/// (see [`memo`]).
+struct Repo {
+    url: String,
+    identity: [u8; 32],
+    signed: Signed,
+    /// Once read.
+    universe: Option<Universe>,
+}
+
+/// Resolves one layer's requests against `repo` (reading its indexes the
+/// first time) on top of `below`.
+fn resolve_layer(
+    repo: &mut Repo,
+    fetcher: &mut Fetcher,
+    reqs: &[&strata_spec::PackagesOp],
+    below: &Below,
+    layer: &str,
+) -> Result<Vec<LockedPackage>, Error> {
+    let universe = match repo.universe.take() {
+        Some(u) => u,
+        None => {
+            let mut r = repo.signed.load(fetcher).map_err(|e| err(layer, e))?;
+            // Moved, not copied: an index is tens of megabytes.
+            let native = r.native().to_owned();
+            Universe::new(std::mem::take(&mut r.packages), &native)
+        }
+    };
+    let set = resolve_in(&universe, reqs, below, layer);
+    repo.universe = Some(universe);
+    set
+}
+
+fn resolve_in(
+    universe: &Universe,
+    reqs: &[&strata_spec::PackagesOp],
+    below: &Below,
+    layer: &str,
+) -> Result<Vec<LockedPackage>, Error> {
+    let mut requests = Vec::new();
+    for p in reqs {
+        if p.required {
+            requests.extend(universe.required());
+        }
+        for n in &p.packages {
+            let r = Request::parse(&n.value).map_err(|e| err(layer, e.into()))?;
+            requests.push(r);
+        }
+    }
+    let resolution = resolve::resolve(universe, &below.installed, &requests)
+        .map_err(|e| err(layer, e.into()))?;
+    Ok(resolution.packages.iter().map(LockedPackage::of).collect())
+}
+
 /// The repository's source: URL from the spec, else `--mirror`, else the
-/// host's apt sources.
+/// host's apt sources; its `InRelease` fetched and verified.
 fn open_repository(
     spec: &Spec,
     spec_dir: &Path,
     name: &str,
     fetcher: &mut Fetcher,
     opts: &PackageOptions,
-) -> Result<Repository, strata_deb::Error> {
+) -> Result<Signed, strata_deb::Error> {
     let url = repository_url(spec, name, opts)?;
     let Some(r) = spec.repositories.iter().find(|r| r.name.value == name) else {
         return Err(no_repository(name));
@@ -404,7 +478,7 @@ fn open_repository(
         valid_until: r.check_valid_until,
         ..Default::default()
     };
-    Repository::open_checked(&source, &keyring, fetcher, &checks)
+    Signed::fetch(&source, &keyring, fetcher, &checks)
 }
 
 fn no_repository(name: &str) -> strata_deb::Error {
@@ -486,6 +560,7 @@ fn layer_ops(
         let same = entry.get("Multi-Arch") == Some("same");
         below.entries.push(entry);
         below.installed.extend(installed);
+        below.lines.push(p.line());
         // dpkg names a Multi-Arch: same package's files NAME:ARCH.
         let info_name = if same {
             format!("{}:{}", p.name, p.arch)
@@ -972,7 +1047,7 @@ fn ca_certificates(
 /// neither the `.deb` nor its data again: its control file, its
 /// `info/PKG.*` files (`md5sums`, `conffiles`, `list`), the CA
 /// certificates it ships, and the data archive's name and sha256 (checked
-/// whenever the facts are used).
+/// whenever the facts are used, by its stamp or by hashing it).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Facts {
     control: String,
@@ -990,6 +1065,78 @@ struct Facts {
     files: BTreeMap<String, String>,
     data_file: String,
     data_sha256: String,
+    /// The data archive's stat data when it was hashed: while it holds
+    /// (and the facts file is younger), the archive is not hashed again.
+    #[serde(default)]
+    data_stamp: Option<DataStamp>,
+}
+
+/// Stat data of a data archive, the cache's rule for trusting a blob
+/// without re-hashing it (see `strata_cache`): size, mtime, inode and
+/// device all as they were, and the mtime older than the record of the
+/// hash (the facts file's own mtime, by the filesystem's clock), so a
+/// change in the same clock tick as the hashing is not trusted. A copy of
+/// the cache elsewhere changes the inode and is hashed again; a
+/// hard-linked copy is the same file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct DataStamp {
+    size: u64,
+    mtime_ns: i128,
+    ino: u64,
+    dev: u64,
+}
+
+impl DataStamp {
+    fn of(meta: &std::fs::Metadata) -> DataStamp {
+        use std::os::unix::fs::MetadataExt as _;
+        DataStamp {
+            size: meta.len(),
+            mtime_ns: mtime_ns(meta),
+            ino: meta.ino(),
+            dev: meta.dev(),
+        }
+    }
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
+    use std::os::unix::fs::MetadataExt as _;
+    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
+}
+
+/// Whether the cached `facts` still describe their data archive: by its
+/// stamp, else by hashing it (and then the stamp is renewed).
+fn facts_hold(facts: &mut Facts, facts_path: &Path, data_dir: &Path) -> bool {
+    if facts.data_file.contains('/') {
+        return false;
+    }
+    let data = data_dir.join(&facts.data_file);
+    let Ok(meta) = std::fs::metadata(&data) else {
+        return false;
+    };
+    let now = DataStamp::of(&meta);
+    if let (Some(stamp), Ok(written)) = (facts.data_stamp, std::fs::metadata(facts_path))
+        && stamp == now
+        && stamp.mtime_ns < mtime_ns(&written)
+    {
+        return true;
+    }
+    if !repo::hash_file(&data).is_ok_and(|h| h.hex() == facts.data_sha256) {
+        return false;
+    }
+    facts.data_stamp = Some(now);
+    // Not renewed: hashed again next time, which is only slower.
+    let _ = write_facts(facts, facts_path);
+    true
+}
+
+/// Writes `facts` to `path` (temporary name, then rename).
+fn write_facts(facts: &Facts, path: &Path) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    serde_json::to_writer(&mut tmp, facts)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Bump when [`Facts`] changes meaning. v4: the data archive is kept
@@ -1008,14 +1155,10 @@ fn deb_facts(
 ) -> Result<Facts, strata_deb::Error> {
     let facts_dir = data_dir.with_file_name(FACTS_VERSION);
     let facts_path = facts_dir.join(format!("{}.json", sha256.hex()));
-    if let Some(f) = std::fs::read(&facts_path)
+    if let Some(mut f) = std::fs::read(&facts_path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Facts>(&b).ok())
-        .filter(|f| {
-            !f.data_file.contains('/')
-                && repo::hash_file(&data_dir.join(&f.data_file))
-                    .is_ok_and(|h| h.hex() == f.data_sha256)
-        })
+        && facts_hold(&mut f, &facts_path, data_dir)
     {
         return Ok(f);
     }
@@ -1080,6 +1223,8 @@ fn deb_facts(
         path: facts_path.clone(),
         source: e,
     };
+    // Stat data before the hash: a change while hashing moves the mtime.
+    let stamp = std::fs::metadata(&data).map_err(io)?;
     let facts = Facts {
         control: control.control,
         info,
@@ -1092,11 +1237,9 @@ fn deb_facts(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
         data_sha256: repo::hash_file(&data).map_err(io)?.hex(),
+        data_stamp: Some(DataStamp::of(&stamp)),
     };
-    std::fs::create_dir_all(&facts_dir).map_err(io)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&facts_dir).map_err(io)?;
-    serde_json::to_writer(&mut tmp, &facts).map_err(|e| io(e.into()))?;
-    tmp.persist(&facts_path).map_err(|e| io(e.error))?;
+    write_facts(&facts, &facts_path).map_err(io)?;
     Ok(facts)
 }
 
