@@ -17,7 +17,7 @@ use std::process::Command;
 use strata::lock::{Lock, lock_path};
 
 use crate::dockerfile_way::{docker_ready, free_port, http_get, mirror_or_skip};
-use crate::support::{have, repo, run_ok, strata_ok};
+use crate::support::{have, remove_container, repo, run_ok, strata_ok};
 
 /// What the page says once tomcat compiled and ran the JSP.
 const SERVED: &str = "Hello from strata on Tomcat";
@@ -114,7 +114,7 @@ fn tomcat_from_debian_packages_serves_its_jsp() {
         .args(["exec", &name, "sh", "-c", INSIDE])
         .output();
     let logs = Command::new("podman").args(["logs", &name]).output();
-    let _ = Command::new("podman").args(["rm", "-f", &name]).output();
+    remove_container("podman", &name, true);
     let body = body.unwrap_or_else(|| {
         panic!(
             "podman: tomcat never served /:\n{}",
