@@ -47,3 +47,4 @@ mod tidy;
 mod tomcat_debian;
 mod union;
 mod url_errors;
+mod view_memo;

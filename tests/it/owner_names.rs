@@ -38,6 +38,38 @@ fn files_of(dir: &Path, n: usize) -> String {
     layer_files(&inspect, n)
 }
 
+/// Composes `s.kdl`: what the JSON report says of the cache for the third
+/// layer of image `app` (the one with owner names).
+fn files_layer_cache(dir: &Path) -> serde_json::Value {
+    let report = strata_ok(
+        dir,
+        &dir.join("cache"),
+        &["compose", "s.kdl", "--out", "out", "--json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let app = v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "app")
+        .unwrap_or_else(|| panic!("no image app in {report}"));
+    app["layers"][2]["cache"].clone()
+}
+
+/// Writes `spec` as `s.kdl` and composes it: the exit code and stderr.
+fn compose_spec(dir: &Path, spec: &str) -> (Option<i32>, String) {
+    fs::write(dir.join("s.kdl"), spec).unwrap();
+    let out = strata(
+        dir,
+        &dir.join("cache"),
+        &["compose", "s.kdl", "--out", "out"],
+    );
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn names_resolve_to_the_ids_the_layers_below_give() {
     let tmp = tempfile::tempdir().unwrap();
@@ -60,33 +92,9 @@ fn names_resolve_to_the_ids_the_layers_below_give() {
 
     // The same spec again: a hit; then `app` renumbered below: the layer
     // that names it is rebuilt with the new ids.
-    let report = strata_ok(
-        dir,
-        &dir.join("cache"),
-        &["compose", "s.kdl", "--out", "out", "--json"],
-    );
-    let v: serde_json::Value = serde_json::from_str(&report).unwrap();
-    let app = v["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == "app")
-        .unwrap();
-    assert_eq!(app["layers"][2]["cache"], "hit", "{report}");
+    assert_eq!(files_layer_cache(dir), "hit");
     fs::write(dir.join("s.kdl"), spec(4321, FILES)).unwrap();
-    let report = strata_ok(
-        dir,
-        &dir.join("cache"),
-        &["compose", "s.kdl", "--out", "out", "--json"],
-    );
-    let v: serde_json::Value = serde_json::from_str(&report).unwrap();
-    let app = v["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == "app")
-        .unwrap();
-    assert_eq!(app["layers"][2]["cache"], "miss", "{report}");
+    assert_eq!(files_layer_cache(dir), "miss");
     let layer = files_of(dir, 3);
     assert!(
         layer.contains("/srv/app/app.txt file 0644 4321:4321 "),
@@ -100,14 +108,8 @@ fn a_missing_name_fails_the_build_naming_it_the_layer_and_the_line() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let files = "    layer files {\n        file \"/srv/x\" \"x\" owner=\"ghost:app\"\n    }";
-    fs::write(dir.join("s.kdl"), spec(1234, files)).unwrap();
-    let out = strata(
-        dir,
-        &dir.join("cache"),
-        &["compose", "s.kdl", "--out", "out"],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(5), "{err}");
+    let (code, err) = compose_spec(dir, &spec(1234, files));
+    assert_eq!(code, Some(5), "{err}");
     assert!(err.contains("user `ghost`"), "{err}");
     assert!(err.contains("app/files"), "{err}");
     assert!(err.contains("from layer base/users"), "{err}");
@@ -115,29 +117,16 @@ fn a_missing_name_fails_the_build_naming_it_the_layer_and_the_line() {
 
     // A whiteout above removes the file: the group is then missing.
     let files = "    layer gone { delete \"/etc/group\" }\n    layer files {\n        file \"/srv/x\" \"x\" owner=\"app:staff\"\n    }";
-    fs::write(dir.join("s.kdl"), spec(1234, files)).unwrap();
-    let out = strata(
-        dir,
-        &dir.join("cache"),
-        &["compose", "s.kdl", "--out", "out"],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(5), "{err}");
+    let (code, err) = compose_spec(dir, &spec(1234, files));
+    assert_eq!(code, Some(5), "{err}");
     assert!(err.contains("group `staff`"), "{err}");
     assert!(err.contains("which have no /etc/group"), "{err}");
 
     // Nothing below at all: an invalid spec, found before building.
-    fs::write(
-        dir.join("s.kdl"),
-        "image solo {\n    layer l { file \"/x\" \"x\" owner=\"app\" }\n}\n",
-    )
-    .unwrap();
-    let out = strata(
+    let (code, err) = compose_spec(
         dir,
-        &dir.join("cache"),
-        &["compose", "s.kdl", "--out", "out"],
+        "image solo {\n    layer l { file \"/x\" \"x\" owner=\"app\" }\n}\n",
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("no layer below it"), "{err}");
 }

@@ -11,6 +11,8 @@
 //! CACHE/small-v1/<hex>            marks a small blob no record names (a base's manifest
 //!                                 or config) as kept; its mtime is its last use
 //! CACHE/inputs-v3.bin             input digests by stat data (see `index`)
+//! CACHE/memo-v1/<key>            derived data kept to skip deriving it again, such as the
+//!                                 folded view of a stack of layers (see `memo`)
 //! CACHE/tmp/                      temporary files, renamed into place when complete
 //! CACHE/unpacked-v1/              layers unpacked by diff_id for `run` steps (owned and
 //!                                 laid out by strata-union's `snapshot`; `gc` removes
@@ -43,6 +45,7 @@ use std::path::{Path, PathBuf};
 
 mod index;
 mod maint;
+mod memo;
 mod record;
 mod repair;
 

@@ -226,6 +226,7 @@ impl Cache {
             .map(|r| r.desc.diff_id.hex())
             .collect();
         report.freed += self.remove_unpacked(&diff_ids, &mut report.removed);
+        report.freed += self.remove_old_memos(older_than, &mut report.removed);
         Ok(report)
     }
 

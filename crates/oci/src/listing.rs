@@ -391,10 +391,16 @@ impl LowerView {
             if matches!(e.kind, EntryKind::Whiteout | EntryKind::Opaque) || e.path.is_root() {
                 continue;
             }
-            for a in e.path.ancestors() {
-                if self.paths.insert(a.clone(), EntryKind::Dir) != Some(EntryKind::Dir) {
+            // Most ancestors are directories already (a tar lists parents
+            // first): look them up by their bytes, and allocate only for
+            // one that is new or was not a directory.
+            for (i, _) in e.path.0.iter().enumerate().filter(|&(_, &b)| b == b'/') {
+                let a: &[u8] = &e.path.0[..i];
+                if self.paths.get(a) != Some(&EntryKind::Dir) {
+                    let a = ImagePath(a.to_vec());
                     self.remove_below(&a);
                     self.dirs.remove(&a);
+                    self.paths.insert(a, EntryKind::Dir);
                 }
             }
             if e.kind == EntryKind::Dir {
@@ -409,11 +415,13 @@ impl LowerView {
                         xattrs,
                     },
                 );
-            } else {
+                self.paths.insert(e.path.clone(), e.kind);
+            } else if self.paths.insert(e.path.clone(), e.kind) == Some(EntryKind::Dir) {
+                // Only a directory has paths below it (every path's
+                // ancestors are directories here).
                 self.remove_below(&e.path);
                 self.dirs.remove(&e.path);
             }
-            self.paths.insert(e.path.clone(), e.kind);
         }
     }
 
@@ -462,6 +470,113 @@ impl LowerView {
     /// Every path the stack shows, in byte order (the root excepted).
     pub fn paths(&self) -> impl Iterator<Item = &ImagePath> {
         self.paths.keys()
+    }
+}
+
+/// The first bytes of an encoded [`LowerView`]. Bump with any change of
+/// the encoding or of what a view holds.
+const VIEW_MAGIC: &[u8; 14] = b"strata-view-1\n";
+
+impl LowerView {
+    /// The view as bytes, for a memo of a stack's fold (a build above an
+    /// unchanged stack then reads a few hundred KB instead of parsing every
+    /// lower listing): per path in byte order, its length (u32 LE), bytes,
+    /// kind name, and for a listed directory its mode, uid, gid and xattrs.
+    pub fn encode(&self) -> Vec<u8> {
+        fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+        let mut out = Vec::with_capacity(VIEW_MAGIC.len() + self.paths.len() * 48);
+        out.extend_from_slice(VIEW_MAGIC);
+        out.extend_from_slice(&(self.paths.len() as u64).to_le_bytes());
+        for (path, kind) in &self.paths {
+            put(&mut out, &path.0);
+            put(&mut out, kind.as_str().as_bytes());
+            match self.dirs.get(path).filter(|_| *kind == EntryKind::Dir) {
+                None => out.push(0),
+                Some(m) => {
+                    out.push(1);
+                    for n in [m.mode, m.uid, m.gid, m.xattrs.len() as u32] {
+                        out.extend_from_slice(&n.to_le_bytes());
+                    }
+                    for (name, value) in &m.xattrs {
+                        put(&mut out, name.as_bytes());
+                        put(&mut out, value);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The view [`encode`](LowerView::encode) wrote, or `None` for bytes
+    /// that are not one (a memo of another version, cut short, or garbage).
+    pub fn decode(bytes: &[u8]) -> Option<LowerView> {
+        struct Reader<'a>(&'a [u8]);
+        impl<'a> Reader<'a> {
+            fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+                let (head, rest) = self.0.split_at_checked(n)?;
+                self.0 = rest;
+                Some(head)
+            }
+            fn u32(&mut self) -> Option<u32> {
+                Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+            }
+            fn bytes(&mut self) -> Option<&'a [u8]> {
+                let n = self.u32()? as usize;
+                self.take(n)
+            }
+        }
+        let mut r = Reader(bytes.strip_prefix(VIEW_MAGIC.as_slice())?);
+        let count = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
+        // Each path takes at least 9 bytes: a count larger than the bytes
+        // left is a lie, and must not size an allocation.
+        if count > (r.0.len() / 9) as u64 {
+            return None;
+        }
+        let mut paths = Vec::with_capacity(count as usize);
+        let mut dirs = Vec::new();
+        for _ in 0..count {
+            let path = ImagePath(r.bytes()?.to_vec());
+            let kind = EntryKind::parse(std::str::from_utf8(r.bytes()?).ok()?)?;
+            if paths
+                .last()
+                .is_some_and(|(last, _): &(ImagePath, EntryKind)| *last >= path)
+            {
+                return None;
+            }
+            match r.take(1)?[0] {
+                0 => {}
+                1 if kind == EntryKind::Dir => {
+                    let (mode, uid, gid, n) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
+                    let mut xattrs = Vec::new();
+                    for _ in 0..n {
+                        let name = std::str::from_utf8(r.bytes()?).ok()?.to_owned();
+                        xattrs.push((name, r.bytes()?.to_vec()));
+                    }
+                    dirs.push((
+                        path.clone(),
+                        DirMeta {
+                            mode,
+                            uid,
+                            gid,
+                            xattrs,
+                        },
+                    ));
+                }
+                _ => return None,
+            }
+            paths.push((path, kind));
+        }
+        if !r.0.is_empty() {
+            return None;
+        }
+        // Sorted input: the maps are built in one pass.
+        Some(LowerView {
+            paths: paths.into_iter().collect(),
+            dirs: dirs.into_iter().collect(),
+        })
     }
 }
 
@@ -530,5 +645,56 @@ mod tests {
         ] {
             assert!(Entry::parse_line(line).is_err(), "{line:?} parsed");
         }
+    }
+
+    #[test]
+    fn a_view_round_trips_through_its_bytes_and_bad_bytes_are_no_view() {
+        let mut dir = entry(b"etc", EntryKind::Dir);
+        dir.xattrs = vec![
+            ("user.b".to_owned(), vec![2]),
+            ("user.a".to_owned(), vec![0, 1]),
+        ];
+        let mut lower = LowerView::new();
+        lower.apply(&Listing {
+            entries: vec![
+                dir,
+                entry(b"etc/motd", EntryKind::File),
+                entry(b"usr/bin/sh", EntryKind::Symlink),
+                entry(b"var/cache/x", EntryKind::File),
+            ],
+        });
+        lower.apply(&Listing {
+            entries: vec![
+                Entry::bare(ImagePath(b"etc/motd".to_vec()), EntryKind::Whiteout),
+                Entry::bare(ImagePath(b"var/cache".to_vec()), EntryKind::Opaque),
+                entry(b"var/cache/y", EntryKind::Fifo),
+            ],
+        });
+        let bytes = lower.encode();
+        let back = LowerView::decode(&bytes).expect("its own bytes decode");
+        assert_eq!(back, lower);
+        assert_eq!(
+            back.dir_meta(&ImagePath(b"etc".to_vec()))
+                .map(|m| m.xattrs.clone()),
+            Some(vec![
+                ("user.a".to_owned(), vec![0, 1]),
+                ("user.b".to_owned(), vec![2])
+            ])
+        );
+        assert!(!back.contains(&ImagePath(b"etc/motd".to_vec())));
+        assert_eq!(
+            LowerView::decode(&LowerView::new().encode()),
+            Some(LowerView::new())
+        );
+        // Cut anywhere, or with a byte changed where it matters, it is no view (and no panic).
+        for n in 0..bytes.len() {
+            assert_eq!(LowerView::decode(&bytes[..n]), None, "cut at {n}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(LowerView::decode(&longer), None);
+        let mut huge = bytes.clone();
+        huge[14..22].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(LowerView::decode(&huge), None);
     }
 }

@@ -140,6 +140,14 @@ impl ImagePath {
     }
 }
 
+/// A path's bytes, so maps keyed by paths can be searched without
+/// allocating one (the derived order is the bytes' order).
+impl std::borrow::Borrow<[u8]> for ImagePath {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl std::fmt::Display for ImagePath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&ImagePath::display(self))

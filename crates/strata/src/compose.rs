@@ -519,6 +519,19 @@ fn report_stage(
     }
 }
 
+/// The memo key of the view of a stack of layers: its diff_ids, bottom
+/// first (a listing is a function of its layer's tar, so equal diff_ids
+/// give an equal view).
+fn view_memo_key<'a>(diff_ids: impl Iterator<Item = &'a strata_layer::Digest>) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"strata lower view v1\n");
+    for d in diff_ids {
+        h.update(d.to_string().as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().to_hex().to_string()
+}
+
 /// What a layer that is built gets from the layers below it.
 #[derive(Default)]
 struct Gathered {
@@ -594,22 +607,41 @@ fn build_all(
                         .map_err(|_| Error::Workers("one panicked".into()))?;
                     let mut g = Gathered::default();
                     if layer.reads_below {
+                        // `from-dir` and `run` read the layers' contents, not only the view.
+                        // So do owners by name, which read /etc/passwd and /etc/group.
+                        let records =
+                            matches!(layer.build, Build::Union(_)) || !layer.owner_names.is_empty();
+                        // The view of an unchanged stack is a memo: a layer
+                        // rebuilt over it parses none of the lower listings.
+                        let below = plan.below(layer.id);
+                        let memo = view_memo_key(
+                            below
+                                .iter()
+                                .filter_map(|d| done[d.0].as_ref())
+                                .map(|r| &r.record.desc.diff_id),
+                        );
+                        let memoized = (!records)
+                            .then(|| cache.memo(&memo).and_then(|b| LowerView::decode(&b)))
+                            .flatten();
+                        let fold = memoized.is_none();
+                        g.lower = memoized.unwrap_or_default();
                         // Every layer below is ready: its deps waited for them.
-                        for d in plan.below(layer.id) {
+                        for d in below {
                             if let Some(r) = &mut done[d.0] {
-                                r.load_listing(cache)?;
-                                g.lower.apply(&r.record.listing);
-                                // `from-dir` and `run` read the layers' contents, not only the view.
-                                // So do owners by name, which read /etc/passwd and /etc/group.
-                                if matches!(layer.build, Build::Union(_))
-                                    || !layer.owner_names.is_empty()
-                                {
+                                if fold {
+                                    r.load_listing(cache)?;
+                                    g.lower.apply(&r.record.listing);
+                                }
+                                if records {
                                     g.below.push(r.record.clone());
                                 }
                                 if r.changed {
                                     g.changed_below.push(plan.layer(d).qualified_name());
                                 }
                             }
+                        }
+                        if fold {
+                            cache.put_memo(&memo, &g.lower.encode());
                         }
                     }
                     // Every layer of a source image is ready: its deps
