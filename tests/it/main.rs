@@ -36,6 +36,7 @@ mod real_tools;
 mod registry;
 mod remote_api;
 mod remote_exec;
+mod remote_tls;
 mod repro;
 mod run_mounts;
 mod sandbox;

@@ -108,6 +108,9 @@ impl DigestMemo for MemoIndex {
     fn put(&self, path: &Path, meta: &std::fs::Metadata, digest: [u8; 32]) {
         self.0.put(path, meta, digest);
     }
+    fn knows_dir(&self, dir: &Path) -> bool {
+        self.0.knows_dir(dir)
+    }
 }
 
 /// One layer, ready for export.

@@ -12,6 +12,7 @@
 
 pub mod annotate;
 mod base;
+mod checked_fetch;
 mod compose;
 pub mod diff;
 mod estimate;
