@@ -27,28 +27,41 @@ pub(crate) fn bgd(test: &str) -> Option<PathBuf> {
     )
 }
 
-/// A running BuildGrid, killed (by its pid) when dropped.
-pub(crate) struct BuildGrid {
-    child: Option<Child>,
-    pub(crate) url: String,
+/// What a test's BuildGrid serves besides its CAS, ByteStream and action
+/// cache (in memory, 256 MB), and how it is reached.
+#[derive(Default)]
+pub(crate) struct GridConfig<'a> {
+    /// A scheduler on this PostgreSQL connection, and the execution and
+    /// bots services over it.
+    pub(crate) scheduler_sql: Option<&'a str>,
+    /// TLS with this key and certificate (PEM files): `grpcs://`.
+    pub(crate) tls: Option<(&'a Path, &'a Path)>,
+    /// Bearer tokens required: JWTs (HS256) signed with the secret in this file.
+    pub(crate) jwt_secret: Option<&'a Path>,
 }
 
-impl BuildGrid {
-    pub(crate) fn start(bgd: &Path, dir: &Path) -> BuildGrid {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        std::fs::create_dir_all(dir).unwrap();
-        let config = dir.join("bgd.yml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"server:
-  - !channel
-    address: "127.0.0.1:{port}"
-    insecure-mode: true
-storages:
+/// The configuration file of a BuildGrid on `port`: one builder for every
+/// test's server, so they differ only in what `c` asks for.
+pub(crate) fn grid_config(port: u16, c: &GridConfig) -> String {
+    let mut y = String::new();
+    if let Some(secret) = c.jwt_secret {
+        y += &format!(
+            "authorization:\n  method: jwt\n  secret: {}\n  algorithm: hs256\n",
+            secret.display()
+        );
+    }
+    y += &format!("server:\n  - !channel\n    address: \"127.0.0.1:{port}\"\n");
+    match c.tls {
+        None => y += "    insecure-mode: true\n",
+        Some((key, cert)) => {
+            y += &format!(
+                "    insecure-mode: false\n    credentials:\n      tls-server-key: {}\n      tls-server-cert: {}\n",
+                key.display(),
+                cert.display()
+            )
+        }
+    }
+    y += r#"storages:
   - !lru-storage &cas
     size: 256MB
 caches:
@@ -57,7 +70,13 @@ caches:
     max-cached-refs: 1024
     allow-updates: true
     cache-failed-actions: false
-instances:
+"#;
+    if let Some(sql) = c.scheduler_sql {
+        y += &format!(
+            "schedulers:\n  - !sql-scheduler &sched\n    storage: *cas\n    sql: !sql-connection\n      connection-string: {sql}\n    action-cache: *ac\n"
+        );
+    }
+    y += r#"instances:
   - name: ''
     services:
       - !action-cache
@@ -66,10 +85,39 @@ instances:
         storage: *cas
       - !bytestream
         storage: *cas
-"#
-            ),
-        )
-        .unwrap();
+"#;
+    if c.scheduler_sql.is_some() {
+        y += "      - !execution\n        scheduler: *sched\n      - !bots\n        scheduler: *sched\n";
+    }
+    y
+}
+
+/// A running BuildGrid, killed (by its pid) when dropped.
+pub(crate) struct BuildGrid {
+    child: Option<Child>,
+    pub(crate) url: String,
+}
+
+impl BuildGrid {
+    pub(crate) fn start(bgd: &Path, dir: &Path) -> BuildGrid {
+        BuildGrid::start_with(bgd, dir, &GridConfig::default(), Options::new)
+    }
+
+    /// A BuildGrid configured by `c`, up once a client with the options
+    /// `probe` gives for its URL gets an answer.
+    pub(crate) fn start_with(
+        bgd: &Path,
+        dir: &Path,
+        c: &GridConfig,
+        probe: impl Fn(&str) -> Options,
+    ) -> BuildGrid {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("bgd.yml");
+        std::fs::write(&config, grid_config(port, c)).unwrap();
         let log = std::fs::File::create(dir.join("log")).unwrap();
         let child = Command::new(bgd)
             .args(["server", "start"])
@@ -79,20 +127,21 @@ instances:
             .stderr(log)
             .spawn()
             .expect("start bgd");
+        let scheme = if c.tls.is_some() { "grpcs" } else { "grpc" };
         let grid = BuildGrid {
             child: Some(child),
-            url: format!("grpc://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
         };
         // Up when it answers a real call (a miss).
-        let mut o = Options::new(&grid.url);
+        let mut o = probe(&grid.url);
         o.retries = 0;
         o.timeout = Duration::from_secs(2);
         let client = Client::connect(&o).unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while client.get_action_result(&BlobDigest::of(b"ping")).is_err() {
+        while let Err(e) = client.get_action_result(&BlobDigest::of(b"ping")) {
             assert!(
                 Instant::now() < deadline,
-                "BuildGrid did not answer on port {port}: {}",
+                "BuildGrid did not answer on port {port} ({e}): {}",
                 std::fs::read_to_string(dir.join("log")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(200));
@@ -120,7 +169,7 @@ impl Drop for BuildGrid {
 
 /// A spec with two layers: 3 MB of noise (a blob over the 1 MiB that goes
 /// by ByteStream) and a small file.
-fn spec_dir(dir: &Path) -> PathBuf {
+pub(crate) fn spec_dir(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir.join("inputs")).unwrap();
     let mut noise = vec![0u8; 3 << 20];
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;

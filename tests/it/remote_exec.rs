@@ -135,45 +135,11 @@ fn start_postgres(bin: &Path, bgd: &Path, dir: &Path, procs: &mut Procs) -> Stri
 fn start_buildgrid(bgd: &Path, sql: &str, dir: &Path, procs: &mut Procs) -> String {
     let port = free_port();
     let config = dir.join("bgd.yml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"server:
-  - !channel
-    address: "127.0.0.1:{port}"
-    insecure-mode: true
-storages:
-  - !lru-storage &cas
-    size: 256MB
-caches:
-  - !lru-action-cache &ac
-    storage: *cas
-    max-cached-refs: 1024
-    allow-updates: true
-    cache-failed-actions: false
-schedulers:
-  - !sql-scheduler &sched
-    storage: *cas
-    sql: !sql-connection
-      connection-string: {sql}
-    action-cache: *ac
-instances:
-  - name: ''
-    services:
-      - !action-cache
-        cache: *ac
-      - !cas
-        storage: *cas
-      - !bytestream
-        storage: *cas
-      - !execution
-        scheduler: *sched
-      - !bots
-        scheduler: *sched
-"#
-        ),
-    )
-    .unwrap();
+    let grid = crate::remote_api::GridConfig {
+        scheduler_sql: Some(sql),
+        ..Default::default()
+    };
+    std::fs::write(&config, crate::remote_api::grid_config(port, &grid)).unwrap();
     let log = std::fs::File::create(dir.join("bgd.log")).unwrap();
     procs.0.push(
         Command::new(bgd)
@@ -481,4 +447,107 @@ fn a_warm_compose_asks_the_remote_cache_nothing() {
     let stderr = String::from_utf8_lossy(&changed.stderr);
     assert!(changed.status.success(), "{stderr}");
     assert_eq!(stderr.matches("warning:").count(), 1, "{stderr}");
+}
+
+/// Item 3 of issue 21: one worker with `--jobs 2` runs two independent
+/// layers at once (its log says so when the second starts while the first
+/// runs), and they come out as a local build makes them.
+#[test]
+fn one_worker_runs_two_jobs_at_once() {
+    const TEST: &str = "one_worker_runs_two_jobs_at_once";
+    let Some(bgd) = crate::remote_api::bgd(TEST) else {
+        return;
+    };
+    let Some(pg) = postgres_bin(TEST) else {
+        return;
+    };
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut procs = Procs::default();
+    let sql = start_postgres(&pg, &bgd, dir, &mut procs);
+    let url = start_buildgrid(&bgd, &sql, dir, &mut procs);
+    let log = dir.join("worker.log");
+    procs.0.push(
+        Command::new(strata_bin())
+            .args([
+                "worker",
+                "--server",
+                &url,
+                "--name",
+                "strata-test-jobs2",
+                "--jobs",
+                "2",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start strata worker"),
+    );
+    // Two layers of 12 MB that does not compress, so that each job runs
+    // long enough (its inputs through the CAS, the gzip, its outputs back)
+    // for the other to start meanwhile.
+    let inputs = dir.join("inputs");
+    std::fs::create_dir_all(&inputs).unwrap();
+    for i in 1..=2u64 {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ i;
+        let bytes: Vec<u8> = (0..12 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(inputs.join(format!("r{i}.bin")), bytes).unwrap();
+    }
+    let spec = dir.join("two.kdl");
+    std::fs::write(
+        &spec,
+        "image two {\n    layer a { copy \"inputs/r1.bin\" to=\"/a\" }\n    layer b { copy \"inputs/r2.bin\" to=\"/b\" }\n}\n",
+    )
+    .unwrap();
+    let spec_s = spec.to_str().unwrap();
+    let remote_out = dir.join("out-remote");
+    let json = strata_ok(
+        dir,
+        &dir.join("cache-a"),
+        &[
+            "compose",
+            spec_s,
+            "--remote-exec",
+            &url,
+            "--jobs",
+            "2",
+            "--json",
+            "-o",
+            remote_out.to_str().unwrap(),
+        ],
+    );
+    for (name, remote) in layers_remote(&json) {
+        assert_eq!(remote, "build", "{name} was not built remotely: {json}");
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("done (exit code 0)").count(),
+        2,
+        "the worker ran both jobs:\n{text}"
+    );
+    assert!(
+        text.contains("(2 running)"),
+        "the worker never ran two jobs at once:\n{text}"
+    );
+    let local_out = dir.join("out-local");
+    strata_ok(
+        dir,
+        &dir.join("cache-local"),
+        &["compose", spec_s, "-o", local_out.to_str().unwrap()],
+    );
+    assert!(
+        tree_bytes(&remote_out) == tree_bytes(&local_out),
+        "remote and local layouts differ"
+    );
+    drop(procs);
+    eprintln!("{TEST}: {:.1}s", started.elapsed().as_secs_f64());
 }

@@ -260,6 +260,13 @@ impl InputIndex {
             .or_else(|| self.fresh_get(dir.join(name).as_os_str().as_bytes(), meta))
     }
 
+    /// Whether the loaded index holds any file of directory `dir`: when it
+    /// does not (a fresh cache, a new directory), a caller expects to hash
+    /// every file there rather than find it remembered.
+    pub fn knows_dir(&self, dir: &Path) -> bool {
+        self.loaded.dirs.contains_key(dir_key(dir))
+    }
+
     /// What this process learned for `path`, if trusted.
     fn fresh_get(&self, path: &[u8], meta: &fs::Metadata) -> Option<[u8; 32]> {
         let fresh = self.fresh.lock().ok()?;

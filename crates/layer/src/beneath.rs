@@ -369,6 +369,81 @@ pub fn read_dir_stated(dir: &Path) -> io::Result<Vec<(OsString, io::Result<Metad
         .collect())
 }
 
+/// [`read_dir_stated`], with each entry handed to `f` on the rayon pool
+/// while the directory is open, and, with `open_files`, a regular file
+/// handed over opened for reading (without following symlinks, never blocking) and stated through
+/// that handle: a caller that reads the file then makes four calls for it
+/// (open, stat, read, close) rather than eight (a stat by `O_PATH` handle
+/// here, then an open by its full path, two stats, a read and two closes).
+/// On 53,000 input files that was half the system time of hashing them.
+/// Without `open_files` every entry is stated by its `O_PATH` handle, as
+/// [`read_dir_stated`] does (cheaper when the caller will not read it:
+/// opening for reading and closing cost 15% more CPU than an `O_PATH`
+/// handle on a warm compose of 53,000 files).
+/// Whether an entry is a regular file comes from the directory listing
+/// (`d_type`); an entry the filesystem does not type, or that is something
+/// else, is stated as [`read_dir_stated`] states it. A regular file that
+/// is something else once opened (swapped meanwhile) is an error of its
+/// entry.
+pub fn map_dir_entries<T: Send>(
+    dir: &Path,
+    open_files: bool,
+    f: impl Fn(OsString, io::Result<Metadata>, Option<File>) -> T + Sync,
+) -> io::Result<Vec<T>> {
+    use rayon::prelude::*;
+    let fd = open_nofollow(dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&fd)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            let regular = open_files && entry.file_type() == FileType::RegularFile;
+            names.push((OsString::from_vec(name.to_vec()), regular));
+        }
+    }
+    names.sort_unstable();
+    Ok(names
+        .into_par_iter()
+        .map(|(name, regular)| {
+            if regular {
+                let opened = rustix::fs::openat(
+                    &fd,
+                    name.as_os_str(),
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| match e {
+                    // Listed as a file, a symlink now.
+                    Errno::LOOP => Some(changed()),
+                    // Unreadable (an excluded file need not be readable):
+                    // stated as any other entry, and its reader fails.
+                    _ => None,
+                })
+                .map(File::from)
+                .and_then(|file| match file.metadata() {
+                    Ok(meta) if meta.is_file() => Ok((meta, file)),
+                    Ok(_) => Err(Some(changed())),
+                    Err(e) => Err(Some(e)),
+                });
+                match opened {
+                    Ok((meta, file)) => return f(name, Ok(meta), Some(file)),
+                    Err(Some(e)) => return f(name, Err(e), None),
+                    Err(None) => {}
+                }
+            }
+            let meta = rustix::fs::openat(
+                &fd,
+                name.as_os_str(),
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(io::Error::from)
+            .and_then(|entry| File::from(entry).metadata());
+            f(name, meta, None)
+        })
+        .collect())
+}
+
 /// Resolves the absolute `path` as `open(2)` would, following symlinks,
 /// on directory handles: the physical path it ends at, and the open file
 /// when that is a regular file (`None` for a directory). Anything else (a

@@ -44,7 +44,7 @@ mod tree;
 mod ustar;
 mod xattr;
 
-pub use beneath::{AtReader, HostInput, open_file, read_dir_stated, read_link};
+pub use beneath::{AtReader, HostInput, map_dir_entries, open_file, read_dir_stated, read_link};
 pub use build::{BuildOutput, Progress, build};
 pub use compress::Compression;
 pub use entries::{HostEntry, Source, build_entries, build_entries_on};

@@ -429,6 +429,14 @@ pub trait DigestMemo: Send + Sync {
     }
     /// Record the digest of `path` as hashed with stat data `meta`.
     fn put(&self, path: &Path, meta: &fs::Metadata, digest: [u8; 32]);
+    /// Whether the memo may remember files of directory `dir`: when it
+    /// cannot, the tree's walk opens each file for reading as it lists it
+    /// (four calls per file hashed, not eight), and otherwise states it
+    /// without opening it for reading (what a remembered file costs least).
+    fn knows_dir(&self, dir: &Path) -> bool {
+        let _ = dir;
+        true
+    }
 }
 
 /// Whether an input is a tarball that `add` unpacks: compressed (gzip, xz,
@@ -605,56 +613,118 @@ fn scan_tree(
     ex: Option<(&strata_layer::Excludes, &[u8])>,
 ) -> io::Result<Vec<(OsString, TreeItem)>> {
     use rayon::prelude::*;
-    let stated = strata_layer::read_dir_stated(dir)?;
-    stated
+    // Files are hashed while the directory is open; directories are walked
+    // once it is closed, so a deep tree holds no descriptor per level.
+    let open_files = memo.is_none_or(|m| !m.knows_dir(dir));
+    let entries = strata_layer::map_dir_entries(dir, open_files, |name, meta, opened| {
+        scan_entry(dir, name, meta?, opened, memo, ex)
+    })?;
+    entries
         .into_par_iter()
-        .map(|(name, meta)| {
-            let meta = meta?;
-            let rel = ex.map(|(_, rel)| {
-                let mut r = rel.to_vec();
-                if !r.is_empty() {
-                    r.push(b'/');
-                }
-                r.extend_from_slice(name.as_bytes());
-                r
-            });
-            let excluded = ex
-                .zip(rel.as_deref())
-                .is_some_and(|((x, _), r)| x.excluded(r));
-            let below = ex.zip(rel.as_deref()).map(|((x, _), r)| (x, r));
-            if excluded {
-                let reenters = ex.is_some_and(|(x, _)| x.has_reincludes());
-                return Ok(if meta.is_dir() && reenters {
+        .map(|entry| {
+            Ok(match entry? {
+                Scanned::Item(item) => Some(item),
+                Scanned::Skipped => None,
+                Scanned::Dir {
+                    name,
+                    rel,
+                    excluded,
+                } => {
+                    let below = ex.zip(rel.as_deref()).map(|((x, _), r)| (x, r));
+                    let children = scan_tree(&dir.join(&name), memo, below)?;
                     Some((
-                        name.clone(),
-                        TreeItem::ExcludedDir(scan_tree(&dir.join(&name), memo, below)?),
+                        name,
+                        if excluded {
+                            TreeItem::ExcludedDir(children)
+                        } else {
+                            TreeItem::Dir(children)
+                        },
                     ))
-                } else {
-                    None
-                });
-            }
-            let item = if meta.file_type().is_symlink() {
-                TreeItem::Symlink(
-                    strata_layer::read_link(&dir.join(&name))?
-                        .into_os_string()
-                        .into_vec(),
-                )
-            } else if meta.is_dir() {
-                TreeItem::Dir(scan_tree(&dir.join(&name), memo, below)?)
-            } else if meta.is_file() {
-                // A remembered digest is found without joining the path.
-                let (content, exec) = match memo.and_then(|m| m.get_in(dir, &name, &meta)) {
-                    Some(d) => (d, meta.permissions().mode() & 0o111 != 0),
-                    None => hash_file(&dir.join(&name), memo)?,
-                };
-                TreeItem::File { content, exec }
-            } else {
-                TreeItem::Special
-            };
-            Ok(Some((name, item)))
+                }
+            })
         })
         .filter_map(Result::transpose)
         .collect()
+}
+
+/// What [`scan_entry`] found: an item, nothing (excluded), or a directory
+/// to walk (with its path relative to the excludes' root, when there are
+/// excludes).
+enum Scanned {
+    Item((OsString, TreeItem)),
+    Skipped,
+    Dir {
+        name: OsString,
+        rel: Option<Vec<u8>>,
+        excluded: bool,
+    },
+}
+
+/// One entry of [`scan_tree`]: `opened` is the entry's handle when it is a
+/// regular file, through which `meta` was stated and its bytes are hashed.
+fn scan_entry(
+    dir: &Path,
+    name: OsString,
+    meta: fs::Metadata,
+    opened: Option<fs::File>,
+    memo: Option<&dyn DigestMemo>,
+    ex: Option<(&strata_layer::Excludes, &[u8])>,
+) -> io::Result<Scanned> {
+    let rel = ex.map(|(_, rel)| {
+        let mut r = rel.to_vec();
+        if !r.is_empty() {
+            r.push(b'/');
+        }
+        r.extend_from_slice(name.as_bytes());
+        r
+    });
+    let excluded = ex
+        .zip(rel.as_deref())
+        .is_some_and(|((x, _), r)| x.excluded(r));
+    if excluded {
+        let reenters = ex.is_some_and(|(x, _)| x.has_reincludes());
+        return Ok(if meta.is_dir() && reenters {
+            Scanned::Dir {
+                name,
+                rel,
+                excluded: true,
+            }
+        } else {
+            Scanned::Skipped
+        });
+    }
+    let item = if meta.file_type().is_symlink() {
+        TreeItem::Symlink(
+            strata_layer::read_link(&dir.join(&name))?
+                .into_os_string()
+                .into_vec(),
+        )
+    } else if meta.is_dir() {
+        return Ok(Scanned::Dir {
+            name,
+            rel,
+            excluded: false,
+        });
+    } else if meta.is_file() {
+        // A remembered digest is found without joining the path.
+        let (content, exec) = match (memo.and_then(|m| m.get_in(dir, &name, &meta)), opened) {
+            (Some(d), _) => (d, meta.permissions().mode() & 0o111 != 0),
+            (None, Some(mut f)) => {
+                // Hashed from the handle `meta` was stated through, as
+                // `hash_file` does.
+                let d = hash_reader(&mut f, &meta)?;
+                if let Some(m) = memo {
+                    m.put(&dir.join(&name), &meta, d);
+                }
+                (d, meta.permissions().mode() & 0o111 != 0)
+            }
+            (None, None) => hash_file(&dir.join(&name), memo)?,
+        };
+        TreeItem::File { content, exec }
+    } else {
+        TreeItem::Special
+    };
+    Ok(Scanned::Item((name, item)))
 }
 
 fn digest_tree(

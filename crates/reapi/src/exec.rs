@@ -66,11 +66,24 @@ pub struct Lease {
     pub status: Option<RpcStatus>,
 }
 
-/// `google.devtools.remoteworkers.v1test2.Worker` (its devices only).
+/// `google.devtools.remoteworkers.v1test2.Worker` (its devices and
+/// configs; no properties).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Worker {
     #[prost(message, repeated, tag = "1")]
     pub devices: Vec<Device>,
+    /// BuildGrid reads `capacity` here: how many leases the bot takes at once.
+    #[prost(message, repeated, tag = "3")]
+    pub configs: Vec<WorkerConfig>,
+}
+
+/// `google.devtools.remoteworkers.v1test2.Worker.Config`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WorkerConfig {
+    #[prost(string, tag = "1")]
+    pub key: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
 }
 
 /// `google.devtools.remoteworkers.v1test2.Device`: the first device of a

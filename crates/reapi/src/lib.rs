@@ -24,7 +24,7 @@ mod exec;
 
 pub use exec::{
     BotSession, BotStatus, Device, DeviceProperty, ExecuteResponse, Lease, LeaseState, Platform,
-    PlatformProperty, Worker, pack, type_url,
+    PlatformProperty, Worker, WorkerConfig, pack, type_url,
 };
 
 use std::io::{Read, Write};
@@ -40,6 +40,7 @@ use sha2::Digest as _;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+pub use bazel_remote_apis::google::protobuf::Any;
 pub use bazel_remote_apis::google::rpc::Status as RpcStatus;
 pub use prost::Message;
 pub use re::{

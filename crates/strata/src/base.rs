@@ -468,13 +468,32 @@ pub(crate) fn check_contents(
     diff_id: &Digest,
     layer: &str,
 ) -> Result<strata_layer::Listing, Error> {
+    let file = io::BufReader::with_capacity(
+        1 << 20,
+        fs::File::open(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?,
+    );
+    check_stream(file, path, media_type, diff_id, layer)
+}
+
+/// [`check_contents`] of a blob's bytes as `file` reads them (`path` names
+/// them in errors): what a remote cache hit runs on another thread while
+/// the blob is still arriving, so its bytes are read once.
+pub(crate) fn check_stream(
+    file: impl io::BufRead,
+    path: &Path,
+    media_type: strata_layer::MediaType,
+    diff_id: &Digest,
+    layer: &str,
+) -> Result<strata_layer::Listing, Error> {
     let io_err = |source| Error::Io {
         path: path.to_path_buf(),
         source,
     };
-    let file = io::BufReader::with_capacity(1 << 20, fs::File::open(path).map_err(io_err)?);
-    let tar: Box<dyn io::Read> = match media_type {
-        strata_layer::MediaType::TarGzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+    let tar: Box<dyn io::Read + '_> = match media_type {
+        strata_layer::MediaType::TarGzip => Box::new(flate2::bufread::MultiGzDecoder::new(file)),
         strata_layer::MediaType::TarZstd => {
             Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(io_err)?)
         }

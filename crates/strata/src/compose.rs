@@ -108,6 +108,9 @@ impl DigestMemo for MemoIndex {
     fn put(&self, path: &Path, meta: &std::fs::Metadata, digest: [u8; 32]) {
         self.0.put(path, meta, digest);
     }
+    fn knows_dir(&self, dir: &Path) -> bool {
+        self.0.knows_dir(dir)
+    }
 }
 
 /// One layer, ready for export.
@@ -555,6 +558,22 @@ struct Gathered {
 /// key changed since their last build ("changed below: base/app"), the top
 /// few of a deep stack. When none did (a stack put back as it once was),
 /// the part stays as it is.
+/// At most this many changes are named in a miss's reason, then how many
+/// more: a `packages` layer whose set changed has hundreds (each package
+/// is a key part, and one more shifts the numbers of those after it).
+const NAMED_CHANGES: usize = 10;
+
+fn capped(changes: Vec<String>) -> String {
+    if changes.len() <= NAMED_CHANGES {
+        return changes.join("; ");
+    }
+    format!(
+        "{}; and {} more",
+        changes[..NAMED_CHANGES].join("; "),
+        changes.len() - NAMED_CHANGES
+    )
+}
+
 fn name_changed_below(changes: Vec<String>, changed_below: &[String]) -> Vec<String> {
     const NAMED: usize = 8;
     let mut out = Vec::with_capacity(changes.len());
@@ -800,7 +819,7 @@ fn build_one(
                 if changes.is_empty() {
                     "the key changed".to_owned()
                 } else {
-                    name_changed_below(changes, &changed_below).join("; ")
+                    capped(name_changed_below(changes, &changed_below))
                 }
             }
         },

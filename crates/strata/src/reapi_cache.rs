@@ -277,14 +277,9 @@ pub(crate) fn take_result(
         )));
     }
     // Straight into a cache blob (a temporary file until `put`), checked
-    // there: no second copy of the bytes.
+    // as it arrives: no second copy of the bytes, no second read.
     let mut blob = cache.new_blob()?;
-    client.read(&blob_d, &mut blob)?;
-    std::io::Write::flush(&mut blob).map_err(|source| Error::Io {
-        path: blob.path().to_path_buf(),
-        source,
-    })?;
-    crate::remote_cache::check_fetched(key, &record, blob.path(), source)?;
+    crate::checked_fetch::fetch_checked(client, &blob_d, &mut blob, key, &record, source)?;
     cache.put(key, &record, blob)?;
     Ok(())
 }

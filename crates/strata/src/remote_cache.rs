@@ -180,10 +180,6 @@ fn pull_one(
     Ok(true)
 }
 
-/// Put a layer fetched from another machine (its record, its blob in the
-/// temporary file `tmp`) into `cache`, once the blob's tar hashes to the
-/// record's diff_id and its files are the record's listing: a remote
-/// record is taken on no one's word. `source` names where it came from.
 /// Check a fetched blob (at `path`, its digest already checked) against
 /// its record: its tar must hash to the diff_id and hold exactly the
 /// record's listing.
@@ -195,7 +191,34 @@ pub(crate) fn check_fetched(
 ) -> Result<(), Error> {
     let listing =
         crate::base::check_contents(path, record.desc.media_type, &record.desc.diff_id, key)?;
-    if listing != record.listing {
+    same_listing(record, &listing, source)
+}
+
+/// [`check_fetched`] of a blob's bytes as `blob` reads them while they
+/// arrive (`path` names them in errors).
+pub(crate) fn check_fetched_stream(
+    key: &str,
+    record: &LayerRecord,
+    blob: impl std::io::BufRead,
+    path: &std::path::Path,
+    source: &str,
+) -> Result<(), Error> {
+    let listing = crate::base::check_stream(
+        blob,
+        path,
+        record.desc.media_type,
+        &record.desc.diff_id,
+        key,
+    )?;
+    same_listing(record, &listing, source)
+}
+
+fn same_listing(
+    record: &LayerRecord,
+    listing: &strata_layer::Listing,
+    source: &str,
+) -> Result<(), Error> {
+    if *listing != record.listing {
         return Err(Error::BadSource {
             source_ref: source.to_owned(),
             reason: format!(
@@ -207,6 +230,10 @@ pub(crate) fn check_fetched(
     Ok(())
 }
 
+/// Put a layer fetched from another machine (its record, its blob in the
+/// temporary file `tmp`) into `cache`, once the blob's tar hashes to the
+/// record's diff_id and its files are the record's listing: a remote
+/// record is taken on no one's word. `source` names where it came from.
 pub(crate) fn store_fetched(
     cache: &Cache,
     key: &str,

@@ -1,10 +1,10 @@
 //! `strata worker --server URL`: a bot of the Remote Workers API that runs
 //! strata's layer jobs for a Remote Execution API server (BuildGrid's Bots
-//! service): it opens a bot session, leases actions one at a time, fetches
-//! each action's input root from the CAS into a temporary directory, runs
-//! `strata __layer-job job.json` there (this binary, as a child process),
-//! uploads the outputs and its stderr, and reports the `ActionResult` on
-//! the lease.
+//! service): it opens a bot session, leases actions (`--jobs` at once, each
+//! on a thread of its own), fetches each action's input root from the CAS
+//! into a temporary directory, runs `strata __layer-job job.json` there
+//! (this binary, as a child process), uploads the outputs and its stderr,
+//! and reports the `ActionResult` on the lease.
 //!
 //! Why a bot of its own: BuildGrid 0.4 ships no bot (its `buildbox-worker`
 //! and `buildbox-run-hosttools` are C++ programs outside PyPI), and a bot
@@ -17,12 +17,15 @@
 //! nothing lands outside it; the directory is removed after the job; a
 //! server that is down is waited for, never a crash.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use strata_reapi::{
     Action, ActionResult, BlobDigest, BotSession, BotStatus, Client, Command, Device,
     DeviceProperty, Directory, Lease, LeaseState, Message as _, OutputFile, Source, Worker,
+    WorkerConfig,
 };
 
 use crate::Error;
@@ -40,12 +43,33 @@ pub struct WorkerOptions {
     pub server: strata_reapi::Options,
     /// The bot's id, unique among the server's bots.
     pub name: String,
+    /// How many jobs run at once (at least 1): the bot's capacity, which
+    /// it tells the server (BuildGrid's `capacity` config) and never
+    /// exceeds.
+    pub jobs: usize,
 }
 
-/// Run jobs for the server until the process is stopped. `log` gets one
-/// line per job and per trouble with the server.
+/// How long an `UpdateBotSession` may wait for work while jobs run and
+/// there is room for more: short, so that a job that ends is reported
+/// soon. BuildGrid waits 80% of the deadline for new work, and assigns
+/// none under its 3 s network timeout.
+const POLL_BUSY: Duration = Duration::from_secs(4);
+
+/// How long a bot at capacity waits for a job to end before it tells the
+/// server it is alive.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// What came of one lease's job: its status and `ActionResult`.
+type Outcome = (strata_reapi::RpcStatus, Option<strata_reapi::Any>);
+
+/// Run jobs for the server until the process is stopped, up to
+/// `opts.jobs` at once, each on a thread of its own while this one keeps
+/// the bot session: it reports a job as soon as it ends (or, while there is
+/// room for more, within [`POLL_BUSY`]). `log` gets one line per job and
+/// per trouble with the server.
 pub fn run_worker(opts: &WorkerOptions, log: &(dyn Fn(String) + Sync)) -> Result<(), Error> {
     let client = Client::connect(&opts.server)?;
+    let jobs = opts.jobs.max(1);
     let fresh = || BotSession {
         bot_id: opts.name.clone(),
         status: BotStatus::Ok as i32,
@@ -57,50 +81,101 @@ pub fn run_worker(opts: &WorkerOptions, log: &(dyn Fn(String) + Sync)) -> Result
                     value: "linux".into(),
                 }],
             }],
+            configs: vec![WorkerConfig {
+                key: "capacity".into(),
+                value: jobs.to_string(),
+            }],
         }),
         ..Default::default()
     };
-    let mut session: Option<BotSession> = None;
-    loop {
-        let got = match session.take() {
-            None => client.create_bot_session(fresh(), POLL),
-            Some(s) => client.update_bot_session(s, POLL),
-        };
-        let mut s = match got {
-            Ok(s) => s,
-            Err(e) => {
-                log(format!("worker {}: {e}; trying again", opts.name));
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
+    std::thread::scope(|scope| {
+        let (done_tx, done_rx) = mpsc::channel::<(String, Outcome)>();
+        // Leases whose job runs, and jobs that ended and are not reported yet.
+        let mut running: BTreeSet<String> = BTreeSet::new();
+        let mut ended: BTreeMap<String, Outcome> = BTreeMap::new();
+        let mut session: Option<BotSession> = None;
+        loop {
+            // At capacity the server has nothing to give: wait for a job
+            // to end (or to say the bot is alive).
+            if running.len() >= jobs
+                && ended.is_empty()
+                && let Ok((id, outcome)) = done_rx.recv_timeout(KEEPALIVE)
+            {
+                running.remove(&id);
+                ended.insert(id, outcome);
             }
-        };
-        // A lease offered (PENDING) is accepted first: the server starts
-        // the job when it hears the lease is ACTIVE.
-        let mut accepted = false;
-        for lease in &mut s.leases {
-            if lease.state == LeaseState::Pending as i32 {
-                lease.state = LeaseState::Active as i32;
-                accepted = true;
+            while let Ok((id, outcome)) = done_rx.try_recv() {
+                running.remove(&id);
+                ended.insert(id, outcome);
             }
-        }
-        if !accepted {
-            for lease in &mut s.leases {
-                if lease.state == LeaseState::Active as i32 {
-                    run_lease(&client, lease, &opts.name, log);
+            if let Some(s) = &mut session {
+                for lease in &mut s.leases {
+                    if let Some((status, result)) = ended.remove(&lease.id) {
+                        lease.state = LeaseState::Completed as i32;
+                        lease.status = Some(status);
+                        lease.result = result;
+                    }
                 }
             }
-            // Leases the server cancelled are dropped.
+            // Jobs of leases the server no longer holds are not reported.
+            ended.clear();
+            let poll = if running.is_empty() { POLL } else { POLL_BUSY };
+            let got = match session.take() {
+                None => client.create_bot_session(fresh(), poll),
+                Some(s) => client.update_bot_session(s, poll),
+            };
+            let mut s = match got {
+                Ok(s) => s,
+                Err(e) => {
+                    log(format!("worker {}: {e}; trying again", opts.name));
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            // A lease the server holds as ACTIVE (accepted in an earlier
+            // round) starts now; one offered (PENDING) is accepted while
+            // there is room, and the server starts the job when it hears so.
+            let mut taken = running.len();
+            for lease in &mut s.leases {
+                if lease.state == LeaseState::Active as i32 && !running.contains(&lease.id) {
+                    if taken >= jobs {
+                        continue;
+                    }
+                    taken += 1;
+                    running.insert(lease.id.clone());
+                    log(format!(
+                        "worker {}: job {} started ({} running)",
+                        opts.name,
+                        lease.id,
+                        running.len()
+                    ));
+                    let (lease, tx, client) = (lease.clone(), done_tx.clone(), &client);
+                    let name = opts.name.as_str();
+                    scope.spawn(move || {
+                        let outcome = run_lease(client, &lease, name, log);
+                        // The receiver lives as long as the scope.
+                        let _ = tx.send((lease.id, outcome));
+                    });
+                }
+            }
+            for lease in &mut s.leases {
+                if lease.state == LeaseState::Pending as i32 && taken < jobs {
+                    lease.state = LeaseState::Active as i32;
+                    taken += 1;
+                }
+            }
+            // Leases the server cancelled are dropped (a job of one that
+            // runs ends unreported).
             s.leases.retain(|l| l.state != LeaseState::Cancelled as i32);
+            session = Some(s);
         }
-        session = Some(s);
-    }
+    })
 }
 
-/// Run one lease's action and mark it completed, with its result or why
-/// it could not run.
-fn run_lease(client: &Client, lease: &mut Lease, name: &str, log: &(dyn Fn(String) + Sync)) {
+/// Run one lease's action: its result, or why it could not run.
+fn run_lease(client: &Client, lease: &Lease, name: &str, log: &(dyn Fn(String) + Sync)) -> Outcome {
     let started = Instant::now();
-    let (status, result) = match run_action(client, lease) {
+    match run_action(client, lease) {
         Ok(result) => {
             log(format!(
                 "worker {name}: job {} done (exit code {}) in {:.1}s",
@@ -129,10 +204,7 @@ fn run_lease(client: &Client, lease: &mut Lease, name: &str, log: &(dyn Fn(Strin
                 None,
             )
         }
-    };
-    lease.state = LeaseState::Completed as i32;
-    lease.status = Some(status);
-    lease.result = result;
+    }
 }
 
 fn bad(lease: &Lease, reason: impl Into<String>) -> Error {
