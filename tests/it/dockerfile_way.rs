@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{have, repo, run_ok, strata_ok};
+use crate::support::{have, remove_container, repo, run_ok, strata_ok};
 
 /// The host's Debian mirror (see [`strata::packages::host_debian_mirror`]).
 pub(crate) fn host_mirror() -> Option<String> {
@@ -206,7 +206,7 @@ fn tomcat_the_dockerfile_way_composes_and_serves_its_jsp() {
         run_ok(&mut run);
         let body = http_get(port, "/", 180);
         let logs = Command::new(runner).args(["logs", &name]).output();
-        let _ = Command::new(runner).args(["rm", "-f", &name]).output();
+        remove_container(runner, &name, !docker);
         let body = body.unwrap_or_else(|| {
             panic!(
                 "{runner}: tomcat never served /:\n{}",

@@ -26,6 +26,7 @@ mod multi_stage;
 mod nothing_escapes;
 mod outputs;
 mod owner_names;
+mod package_locked;
 mod package_reports;
 mod package_scripts;
 mod packages;

@@ -13,7 +13,7 @@
 use std::fs;
 
 use serde_json::Value;
-use strata_testkit::debrepo::{build_deb, have_tools, index_and_sign, sign};
+use strata_testkit::debrepo::{SignedRepo, build_deb, have_tools, index_and_sign, sign};
 
 use crate::support::{sbom_of, strata_ok};
 
@@ -24,23 +24,22 @@ fn sbom_purls_and_package_changes_in_lock_and_diff() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (root, gnupg, cache) = (
-        tmp.path().join("repo"),
-        tmp.path().join("gnupg"),
-        tmp.path().join("cache"),
+    let repo = SignedRepo::at(tmp.path());
+    let (root, gnupg, cache, dir) = (
+        repo.root.clone(),
+        repo.gnupg.clone(),
+        repo.cache.clone(),
+        repo.dir.clone(),
     );
     build_deb(&root, "app", "1.0", "amd64", &["Depends: lib, gone"]);
     build_deb(&root, "lib", "1:1.0+b1", "amd64", &[]);
     build_deb(&root, "gone", "3", "all", &[]);
-    let key = index_and_sign(&root, &gnupg);
-    let dir = tmp.path().join("spec");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("test.gpg"), &key).unwrap();
+    repo.publish();
     fs::write(
         dir.join("app.kdl"),
         format!(
-            "repository test url=\"file://{}\" suite=\"stable\" keyring=\"test.gpg\"\nimage app {{\n    layer os {{ file \"/etc/os-release\" \"ID=debian\\nVERSION_ID=\\\"12\\\"\\n\" }}\n    layer app {{ packages \"app\" }}\n}}\n",
-            root.display()
+            "{}image app {{\n    layer os {{ file \"/etc/os-release\" \"ID=debian\\nVERSION_ID=\\\"12\\\"\\n\" }}\n    layer app {{ packages \"app\" }}\n}}\n",
+            repo.repository("")
         ),
     )
     .unwrap();
@@ -168,13 +167,15 @@ fn an_expired_release_is_an_error_unless_the_spec_opts_out() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (root, gnupg, cache) = (
-        tmp.path().join("repo"),
-        tmp.path().join("gnupg"),
-        tmp.path().join("cache"),
+    let repo = SignedRepo::at(tmp.path());
+    let (root, gnupg, cache, dir) = (
+        repo.root.clone(),
+        repo.gnupg.clone(),
+        repo.cache.clone(),
+        repo.dir.clone(),
     );
     build_deb(&root, "app", "1", "amd64", &[]);
-    let key = index_and_sign(&root, &gnupg);
+    repo.publish();
     let release = root.join("dists/stable/Release");
     let text = fs::read_to_string(&release).unwrap();
     fs::write(
@@ -183,15 +184,12 @@ fn an_expired_release_is_an_error_unless_the_spec_opts_out() {
     )
     .unwrap();
     sign(&root, &gnupg);
-    let dir = tmp.path().join("spec");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("test.gpg"), &key).unwrap();
     let spec = |opt: &str| {
         fs::write(
             dir.join("app.kdl"),
             format!(
-                "repository test url=\"file://{}\" suite=\"stable\" keyring=\"test.gpg\"{opt}\nimage app {{\n    layer app {{ packages \"app\" }}\n}}\n",
-                root.display()
+                "{}image app {{\n    layer app {{ packages \"app\" }}\n}}\n",
+                repo.repository(opt)
             ),
         )
         .unwrap();

@@ -8,7 +8,7 @@
 
 use std::fs;
 
-use strata_testkit::debrepo::{build_deb_with, have_tools, index_and_sign};
+use strata_testkit::debrepo::{SignedRepo, build_deb_with, have_tools};
 
 use crate::support::strata_ok;
 
@@ -28,7 +28,8 @@ case "$1" in
         done
         [ -d /etc/svc/local ] || mkdir -m 2775 /etc/svc/local
         dpkg-statoverride --update --add root svc 4750 /usr/bin/svc-helper
-        # Not recognized, so not done: a symbolic mode, an unknown word.
+        # A symbolic mode, from the file's own; an unknown word is not
+        # recognized, so not done.
         chmod g+w /etc/svc/untouched
         chown "$2" /etc/svc/untouched
     ;;
@@ -42,11 +43,8 @@ fn chown_chmod_mkdir_and_statoverride_of_postinsts_are_in_the_image() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (root, gnupg, cache) = (
-        tmp.path().join("repo"),
-        tmp.path().join("gnupg"),
-        tmp.path().join("cache"),
-    );
+    let repo = SignedRepo::at(tmp.path());
+    let (root, cache, dir) = (repo.root.clone(), repo.cache.clone(), repo.dir.clone());
     build_deb_with(
         &root,
         "base-passwd",
@@ -82,15 +80,12 @@ fn chown_chmod_mkdir_and_statoverride_of_postinsts_are_in_the_image() {
             ("usr/bin/svc-helper", "#!/bin/sh\n"),
         ],
     );
-    let key = index_and_sign(&root, &gnupg);
-    let dir = tmp.path().join("spec");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("test.gpg"), &key).unwrap();
+    repo.publish();
     fs::write(
         dir.join("app.kdl"),
         format!(
-            "repository test url=\"file://{}\" suite=\"stable\" keyring=\"test.gpg\"\nimage app {{\n    layer base {{ packages \"base-passwd\" }}\n    layer svc {{ packages \"svc\" }}\n}}\n",
-            root.display()
+            "{}image app {{\n    layer base {{ packages \"base-passwd\" }}\n    layer svc {{ packages \"svc\" }}\n}}\n",
+            repo.repository("")
         ),
     )
     .unwrap();
@@ -114,7 +109,7 @@ fn chown_chmod_mkdir_and_statoverride_of_postinsts_are_in_the_image() {
         ("/etc/svc/secret.conf", "file 0640 0:999"),
         ("/etc/svc/local/", "dir 2775 0:0"),
         ("/usr/bin/svc-helper", "file 4750 0:999"),
-        ("/etc/svc/untouched", "file 0644 0:0"),
+        ("/etc/svc/untouched", "file 0664 0:0"),
     ] {
         let line = entry(path);
         assert!(line.contains(meta), "{path}: want {meta}, got {line}");
@@ -148,5 +143,95 @@ fn chown_chmod_mkdir_and_statoverride_of_postinsts_are_in_the_image() {
         panic!("{test}: umoci cannot unpack the image: {unpacked:?}");
     } else {
         eprintln!("SKIPPED {test} (the dpkg-statoverride part): umoci cannot unpack the image");
+    }
+}
+
+const WEB_POSTINST: &str = r#"#!/bin/sh
+set -e
+case "$1" in
+    configure)
+        touch /var/log/web/access.log /var/log/web/error.log
+        : > /var/lib/web/state
+        echo "ready" > /etc/web/status
+        if [ ! -d /var/www/html ]; then
+            cp -r /usr/share/web/default /var/www/html
+        fi
+        chmod -R g+w,o-rwx /var/lib/web
+        chmod u+x /usr/share/web/tool
+        umask 077
+        touch /var/lib/web/secret
+        if dpkg --compare-versions "$2" lt-nl 2.0; then
+            touch /var/lib/web/upgraded
+        fi
+    ;;
+    triggered)
+        touch /var/lib/web/triggered
+    ;;
+esac
+"#;
+
+#[test]
+fn touch_redirections_cp_and_symbolic_chmod_of_postinsts_are_in_the_image() {
+    let test = "touch_redirections_cp_and_symbolic_chmod_of_postinsts_are_in_the_image";
+    if !have_tools(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = SignedRepo::at(tmp.path());
+    build_deb_with(
+        &repo.root,
+        "web",
+        "1.0",
+        "amd64",
+        &[],
+        &[
+            ("DEBIAN/postinst", WEB_POSTINST),
+            ("var/log/web/.keep", ""),
+            ("var/lib/web/data", "d\n"),
+            ("etc/web/web.conf", "c\n"),
+            ("usr/share/web/default/index.html", "<p>hi</p>\n"),
+            ("usr/share/web/default/sub/a.txt", "a\n"),
+            ("usr/share/web/tool", "#!/bin/sh\n"),
+        ],
+    );
+    repo.publish();
+    repo.write_spec(
+        "web.kdl",
+        "image web {\n    layer web { packages \"web\" }\n}\n",
+    );
+    strata_ok(
+        &repo.dir,
+        &repo.cache,
+        &["compose", "web.kdl", "-o", "out", "-q"],
+    );
+    let files = strata_ok(&repo.dir, &repo.cache, &["inspect", "out:web", "--files"]);
+    let entry = |path: &str| -> Option<String> {
+        files
+            .lines()
+            .map(str::trim)
+            .rfind(|l| l.starts_with(&format!("{path} ")))
+            .map(str::to_owned)
+    };
+    for (path, meta) in [
+        ("/var/log/web/access.log", "file 0644 0:0 0 "),
+        ("/var/log/web/error.log", "file 0644 0:0 0 "),
+        // Made, then `chmod -R g+w,o-rwx` of its directory.
+        ("/var/lib/web/state", "file 0660 0:0 0 "),
+        ("/var/lib/web/", "dir 0770 0:0"),
+        ("/var/lib/web/data", "file 0660 0:0"),
+        ("/etc/web/status", "file 0644 0:0 6 "),
+        ("/var/www/html/", "dir 0755 0:0"),
+        ("/var/www/html/index.html", "file 0644 0:0 10 "),
+        ("/var/www/html/sub/a.txt", "file 0644 0:0 2 "),
+        ("/usr/share/web/tool", "file 0744 0:0"),
+        // After `umask 077`.
+        ("/var/lib/web/secret", "file 0600 0:0 0 "),
+    ] {
+        let line = entry(path).unwrap_or_else(|| panic!("{path} is not in the image:\n{files}"));
+        assert!(line.contains(meta), "{path}: want {meta}, got {line}");
+    }
+    // An upgrade's and a trigger's commands are not a fresh install's.
+    for path in ["/var/lib/web/upgraded", "/var/lib/web/triggered"] {
+        assert!(entry(path).is_none(), "{path} is in the image:\n{files}");
     }
 }

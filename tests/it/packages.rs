@@ -14,7 +14,7 @@ use std::process::Command;
 
 use crate::support::{have, run_ok};
 
-use strata_testkit::debrepo::{build_deb, index_and_sign};
+use strata_testkit::debrepo::{SignedRepo, build_deb, index_and_sign};
 
 /// A file of an OCI layout's first image, from its layers (the top one
 /// that has it wins).
@@ -76,11 +76,8 @@ fn a_layer_of_packages_from_a_signed_repository() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (root, gnupg, cache) = (
-        tmp.path().join("repo"),
-        tmp.path().join("gnupg"),
-        tmp.path().join("cache"),
-    );
+    let repo = SignedRepo::at(tmp.path());
+    let (root, cache, dir) = (repo.root.clone(), repo.cache.clone(), repo.dir.clone());
     build_deb(
         &root,
         "app",
@@ -92,17 +89,14 @@ fn a_layer_of_packages_from_a_signed_repository() {
     build_deb(&root, "altlib", "1", "amd64", &[]);
     build_deb(&root, "jre", "17", "amd64", &["Provides: java-runtime"]);
     build_deb(&root, "base", "1", "all", &["Essential: yes"]);
-    let key = index_and_sign(&root, &gnupg);
-    let dir = tmp.path().join("spec");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("test.gpg"), &key).unwrap();
+    repo.publish();
     let spec = dir.join("app.kdl");
     let write_spec = |pkgs: &str| {
         fs::write(
             &spec,
             format!(
-                "repository test url=\"file://{}\" suite=\"stable\" keyring=\"test.gpg\"\nimage app {{\n    layer base {{ packages \"base\" }}\n    layer app {{ packages {pkgs} }}\n}}\n",
-                root.display()
+                "{}image app {{\n    layer base {{ packages \"base\" }}\n    layer app {{ packages {pkgs} }}\n}}\n",
+                repo.repository("")
             ),
         )
         .unwrap();
@@ -302,22 +296,21 @@ fn the_lock_pins_the_packages_and_locked_composes_install_exactly_them() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (root, gnupg, cache) = (
-        tmp.path().join("repo"),
-        tmp.path().join("gnupg"),
-        tmp.path().join("cache"),
+    let repo = SignedRepo::at(tmp.path());
+    let (root, gnupg, cache, dir) = (
+        repo.root.clone(),
+        repo.gnupg.clone(),
+        repo.cache.clone(),
+        repo.dir.clone(),
     );
     build_deb(&root, "app", "1.0", "amd64", &["Depends: lib"]);
     build_deb(&root, "lib", "1.0", "amd64", &[]);
-    let key = index_and_sign(&root, &gnupg);
-    let dir = tmp.path().join("spec");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("test.gpg"), &key).unwrap();
+    repo.publish();
     fs::write(
         dir.join("app.kdl"),
         format!(
-            "repository test url=\"file://{}\" suite=\"stable\" keyring=\"test.gpg\"\nimage app {{\n    layer app {{ packages \"app\" }}\n}}\n",
-            root.display()
+            "{}image app {{\n    layer app {{ packages \"app\" }}\n}}\n",
+            repo.repository("")
         ),
     )
     .unwrap();

@@ -165,6 +165,24 @@ pub fn sbom_of(layout: &Path) -> (serde_json::Value, PathBuf) {
     (json_file(&path), path)
 }
 
+/// Removes a container `runner` (podman or docker) started, and the image
+/// it ran when `image` says so: podman pulls an `oci:DIR:TAG` into the
+/// user's own store under the layout's path, and a suite that left them
+/// there filled 15 GB of a developer's disk.
+pub fn remove_container(runner: &str, name: &str, image: bool) {
+    let id = Command::new(runner)
+        .args(["inspect", "--format", "{{.Image}}", name])
+        .output();
+    let _ = Command::new(runner).args(["rm", "-f", name]).output();
+    let id = id.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    if let Ok(id) = id.as_deref()
+        && image
+        && !id.is_empty()
+    {
+        let _ = Command::new(runner).args(["rmi", "-f", id]).output();
+    }
+}
+
 /// Run a command, asserting success; returns stdout.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd

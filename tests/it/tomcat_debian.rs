@@ -17,7 +17,7 @@ use std::process::Command;
 use strata::lock::{Lock, lock_path};
 
 use crate::dockerfile_way::{docker_ready, free_port, http_get, mirror_or_skip};
-use crate::support::{have, repo, run_ok, strata_ok};
+use crate::support::{have, remove_container, repo, run_ok, strata_ok};
 
 /// What the page says once tomcat compiled and ran the JSP.
 const SERVED: &str = "Hello from strata on Tomcat";
@@ -114,7 +114,7 @@ fn tomcat_from_debian_packages_serves_its_jsp() {
         .args(["exec", &name, "sh", "-c", INSIDE])
         .output();
     let logs = Command::new("podman").args(["logs", &name]).output();
-    let _ = Command::new("podman").args(["rm", "-f", &name]).output();
+    remove_container("podman", &name, true);
     let body = body.unwrap_or_else(|| {
         panic!(
             "podman: tomcat never served /:\n{}",
@@ -176,11 +176,12 @@ const FETCH: &str =
     "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3";
 
 /// What is asked inside the running image.
-const INSIDE: &str = "id tomcat; getent group tomcat; stat -c 'STAT %n %a %U:%G' /etc/tomcat10/server.xml /etc/tomcat10/policy.d /etc/tomcat10/Catalina /var/lib/tomcat10/webapps /var/lib/tomcat10/lib /var/log/tomcat10 /var/cache/tomcat10 /var/log/journal /etc/.java/.systemPrefs; dpkg -l; echo AUDIT; dpkg --audit; echo END";
+const INSIDE: &str = "id tomcat; getent group tomcat; stat -c 'STAT %n %a %U:%G' /etc/tomcat10/server.xml /etc/tomcat10/policy.d /etc/tomcat10/Catalina /var/lib/tomcat10/webapps /var/lib/tomcat10/lib /var/log/tomcat10 /var/cache/tomcat10 /var/log/journal /etc/.java/.systemPrefs /var/lib/tomcat10/webapps/ROOT /var/lib/tomcat10/webapps/ROOT/META-INF/context.xml /etc/.java/.systemPrefs/.system.lock /etc/subuid /var/log/faillog /etc/security/opasswd /var/lib/ucf/registry; dpkg -l; echo AUDIT; dpkg --audit; echo END";
 
 /// Owners and modes as `apt-get install --no-install-recommends tomcat10`
 /// leaves them in Docker's debian:bookworm (checked by hand: the postinsts'
-/// `chown`/`chmod`/`mkdir`, and tmpfiles' `z` lines).
+/// `chown`/`chmod`/`mkdir`, tmpfiles' `z` lines, and the files the
+/// postinsts make).
 const APT_STATS: &[&str] = &[
     "STAT /etc/tomcat10/server.xml 640 root:tomcat",
     "STAT /etc/tomcat10/policy.d 755 root:tomcat",
@@ -191,6 +192,15 @@ const APT_STATS: &[&str] = &[
     "STAT /var/cache/tomcat10 750 tomcat:tomcat",
     "STAT /var/log/journal 2755 root:systemd-journal",
     "STAT /etc/.java/.systemPrefs 755 root:root",
+    // Files the postinsts make (`cp -r`, `touch` under `umask 066`), as
+    // apt-get install leaves them in a container on Debian 12's minbase.
+    "STAT /var/lib/tomcat10/webapps/ROOT 755 root:root",
+    "STAT /var/lib/tomcat10/webapps/ROOT/META-INF/context.xml 644 root:root",
+    "STAT /etc/.java/.systemPrefs/.system.lock 644 root:root",
+    "STAT /etc/subuid 644 root:root",
+    "STAT /var/log/faillog 644 root:root",
+    "STAT /etc/security/opasswd 600 root:root",
+    "STAT /var/lib/ucf/registry 644 root:root",
 ];
 
 fn check_inside(out: &str) {

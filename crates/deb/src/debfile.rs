@@ -8,6 +8,7 @@
 //! members strata needs into memory, bounded by [`CONTROL_MAX`]. Callers
 //! hand this module only files whose sha256 matched their signed index.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -24,6 +25,30 @@ pub const WANTED_MAX: u64 = 1 << 20;
 
 /// Files read out of an archive, by path.
 pub type Files = std::collections::BTreeMap<String, Vec<u8>>;
+
+/// Entries' [`EntryMeta`], by path.
+pub type Metas = BTreeMap<String, EntryMeta>;
+
+/// An entry of a data archive as [`DebFile::scan_data_meta`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryMeta {
+    pub kind: EntryKind,
+    /// The permission bits.
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    /// A symlink's target.
+    pub link: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    /// A hard link, device or fifo: not copied by the effects strata does.
+    Other,
+}
 
 /// One member of the `ar` archive.
 #[derive(Debug, Clone)]
@@ -215,6 +240,19 @@ impl DebFile {
         max_entries: usize,
         want: impl Fn(&str) -> bool,
     ) -> Result<(Vec<String>, Files), Error> {
+        let (paths, files, _) = self.scan_data_meta(max_entries, want, |_| false)?;
+        Ok((paths, files))
+    }
+
+    /// [`DebFile::scan_data`], also returning the kind, mode, owner and
+    /// link target of the entries whose path `want_meta` picks.
+    pub fn scan_data_meta(
+        &mut self,
+        max_entries: usize,
+        want: impl Fn(&str) -> bool,
+        want_meta: impl Fn(&str) -> bool,
+    ) -> Result<(Vec<String>, Files, Metas), Error> {
+        let mut metas = BTreeMap::new();
         let (deb, member) = (self.name.clone(), self.data.name.clone());
         let bad = |reason: String| Error::BadDeb {
             deb: deb.clone(),
@@ -248,9 +286,39 @@ impl DebFile {
                 }
                 files.insert(path.clone(), buf);
             }
+            if want_meta(&path) {
+                let h = e.header();
+                let t = h.entry_type();
+                let kind = if t.is_file() {
+                    EntryKind::File
+                } else if t.is_dir() {
+                    EntryKind::Dir
+                } else if t.is_symlink() {
+                    EntryKind::Symlink
+                } else {
+                    EntryKind::Other
+                };
+                let link = e
+                    .link_name_bytes()
+                    .map(|l| String::from_utf8_lossy(&l).into_owned());
+                metas.insert(
+                    path.clone(),
+                    EntryMeta {
+                        kind,
+                        mode: h.mode().map_err(|e| bad(e.to_string()))? & 0o7777,
+                        uid: h.uid().map_err(|e| bad(e.to_string()))?,
+                        gid: h.gid().map_err(|e| bad(e.to_string()))?,
+                        link: if kind == EntryKind::Symlink {
+                            link
+                        } else {
+                            None
+                        },
+                    },
+                );
+            }
             out.push(path);
         }
-        Ok((out, files))
+        Ok((out, files, metas))
     }
 
     /// Reads the control members.

@@ -12,26 +12,40 @@
 //! - `systemd-sysusers [FILE...]` and `systemd-tmpfiles --create [FILE...]`
 //!   (debhelper adds them for packages shipping `sysusers.d`/`tmpfiles.d`
 //!   files): the users and groups of those files, and their directories;
-//! - `chown [-R] [-h] USER[:GROUP] PATH...`, `chmod [-R] OCTAL PATH...`,
-//!   `dpkg-statoverride --add USER GROUP OCTAL PATH` and `mkdir [-p] [-m
-//!   OCTAL] PATH...`: owners and modes of what the package ships (tomcat's
-//!   `/etc/tomcat10` files, its log and cache directories) and the
-//!   directories a script makes (`/etc/.java`). Symbolic modes (`g+w`) and
-//!   a path with a glob are not recognized; `DPKG_ROOT` is empty, as for a
+//! - `chown [-R] [-h] USER[:GROUP] PATH...`, `chmod [-R] MODE PATH...`
+//!   (octal, or symbolic: `u+x`, `g-w,o=`, `a+rX`, applied to the path's
+//!   own mode where strata knows it), `dpkg-statoverride --add USER GROUP
+//!   OCTAL PATH` and `mkdir [-p] [-m OCTAL] PATH...`: owners and modes of
+//!   what the package ships (tomcat's `/etc/tomcat10` files, its log and
+//!   cache directories) and the directories a script makes (`/etc/.java`).
+//!   A path with a glob is not recognized; `DPKG_ROOT` is empty, as for a
 //!   normal install.
+//! - files a script makes ([`Made`]): `touch PATH...`, a literal written
+//!   to a file (`: > F`, `> F`, `echo WORDS > F`, `>> F`), and `cp [-r|-a|-p]
+//!   SRC DEST` of what the package ships (tomcat10's default `ROOT`
+//!   webapp), with the mode `umask` gives (tracked through the script).
 //!
 //! Words are expanded from literal assignments (`VAR="a b"`) and `for NAME
 //! in WORDS; do ... done` loops, the two forms these scripts use to name
 //! the files; a command with a word that needs anything else (a command
 //! substitution, a positional parameter, `${X:+...}`) is not recognized,
 //! except that `systemd-sysusers` and `systemd-tmpfiles` keep their literal
-//! file names. Conditions are not evaluated: a recognized command counts
-//! whatever branch it is in, which for these commands is the `configure`
-//! branch of a fresh install.
+//! file names.
+//!
+//! Conditions are read as a fresh install's `postinst configure ""` takes
+//! them: `if`/`elif`/`else`, `case "$1" in configure)`, `&&` and `||`, with
+//! the tests `[ -z "$2" ]`, `[ "$1" = configure ]`, `dpkg
+//! --compare-versions "$2" lt-nl V` and the like evaluated. A command in a
+//! branch a fresh install does not take is not done. A file test (`[ -f
+//! X ]`) counts either way: what it guards happens only where needed, and
+//! so do the effects. Any other condition is unknown: the commands it
+//! guards count for the effects above the files (as before), but a file is
+//! made only where the script surely runs the command (not in a function
+//! body, a `while` loop or an unknown branch).
 //!
 //! Hand-written, not a shell parser crate: a parser gives a syntax tree but
 //! no evaluation, and what is needed here is a conservative recognizer of
-//! three command shapes that refuses anything it cannot expand exactly.
+//! a few command shapes that refuses anything it cannot expand exactly.
 //!
 //! Users and groups ([`Users`]) start from `base-passwd`'s master files (what
 //! its preinst copies to `/etc`) and gain those of `sysusers.d` files, with
@@ -77,6 +91,38 @@ pub struct Effects {
     pub perms: Vec<Perm>,
     /// `mkdir`: the directories a script makes, with `-m`'s mode.
     pub mkdirs: Vec<(String, Option<u32>)>,
+    /// The files a script makes (`touch`, a redirection, `cp`), in script
+    /// order, each with how many of [`Effects::perms`] came before it (the
+    /// owners and modes set before a file is made do not apply to it).
+    pub made: Vec<(usize, Made)>,
+}
+
+/// A file a postinst makes, in a fresh install only (see [`postinst`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Made {
+    /// `touch PATH`: an empty file where there is none (an existing one
+    /// only gets a new time).
+    Touch { path: String, mode: u32 },
+    /// `: > PATH`, `> PATH`, `echo WORDS > PATH` (literal words):
+    /// the file with `content`; with `append` (`>>`), only where there is
+    /// none.
+    Write {
+        path: String,
+        content: String,
+        mode: u32,
+        append: bool,
+    },
+    /// `cp [-r|-R|-a|-p|-d] SRC DEST`: `SRC` (with `recursive`, the tree
+    /// below it) at `DEST`, or in `DEST` when that is a directory; modes
+    /// kept as they are less `umask` unless `preserve`, owned by root
+    /// unless `preserve`.
+    Copy {
+        src: String,
+        dest: String,
+        recursive: bool,
+        preserve: bool,
+        umask: u32,
+    },
 }
 
 /// One `chown`/`chmod`/`dpkg-statoverride --add` of a path.
@@ -91,6 +137,85 @@ pub struct Perm {
     /// From `dpkg-statoverride --add`: dpkg records it in
     /// `/var/lib/dpkg/statoverride`.
     pub statoverride: bool,
+    /// A symbolic `chmod` mode (`u+x`, `g-w,o=`, `a+rX`), applied to the
+    /// mode a path has (`mode` is then unset).
+    pub symbolic: Option<Symbolic>,
+}
+
+/// A symbolic mode of `chmod`: clauses `[ugoa]*[-+=][rwxXst]*`, comma
+/// separated, applied in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Symbolic {
+    clauses: Vec<(u32, char, String)>,
+}
+
+impl Symbolic {
+    /// Reads `MODE`; `None` for anything else (a copy `g=u`, no operator).
+    pub fn parse(m: &str) -> Option<Symbolic> {
+        let mut clauses = Vec::new();
+        for c in m.split(',') {
+            let at = c.find(['+', '-', '='])?;
+            let (who, rest) = c.split_at(at);
+            let mut mask = 0;
+            for w in who.chars() {
+                mask |= match w {
+                    'u' => 0o4700,
+                    'g' => 0o2070,
+                    'o' => 0o1007,
+                    'a' => 0o7777,
+                    _ => return None,
+                };
+            }
+            let mut chars = rest.chars();
+            let op = chars.next()?;
+            let perms: String = chars.collect();
+            if !perms.chars().all(|p| "rwxXst".contains(p)) {
+                return None;
+            }
+            // No who: `a`, less the umask; scripts run with 022, and
+            // `+x` then means 0111 all the same, so the umask is not
+            // applied to the bits 022 leaves.
+            clauses.push((if who.is_empty() { 0 } else { mask }, op, perms));
+        }
+        (!clauses.is_empty()).then_some(Symbolic { clauses })
+    }
+
+    /// The mode `mode` becomes (of a directory when `dir`).
+    pub fn apply(&self, mode: u32, dir: bool) -> u32 {
+        let mut m = mode & 0o7777;
+        for (who, op, perms) in &self.clauses {
+            // No who: all, less the umask 022 (as chmod does).
+            let (who, umask) = if *who == 0 {
+                (0o7777, 0o022)
+            } else {
+                (*who, 0)
+            };
+            let mut bits = 0;
+            for p in perms.chars() {
+                bits |= match p {
+                    'r' => 0o444,
+                    'w' => 0o222,
+                    'x' => 0o111,
+                    'X' if dir || m & 0o111 != 0 => 0o111,
+                    's' => 0o6000,
+                    't' => 0o1000,
+                    _ => 0,
+                };
+            }
+            let bits = bits & who & !umask;
+            match op {
+                '+' => m |= bits,
+                '-' => m &= !bits,
+                _ => {
+                    // `=` clears what `who` covers (but a directory keeps
+                    // its set-id bits, as GNU chmod does), then sets.
+                    let keep = if dir { 0o6000 } else { 0 };
+                    m = (m & !(who & 0o777 | (who & 0o7000 & !keep))) | bits;
+                }
+            }
+        }
+        m
+    }
 }
 
 /// A part of a shell word.
@@ -109,8 +234,24 @@ enum Part {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Token {
     Word(Vec<Part>),
-    /// A command separator: newline, `;`, `&&`, `||`, `|`, `&`, `(`, `)`.
-    Sep,
+    /// A command separator: newline, `;`, `;;`, `&&`, `||`, `|`, `&`, `(`,
+    /// `)`.
+    Sep(Sep),
+}
+
+/// What ends a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sep {
+    /// A newline or `;`.
+    Next,
+    /// `;;`, the end of a `case` arm.
+    Arm,
+    And,
+    Or,
+    Pipe,
+    Background,
+    Open,
+    Close,
 }
 
 fn tokenize(script: &str) -> Vec<Token> {
@@ -176,6 +317,13 @@ fn tokenize(script: &str) -> Vec<Token> {
                 }
                 (Part::Unknown, j)
             }
+            Some(&c) if c.is_ascii_digit() => (
+                Part::Var {
+                    name: c.to_string(),
+                    quoted,
+                },
+                i + 2,
+            ),
             Some(&c) if c.is_ascii_alphabetic() || c == '_' => {
                 let mut j = i + 1;
                 while j < s.len() && name_char(s[j]) {
@@ -207,8 +355,19 @@ fn tokenize(script: &str) -> Vec<Token> {
             }
             '\n' | ';' | '&' | '|' | '(' | ')' => {
                 end_word(&mut lit, &mut parts, &mut out, &mut in_word);
-                out.push(Token::Sep);
-                i += 1;
+                let twice = s.get(i + 1) == Some(&c);
+                let (sep, len) = match c {
+                    ';' if twice => (Sep::Arm, 2),
+                    '&' if twice => (Sep::And, 2),
+                    '|' if twice => (Sep::Or, 2),
+                    '&' => (Sep::Background, 1),
+                    '|' => (Sep::Pipe, 1),
+                    '(' => (Sep::Open, 1),
+                    ')' => (Sep::Close, 1),
+                    _ => (Sep::Next, 1),
+                };
+                out.push(Token::Sep(sep));
+                i += len;
             }
             '\'' => {
                 in_word = true;
@@ -286,22 +445,42 @@ fn tokenize(script: &str) -> Vec<Token> {
     out
 }
 
-/// The simple commands of a script, in order, each its words.
-fn commands(tokens: &[Token]) -> Vec<Vec<Vec<Part>>> {
-    let mut out = Vec::new();
+/// One simple command: its words and what ended it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cmd {
+    words: Vec<Vec<Part>>,
+    end: Sep,
+}
+
+/// The simple commands of a script, in order. A separator with no words
+/// before it ends no command, except that `;;` and `)` are kept on the
+/// command before them (a `case` arm's end and label).
+fn commands(tokens: &[Token]) -> Vec<Cmd> {
+    let mut out: Vec<Cmd> = Vec::new();
     let mut cur = Vec::new();
     for t in tokens {
         match t {
             Token::Word(w) => cur.push(w.clone()),
-            Token::Sep => {
+            Token::Sep(sep) => {
                 if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
+                    out.push(Cmd {
+                        words: std::mem::take(&mut cur),
+                        end: *sep,
+                    });
+                } else if matches!(sep, Sep::Arm | Sep::Close)
+                    && let Some(last) = out.last_mut()
+                    && last.end == Sep::Next
+                {
+                    last.end = *sep;
                 }
             }
         }
     }
     if !cur.is_empty() {
-        out.push(cur);
+        out.push(Cmd {
+            words: cur,
+            end: Sep::Next,
+        });
     }
     out
 }
@@ -342,9 +521,10 @@ fn expand(words: &[Vec<Part>], vars: &BTreeMap<String, Option<String>>) -> Optio
                 Part::Unknown => return None,
             }
         }
-        let quoted_empty = w
-            .iter()
-            .any(|p| matches!(p, Part::Lit(_)) || matches!(p, Part::Var { quoted: true, .. }));
+        // A word of no parts is `""` or `''`: one empty field.
+        let quoted_empty = w.is_empty()
+            || w.iter()
+                .any(|p| matches!(p, Part::Lit(_)) || matches!(p, Part::Var { quoted: true, .. }));
         for f in fields {
             if !f.is_empty() || quoted_empty {
                 out.push(f);
@@ -361,27 +541,376 @@ pub fn postinst(script: &str) -> Effects {
     let mut vars = BTreeMap::new();
     // A normal install, not one into another root.
     vars.insert("DPKG_ROOT".to_owned(), Some(String::new()));
-    run(&cmds, &mut vars, &mut effects, 0);
+    let mut state = State {
+        umask: 0o022,
+        flow: Flow::default(),
+        removed: Default::default(),
+    };
+    run(&cmds, &mut vars, &mut effects, &mut state, 0);
+    effects.made.retain(|(_, m)| match m {
+        Made::Touch { path, .. } | Made::Write { path, .. } => !state.removed.contains(path),
+        Made::Copy { dest, .. } => !state.removed.contains(dest),
+    });
     effects
+}
+
+/// Whether a command runs in a fresh install's `postinst configure`, as far
+/// as the script's conditions tell ([`Flow`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Truth {
+    True,
+    False,
+    /// A test of whether a file exists: the commands it guards (`[ -d X ]
+    /// || mkdir X`, `if [ ! -f X ]; then touch X`) do what they do only
+    /// when needed, and so do their declarative effects; counted as run
+    /// either way.
+    Either,
+    Unknown,
+}
+
+impl Truth {
+    fn runs(self) -> bool {
+        matches!(self, Truth::True | Truth::Either)
+    }
+
+    fn not(self) -> Truth {
+        match self {
+            Truth::True => Truth::False,
+            Truth::False => Truth::True,
+            t => t,
+        }
+    }
+
+    fn and(self, o: Truth) -> Truth {
+        use Truth::*;
+        match (self, o) {
+            (False, _) | (_, False) => False,
+            (Unknown, _) | (_, Unknown) => Unknown,
+            (Either, _) | (_, Either) => Either,
+            (True, True) => True,
+        }
+    }
+
+    fn or(self, o: Truth) -> Truth {
+        use Truth::*;
+        match (self, o) {
+            (True, _) | (_, True) => True,
+            (Unknown, _) | (_, Unknown) => Unknown,
+            (Either, _) | (_, Either) => Either,
+            (False, False) => False,
+        }
+    }
+}
+
+/// One enclosing construct of the command being read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Frame {
+    /// `if`/`elif`/`else`: the branch being read, and whether an earlier
+    /// branch was taken.
+    If { branch: Truth, taken: Truth },
+    /// `case WORD in`: the subject as a fresh install has it (`None`:
+    /// unknown), the arm being read, whether an earlier arm matched, and
+    /// whether the next command is an arm's label.
+    Case {
+        subject: Option<String>,
+        arm: Truth,
+        matched: Truth,
+        label_next: bool,
+    },
+    /// A `{ ... }` group, `Unknown` for a function's body (it runs when
+    /// called, which is not followed).
+    Group(Truth),
+    /// A `while`/`until` loop: its body runs any number of times.
+    Loop,
+}
+
+/// The constructs around the command being read.
+#[derive(Debug, Clone, Default)]
+struct Flow {
+    frames: Vec<Frame>,
+    /// The last command defined a function: the next `{` is its body.
+    function_next: bool,
+    /// How the command before the current one ended, and its truth
+    /// (`a && b`, `a || b`).
+    chain: Option<(Sep, Truth)>,
+}
+
+impl Flow {
+    /// Whether the current command runs, by its enclosing constructs and
+    /// the `&&`/`||` chain before it.
+    fn live(&self) -> Truth {
+        let mut t = Truth::True;
+        for f in &self.frames {
+            t = t.and(match f {
+                Frame::If { branch, .. } => *branch,
+                Frame::Case { arm, .. } => *arm,
+                Frame::Group(g) => *g,
+                Frame::Loop => Truth::Unknown,
+            });
+        }
+        match self.chain {
+            Some((Sep::And, prev)) => t.and(prev),
+            Some((Sep::Or, prev)) => t.and(prev.not()),
+            _ => t,
+        }
+    }
+}
+
+struct State {
+    umask: u32,
+    flow: Flow,
+    /// What `rm` names anywhere in the script.
+    removed: std::collections::BTreeSet<String>,
+}
+
+/// The values a fresh install's `postinst configure` is called with, for
+/// conditions only (a command's own words never use them).
+fn condition_vars(vars: &BTreeMap<String, Option<String>>) -> BTreeMap<String, Option<String>> {
+    let mut v = vars.clone();
+    v.insert("1".into(), Some("configure".into()));
+    v.insert("2".into(), Some(String::new()));
+    v
+}
+
+/// The truth of a condition command (`[ ... ]`, `test`, `dpkg
+/// --compare-versions`, `true`) in a fresh install; anything else is
+/// `Unknown`.
+fn test_truth(words: &[Vec<Part>], vars: &BTreeMap<String, Option<String>>) -> Truth {
+    let cv = condition_vars(vars);
+    let Some(w) = expand(words, &cv) else {
+        return Truth::Unknown;
+    };
+    let w: Vec<&str> = w.iter().map(String::as_str).collect();
+    match w.as_slice() {
+        ["!", rest @ ..] => test_words(rest).not(),
+        _ => test_words(&w),
+    }
+}
+
+fn test_words(w: &[&str]) -> Truth {
+    let inner: &[&str] = match w {
+        ["[", inner @ .., "]"] => inner,
+        ["test", inner @ ..] => inner,
+        ["true"] | [":"] => return Truth::True,
+        ["false"] => return Truth::False,
+        ["dpkg", "--compare-versions", a, op, b] => return compare_versions(a, op, b),
+        _ => return Truth::Unknown,
+    };
+    match inner {
+        ["!", rest @ ..] => test_words(&[&["["][..], rest, &["]"][..]].concat()).not(),
+        ["-z", x] => bool_truth(x.is_empty()),
+        ["-n", x] => bool_truth(!x.is_empty()),
+        [a, "=" | "==", b] => bool_truth(a == b),
+        [a, "!=", b] => bool_truth(a != b),
+        ["-f" | "-d" | "-e" | "-L" | "-h" | "-s" | "-r", p] if p.starts_with('/') => Truth::Either,
+        _ => Truth::Unknown,
+    }
+}
+
+fn bool_truth(b: bool) -> Truth {
+    if b { Truth::True } else { Truth::False }
+}
+
+/// `dpkg --compare-versions A OP B` with `A` the empty version a fresh
+/// install passes as `$2`: dpkg takes it as earlier than any version,
+/// except for the `-nl` operators, which take it as later.
+fn compare_versions(a: &str, op: &str, b: &str) -> Truth {
+    if !a.is_empty() || b.is_empty() {
+        return Truth::Unknown;
+    }
+    match op {
+        "lt" | "le" | "<<" | "<=" | "<" | "ne" | "gt-nl" | "ge-nl" => Truth::True,
+        "gt" | "ge" | ">>" | ">=" | ">" | "eq" | "lt-nl" | "le-nl" => Truth::False,
+        _ => Truth::Unknown,
+    }
+}
+
+/// The truth of `if`'s condition: `cmds`, each ended by `&&`, `||` or `;`.
+fn condition_truth(cmds: &[Cmd], vars: &BTreeMap<String, Option<String>>) -> Truth {
+    let mut acc: Option<Truth> = None;
+    let mut joiner = Sep::Next;
+    for c in cmds {
+        let t = match test_truth(&c.words, vars) {
+            Truth::Unknown if is_effect_command(&c.words) => Truth::True,
+            t => t,
+        };
+        acc = Some(match (acc, joiner) {
+            (None, _) => t,
+            (Some(a), Sep::And) => a.and(t),
+            (Some(a), Sep::Or) => a.or(t),
+            (Some(_), _) => t,
+        });
+        joiner = c.end;
+    }
+    acc.unwrap_or(Truth::Unknown)
+}
+
+/// Whether `label` (a `case` pattern) matches `subject`: `Unknown` for a
+/// glob other than `*`.
+fn label_matches(label: &str, subject: &Option<String>) -> Truth {
+    if label == "*" {
+        return Truth::True;
+    }
+    let Some(subject) = subject else {
+        return Truth::Unknown;
+    };
+    if label.contains(['*', '?', '[']) {
+        return Truth::Unknown;
+    }
+    bool_truth(label == subject)
 }
 
 /// Evaluates `cmds` (a loop body when `depth > 0`).
 fn run(
-    cmds: &[Vec<Vec<Part>>],
+    cmds: &[Cmd],
     vars: &mut BTreeMap<String, Option<String>>,
     effects: &mut Effects,
+    state: &mut State,
     depth: usize,
 ) {
     let mut i = 0;
     while i < cmds.len() {
-        let mut words: &[Vec<Part>] = &cmds[i];
-        while let Some(first) = words.first().and_then(|w| literal(w))
-            && PREFIXES.contains(&first)
-        {
-            words = &words[1..];
+        // `a && b`, `a || b`: only right after such a command.
+        if i == 0 || !matches!(cmds[i - 1].end, Sep::And | Sep::Or | Sep::Pipe) {
+            state.flow.chain = None;
         }
+        let cmd = &cmds[i];
         i += 1;
+        let mut words: &[Vec<Part>] = &cmd.words;
+        // A `case` arm's label: `configure)`, `abort-upgrade|abort-remove)`.
+        if let Some(Frame::Case {
+            label_next: true, ..
+        }) = state.flow.frames.last()
+            && words.first().and_then(|w| literal(w)) != Some("esac")
+        {
+            let mut labels: Vec<String> = words
+                .iter()
+                .map(|w| literal(w).unwrap_or("\u{0}").to_owned())
+                .collect();
+            let mut end = cmd.end;
+            while end == Sep::Pipe && i < cmds.len() {
+                labels.extend(
+                    cmds[i]
+                        .words
+                        .iter()
+                        .map(|w| literal(w).unwrap_or("\u{0}").to_owned()),
+                );
+                end = cmds[i].end;
+                i += 1;
+            }
+            if let Some(Frame::Case {
+                subject,
+                arm,
+                matched,
+                label_next,
+            }) = state.flow.frames.last_mut()
+            {
+                let m = labels
+                    .iter()
+                    .map(|l| label_matches(l.trim_start_matches('('), subject))
+                    .fold(Truth::False, Truth::or);
+                *arm = matched.not().and(m);
+                *matched = matched.or(m);
+                *label_next = false;
+            }
+            continue;
+        }
+        // Control words, then the command they start.
+        while let Some(first) = words.first().and_then(|w| literal(w)) {
+            match first {
+                "if" | "elif" => {
+                    // The condition runs to the command that starts with `then`.
+                    let mut cond = Vec::new();
+                    if words.len() > 1 {
+                        cond.push(Cmd {
+                            words: words[1..].to_vec(),
+                            end: cmd.end,
+                        });
+                    }
+                    while i < cmds.len()
+                        && cmds[i].words.first().and_then(|w| literal(w)) != Some("then")
+                    {
+                        cond.push(cmds[i].clone());
+                        i += 1;
+                    }
+                    // The condition's commands run too (`if mkdir X; then`).
+                    for c in &cond {
+                        run_simple(c, vars, effects, state, depth);
+                    }
+                    let c = condition_truth(&cond, vars);
+                    if first == "if" {
+                        state.flow.frames.push(Frame::If {
+                            branch: c,
+                            taken: c,
+                        });
+                    } else if let Some(Frame::If { branch, taken }) = state.flow.frames.last_mut() {
+                        *branch = taken.not().and(c);
+                        *taken = taken.or(c);
+                    }
+                    // The `then` command is read next, with the frame set.
+                    state.flow.chain = None;
+                    words = &[];
+                }
+                "else" => {
+                    if let Some(Frame::If { branch, taken }) = state.flow.frames.last_mut() {
+                        *branch = taken.not();
+                        *taken = Truth::True;
+                    }
+                    words = &words[1..];
+                }
+                "fi" | "esac" | "done" | "}" => {
+                    let pop = matches!(
+                        (first, state.flow.frames.last()),
+                        ("fi", Some(Frame::If { .. }))
+                            | ("esac", Some(Frame::Case { .. }))
+                            | ("done", Some(Frame::Loop))
+                            | ("}", Some(Frame::Group(_)))
+                    );
+                    if pop {
+                        state.flow.frames.pop();
+                    }
+                    words = &words[1..];
+                }
+                "{" => {
+                    let g = if state.flow.function_next {
+                        Truth::Unknown
+                    } else {
+                        Truth::True
+                    };
+                    state.flow.function_next = false;
+                    state.flow.frames.push(Frame::Group(g));
+                    words = &words[1..];
+                }
+                "case" => {
+                    let subject = words
+                        .get(1)
+                        .and_then(|w| expand(std::slice::from_ref(w), &condition_vars(vars)))
+                        .and_then(|v| v.into_iter().next());
+                    state.flow.frames.push(Frame::Case {
+                        subject,
+                        arm: Truth::False,
+                        matched: Truth::False,
+                        label_next: true,
+                    });
+                    words = &[];
+                }
+                "while" | "until" => {
+                    state.flow.frames.push(Frame::Loop);
+                    words = &[];
+                }
+                w if PREFIXES.contains(&w) => words = &words[1..],
+                _ => break,
+            }
+        }
+        if cmd.end == Sep::Arm
+            && let Some(Frame::Case { label_next, .. }) = state.flow.frames.last_mut()
+        {
+            *label_next = true;
+        }
         let Some(first) = words.first() else {
+            if cmd.end == Sep::Arm {
+                state.flow.chain = None;
+            }
             continue;
         };
         let name = literal(first);
@@ -394,6 +923,7 @@ fn run(
             let mut level = 1;
             while i < cmds.len() {
                 let head = cmds[i]
+                    .words
                     .iter()
                     .find_map(|w| literal(w).filter(|s| !matches!(*s, "then" | "else" | "do")));
                 match head {
@@ -413,83 +943,319 @@ fn run(
             } else {
                 None
             };
+            // The body is read with what encloses the loop.
+            let outer = std::mem::take(&mut state.flow.frames);
+            let live = {
+                let f = Flow {
+                    frames: outer.clone(),
+                    ..Default::default()
+                };
+                f.live()
+            };
+            state.flow.frames = vec![Frame::Group(live)];
             match list {
                 Some(values) => {
                     for v in values {
                         vars.insert(var.to_owned(), Some(v));
-                        run(body, vars, effects, depth + 1);
+                        run(body, vars, effects, state, depth + 1);
                     }
                 }
                 None => {
                     vars.insert(var.to_owned(), None);
-                    run(body, vars, effects, depth + 1);
+                    run(body, vars, effects, state, depth + 1);
                 }
             }
+            state.flow.frames = outer;
+            state.flow.chain = None;
             vars.remove(var);
             continue;
         }
-        // Assignments only: `A=1 B="x y"`.
-        let assignments: Vec<(String, Vec<Part>)> = words
-            .iter()
-            .map_while(|w| {
-                let Some(Part::Lit(s)) = w.first() else {
-                    return None;
-                };
-                let (n, v) = s.split_once('=')?;
-                let ok = !n.is_empty()
-                    && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    && !n.starts_with(|c: char| c.is_ascii_digit());
-                let mut parts = w.clone();
-                parts[0] = Part::Lit(v.to_owned());
-                ok.then(|| (n.to_owned(), parts))
-            })
-            .collect();
-        if !assignments.is_empty() && assignments.len() == words.len() {
-            for (n, parts) in assignments {
-                let value = expand(std::slice::from_ref(&parts), vars).map(|v| v.join(" "));
-                vars.insert(n, value);
-            }
+        // What follows `done`, `fi`, `esac` or `}` (`done < in > out`)
+        // redirects the construct, not a command of its own.
+        let closing = words.len() < cmd.words.len()
+            && matches!(literal(&cmd.words[0]), Some("done" | "fi" | "esac" | "}"));
+        if closing {
             continue;
         }
-        match name {
-            Some("update-alternatives") => {
-                if let Some(w) = expand(&words[1..], vars)
-                    && let Some(a) = alternative(&w)
-                {
-                    effects.alternatives.push(a);
-                }
-            }
-            Some("ucf") => {
-                if let Some(w) = expand(&words[1..], vars)
-                    && let Some(u) = ucf(&w)
-                {
-                    effects.ucf.push(u);
-                }
-            }
-            Some("chown" | "chmod" | "dpkg-statoverride" | "mkdir") => {
-                if let Some(w) = expand(&words[1..], vars) {
-                    let w = without_redirections(&w);
-                    match name {
-                        Some("chown") => effects.perms.extend(chown(&w)),
-                        Some("chmod") => effects.perms.extend(chmod(&w)),
-                        Some("mkdir") => effects.mkdirs.extend(mkdir(&w)),
-                        _ => effects.perms.extend(statoverride(&w)),
-                    }
-                }
-            }
-            Some("systemd-sysusers") => {
-                let files = conf_names(&words[1..]);
-                effects.sysusers.get_or_insert_default().extend(files);
-            }
-            Some("systemd-tmpfiles") => {
-                let create = words[1..].iter().any(|w| literal(w) == Some("--create"));
-                if create {
-                    let files = conf_names(&words[1..]);
-                    effects.tmpfiles.get_or_insert_default().extend(files);
-                }
-            }
-            _ => {}
+        let simple = Cmd {
+            words: words.to_vec(),
+            end: cmd.end,
+        };
+        // `NAME()`: a function definition; its body is the next group.
+        if words.len() == 1 && cmd.end == Sep::Open {
+            state.flow.function_next = true;
+            continue;
         }
+        run_simple(&simple, vars, effects, state, depth);
+        after_command(state, &simple, vars);
+    }
+}
+
+/// Records how `cmd` ended, for the command after it (`&&`, `||`).
+fn after_command(state: &mut State, cmd: &Cmd, vars: &BTreeMap<String, Option<String>>) {
+    state.flow.chain = match cmd.end {
+        Sep::And | Sep::Or => {
+            let t = match test_truth(&cmd.words, vars) {
+                // A command that is not a test: assumed to succeed when it
+                // is one strata recognizes, unknown otherwise.
+                Truth::Unknown if is_effect_command(&cmd.words) => Truth::True,
+                t => t,
+            };
+            Some((cmd.end, t))
+        }
+        Sep::Pipe => state.flow.chain,
+        _ => None,
+    };
+}
+
+fn is_effect_command(words: &[Vec<Part>]) -> bool {
+    matches!(
+        words.first().and_then(|w| literal(w)),
+        Some("mkdir" | "chown" | "chmod" | "touch" | "cp" | "ucf" | "update-alternatives")
+    )
+}
+
+/// Evaluates one simple command (its control words already read).
+fn run_simple(
+    cmd: &Cmd,
+    vars: &mut BTreeMap<String, Option<String>>,
+    effects: &mut Effects,
+    state: &mut State,
+    _depth: usize,
+) {
+    let words: &[Vec<Part>] = &cmd.words;
+    // A path the script may remove (in any branch, in a function it
+    // calls): a file it makes there is left out (ca-certificates-java's
+    // `fresh`, made, read and removed by the same configure).
+    if words.first().and_then(|w| literal(w)) == Some("rm")
+        && let Some(w) = expand(&words[1..], vars)
+    {
+        state.removed.extend(w.iter().filter_map(|p| plain_path(p)));
+    }
+    let live = state.flow.live();
+    // Commands that would not run in a fresh install do nothing.
+    if live == Truth::False {
+        return;
+    }
+    // Assignments only: `A=1 B="x y"`.
+    let assignments: Vec<(String, Vec<Part>)> = words
+        .iter()
+        .map_while(|w| {
+            let Some(Part::Lit(s)) = w.first() else {
+                return None;
+            };
+            let (n, v) = s.split_once('=')?;
+            let ok = !n.is_empty()
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !n.starts_with(|c: char| c.is_ascii_digit());
+            let mut parts = w.clone();
+            parts[0] = Part::Lit(v.to_owned());
+            ok.then(|| (n.to_owned(), parts))
+        })
+        .collect();
+    if !assignments.is_empty() && assignments.len() == words.len() {
+        for (n, parts) in assignments {
+            let value = expand(std::slice::from_ref(&parts), vars).map(|v| v.join(" "));
+            vars.insert(n, value);
+        }
+        return;
+    }
+    // Files a command makes: only when it surely runs.
+    if live.runs()
+        && let Some(w) = expand(words, vars)
+    {
+        if let Some(m) = umask_of(&w) {
+            state.umask = m;
+            return;
+        }
+        let made = made_by(&w, state.umask);
+        if !made.is_empty() {
+            let at = effects.perms.len();
+            effects.made.extend(made.into_iter().map(|m| (at, m)));
+            return;
+        }
+    }
+    let name = words.first().and_then(|w| literal(w));
+    match name {
+        Some("update-alternatives") => {
+            if let Some(w) = expand(&words[1..], vars)
+                && let Some(a) = alternative(&w)
+            {
+                effects.alternatives.push(a);
+            }
+        }
+        Some("ucf") => {
+            if let Some(w) = expand(&words[1..], vars)
+                && let Some(u) = ucf(&w)
+            {
+                effects.ucf.push(u);
+            }
+        }
+        Some("chown" | "chmod" | "dpkg-statoverride" | "mkdir") => {
+            if let Some(w) = expand(&words[1..], vars) {
+                let w = without_redirections(&w);
+                match name {
+                    Some("chown") => effects.perms.extend(chown(&w)),
+                    Some("chmod") => effects.perms.extend(chmod(&w)),
+                    Some("mkdir") => effects.mkdirs.extend(mkdir(&w)),
+                    _ => effects.perms.extend(statoverride(&w)),
+                }
+            }
+        }
+        Some("systemd-sysusers") => {
+            let files = conf_names(&words[1..]);
+            effects.sysusers.get_or_insert_default().extend(files);
+        }
+        Some("systemd-tmpfiles") => {
+            let create = words[1..].iter().any(|w| literal(w) == Some("--create"));
+            if create {
+                let files = conf_names(&words[1..]);
+                effects.tmpfiles.get_or_insert_default().extend(files);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `umask OCTAL`.
+fn umask_of(w: &[String]) -> Option<u32> {
+    match w {
+        [u, m] if u == "umask" => octal(m).filter(|m| *m <= 0o777),
+        _ => None,
+    }
+}
+
+/// The files a command makes: `touch PATH...`, a command that writes a
+/// literal (or nothing) to a file (`: > F`, `> F`, `echo WORDS > F`,
+/// `>> F`), `cp [OPTIONS] SRC DEST`. Empty for anything else.
+fn made_by(w: &[String], umask: u32) -> Vec<Made> {
+    let file_mode = 0o666 & !umask;
+    // Redirections: the last of stdout wins; others must go nowhere.
+    let mut target: Option<(String, bool)> = None;
+    let mut words = Vec::new();
+    let mut it = w.iter();
+    while let Some(x) = it.next() {
+        let digits = x.len() - x.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let (fd, rest) = x.split_at(digits);
+        if !(rest.starts_with('>') || rest.starts_with('<')) {
+            words.push(x.as_str());
+            continue;
+        }
+        let op_len = rest.len() - rest.trim_start_matches(['>', '<', '&', '|']).len();
+        let (op, attached) = rest.split_at(op_len);
+        let to = if attached.is_empty() && !op.ends_with('&') {
+            match it.next() {
+                Some(t) => t.as_str(),
+                None => return Vec::new(),
+            }
+        } else {
+            attached
+        };
+        match (fd, op) {
+            ("" | "1", ">" | ">|" | ">>") => {
+                if to == "/dev/null" {
+                    target = None;
+                    continue;
+                }
+                let Some(p) = plain_path(to) else {
+                    return Vec::new();
+                };
+                target = Some((p, op == ">>"));
+            }
+            // stderr anywhere, or stdout joined to it: no file.
+            ("2", ">" | ">>") | ("2", ">&") | (_, "<") => {}
+            _ => return Vec::new(),
+        }
+    }
+    if let Some((path, append)) = target {
+        let content = match words.as_slice() {
+            [] | [":"] | ["true"] => String::new(),
+            ["echo", rest @ ..] => {
+                let (newline, rest) = match rest {
+                    ["-n", r @ ..] => (false, r),
+                    r => (true, r),
+                };
+                // dash's echo reads backslashes: only plain words.
+                if rest.iter().any(|r| r.contains('\\') || r.starts_with('-')) {
+                    return Vec::new();
+                }
+                let mut c = rest.join(" ");
+                if newline {
+                    c.push('\n');
+                }
+                c
+            }
+            _ => return Vec::new(),
+        };
+        return vec![Made::Write {
+            path,
+            content,
+            mode: file_mode,
+            append,
+        }];
+    }
+    match words.as_slice() {
+        ["touch", args @ ..] => {
+            let mut paths = Vec::new();
+            for a in args {
+                match *a {
+                    "-a" | "-m" => {}
+                    a if a.starts_with('-') => return Vec::new(),
+                    a => match plain_path(a) {
+                        Some(p) => paths.push(p),
+                        None => return Vec::new(),
+                    },
+                }
+            }
+            paths
+                .into_iter()
+                .map(|path| Made::Touch {
+                    path,
+                    mode: file_mode,
+                })
+                .collect()
+        }
+        ["cp", args @ ..] => {
+            let (mut recursive, mut preserve) = (false, false);
+            let mut operands = Vec::new();
+            for a in args {
+                match *a {
+                    "--recursive" => recursive = true,
+                    "--archive" => (recursive, preserve) = (true, true),
+                    "--preserve" | "--no-dereference" | "--force" | "--verbose" => {
+                        preserve |= *a == "--preserve"
+                    }
+                    a if a.starts_with("--") => return Vec::new(),
+                    a if a.starts_with('-') && a.len() > 1 => {
+                        for c in a[1..].chars() {
+                            match c {
+                                'r' | 'R' => recursive = true,
+                                'a' => (recursive, preserve) = (true, true),
+                                'p' => preserve = true,
+                                'd' | 'P' | 'f' | 'v' | 'Z' => {}
+                                _ => return Vec::new(),
+                            }
+                        }
+                    }
+                    a => match plain_path(a) {
+                        Some(p) => operands.push(p),
+                        None => return Vec::new(),
+                    },
+                }
+            }
+            let [src, dest] = <[String; 2]>::try_from(operands).unwrap_or_default();
+            if src.is_empty() {
+                return Vec::new();
+            }
+            vec![Made::Copy {
+                src,
+                dest,
+                recursive,
+                preserve,
+                umask,
+            }]
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -565,6 +1331,30 @@ fn operands<'w>(w: &'w [String], known: &[&str]) -> Option<(&'w str, Vec<String>
     Some((first, paths, recursive))
 }
 
+/// [`operands`] for `chmod`, whose mode may start with `-` (`-w`): a word
+/// that reads as a symbolic mode is the mode, not an option.
+fn operands_chmod<'w>(w: &'w [String], known: &[&str]) -> Option<(&'w str, Vec<String>, bool)> {
+    let at = w
+        .iter()
+        .position(|x| !x.starts_with('-') || Symbolic::parse(x).is_some())?;
+    let (opts, rest) = w.split_at(at);
+    let (recursive, _) = {
+        let mut r = false;
+        for o in opts {
+            match o.as_str() {
+                "-R" | "--recursive" => r = true,
+                o if known.contains(&o) => {}
+                _ => return None,
+            }
+        }
+        (r, ())
+    };
+    let (first, paths) = rest.split_first()?;
+    let paths: Option<Vec<String>> = paths.iter().map(|p| plain_path(p)).collect();
+    let paths = paths.filter(|p| !p.is_empty())?;
+    Some((first, paths, recursive))
+}
+
 /// `USER`, `USER:GROUP`, `USER.GROUP` or `:GROUP`.
 fn owner_spec(o: &str) -> Option<(Option<String>, Option<String>)> {
     let (u, g) = match o.split_once([':', '.']) {
@@ -617,17 +1407,22 @@ fn chown(w: &[String]) -> Vec<Perm> {
             mode: None,
             recursive,
             statoverride: false,
+            symbolic: None,
         })
         .collect()
 }
 
 fn chmod(w: &[String]) -> Vec<Perm> {
     let known = ["-f", "-v", "-c", "--quiet", "--silent", "--verbose"];
-    let Some((mode, paths, recursive)) = operands(w, &known) else {
+    let Some((mode, paths, recursive)) = operands_chmod(w, &known) else {
         return Vec::new();
     };
-    let Some(mode) = octal(mode) else {
-        return Vec::new();
+    let (mode, symbolic) = match octal(mode) {
+        Some(m) => (Some(m), None),
+        None => match Symbolic::parse(mode) {
+            Some(s) => (None, Some(s)),
+            None => return Vec::new(),
+        },
     };
     paths
         .into_iter()
@@ -635,9 +1430,10 @@ fn chmod(w: &[String]) -> Vec<Perm> {
             path,
             user: None,
             group: None,
-            mode: Some(mode),
+            mode,
             recursive,
             statoverride: false,
+            symbolic: symbolic.clone(),
         })
         .collect()
 }
@@ -674,6 +1470,7 @@ fn statoverride(w: &[String]) -> Vec<Perm> {
         mode: Some(mode),
         recursive: false,
         statoverride: true,
+        symbolic: None,
     }]
 }
 
@@ -907,8 +1704,9 @@ impl Users {
                 let cmds = commands(&tokenize(l));
                 cmds.into_iter()
                     .next()
-                    .map(|w| {
-                        w.iter()
+                    .map(|c| {
+                        c.words
+                            .iter()
                             .map(|p| literal(p).unwrap_or("").to_owned())
                             .collect()
                     })
@@ -1133,6 +1931,7 @@ pub fn tmpfiles_adjust(conf: &str) -> Vec<Perm> {
             mode,
             recursive,
             statoverride: false,
+            symbolic: None,
         });
     }
     out
@@ -1375,6 +2174,8 @@ chown root:tomcat ../etc
                 r#"/var/log/nginx Some("root") Some("adm") None false"#,
                 r#"/var/log/nginx None None Some("755") false"#,
                 r#"/usr/bin/crontab Some("root") Some("crontab") Some("2755") false override"#,
+                // Symbolic: the mode comes from the path's own.
+                r#"/etc/x None None None false"#,
             ]
         );
         assert_eq!(
@@ -1408,5 +2209,132 @@ chown root:tomcat ../etc
                 ("/var/lib/x".into(), None, Some("app".into()), None, true),
             ]
         );
+    }
+
+    #[test]
+    fn files_made_in_a_fresh_install_only() {
+        let script = r#"#!/bin/sh
+set -e
+fresh() {
+    >/var/lib/x/fresh
+    touch /var/lib/x/in-function
+}
+case "$1" in
+    configure)
+        if [ ! -f /etc/.java/.system.lock ]; then
+            touch /etc/.java/.system.lock
+        fi
+        if [ -z "$2" ] || dpkg --compare-versions "$2" lt 0.99
+        then
+            if ! [ -f /etc/security/opasswd ]; then
+                umask 066
+                touch /etc/security/opasswd
+                umask 022
+            fi
+        fi
+        if dpkg --compare-versions "$2" lt-nl "20180516"; then
+            touch /var/lib/x/upgrade-only
+            chmod 0600 /etc/default/upgrade-only
+        fi
+        if [ "$2" = "" ] && [ ! -f /var/log/x/faillog ]; then
+            touch /var/log/x/faillog
+        fi
+        if [ -n "$2" ]; then
+            touch /var/lib/x/also-upgrade-only
+        else
+            : > /var/log/x/empty.log
+        fi
+        echo "hello world" > /etc/x/greeting
+        echo -n plain >>/etc/x/appended
+        echo "$UNKNOWN" > /etc/x/unknown
+        echo done > /dev/null
+        cat /etc/passwd.org > /etc/passwd
+        [ -d /var/lib/x/ROOT ] || cp -r /usr/share/x/default_root /var/lib/x/ROOT
+        cp -pZ /usr/share/x/shells /etc/shells || cp -p /usr/share/x/shells /etc/shells
+        which java >/dev/null && touch /var/lib/x/unknown-chain
+    ;;
+    triggered)
+        touch /var/lib/x/triggered
+    ;;
+esac
+while read line; do
+    touch /var/lib/x/in-loop
+done < /etc/x/in > /etc/x/out
+if [ "$1" = configure ]; then
+    touch /var/lib/x/consumed
+fi
+consume() {
+    rm -f /var/lib/x/consumed
+}
+if [ ! -d /usr/local/share/fonts ]; then
+  if mkdir /usr/local/share/fonts 2>/dev/null ; then
+    chmod 2775 /usr/local/share/fonts
+  fi
+fi
+"#;
+        let e = postinst(script);
+        let made: Vec<&Made> = e.made.iter().map(|(_, m)| m).collect();
+        let touch = |p: &str, mode: u32| Made::Touch {
+            path: p.into(),
+            mode,
+        };
+        let write = |p: &str, c: &str, append: bool| Made::Write {
+            path: p.into(),
+            content: c.into(),
+            mode: 0o644,
+            append,
+        };
+        assert_eq!(
+            made,
+            [
+                &touch("/etc/.java/.system.lock", 0o644),
+                &touch("/etc/security/opasswd", 0o600),
+                &touch("/var/log/x/faillog", 0o644),
+                &write("/var/log/x/empty.log", "", false),
+                &write("/etc/x/greeting", "hello world\n", false),
+                &write("/etc/x/appended", "plain", true),
+                &Made::Copy {
+                    src: "/usr/share/x/default_root".into(),
+                    dest: "/var/lib/x/ROOT".into(),
+                    recursive: true,
+                    preserve: false,
+                    umask: 0o022,
+                },
+                &Made::Copy {
+                    src: "/usr/share/x/shells".into(),
+                    dest: "/etc/shells".into(),
+                    recursive: false,
+                    preserve: true,
+                    umask: 0o022,
+                },
+            ]
+        );
+        // A chmod in a branch a fresh install does not take is not done;
+        // a mkdir that is a condition is.
+        assert_eq!(e.mkdirs, [("/usr/local/share/fonts".to_owned(), None)]);
+        let perms: Vec<&str> = e.perms.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(perms, ["/usr/local/share/fonts"]);
+    }
+
+    #[test]
+    fn symbolic_chmod_modes() {
+        let e = postinst("chmod u+x /a\nchmod -R g-w,o= /b\nchmod a+rX /c\nchmod g=u /d\n");
+        let got: Vec<(&str, bool)> = e
+            .perms
+            .iter()
+            .map(|p| (p.path.as_str(), p.recursive))
+            .collect();
+        assert_eq!(got, [("/a", false), ("/b", true), ("/c", false)]);
+        let apply =
+            |i: usize, mode: u32, dir: bool| e.perms[i].symbolic.as_ref().unwrap().apply(mode, dir);
+        assert_eq!(apply(0, 0o644, false), 0o744);
+        assert_eq!(apply(1, 0o775, true), 0o750);
+        assert_eq!(apply(1, 0o664, false), 0o640);
+        assert_eq!(apply(2, 0o600, false), 0o644);
+        assert_eq!(apply(2, 0o700, false), 0o755);
+        assert_eq!(apply(2, 0o700, true), 0o755);
+        let s = Symbolic::parse("+x").unwrap();
+        assert_eq!(s.apply(0o644, false), 0o755);
+        assert!(Symbolic::parse("u+q").is_none() && Symbolic::parse("750").is_none());
     }
 }

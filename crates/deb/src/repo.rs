@@ -313,61 +313,7 @@ impl Repository {
         fetcher: &mut Fetcher,
         checks: &release::Checks,
     ) -> Result<Repository, Error> {
-        let suite = source.suite_url();
-        let inrelease_url = format!("{suite}/InRelease");
-        let bytes = fetcher.get(&inrelease_url, INRELEASE_MAX)?;
-        let release = release::verify_inrelease_checked(&inrelease_url, &bytes, keyring, checks)?;
-        let mut packages = Vec::new();
-        for comp in &source.components {
-            for arch in &source.architectures {
-                let base = format!("{comp}/binary-{arch}/Packages");
-                let Some((path, ext, entry)) = ["xz", "gz", "zst", ""].iter().find_map(|ext| {
-                    let p = if ext.is_empty() {
-                        base.clone()
-                    } else {
-                        format!("{base}.{ext}")
-                    };
-                    release.files.get(&p).map(|e| (p, *ext, e.clone()))
-                }) else {
-                    return Err(Error::NoIndex {
-                        release: inrelease_url.clone(),
-                        index: base,
-                        component: comp.clone(),
-                        arch: arch.clone(),
-                    });
-                };
-                let mut urls = Vec::new();
-                if release.acquire_by_hash {
-                    // By hash first: the file a mirror holds under its
-                    // hash cannot change while the mirror updates.
-                    urls.push(format!(
-                        "{suite}/{comp}/binary-{arch}/by-hash/SHA256/{}",
-                        entry.sha256.hex()
-                    ));
-                }
-                urls.push(format!("{suite}/{path}"));
-                let file = format!("{suite}/{path}");
-                let cached = fetcher.fetch_verified(&file, &urls, &entry.sha256, entry.size)?;
-                let f = fs::File::open(&cached).map_err(|e| Error::Io {
-                    path: cached.clone(),
-                    source: e,
-                })?;
-                let text = decompress(f, ext, INDEX_MAX).map_err(|reason| Error::Decompress {
-                    file: file.clone(),
-                    reason,
-                })?;
-                let text = String::from_utf8(text).map_err(|_| Error::Decompress {
-                    file: file.clone(),
-                    reason: "the index is not UTF-8".into(),
-                })?;
-                packages.extend(packages::parse_index(&file, &text)?);
-            }
-        }
-        Ok(Repository {
-            source: source.clone(),
-            release,
-            packages,
-        })
+        Signed::fetch(source, keyring, fetcher, checks)?.load(fetcher)
     }
 
     /// The native architecture: the first one asked for.
@@ -376,6 +322,120 @@ impl Repository {
             .architectures
             .first()
             .map_or("amd64", String::as_str)
+    }
+}
+
+/// A repository whose `InRelease` was fetched and verified, its indexes
+/// not yet read: what they are ([`Signed::indexes`]) is known from the
+/// Release's hashes, so a caller that has already resolved against
+/// exactly these indexes need not read them again.
+pub struct Signed {
+    pub source: Source,
+    pub release: Release,
+    inrelease_url: String,
+}
+
+/// One `Packages` index a [`Signed`] repository reads: its path in the
+/// suite and its hash and size from the verified Release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexRef {
+    /// Relative to the suite (`main/binary-amd64/Packages.xz`).
+    pub path: String,
+    pub sha256: Sha256,
+    pub size: u64,
+}
+
+impl Signed {
+    /// Fetches and verifies `InRelease` (never cached: it tells whether
+    /// the indexes are current).
+    pub fn fetch(
+        source: &Source,
+        keyring: &Keyring,
+        fetcher: &mut Fetcher,
+        checks: &release::Checks,
+    ) -> Result<Signed, Error> {
+        let inrelease_url = format!("{}/InRelease", source.suite_url());
+        let bytes = fetcher.get(&inrelease_url, INRELEASE_MAX)?;
+        let release = release::verify_inrelease_checked(&inrelease_url, &bytes, keyring, checks)?;
+        Ok(Signed {
+            source: source.clone(),
+            release,
+            inrelease_url,
+        })
+    }
+
+    /// The index of each component for each architecture, in that order
+    /// (xz preferred, then gz, zst, plain, as the Release lists them).
+    pub fn indexes(&self) -> Result<Vec<IndexRef>, Error> {
+        let mut out = Vec::new();
+        for comp in &self.source.components {
+            for arch in &self.source.architectures {
+                let base = format!("{comp}/binary-{arch}/Packages");
+                let Some((path, entry)) = ["xz", "gz", "zst", ""].iter().find_map(|ext| {
+                    let p = if ext.is_empty() {
+                        base.clone()
+                    } else {
+                        format!("{base}.{ext}")
+                    };
+                    self.release.files.get(&p).map(|e| (p, e.clone()))
+                }) else {
+                    return Err(Error::NoIndex {
+                        release: self.inrelease_url.clone(),
+                        index: base,
+                        component: comp.clone(),
+                        arch: arch.clone(),
+                    });
+                };
+                out.push(IndexRef {
+                    path,
+                    sha256: entry.sha256,
+                    size: entry.size,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads every index (from the cache, else the mirror), each checked
+    /// against the Release's hash.
+    pub fn load(&self, fetcher: &mut Fetcher) -> Result<Repository, Error> {
+        let suite = self.source.suite_url();
+        let mut packages = Vec::new();
+        for index in self.indexes()? {
+            let IndexRef { path, sha256, size } = index;
+            let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+            let ext = match path.rsplit_once('.') {
+                Some((_, e)) if ["xz", "gz", "zst"].contains(&e) => e,
+                _ => "",
+            };
+            let mut urls = Vec::new();
+            if self.release.acquire_by_hash {
+                // By hash first: the file a mirror holds under its
+                // hash cannot change while the mirror updates.
+                urls.push(format!("{suite}/{dir}/by-hash/SHA256/{}", sha256.hex()));
+            }
+            urls.push(format!("{suite}/{path}"));
+            let file = format!("{suite}/{path}");
+            let cached = fetcher.fetch_verified(&file, &urls, &sha256, size)?;
+            let f = fs::File::open(&cached).map_err(|e| Error::Io {
+                path: cached.clone(),
+                source: e,
+            })?;
+            let text = decompress(f, ext, INDEX_MAX).map_err(|reason| Error::Decompress {
+                file: file.clone(),
+                reason,
+            })?;
+            let text = String::from_utf8(text).map_err(|_| Error::Decompress {
+                file: file.clone(),
+                reason: "the index is not UTF-8".into(),
+            })?;
+            packages.extend(packages::parse_index(&file, &text)?);
+        }
+        Ok(Repository {
+            source: self.source.clone(),
+            release: self.release.clone(),
+            packages,
+        })
     }
 }
 

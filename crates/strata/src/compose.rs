@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use rayon::prelude::*;
 use strata_cache::{Cache, InputIndex, LastBuild, LayerRecord, Miss};
 use strata_export::{ExportImage, LayerDesc};
 use strata_layer::LowerView;
@@ -468,6 +467,12 @@ fn report_stage(
     started: Instant,
 ) -> ComposeReport {
     let plan = &built.plan;
+    // One copy of each layer's listing, whatever the number of images on it.
+    let listings: Vec<Arc<strata_layer::Listing>> = built
+        .ready
+        .iter()
+        .map(|r| Arc::new(r.record.listing.clone()))
+        .collect();
     let images = plan
         .images
         .iter()
@@ -489,7 +494,7 @@ fn report_stage(
                     miss_reason: r.miss_reason.clone(),
                     key: node.key.hex(),
                     compression: node.compression().identity(),
-                    listing: r.record.listing.clone(),
+                    listing: Arc::clone(&listings[node.id.0]),
                 })
                 .collect(),
         })
@@ -550,6 +555,22 @@ struct Gathered {
 /// key changed since their last build ("changed below: base/app"), the top
 /// few of a deep stack. When none did (a stack put back as it once was),
 /// the part stays as it is.
+/// At most this many changes are named in a miss's reason, then how many
+/// more: a `packages` layer whose set changed has hundreds (each package
+/// is a key part, and one more shifts the numbers of those after it).
+const NAMED_CHANGES: usize = 10;
+
+fn capped(changes: Vec<String>) -> String {
+    if changes.len() <= NAMED_CHANGES {
+        return changes.join("; ");
+    }
+    format!(
+        "{}; and {} more",
+        changes[..NAMED_CHANGES].join("; "),
+        changes.len() - NAMED_CHANGES
+    )
+}
+
 fn name_changed_below(changes: Vec<String>, changed_below: &[String]) -> Vec<String> {
     const NAMED: usize = 8;
     let mut out = Vec::with_capacity(changes.len());
@@ -595,9 +616,9 @@ fn build_all(
         if wave.is_empty() {
             break;
         }
-        let results: Vec<Result<(usize, Ready), Error>> = wave
-            .par_iter()
-            .map(|layer| {
+        // One runner per pool thread, never a layer per stolen job (see `runners`).
+        let results: Vec<Result<(usize, Ready), Error>> =
+            crate::runners::each(&wave, |layer: &&LayerNode| {
                 // What the layers below give it, gathered only when it is
                 // built: a hit needs none of it, so a warm compose of a deep
                 // stack does not fold every lower listing once per layer.
@@ -661,8 +682,7 @@ fn build_all(
                 let remote = remote.get(&layer.key.hex()).copied();
                 build_one(plan, layer, &gather, cache, remote, exec, on_event)
                     .map(|r| (layer.id.0, r))
-            })
-            .collect();
+            });
         let mut errors = Vec::new();
         {
             let mut done = done
@@ -796,7 +816,7 @@ fn build_one(
                 if changes.is_empty() {
                     "the key changed".to_owned()
                 } else {
-                    name_changed_below(changes, &changed_below).join("; ")
+                    capped(name_changed_below(changes, &changed_below))
                 }
             }
         },

@@ -22,6 +22,7 @@ pub mod json;
 pub mod layering;
 mod locate;
 pub mod lock;
+mod locked_check;
 mod outputs;
 mod owner_names;
 pub mod package_diff;
@@ -32,6 +33,8 @@ pub mod remote_cache;
 pub mod remote_exec;
 pub mod remote_worker;
 mod report;
+mod resolution_memo;
+mod runners;
 mod sbom;
 pub mod testing;
 mod union_job;
@@ -200,13 +203,30 @@ pub enum Error {
     /// `compose --locked`: a `packages` layer asks for a package the lock
     /// does not pin for it (the spec changed since `strata lock`).
     #[error(
-        "layer {layer}: the spec asks for `{request}`, which {lock} does not pin for this layer ({reason}); run `strata lock` to resolve the spec's packages again"
+        "{at}: layer {layer}: the spec asks for `{request}`, which the lock does not pin for this layer ({reason}); run `strata lock` to resolve the spec's packages again"
     )]
     LockedPackages {
+        /// `SPEC:LINE:COL` of the request.
+        at: String,
         layer: String,
         request: String,
-        lock: String,
         reason: String,
+    },
+    /// `compose --locked`: the lock pins a package for a `packages` layer
+    /// that neither the spec nor anything it asks for needs any more (a
+    /// request the spec dropped).
+    #[error(
+        "{at}: layer {layer}: the lock pins `{package}`{}, which the spec no longer asks for (nor does any package it asks for depend on it); run `strata lock` to resolve the spec's packages again",
+        if *more == 0 { String::new() } else { format!(" and {more} more") }
+    )]
+    LockedUnwanted {
+        /// `SPEC:LINE:COL` of the layer's `packages` node.
+        at: String,
+        layer: String,
+        /// `NAME VERSION`.
+        package: String,
+        /// How many more the lock pins that nothing wants.
+        more: usize,
     },
     /// `strata import`: the Dockerfile lines that cannot be translated.
     #[error(
@@ -250,7 +270,7 @@ impl Error {
             Error::Usage(_) => FailureKind::Usage,
             Error::Spec(_) | Error::ReadSpec { .. } | Error::Import { .. } => FailureKind::Spec,
             Error::Build(_) => FailureKind::Build,
-            Error::LockedPackages { .. } => FailureKind::LockDrift,
+            Error::LockedPackages { .. } | Error::LockedUnwanted { .. } => FailureKind::LockDrift,
             Error::Layer { source, .. } if source.is_build_failure() => FailureKind::Build,
             Error::Union(source) | Error::UnionLayer { source, .. }
                 if source.is_build_failure() =>

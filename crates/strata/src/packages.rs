@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use strata_deb::control::Paragraph;
 use strata_deb::debfile::DebFile;
 use strata_deb::maint::{self, Alternative, Users};
-use strata_deb::repo::{self, Fetcher, Repository, Source};
+use strata_deb::repo::{self, Fetcher, Signed, Source};
+
+use crate::resolution_memo as memo;
 use strata_deb::resolve::{self, Installed, Request, Universe};
 
 use strata_deb::{Keyring, Package, status};
@@ -133,6 +135,35 @@ struct Below {
     ucf_hashes: BTreeMap<String, String>,
     /// dpkg's `statoverride` database: `USER GROUP MODE PATH` by path.
     statoverrides: BTreeMap<String, String>,
+    /// The lock line of every package installed so far, in order: what
+    /// the rest of this record is derived from (a resolution's key).
+    lines: Vec<String>,
+    /// The control file of every package installed so far, in order.
+    controls: Vec<String>,
+    /// The paths effects wrote in the layers so far (not in any package's
+    /// list).
+    made: BTreeSet<String>,
+}
+
+/// A package as its own control file describes it (with the lock's
+/// `Filename`, `Size` and `SHA256`, which an index would add).
+fn control_package(l: &LockedPackage, control: &str) -> Result<Package, strata_deb::Error> {
+    let text = format!(
+        "{}\nFilename: {}\nSize: {}\nSHA256: {}\n",
+        control.trim_end(),
+        l.filename,
+        l.size,
+        l.sha256
+    );
+    let mut parsed = strata_deb::packages::parse_index(&l.filename, &text)?;
+    match parsed.pop() {
+        Some(p) if parsed.is_empty() => Ok(p),
+        _ => Err(strata_deb::Error::BadPackage {
+            file: l.filename.clone(),
+            package: l.name.clone(),
+            reason: "its control file is not one paragraph".into(),
+        }),
+    }
 }
 
 /// The host's Debian mirror: the first http(s) repository of its apt
@@ -145,48 +176,7 @@ pub fn host_debian_mirror() -> Option<String> {
         .find(|u| u.starts_with("http") && u.contains("/debian") && !u.contains("security"))
 }
 
-/// `compose --locked` installs the lock's set for a layer without
-/// resolving: each package the spec names for the layer must be in it, at
-/// a version the request allows, or the spec changed since the lock was
-/// written (a request dropped, or one met only through a dependency, is not
-/// seen without resolving against the repository).
-fn check_locked_requests(
-    layer: &str,
-    reqs: &[&strata_spec::PackagesOp],
-    set: &[LockedPackage],
-) -> Result<(), Error> {
-    for p in reqs {
-        for n in &p.packages {
-            let request = Request::parse(&n.value).map_err(|e| err(layer, e.into()))?;
-            let drift = |reason: String| Error::LockedPackages {
-                layer: layer.to_owned(),
-                request: n.value.clone(),
-                lock: "the lock".to_owned(),
-                reason,
-            };
-            let named: Vec<&LockedPackage> = set
-                .iter()
-                .filter(|l| l.name == request.name)
-                .filter(|l| request.arch.as_deref().is_none_or(|a| a == l.arch))
-                .collect();
-            if named.is_empty() {
-                return Err(drift("no such package in it".to_owned()));
-            }
-            if let Some((op, want)) = &request.version {
-                let allowed = named.iter().any(|l| {
-                    strata_deb::version::Version::parse(&l.version)
-                        .is_ok_and(|have| op.holds(&have, want))
-                });
-                if !allowed {
-                    return Err(drift(format!("it pins {}", named[0].version)));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn err(layer: &str, source: strata_deb::Error) -> Error {
+pub(crate) fn err(layer: &str, source: strata_deb::Error) -> Error {
     Error::Packages {
         layer: layer.to_owned(),
         source: Box::new(source),
@@ -238,7 +228,7 @@ fn resolve_with(
         return Ok(out);
     }
     let mut fetcher = Fetcher::new(&cache_dir.join("debs-v1")).map_err(|e| err("(cache)", e))?;
-    let mut repos: BTreeMap<String, (Repository, Universe)> = BTreeMap::new();
+    let mut repos: BTreeMap<String, Repo> = BTreeMap::new();
     let mut done: BTreeMap<String, Below> = BTreeMap::new();
     // Parents first: an image's packages build on those of its `from`.
     let mut pending: Vec<usize> = (0..spec.images.len()).collect();
@@ -298,36 +288,51 @@ fn resolve_with(
                         all.extend(top.iter().cloned());
                         all
                     });
+                let locked = locked_set.is_some();
                 let set: Vec<LockedPackage> = if let Some(set) = locked_set {
-                    check_locked_requests(&qualified, &reqs, &set)?;
+                    crate::locked_check::check_requests(spec, &qualified, &reqs, &set)?;
                     set
                 } else {
                     if !repos.contains_key(&repo_name) {
-                        let mut r = open_repository(spec, spec_dir, &repo_name, &mut fetcher, opts)
-                            .map_err(|e| err(&qualified, e))?;
-                        // Moved, not copied: an index is tens of megabytes.
-                        let native = r.native().to_owned();
-                        let u = Universe::new(std::mem::take(&mut r.packages), &native);
-                        repos.insert(repo_name.clone(), (r, u));
+                        let signed =
+                            open_repository(spec, spec_dir, &repo_name, &mut fetcher, opts)
+                                .map_err(|e| err(&qualified, e))?;
+                        let indexes = signed.indexes().map_err(|e| err(&qualified, e))?;
+                        let identity = memo::identity(&signed.source, &indexes);
+                        repos.insert(
+                            repo_name.clone(),
+                            Repo {
+                                url: signed.source.url.clone(),
+                                identity,
+                                signed,
+                                universe: None,
+                            },
+                        );
                     }
-                    let (_, universe) = &repos[&repo_name];
-                    let mut requests = Vec::new();
+                    let repo = repos.get_mut(&repo_name).expect("inserted above");
+                    let mut key = memo::MemoKey::new(&repo.identity);
                     for p in &reqs {
                         if p.required {
-                            requests.extend(universe.required());
+                            key.part("required", "");
                         }
                         for n in &p.packages {
-                            let r =
-                                Request::parse(&n.value).map_err(|e| err(&qualified, e.into()))?;
-                            requests.push(r);
+                            key.part("request", &n.value);
                         }
                     }
-                    let resolution = resolve::resolve(universe, &below.installed, &requests)
-                        .map_err(|e| err(&qualified, e.into()))?;
-                    resolution.packages.iter().map(LockedPackage::of).collect()
+                    for line in &below.lines {
+                        key.part("below", line);
+                    }
+                    match memo::get(cache_dir, &key) {
+                        Some(set) => set,
+                        None => {
+                            let set = resolve_layer(repo, &mut fetcher, &reqs, &below, &qualified)?;
+                            memo::put(cache_dir, &key, &set);
+                            set
+                        }
+                    }
                 };
                 let base_url = match repos.get(&repo_name) {
-                    Some((r, _)) => r.source.url.clone(),
+                    Some(r) => r.url.clone(),
                     None => {
                         repository_url(spec, &repo_name, opts).map_err(|e| err(&qualified, e))?
                     }
@@ -360,6 +365,21 @@ fn resolve_with(
                     out.ops.insert(key.clone(), ops);
                     out.packages.insert(key, locked);
                 }
+                if locked {
+                    let nodes: Vec<&strata_spec::Spanned<Op>> = layer
+                        .ops
+                        .iter()
+                        .filter(|o| matches!(o.value, Op::Packages(_)))
+                        .collect();
+                    let first = below.controls.len().saturating_sub(set.len());
+                    let parsed = set
+                        .iter()
+                        .zip(&below.controls[first..])
+                        .map(|(l, control)| Ok((l.clone(), control_package(l, control)?)))
+                        .collect::<Result<Vec<_>, strata_deb::Error>>()
+                        .map_err(|e| err(&qualified, e))?;
+                    crate::locked_check::check_wanted(spec, &qualified, &nodes, &reqs, &parsed)?;
+                }
                 if budget > 1 {
                     out.sets.insert(qualified.clone(), set);
                 }
@@ -375,15 +395,70 @@ fn resolve_with(
     Ok(out)
 }
 
+/// A repository a compose resolves against: its verified `InRelease`, and
+/// its indexes read only when a layer's resolution is not remembered
+/// (see [`memo`]).
+struct Repo {
+    url: String,
+    identity: [u8; 32],
+    signed: Signed,
+    /// Once read.
+    universe: Option<Universe>,
+}
+
+/// Resolves one layer's requests against `repo` (reading its indexes the
+/// first time) on top of `below`.
+fn resolve_layer(
+    repo: &mut Repo,
+    fetcher: &mut Fetcher,
+    reqs: &[&strata_spec::PackagesOp],
+    below: &Below,
+    layer: &str,
+) -> Result<Vec<LockedPackage>, Error> {
+    let universe = match repo.universe.take() {
+        Some(u) => u,
+        None => {
+            let mut r = repo.signed.load(fetcher).map_err(|e| err(layer, e))?;
+            // Moved, not copied: an index is tens of megabytes.
+            let native = r.native().to_owned();
+            Universe::new(std::mem::take(&mut r.packages), &native)
+        }
+    };
+    let set = resolve_in(&universe, reqs, below, layer);
+    repo.universe = Some(universe);
+    set
+}
+
+fn resolve_in(
+    universe: &Universe,
+    reqs: &[&strata_spec::PackagesOp],
+    below: &Below,
+    layer: &str,
+) -> Result<Vec<LockedPackage>, Error> {
+    let mut requests = Vec::new();
+    for p in reqs {
+        if p.required {
+            requests.extend(universe.required());
+        }
+        for n in &p.packages {
+            let r = Request::parse(&n.value).map_err(|e| err(layer, e.into()))?;
+            requests.push(r);
+        }
+    }
+    let resolution = resolve::resolve(universe, &below.installed, &requests)
+        .map_err(|e| err(layer, e.into()))?;
+    Ok(resolution.packages.iter().map(LockedPackage::of).collect())
+}
+
 /// The repository's source: URL from the spec, else `--mirror`, else the
-/// host's apt sources.
+/// host's apt sources; its `InRelease` fetched and verified.
 fn open_repository(
     spec: &Spec,
     spec_dir: &Path,
     name: &str,
     fetcher: &mut Fetcher,
     opts: &PackageOptions,
-) -> Result<Repository, strata_deb::Error> {
+) -> Result<Signed, strata_deb::Error> {
     let url = repository_url(spec, name, opts)?;
     let Some(r) = spec.repositories.iter().find(|r| r.name.value == name) else {
         return Err(no_repository(name));
@@ -404,7 +479,7 @@ fn open_repository(
         valid_until: r.check_valid_until,
         ..Default::default()
     };
-    Repository::open_checked(&source, &keyring, fetcher, &checks)
+    Signed::fetch(&source, &keyring, fetcher, &checks)
 }
 
 fn no_repository(name: &str) -> strata_deb::Error {
@@ -462,7 +537,7 @@ fn layer_ops(
     let mut sysusers: Vec<String> = Vec::new();
     let mut tmpfiles: Vec<String> = Vec::new();
     let mut ucf: Vec<(maint::UcfCopy, String, Option<String>)> = Vec::new();
-    let mut perms: Vec<maint::Perm> = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
     let mut mkdirs: Vec<(String, Option<u32>)> = Vec::new();
     let users_before = below.users.clone();
     for p in packages {
@@ -486,6 +561,8 @@ fn layer_ops(
         let same = entry.get("Multi-Arch") == Some("same");
         below.entries.push(entry);
         below.installed.extend(installed);
+        below.lines.push(p.line());
+        below.controls.push(facts.control.clone());
         // dpkg names a Multi-Arch: same package's files NAME:ARCH.
         let info_name = if same {
             format!("{}:{}", p.name, p.arch)
@@ -544,7 +621,15 @@ fn layer_ops(
                 })
                 .collect()
         };
-        perms.extend(effects.perms);
+        let entries = std::rc::Rc::new(facts.entries.clone());
+        let mut made = effects.made.into_iter().peekable();
+        for (k, perm) in effects.perms.into_iter().enumerate() {
+            while let Some((_, m)) = made.next_if(|(at, _)| *at <= k) {
+                steps.push(Step::Made(m, entries.clone()));
+            }
+            steps.push(Step::Perm(perm, entries.clone()));
+        }
+        steps.extend(made.map(|(_, m)| Step::Made(m, entries.clone())));
         mkdirs.extend(effects.mkdirs);
         sysusers.extend(named(SYSUSERS_DIR, &effects.sysusers));
         tmpfiles.extend(named(TMPFILES_DIR, &effects.tmpfiles));
@@ -618,12 +703,24 @@ fn layer_ops(
     // layer has by then (ucf's files, tmpfiles' directories).
     // `systemd-tmpfiles --create` runs after the script's own commands.
     for conf in &tmpfiles {
-        perms.extend(maint::tmpfiles_adjust(conf));
+        let none = std::rc::Rc::new(BTreeMap::new());
+        steps.extend(
+            maint::tmpfiles_adjust(conf)
+                .into_iter()
+                .map(|p| Step::Perm(p, none.clone())),
+        );
     }
-    perm_effects(&mut ops, below, &mkdirs, &perms, &path);
+    perm_effects(&mut ops, below, &mkdirs, &steps, &path);
     // Made again only by a layer that changes what goes into it.
     if below.ca_certificates && (below.certs.len() != certs_before || !had_ca_certificates) {
         ca_certificates(&below.certs, &mut ops, &path);
+    }
+    for o in &ops.ops {
+        if let JobOp::File { path, .. } | JobOp::Symlink { path, .. } | JobOp::Mkdir { path, .. } =
+            o
+        {
+            below.made.insert(path.display());
+        }
     }
     ops.ops.push(JobOp::File {
         path: path("/var/lib/dpkg/status"),
@@ -846,11 +943,134 @@ fn maint_effects(
 /// `/etc/passwd` and `/etc/group` as this layer leaves them (a name it
 /// lacks leaves that command out); `dpkg-statoverride` entries are also
 /// written to dpkg's database.
+/// One postinst command whose effect depends on what came before it, in
+/// install and script order, with the data entries of its package that it
+/// may read (a `cp` source, a symbolic `chmod`'s target).
+enum Step {
+    Perm(maint::Perm, std::rc::Rc<BTreeMap<String, DataEntry>>),
+    Made(maint::Made, std::rc::Rc<BTreeMap<String, DataEntry>>),
+}
+
+/// The modes strata knows of the paths this layer's steps touch: from the
+/// packages' data entries, then as the steps change them.
+type Known = BTreeMap<String, (u32, bool)>;
+
+/// The files a `touch`, redirection or `cp` makes (see [`maint::Made`]),
+/// where nothing is yet: no package ships it, no effect below or in this
+/// layer wrote it. A `cp` whose source is not all known (a file that is
+/// not UTF-8 text, a device) is left out whole.
+fn made_effects(
+    ops: &mut PackageOps,
+    below: &Below,
+    made: &maint::Made,
+    entries: &BTreeMap<String, DataEntry>,
+    known: &mut Known,
+) {
+    let written: BTreeSet<String> = ops
+        .ops
+        .iter()
+        .filter_map(|o| match o {
+            JobOp::File { path, .. } | JobOp::Symlink { path, .. } | JobOp::Mkdir { path, .. } => {
+                Some(path.display())
+            }
+            _ => None,
+        })
+        .collect();
+    let exists =
+        |p: &str| below.shipped.contains(p) || below.made.contains(p) || written.contains(p);
+    let file = |ops: &mut PackageOps, p: &str, content: &str, mode: u32, owner| {
+        if let Some(at) = ImagePath::parse_abs(p) {
+            ops.ops.push(JobOp::File {
+                path: at,
+                content: content.as_bytes().to_vec(),
+                mode: Some(mode),
+                owner,
+            });
+        }
+    };
+    match made {
+        maint::Made::Touch { path, mode } => {
+            if !exists(path) {
+                file(ops, path, "", *mode, None);
+                known.insert(path.clone(), (*mode, false));
+            }
+        }
+        maint::Made::Write {
+            path,
+            content,
+            mode,
+            append: _,
+        } => {
+            // Over an existing file its mode and content are not known
+            // here: left out (`>>` would append, `>` keep the mode).
+            if !exists(path) {
+                file(ops, path, content, *mode, None);
+                known.insert(path.clone(), (*mode, false));
+            }
+        }
+        maint::Made::Copy {
+            src,
+            dest,
+            recursive,
+            preserve,
+            umask,
+        } => {
+            let Some(top) = entries.get(src) else {
+                return;
+            };
+            if exists(dest) || (top.kind == "dir" && !recursive) {
+                return;
+            }
+            let below_src: Vec<(&String, &DataEntry)> = entries
+                .iter()
+                .filter(|(p, _)| {
+                    *p == src
+                        || p.strip_prefix(src.as_str())
+                            .is_some_and(|r| r.starts_with('/'))
+                })
+                .collect();
+            let complete = below_src.iter().all(|(_, e)| match e.kind.as_str() {
+                "file" => e.content.is_some(),
+                "dir" | "symlink" => true,
+                _ => false,
+            });
+            if !complete {
+                return;
+            }
+            for (p, e) in below_src {
+                let to = format!("{dest}{}", &p[src.len()..]);
+                let Some(at) = ImagePath::parse_abs(&to) else {
+                    return;
+                };
+                let mode = if *preserve { e.mode } else { e.mode & !umask };
+                let owner = preserve.then(|| strata_layer::Owner {
+                    uid: u32::try_from(e.uid).unwrap_or(0),
+                    gid: u32::try_from(e.gid).unwrap_or(0),
+                });
+                match e.kind.as_str() {
+                    "dir" => ops.ops.push(JobOp::Mkdir {
+                        path: at,
+                        mode: Some(mode),
+                        owner,
+                    }),
+                    "symlink" => ops.ops.push(JobOp::Symlink {
+                        path: at,
+                        target: e.link.clone().unwrap_or_default().into_bytes(),
+                        owner,
+                    }),
+                    _ => file(ops, &to, e.content.as_deref().unwrap_or(""), mode, owner),
+                }
+                known.insert(to, (mode, e.kind == "dir"));
+            }
+        }
+    }
+}
+
 fn perm_effects(
     ops: &mut PackageOps,
     below: &mut Below,
     mkdirs: &[(String, Option<u32>)],
-    perms: &[maint::Perm],
+    steps: &[Step],
     path: &dyn Fn(&str) -> ImagePath,
 ) {
     for (dir, mode) in mkdirs {
@@ -866,7 +1086,15 @@ fn perm_effects(
         }
     }
     let mut overrides = false;
-    for perm in perms {
+    let mut known: Known = BTreeMap::new();
+    for step in steps {
+        let (perm, entries) = match step {
+            Step::Perm(p, e) => (p, e),
+            Step::Made(m, e) => {
+                made_effects(ops, below, m, e, &mut known);
+                continue;
+            }
+        };
         let id = |name: &Option<String>, f: &dyn Fn(&Users, &str) -> Option<u32>| match name {
             None => Some(None),
             Some(n) => match &below.users {
@@ -881,6 +1109,46 @@ fn perm_effects(
         ) else {
             continue;
         };
+        let mode_of = |q: &str, known: &Known| {
+            known
+                .get(q)
+                .copied()
+                .or_else(|| entries.get(q).map(|e| (e.mode, e.kind == "dir")))
+        };
+        if let Some(sym) = &perm.symbolic {
+            // Each path's own mode, changed: only where it is known.
+            let mut targets: Vec<String> = vec![perm.path.clone()];
+            if perm.recursive {
+                let under = |q: &String| {
+                    q.strip_prefix(perm.path.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+                };
+                let mut more: BTreeSet<String> =
+                    known.keys().filter(|q| under(q)).cloned().collect();
+                more.extend(entries.keys().filter(|q| under(q)).cloned());
+                targets.extend(more);
+            }
+            for t in targets {
+                let (Some((mode, dir)), Some(at)) = (mode_of(&t, &known), ImagePath::parse_abs(&t))
+                else {
+                    continue;
+                };
+                let new = sym.apply(mode, dir);
+                known.insert(t, (new, dir));
+                ops.ops.push(JobOp::Attr {
+                    path: at,
+                    mode: Some(new),
+                    uid,
+                    gid,
+                    recursive: false,
+                });
+            }
+            continue;
+        }
+        if let Some(m) = perm.mode {
+            let dir = mode_of(&perm.path, &known).is_some_and(|(_, d)| d);
+            known.insert(perm.path.clone(), (m, dir));
+        }
         ops.ops.push(JobOp::Attr {
             path: p,
             mode: perm.mode,
@@ -972,7 +1240,7 @@ fn ca_certificates(
 /// neither the `.deb` nor its data again: its control file, its
 /// `info/PKG.*` files (`md5sums`, `conffiles`, `list`), the CA
 /// certificates it ships, and the data archive's name and sha256 (checked
-/// whenever the facts are used).
+/// whenever the facts are used, by its stamp or by hashing it).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Facts {
     control: String,
@@ -988,13 +1256,107 @@ struct Facts {
     /// ones only).
     #[serde(default)]
     files: BTreeMap<String, String>,
+    /// The entries that `cp` copies from and symbolic `chmod`s change
+    /// (see [`maint::Made`]): every entry under a source or target, with
+    /// its kind, mode, owner, link target and (UTF-8 files only) content.
+    #[serde(default)]
+    entries: BTreeMap<String, DataEntry>,
     data_file: String,
     data_sha256: String,
+    /// The data archive's stat data when it was hashed: while it holds
+    /// (and the facts file is younger), the archive is not hashed again.
+    #[serde(default)]
+    data_stamp: Option<DataStamp>,
+}
+
+/// An entry of a package's data archive that a postinst's `cp` or
+/// symbolic `chmod` reads.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct DataEntry {
+    /// `file`, `dir`, `symlink` or `other`.
+    kind: String,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    #[serde(default)]
+    link: Option<String>,
+    /// A file's content, when it is UTF-8 text.
+    #[serde(default)]
+    content: Option<String>,
+}
+
+/// Stat data of a data archive, the cache's rule for trusting a blob
+/// without re-hashing it (see `strata_cache`): size, mtime, inode and
+/// device all as they were, and the mtime older than the record of the
+/// hash (the facts file's own mtime, by the filesystem's clock), so a
+/// change in the same clock tick as the hashing is not trusted. A copy of
+/// the cache elsewhere changes the inode and is hashed again; a
+/// hard-linked copy is the same file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct DataStamp {
+    size: u64,
+    mtime_ns: i128,
+    ino: u64,
+    dev: u64,
+}
+
+impl DataStamp {
+    fn of(meta: &std::fs::Metadata) -> DataStamp {
+        use std::os::unix::fs::MetadataExt as _;
+        DataStamp {
+            size: meta.len(),
+            mtime_ns: mtime_ns(meta),
+            ino: meta.ino(),
+            dev: meta.dev(),
+        }
+    }
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
+    use std::os::unix::fs::MetadataExt as _;
+    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
+}
+
+/// Whether the cached `facts` still describe their data archive: by its
+/// stamp, else by hashing it (and then the stamp is renewed).
+fn facts_hold(facts: &mut Facts, facts_path: &Path, data_dir: &Path) -> bool {
+    if facts.data_file.contains('/') {
+        return false;
+    }
+    let data = data_dir.join(&facts.data_file);
+    let Ok(meta) = std::fs::metadata(&data) else {
+        return false;
+    };
+    let now = DataStamp::of(&meta);
+    if let (Some(stamp), Ok(written)) = (facts.data_stamp, std::fs::metadata(facts_path))
+        && stamp == now
+        && stamp.mtime_ns < mtime_ns(&written)
+    {
+        return true;
+    }
+    if !repo::hash_file(&data).is_ok_and(|h| h.hex() == facts.data_sha256) {
+        return false;
+    }
+    facts.data_stamp = Some(now);
+    // Not renewed: hashed again next time, which is only slower.
+    let _ = write_facts(facts, facts_path);
+    true
+}
+
+/// Writes `facts` to `path` (temporary name, then rename).
+fn write_facts(facts: &Facts, path: &Path) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    serde_json::to_writer(&mut tmp, facts)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Bump when [`Facts`] changes meaning. v4: the data archive is kept
-/// decompressed (v3 kept it as the `.deb` has it, mostly xz).
-const FACTS_VERSION: &str = "facts-v4";
+/// decompressed (v3 kept it as the `.deb` has it, mostly xz); v5: the
+/// entries `cp` and symbolic `chmod` read.
+const FACTS_VERSION: &str = "facts-v5";
 
 /// The most a package's data archive may unpack to.
 const MAX_DATA_BYTES: u64 = 16 << 30;
@@ -1008,14 +1370,10 @@ fn deb_facts(
 ) -> Result<Facts, strata_deb::Error> {
     let facts_dir = data_dir.with_file_name(FACTS_VERSION);
     let facts_path = facts_dir.join(format!("{}.json", sha256.hex()));
-    if let Some(f) = std::fs::read(&facts_path)
+    if let Some(mut f) = std::fs::read(&facts_path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Facts>(&b).ok())
-        .filter(|f| {
-            !f.data_file.contains('/')
-                && repo::hash_file(&data_dir.join(&f.data_file))
-                    .is_ok_and(|h| h.hex() == f.data_sha256)
-        })
+        && facts_hold(&mut f, &facts_path, data_dir)
     {
         return Ok(f);
     }
@@ -1038,22 +1396,79 @@ fn deb_facts(
         Some(b) => Some(text("postinst", b)?),
         None => None,
     };
-    let ucf_sources: std::collections::BTreeSet<String> = postinst
-        .as_deref()
-        .map(maint::postinst)
-        .unwrap_or_default()
-        .ucf
-        .into_iter()
-        .map(|u| u.src)
+    let effects = postinst.as_deref().map(maint::postinst).unwrap_or_default();
+    let ucf_sources: std::collections::BTreeSet<String> =
+        effects.ucf.iter().map(|u| u.src.clone()).collect();
+    // What `cp` reads and symbolic `chmod`s change: the path and all below.
+    let mut under: Vec<String> = effects
+        .made
+        .iter()
+        .filter_map(|(_, m)| match m {
+            maint::Made::Copy { src, .. } => Some(src.clone()),
+            _ => None,
+        })
         .collect();
+    under.extend(
+        effects
+            .perms
+            .iter()
+            .filter(|p| p.symbolic.is_some())
+            .map(|p| p.path.clone()),
+    );
+    let is_under = |p: &str| {
+        under.iter().any(|u| {
+            p == u
+                || p.strip_prefix(u.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        })
+    };
     // `info/PKG.list`: what `dpkg -L` shows and what scanners use to tell
     // which package a file belongs to.
-    let (paths, wanted) = deb.scan_data(MAX_ENTRIES, |p| {
+    let (paths, mut wanted, metas) = deb.scan_data_meta(
+        MAX_ENTRIES,
+        |p| {
+            (p.starts_with(CA_DIR) && p.ends_with(".crt"))
+                || is_jinfo(p)
+                || is_effect_file(p)
+                || ucf_sources.contains(p)
+                || is_under(p)
+        },
+        is_under,
+    )?;
+    let mut entries = BTreeMap::new();
+    for (path, m) in metas {
+        use strata_deb::debfile::EntryKind;
+        let content = match m.kind {
+            EntryKind::File => wanted
+                .get(&path)
+                .and_then(|b| String::from_utf8(b.clone()).ok()),
+            _ => None,
+        };
+        let kind = match m.kind {
+            EntryKind::File => "file",
+            EntryKind::Dir => "dir",
+            EntryKind::Symlink => "symlink",
+            EntryKind::Other => "other",
+        };
+        entries.insert(
+            path,
+            DataEntry {
+                kind: kind.to_owned(),
+                mode: m.mode,
+                uid: m.uid,
+                gid: m.gid,
+                link: m.link,
+                content,
+            },
+        );
+    }
+    // Those read for `cp` only are kept in `entries`.
+    wanted.retain(|p, _| {
         (p.starts_with(CA_DIR) && p.ends_with(".crt"))
             || is_jinfo(p)
             || is_effect_file(p)
             || ucf_sources.contains(p)
-    })?;
+    });
     let mut list = paths.join("\n");
     list.push('\n');
     info.insert("list".to_owned(), list);
@@ -1080,6 +1495,8 @@ fn deb_facts(
         path: facts_path.clone(),
         source: e,
     };
+    // Stat data before the hash: a change while hashing moves the mtime.
+    let stamp = std::fs::metadata(&data).map_err(io)?;
     let facts = Facts {
         control: control.control,
         info,
@@ -1087,16 +1504,15 @@ fn deb_facts(
         jinfo,
         postinst,
         files,
+        entries,
         data_file: data
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
         data_sha256: repo::hash_file(&data).map_err(io)?.hex(),
+        data_stamp: Some(DataStamp::of(&stamp)),
     };
-    std::fs::create_dir_all(&facts_dir).map_err(io)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&facts_dir).map_err(io)?;
-    serde_json::to_writer(&mut tmp, &facts).map_err(|e| io(e.into()))?;
-    tmp.persist(&facts_path).map_err(|e| io(e.error))?;
+    write_facts(&facts, &facts_path).map_err(io)?;
     Ok(facts)
 }
 

@@ -48,8 +48,10 @@ pub struct LayerReport {
     /// The compressor's identity ([`strata_layer::Compression::identity`]).
     pub compression: String,
     /// Every entry of the layer, for lock files; not in the JSON report.
+    /// Shared by every image that has the layer: a base under 200 images
+    /// is held once, not 200 times.
     #[serde(skip)]
-    pub listing: strata_layer::Listing,
+    pub listing: std::sync::Arc<strata_layer::Listing>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -56,8 +56,58 @@ pub fn index_digests(layout: &Path) -> Vec<(String, String)> {
 /// `InRelease` signed by a key `gpg` makes in a home of the test's own.
 pub mod debrepo {
     use std::fs;
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
     use std::process::Command;
+
+    /// What the package tests share, all under one directory: `repo/`,
+    /// the repository (`.deb`s built into its pool with [`build_deb`]),
+    /// `gnupg/`, the home of the key that signs it, `spec/`, where specs
+    /// are written beside the public key (`test.gpg`), and `cache/`.
+    pub struct SignedRepo {
+        pub root: PathBuf,
+        pub gnupg: PathBuf,
+        pub dir: PathBuf,
+        pub cache: PathBuf,
+    }
+
+    impl SignedRepo {
+        /// The layout under `base` (a test's temporary directory); the
+        /// spec directory is made, the rest when it is first written.
+        pub fn at(base: &Path) -> SignedRepo {
+            let repo = SignedRepo {
+                root: base.join("repo"),
+                gnupg: base.join("gnupg"),
+                dir: base.join("spec"),
+                cache: base.join("cache"),
+            };
+            fs::create_dir_all(&repo.dir).unwrap();
+            repo
+        }
+
+        /// Indexes and signs the pool ([`index_and_sign`]) and puts the
+        /// public key beside the specs as `test.gpg`; returns the key.
+        pub fn publish(&self) -> Vec<u8> {
+            let key = index_and_sign(&self.root, &self.gnupg);
+            fs::write(self.dir.join("test.gpg"), &key).unwrap();
+            key
+        }
+
+        /// The spec line naming the repository, `test`, with `extra`
+        /// options after its own, and a newline.
+        pub fn repository(&self, extra: &str) -> String {
+            format!(
+                "repository test url=\"file://{}\" suite=\"stable\" keyring=\"test.gpg\"{extra}\n",
+                self.root.display()
+            )
+        }
+
+        /// Writes `spec/NAME`: the repository line, then `images`.
+        pub fn write_spec(&self, name: &str, images: &str) -> PathBuf {
+            let path = self.dir.join(name);
+            fs::write(&path, format!("{}{images}", self.repository(""))).unwrap();
+            path
+        }
+    }
 
     /// Whether the tools that make a signed repository are installed;
     /// says SKIPPED for `test` when one is not, and panics under `CI`,
