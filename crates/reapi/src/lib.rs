@@ -333,6 +333,35 @@ fn transient(code: tonic::Code) -> bool {
     )
 }
 
+/// The retry schedule every call shares: up to `retries` more tries of a
+/// call the server refused with a [`transient`] code, 100 ms apart at
+/// first, doubling.
+struct Backoff {
+    left: u32,
+    delay: Duration,
+}
+
+impl Backoff {
+    fn new(retries: u32) -> Backoff {
+        Backoff {
+            left: retries,
+            delay: Duration::from_millis(100),
+        }
+    }
+
+    /// How long to wait before trying again after an answer with `code`,
+    /// or `None`: give up.
+    fn next(&mut self, code: tonic::Code) -> Option<Duration> {
+        if !transient(code) || self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let wait = self.delay;
+        self.delay *= 2;
+        Some(wait)
+    }
+}
+
 impl Client {
     /// A client of `opts.url`. Nothing is sent yet: the connection is made
     /// by the first call (so a server that is down fails that call).
@@ -430,8 +459,7 @@ impl Client {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, tonic::Status>>,
     {
-        let mut delay = Duration::from_millis(100);
-        let mut attempt = 0;
+        let mut backoff = Backoff::new(self.opts.retries);
         loop {
             let status = match tokio::time::timeout(self.opts.timeout, call()).await {
                 Ok(Ok(v)) => return Ok(v),
@@ -444,12 +472,10 @@ impl Client {
                     )));
                 }
             };
-            if !transient(status.code()) || attempt >= self.opts.retries {
-                return Err(status);
+            match backoff.next(status.code()) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return Err(status),
             }
-            attempt += 1;
-            tokio::time::sleep(delay).await;
-            delay *= 2;
         }
     }
 
@@ -601,8 +627,7 @@ impl Client {
         );
         // The whole upload may take a timeout per 16 chunks, at least one.
         let budget = self.opts.timeout * (1 + (d.size / (16 * CHUNK as u64)) as u32);
-        let mut attempt = 0;
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::new(self.opts.retries);
         loop {
             let reader: Box<dyn Read + Send> = match src {
                 Source::Bytes(b) => Box::new(std::io::Cursor::new(b.clone())),
@@ -634,12 +659,10 @@ impl Client {
                     }
                     return Ok(());
                 }
-                Err(s) if transient(s.code()) && attempt < self.opts.retries => {
-                    attempt += 1;
-                    self.rt.block_on(tokio::time::sleep(delay));
-                    delay *= 2;
-                }
-                Err(s) => return Err(self.rpc_err("ByteStream.Write")(s)),
+                Err(s) => match backoff.next(s.code()) {
+                    Some(wait) => self.rt.block_on(tokio::time::sleep(wait)),
+                    None => return Err(self.rpc_err("ByteStream.Write")(s)),
+                },
             }
         }
     }
@@ -671,8 +694,7 @@ impl Client {
             sink.write_all(&data).map_err(sink_err)?;
         } else {
             let resource = format!("{}blobs/{}/{}", self.prefix(), d.hash, d.size);
-            let mut attempt = 0;
-            let mut delay = Duration::from_millis(100);
+            let mut backoff = Backoff::new(self.opts.retries);
             loop {
                 let msg = bs::ReadRequest {
                     resource_name: resource.clone(),
@@ -708,12 +730,10 @@ impl Client {
                             digest: d.clone(),
                         });
                     }
-                    Err(s) if transient(s.code()) && attempt < self.opts.retries => {
-                        attempt += 1;
-                        self.rt.block_on(tokio::time::sleep(delay));
-                        delay *= 2;
-                    }
-                    Err(s) => return Err(self.rpc_err("ByteStream.Read")(s)),
+                    Err(s) => match backoff.next(s.code()) {
+                        Some(wait) => self.rt.block_on(tokio::time::sleep(wait)),
+                        None => return Err(self.rpc_err("ByteStream.Read")(s)),
+                    },
                 }
             }
         }
@@ -874,6 +894,19 @@ fn write_requests(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_retries_transient_codes_only_doubling_the_wait() {
+        let mut b = Backoff::new(3);
+        assert_eq!(b.next(tonic::Code::NotFound), None);
+        let waits: Vec<_> = std::iter::from_fn(|| b.next(tonic::Code::Unavailable)).collect();
+        assert_eq!(
+            waits,
+            [100, 200, 400].map(Duration::from_millis),
+            "three retries, 100 ms doubling"
+        );
+        assert_eq!(Backoff::new(0).next(tonic::Code::Unavailable), None);
+    }
 
     #[test]
     fn digests_from_the_wire_are_checked() {

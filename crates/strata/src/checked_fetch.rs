@@ -19,8 +19,10 @@ use strata_reapi::{BlobDigest, Client};
 
 use crate::Error;
 
-/// Chunks (of at most a ByteStream chunk, 1 MiB) queued between the two threads.
-const QUEUE: usize = 8;
+/// Chunks (of at most a ByteStream chunk, 1 MiB) queued between the two
+/// threads: with four fetches in flight, 16 MiB at most (at 8, a fresh
+/// compose of the bench's spec peaked at 125 MiB against 83 MiB before).
+const QUEUE: usize = 4;
 
 /// Read blob `d` from `client` into `blob`, checking it against `record`
 /// (its tar hashes to the diff_id and holds the listing) on another thread
