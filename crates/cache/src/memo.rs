@@ -3,7 +3,8 @@
 //! keyed by the stack's diff_ids, so a layer rebuilt above an unchanged base
 //! (the one-file change) reads one small file instead of parsing every lower
 //! listing (measured: the parse and fold were half the CPU of such a
-//! compose over a Debian base).
+//! compose over a Debian base). The compose keeps one only for a layer that
+//! is rebuilt, so a first build of many images over one base writes none.
 //!
 //! A memo is never trusted beyond its bytes: they end in their own blake3,
 //! and one that does not check is removed and treated as absent. Memos are

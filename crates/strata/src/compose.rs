@@ -625,7 +625,8 @@ fn build_all(
                 // What the layers below give it, gathered only when it is
                 // built: a hit needs none of it, so a warm compose of a deep
                 // stack does not fold every lower listing once per layer.
-                let gather = || -> Result<Gathered, Error> {
+                // `rebuilt`: the layer was built before under another key.
+                let gather = |rebuilt: bool| -> Result<Gathered, Error> {
                     let mut done = done
                         .lock()
                         .map_err(|_| Error::Workers("one panicked".into()))?;
@@ -664,7 +665,11 @@ fn build_all(
                                 }
                             }
                         }
-                        if fold {
+                        // Kept for a layer that is rebuilt (the edit-rebuild
+                        // loop), not for every layer of a first build: 200
+                        // images over one base would write 200 views of it
+                        // that nothing reads.
+                        if fold && rebuilt {
                             cache.put_memo(&memo, &g.lower.encode());
                         }
                     }
@@ -751,7 +756,7 @@ fn merge_errors(errors: Vec<Error>) -> Error {
 fn build_one(
     plan: &Plan,
     layer: &LayerNode,
-    gather: &dyn Fn() -> Result<Gathered, Error>,
+    gather: &dyn Fn(bool) -> Result<Gathered, Error>,
     cache: &Cache,
     remote: Option<RemoteStatus>,
     exec: Option<&crate::remote_exec::RemoteExec>,
@@ -809,7 +814,7 @@ fn build_one(
         below,
         sources,
         changed_below,
-    } = gather()?;
+    } = gather(prev.is_some())?;
     let miss_reason = match miss {
         Miss::Absent => match prev {
             None => "first build of this layer".to_owned(),
