@@ -354,16 +354,7 @@ pub fn read_dir_stated(dir: &Path) -> io::Result<Vec<(OsString, io::Result<Metad
     Ok(names
         .into_par_iter()
         .map(|name| {
-            // `O_PATH` opens the entry itself, a symlink included, without
-            // reading it; its `fstat` is the entry's `lstat`.
-            let meta = rustix::fs::openat(
-                &fd,
-                name.as_os_str(),
-                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(io::Error::from)
-            .and_then(|entry| File::from(entry).metadata());
+            let meta = lstat_at(&fd, &name);
             (name, meta)
         })
         .collect())
@@ -431,14 +422,7 @@ pub fn map_dir_entries<T: Send>(
                     Err(None) => {}
                 }
             }
-            let meta = rustix::fs::openat(
-                &fd,
-                name.as_os_str(),
-                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(io::Error::from)
-            .and_then(|entry| File::from(entry).metadata());
+            let meta = lstat_at(&fd, &name);
             f(name, meta, None)
         })
         .collect())
@@ -553,6 +537,20 @@ fn changed() -> io::Error {
         io::ErrorKind::InvalidInput,
         "it changed while it was read (a file swapped for a symlink, or back)",
     )
+}
+
+/// The entry `name` of the directory `dir` as `lstat` gives it: `O_PATH`
+/// opens the entry itself, a symlink included, without reading it, and its
+/// `fstat` is the entry's `lstat`.
+fn lstat_at(dir: &impl AsFd, name: &OsStr) -> io::Result<Metadata> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io::Error::from)
+    .and_then(|entry| File::from(entry).metadata())
 }
 
 #[cfg(test)]
