@@ -18,9 +18,19 @@ use crate::support::{strata, strata_bin, strata_ok, tree_bytes};
 #[derive(Default)]
 struct Procs(Vec<Child>);
 
+/// Stopped newest first, each asked with SIGINT (PostgreSQL's fast
+/// shutdown, which removes its SysV shared memory; a SIGKILL left one
+/// segment on the host per test run) and killed after 5 s.
 impl Drop for Procs {
     fn drop(&mut self) {
         while let Some(mut c) = self.0.pop() {
+            let _ = Command::new("kill")
+                .args(["-INT", &c.id().to_string()])
+                .status();
+            let asked = Instant::now();
+            while matches!(c.try_wait(), Ok(None)) && asked.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
