@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::support::{strata, strata_ok};
+use crate::support::{compose_spec, strata_ok};
 use crate::union::layer_files;
 
 fn spec(app_uid: u32, files_layer: &str) -> String {
@@ -54,20 +54,6 @@ fn files_layer_cache(dir: &Path) -> serde_json::Value {
         .find(|i| i["name"] == "app")
         .unwrap_or_else(|| panic!("no image app in {report}"));
     app["layers"][2]["cache"].clone()
-}
-
-/// Writes `spec` as `s.kdl` and composes it: the exit code and stderr.
-fn compose_spec(dir: &Path, spec: &str) -> (Option<i32>, String) {
-    fs::write(dir.join("s.kdl"), spec).unwrap();
-    let out = strata(
-        dir,
-        &dir.join("cache"),
-        &["compose", "s.kdl", "--out", "out"],
-    );
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

@@ -141,6 +141,19 @@ fn start_postgres(bin: &Path, bgd: &Path, dir: &Path, procs: &mut Procs) -> Stri
     url
 }
 
+/// A farm with no worker yet: PostgreSQL and BuildGrid in a temporary
+/// directory, and the farm's URL; `None` (after a SKIPPED line, or a
+/// failure under CI) when BuildGrid or PostgreSQL is not installed.
+fn start_farm(test: &str) -> Option<(tempfile::TempDir, Procs, String)> {
+    let bgd = crate::remote_api::bgd(test)?;
+    let pg = postgres_bin(test)?;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut procs = Procs::default();
+    let sql = start_postgres(&pg, &bgd, tmp.path(), &mut procs);
+    let url = start_buildgrid(&bgd, &sql, tmp.path(), &mut procs);
+    Some((tmp, procs, url))
+}
+
 /// Starts `strata worker` on the farm at `url` under `name`, with `extra`
 /// arguments, its stderr into `log`; `procs` stops it.
 fn start_worker(url: &str, name: &str, extra: &[&str], log: &Path, procs: &mut Procs) {
@@ -249,18 +262,11 @@ fn layers_remote(json: &str) -> Vec<(String, String)> {
 #[test]
 fn layers_build_on_two_workers_with_local_digests() {
     const TEST: &str = "layers_build_on_two_workers_with_local_digests";
-    let Some(bgd) = crate::remote_api::bgd(TEST) else {
-        return;
-    };
-    let Some(pg) = postgres_bin(TEST) else {
-        return;
-    };
     let started = Instant::now();
-    let tmp = tempfile::tempdir().unwrap();
+    let Some((tmp, mut procs, url)) = start_farm(TEST) else {
+        return;
+    };
     let dir = tmp.path();
-    let mut procs = Procs::default();
-    let sql = start_postgres(&pg, &bgd, dir, &mut procs);
-    let url = start_buildgrid(&bgd, &sql, dir, &mut procs);
     let mut logs = Vec::new();
     for n in 1..=2 {
         let log = dir.join(format!("worker{n}.log"));
@@ -477,18 +483,11 @@ fn one_worker_runs_two_jobs_at_once() {
 }
 
 fn worker_with_two_slots(test: &str, overlap: bool) {
-    let Some(bgd) = crate::remote_api::bgd(test) else {
-        return;
-    };
-    let Some(pg) = postgres_bin(test) else {
-        return;
-    };
     let started = Instant::now();
-    let tmp = tempfile::tempdir().unwrap();
+    let Some((tmp, mut procs, url)) = start_farm(test) else {
+        return;
+    };
     let dir = tmp.path();
-    let mut procs = Procs::default();
-    let sql = start_postgres(&pg, &bgd, dir, &mut procs);
-    let url = start_buildgrid(&bgd, &sql, dir, &mut procs);
     let log = dir.join("worker.log");
     start_worker(
         &url,

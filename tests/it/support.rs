@@ -55,6 +55,21 @@ pub fn strata(cwd: &Path, cache: &Path, args: &[&str]) -> Output {
         .expect("run strata")
 }
 
+/// Writes `spec` as `DIR/s.kdl` and composes it into `DIR/out` with the
+/// cache `DIR/cache`: the exit code and stderr (for a compose that fails).
+pub fn compose_spec(dir: &Path, spec: &str) -> (Option<i32>, String) {
+    std::fs::write(dir.join("s.kdl"), spec).unwrap();
+    let out = strata(
+        dir,
+        &dir.join("cache"),
+        &["compose", "s.kdl", "--out", "out"],
+    );
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Like [`strata`], asserting success.
 pub fn strata_ok(cwd: &Path, cache: &Path, args: &[&str]) -> String {
     let out = strata(cwd, cache, args);

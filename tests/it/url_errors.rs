@@ -3,29 +3,16 @@
 //! checksum are failed builds, exit 5 as the README documents for what
 //! the spec asked for, located at the `add` in the spec.
 
-use std::fs;
-
 use crate::docker_settings::{serve, sha256_hex};
-use crate::support::strata;
+use crate::support::compose_spec;
 
 fn compose_fails(url: &str, sum: &str) -> (Option<i32>, String) {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    fs::write(
-        dir.join("s.kdl"),
-        format!(
+    compose_spec(
+        tmp.path(),
+        &format!(
             "image app {{\n    layer fetched {{\n        add \"{url}\" to=\"/opt/\" checksum=\"sha256:{sum}\"\n    }}\n}}\n"
         ),
-    )
-    .unwrap();
-    let out = strata(
-        dir,
-        &dir.join("cache"),
-        &["compose", "s.kdl", "--out", "out"],
-    );
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
